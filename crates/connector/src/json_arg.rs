@@ -1,0 +1,61 @@
+use std::path::Path;
+
+use serde_json::Value;
+
+/// Reads a flag value: inline JSON when it starts with `{` or `[`, otherwise a path to a JSON file.
+/// Errors name the flag and, for a file, the path; never the value (it may hold secrets).
+pub fn json_or_file(flag: &str, value: &str) -> Result<Value, String> {
+    let trimmed = value.trim_start();
+    if trimmed.starts_with('{') || trimmed.starts_with('[') {
+        return serde_json::from_str(trimmed)
+            .map_err(|e| format!("--{flag}: invalid inline JSON ({})", position(&e)));
+    }
+    let path = Path::new(value);
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("--{flag}: cannot read {}: {e}", path.display()))?;
+    serde_json::from_str(&text).map_err(|e| {
+        format!(
+            "--{flag}: invalid JSON in {} ({})",
+            path.display(),
+            position(&e)
+        )
+    })
+}
+
+/// serde_json's message without the offending text: line, column and category only.
+fn position(e: &serde_json::Error) -> String {
+    let what = match e.classify() {
+        serde_json::error::Category::Eof => "unexpected end of input",
+        serde_json::error::Category::Syntax => "syntax error",
+        serde_json::error::Category::Data => "unexpected value",
+        serde_json::error::Category::Io => "read error",
+    };
+    format!("{what} at line {} column {}", e.line(), e.column())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inline_and_file_forms_agree() {
+        let inline = json_or_file("config", r#" {"api_key":"x"}"#).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cfg.json");
+        std::fs::write(&path, r#"{"api_key":"x"}"#).unwrap();
+        let from_file = json_or_file("config", path.to_str().unwrap()).unwrap();
+        assert_eq!(inline, from_file);
+    }
+
+    #[test]
+    fn errors_name_the_flag_and_hide_the_value() {
+        let err = json_or_file("config", r#"{"api_key":"sk_live_secret""#).unwrap_err();
+        assert!(err.starts_with("--config: invalid inline JSON"), "{err}");
+        assert!(!err.contains("sk_live"), "{err}");
+        let err = json_or_file("catalog", "/nonexistent/catalog.json").unwrap_err();
+        assert!(
+            err.contains("--catalog: cannot read /nonexistent/catalog.json"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,23 @@
+//! Plumbing shared by every connector binary, written once.
+//!
+//! A connector implements [`Connector`] and calls [`run`] from `main`. The plumbing gives it the
+//! CLI contract (subcommands by capability, `--config`/`--catalog`/`--state` as inline JSON or a
+//! file path), validates the config against the connector's own JSON Schema before any I/O
+//! (exit 2 naming the field), logs to stderr through tracing (`--log-format`, `--log-level`,
+//! `RUST_LOG`), masks secrets in logs, messages, errors and panics, owns stdout (protocol
+//! messages only, flushed at checkpoints and when idle), treats a closed stdout as a quiet clean
+//! exit, and maps outcomes to the exit codes of [`error::exit`].
+
+mod connector;
+pub mod error;
+mod input;
+pub mod json_arg;
+pub mod logging;
+mod output;
+pub mod redact;
+pub mod validate;
+
+pub use connector::{About, Capability, Connector, run, run_capability};
+pub use error::ConnectorError;
+pub use input::{InputLine, InputLines};
+pub use output::{Output, OutputClosed, OutputThread};

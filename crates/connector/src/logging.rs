@@ -1,0 +1,32 @@
+use tracing_subscriber::EnvFilter;
+
+use crate::redact::RedactingStderr;
+
+/// How log lines on stderr look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+/// Sends tracing to stderr through the redactor. The level comes from `--log-level`, else
+/// `RUST_LOG`, else `info`.
+pub fn init(format: LogFormat, level: Option<&str>) {
+    let filter = match level {
+        Some(level) => EnvFilter::try_new(level).ok(),
+        None => EnvFilter::try_from_default_env().ok(),
+    }
+    .unwrap_or_else(|| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(RedactingStderr::default)
+        .with_target(false);
+    let result = match format {
+        LogFormat::Human => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+    // A second init (tests running several connectors in one process) keeps the first.
+    drop(result);
+}

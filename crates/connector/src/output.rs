@@ -1,0 +1,174 @@
+//! stdout carries protocol messages only. One thread owns it: it serialises messages in order,
+//! flushes at every non-record message and whenever its queue runs dry, and turns a closed
+//! stdout (EPIPE) into [`OutputClosed`] for every sender instead of an error.
+
+use std::io::{self, Write};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+
+use serde_json::Value;
+use sync_protocol::framing::MessageWriter;
+use sync_protocol::{Log, LogLevel, Message, Record, SourceState, StreamStatus, StreamStatusKind};
+use tokio::sync::mpsc;
+
+use crate::redact::redact;
+
+/// The reader of stdout went away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutputClosed;
+
+impl std::fmt::Display for OutputClosed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("stdout was closed")
+    }
+}
+
+impl std::error::Error for OutputClosed {}
+
+const QUEUE: usize = 1024;
+
+/// A cheap, cloneable handle that emits messages on stdout.
+#[derive(Clone)]
+pub struct Output {
+    tx: mpsc::Sender<Message>,
+    closed: Arc<AtomicBool>,
+}
+
+/// Owns the stdout thread; [`OutputThread::finish`] waits until everything is written.
+pub struct OutputThread {
+    handle: JoinHandle<()>,
+    closed: Arc<AtomicBool>,
+}
+
+impl Output {
+    /// Starts the writer thread over `out` (stdout in the binaries, a buffer in tests).
+    pub fn spawn<W: Write + Send + 'static>(out: W) -> (Output, OutputThread) {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let closed = Arc::new(AtomicBool::new(false));
+        let flag = closed.clone();
+        let handle = std::thread::Builder::new()
+            .name("stdout".into())
+            .spawn(move || write_loop(rx, out, &flag))
+            .unwrap_or_else(|e| panic!("cannot start the stdout thread: {e}"));
+        (
+            Output {
+                tx,
+                closed: closed.clone(),
+            },
+            OutputThread { handle, closed },
+        )
+    }
+
+    /// Emits a message, waiting while the queue is full (backpressure from the reader).
+    pub async fn emit(&self, message: Message) -> Result<(), OutputClosed> {
+        let message = redact_message(message);
+        self.tx.send(message).await.map_err(|_| OutputClosed)
+    }
+
+    /// Emits from synchronous code.
+    pub fn emit_blocking(&self, message: Message) -> Result<(), OutputClosed> {
+        self.tx
+            .blocking_send(redact_message(message))
+            .map_err(|_| OutputClosed)
+    }
+
+    pub async fn record(&self, stream: &str, data: Value) -> Result<(), OutputClosed> {
+        self.emit(Message::Record(Record::new(stream, data))).await
+    }
+
+    pub async fn state(&self, state: SourceState) -> Result<(), OutputClosed> {
+        self.emit(Message::SourceState(state)).await
+    }
+
+    pub async fn stream_status(
+        &self,
+        stream: &str,
+        kind: StreamStatusKind,
+    ) -> Result<(), OutputClosed> {
+        self.emit(Message::StreamStatus(StreamStatus::new(stream, kind)))
+            .await
+    }
+
+    pub async fn log(
+        &self,
+        level: LogLevel,
+        message: impl Into<String>,
+    ) -> Result<(), OutputClosed> {
+        self.emit(Message::Log(Log::new(level, message))).await
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Relaxed)
+    }
+}
+
+impl OutputThread {
+    /// Waits for every queued message to be written. Returns whether stdout was closed early.
+    pub fn finish(self, output: Output) -> bool {
+        drop(output);
+        let _ = self.handle.join();
+        self.closed.load(Ordering::Relaxed)
+    }
+}
+
+/// Masks secrets in the human-readable parts of a message. Records are data and control
+/// messages carry configs on purpose; both pass untouched.
+fn redact_message(message: Message) -> Message {
+    match message {
+        Message::Log(mut log) => {
+            log.message = redact(&log.message).into_owned();
+            Message::Log(log)
+        }
+        Message::ConnectionStatus(mut status) => {
+            status.message = status.message.map(|m| redact(&m).into_owned());
+            Message::ConnectionStatus(status)
+        }
+        Message::StreamStatus(mut status) => {
+            match &mut status.kind {
+                StreamStatusKind::Error { error } => *error = redact(error).into_owned(),
+                StreamStatusKind::Skip { reason } => *reason = redact(reason).into_owned(),
+                _ => {}
+            }
+            Message::StreamStatus(status)
+        }
+        other => other,
+    }
+}
+
+fn write_loop<W: Write>(mut rx: mpsc::Receiver<Message>, out: W, closed: &AtomicBool) {
+    let mut writer = MessageWriter::new(out);
+    loop {
+        let message = match rx.try_recv() {
+            Ok(m) => m,
+            Err(mpsc::error::TryRecvError::Empty) => {
+                if flush_or_close(writer.flush(), closed) {
+                    return;
+                }
+                match rx.blocking_recv() {
+                    Some(m) => m,
+                    None => break,
+                }
+            }
+            Err(mpsc::error::TryRecvError::Disconnected) => break,
+        };
+        if flush_or_close(writer.write(&message), closed) {
+            return;
+        }
+    }
+    flush_or_close(writer.flush(), closed);
+}
+
+/// True when stdout is gone (the receiver is then dropped, so senders see [`OutputClosed`]).
+fn flush_or_close(result: io::Result<()>, closed: &AtomicBool) -> bool {
+    match result {
+        Ok(()) => false,
+        Err(e) => {
+            if e.kind() != io::ErrorKind::BrokenPipe {
+                tracing::error!("writing stdout failed: {e}");
+            }
+            closed.store(true, Ordering::Relaxed);
+            true
+        }
+    }
+}

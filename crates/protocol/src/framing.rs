@@ -1,0 +1,348 @@
+//! NDJSON framing: one message per line.
+//!
+//! Reading accepts `\n` and `\r\n` endings, a last line without a newline, and skips blank
+//! lines (they still count for line numbers). A line longer than the configured maximum is
+//! rejected with [`FrameError::LineTooLong`] after discarding it, without buffering it whole.
+//!
+//! [`LineDecoder`] is the sans-IO core: feed it whatever bytes a buffered reader has available
+//! and it reports complete lines. [`NdjsonReader`] drives it over any [`std::io::BufRead`];
+//! async callers drive it over their own buffered reader the same way.
+
+use std::io::{self, BufRead, Write};
+
+use thiserror::Error;
+
+use crate::{Message, ParseError};
+
+/// Default maximum line length: 64 MiB, far above any Stripe object, far below memory.
+pub const DEFAULT_MAX_LINE_BYTES: usize = 64 * 1024 * 1024;
+
+/// A line that could not be framed.
+#[derive(Debug, Error)]
+pub enum FrameError {
+    #[error("line {line}: longer than the {limit}-byte limit")]
+    LineTooLong { line: u64, limit: usize },
+    #[error("line {line}: read failed: {source}")]
+    Io {
+        line: u64,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// A line that could not be framed or parsed; always names the line.
+#[derive(Debug, Error)]
+pub enum ReadError {
+    #[error(transparent)]
+    Frame(#[from] FrameError),
+    #[error("line {line}: {source}")]
+    Parse {
+        line: u64,
+        #[source]
+        source: ParseError,
+    },
+}
+
+impl ReadError {
+    /// The 1-based number of the offending line.
+    pub fn line(&self) -> u64 {
+        match self {
+            ReadError::Frame(
+                FrameError::LineTooLong { line, .. } | FrameError::Io { line, .. },
+            ) => *line,
+            ReadError::Parse { line, .. } => *line,
+        }
+    }
+
+    /// True for a well-formed line with a `type` this dialect does not know (skippable).
+    pub fn is_unknown_type(&self) -> bool {
+        matches!(self, ReadError::Parse { source, .. } if source.is_unknown_type())
+    }
+}
+
+/// What [`LineDecoder::feed`] found in the bytes it was given.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Feed {
+    /// All bytes were taken; the line is not complete yet.
+    NeedMore,
+    /// A line ended: it is available through [`LineDecoder::line`].
+    Line,
+    /// A too-long line ended and was discarded.
+    TooLong,
+}
+
+/// Sans-IO line splitter with a length limit and line numbering.
+#[derive(Debug)]
+pub struct LineDecoder {
+    max_line_bytes: usize,
+    buf: Vec<u8>,
+    line_no: u64,
+    overflowed: bool,
+}
+
+impl LineDecoder {
+    pub fn new(max_line_bytes: usize) -> LineDecoder {
+        LineDecoder {
+            max_line_bytes,
+            buf: Vec::new(),
+            line_no: 0,
+            overflowed: false,
+        }
+    }
+
+    /// Takes bytes up to and including the next newline. Returns how many bytes were consumed
+    /// and whether a line ended.
+    pub fn feed(&mut self, available: &[u8]) -> (usize, Feed) {
+        let (chunk, consumed, ended) = match memchr::memchr(b'\n', available) {
+            Some(i) => (&available[..i], i + 1, true),
+            None => (available, available.len(), false),
+        };
+        if !self.overflowed {
+            if self.buf.len() + chunk.len()
+                > self.max_line_bytes + usize::from(chunk.ends_with(b"\r"))
+            {
+                self.overflowed = true;
+                self.buf = Vec::new();
+            } else {
+                self.buf.extend_from_slice(chunk);
+            }
+        }
+        if !ended {
+            return (consumed, Feed::NeedMore);
+        }
+        (consumed, self.end_line())
+    }
+
+    /// Ends the input: a last line without a newline is reported as a line.
+    pub fn finish(&mut self) -> Option<Feed> {
+        if self.buf.is_empty() && !self.overflowed {
+            return None;
+        }
+        Some(self.end_line())
+    }
+
+    fn end_line(&mut self) -> Feed {
+        self.line_no += 1;
+        if self.overflowed {
+            self.overflowed = false;
+            return Feed::TooLong;
+        }
+        if self.buf.last() == Some(&b'\r') {
+            self.buf.pop();
+        }
+        Feed::Line
+    }
+
+    /// The number of the line last ended (1-based).
+    pub fn line_number(&self) -> u64 {
+        self.line_no
+    }
+
+    /// The bytes of the line last ended, without its line ending.
+    pub fn line(&self) -> &[u8] {
+        &self.buf
+    }
+
+    /// Forgets the current line; call after handling it.
+    pub fn clear_line(&mut self) {
+        self.buf.clear();
+    }
+
+    pub fn max_line_bytes(&self) -> usize {
+        self.max_line_bytes
+    }
+}
+
+/// True for a line holding only whitespace.
+pub fn is_blank(line: &[u8]) -> bool {
+    line.iter().all(u8::is_ascii_whitespace)
+}
+
+/// Reads NDJSON lines and messages from a buffered reader.
+pub struct NdjsonReader<R> {
+    inner: R,
+    decoder: LineDecoder,
+    pending_clear: bool,
+}
+
+impl<R: BufRead> NdjsonReader<R> {
+    pub fn new(inner: R) -> NdjsonReader<R> {
+        NdjsonReader::with_max_line_bytes(inner, DEFAULT_MAX_LINE_BYTES)
+    }
+
+    pub fn with_max_line_bytes(inner: R, max_line_bytes: usize) -> NdjsonReader<R> {
+        NdjsonReader {
+            inner,
+            decoder: LineDecoder::new(max_line_bytes),
+            pending_clear: false,
+        }
+    }
+
+    /// The next non-blank line and its number; `None` at end of input.
+    pub fn next_line(&mut self) -> Option<Result<(u64, &[u8]), FrameError>> {
+        if self.pending_clear {
+            self.decoder.clear_line();
+            self.pending_clear = false;
+        }
+        loop {
+            let available = match self.inner.fill_buf() {
+                Ok(bytes) => bytes,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(source) => {
+                    return Some(Err(FrameError::Io {
+                        line: self.decoder.line_number() + 1,
+                        source,
+                    }));
+                }
+            };
+            let outcome = if available.is_empty() {
+                self.decoder.finish()?
+            } else {
+                let (consumed, outcome) = self.decoder.feed(available);
+                self.inner.consume(consumed);
+                outcome
+            };
+            match outcome {
+                Feed::NeedMore => continue,
+                Feed::TooLong => {
+                    let (line, limit) = (self.decoder.line_number(), self.decoder.max_line_bytes());
+                    self.decoder.clear_line();
+                    return Some(Err(FrameError::LineTooLong { line, limit }));
+                }
+                Feed::Line if is_blank(self.decoder.line()) => {
+                    self.decoder.clear_line();
+                    continue;
+                }
+                Feed::Line => {
+                    self.pending_clear = true;
+                    return Some(Ok((self.decoder.line_number(), self.decoder.line())));
+                }
+            }
+        }
+    }
+
+    /// The next message; `None` at end of input. Errors name the line.
+    pub fn next_message(&mut self) -> Option<Result<Message, ReadError>> {
+        Some(match self.next_line()? {
+            Ok((line, bytes)) => {
+                Message::from_slice(bytes).map_err(|source| ReadError::Parse { line, source })
+            }
+            Err(e) => Err(e.into()),
+        })
+    }
+}
+
+impl<R: BufRead> Iterator for NdjsonReader<R> {
+    type Item = Result<Message, ReadError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_message()
+    }
+}
+
+/// Writes messages as NDJSON through a buffer that is flushed at every message other than a
+/// record, so checkpoints and statuses never wait in the buffer. Callers that feed records from a
+/// queue call [`MessageWriter::flush`] when the queue runs dry ("flush when idle").
+pub struct MessageWriter<W: Write> {
+    out: io::BufWriter<W>,
+}
+
+impl<W: Write> MessageWriter<W> {
+    pub fn new(out: W) -> MessageWriter<W> {
+        MessageWriter {
+            out: io::BufWriter::with_capacity(64 * 1024, out),
+        }
+    }
+
+    pub fn write(&mut self, message: &Message) -> io::Result<()> {
+        serde_json::to_writer(&mut self.out, message)?;
+        self.out.write_all(b"\n")?;
+        if !matches!(message, Message::Record(_)) {
+            self.out.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Writes an already-serialised line (without its newline) untouched.
+    pub fn write_line(&mut self, line: &[u8], flush: bool) -> io::Result<()> {
+        self.out.write_all(line)?;
+        self.out.write_all(b"\n")?;
+        if flush {
+            self.out.flush()?;
+        }
+        Ok(())
+    }
+
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+
+    /// Bytes waiting in the buffer.
+    pub fn buffered(&self) -> usize {
+        self.out.buffer().len()
+    }
+
+    pub fn into_inner(self) -> io::Result<W> {
+        self.out
+            .into_inner()
+            .map_err(io::IntoInnerError::into_error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(input: &[u8], max: usize) -> Vec<Result<(u64, String), String>> {
+        // A tiny buffer exercises lines split across reads.
+        let reader = io::BufReader::with_capacity(3, input);
+        let mut r = NdjsonReader::with_max_line_bytes(reader, max);
+        let mut out = Vec::new();
+        while let Some(item) = r.next_line() {
+            out.push(
+                item.map(|(n, b)| (n, String::from_utf8_lossy(b).into_owned()))
+                    .map_err(|e| e.to_string()),
+            );
+        }
+        out
+    }
+
+    #[test]
+    fn splits_crlf_blank_and_unterminated_lines() {
+        let got = lines(b"{\"a\":1}\r\n\n  \n{\"b\":2}\n{\"c\":3}", 100);
+        assert_eq!(
+            got,
+            vec![
+                Ok((1, "{\"a\":1}".into())),
+                Ok((4, "{\"b\":2}".into())),
+                Ok((5, "{\"c\":3}".into()))
+            ]
+        );
+    }
+
+    #[test]
+    fn oversize_line_is_rejected_and_reading_goes_on() {
+        let got = lines(
+            b"{\"a\":1}\n0123456789012345678901234567890\n{\"b\":2}\n",
+            10,
+        );
+        assert_eq!(got[0], Ok((1, "{\"a\":1}".into())));
+        assert_eq!(got[1], Err("line 2: longer than the 10-byte limit".into()));
+        assert_eq!(got[2], Ok((3, "{\"b\":2}".into())));
+    }
+
+    #[test]
+    fn line_exactly_at_limit_is_accepted_even_with_crlf() {
+        let got = lines(b"0123456789\r\n0123456789\n", 10);
+        assert_eq!(
+            got,
+            vec![Ok((1, "0123456789".into())), Ok((2, "0123456789".into()))]
+        );
+    }
+
+    #[test]
+    fn empty_input_yields_nothing() {
+        assert!(lines(b"", 10).is_empty());
+        assert!(lines(b"\n\n", 10).is_empty());
+    }
+}

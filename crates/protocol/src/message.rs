@@ -1,0 +1,201 @@
+use serde::de::{Deserializer, Error as _};
+use serde::ser::Serializer;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::envelope::{RawEnvelope, serialize_envelope, to_de_error};
+use crate::{
+    Catalog, ConnectionStatus, Control, Eof, Log, ParseError, Progress, Record, SourceState, Spec,
+    StreamStatus,
+};
+
+/// One line of the native protocol.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Message {
+    Record(Record),
+    SourceState(SourceState),
+    Catalog(Catalog),
+    Spec(Spec),
+    ConnectionStatus(ConnectionStatus),
+    Log(Log),
+    StreamStatus(StreamStatus),
+    Control(Control),
+    Progress(Box<Progress>),
+    Eof(Box<Eof>),
+    /// Push-mode input for a source (for example a Stripe event); opaque to the protocol.
+    SourceInput(Value),
+}
+
+/// The `type` of a native message, also its payload key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MessageType {
+    Record,
+    SourceState,
+    Catalog,
+    Spec,
+    ConnectionStatus,
+    Log,
+    StreamStatus,
+    Control,
+    Progress,
+    Eof,
+    SourceInput,
+}
+
+impl MessageType {
+    pub const ALL: [MessageType; 11] = [
+        MessageType::Record,
+        MessageType::SourceState,
+        MessageType::Catalog,
+        MessageType::Spec,
+        MessageType::ConnectionStatus,
+        MessageType::Log,
+        MessageType::StreamStatus,
+        MessageType::Control,
+        MessageType::Progress,
+        MessageType::Eof,
+        MessageType::SourceInput,
+    ];
+
+    /// The wire name, used both as the `type` value and as the payload key.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            MessageType::Record => "record",
+            MessageType::SourceState => "source_state",
+            MessageType::Catalog => "catalog",
+            MessageType::Spec => "spec",
+            MessageType::ConnectionStatus => "connection_status",
+            MessageType::Log => "log",
+            MessageType::StreamStatus => "stream_status",
+            MessageType::Control => "control",
+            MessageType::Progress => "progress",
+            MessageType::Eof => "eof",
+            MessageType::SourceInput => "source_input",
+        }
+    }
+
+    pub fn from_wire(name: &str) -> Option<Self> {
+        MessageType::ALL.into_iter().find(|t| t.as_str() == name)
+    }
+}
+
+impl std::fmt::Display for MessageType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Message {
+    pub fn message_type(&self) -> MessageType {
+        match self {
+            Message::Record(_) => MessageType::Record,
+            Message::SourceState(_) => MessageType::SourceState,
+            Message::Catalog(_) => MessageType::Catalog,
+            Message::Spec(_) => MessageType::Spec,
+            Message::ConnectionStatus(_) => MessageType::ConnectionStatus,
+            Message::Log(_) => MessageType::Log,
+            Message::StreamStatus(_) => MessageType::StreamStatus,
+            Message::Control(_) => MessageType::Control,
+            Message::Progress(_) => MessageType::Progress,
+            Message::Eof(_) => MessageType::Eof,
+            Message::SourceInput(_) => MessageType::SourceInput,
+        }
+    }
+
+    /// Parses one NDJSON line (without its newline).
+    pub fn from_slice(line: &[u8]) -> Result<Message, ParseError> {
+        let envelope = RawEnvelope::parse(line)?;
+        let kind = envelope.kind()?;
+        let ty =
+            MessageType::from_wire(kind).ok_or_else(|| ParseError::UnknownType(kind.to_owned()))?;
+        let key = ty.as_str();
+        Ok(match ty {
+            MessageType::Record => Message::Record(envelope.payload(kind, key)?),
+            MessageType::SourceState => Message::SourceState(envelope.payload(kind, key)?),
+            MessageType::Catalog => Message::Catalog(envelope.payload(kind, key)?),
+            MessageType::Spec => Message::Spec(envelope.payload(kind, key)?),
+            MessageType::ConnectionStatus => {
+                Message::ConnectionStatus(envelope.payload(kind, key)?)
+            }
+            MessageType::Log => Message::Log(envelope.payload(kind, key)?),
+            MessageType::StreamStatus => Message::StreamStatus(envelope.payload(kind, key)?),
+            MessageType::Control => Message::Control(envelope.payload(kind, key)?),
+            MessageType::Progress => Message::Progress(envelope.payload(kind, key)?),
+            MessageType::Eof => Message::Eof(envelope.payload(kind, key)?),
+            MessageType::SourceInput => Message::SourceInput(envelope.payload(kind, key)?),
+        })
+    }
+
+    pub fn from_str_line(line: &str) -> Result<Message, ParseError> {
+        Message::from_slice(line.as_bytes())
+    }
+
+    /// Serialises the message as one line, without the trailing newline.
+    pub fn to_line(&self) -> String {
+        // Serialising plain data structures to a String cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    pub fn log(level: crate::LogLevel, message: impl Into<String>) -> Message {
+        Message::Log(crate::Log::new(level, message))
+    }
+}
+
+impl Serialize for Message {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let key = self.message_type().as_str();
+        match self {
+            Message::Record(p) => serialize_envelope(s, key, key, p),
+            Message::SourceState(p) => serialize_envelope(s, key, key, p),
+            Message::Catalog(p) => serialize_envelope(s, key, key, p),
+            Message::Spec(p) => serialize_envelope(s, key, key, p),
+            Message::ConnectionStatus(p) => serialize_envelope(s, key, key, p),
+            Message::Log(p) => serialize_envelope(s, key, key, p),
+            Message::StreamStatus(p) => serialize_envelope(s, key, key, p),
+            Message::Control(p) => serialize_envelope(s, key, key, p),
+            Message::Progress(p) => serialize_envelope(s, key, key, p),
+            Message::Eof(p) => serialize_envelope(s, key, key, p),
+            Message::SourceInput(p) => serialize_envelope(s, key, key, p),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Message {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // The generic path (e.g. a message nested in another document) goes through text once;
+        // lines from the wire use `Message::from_slice` directly.
+        let value = Value::deserialize(d)?;
+        let text = serde_json::to_vec(&value).map_err(D::Error::custom)?;
+        Message::from_slice(&text).map_err(to_de_error)
+    }
+}
+
+macro_rules! impl_from_payload {
+    ($($variant:ident),*) => {$(
+        impl From<crate::$variant> for Message {
+            fn from(p: crate::$variant) -> Message { Message::$variant(p) }
+        }
+    )*};
+}
+impl_from_payload!(
+    Record,
+    SourceState,
+    Catalog,
+    Spec,
+    ConnectionStatus,
+    Log,
+    StreamStatus,
+    Control
+);
+
+impl From<Progress> for Message {
+    fn from(p: Progress) -> Message {
+        Message::Progress(Box::new(p))
+    }
+}
+
+impl From<Eof> for Message {
+    fn from(p: Eof) -> Message {
+        Message::Eof(Box::new(p))
+    }
+}

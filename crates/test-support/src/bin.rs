@@ -1,0 +1,137 @@
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+/// The path of a workspace binary in the target directory of the running test.
+pub fn bin_path(name: &str) -> PathBuf {
+    // Test executables live in <target>/<profile>/deps/; binaries in <target>/<profile>/.
+    let exe = std::env::current_exe().unwrap_or_else(|e| panic!("current_exe: {e}"));
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .unwrap_or_else(|| panic!("unexpected test path {}", exe.display()));
+    let path = profile_dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is not built; run `cargo build --bins` (scripts/test does)",
+        path.display()
+    );
+    path
+}
+
+/// A workspace binary to run with arguments, environment and stdin.
+pub struct Bin {
+    command: Command,
+    stdin: Option<Vec<u8>>,
+}
+
+/// What a finished run printed.
+#[derive(Debug)]
+pub struct Finished {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Bin {
+    pub fn new(name: &str) -> Bin {
+        let mut command = Command::new(bin_path(name));
+        command.env_remove("RUST_LOG");
+        Bin {
+            command,
+            stdin: None,
+        }
+    }
+
+    pub fn arg(mut self, arg: impl AsRef<std::ffi::OsStr>) -> Bin {
+        self.command.arg(arg);
+        self
+    }
+
+    pub fn args<I: IntoIterator<Item = S>, S: AsRef<std::ffi::OsStr>>(mut self, args: I) -> Bin {
+        self.command.args(args);
+        self
+    }
+
+    /// Adds `--flag <json>` with the value serialised inline.
+    pub fn json(self, flag: &str, value: &Value) -> Bin {
+        self.arg(format!("--{flag}")).arg(value.to_string())
+    }
+
+    pub fn env(mut self, key: &str, value: impl AsRef<std::ffi::OsStr>) -> Bin {
+        self.command.env(key, value);
+        self
+    }
+
+    pub fn stdin(mut self, bytes: impl Into<Vec<u8>>) -> Bin {
+        self.stdin = Some(bytes.into());
+        self
+    }
+
+    pub fn command(&mut self) -> &mut Command {
+        &mut self.command
+    }
+
+    /// Runs to completion and captures stdout and stderr.
+    pub fn run(mut self) -> Finished {
+        self.command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .stdin(if self.stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            });
+        let mut child = self
+            .command
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {:?}: {e}", self.command.get_program()));
+        if let Some(bytes) = self.stdin.take() {
+            let mut stdin = child.stdin.take().expect("stdin is piped");
+            // Writing on a thread avoids a deadlock when the child fills its stdout first.
+            std::thread::spawn(move || {
+                let _ = stdin.write_all(&bytes);
+            });
+        }
+        let Output {
+            status,
+            stdout,
+            stderr,
+        } = child
+            .wait_with_output()
+            .unwrap_or_else(|e| panic!("wait: {e}"));
+        Finished {
+            code: status.code(),
+            stdout: String::from_utf8_lossy(&stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&stderr).into_owned(),
+        }
+    }
+}
+
+impl Finished {
+    /// stdout parsed as JSON lines (panics on a line that is not JSON: stdout is protocol only).
+    pub fn messages(&self) -> Vec<Value> {
+        lines_of(&self.stdout)
+    }
+
+    /// The messages of one type.
+    pub fn of_type(&self, kind: &str) -> Vec<Value> {
+        self.messages()
+            .into_iter()
+            .filter(|m| m["type"] == kind)
+            .map(|m| m[kind].clone())
+            .collect()
+    }
+}
+
+/// Parses NDJSON text, panicking with the offending line.
+pub fn lines_of(text: &str) -> Vec<Value> {
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {l}"))
+        })
+        .collect()
+}
