@@ -8,6 +8,7 @@
 
 mod bin;
 mod db;
+pub mod measure;
 
 pub use bin::{Bin, Finished, bin_path, lines_of};
 pub use db::{TestDb, server_url};

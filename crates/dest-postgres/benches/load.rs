@@ -1,0 +1,278 @@
+//! `dest-postgres write` throughput against the physical limit of this machine's Postgres.
+//!
+//! Measures, in one run and one fresh database:
+//! 1. raw COPY: the same rows, pre-encoded, COPYed into an empty table of the same shape;
+//! 2. first load: `dest-postgres write` of an NDJSON file into the empty table;
+//! 3. updates: the same file again, every row now an update of a full table;
+//! 4. plain columns: raw COPY into a table whose typed columns are ordinary columns filled by
+//!    the client, to price generated columns.
+//!
+//! Prints one JSON object per measurement. `cargo bench -p dest-postgres --bench load -- [RECORDS]`
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use postgres::Client;
+use serde_json::{Value, json};
+use test_support::TestDb;
+
+fn customer(i: usize) -> Value {
+    json!({
+        "id": format!("cus_{i:014}"),
+        "object": "customer",
+        "address": {"city": "San Francisco", "country": "US", "line1": format!("{i} Market St"), "line2": null, "postal_code": "94103", "state": "CA"},
+        "balance": (i % 1000) as i64 - 500,
+        "created": 1_600_000_000 + i as i64 * 17,
+        "currency": "usd",
+        "default_source": null,
+        "delinquent": i.is_multiple_of(11),
+        "description": format!("Customer number {i}, imported from the legacy billing system"),
+        "discount": null,
+        "email": format!("person{i}@example.com"),
+        "invoice_prefix": format!("{i:08X}"),
+        "invoice_settings": {"custom_fields": null, "default_payment_method": format!("pm_{i:020}"), "footer": null, "rendering_options": null},
+        "livemode": false,
+        "metadata": {"plan": "pro", "source": "import", "tier": format!("{}", i % 5)},
+        "name": format!("Person Number {i}"),
+        "next_invoice_sequence": i % 40,
+        "phone": "+15555550123",
+        "preferred_locales": ["en-US"],
+        "shipping": null,
+        "tax_exempt": "none",
+        "test_clock": null,
+        "_account_id": "acct_1Nv0FGQ9RKHgCVdK",
+        "_updated_at": 1_700_000_000 + i as i64,
+    })
+}
+
+fn catalog() -> Value {
+    let props = json!({
+        "id": {"type": "string"}, "object": {"type": "string"}, "address": {"type": ["object", "null"]},
+        "balance": {"type": "integer"}, "created": {"type": "integer"}, "currency": {"type": ["string", "null"]},
+        "default_source": {"type": ["string", "null"], "x-expandable": true}, "delinquent": {"type": ["boolean", "null"]},
+        "description": {"type": ["string", "null"]}, "discount": {"type": ["object", "null"]}, "email": {"type": ["string", "null"]},
+        "invoice_prefix": {"type": ["string", "null"]}, "invoice_settings": {"type": "object"}, "livemode": {"type": "boolean"},
+        "metadata": {"type": "object"}, "name": {"type": ["string", "null"]}, "next_invoice_sequence": {"type": "integer"},
+        "phone": {"type": ["string", "null"]}, "preferred_locales": {"type": ["array", "null"]}, "shipping": {"type": ["object", "null"]},
+        "tax_exempt": {"type": ["string", "null"]}, "test_clock": {"type": ["string", "null"], "x-expandable": true},
+        "_account_id": {"type": "string"}, "_updated_at": {"type": "integer"}
+    });
+    json!({"streams": [{"name": "customers", "primary_key": [["id"]], "newer_than_field": "_updated_at", "json_schema": {"type": "object", "properties": props}}]})
+}
+
+fn write_input(path: &Path, records: usize) -> u64 {
+    let mut out = BufWriter::new(File::create(path).unwrap());
+    for i in 0..records {
+        let line = json!({"type": "record", "record": {"stream": "customers", "data": customer(i), "emitted_at": "2026-01-01T00:00:00.000Z"}});
+        serde_json::to_writer(&mut out, &line).unwrap();
+        out.write_all(b"\n").unwrap();
+        if i % 1000 == 999 {
+            writeln!(out, "{}", json!({"type": "source_state", "source_state": {"stream": "customers", "data": {"n": i}}})).unwrap();
+        }
+    }
+    out.flush().unwrap();
+    std::fs::metadata(path).unwrap().len()
+}
+
+/// Runs the binary on the input file; returns elapsed time and peak RSS in bytes.
+fn run_write(config: &Value, input: &Path) -> (Duration, u64) {
+    let start = Instant::now();
+    let child = Command::new(env!("CARGO_BIN_EXE_dest-postgres"))
+        .args([
+            "write",
+            "--config",
+            &config.to_string(),
+            "--catalog",
+            &catalog().to_string(),
+        ])
+        .stdin(File::open(input).unwrap())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let measured = test_support::measure::wait_measuring(child, start);
+    assert!(measured.status.success(), "dest-postgres write failed");
+    (measured.elapsed, measured.peak_rss_bytes)
+}
+
+/// COPYs pre-encoded text rows into a table; returns elapsed time.
+fn raw_copy(client: &mut Client, table: &str, columns: &str, rows: &[u8]) -> Duration {
+    let start = Instant::now();
+    let mut writer = client
+        .copy_in(&format!("COPY {table} ({columns}) FROM STDIN"))
+        .unwrap();
+    writer.write_all(rows).unwrap();
+    writer.finish().unwrap();
+    start.elapsed()
+}
+
+fn copy_text(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('\t', "\\t")
+        .replace('\n', "\\n")
+}
+
+fn report(name: &str, records: usize, elapsed: Duration, extra: Value) {
+    let mut line = json!({"bench": name, "records": records, "seconds": elapsed.as_secs_f64(), "records_per_second": records as f64 / elapsed.as_secs_f64()});
+    if let (Value::Object(l), Value::Object(e)) = (&mut line, extra) {
+        l.extend(e);
+    }
+    println!("{line}");
+}
+
+fn main() {
+    let records: usize = std::env::args()
+        .skip(1)
+        .find(|a| !a.starts_with('-'))
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(200_000);
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let input = dir.join(format!("customers-{records}.ndjson"));
+    let bytes = write_input(&input, records);
+    let db = TestDb::new();
+    let config = json!({"url": db.url(), "schema": "bench"});
+    let mut client = db.client();
+
+    // Create the target table through the connector, then clone its shape for the raw COPY.
+    let setup = Command::new(env!("CARGO_BIN_EXE_dest-postgres"))
+        .args([
+            "setup",
+            "--config",
+            &config.to_string(),
+            "--catalog",
+            &catalog().to_string(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        setup.status.success(),
+        "{}",
+        String::from_utf8_lossy(&setup.stderr)
+    );
+    client
+        .batch_execute("CREATE TABLE bench.raw_copy (LIKE bench.customers INCLUDING ALL)")
+        .unwrap();
+
+    let mut generated_rows = String::with_capacity(bytes as usize);
+    let mut plain_rows = String::with_capacity(bytes as usize * 2);
+    let typed: Vec<&str> = vec![
+        "balance", "created", "email", "name", "livemode", "currency", "metadata",
+    ];
+    for i in 0..records {
+        let c = customer(i);
+        let raw = copy_text(&c.to_string());
+        let ts = chrono::DateTime::from_timestamp(c["_updated_at"].as_i64().unwrap(), 0)
+            .unwrap()
+            .to_rfc3339();
+        generated_rows.push_str(&format!("{}\t{raw}\t{ts}\tf\n", c["id"].as_str().unwrap()));
+        let typed_values: Vec<String> = typed
+            .iter()
+            .map(|f| match &c[*f] {
+                Value::Null => "\\N".to_owned(),
+                Value::String(s) => copy_text(s),
+                other => copy_text(&other.to_string()),
+            })
+            .collect();
+        plain_rows.push_str(&format!(
+            "{}\t{raw}\t{ts}\tf\t{}\n",
+            c["id"].as_str().unwrap(),
+            typed_values.join("\t")
+        ));
+    }
+
+    let raw = raw_copy(
+        &mut client,
+        "bench.raw_copy",
+        "id, _raw_data, _updated_at, _deleted",
+        generated_rows.as_bytes(),
+    );
+    report("raw COPY, generated columns", records, raw, json!({}));
+
+    let (first, first_rss) = run_write(&config, &input);
+    let loaded: i64 = client
+        .query_one("SELECT count(*) FROM bench.customers", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(loaded as usize, records);
+    report(
+        "dest-postgres write, first load",
+        records,
+        first,
+        json!({"ratio_to_raw_copy": raw.as_secs_f64() / first.as_secs_f64(), "peak_rss_bytes": first_rss, "input_bytes": bytes}),
+    );
+
+    let (again, again_rss) = run_write(&config, &input);
+    report(
+        "dest-postgres write, updates of a full table",
+        records,
+        again,
+        json!({"ratio_to_raw_copy": raw.as_secs_f64() / again.as_secs_f64(), "peak_rss_bytes": again_rss}),
+    );
+
+    let typed_defs: Vec<String> = typed
+        .iter()
+        .map(|f| {
+            let t = match *f {
+                "balance" | "created" => "bigint",
+                "livemode" => "boolean",
+                "metadata" => "jsonb",
+                _ => "text",
+            };
+            format!("\"{f}\" {t}")
+        })
+        .collect();
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE bench.plain (id text PRIMARY KEY, _raw_data jsonb NOT NULL, _updated_at timestamptz, _deleted boolean NOT NULL DEFAULT false, _synced_at timestamptz NOT NULL DEFAULT now(), {})",
+            typed_defs.join(", ")
+        ))
+        .unwrap();
+    client.batch_execute("CREATE TABLE bench.generated_subset (id text PRIMARY KEY, _raw_data jsonb NOT NULL, _updated_at timestamptz, _deleted boolean NOT NULL DEFAULT false, _synced_at timestamptz NOT NULL DEFAULT now())").unwrap();
+    let quoted: Vec<String> = typed.iter().map(|f| format!("\"{f}\"")).collect();
+    let plain = raw_copy(
+        &mut client,
+        "bench.plain",
+        &format!(
+            "id, _raw_data, _updated_at, _deleted, {}",
+            quoted.join(", ")
+        ),
+        plain_rows.as_bytes(),
+    );
+    report(
+        "raw COPY, 7 typed columns written by the client",
+        records,
+        plain,
+        json!({}),
+    );
+    for f in &typed {
+        let t = match *f {
+            "balance" | "created" => "CASE WHEN jsonb_typeof(_raw_data->'X') = 'number' THEN (_raw_data->'X')::bigint END",
+            "livemode" => "CASE WHEN jsonb_typeof(_raw_data->'X') = 'boolean' THEN (_raw_data->'X')::boolean END",
+            "metadata" => "NULLIF(_raw_data->'X', 'null'::jsonb)",
+            _ => "(_raw_data->>'X')",
+        }
+        .replace('X', f);
+        let ty = match *f {
+            "balance" | "created" => "bigint",
+            "livemode" => "boolean",
+            "metadata" => "jsonb",
+            _ => "text",
+        };
+        client.batch_execute(&format!("ALTER TABLE bench.generated_subset ADD COLUMN \"{f}\" {ty} GENERATED ALWAYS AS ({t}) STORED")).unwrap();
+    }
+    let generated = raw_copy(
+        &mut client,
+        "bench.generated_subset",
+        "id, _raw_data, _updated_at, _deleted",
+        generated_rows.as_bytes(),
+    );
+    report(
+        "raw COPY, the same 7 typed columns generated",
+        records,
+        generated,
+        json!({}),
+    );
+}

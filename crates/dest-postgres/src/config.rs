@@ -1,0 +1,99 @@
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+/// How a tombstone (a record with `deleted: true`) is applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeleteMode {
+    /// Keep the row, with `_deleted = true` and the tombstone as `_raw_data`.
+    #[default]
+    Soft,
+    /// Delete the row.
+    Hard,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub url: String,
+    #[serde(default = "default_schema")]
+    pub schema: String,
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
+    #[serde(default = "default_flush_interval_ms")]
+    pub flush_interval_ms: u64,
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    #[serde(default)]
+    pub delete_mode: DeleteMode,
+    #[serde(default)]
+    pub ssl_ca_pem: Option<String>,
+}
+
+fn default_schema() -> String {
+    "stripe".to_owned()
+}
+fn default_batch_size() -> usize {
+    10_000
+}
+fn default_flush_interval_ms() -> u64 {
+    1_000
+}
+fn default_max_connections() -> usize {
+    4
+}
+
+/// The config's JSON Schema, published by `spec`.
+pub fn config_schema() -> Value {
+    json!({
+        "$schema": "http://json-schema.org/draft-07/schema#",
+        "title": "Postgres destination",
+        "type": "object",
+        "required": ["url"],
+        "additionalProperties": false,
+        "properties": {
+            "url": {
+                "type": "string",
+                "minLength": 1,
+                "secret": true,
+                "description": "libpq connection URL, e.g. postgres://user:password@host:5432/db?sslmode=verify-full. sslmode disable, prefer (default), require, verify-ca and verify-full are honoured."
+            },
+            "schema": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": 63,
+                "default": "stripe",
+                "description": "Schema that holds one table per stream; created when missing."
+            },
+            "batch_size": {
+                "type": "integer",
+                "minimum": 1,
+                "default": 10000,
+                "description": "Records per stream buffered before a flush (COPY + merge + commit)."
+            },
+            "flush_interval_ms": {
+                "type": "integer",
+                "minimum": 1,
+                "default": 1000,
+                "description": "A stream's buffered records are flushed at most this long after the first of them arrived, so checkpoints keep moving on slow streams."
+            },
+            "max_connections": {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": 64,
+                "default": 4,
+                "description": "Connections used in parallel; streams load concurrently up to this number."
+            },
+            "delete_mode": {
+                "type": "string",
+                "enum": ["soft", "hard"],
+                "default": "soft",
+                "description": "soft: tombstones set _deleted = true and keep the row; hard: tombstones delete the row."
+            },
+            "ssl_ca_pem": {
+                "type": "string",
+                "description": "PEM certificate(s) of the CA that signed the server's certificate, for sslmode verify-ca or verify-full. Without it the Mozilla root store is used."
+            }
+        }
+    })
+}

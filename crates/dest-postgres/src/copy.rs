@@ -1,0 +1,97 @@
+//! Postgres binary COPY encoding of staging rows (sans-IO).
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+const SIGNATURE: &[u8] = b"PGCOPY\n\xff\r\n\0";
+/// Microseconds between the Unix epoch and Postgres' epoch (2000-01-01).
+const PG_EPOCH_OFFSET_MICROS: i64 = 946_684_800_000_000;
+
+/// Rows of one batch, already encoded; [`CopyRows::framed`] adds the header and trailer.
+#[derive(Debug, Default)]
+pub struct CopyRows {
+    buf: BytesMut,
+    rows: usize,
+}
+
+impl CopyRows {
+    pub fn new() -> CopyRows {
+        CopyRows::default()
+    }
+
+    pub fn len(&self) -> usize {
+        self.rows
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows == 0
+    }
+
+    pub fn bytes(&self) -> usize {
+        self.buf.len()
+    }
+
+    pub fn begin_row(&mut self, fields: i16) {
+        self.buf.put_i16(fields);
+        self.rows += 1;
+    }
+
+    pub fn null(&mut self) {
+        self.buf.put_i32(-1);
+    }
+
+    pub fn int8(&mut self, value: i64) {
+        self.buf.put_i32(8);
+        self.buf.put_i64(value);
+    }
+
+    pub fn text(&mut self, value: &[u8]) {
+        self.buf.put_i32(value.len() as i32);
+        self.buf.put_slice(value);
+    }
+
+    /// jsonb's binary form is a version byte (1) followed by the JSON text.
+    pub fn jsonb(&mut self, json_text: &[u8]) {
+        self.buf.put_i32(json_text.len() as i32 + 1);
+        self.buf.put_u8(1);
+        self.buf.put_slice(json_text);
+    }
+
+    pub fn boolean(&mut self, value: bool) {
+        self.buf.put_i32(1);
+        self.buf.put_u8(u8::from(value));
+    }
+
+    /// A timestamptz from Unix microseconds.
+    pub fn timestamptz_micros(&mut self, unix_micros: i64) {
+        self.buf.put_i32(8);
+        self.buf.put_i64(unix_micros - PG_EPOCH_OFFSET_MICROS);
+    }
+
+    /// The whole COPY stream: header, rows, trailer.
+    pub fn framed(self) -> Bytes {
+        let mut out = BytesMut::with_capacity(self.buf.len() + 21);
+        out.put_slice(SIGNATURE);
+        out.put_i32(0); // flags
+        out.put_i32(0); // header extension length
+        out.put_slice(&self.buf);
+        out.put_i16(-1);
+        out.freeze()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_rows() {
+        let mut rows = CopyRows::new();
+        rows.begin_row(2);
+        rows.int8(7);
+        rows.null();
+        let bytes = rows.framed();
+        assert_eq!(&bytes[..11], SIGNATURE);
+        assert_eq!(bytes.len(), 11 + 8 + 2 + 12 + 4 + 2);
+        assert_eq!(&bytes[bytes.len() - 2..], &[0xff, 0xff]);
+    }
+}

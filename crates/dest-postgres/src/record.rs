@@ -1,0 +1,159 @@
+//! Turns a record line into a staging row: key values, raw object, newer-than timestamp and
+//! tombstone flag, picked from the raw JSON without building the object.
+
+use std::borrow::Cow;
+
+use serde_json::value::RawValue;
+use sync_protocol::peek::{Peeked, peek, top_level_fields};
+
+use crate::copy::CopyRows;
+use crate::table::{PgType, TableModel};
+
+/// Why a record cannot be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    #[error("line {line}: {message}")]
+    Invalid { line: u64, message: String },
+}
+
+/// Which fields to pick from each record of a stream.
+pub struct RowPlan {
+    fields: Vec<String>,
+    key_types: Vec<PgType>,
+    newer_than: Option<usize>,
+    deleted: usize,
+}
+
+impl RowPlan {
+    pub fn new(table: &TableModel) -> RowPlan {
+        let mut fields: Vec<String> = table.keys.iter().map(|k| k.field.clone()).collect();
+        let key_types = table.keys.iter().map(|k| k.pg_type).collect();
+        let newer_than = table.newer_than_field.as_ref().map(|f| {
+            fields.push(f.clone());
+            fields.len() - 1
+        });
+        fields.push("deleted".to_owned());
+        let deleted = fields.len() - 1;
+        RowPlan {
+            fields,
+            key_types,
+            newer_than,
+            deleted,
+        }
+    }
+
+    /// Number of staging columns: seq, keys, raw data, updated at, deleted.
+    pub fn staging_fields(&self) -> i16 {
+        (self.key_types.len() + 4) as i16
+    }
+
+    /// Encodes the record on `line` as a staging row; returns its key (for in-batch duplicate
+    /// detection) and whether it is a tombstone.
+    pub fn encode(
+        &self,
+        line_no: u64,
+        line: &[u8],
+        seq: i64,
+        rows: &mut CopyRows,
+        key: &mut Vec<u8>,
+    ) -> Result<(), RecordError> {
+        let invalid = |message: String| RecordError::Invalid {
+            line: line_no,
+            message,
+        };
+        let record = match peek(line) {
+            Ok(Peeked::Record(r)) => r,
+            Ok(Peeked::Other(t)) => return Err(invalid(format!("expected a record, got {t}"))),
+            Err(e) => return Err(invalid(e.to_string())),
+        };
+        let names: Vec<&str> = self.fields.iter().map(String::as_str).collect();
+        let values = top_level_fields(record.data, &names)
+            .map_err(|e| invalid(format!("record data: {e}")))?;
+        key.clear();
+        rows.begin_row(self.staging_fields());
+        rows.int8(seq);
+        for (i, pg_type) in self.key_types.iter().enumerate() {
+            let raw = values[i].filter(|v| v.get() != "null").ok_or_else(|| {
+                invalid(format!(
+                    "record has no value for key field {:?}",
+                    self.fields[i]
+                ))
+            })?;
+            if i > 0 {
+                key.push(0x1f);
+            }
+            key.extend_from_slice(raw.get().as_bytes());
+            match pg_type {
+                PgType::BigInt => {
+                    let n: i64 = serde_json::from_str(raw.get()).map_err(|_| {
+                        invalid(format!("key field {:?} is not an integer", self.fields[i]))
+                    })?;
+                    rows.int8(n);
+                }
+                _ => rows.text(key_text(raw).as_bytes()),
+            }
+        }
+        let data = record.data.get();
+        if data.contains("\\u0000") {
+            // jsonb rejects NUL characters; keep the rest of the object.
+            rows.jsonb(data.replace("\\u0000", "\\ufffd").as_bytes());
+        } else {
+            rows.jsonb(data.as_bytes());
+        }
+        match self
+            .newer_than
+            .and_then(|i| values[i])
+            .and_then(newer_than_micros)
+        {
+            Some(micros) => rows.timestamptz_micros(micros),
+            None => rows.null(),
+        }
+        rows.boolean(values[self.deleted].is_some_and(|v| v.get() == "true"));
+        Ok(())
+    }
+}
+
+/// A key value as text: a JSON string unescaped, anything else its JSON text.
+fn key_text(raw: &RawValue) -> Cow<'_, str> {
+    match serde_json::from_str::<Cow<'_, str>>(raw.get()) {
+        Ok(s) => s,
+        Err(_) => Cow::Borrowed(raw.get()),
+    }
+}
+
+/// The newer-than value as Unix microseconds: a number of seconds (Stripe's timestamps), or an
+/// RFC 3339 string.
+fn newer_than_micros(raw: &RawValue) -> Option<i64> {
+    let text = raw.get();
+    if let Ok(secs) = text.parse::<i64>() {
+        return secs.checked_mul(1_000_000);
+    }
+    if let Ok(secs) = text.parse::<f64>() {
+        return secs.is_finite().then_some((secs * 1e6) as i64);
+    }
+    let s: Cow<'_, str> = serde_json::from_str(text).ok()?;
+    chrono::DateTime::parse_from_rfc3339(&s)
+        .ok()
+        .map(|t| t.timestamp_micros())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn newer_than_accepts_seconds_fractions_and_timestamps() {
+        let raw = |s: &str| serde_json::from_str::<Box<RawValue>>(s).unwrap();
+        assert_eq!(
+            newer_than_micros(&raw("1700000000")),
+            Some(1_700_000_000_000_000)
+        );
+        assert_eq!(newer_than_micros(&raw("1.5")), Some(1_500_000));
+        assert_eq!(
+            newer_than_micros(&raw("\"2023-11-14T22:13:20Z\"")),
+            Some(1_700_000_000_000_000)
+        );
+        assert_eq!(newer_than_micros(&raw("\"soon\"")), None);
+        assert_eq!(newer_than_micros(&raw("null")), None);
+    }
+}

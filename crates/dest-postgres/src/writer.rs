@@ -1,0 +1,453 @@
+//! `write`: routes stdin records to one loader per stream, which buffers them as COPY rows and
+//! flushes by size, by age and at end of input; each stream's states are re-emitted only after
+//! every record before them is committed, and a global state only after every stream's records
+//! before it are.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use deadpool_postgres::Pool;
+use sync_connector::{ConnectorError, InputLines, Output};
+use sync_protocol::peek::{Peeked, peek};
+use sync_protocol::{ConfiguredCatalog, GlobalState, Message, SourceState, StreamStatusKind};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::config::Config;
+use crate::copy::CopyRows;
+use crate::flush::flush;
+use crate::merge::MergeSql;
+use crate::record::RowPlan;
+use crate::table::TableModel;
+
+/// A stream's buffer is flushed when it holds this many bytes, whatever `batch_size` says.
+const MAX_BATCH_BYTES: usize = 16 * 1024 * 1024;
+/// All streams' buffers together; above it, the stream that adds a record flushes.
+const MAX_BUFFERED_BYTES: usize = 64 * 1024 * 1024;
+const WORKER_QUEUE: usize = 1024;
+
+enum ToLoader {
+    Record { line: u64, bytes: Vec<u8> },
+    State(SourceState),
+}
+
+/// A loader's report to the router: records committed (or the stream failed).
+enum LoaderNote {
+    Committed { stream: usize, records: u64 },
+    Failed { stream: usize },
+}
+
+/// Shared by the router and the loaders.
+struct Shared {
+    pool: Pool,
+    output: Output,
+    config: Config,
+    buffered: AtomicUsize,
+    /// Set on a fatal input error: loaders then drop their buffers instead of flushing them.
+    aborting: AtomicBool,
+    notes: mpsc::UnboundedSender<LoaderNote>,
+}
+
+struct Route {
+    tx: Option<mpsc::Sender<ToLoader>>,
+    routed: u64,
+    committed: u64,
+    failed: bool,
+}
+
+struct PendingGlobal {
+    state: GlobalState,
+    /// Records each stream had been sent when the state arrived.
+    watermarks: Vec<(usize, u64)>,
+    committed: u64,
+}
+
+pub async fn write(
+    config: Config,
+    pool: Pool,
+    catalog: ConfiguredCatalog,
+    mut input: InputLines,
+    output: Output,
+) -> Result<(), ConnectorError> {
+    let tables: Vec<TableModel> = catalog
+        .streams
+        .iter()
+        .map(TableModel::from_stream)
+        .collect();
+    let (notes_tx, mut notes_rx) = mpsc::unbounded_channel();
+    let shared = Arc::new(Shared {
+        pool,
+        output: output.clone(),
+        config,
+        buffered: AtomicUsize::new(0),
+        aborting: AtomicBool::new(false),
+        notes: notes_tx,
+    });
+    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut routes = Vec::new();
+    let mut handles: Vec<JoinHandle<()>> = Vec::new();
+    for (i, table) in tables.into_iter().enumerate() {
+        let (tx, rx) = mpsc::channel(WORKER_QUEUE);
+        index.insert(table.stream.clone(), i);
+        routes.push(Route {
+            tx: Some(tx),
+            routed: 0,
+            committed: 0,
+            failed: false,
+        });
+        handles.push(tokio::spawn(
+            StreamLoader::new(i, table, shared.clone()).run(rx),
+        ));
+    }
+    let mut unknown_reported: HashSet<String> = HashSet::new();
+    let mut pending_globals: VecDeque<PendingGlobal> = VecDeque::new();
+    let mut since_global = 0u64;
+    let mut fatal: Option<String> = None;
+
+    loop {
+        tokio::select! {
+            biased;
+            Some(note) = notes_rx.recv() => {
+                apply_note(&mut routes, note);
+                emit_ready_globals(&mut pending_globals, &routes, &output).await?;
+            }
+            line = input.next() => {
+                let Some(line) = line else { break };
+                let line = match line {
+                    Ok(line) => line,
+                    Err(e) => { fatal = Some(e.to_string()); break; }
+                };
+                match peek(&line.bytes) {
+                    Ok(Peeked::Record(record)) => {
+                        let Some(&i) = index.get(record.stream.as_ref()) else {
+                            if unknown_reported.insert(record.stream.to_string()) {
+                                let error = format!("stream {:?} is not in the catalog; its records are dropped (first at line {})", record.stream, line.number);
+                                tracing::error!("{error}");
+                                output.stream_status(&record.stream, StreamStatusKind::Error { error }).await?;
+                            }
+                            continue;
+                        };
+                        let route = &mut routes[i];
+                        route.routed += 1;
+                        since_global += 1;
+                        if let Some(tx) = &route.tx
+                            && tx.send(ToLoader::Record { line: line.number, bytes: line.bytes }).await.is_err()
+                        {
+                            route.tx = None;
+                        }
+                    }
+                    Ok(Peeked::Other(_)) => match Message::from_slice(&line.bytes) {
+                        Ok(Message::SourceState(SourceState::Stream(state))) => match index.get(&state.stream) {
+                            Some(&i) => {
+                                if let Some(tx) = &routes[i].tx {
+                                    let _ = tx.send(ToLoader::State(SourceState::Stream(state))).await;
+                                }
+                            }
+                            None => tracing::warn!(line = line.number, "dropping a state of stream {:?}, which is not in the catalog", state.stream),
+                        },
+                        Ok(Message::SourceState(SourceState::Global(state))) => {
+                            let watermarks = routes.iter().enumerate().map(|(i, r)| (i, r.routed)).collect();
+                            pending_globals.push_back(PendingGlobal { state, watermarks, committed: std::mem::take(&mut since_global) });
+                            emit_ready_globals(&mut pending_globals, &routes, &output).await?;
+                        }
+                        Ok(other) => tracing::debug!(line = line.number, "ignoring a {} message", other.message_type()),
+                        Err(e) => { fatal = Some(format!("line {}: {e}", line.number)); break; }
+                    },
+                    Err(e) if e.is_unknown_type() => tracing::warn!(line = line.number, "skipping a line: {e}"),
+                    Err(e) => { fatal = Some(format!("line {}: {e}", line.number)); break; }
+                }
+            }
+        }
+    }
+
+    if fatal.is_some() {
+        shared.aborting.store(true, Ordering::SeqCst);
+    }
+    for route in &mut routes {
+        route.tx = None;
+    }
+    for handle in handles {
+        let _ = handle.await;
+    }
+    drop(shared);
+    while let Some(note) = notes_rx.recv().await {
+        apply_note(&mut routes, note);
+    }
+    emit_ready_globals(&mut pending_globals, &routes, &output).await?;
+    if let Some(message) = fatal {
+        return Err(ConnectorError::system(format!(
+            "invalid input, nothing after the last acknowledged state was committed: {message}"
+        )));
+    }
+    if !pending_globals.is_empty() {
+        tracing::warn!(
+            "{} global state(s) not acknowledged: a stream before them failed",
+            pending_globals.len()
+        );
+    }
+    Ok(())
+}
+
+fn apply_note(routes: &mut [Route], note: LoaderNote) {
+    match note {
+        LoaderNote::Committed { stream, records } => routes[stream].committed += records,
+        LoaderNote::Failed { stream } => routes[stream].failed = true,
+    }
+}
+
+async fn emit_ready_globals(
+    pending: &mut VecDeque<PendingGlobal>,
+    routes: &[Route],
+    output: &Output,
+) -> Result<(), ConnectorError> {
+    while let Some(front) = pending.front() {
+        let ready = front
+            .watermarks
+            .iter()
+            .all(|&(i, routed)| !routes[i].failed && routes[i].committed >= routed);
+        if !ready {
+            break;
+        }
+        let Some(global) = pending.pop_front() else {
+            break;
+        };
+        output
+            .emit(Message::SourceState(
+                SourceState::Global(global.state).with_committed(global.committed),
+            ))
+            .await?;
+    }
+    Ok(())
+}
+
+/// One stream's buffer of encoded rows and the states that follow them.
+struct Batch {
+    rows: CopyRows,
+    keys: HashSet<Vec<u8>>,
+    duplicates: bool,
+    states: Vec<SourceState>,
+    first_at: Option<Instant>,
+}
+
+impl Batch {
+    fn new() -> Batch {
+        Batch {
+            rows: CopyRows::new(),
+            keys: HashSet::new(),
+            duplicates: false,
+            states: Vec::new(),
+            first_at: None,
+        }
+    }
+}
+
+struct StreamLoader {
+    index: usize,
+    table: TableModel,
+    plan: RowPlan,
+    sql: Arc<MergeSql>,
+    shared: Arc<Shared>,
+    seq: i64,
+    since_state: u64,
+    batch: Batch,
+    in_flight: Option<JoinHandle<Result<(), String>>>,
+    failed: bool,
+    key: Vec<u8>,
+}
+
+impl StreamLoader {
+    fn new(index: usize, table: TableModel, shared: Arc<Shared>) -> StreamLoader {
+        let sql = Arc::new(MergeSql::new(
+            &shared.config.schema,
+            &table,
+            shared.config.delete_mode,
+        ));
+        StreamLoader {
+            index,
+            plan: RowPlan::new(&table),
+            table,
+            sql,
+            shared,
+            seq: 0,
+            since_state: 0,
+            batch: Batch::new(),
+            in_flight: None,
+            failed: false,
+            key: Vec::new(),
+        }
+    }
+
+    async fn run(mut self, mut rx: mpsc::Receiver<ToLoader>) {
+        let interval = Duration::from_millis(self.shared.config.flush_interval_ms);
+        loop {
+            let deadline = self.batch.first_at.map(|t| t + interval);
+            let message = tokio::select! {
+                m = rx.recv() => m,
+                _ = sleep_until(deadline) => {
+                    self.flush().await;
+                    continue;
+                }
+            };
+            match message {
+                Some(ToLoader::Record { line, bytes }) => self.add_record(line, &bytes).await,
+                Some(ToLoader::State(state)) => self.add_state(state).await,
+                None => break,
+            }
+        }
+        if !self.shared.aborting.load(Ordering::SeqCst) {
+            self.flush().await;
+        }
+        self.wait_in_flight().await;
+        self.release_buffer();
+    }
+
+    async fn add_record(&mut self, line: u64, bytes: &[u8]) {
+        if self.failed {
+            return;
+        }
+        self.seq += 1;
+        let before = self.batch.rows.bytes();
+        if let Err(e) = self
+            .plan
+            .encode(line, bytes, self.seq, &mut self.batch.rows, &mut self.key)
+        {
+            self.fail(&format!("record rejected: {e}")).await;
+            return;
+        }
+        if !self.batch.keys.insert(self.key.clone()) {
+            self.batch.duplicates = true;
+        }
+        self.batch.first_at.get_or_insert_with(Instant::now);
+        self.since_state += 1;
+        let added = self.batch.rows.bytes() - before;
+        let total = self.shared.buffered.fetch_add(added, Ordering::Relaxed) + added;
+        if self.batch.rows.len() >= self.shared.config.batch_size
+            || self.batch.rows.bytes() >= MAX_BATCH_BYTES
+            || total >= MAX_BUFFERED_BYTES
+        {
+            self.flush().await;
+        }
+    }
+
+    async fn add_state(&mut self, state: SourceState) {
+        if self.failed {
+            return;
+        }
+        let state = state.with_committed(std::mem::take(&mut self.since_state));
+        if !self.batch.rows.is_empty() {
+            self.batch.states.push(state);
+            return;
+        }
+        // Every record before this state is committed or in the load in flight.
+        self.wait_in_flight().await;
+        if !self.failed {
+            let _ = self.shared.output.emit(Message::SourceState(state)).await;
+        }
+    }
+
+    fn release_buffer(&mut self) {
+        let bytes = self.batch.rows.bytes();
+        self.shared.buffered.fetch_sub(bytes, Ordering::Relaxed);
+    }
+
+    /// Starts loading the current batch; at most one load per stream is in flight, so the next
+    /// batch is encoded while the previous one is merged.
+    async fn flush(&mut self) {
+        self.wait_in_flight().await;
+        if self.failed {
+            return;
+        }
+        if self.batch.rows.is_empty() {
+            let states = std::mem::take(&mut self.batch.states);
+            self.emit_states(states).await;
+            self.batch.first_at = None;
+            return;
+        }
+        self.release_buffer();
+        let batch = std::mem::replace(&mut self.batch, Batch::new());
+        let records = batch.rows.len() as u64;
+        let dedupe = batch.duplicates;
+        let data = batch.rows.framed();
+        let states = batch.states;
+        let (shared, sql, stream, index) = (
+            self.shared.clone(),
+            self.sql.clone(),
+            self.table.stream.clone(),
+            self.index,
+        );
+        self.in_flight = Some(tokio::spawn(async move {
+            match flush(&shared.pool, &sql, data, dedupe, &stream).await {
+                Ok(_) => {
+                    let _ = shared.notes.send(LoaderNote::Committed {
+                        stream: index,
+                        records,
+                    });
+                    for state in states {
+                        if shared
+                            .output
+                            .emit(Message::SourceState(state))
+                            .await
+                            .is_err()
+                        {
+                            break;
+                        }
+                    }
+                    Ok(())
+                }
+                Err(e) => Err(e.message),
+            }
+        }));
+    }
+
+    async fn wait_in_flight(&mut self) {
+        let Some(handle) = self.in_flight.take() else {
+            return;
+        };
+        let error = match handle.await {
+            Ok(Ok(())) => return,
+            Ok(Err(message)) => message,
+            Err(e) => format!("the load task failed: {e}"),
+        };
+        self.fail(&error).await;
+    }
+
+    async fn emit_states(&mut self, states: Vec<SourceState>) {
+        for state in states {
+            let _ = self.shared.output.emit(Message::SourceState(state)).await;
+        }
+    }
+
+    /// The stream stops: its later records and states are dropped, the other streams go on.
+    async fn fail(&mut self, cause: &str) {
+        if self.failed {
+            return;
+        }
+        self.failed = true;
+        self.release_buffer();
+        self.batch = Batch::new();
+        let error = format!(
+            "stream {:?} (table {}.{}): {cause}",
+            self.table.stream, self.shared.config.schema, self.table.table
+        );
+        tracing::error!("{error}");
+        let _ = self
+            .shared
+            .notes
+            .send(LoaderNote::Failed { stream: self.index });
+        let _ = self
+            .shared
+            .output
+            .stream_status(&self.table.stream, StreamStatusKind::Error { error })
+            .await;
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,41 @@
+use std::process::{Child, ExitStatus};
+use std::time::{Duration, Instant};
+
+/// What a measured child process took.
+#[derive(Debug, Clone, Copy)]
+pub struct Measured {
+    pub status: ExitStatus,
+    pub elapsed: Duration,
+    /// Peak resident set size in bytes (the kernel's VmHWM).
+    pub peak_rss_bytes: u64,
+}
+
+fn high_water_mark_kb(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// Waits for a child, sampling its memory high-water mark. VmHWM only grows, so the last sample
+/// before the exit is the peak (to within the sampling interval's last moments).
+pub fn wait_measuring(mut child: Child, started: Instant) -> Measured {
+    let mut peak_kb = 0;
+    loop {
+        if let Some(kb) = high_water_mark_kb(child.id()) {
+            peak_kb = peak_kb.max(kb);
+        }
+        if let Some(status) = child.try_wait().unwrap_or_else(|e| panic!("wait: {e}")) {
+            return Measured {
+                status,
+                elapsed: started.elapsed(),
+                peak_rss_bytes: peak_kb * 1024,
+            };
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
