@@ -88,6 +88,10 @@ pub fn parse_url(url: &str) -> Result<Target, String> {
     if pg.get_connect_timeout().is_none() {
         pg.connect_timeout(Duration::from_secs(10));
     }
+    if pg.get_options().is_none() {
+        // The staging table is created with IF NOT EXISTS on every flush; its NOTICE is noise.
+        pg.options("-c client_min_messages=warning");
+    }
     if pg.get_application_name().is_none() {
         pg.application_name("stripe-sync dest-postgres");
     }

@@ -30,6 +30,12 @@ impl CopyRows {
         self.buf.len()
     }
 
+    /// Forgets every row after the first `rows` (which took `bytes` bytes).
+    pub fn truncate(&mut self, rows: usize, bytes: usize) {
+        self.rows = rows;
+        self.buf.truncate(bytes);
+    }
+
     pub fn begin_row(&mut self, fields: i16) {
         self.buf.put_i16(fields);
         self.rows += 1;

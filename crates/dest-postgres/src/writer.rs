@@ -229,6 +229,8 @@ struct Batch {
     keys: HashSet<Vec<u8>>,
     duplicates: bool,
     states: Vec<SourceState>,
+    /// Rows and bytes when the last state arrived: the records the states cover.
+    covered: (usize, usize),
     first_at: Option<Instant>,
 }
 
@@ -239,8 +241,15 @@ impl Batch {
             keys: HashSet::new(),
             duplicates: false,
             states: Vec::new(),
+            covered: (0, 0),
             first_at: None,
         }
+    }
+
+    /// Drops the records no state covers yet.
+    fn cut_to_last_state(&mut self) {
+        let (rows, bytes) = self.covered;
+        self.rows.truncate(rows, bytes);
     }
 }
 
@@ -297,9 +306,15 @@ impl StreamLoader {
                 None => break,
             }
         }
-        if !self.shared.aborting.load(Ordering::SeqCst) {
-            self.flush().await;
+        if self.shared.aborting.load(Ordering::SeqCst) {
+            // Commit what the last state covers, nothing beyond it.
+            let before = self.batch.rows.bytes();
+            self.batch.cut_to_last_state();
+            self.shared
+                .buffered
+                .fetch_sub(before - self.batch.rows.bytes(), Ordering::Relaxed);
         }
+        self.flush().await;
         self.wait_in_flight().await;
         self.release_buffer();
     }
@@ -339,6 +354,7 @@ impl StreamLoader {
         let state = state.with_committed(std::mem::take(&mut self.since_state));
         if !self.batch.rows.is_empty() {
             self.batch.states.push(state);
+            self.batch.covered = (self.batch.rows.len(), self.batch.rows.bytes());
             return;
         }
         // Every record before this state is committed or in the load in flight.
