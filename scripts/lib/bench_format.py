@@ -4,6 +4,7 @@
 usage: bench_format.py SECTION [ARGS...] < measurements.jsonl
 """
 import json
+import os
 import sys
 
 
@@ -67,6 +68,25 @@ def dest_postgres(records):
     print()
     print("Generated columns are kept: Postgres extracts them faster than the client can send them twice, the typed view can never "
           "disagree with `_raw_data`, and a property added later is filled for existing rows.")
+
+
+def stripe_fake(seconds):
+    data = rows()
+    cores = os.cpu_count() or 0
+    page_kb = data[0]["bytes_per_page"] / 1000
+    print(
+        f"`GET /v1/customers?limit=100` on loopback (about {page_kb:.0f} kB per page), keep-alive connections each "
+        f"walking 20,000 customers with `starting_after`, {seconds} s per row after a warm-up. The clients run in the "
+        f"same process and share the {cores} cores with the server, so these are lower bounds for the server alone."
+    )
+    print("Reproduce: `scripts/bench stripe-fake` (or `cargo bench -p stripe-fake --bench list_pages -- SECONDS CUSTOMERS`).")
+    print()
+    print("| client connections | pages/s | objects/s | MB/s |")
+    print("| ---: | ---: | ---: | ---: |")
+    for r in data:
+        print(
+            f"| {r['connections']} | {r['pages_per_second']:,.0f} | {r['objects_per_second']:,.0f} | {r['mb_per_second']:,.0f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -303,8 +303,14 @@ fn invocation<C: Connector>(
     })?;
     let catalog = match args.try_get_one::<String>("catalog").ok().flatten() {
         Some(text) => {
-            let value = crate::json_arg::json_or_file("catalog", text)
+            let mut value = crate::json_arg::json_or_file("catalog", text)
                 .map_err(|e| usage_failure(output, &e))?;
+            // `discover > catalog.json` writes a catalog message; accept it as the catalog.
+            if value.get("type").and_then(Value::as_str) == Some("catalog")
+                && let Some(inner) = value.get_mut("catalog").map(Value::take)
+            {
+                value = inner;
+            }
             serde_json::from_value(value)
                 .map_err(|e| usage_failure(output, &format!("--catalog: {e}")))?
         }

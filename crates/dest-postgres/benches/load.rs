@@ -207,8 +207,16 @@ fn main() {
     // The same load at a tenth of the size, into another schema: memory must not grow with input.
     let small_input = dir.join(format!("customers-{}.ndjson", records / 10));
     write_input(&small_input, records / 10);
-    let (small, small_rss) = run_write(&json!({"url": db.url(), "schema": "bench_small"}), &small_input);
-    report("dest-postgres write, first load of a tenth", records / 10, small, json!({"peak_rss_bytes": small_rss}));
+    let (small, small_rss) = run_write(
+        &json!({"url": db.url(), "schema": "bench_small"}),
+        &small_input,
+    );
+    report(
+        "dest-postgres write, first load of a tenth",
+        records / 10,
+        small,
+        json!({"peak_rss_bytes": small_rss}),
+    );
 
     let (again, again_rss) = run_write(&config, &input);
     report(

@@ -23,7 +23,7 @@ fn pg_err(context: impl Into<String>) -> impl FnOnce(tokio_postgres::Error) -> D
     let context = context.into();
     move |e| DdlError::Postgres {
         context,
-        message: crate::connect::error_text(&e),
+        message: pg_connect::error_text(&e),
     }
 }
 

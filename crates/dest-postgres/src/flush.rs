@@ -8,8 +8,8 @@ use deadpool_postgres::Pool;
 use futures_util::SinkExt;
 use tokio_postgres::error::SqlState;
 
-use crate::connect::error_text;
 use crate::merge::MergeSql;
+use pg_connect::error_text;
 
 /// Attempts before a lost connection fails the stream.
 const ATTEMPTS: u32 = 6;

@@ -9,7 +9,6 @@ mod ident;
 mod merge;
 mod record;
 mod table;
-mod tls;
 mod writer;
 
 use std::process::ExitCode;
@@ -18,8 +17,8 @@ use sync_connector::{About, Capability, Connector, ConnectorError, InputLines, O
 use sync_protocol::{ConfiguredCatalog, ConnectionStatus, FailureType, Spec};
 
 use crate::config::Config;
-use crate::connect::FailureKind;
 use crate::table::TableModel;
+use pg_connect::FailureKind;
 
 struct PostgresDestination;
 
@@ -110,10 +109,10 @@ impl Connector for PostgresDestination {
                 &[&config.schema],
             )
             .await
-            .map_err(|e| ConnectorError::system(format!("checking privileges: {}", connect::error_text(&e))))?;
+            .map_err(|e| ConnectorError::system(format!("checking privileges: {}", pg_connect::error_text(&e))))?;
         let (exists, can_create_in_schema, can_create_schema): (bool, bool, bool) =
             (row.get(0), row.get(1), row.get(2));
-        let target = connect::describe_target(&config.url);
+        let target = pg_connect::describe_target(&config.url);
         Ok(if exists && !can_create_in_schema {
             ConnectionStatus::failed(
                 format!(

@@ -25,6 +25,7 @@ pub fn bin_path(name: &str) -> PathBuf {
 pub struct Bin {
     command: Command,
     stdin: Option<Vec<u8>>,
+    files: Option<tempfile::TempDir>,
 }
 
 /// What a finished run printed.
@@ -42,6 +43,7 @@ impl Bin {
         Bin {
             command,
             stdin: None,
+            files: None,
         }
     }
 
@@ -58,6 +60,18 @@ impl Bin {
     /// Adds `--flag <json>` with the value serialised inline.
     pub fn json(self, flag: &str, value: &Value) -> Bin {
         self.arg(format!("--{flag}")).arg(value.to_string())
+    }
+
+    /// Adds `--flag <path>` with the value written to a temporary file (for values too large
+    /// for a command line).
+    pub fn json_file(mut self, flag: &str, value: &Value) -> Bin {
+        let dir = self
+            .files
+            .get_or_insert_with(|| tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}")));
+        let path = dir.path().join(format!("{flag}.json"));
+        std::fs::write(&path, value.to_string())
+            .unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+        self.arg(format!("--{flag}")).arg(path)
     }
 
     pub fn env(mut self, key: &str, value: impl AsRef<std::ffi::OsStr>) -> Bin {

@@ -1,0 +1,127 @@
+//! The command line of `sync-engine`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use sync_connector::logging::LogFormat;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "sync-engine",
+    version,
+    about = "Sync Stripe (or any source connector) into Postgres (or any destination connector), resumably."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// Format of the engine's logs on stderr.
+    #[arg(long, global = true, value_enum, default_value = "human")]
+    pub log_format: LogFormat,
+    /// Log level or filter (default: RUST_LOG, else info).
+    #[arg(long, global = true)]
+    pub log_level: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a sync: setup, then read from the source and write to the destination, checkpointing
+    /// every committed state. Rerun the same command to continue incrementally.
+    Sync(SyncArgs),
+    /// Check that both connectors accept their configs and can connect.
+    Check(PipelineArgs),
+    /// Print the source's catalog (after stream selection).
+    Discover(PipelineArgs),
+    /// Create the destination's tables for the selected streams.
+    Setup(PipelineArgs),
+    /// Remove what setup created in the destination (for dest-postgres: drop the schema).
+    Teardown(PipelineArgs),
+    /// List the connectors that resolve, and from where.
+    Connectors(ResolverArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ResolverArgs {
+    /// Connector commands: JSON or a file, e.g. {"source-x": "python3 ./x.py"}; keys
+    /// source-NAME and destination-NAME.
+    #[arg(long, value_name = "JSON|FILE")]
+    pub connectors_from_command_map: Option<String>,
+    /// Do not look for connectors on PATH.
+    #[arg(long)]
+    pub no_connectors_from_path: bool,
+    /// Allow running connectors from package registries (PyPI through uvx or pipx, npm through npx).
+    #[arg(long)]
+    pub connectors_from_registry: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PipelineArgs {
+    /// A JSON file with the pipeline: {"source":{"name":…,"config":{…}},"destination":{…},"streams":[…]}.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Source connector name (default: stripe).
+    #[arg(long)]
+    pub source: Option<String>,
+    /// Source config: inline JSON or a file; merged over the config file's.
+    #[arg(long, value_name = "JSON|FILE")]
+    pub source_config: Option<String>,
+    /// Destination connector name (default: postgres).
+    #[arg(long)]
+    pub destination: Option<String>,
+    /// Destination config: inline JSON or a file; merged over the config file's.
+    #[arg(long, value_name = "JSON|FILE")]
+    pub destination_config: Option<String>,
+    /// Stripe API key for the stripe source.
+    #[arg(long, env = "STRIPE_API_KEY", hide_env_values = true)]
+    pub stripe_api_key: Option<String>,
+    /// Stripe API base URL (a simulator, for tests and the demo).
+    #[arg(long)]
+    pub stripe_base_url: Option<String>,
+    /// Postgres URL for the postgres destination.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub postgres_url: Option<String>,
+    /// Destination schema (postgres destination; default stripe).
+    #[arg(long)]
+    pub schema: Option<String>,
+    /// Streams to sync, comma separated (default: all the source offers).
+    #[arg(long, value_delimiter = ',')]
+    pub streams: Option<Vec<String>>,
+    /// Stop each stream's backfill after this many records (a sample).
+    #[arg(long)]
+    pub backfill_limit: Option<u64>,
+    #[command(flatten)]
+    pub resolver: ResolverArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputMode {
+    /// A live display on a terminal, progress lines otherwise, and a summary on stderr.
+    Auto,
+    /// Progress and eof messages as NDJSON on stdout, summary on stderr.
+    Ndjson,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SyncArgs {
+    #[command(flatten)]
+    pub pipeline: PipelineArgs,
+    /// Keep the state in this JSON file instead of the destination database.
+    #[arg(long, value_name = "PATH")]
+    pub state_file: Option<PathBuf>,
+    /// The key of this sync's state (default: derived from the source and destination).
+    #[arg(long)]
+    pub sync_id: Option<String>,
+    /// Forget the saved state and start over.
+    #[arg(long)]
+    pub reset: bool,
+    /// Stop gracefully after this many seconds; a rerun continues.
+    #[arg(long, value_name = "SECONDS")]
+    pub time_limit: Option<f64>,
+    /// Stop gracefully after this many source states.
+    #[arg(long, value_name = "N")]
+    pub state_limit: Option<u64>,
+    /// A connector that neither writes output nor exits for this long is stopped as hung.
+    #[arg(long, value_name = "SECONDS", default_value = "600")]
+    pub connector_timeout: f64,
+    #[arg(long, value_enum, default_value = "auto")]
+    pub output: OutputMode,
+}

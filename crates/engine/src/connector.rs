@@ -1,0 +1,232 @@
+//! A resolved connector: its dialect (native or Airbyte, told by its `spec`), its published
+//! config schema, and running its short subcommands (spec, check, discover, setup, teardown).
+//! Configs, catalogs and states reach connectors as 0600 files, never on the command line,
+//! where other users of the machine could read them.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use serde_json::Value;
+use sync_protocol::airbyte::{self, AirbyteMessage};
+use sync_protocol::{Message, Spec, Status};
+use tokio::io::AsyncReadExt;
+use tokio::process::Command;
+
+use crate::resolve::{Resolved, Role};
+
+/// Which protocol a connector speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Native,
+    Airbyte,
+}
+
+pub struct Connector {
+    pub role: Role,
+    pub resolved: Resolved,
+    pub dialect: Dialect,
+    pub spec: Spec,
+    files: tempfile::TempDir,
+}
+
+/// How long a short subcommand (spec, check, discover, setup, teardown) may take.
+const SHORT_COMMAND_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// The last lines of a stderr, for error messages.
+pub fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+impl Connector {
+    /// Runs `spec` to learn the dialect and the config schema.
+    pub async fn open(role: Role, resolved: Resolved) -> Result<Connector> {
+        let files = tempfile::Builder::new()
+            .prefix("sync-engine-")
+            .tempdir()
+            .context("cannot create a temporary directory")?;
+        let mut connector = Connector {
+            role,
+            resolved,
+            dialect: Dialect::Native,
+            spec: Spec::new(Value::Null),
+            files,
+        };
+        let (stdout, _) = connector.run_raw("spec", &[]).await?;
+        for line in stdout.lines().filter(|l| !l.trim().is_empty()) {
+            if let Ok(Message::Spec(spec)) = Message::from_str_line(line) {
+                connector.spec = spec;
+                return Ok(connector);
+            }
+            if let Ok(message @ AirbyteMessage::Spec(_)) =
+                AirbyteMessage::from_slice(line.as_bytes())
+            {
+                connector.dialect = Dialect::Airbyte;
+                if let Some(Message::Spec(spec)) =
+                    airbyte::from_airbyte(message, airbyte_role(role)).pop()
+                {
+                    connector.spec = spec;
+                    return Ok(connector);
+                }
+            }
+        }
+        bail!(
+            "{} printed no spec message (ran `{} spec`)",
+            connector.name(),
+            connector.resolved.command_line()
+        )
+    }
+
+    pub fn name(&self) -> &str {
+        &self.resolved.display
+    }
+
+    /// Validates a config against the connector's published JSON Schema, before any I/O.
+    pub fn validate_config(&self, config: &Value) -> Result<()> {
+        if self.spec.config.is_null() {
+            return Ok(());
+        }
+        sync_connector::redact::register_config_secrets(&self.spec.config, config);
+        sync_connector::validate::validate_config(&self.spec.config, config)
+            .map_err(|e| anyhow!("{} config: {e}", self.name()))
+    }
+
+    /// Writes a JSON document to a private file and returns its path.
+    pub fn file(&self, name: &str, value: &impl serde::Serialize) -> Result<PathBuf> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let path = self.files.path().join(name);
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&path)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        serde_json::to_writer(&mut file, value)?;
+        file.flush()?;
+        Ok(path)
+    }
+
+    /// A command for a subcommand with `--flag path` arguments.
+    pub fn command(&self, subcommand: &str, flags: &[(&str, &PathBuf)]) -> Command {
+        let mut cmd = Command::new(&self.resolved.program);
+        cmd.args(&self.resolved.args).arg(subcommand);
+        for (flag, path) in flags {
+            cmd.arg(format!("--{flag}")).arg(path);
+        }
+        cmd.kill_on_drop(true);
+        // A connector must not outlive a killed engine (nothing would read or feed it).
+        // SAFETY: prctl is async-signal-safe and touches only the child being started.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        cmd
+    }
+
+    async fn run_raw(
+        &self,
+        subcommand: &str,
+        flags: &[(&str, &PathBuf)],
+    ) -> Result<(String, std::process::ExitStatus)> {
+        let mut child = self
+            .command(subcommand, flags)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| {
+                format!(
+                    "cannot start {} (`{}`)",
+                    self.name(),
+                    self.resolved.command_line()
+                )
+            })?;
+        let mut stdout = child.stdout.take().context("stdout is piped")?;
+        let mut stderr = child.stderr.take().context("stderr is piped")?;
+        let work = async {
+            let (mut out, mut err) = (String::new(), String::new());
+            let _ = tokio::join!(
+                stdout.read_to_string(&mut out),
+                stderr.read_to_string(&mut err)
+            );
+            let status = child.wait().await?;
+            Ok::<_, std::io::Error>((out, err, status))
+        };
+        let (out, err, status) = tokio::time::timeout(SHORT_COMMAND_TIMEOUT, work)
+            .await
+            .map_err(|_| {
+                anyhow!(
+                    "{} {subcommand} did not finish within {}s",
+                    self.name(),
+                    SHORT_COMMAND_TIMEOUT.as_secs()
+                )
+            })??;
+        for line in err.lines().filter(|l| !l.trim().is_empty()) {
+            tracing::debug!(
+                connector = self.name(),
+                "{}",
+                sync_connector::redact::redact(line)
+            );
+        }
+        if !status.success() && subcommand != "check" {
+            let failure = failure_message(&out, self.dialect, self.role);
+            let detail = failure.unwrap_or_else(|| tail(&err, 8));
+            bail!(
+                "{} {subcommand} exited with {status}: {}",
+                self.name(),
+                sync_connector::redact::redact(&detail)
+            );
+        }
+        Ok((out, status))
+    }
+
+    /// Runs a short subcommand and returns its messages in the native dialect.
+    pub async fn run(&self, subcommand: &str, flags: &[(&str, &PathBuf)]) -> Result<Vec<Message>> {
+        let (out, _) = self.run_raw(subcommand, flags).await?;
+        Ok(parse_output(&out, self.dialect, self.role))
+    }
+}
+
+pub fn airbyte_role(role: Role) -> airbyte::Role {
+    match role {
+        Role::Source => airbyte::Role::Source,
+        Role::Destination => airbyte::Role::Destination,
+    }
+}
+
+/// Parses a connector's whole stdout; lines that are not messages are logged and skipped.
+pub fn parse_output(out: &str, dialect: Dialect, role: Role) -> Vec<Message> {
+    let mut messages = Vec::new();
+    for line in out.lines().filter(|l| !l.trim().is_empty()) {
+        match dialect {
+            Dialect::Native => match Message::from_str_line(line) {
+                Ok(m) => messages.push(m),
+                Err(e) => tracing::warn!("skipping a line that is not a message ({e})"),
+            },
+            // Airbyte connectors may print anything; the Airbyte platform treats it as logs.
+            Dialect::Airbyte => match AirbyteMessage::from_slice(line.as_bytes()) {
+                Ok(m) => messages.extend(airbyte::from_airbyte(m, airbyte_role(role))),
+                Err(_) => tracing::debug!("{}", sync_connector::redact::redact(line)),
+            },
+        }
+    }
+    messages
+}
+
+/// The message of a failed `connection_status` among the output, if any.
+pub fn failure_message(out: &str, dialect: Dialect, role: Role) -> Option<String> {
+    parse_output(out, dialect, role)
+        .into_iter()
+        .find_map(|m| match m {
+            Message::ConnectionStatus(s) if s.status == Status::Failed => {
+                Some(s.message.unwrap_or_else(|| "failed".into()))
+            }
+            _ => None,
+        })
+}

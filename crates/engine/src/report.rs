@@ -1,0 +1,177 @@
+//! What the engine shows while it runs and when it ends: a live per-stream display on a
+//! terminal, periodic `progress` lines otherwise, the final `eof`, and a human summary.
+
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
+use std::time::{Duration, Instant};
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use sync_protocol::{Eof, Message, Progress, StreamProgressStatus};
+
+use crate::cli::OutputMode;
+
+const LINE_INTERVAL: Duration = Duration::from_secs(2);
+
+pub enum Reporter {
+    Live {
+        bars: MultiProgress,
+        streams: BTreeMap<String, ProgressBar>,
+    },
+    Lines {
+        last: Option<Instant>,
+    },
+}
+
+fn status_word(s: StreamProgressStatus) -> &'static str {
+    match s {
+        StreamProgressStatus::NotStarted => "waiting",
+        StreamProgressStatus::Started => "running",
+        StreamProgressStatus::Completed => "complete",
+        StreamProgressStatus::Skipped => "skipped",
+        StreamProgressStatus::Errored => "ERROR",
+    }
+}
+
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+impl Reporter {
+    pub fn new(mode: OutputMode) -> Reporter {
+        if mode == OutputMode::Auto && std::io::stderr().is_terminal() {
+            Reporter::Live {
+                bars: MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(5)),
+                streams: BTreeMap::new(),
+            }
+        } else {
+            Reporter::Lines { last: None }
+        }
+    }
+
+    /// Updates the display; prints a progress line when due.
+    pub fn tick(&mut self, progress: &Progress) {
+        match self {
+            Reporter::Live { bars, streams } => {
+                let elapsed = (progress.elapsed_ms as f64 / 1000.0).max(0.001);
+                for (name, p) in &progress.streams {
+                    let bar = streams.entry(name.clone()).or_insert_with(|| {
+                        let bar = bars.add(ProgressBar::new_spinner());
+                        bar.set_style(
+                            ProgressStyle::with_template("{spinner} {msg}")
+                                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                        );
+                        bar
+                    });
+                    bar.set_message(format!(
+                        "{name:<34} {:>11} read {:>11} committed {:>8.0}/s  ranges {:>4}  {}",
+                        thousands(p.record_count),
+                        thousands(p.committed_count),
+                        p.record_count as f64 / elapsed,
+                        p.completed_ranges.len(),
+                        status_word(p.status)
+                    ));
+                    if matches!(
+                        p.status,
+                        StreamProgressStatus::Completed
+                            | StreamProgressStatus::Skipped
+                            | StreamProgressStatus::Errored
+                    ) {
+                        bar.tick();
+                    } else {
+                        bar.inc(1);
+                    }
+                }
+            }
+            Reporter::Lines { last } => {
+                if last.is_none_or(|t| t.elapsed() >= LINE_INTERVAL) {
+                    *last = Some(Instant::now());
+                    print_line(&Message::Progress(Box::new(progress.clone())));
+                }
+            }
+        }
+    }
+
+    /// Ends the display and prints the eof line.
+    pub fn finish(&mut self, eof: &Eof) {
+        if let Reporter::Live { bars, streams } = self {
+            for bar in streams.values() {
+                bar.finish();
+            }
+            let _ = bars.clear();
+        }
+        if matches!(self, Reporter::Lines { .. }) || !std::io::stdout().is_terminal() {
+            print_line(&Message::Eof(Box::new(eof.clone())));
+        }
+    }
+}
+
+fn print_line(message: &Message) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{}", message.to_line());
+    let _ = out.flush();
+}
+
+/// The human summary, printed on stderr at the end.
+pub fn summary(eof: &Eof, failures: &[String], state_location: &str) -> String {
+    let mut out = String::new();
+    let Some(progress) = &eof.run_progress else {
+        return out;
+    };
+    out.push_str(&format!(
+        "\n{:<36} {:>12} {:>12}  {}\n",
+        "stream", "read", "committed", "status"
+    ));
+    let (mut read, mut committed) = (0, 0);
+    for (name, p) in &progress.streams {
+        read += p.record_count;
+        committed += p.committed_count;
+        let mut status = status_word(p.status).to_owned();
+        if let Some(message) = &p.message {
+            let short: String = message.chars().take(120).collect();
+            status.push_str(&format!(": {short}"));
+        }
+        out.push_str(&format!(
+            "{name:<36} {:>12} {:>12}  {status}\n",
+            thousands(p.record_count),
+            thousands(p.committed_count)
+        ));
+    }
+    out.push_str(&format!(
+        "{:<36} {:>12} {:>12}\n",
+        "total",
+        thousands(read),
+        thousands(committed)
+    ));
+    let secs = progress.elapsed_ms as f64 / 1000.0;
+    out.push_str(&format!(
+        "\n{} in {secs:.1}s ({:.0} records/s); {}; state saved in {state_location}\n",
+        match (eof.status, eof.has_more) {
+            (sync_protocol::RunStatus::Failed, _) => "FAILED",
+            (_, true) => "stopped early (rerun the same command to continue)",
+            _ => "done",
+        },
+        read as f64 / secs.max(0.001),
+        match eof.reason {
+            Some(r) => format!(
+                "reason: {}",
+                serde_json::to_value(r)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default()
+            ),
+            None => String::new(),
+        }
+    ));
+    for f in failures {
+        out.push_str(&format!("error: {f}\n"));
+    }
+    out
+}

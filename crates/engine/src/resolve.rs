@@ -1,0 +1,311 @@
+//! Finding the command that runs a connector. First match wins: the command map, the project's
+//! binaries next to the engine, PATH, then (when enabled) a package-registry launcher.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Result, bail};
+use serde_json::Value;
+use sync_connector::json_arg::json_or_file;
+
+use crate::cli::ResolverArgs;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Source,
+    Destination,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Source => "source",
+            Role::Destination => "destination",
+        }
+    }
+
+    /// The executable names a connector of this role may have.
+    fn executable_names(self, name: &str) -> Vec<String> {
+        match self {
+            Role::Source => vec![format!("source-{name}")],
+            Role::Destination => vec![format!("dest-{name}"), format!("destination-{name}")],
+        }
+    }
+}
+
+/// Where a connector command came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    CommandMap,
+    Bundled,
+    Path,
+    Registry(&'static str),
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::CommandMap => f.write_str("command map"),
+            Origin::Bundled => f.write_str("bundled with the engine"),
+            Origin::Path => f.write_str("PATH"),
+            Origin::Registry(launcher) => write!(f, "registry via {launcher}"),
+        }
+    }
+}
+
+/// A runnable connector command.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    /// `source-stripe`, `destination-faker`…: the name messages use.
+    pub display: String,
+    pub program: String,
+    pub args: Vec<String>,
+    pub origin: Origin,
+}
+
+impl Resolved {
+    pub fn command_line(&self) -> String {
+        std::iter::once(self.program.as_str())
+            .chain(self.args.iter().map(String::as_str))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+pub struct Resolver {
+    command_map: BTreeMap<String, String>,
+    use_path: bool,
+    use_registry: bool,
+    bundled_dir: Option<PathBuf>,
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    path.is_file() && std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o111 != 0)
+}
+
+fn on_path(program: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(program))
+            .find(|p| is_executable(p))
+    })
+}
+
+impl Resolver {
+    pub fn new(args: &ResolverArgs) -> Result<Resolver> {
+        let mut command_map = BTreeMap::new();
+        if let Some(text) = &args.connectors_from_command_map {
+            let Value::Object(map) =
+                json_or_file("connectors-from-command-map", text).map_err(anyhow::Error::msg)?
+            else {
+                bail!(
+                    "--connectors-from-command-map must be a JSON object of connector name to command line"
+                );
+            };
+            for (key, value) in map {
+                let Value::String(command) = value else {
+                    bail!("--connectors-from-command-map: the command of {key:?} must be a string")
+                };
+                command_map.insert(key, command);
+            }
+        }
+        let bundled_dir = std::env::current_exe()
+            .ok()
+            .and_then(|exe| exe.parent().map(Path::to_path_buf));
+        Ok(Resolver {
+            command_map,
+            use_path: !args.no_connectors_from_path,
+            use_registry: args.connectors_from_registry,
+            bundled_dir,
+        })
+    }
+
+    /// Resolves a connector, or fails listing every place tried.
+    pub fn resolve(&self, role: Role, name: &str) -> Result<Resolved> {
+        let mut tried = Vec::new();
+        let keys = match role {
+            Role::Source => vec![format!("source-{name}")],
+            Role::Destination => vec![format!("destination-{name}"), format!("dest-{name}")],
+        };
+        for key in &keys {
+            if let Some(command) = self.command_map.get(key) {
+                let Some(mut words) = shlex::split(command).filter(|w| !w.is_empty()) else {
+                    bail!(
+                        "--connectors-from-command-map: cannot parse the command of {key:?}: {command:?}"
+                    );
+                };
+                let program = words.remove(0);
+                return Ok(Resolved {
+                    display: key.clone(),
+                    program,
+                    args: words,
+                    origin: Origin::CommandMap,
+                });
+            }
+            tried.push(format!("command map key {key:?}"));
+        }
+        let names = role.executable_names(name);
+        if let Some(dir) = &self.bundled_dir {
+            for exe in &names {
+                let path = dir.join(exe);
+                if is_executable(&path) {
+                    return Ok(Resolved {
+                        display: exe.clone(),
+                        program: path.display().to_string(),
+                        args: Vec::new(),
+                        origin: Origin::Bundled,
+                    });
+                }
+                tried.push(path.display().to_string());
+            }
+        }
+        if self.use_path {
+            for exe in &names {
+                if let Some(path) = on_path(exe) {
+                    return Ok(Resolved {
+                        display: exe.clone(),
+                        program: path.display().to_string(),
+                        args: Vec::new(),
+                        origin: Origin::Path,
+                    });
+                }
+                tried.push(format!("{exe} on PATH"));
+            }
+        } else {
+            tried.push("PATH (disabled by --no-connectors-from-path)".into());
+        }
+        if self.use_registry {
+            let package = format!("airbyte-{}-{name}", role.as_str());
+            let script = format!("{}-{name}", role.as_str());
+            if on_path("uvx").is_some() {
+                return Ok(Resolved {
+                    display: script.clone(),
+                    program: "uvx".into(),
+                    args: vec!["--from".into(), package, script],
+                    origin: Origin::Registry("uvx"),
+                });
+            }
+            if on_path("pipx").is_some() {
+                return Ok(Resolved {
+                    display: script.clone(),
+                    program: "pipx".into(),
+                    args: vec!["run".into(), "--spec".into(), package, script],
+                    origin: Origin::Registry("pipx"),
+                });
+            }
+            tried.push(format!(
+                "PyPI package {package} (neither uvx nor pipx is installed)"
+            ));
+            let npm = format!("@stripe/sync-{}-{name}", role.as_str());
+            if on_path("npx").is_some() {
+                return Ok(Resolved {
+                    display: npm.clone(),
+                    program: "npx".into(),
+                    args: vec!["--yes".into(), npm],
+                    origin: Origin::Registry("npx"),
+                });
+            }
+            tried.push(format!("npm package {npm} (npx is not installed)"));
+        } else {
+            tried.push("package registries (enable with --connectors-from-registry)".into());
+        }
+        bail!(
+            "unknown {} connector {name:?}; tried: {}",
+            role.as_str(),
+            tried.join("; ")
+        )
+    }
+
+    /// Every connector name that resolves: known names, command-map keys and executables on PATH
+    /// or next to the engine.
+    pub fn candidates(&self) -> Vec<(Role, String)> {
+        let mut found: BTreeMap<(u8, String), Role> = BTreeMap::new();
+        let mut add = |file: &str| {
+            for (prefix, role, rank) in [
+                ("source-", Role::Source, 0u8),
+                ("destination-", Role::Destination, 1),
+                ("dest-", Role::Destination, 1),
+            ] {
+                if let Some(name) = file
+                    .strip_prefix(prefix)
+                    .filter(|n| !n.is_empty() && !n.contains('.'))
+                {
+                    found.insert((rank, name.to_owned()), role);
+                }
+            }
+        };
+        for key in self.command_map.keys() {
+            add(key);
+        }
+        let mut dirs: Vec<PathBuf> = self.bundled_dir.iter().cloned().collect();
+        if self.use_path
+            && let Some(paths) = std::env::var_os("PATH")
+        {
+            dirs.extend(std::env::split_paths(&paths));
+        }
+        for dir in dirs {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                if is_executable(&entry.path()) {
+                    add(&entry.file_name().to_string_lossy());
+                }
+            }
+        }
+        found
+            .into_iter()
+            .map(|((_, name), role)| (role, name))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resolver(map: &str, path: bool) -> Resolver {
+        Resolver::new(&ResolverArgs {
+            connectors_from_command_map: Some(map.into()),
+            no_connectors_from_path: !path,
+            connectors_from_registry: false,
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn the_command_map_wins_and_is_split_like_a_shell() {
+        let r = resolver(
+            r#"{"source-x": "python3 '/tmp/my connector.py' --flag", "destination-y": "y-bin"}"#,
+            true,
+        );
+        let s = r.resolve(Role::Source, "x").unwrap();
+        assert_eq!(
+            (s.program.as_str(), s.args.clone(), s.origin.clone()),
+            (
+                "python3",
+                vec!["/tmp/my connector.py".to_owned(), "--flag".to_owned()],
+                Origin::CommandMap
+            )
+        );
+        assert_eq!(r.resolve(Role::Destination, "y").unwrap().program, "y-bin");
+    }
+
+    #[test]
+    fn an_unknown_connector_lists_every_place_tried() {
+        let err = resolver("{}", false)
+            .resolve(Role::Destination, "nowhere")
+            .unwrap_err()
+            .to_string();
+        for part in [
+            "destination-nowhere",
+            "dest-nowhere",
+            "PATH (disabled",
+            "--connectors-from-registry",
+        ] {
+            assert!(err.contains(part), "{part} missing from: {err}");
+        }
+    }
+}

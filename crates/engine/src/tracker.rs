@@ -1,0 +1,311 @@
+//! The run's bookkeeping: records forwarded and committed per stream, the commit check, stream
+//! statuses, failures, and the committed state.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use sync_protocol::{
+    ConnectionStatus, DerivedProgress, Progress, RunStatus, SourceState, Status, StreamProgress,
+    StreamProgressStatus, StreamStatus, StreamStatusKind, SyncState, TimeRange,
+};
+
+#[derive(Debug, Default, Clone)]
+pub struct StreamTrack {
+    pub forwarded: u64,
+    since_state: u64,
+    /// Records each forwarded state covers, waiting for the destination's acknowledgement.
+    expected: VecDeque<u64>,
+    pub committed: u64,
+    pub states: u64,
+    pub status: StreamProgressStatus,
+    pub message: Option<String>,
+    total_range: Option<TimeRange>,
+    completed_ranges: Vec<TimeRange>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    streams: BTreeMap<String, StreamTrack>,
+    global_since: u64,
+    global_expected: VecDeque<u64>,
+    global_states: u64,
+    source_states: u64,
+    failures: Vec<String>,
+    connection_status: Option<ConnectionStatus>,
+    state: SyncState,
+}
+
+pub struct Tracker {
+    inner: Mutex<Inner>,
+    started: Instant,
+    started_at: String,
+    /// Whether destination acknowledgements carry counts to check.
+    check_counts: bool,
+}
+
+/// A committed state that does not match what was sent.
+#[derive(Debug)]
+pub struct Mismatch(pub String);
+
+impl Tracker {
+    pub fn new(
+        streams: impl IntoIterator<Item = String>,
+        state: SyncState,
+        check_counts: bool,
+    ) -> Tracker {
+        let streams = streams
+            .into_iter()
+            .map(|s| (s, StreamTrack::default()))
+            .collect();
+        Tracker {
+            inner: Mutex::new(Inner {
+                streams,
+                state,
+                ..Default::default()
+            }),
+            started: Instant::now(),
+            started_at: sync_protocol::time::now_rfc3339(),
+            check_counts,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A record of `stream` went to the destination.
+    pub fn forwarded(&self, stream: &str) {
+        let mut inner = self.lock();
+        inner.global_since += 1;
+        if let Some(t) = inner.streams.get_mut(stream) {
+            t.forwarded += 1;
+            t.since_state += 1;
+        }
+    }
+
+    /// A source state went to the destination; returns the number of source states so far.
+    pub fn state_forwarded(&self, state: &SourceState) -> u64 {
+        let mut inner = self.lock();
+        match state.stream_name() {
+            Some(stream) => {
+                if let Some(t) = inner.streams.get_mut(stream) {
+                    let covered = std::mem::take(&mut t.since_state);
+                    t.expected.push_back(covered);
+                }
+            }
+            None => {
+                let covered = std::mem::take(&mut inner.global_since);
+                inner.global_expected.push_back(covered);
+            }
+        }
+        inner.source_states += 1;
+        inner.source_states
+    }
+
+    /// The destination acknowledged a state. Checks its count against what was sent and applies
+    /// it; returns the committed state to persist.
+    pub fn committed(&self, state: &SourceState) -> Result<SyncState, Mismatch> {
+        let mut inner = self.lock();
+        let reported = state.destination_stats().map(|s| s.committed);
+        let (expected, label) = match state.stream_name() {
+            Some(stream) => {
+                let Some(t) = inner.streams.get_mut(stream) else {
+                    return Err(Mismatch(format!(
+                        "the destination acknowledged a state of stream {stream:?}, which was never sent"
+                    )));
+                };
+                let expected = t.expected.pop_front();
+                t.states += 1;
+                t.committed += reported.or(expected).unwrap_or(0);
+                (expected, format!("stream {stream:?}"))
+            }
+            None => {
+                inner.global_states += 1;
+                (
+                    inner.global_expected.pop_front(),
+                    "the global state".to_owned(),
+                )
+            }
+        };
+        let Some(expected) = expected else {
+            return Err(Mismatch(format!(
+                "the destination acknowledged a state of {label} that was never sent"
+            )));
+        };
+        if self.check_counts
+            && let Some(reported) = reported
+            && reported != expected
+        {
+            return Err(Mismatch(format!(
+                "the destination reported {reported} records committed for {label}, but {expected} were sent before that state"
+            )));
+        }
+        inner.state.apply(state);
+        Ok(inner.state.clone())
+    }
+
+    pub fn stream_status(&self, status: &StreamStatus) {
+        let mut inner = self.lock();
+        let t = inner.streams.entry(status.stream.clone()).or_default();
+        match &status.kind {
+            StreamStatusKind::Start { time_range } => {
+                if t.status == StreamProgressStatus::NotStarted {
+                    t.status = StreamProgressStatus::Started;
+                }
+                t.total_range = time_range.clone();
+            }
+            StreamStatusKind::RangeComplete { range_complete } => {
+                t.completed_ranges.push(range_complete.clone())
+            }
+            StreamStatusKind::Complete {} => {
+                if t.status != StreamProgressStatus::Errored {
+                    t.status = StreamProgressStatus::Completed;
+                }
+            }
+            StreamStatusKind::Skip { reason } => {
+                t.status = StreamProgressStatus::Skipped;
+                t.message = Some(reason.clone());
+            }
+            StreamStatusKind::Error { error } => {
+                t.status = StreamProgressStatus::Errored;
+                t.message = Some(error.clone());
+            }
+        }
+    }
+
+    pub fn connection_status(&self, status: ConnectionStatus) {
+        let mut inner = self.lock();
+        if status.status == Status::Failed {
+            inner.failures.push(
+                status
+                    .message
+                    .clone()
+                    .unwrap_or_else(|| "a connector failed".into()),
+            );
+        }
+        inner.connection_status = Some(status);
+    }
+
+    /// A failure that ends the run as failed.
+    pub fn fail(&self, message: impl Into<String>) {
+        self.lock().failures.push(message.into());
+    }
+
+    pub fn failures(&self) -> Vec<String> {
+        self.lock().failures.clone()
+    }
+
+    pub fn state(&self) -> SyncState {
+        self.lock().state.clone()
+    }
+
+    /// True when every stream completed or was skipped and nothing failed.
+    pub fn all_done(&self) -> bool {
+        let inner = self.lock();
+        inner.failures.is_empty()
+            && inner.streams.values().all(|t| {
+                matches!(
+                    t.status,
+                    StreamProgressStatus::Completed | StreamProgressStatus::Skipped
+                )
+            })
+    }
+
+    pub fn progress(&self) -> Progress {
+        let inner = self.lock();
+        let elapsed = self.started.elapsed();
+        let secs = elapsed.as_secs_f64().max(1e-3);
+        let total_records: u64 = inner.streams.values().map(|t| t.forwarded).sum();
+        let total_states: u64 =
+            inner.streams.values().map(|t| t.states).sum::<u64>() + inner.global_states;
+        let streams: BTreeMap<String, StreamProgress> = inner
+            .streams
+            .iter()
+            .map(|(name, t)| {
+                (
+                    name.clone(),
+                    StreamProgress {
+                        status: t.status,
+                        state_count: t.states,
+                        record_count: t.forwarded,
+                        committed_count: t.committed,
+                        message: t.message.clone(),
+                        total_range: t.total_range.clone(),
+                        completed_ranges: t.completed_ranges.clone(),
+                        extra: Default::default(),
+                    },
+                )
+            })
+            .collect();
+        let any_running = streams.values().any(|s| {
+            matches!(
+                s.status,
+                StreamProgressStatus::Started | StreamProgressStatus::NotStarted
+            )
+        });
+        let any_errored = streams
+            .values()
+            .any(|s| s.status == StreamProgressStatus::Errored);
+        let status = if !inner.failures.is_empty() {
+            RunStatus::Failed
+        } else if any_running {
+            RunStatus::Started
+        } else if any_errored {
+            RunStatus::Failed
+        } else {
+            RunStatus::Succeeded
+        };
+        Progress {
+            started_at: self.started_at.clone(),
+            elapsed_ms: elapsed.as_millis() as u64,
+            global_state_count: inner.global_states,
+            connection_status: inner.connection_status.clone(),
+            derived: DerivedProgress {
+                status,
+                records_per_second: total_records as f64 / secs,
+                states_per_second: total_states as f64 / secs,
+                total_record_count: total_records,
+                total_state_count: total_states,
+                extra: Default::default(),
+            },
+            streams,
+            extra: Default::default(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn acknowledgements_are_checked_against_what_was_sent() {
+        let t = Tracker::new(["a".to_owned(), "b".to_owned()], SyncState::default(), true);
+        for _ in 0..3 {
+            t.forwarded("a");
+        }
+        t.forwarded("b");
+        let s1 = SourceState::stream("a", json!({"n": 3}));
+        t.state_forwarded(&s1);
+        let g = SourceState::global(json!({"c": 1}));
+        t.state_forwarded(&g);
+        let state = t.committed(&s1.clone().with_committed(3)).unwrap();
+        assert_eq!(state.source.streams["a"], json!({"n": 3}));
+        assert!(t.committed(&g.clone().with_committed(4)).is_ok());
+        t.forwarded("b");
+        let s2 = SourceState::stream("b", json!({"n": 2}));
+        t.state_forwarded(&s2);
+        let err = t.committed(&s2.with_committed(1)).unwrap_err();
+        assert!(
+            err.0.contains("reported 1") && err.0.contains("2 were sent"),
+            "{}",
+            err.0
+        );
+        assert!(
+            t.committed(&SourceState::stream("a", json!({}))).is_err(),
+            "never sent"
+        );
+    }
+}

@@ -1,0 +1,145 @@
+//! source-stripe backfill speed against the simulator.
+//!
+//! 1. With Stripe-like latency (150–250 ms) and live-mode limits (100/s total, 25/s per
+//!    endpoint): one stream of 50,000 objects, then eight streams together; requests per second
+//!    against the limit.
+//! 2. Without latency or limits: records per second, and peak RSS at 10,000 and 200,000 objects.
+//!
+//! Prints one JSON object per measurement. `cargo bench -p source-stripe --bench backfill`
+
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use serde_json::{Value, json};
+use stripe_fake::{Config, FakeStripe, Faults, Latency};
+use test_support::measure::wait_measuring;
+
+const SOURCE: &str = env!("CARGO_BIN_EXE_source-stripe");
+
+fn catalog(config: &Value, streams: &[&str]) -> String {
+    let out = Command::new(SOURCE)
+        .args(["discover", "--config", &config.to_string()])
+        .output()
+        .unwrap();
+    let mut c: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let all = c["catalog"]["streams"].as_array().unwrap().clone();
+    c["catalog"]["streams"] = Value::Array(
+        all.into_iter()
+            .filter(|s| streams.contains(&s["name"].as_str().unwrap()))
+            .collect(),
+    );
+    let path = std::env::temp_dir().join(format!("bench-catalog-{}.json", std::process::id()));
+    std::fs::write(&path, c.to_string()).unwrap();
+    path.display().to_string()
+}
+
+/// Runs `read` to the end, discarding its output; returns (seconds, peak RSS bytes).
+fn read(config: &Value, catalog: &str) -> (f64, u64) {
+    let started = Instant::now();
+    let child = Command::new(SOURCE)
+        .args([
+            "read",
+            "--config",
+            &config.to_string(),
+            "--catalog",
+            catalog,
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let m = wait_measuring(child, started);
+    assert!(m.status.success(), "source-stripe read failed");
+    (m.elapsed.as_secs_f64(), m.peak_rss_bytes)
+}
+
+fn limited_fake(objects: Vec<(String, usize)>) -> FakeStripe {
+    FakeStripe::start(Config {
+        seed: 1,
+        scale: 0.0,
+        objects,
+        faults: Faults {
+            latency: Some(Latency {
+                min_ms: 150,
+                max_ms: 250,
+            }),
+            rate_limit: Some(100.0),
+            endpoint_rate_limit: Some(25.0),
+            ..Default::default()
+        },
+        worker_threads: 1,
+        ..Default::default()
+    })
+    .unwrap()
+}
+
+fn rate_run(name: &str, streams: &[&str], per_stream: usize, limit: f64) {
+    let fake = limited_fake(
+        streams
+            .iter()
+            .map(|s| (s.to_string(), per_stream))
+            .collect(),
+    );
+    let config = json!({"api_key": "sk_live_fake", "base_url": fake.base_url(), "events": false});
+    let catalog = catalog(&config, streams);
+    fake.reset_stats();
+    let (seconds, _) = read(&config, &catalog);
+    let stats = fake.stats();
+    let ok = stats.by_status.get(&200).copied().unwrap_or(0) as f64;
+    println!(
+        "{}",
+        json!({"bench": name, "streams": streams.len(), "objects": per_stream * streams.len(), "seconds": seconds, "requests": ok,
+               "requests_per_second": ok / seconds, "limit": limit, "ratio_to_limit": ok / seconds / limit,
+               "rate_limited": stats.rate_limited_global + stats.rate_limited_endpoint})
+    );
+}
+
+fn free_run(objects: usize) {
+    let fake = FakeStripe::start(Config {
+        seed: 2,
+        scale: 0.0,
+        objects: vec![("customers".into(), objects)],
+        worker_threads: 1,
+        ..Default::default()
+    })
+    .unwrap();
+    let config = json!({"api_key": "sk_live_fake", "base_url": fake.base_url(), "events": false, "rate_limit": 10000, "endpoint_rate_limit": 10000});
+    let catalog = catalog(&config, &["customers"]);
+    let (seconds, rss) = read(&config, &catalog);
+    println!(
+        "{}",
+        json!({"bench": "no latency, no limits", "objects": objects, "seconds": seconds, "records_per_second": objects as f64 / seconds, "peak_rss_bytes": rss})
+    );
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let (single, each) = if quick {
+        (5_000, 1_000)
+    } else {
+        (50_000, 10_000)
+    };
+    rate_run(
+        "one stream, live limits, 150-250 ms latency",
+        &["customers"],
+        single,
+        25.0,
+    );
+    rate_run(
+        "eight streams, live limits, 150-250 ms latency",
+        &[
+            "customers",
+            "charges",
+            "payment_intents",
+            "invoices",
+            "products",
+            "prices",
+            "refunds",
+            "balance_transactions",
+        ],
+        each,
+        100.0,
+    );
+    free_run(10_000);
+    free_run(if quick { 20_000 } else { 200_000 });
+}

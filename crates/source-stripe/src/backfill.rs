@@ -1,0 +1,426 @@
+//! The backfill of one stream: every object that exists, read page by page with a state after
+//! each page that points only at records already emitted.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+use stripe_catalog::{Api, Resource};
+use sync_connector::{Output, OutputClosed};
+use sync_protocol::time::unix_to_rfc3339;
+use sync_protocol::{SourceState, StreamStatusKind, TimeRange};
+use tokio::task::JoinSet;
+
+use crate::client::{Page, StripeClient};
+use crate::error::StripeError;
+use crate::ranges;
+use crate::records::{created_and_id, stamp};
+use crate::state::{Range, Span, StreamCheckpoint};
+
+const LIMIT: usize = 100;
+const V2_LIMIT: usize = 20;
+
+/// Why a backfill stopped early.
+#[derive(Debug)]
+pub enum BackfillError {
+    Stripe(StripeError),
+    Output(OutputClosed),
+}
+
+impl From<StripeError> for BackfillError {
+    fn from(e: StripeError) -> Self {
+        BackfillError::Stripe(e)
+    }
+}
+
+impl From<OutputClosed> for BackfillError {
+    fn from(e: OutputClosed) -> Self {
+        BackfillError::Output(e)
+    }
+}
+
+/// Everything a stream's backfill needs.
+pub struct StreamCtx {
+    pub client: Arc<StripeClient>,
+    pub output: Output,
+    pub account_id: String,
+    pub resource: &'static Resource,
+    /// For a nested stream, the parent whose pages are walked.
+    pub parent: Option<&'static Resource>,
+    pub backfill_limit: Option<u64>,
+    pub max_concurrency: usize,
+}
+
+impl StreamCtx {
+    fn stream(&self) -> &str {
+        &self.resource.stream
+    }
+
+    /// The resource whose list is paged: the parent for a nested stream.
+    fn listed(&self) -> &'static Resource {
+        self.parent.unwrap_or(self.resource)
+    }
+
+    fn limit_reached(&self, emitted: u64) -> bool {
+        self.backfill_limit.is_some_and(|l| emitted >= l)
+    }
+
+    async fn emit_state(&self, checkpoint: &StreamCheckpoint) -> Result<(), OutputClosed> {
+        self.output
+            .state(SourceState::stream(self.stream(), checkpoint.to_value()))
+            .await
+    }
+
+    async fn emit_records(&self, records: Vec<Value>) -> Result<u64, OutputClosed> {
+        let n = records.len() as u64;
+        for data in records {
+            self.output.record(self.stream(), data).await?;
+        }
+        Ok(n)
+    }
+}
+
+/// Query parameters some lists need to return everything (subscriptions hide canceled ones).
+fn base_params(resource: &Resource) -> Vec<(String, String)> {
+    match resource.stream.as_str() {
+        "subscriptions" => vec![("status".into(), "all".into())],
+        _ => Vec::new(),
+    }
+}
+
+/// The records of one listed page: the objects themselves, or for a nested stream every child
+/// of every parent on the page.
+async fn records_of_page(
+    client: &StripeClient,
+    account_id: &str,
+    resource: &'static Resource,
+    parent: Option<&'static Resource>,
+    page: Page,
+) -> Result<Vec<Value>, StripeError> {
+    let observed_at = page.server_time;
+    let Some(_parent) = parent else {
+        return Ok(page
+            .data
+            .into_iter()
+            .map(|o| stamp(o, account_id, observed_at))
+            .collect());
+    };
+    let fetches = page
+        .data
+        .into_iter()
+        .map(|p| children_of(client, resource, p));
+    let children = futures_util::future::try_join_all(fetches).await?;
+    Ok(children
+        .into_iter()
+        .flatten()
+        .map(|c| stamp(c, account_id, observed_at))
+        .collect())
+}
+
+/// Every child of one parent object: the embedded list when it is complete (at most 10 items),
+/// otherwise the nested list endpoint, paged to the end.
+pub async fn children_of(
+    client: &StripeClient,
+    child: &'static Resource,
+    parent: Map<String, Value>,
+) -> Result<Vec<Map<String, Value>>, StripeError> {
+    let Some(link) = &child.parent else {
+        return Ok(Vec::new());
+    };
+    let embedded = parent.get(&link.embedded_field).and_then(Value::as_object);
+    if let Some(list) = embedded
+        && list.get("has_more").and_then(Value::as_bool) == Some(false)
+        && let Some(Value::Array(items)) = list.get("data")
+    {
+        return Ok(items
+            .iter()
+            .filter_map(|i| i.as_object().cloned())
+            .collect());
+    }
+    let Some(parent_id) = parent.get("id").and_then(Value::as_str) else {
+        return Ok(Vec::new());
+    };
+    let path = child.list_path_for(Some(parent_id));
+    let mut out = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut params = vec![("limit".to_owned(), LIMIT.to_string())];
+        if let Some(param) = &link.param {
+            params.push((param.clone(), parent_id.to_owned()));
+        }
+        if let Some(c) = &cursor {
+            params.push(("starting_after".into(), c.clone()));
+        }
+        let page = client.list(&path, &params, &child.list_path).await?;
+        cursor = page
+            .data
+            .last()
+            .and_then(|o| o.get("id"))
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let more = page.has_more && cursor.is_some();
+        out.extend(page.data);
+        if !more {
+            return Ok(out);
+        }
+    }
+}
+
+/// Runs (or resumes) a stream's backfill to its end; returns the number of records emitted.
+pub async fn run(ctx: Arc<StreamCtx>, checkpoint: StreamCheckpoint) -> Result<u64, BackfillError> {
+    match checkpoint {
+        StreamCheckpoint::Complete { .. } => Ok(0),
+        StreamCheckpoint::Ranges {
+            span,
+            remaining,
+            emitted,
+        } => by_ranges(ctx, span, remaining, emitted).await,
+        StreamCheckpoint::Sequential { cursor, emitted } => {
+            sequentially(ctx, cursor, emitted).await
+        }
+    }
+}
+
+/// The first checkpoint of a stream that has none.
+pub fn fresh(resource: &Resource, parent: Option<&Resource>, span: Span) -> StreamCheckpoint {
+    let listed = parent.unwrap_or(resource);
+    if listed.created_filter && listed.api == Api::V1 {
+        StreamCheckpoint::Ranges {
+            span,
+            remaining: vec![Range {
+                gte: span.gte,
+                lt: span.lt,
+                cursor: None,
+            }],
+            emitted: 0,
+        }
+    } else {
+        StreamCheckpoint::Sequential {
+            cursor: None,
+            emitted: 0,
+        }
+    }
+}
+
+fn time_range(gte: i64, lt: i64) -> TimeRange {
+    TimeRange {
+        gte: unix_to_rfc3339(gte),
+        lt: unix_to_rfc3339(lt),
+    }
+}
+
+/// One fetched page of a range, its records ready to emit.
+struct RangePage {
+    range: Range,
+    /// `created` and id of the page's oldest (last) object.
+    last: Option<(i64, String)>,
+    has_more: bool,
+    page_len: usize,
+    records: Vec<Value>,
+}
+
+async fn fetch_range(ctx: Arc<StreamCtx>, range: Range) -> Result<RangePage, StripeError> {
+    let listed = ctx.listed();
+    let mut params = base_params(listed);
+    params.push(("limit".into(), LIMIT.to_string()));
+    params.push(("created[gte]".into(), range.gte.to_string()));
+    params.push(("created[lt]".into(), range.lt.to_string()));
+    if let Some(c) = &range.cursor {
+        params.push(("starting_after".into(), c.clone()));
+    }
+    let page = ctx
+        .client
+        .list(&listed.list_path, &params, &listed.list_path)
+        .await?;
+    let last = page
+        .data
+        .last()
+        .map(created_and_id)
+        .and_then(|(c, id)| Some((c?, id?.to_owned())));
+    let (has_more, page_len) = (page.has_more, page.data.len());
+    let records =
+        records_of_page(&ctx.client, &ctx.account_id, ctx.resource, ctx.parent, page).await?;
+    Ok(RangePage {
+        range,
+        last,
+        has_more,
+        page_len,
+        records,
+    })
+}
+
+/// Backfill by `created` ranges, many pages in flight, ranges split by the density they show.
+async fn by_ranges(
+    ctx: Arc<StreamCtx>,
+    span: Span,
+    remaining: Vec<Range>,
+    mut emitted: u64,
+) -> Result<u64, BackfillError> {
+    let mut next_id = 0u64;
+    let mut outstanding: BTreeMap<u64, Range> = BTreeMap::new();
+    let mut queue: VecDeque<u64> = VecDeque::new();
+    for range in remaining {
+        outstanding.insert(next_id, range);
+        queue.push_back(next_id);
+        next_id += 1;
+    }
+    let mut in_flight: JoinSet<(u64, Result<RangePage, StripeError>)> = JoinSet::new();
+    let mut emitted_this_run = 0;
+    loop {
+        let concurrency = ctx
+            .client
+            .useful_concurrency()
+            .min(ctx.max_concurrency)
+            .max(1);
+        while in_flight.len() < concurrency {
+            let Some(id) = queue.pop_front() else { break };
+            let range = outstanding[&id].clone();
+            let task_ctx = ctx.clone();
+            in_flight.spawn(async move { (id, fetch_range(task_ctx, range).await) });
+        }
+        let Some(joined) = in_flight.join_next().await else {
+            break;
+        };
+        let (id, result) = match joined {
+            Ok(r) => r,
+            Err(e) => {
+                return Err(BackfillError::Stripe(StripeError {
+                    status: None,
+                    code: None,
+                    message: format!("a page task failed: {e}"),
+                    request: ctx.listed().list_path.clone(),
+                }));
+            }
+        };
+        let RangePage {
+            range,
+            last,
+            has_more,
+            page_len,
+            records,
+        } = result?;
+        let n = ctx.emit_records(records).await?;
+        emitted += n;
+        emitted_this_run += n;
+        outstanding.remove(&id);
+        match (has_more, last) {
+            (true, Some((oldest, cursor))) => {
+                // Keep enough ranges queued to fill the pipe, no more.
+                let wanted = concurrency * 2;
+                let room = wanted.saturating_sub(outstanding.len());
+                let pages =
+                    ranges::estimated_pages(&range, oldest, page_len.max(1), LIMIT).ceil() as usize;
+                let pieces = ranges::remainder(&range, oldest, cursor, (pages + 1).min(room + 1));
+                let whole = Range {
+                    gte: pieces[0].gte,
+                    lt: pieces[pieces.len() - 1].lt,
+                    cursor: None,
+                };
+                for piece in pieces {
+                    outstanding.insert(next_id, piece);
+                    queue.push_back(next_id);
+                    next_id += 1;
+                }
+                if whole.lt < range.lt {
+                    ctx.output
+                        .stream_status(
+                            ctx.stream(),
+                            StreamStatusKind::RangeComplete {
+                                range_complete: time_range(whole.lt, range.lt),
+                            },
+                        )
+                        .await?;
+                }
+            }
+            (true, None) => {
+                // A page with more to come but no usable cursor: only re-reading would help.
+                return Err(BackfillError::Stripe(StripeError {
+                    status: None,
+                    code: None,
+                    message: "the list said has_more but its last object has no id or created time"
+                        .into(),
+                    request: format!("GET {}", ctx.listed().list_path),
+                }));
+            }
+            (false, _) => {
+                ctx.output
+                    .stream_status(
+                        ctx.stream(),
+                        StreamStatusKind::RangeComplete {
+                            range_complete: time_range(range.gte, range.lt),
+                        },
+                    )
+                    .await?;
+            }
+        }
+        if ctx.limit_reached(emitted) {
+            tracing::info!(stream = ctx.stream(), emitted, "backfill_limit reached");
+            break;
+        }
+        let remaining: Vec<Range> = outstanding.values().cloned().collect();
+        if !remaining.is_empty() {
+            ctx.emit_state(&StreamCheckpoint::Ranges {
+                span,
+                remaining,
+                emitted,
+            })
+            .await?;
+        }
+    }
+    in_flight.abort_all();
+    ctx.emit_state(&StreamCheckpoint::Complete { span: Some(span) })
+        .await?;
+    Ok(emitted_this_run)
+}
+
+/// Backfill of a list without a time filter: one page after another.
+async fn sequentially(
+    ctx: Arc<StreamCtx>,
+    mut cursor: Option<String>,
+    mut emitted: u64,
+) -> Result<u64, BackfillError> {
+    let listed = ctx.listed();
+    let v2 = listed.api == Api::V2;
+    let mut emitted_this_run = 0;
+    loop {
+        let mut params = base_params(listed);
+        params.push((
+            "limit".into(),
+            if v2 { V2_LIMIT } else { LIMIT }.to_string(),
+        ));
+        if let Some(c) = &cursor {
+            params.push((if v2 { "page" } else { "starting_after" }.into(), c.clone()));
+        }
+        let page = ctx
+            .client
+            .list(&listed.list_path, &params, &listed.list_path)
+            .await?;
+        let next = if v2 {
+            page.next_page.clone()
+        } else {
+            page.data
+                .last()
+                .and_then(|o| o.get("id"))
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        };
+        let more = page.has_more && next.is_some();
+        let records =
+            records_of_page(&ctx.client, &ctx.account_id, ctx.resource, ctx.parent, page).await?;
+        let n = ctx.emit_records(records).await?;
+        emitted += n;
+        emitted_this_run += n;
+        cursor = next;
+        if !more || ctx.limit_reached(emitted) {
+            break;
+        }
+        ctx.emit_state(&StreamCheckpoint::Sequential {
+            cursor: cursor.clone(),
+            emitted,
+        })
+        .await?;
+    }
+    ctx.emit_state(&StreamCheckpoint::Complete { span: None })
+        .await?;
+    Ok(emitted_this_run)
+}

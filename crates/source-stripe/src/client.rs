@@ -1,0 +1,392 @@
+//! Stripe's HTTP API: authentication, version pinning, Connect, rate limits (an account bucket
+//! and one bucket per endpoint), bounded concurrency, and retries with jittered exponential
+//! backoff for 429s, 5xx, timeouts, dropped connections and unreadable bodies.
+
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
+use reqwest::header::{HeaderMap, HeaderValue};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use tokio::sync::Semaphore;
+
+use crate::config::Config;
+use crate::error::StripeError;
+
+/// One page of a list.
+#[derive(Debug)]
+pub struct Page {
+    pub data: Vec<Map<String, Value>>,
+    pub has_more: bool,
+    /// v2 lists: the token of the next page.
+    pub next_page: Option<String>,
+    /// Server time of the response (Unix seconds).
+    pub server_time: i64,
+}
+
+#[derive(Deserialize)]
+struct ListBody {
+    data: Vec<Map<String, Value>>,
+    #[serde(default)]
+    has_more: bool,
+    #[serde(default)]
+    next_page_url: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    error: ErrorDetail,
+}
+
+#[derive(Deserialize)]
+struct ErrorDetail {
+    #[serde(default)]
+    message: Option<String>,
+    #[serde(default)]
+    code: Option<String>,
+}
+
+pub struct StripeClient {
+    http: reqwest::Client,
+    base_url: String,
+    account_limiter: DefaultDirectRateLimiter,
+    endpoint_limiter: DefaultKeyedRateLimiter<String>,
+    in_flight: Semaphore,
+    max_retries: u32,
+    /// Smoothed request latency, microseconds.
+    latency_micros: AtomicU64,
+    /// Server clock minus local clock, seconds.
+    clock_offset: AtomicI64,
+    endpoint_rate: u32,
+}
+
+fn quota(per_second: u32) -> Quota {
+    let rate = NonZeroU32::new(per_second.max(1)).unwrap_or(NonZeroU32::MIN);
+    // No burst: requests leave evenly spaced, so the server's own bucket never sees a spike.
+    Quota::per_second(rate).allow_burst(NonZeroU32::MIN)
+}
+
+enum Attempt {
+    Done(bytes::Bytes, i64),
+    Retry {
+        error: StripeError,
+        after: Option<Duration>,
+    },
+    Fail(StripeError),
+}
+
+impl StripeClient {
+    pub fn new(config: &Config) -> Result<StripeClient, String> {
+        // reqwest is built without a default TLS provider; ring needs no C toolchain.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut headers = HeaderMap::new();
+        let bearer = HeaderValue::from_str(&format!("Bearer {}", config.api_key))
+            .map_err(|_| "api_key contains characters not allowed in a header".to_owned())?;
+        let mut bearer = bearer;
+        bearer.set_sensitive(true);
+        headers.insert(reqwest::header::AUTHORIZATION, bearer);
+        headers.insert(
+            "Stripe-Version",
+            HeaderValue::from_str(config.api_version())
+                .map_err(|_| "api_version is not a valid header value".to_owned())?,
+        );
+        if let Some(account) = &config.account_id {
+            headers.insert(
+                "Stripe-Account",
+                HeaderValue::from_str(account)
+                    .map_err(|_| "account_id is not a valid header value".to_owned())?,
+            );
+        }
+        let http = reqwest::Client::builder()
+            .default_headers(headers)
+            .user_agent(concat!("stripe-sync-rust/", env!("CARGO_PKG_VERSION")))
+            .timeout(Duration::from_secs(config.request_timeout_secs))
+            .connect_timeout(Duration::from_secs(10))
+            .pool_max_idle_per_host(config.max_concurrency)
+            .gzip(true)
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        Ok(StripeClient {
+            http,
+            base_url: config.base_url().to_owned(),
+            account_limiter: RateLimiter::direct(quota(config.account_rate())),
+            endpoint_limiter: RateLimiter::keyed(quota(config.endpoint_rate())),
+            in_flight: Semaphore::new(config.max_concurrency.max(1)),
+            max_retries: config.max_retries,
+            latency_micros: AtomicU64::new(200_000),
+            clock_offset: AtomicI64::new(0),
+            endpoint_rate: config.endpoint_rate(),
+        })
+    }
+
+    /// Stripe's clock now, Unix seconds.
+    pub fn server_now(&self) -> i64 {
+        chrono::Utc::now().timestamp() + self.clock_offset.load(Ordering::Relaxed)
+    }
+
+    /// Requests one endpoint needs in flight to reach its rate limit at the observed latency.
+    pub fn useful_concurrency(&self) -> usize {
+        let latency = self.latency_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        ((self.endpoint_rate as f64 * latency * 1.5).ceil() as usize + 1).clamp(2, 64)
+    }
+
+    /// GETs a JSON document. `endpoint` names the rate-limit bucket (the path template).
+    pub async fn get(
+        &self,
+        path: &str,
+        query: &[(String, String)],
+        endpoint: &str,
+    ) -> Result<(Value, i64), StripeError> {
+        self.get_bytes_parsed::<Value>(path, query, endpoint).await
+    }
+
+    /// GETs one page of a list.
+    pub async fn list(
+        &self,
+        path: &str,
+        query: &[(String, String)],
+        endpoint: &str,
+    ) -> Result<Page, StripeError> {
+        let (body, server_time) = self
+            .get_bytes_parsed::<ListBody>(path, query, endpoint)
+            .await?;
+        let next_page = body.next_page_url.as_deref().and_then(page_token);
+        Ok(Page {
+            has_more: body.has_more || next_page.is_some(),
+            data: body.data,
+            next_page,
+            server_time,
+        })
+    }
+
+    /// Like `get_bytes`, but a body that does not parse is retried like a dropped connection.
+    async fn get_bytes_parsed<T: for<'de> Deserialize<'de>>(
+        &self,
+        path: &str,
+        query: &[(String, String)],
+        endpoint: &str,
+    ) -> Result<(T, i64), StripeError> {
+        let mut attempt = 0;
+        loop {
+            let (body, server_time) = self.get_bytes(path, query, endpoint).await?;
+            match serde_json::from_slice::<T>(&body) {
+                Ok(parsed) => return Ok((parsed, server_time)),
+                Err(e) if attempt < self.max_retries => {
+                    attempt += 1;
+                    tracing::warn!(path, attempt, "unreadable response ({e}), retrying");
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
+                Err(e) => {
+                    return Err(StripeError {
+                        status: Some(200),
+                        code: None,
+                        message: format!("unreadable response: {e}"),
+                        request: format!("GET {path}"),
+                    });
+                }
+            }
+        }
+    }
+
+    async fn get_bytes(
+        &self,
+        path: &str,
+        query: &[(String, String)],
+        endpoint: &str,
+    ) -> Result<(bytes::Bytes, i64), StripeError> {
+        let mut attempt = 0;
+        loop {
+            match self.attempt(path, query, endpoint).await {
+                Attempt::Done(body, server_time) => return Ok((body, server_time)),
+                Attempt::Fail(error) => return Err(error),
+                Attempt::Retry { error, after } => {
+                    if attempt >= self.max_retries {
+                        return Err(error);
+                    }
+                    attempt += 1;
+                    let wait = match after {
+                        Some(after) => after,
+                        None if error.status == Some(429) => throttle_backoff(attempt),
+                        None => backoff(attempt),
+                    };
+                    tracing::debug!(path, attempt, "retrying in {wait:?}: {error}");
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        }
+    }
+
+    async fn attempt(&self, path: &str, query: &[(String, String)], endpoint: &str) -> Attempt {
+        let request = format!("GET {path}");
+        let Ok(_permit) = self.in_flight.acquire().await else {
+            return Attempt::Fail(StripeError {
+                status: None,
+                code: None,
+                message: "the client is shutting down".into(),
+                request,
+            });
+        };
+        self.account_limiter.until_ready().await;
+        self.endpoint_limiter
+            .until_key_ready(&endpoint.to_owned())
+            .await;
+        let started = Instant::now();
+        let sent = self
+            .http
+            .get(format!("{}{path}", self.base_url))
+            .query(query)
+            .send()
+            .await;
+        let response = match sent {
+            Ok(r) => r,
+            Err(e) => {
+                return Attempt::Retry {
+                    error: network_error(&request, &e),
+                    after: None,
+                };
+            }
+        };
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = match response.bytes().await {
+            Ok(b) => b,
+            Err(e) => {
+                return Attempt::Retry {
+                    error: network_error(&request, &e),
+                    after: None,
+                };
+            }
+        };
+        self.observe(started.elapsed(), &headers);
+        let server_time = self.server_now();
+        if (200..300).contains(&status) {
+            return Attempt::Done(body, server_time);
+        }
+        let detail = serde_json::from_slice::<ErrorBody>(&body)
+            .ok()
+            .map(|b| b.error);
+        let message = detail
+            .as_ref()
+            .and_then(|d| d.message.clone())
+            .unwrap_or_else(|| {
+                format!(
+                    "HTTP {status}: {}",
+                    String::from_utf8_lossy(&body[..body.len().min(200)])
+                )
+            });
+        let error = StripeError {
+            status: Some(status),
+            code: detail.and_then(|d| d.code),
+            message,
+            request,
+        };
+        let should_retry = headers
+            .get("stripe-should-retry")
+            .and_then(|v| v.to_str().ok());
+        let retry_after = headers
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .map(Duration::from_secs_f64);
+        let retryable = match should_retry {
+            Some("true") => true,
+            Some("false") => false,
+            _ => status == 429 || status >= 500,
+        };
+        if retryable {
+            Attempt::Retry {
+                error,
+                after: retry_after,
+            }
+        } else {
+            Attempt::Fail(error)
+        }
+    }
+
+    fn observe(&self, latency: Duration, headers: &HeaderMap) {
+        let sample = latency.as_micros() as u64;
+        let old = self.latency_micros.load(Ordering::Relaxed);
+        self.latency_micros
+            .store((old * 7 + sample) / 8, Ordering::Relaxed);
+        if let Some(date) = headers
+            .get(reqwest::header::DATE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|d| chrono::DateTime::parse_from_rfc2822(d).ok())
+        {
+            self.clock_offset.store(
+                date.timestamp() - chrono::Utc::now().timestamp(),
+                Ordering::Relaxed,
+            );
+        }
+    }
+}
+
+fn network_error(request: &str, e: &reqwest::Error) -> StripeError {
+    let what = if e.is_timeout() {
+        "request timed out"
+    } else if e.is_connect() {
+        "cannot connect"
+    } else {
+        "connection failed"
+    };
+    let mut message = format!("{what}: {e}");
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        message.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    StripeError {
+        status: None,
+        code: None,
+        message,
+        request: request.to_owned(),
+    }
+}
+
+/// Full-jitter exponential backoff: 0.5 s doubling to 30 s.
+fn backoff(attempt: u32) -> Duration {
+    let ceiling = (0.5 * 2f64.powi(attempt.saturating_sub(1).min(10) as i32)).min(30.0);
+    let jittered = ceiling * (0.5 + rand::random::<f64>() * 0.5);
+    Duration::from_secs_f64(jittered)
+}
+
+/// Backoff after a 429: the limiter already paces requests, so a refusal means a momentary
+/// excess; retry soon, then back off exponentially if refusals persist. 0.1 s doubling to 10 s.
+fn throttle_backoff(attempt: u32) -> Duration {
+    let ceiling = (0.1 * 2f64.powi(attempt.saturating_sub(1).min(10) as i32)).min(10.0);
+    Duration::from_secs_f64(ceiling * (0.5 + rand::random::<f64>() * 0.5))
+}
+
+/// The `page` parameter of a v2 `next_page_url`.
+fn page_token(url: &str) -> Option<String> {
+    let query = url.split_once('?')?.1;
+    query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("page="))
+        .map(str::to_owned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_bounded() {
+        for attempt in 1..20 {
+            let d = backoff(attempt).as_secs_f64();
+            assert!((0.25..=30.0).contains(&d), "{attempt}: {d}");
+        }
+        assert!(backoff(1).as_secs_f64() <= 0.5);
+    }
+
+    #[test]
+    fn page_tokens() {
+        assert_eq!(
+            page_token("/v2/core/accounts?limit=20&page=abc"),
+            Some("abc".into())
+        );
+        assert_eq!(page_token("/v2/core/accounts"), None);
+    }
+}

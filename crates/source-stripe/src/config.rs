@@ -1,0 +1,116 @@
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+pub const DEFAULT_BASE_URL: &str = "https://api.stripe.com";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub api_key: String,
+    #[serde(default)]
+    pub api_version: Option<String>,
+    #[serde(default)]
+    pub account_id: Option<String>,
+    #[serde(default = "default_base_url")]
+    pub base_url: String,
+    /// Requests per second for the whole account.
+    #[serde(default)]
+    pub rate_limit: Option<u32>,
+    /// Requests per second for one endpoint.
+    #[serde(default)]
+    pub endpoint_rate_limit: Option<u32>,
+    #[serde(default = "default_max_concurrency")]
+    pub max_concurrency: usize,
+    #[serde(default)]
+    pub backfill_limit: Option<u64>,
+    #[serde(default)]
+    pub start_date: Option<String>,
+    #[serde(default = "default_request_timeout_secs")]
+    pub request_timeout_secs: u64,
+    #[serde(default = "default_max_retries")]
+    pub max_retries: u32,
+    #[serde(default = "default_true")]
+    pub events: bool,
+}
+
+fn default_base_url() -> String {
+    DEFAULT_BASE_URL.to_owned()
+}
+fn default_max_concurrency() -> usize {
+    32
+}
+fn default_request_timeout_secs() -> u64 {
+    30
+}
+fn default_max_retries() -> u32 {
+    8
+}
+fn default_true() -> bool {
+    true
+}
+
+/// Live keys get Stripe's live limits; test (sandbox) keys the lower test limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyMode {
+    Live,
+    Test,
+}
+
+impl Config {
+    pub fn key_mode(&self) -> KeyMode {
+        if self.api_key.starts_with("sk_live_") || self.api_key.starts_with("rk_live_") {
+            KeyMode::Live
+        } else {
+            KeyMode::Test
+        }
+    }
+
+    /// Account-wide requests per second: live 100, test 25 (Stripe's published limits).
+    pub fn account_rate(&self) -> u32 {
+        self.rate_limit.unwrap_or(match self.key_mode() {
+            KeyMode::Live => 100,
+            KeyMode::Test => 25,
+        })
+    }
+
+    /// Per-endpoint requests per second: 25, never above the account rate.
+    pub fn endpoint_rate(&self) -> u32 {
+        self.endpoint_rate_limit
+            .unwrap_or(25)
+            .min(self.account_rate())
+    }
+
+    pub fn api_version(&self) -> &str {
+        self.api_version
+            .as_deref()
+            .unwrap_or(&stripe_catalog::catalog().api_version)
+    }
+
+    pub fn base_url(&self) -> &str {
+        self.base_url.trim_end_matches('/')
+    }
+}
+
+pub fn config_schema() -> Value {
+    json!({
+        "$schema": "http://json-schema.org/draft-07/schema#",
+        "title": "Stripe source",
+        "type": "object",
+        "required": ["api_key"],
+        "additionalProperties": false,
+        "properties": {
+            "api_key": {"type": "string", "minLength": 1, "secret": true, "pattern": "^(sk|rk)_(test|live)_", "description": "Secret (sk_…) or restricted (rk_…) API key. Live keys (sk_live_, rk_live_) get live rate limits."},
+            "api_version": {"type": "string", "pattern": "^\\d{4}-\\d{2}-\\d{2}(\\.\\w+)?$", "description": format!("Stripe-Version sent with every request; default {}.", stripe_catalog::catalog().api_version)},
+            "account_id": {"type": "string", "pattern": "^acct_", "description": "A connected account to sync (sent as Stripe-Account); default: the key's own account."},
+            "base_url": {"type": "string", "default": DEFAULT_BASE_URL, "pattern": "^https?://", "description": "API base URL (a Stripe simulator in tests)."},
+            "rate_limit": {"type": "integer", "minimum": 1, "maximum": 10000, "description": "Requests per second for the whole account; default 100 for live keys, 25 for test keys."},
+            "endpoint_rate_limit": {"type": "integer", "minimum": 1, "maximum": 10000, "description": "Requests per second to one endpoint; default 25."},
+            "max_concurrency": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 32, "description": "Requests in flight at once, all streams together."},
+            "backfill_limit": {"type": "integer", "minimum": 1, "description": "Stop each stream's backfill after this many records (a sample); the stream then counts as complete."},
+            "start_date": {"type": "string", "format": "date-time", "description": "Backfill objects created at or after this time (RFC 3339); default: the account's creation."},
+            "request_timeout_secs": {"type": "integer", "minimum": 1, "default": 30},
+            "max_retries": {"type": "integer", "minimum": 0, "maximum": 50, "default": 8, "description": "Retries of one request on 429, 5xx, timeouts and dropped connections."},
+            "events": {"type": "boolean", "default": true, "description": "Follow /v1/events for updates and deletes after the backfill."}
+        }
+    })
+}

@@ -1,0 +1,58 @@
+//! The catalog `discover` prints: one stream per Stripe resource the sync knows.
+
+use serde_json::{Map, Value, json};
+use stripe_catalog::Resource;
+use sync_protocol::{Catalog, Stream};
+
+use crate::records::{ACCOUNT_ID, UPDATED_AT};
+
+/// The stream of one resource, its JSON Schema stamped with the account it belongs to.
+pub fn stream(resource: &Resource, account_id: &str) -> Stream {
+    let mut properties: Map<String, Value> = resource.properties.clone();
+    properties.insert(
+        ACCOUNT_ID.to_owned(),
+        json!({"type": "string", "enum": [account_id]}),
+    );
+    properties.insert(
+        UPDATED_AT.to_owned(),
+        json!({"type": "integer", "description": "Unix seconds of the version this record holds"}),
+    );
+    properties.entry("deleted".to_owned()).or_insert_with(
+        || json!({"type": ["boolean", "null"], "description": "true on a tombstone"}),
+    );
+    let mut stream = Stream::new(&resource.stream);
+    // `_account_id` is part of the key so that several accounts can share one table.
+    stream.primary_key = vec![vec!["id".to_owned()], vec![ACCOUNT_ID.to_owned()]];
+    stream.newer_than_field = Some(UPDATED_AT.to_owned());
+    stream.json_schema = Some(json!({
+        "type": "object",
+        "properties": properties,
+        "required": ["id", ACCOUNT_ID, UPDATED_AT],
+    }));
+    let mut metadata = json!({
+        "resource_name": resource.object,
+        "list_path": resource.list_path,
+        "api": match resource.api { stripe_catalog::Api::V1 => "v1", stripe_catalog::Api::V2 => "v2" },
+        "created_filter": resource.created_filter,
+        "supports_events": !resource.event_types.is_empty() || resource.parent.is_some(),
+    });
+    if let Some(parent) = &resource.parent {
+        metadata["parent_stream"] = json!(parent.stream);
+    }
+    stream.metadata = Some(metadata);
+    stream
+}
+
+/// Every stream, sorted by name.
+pub fn catalog(account_id: &str) -> Catalog {
+    let mut streams: Vec<Stream> = stripe_catalog::catalog()
+        .resources
+        .iter()
+        .map(|r| stream(r, account_id))
+        .collect();
+    streams.sort_by(|a, b| a.name.cmp(&b.name));
+    Catalog {
+        streams,
+        ..Default::default()
+    }
+}

@@ -1,0 +1,123 @@
+//! Splitting a stream's `created` range so that many pages are in flight at once (pure).
+//!
+//! Stripe lists newest first. After a full page of a range whose oldest object was created at
+//! second `t` (and is the cursor), what is left is `[gte, t + 1)` read after the cursor: the
+//! objects of second `t` not yet seen, and everything older. That remainder can be cut into
+//! independent pieces: `[gte, b1)`, `[b1, b2)`, …, each read from its start without a cursor,
+//! and a last piece `[t, t + 1)` that keeps the cursor, so objects sharing the boundary second
+//! are neither lost nor read twice. Dense ranges are cut (by the density the page showed);
+//! sparse ones are not.
+
+use crate::state::Range;
+
+/// The pages the remainder probably holds, from the density the last page showed.
+pub fn estimated_pages(range: &Range, oldest: i64, page_len: usize, limit: usize) -> f64 {
+    let covered = (range.lt - oldest).max(1) as f64;
+    let density = page_len as f64 / covered;
+    let remaining_seconds = (oldest - range.gte).max(0) as f64;
+    density * remaining_seconds / limit.max(1) as f64
+}
+
+/// The remainder of `range` after a full page ending with `cursor` created at `oldest`, cut
+/// into at most `max_pieces` ranges (the newest, `[oldest, oldest + 1)`, keeps the cursor).
+pub fn remainder(range: &Range, oldest: i64, cursor: String, max_pieces: usize) -> Vec<Range> {
+    let oldest = oldest.clamp(range.gte, range.lt - 1);
+    let lt = oldest + 1;
+    let older_seconds = oldest - range.gte;
+    if max_pieces < 2 || older_seconds < 1 {
+        return vec![Range {
+            gte: range.gte,
+            lt,
+            cursor: Some(cursor),
+        }];
+    }
+    let older_pieces = (max_pieces - 1).min(older_seconds as usize) as i64;
+    let mut bounds: Vec<i64> = (0..older_pieces)
+        .map(|i| range.gte + older_seconds * i / older_pieces)
+        .collect();
+    bounds.dedup();
+    let mut out: Vec<Range> = bounds
+        .iter()
+        .enumerate()
+        .map(|(i, &gte)| Range {
+            gte,
+            lt: bounds.get(i + 1).copied().unwrap_or(oldest),
+            cursor: None,
+        })
+        .collect();
+    out.push(Range {
+        gte: oldest,
+        lt,
+        cursor: Some(cursor),
+    });
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn covers(pieces: &[Range], gte: i64, lt: i64) {
+        let mut at = gte;
+        for p in pieces {
+            assert_eq!(p.gte, at, "{pieces:?}");
+            assert!(p.lt > p.gte, "{pieces:?}");
+            at = p.lt;
+        }
+        assert_eq!(at, lt, "{pieces:?}");
+    }
+
+    #[test]
+    fn remainder_covers_the_rest_exactly_and_keeps_the_cursor_on_the_boundary_second() {
+        let range = Range {
+            gte: 100,
+            lt: 1000,
+            cursor: None,
+        };
+        for max in [1, 2, 3, 8, 50, 5000] {
+            let pieces = remainder(&range, 700, "cus_x".into(), max);
+            covers(&pieces, 100, 701);
+            assert!(pieces.len() <= max.max(1));
+            let last = pieces.last().unwrap();
+            assert_eq!(last.cursor.as_deref(), Some("cus_x"));
+            assert!(
+                pieces[..pieces.len() - 1]
+                    .iter()
+                    .all(|p| p.cursor.is_none())
+            );
+            if max > 1 {
+                assert_eq!((last.gte, last.lt), (700, 701));
+            }
+        }
+    }
+
+    #[test]
+    fn a_page_within_one_second_keeps_paging_by_cursor() {
+        let range = Range {
+            gte: 500,
+            lt: 501,
+            cursor: Some("a".into()),
+        };
+        assert_eq!(
+            remainder(&range, 500, "b".into(), 10),
+            vec![Range {
+                gte: 500,
+                lt: 501,
+                cursor: Some("b".into())
+            }]
+        );
+    }
+
+    #[test]
+    fn density_drives_the_estimate() {
+        let range = Range {
+            gte: 0,
+            lt: 1000,
+            cursor: None,
+        };
+        // 100 objects in the newest 10 seconds: about 99 pages remain.
+        assert!((estimated_pages(&range, 990, 100, 100) - 99.0).abs() < 1.0);
+        // 100 objects over 900 seconds: sparse, about a page left.
+        assert!(estimated_pages(&range, 100, 100, 100) < 0.2);
+    }
+}

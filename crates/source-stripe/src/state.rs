@@ -1,0 +1,152 @@
+//! What a stream's state and the global state hold. Both are versioned; a state this version
+//! cannot read is discarded with a warning and the stream starts over (never a crash).
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+const VERSION: u32 = 1;
+
+/// `[gte, lt)` in Unix seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Span {
+    pub gte: i64,
+    pub lt: i64,
+}
+
+/// A part of a stream's `created` range still to read; with a cursor, the objects older than
+/// the cursor object (the last one emitted).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Range {
+    pub gte: i64,
+    pub lt: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+}
+
+/// One stream's checkpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "phase", rename_all = "snake_case")]
+pub enum StreamCheckpoint {
+    /// Backfill of a stream listed by `created` ranges.
+    Ranges {
+        span: Span,
+        remaining: Vec<Range>,
+        emitted: u64,
+    },
+    /// Backfill of a stream listed from newest to oldest without a time filter.
+    Sequential {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cursor: Option<String>,
+        emitted: u64,
+    },
+    /// The backfill is done; updates come from events.
+    Complete {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        span: Option<Span>,
+    },
+}
+
+#[derive(Serialize, Deserialize)]
+struct Versioned<T> {
+    v: u32,
+    #[serde(flatten)]
+    inner: T,
+}
+
+impl StreamCheckpoint {
+    pub fn to_value(&self) -> Value {
+        serde_json::to_value(Versioned {
+            v: VERSION,
+            inner: self.clone(),
+        })
+        .unwrap_or(Value::Null)
+    }
+
+    /// Reads a saved state; `Err` explains why it was discarded.
+    pub fn from_value(value: &Value) -> Result<StreamCheckpoint, String> {
+        let versioned: Versioned<StreamCheckpoint> =
+            serde_json::from_value(value.clone()).map_err(|e| format!("unreadable state ({e})"))?;
+        if versioned.v != VERSION {
+            return Err(format!("state version {} is not {VERSION}", versioned.v));
+        }
+        Ok(versioned.inner)
+    }
+
+    pub fn is_complete(&self) -> bool {
+        matches!(self, StreamCheckpoint::Complete { .. })
+    }
+}
+
+/// Where the events feed was last read: every event created before `created`, and those at
+/// `created` whose ids are in `seen`, have been processed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventsCursor {
+    pub created: i64,
+    #[serde(default)]
+    pub seen: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GlobalCheckpoint {
+    pub events_cursor: EventsCursor,
+}
+
+impl GlobalCheckpoint {
+    pub fn to_value(&self) -> Value {
+        serde_json::to_value(Versioned {
+            v: VERSION,
+            inner: self.clone(),
+        })
+        .unwrap_or(Value::Null)
+    }
+
+    pub fn from_value(value: &Value) -> Option<Result<GlobalCheckpoint, String>> {
+        if value.is_null() || value.as_object().is_some_and(|m| m.is_empty()) {
+            return None;
+        }
+        Some(
+            serde_json::from_value::<Versioned<GlobalCheckpoint>>(value.clone())
+                .map_err(|e| format!("unreadable global state ({e})"))
+                .and_then(|v| {
+                    if v.v == VERSION {
+                        Ok(v.inner)
+                    } else {
+                        Err(format!("global state version {} is not {VERSION}", v.v))
+                    }
+                }),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn checkpoints_round_trip() {
+        let c = StreamCheckpoint::Ranges {
+            span: Span { gte: 1, lt: 10 },
+            remaining: vec![Range {
+                gte: 1,
+                lt: 5,
+                cursor: Some("cus_1".into()),
+            }],
+            emitted: 3,
+        };
+        let v = c.to_value();
+        assert_eq!(v["v"], 1);
+        assert_eq!(v["phase"], "ranges");
+        assert_eq!(StreamCheckpoint::from_value(&v).unwrap(), c);
+        assert!(StreamCheckpoint::from_value(&json!({"accounted_range": {}})).is_err());
+        assert!(StreamCheckpoint::from_value(&json!({"v": 9, "phase": "complete"})).is_err());
+        let g = GlobalCheckpoint {
+            events_cursor: EventsCursor {
+                created: 5,
+                seen: vec!["evt_1".into()],
+            },
+        };
+        assert_eq!(GlobalCheckpoint::from_value(&g.to_value()), Some(Ok(g)));
+        assert_eq!(GlobalCheckpoint::from_value(&json!({})), None);
+    }
+}

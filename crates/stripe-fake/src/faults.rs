@@ -1,0 +1,184 @@
+//! The faults in force: token buckets for the rate limits, and the per-request dice for
+//! latency, 500s, dropped connections and corrupted bodies.
+
+use std::collections::HashSet;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
+use rand::RngExt;
+
+use crate::config::Faults;
+
+/// Why a request was refused with 429 (the `Stripe-Rate-Limited-Reason` header).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RateLimited {
+    Global,
+    Endpoint,
+}
+
+impl RateLimited {
+    pub(crate) fn reason(self) -> &'static str {
+        match self {
+            RateLimited::Global => "global-rate",
+            RateLimited::Endpoint => "endpoint-rate",
+        }
+    }
+}
+
+/// What happens to one request after the rate limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    Normal,
+    ServerError,
+    Drop,
+    Truncate,
+    Malformed,
+}
+
+pub(crate) struct ActiveFaults {
+    pub faults: Faults,
+    global: Option<DefaultDirectRateLimiter>,
+    endpoint: Option<DefaultKeyedRateLimiter<(&'static str, Arc<str>)>>,
+    disabled: HashSet<String>,
+}
+
+/// A bucket refilled at `rps` that holds 100 ms worth of requests (at least two): small enough
+/// that a few seconds of excess demand get within a few percent of the rate, and tolerant of
+/// the scheduling jitter of a client that paces its requests exactly at the limit.
+fn quota(rps: f64) -> Quota {
+    let period = Duration::from_secs_f64(1.0 / rps).max(Duration::from_nanos(1));
+    let burst = NonZeroU32::new(((rps / 10.0).round() as u32).max(2)).unwrap_or(NonZeroU32::MIN);
+    Quota::with_period(period)
+        .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
+        .allow_burst(burst)
+}
+
+impl ActiveFaults {
+    /// Expects validated faults (`Faults::validate`).
+    pub(crate) fn new(faults: Faults) -> ActiveFaults {
+        ActiveFaults {
+            global: faults.rate_limit.map(|rps| RateLimiter::direct(quota(rps))),
+            endpoint: faults
+                .endpoint_rate_limit
+                .map(|rps| RateLimiter::keyed(quota(rps))),
+            disabled: faults.disabled_streams.iter().cloned().collect(),
+            faults,
+        }
+    }
+
+    /// Takes a token from the global bucket, then from the endpoint's (method + path template).
+    pub(crate) fn admit(
+        &self,
+        method: &'static str,
+        endpoint: &Arc<str>,
+    ) -> Result<(), RateLimited> {
+        if let Some(global) = &self.global
+            && global.check().is_err()
+        {
+            return Err(RateLimited::Global);
+        }
+        if let Some(per_endpoint) = &self.endpoint
+            && per_endpoint.check_key(&(method, endpoint.clone())).is_err()
+        {
+            return Err(RateLimited::Endpoint);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn latency(&self) -> Option<Duration> {
+        let l = self.faults.latency?;
+        let ms = if l.max_ms > l.min_ms {
+            rand::rng().random_range(l.min_ms..=l.max_ms)
+        } else {
+            l.min_ms
+        };
+        (ms > 0).then(|| Duration::from_millis(ms))
+    }
+
+    pub(crate) fn roll(&self) -> Outcome {
+        let f = &self.faults;
+        if f.error_rate + f.drop_rate + f.corrupt_rate <= 0.0 {
+            return Outcome::Normal;
+        }
+        let x: f64 = rand::rng().random();
+        if x < f.drop_rate {
+            Outcome::Drop
+        } else if x < f.drop_rate + f.error_rate {
+            Outcome::ServerError
+        } else if x < f.drop_rate + f.error_rate + f.corrupt_rate / 2.0 {
+            Outcome::Truncate
+        } else if x < f.drop_rate + f.error_rate + f.corrupt_rate {
+            Outcome::Malformed
+        } else {
+            Outcome::Normal
+        }
+    }
+
+    pub(crate) fn is_disabled(&self, stream: &str) -> bool {
+        self.disabled.contains(stream)
+    }
+}
+
+/// Stripe's answer for a product the account has not activated.
+pub(crate) fn not_enabled_message(stream: &str) -> String {
+    let (product, url) = match stream.split('_').next().unwrap_or_default() {
+        "issuing" => ("Issuing", "https://dashboard.stripe.com/issuing/overview"),
+        "treasury" => ("Treasury", "https://dashboard.stripe.com/treasury"),
+        "climate" => ("Climate", "https://dashboard.stripe.com/climate"),
+        "terminal" => ("Terminal", "https://dashboard.stripe.com/terminal"),
+        "identity" => ("Identity", "https://dashboard.stripe.com/identity"),
+        "financial" => (
+            "Financial Connections",
+            "https://dashboard.stripe.com/financial-connections",
+        ),
+        "reporting" | "scheduled" => ("Sigma and reporting", "https://dashboard.stripe.com/sigma"),
+        "tax" => ("Stripe Tax", "https://dashboard.stripe.com/tax"),
+        "billing" => ("Billing", "https://dashboard.stripe.com/billing"),
+        "forwarding" => (
+            "the Vault and Forward API",
+            "https://dashboard.stripe.com/settings",
+        ),
+        "v2" => ("Accounts v2", "https://dashboard.stripe.com/connect"),
+        "accounts" | "application" | "transfers" => {
+            ("Connect", "https://dashboard.stripe.com/connect/overview")
+        }
+        _ => ("this feature", "https://dashboard.stripe.com/settings"),
+    };
+    format!("Your account is not set up to use {product}. Please visit {url} to get started.")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rolls_follow_the_rates() {
+        let active = ActiveFaults::new(Faults {
+            error_rate: 0.2,
+            drop_rate: 0.1,
+            corrupt_rate: 0.2,
+            ..Faults::default()
+        });
+        let mut counts = [0usize; 5];
+        for _ in 0..20_000 {
+            counts[active.roll() as usize] += 1;
+        }
+        let frac = |i: usize| counts[i] as f64 / 20_000.0;
+        assert!((frac(Outcome::ServerError as usize) - 0.2).abs() < 0.02);
+        assert!((frac(Outcome::Drop as usize) - 0.1).abs() < 0.02);
+        assert!((frac(Outcome::Truncate as usize) - 0.1).abs() < 0.02);
+        assert!((frac(Outcome::Malformed as usize) - 0.1).abs() < 0.02);
+        assert_eq!(ActiveFaults::new(Faults::default()).roll(), Outcome::Normal);
+    }
+
+    #[test]
+    fn products_are_named() {
+        assert!(
+            not_enabled_message("issuing_cards")
+                .starts_with("Your account is not set up to use Issuing.")
+        );
+        assert!(not_enabled_message("treasury_financial_accounts").contains("Treasury"));
+    }
+}

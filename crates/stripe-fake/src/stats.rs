@@ -1,0 +1,113 @@
+//! Counters of what the simulator served, for `/_fake/stats` and `stats()`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use serde::{Deserialize, Serialize};
+
+/// A snapshot of the counters since start (or the last reset).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stats {
+    /// Requests to `/v1` and `/v2` (whatever their outcome).
+    pub total: u64,
+    /// By `"METHOD /path/{template}"`; unknown URLs count under `"METHOD (unrecognized)"`.
+    pub by_endpoint: BTreeMap<String, u64>,
+    /// By HTTP status of the answered requests (dropped ones have none).
+    pub by_status: BTreeMap<u16, u64>,
+    pub rate_limited_global: u64,
+    pub rate_limited_endpoint: u64,
+    /// Injected 500s.
+    pub server_errors: u64,
+    pub dropped_connections: u64,
+    pub truncated_bodies: u64,
+    pub malformed_bodies: u64,
+    pub webhooks_delivered: u64,
+    /// Webhook attempts that failed (each retry counts).
+    pub webhook_failures: u64,
+}
+
+/// What became of one request, for the counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Recorded {
+    Status(u16),
+    RateLimitedGlobal,
+    RateLimitedEndpoint,
+    ServerError,
+    Dropped,
+    Truncated,
+    Malformed,
+}
+
+#[derive(Default)]
+struct Counters {
+    stats: Stats,
+    by_endpoint: HashMap<(&'static str, Arc<str>), u64>,
+}
+
+/// One lock per request: cheap next to building a page, and simpler than atomics per endpoint.
+#[derive(Default)]
+pub(crate) struct StatsRecorder {
+    inner: Mutex<Counters>,
+}
+
+impl StatsRecorder {
+    pub(crate) fn record(&self, method: &'static str, endpoint: &Arc<str>, what: Recorded) {
+        let mut c = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        c.stats.total += 1;
+        *c.by_endpoint.entry((method, endpoint.clone())).or_default() += 1;
+        let status = match what {
+            Recorded::Status(s) => Some(s),
+            Recorded::RateLimitedGlobal => {
+                c.stats.rate_limited_global += 1;
+                Some(429)
+            }
+            Recorded::RateLimitedEndpoint => {
+                c.stats.rate_limited_endpoint += 1;
+                Some(429)
+            }
+            Recorded::ServerError => {
+                c.stats.server_errors += 1;
+                Some(500)
+            }
+            Recorded::Dropped => {
+                c.stats.dropped_connections += 1;
+                None
+            }
+            Recorded::Truncated => {
+                c.stats.truncated_bodies += 1;
+                Some(200)
+            }
+            Recorded::Malformed => {
+                c.stats.malformed_bodies += 1;
+                Some(200)
+            }
+        };
+        if let Some(s) = status {
+            *c.stats.by_status.entry(s).or_default() += 1;
+        }
+    }
+
+    pub(crate) fn webhook(&self, delivered: bool) {
+        let mut c = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        if delivered {
+            c.stats.webhooks_delivered += 1;
+        } else {
+            c.stats.webhook_failures += 1;
+        }
+    }
+
+    pub(crate) fn snapshot(&self) -> Stats {
+        let c = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut stats = c.stats.clone();
+        stats.by_endpoint = c
+            .by_endpoint
+            .iter()
+            .map(|((method, path), n)| (format!("{method} {path}"), *n))
+            .collect();
+        stats
+    }
+
+    pub(crate) fn reset(&self) {
+        *self.inner.lock().unwrap_or_else(PoisonError::into_inner) = Counters::default();
+    }
+}

@@ -1,0 +1,117 @@
+//! Create, update and delete over HTTP: Stripe's form bodies turned into fields for
+//! [`crate::mutate`], and its errors into Stripe's.
+
+use bytes::Bytes;
+use serde_json::{Map, Value};
+use stripe_catalog::Resource;
+
+use crate::api::ApiRequest;
+use crate::api_error::ApiError;
+use crate::error::FakeError;
+use crate::fixtures;
+use crate::forms;
+use crate::mutate;
+use crate::nested;
+use crate::simulator::{Scope, Simulator};
+
+/// Form fields for a create or update: nested, coerced, and stripped of parameters the
+/// object does not have (Stripe accepts many write-only parameters this simulator ignores).
+fn form_fields(
+    r: &'static Resource,
+    body: &[u8],
+    creating: bool,
+) -> Result<Map<String, Value>, ApiError> {
+    let pairs: Vec<(String, String)> = form_urlencoded::parse(body)
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    let mut fields = forms::nest(&pairs)?;
+    if fields.contains_key("created") {
+        return Err(ApiError::unknown_parameter("created"));
+    }
+    let template = fixtures::template(r);
+    let children: Vec<(&'static Resource, String)> = stripe_catalog::catalog()
+        .children_of(&r.stream)
+        .filter_map(|c| Some((c, c.parent.as_ref()?.embedded_field.clone())))
+        .collect();
+    let embedded: Vec<String> = children.iter().map(|(_, field)| field.clone()).collect();
+    fields.retain(|name, _| {
+        let settable_on_create = name == "id" || embedded.contains(name);
+        (creating && settable_on_create)
+            || (r.properties.contains_key(name) && !embedded.contains(name))
+    });
+    forms::coerce(&mut fields, r, &template)?;
+    // Items of a new parent (`items[0][quantity]=2`) take the types of the item template.
+    for (child, field) in &children {
+        if let Some(Value::Array(items)) = fields.get_mut(field) {
+            let like = nested::child_template(child, r);
+            for (i, item) in items.iter_mut().enumerate() {
+                forms::coerce_like(item, &format!("{field}[{i}]"), Some(&like))?;
+            }
+        }
+    }
+    Ok(fields)
+}
+
+fn mutation_error(err: FakeError, creating: bool) -> ApiError {
+    match err {
+        FakeError::NotFound { object, id } if creating => {
+            ApiError::no_such(&object, &id).status(400)
+        }
+        FakeError::NotFound { object, id } => ApiError::no_such(&object, &id),
+        FakeError::AlreadyExists { id, .. } => {
+            ApiError::invalid(format!("A resource with the ID '{id}' already exists."))
+                .code("resource_already_exists")
+        }
+        other => ApiError::invalid(other.to_string()),
+    }
+}
+
+fn scope(sim: &Simulator, req: &ApiRequest<'_>) -> Scope {
+    Scope {
+        account: Some(sim.accounts[req.slot].id.clone()),
+        mode: req.mode,
+    }
+}
+
+fn respond(result: Result<Value, FakeError>, creating: bool) -> Result<Bytes, ApiError> {
+    result
+        .map(|object| Bytes::from(object.to_string()))
+        .map_err(|e| mutation_error(e, creating))
+}
+
+pub(crate) fn create(
+    sim: &Simulator,
+    r: &'static Resource,
+    req: &ApiRequest<'_>,
+) -> Result<Bytes, ApiError> {
+    let fields = form_fields(r, req.body, true)?;
+    let result = sim.mutate(&scope(sim, req), Some(req.request_id), |data, ctx| {
+        mutate::create(data, r, fields, ctx)
+    });
+    respond(result, true)
+}
+
+pub(crate) fn update(
+    sim: &Simulator,
+    r: &'static Resource,
+    req: &ApiRequest<'_>,
+    id: &str,
+) -> Result<Bytes, ApiError> {
+    let fields = form_fields(r, req.body, false)?;
+    let result = sim.mutate(&scope(sim, req), Some(req.request_id), |data, ctx| {
+        mutate::update(data, r, id, fields, ctx)
+    });
+    respond(result, false)
+}
+
+pub(crate) fn delete(
+    sim: &Simulator,
+    r: &'static Resource,
+    req: &ApiRequest<'_>,
+    id: &str,
+) -> Result<Bytes, ApiError> {
+    let result = sim.mutate(&scope(sim, req), Some(req.request_id), |data, ctx| {
+        mutate::delete(data, r, id, ctx)
+    });
+    respond(result, false)
+}

@@ -1,0 +1,307 @@
+//! End to end: the Stripe simulator, the real `sync-engine`, `source-stripe` and `dest-postgres`
+//! binaries, and a real Postgres. The tables must equal the simulator's data.
+
+use std::collections::BTreeMap;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use stripe_fake::{Config, FakeStripe, Faults, Latency, Scope};
+use test_support::{Finished, TestDb, bin_path};
+
+const STREAMS: &[&str] = &[
+    "customers",
+    "products",
+    "prices",
+    "subscriptions",
+    "subscription_items",
+    "invoices",
+    "invoice_line_items",
+    "charges",
+];
+
+fn fake(faults: Faults) -> FakeStripe {
+    FakeStripe::start(Config {
+        seed: 17,
+        scale: 0.0,
+        objects: vec![
+            ("customers".into(), 1200),
+            ("products".into(), 80),
+            ("prices".into(), 160),
+            ("subscriptions".into(), 150),
+            ("invoices".into(), 400),
+            ("charges".into(), 900),
+        ],
+        faults,
+        ..Default::default()
+    })
+    .expect("the simulator starts")
+}
+
+const FAST: &str = r#"{"rate_limit":1000,"endpoint_rate_limit":500}"#;
+
+fn sync_command(fake: &FakeStripe, db: &TestDb, source_config: &str, extra: &[&str]) -> Command {
+    let mut cmd = Command::new(bin_path("sync-engine"));
+    cmd.args([
+        "sync",
+        "--stripe-api-key",
+        "sk_test_fake",
+        "--stripe-base-url",
+        &fake.base_url(),
+    ])
+    .args(["--source-config", source_config])
+    .args([
+        "--postgres-url",
+        db.url(),
+        "--schema",
+        "stripe",
+        "--streams",
+        &STREAMS.join(","),
+        "--output",
+        "ndjson",
+    ])
+    .args(extra)
+    .env_remove("STRIPE_API_KEY")
+    .env_remove("DATABASE_URL");
+    cmd
+}
+
+fn sync(fake: &FakeStripe, db: &TestDb, extra: &[&str]) -> Finished {
+    let out = sync_command(fake, db, FAST, extra).output().unwrap();
+    Finished {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn strip(mut v: Value) -> Value {
+    if let Value::Object(m) = &mut v {
+        m.remove("_account_id");
+        m.remove("_updated_at");
+    }
+    v
+}
+
+/// Every table holds exactly the simulator's live objects; deleted ones are soft-deleted.
+fn assert_tables_equal_the_data(fake: &FakeStripe, db: &TestDb) {
+    let mut client = db.client();
+    for stream in STREAMS {
+        let want: BTreeMap<String, Value> = fake
+            .objects(Scope::test(None), stream)
+            .unwrap()
+            .into_iter()
+            .map(|o| (o["id"].as_str().unwrap().to_owned(), o))
+            .collect();
+        let rows = client
+            .query(
+                &format!("SELECT id, _raw_data::text FROM stripe.{stream} WHERE NOT _deleted"),
+                &[],
+            )
+            .unwrap();
+        let have: BTreeMap<String, Value> = rows
+            .iter()
+            .map(|r| {
+                (
+                    r.get::<_, String>(0),
+                    strip(serde_json::from_str(&r.get::<_, String>(1)).unwrap()),
+                )
+            })
+            .collect();
+        let missing: Vec<&String> = want
+            .keys()
+            .filter(|k| !have.contains_key(*k))
+            .take(5)
+            .collect();
+        let extra: Vec<&String> = have
+            .keys()
+            .filter(|k| !want.contains_key(*k))
+            .take(5)
+            .collect();
+        assert!(
+            missing.is_empty() && extra.is_empty(),
+            "{stream}: {} rows for {} objects; missing {missing:?}, extra {extra:?}",
+            have.len(),
+            want.len()
+        );
+        for (id, o) in &want {
+            assert_eq!(&have[id], o, "{stream} {id} differs");
+        }
+    }
+}
+
+#[test]
+fn a_full_sync_equals_the_data_and_a_second_run_is_incremental_and_exact() {
+    let fake = fake(Faults::default());
+    let db = TestDb::new();
+    let first = sync(&fake, &db, &[]);
+    assert_eq!(first.code, Some(0), "{}", first.stderr);
+    assert_tables_equal_the_data(&fake, &db);
+
+    let scope = Scope::test(None);
+    let customers = fake.objects(scope.clone(), "customers").unwrap();
+    fake.create(
+        scope.clone(),
+        "customers",
+        json!({"email": "late@example.com"}),
+    )
+    .unwrap();
+    fake.update(
+        scope.clone(),
+        "customers",
+        customers[3]["id"].as_str().unwrap(),
+        json!({"name": "Renamed"}),
+    )
+    .unwrap();
+    let gone = customers[7]["id"].as_str().unwrap().to_owned();
+    fake.delete(scope.clone(), "customers", &gone).unwrap();
+    let product = fake.objects(scope.clone(), "products").unwrap()[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    fake.update(
+        scope.clone(),
+        "products",
+        &product,
+        json!({"active": false}),
+    )
+    .unwrap();
+
+    let second = sync(&fake, &db, &[]);
+    assert_eq!(second.code, Some(0), "{}", second.stderr);
+    let eof: Value = second
+        .stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|m| m["type"] == "eof")
+        .unwrap();
+    let read = eof["eof"]["run_progress"]["derived"]["total_record_count"]
+        .as_u64()
+        .unwrap();
+    assert!(read < 50, "incremental, not a backfill: {read} records");
+    assert_tables_equal_the_data(&fake, &db);
+    let deleted: bool = db
+        .client()
+        .query_one(
+            "SELECT _deleted FROM stripe.customers WHERE id = $1",
+            &[&gone],
+        )
+        .unwrap()
+        .get(0);
+    assert!(deleted);
+}
+
+/// A tiny deterministic random generator, so a failure replays.
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self, below: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 33) % below
+    }
+}
+
+fn children_of(pid: u32) -> Vec<u32> {
+    let out = Command::new("pgrep")
+        .args(["-P", &pid.to_string()])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    out.lines().filter_map(|l| l.trim().parse().ok()).collect()
+}
+
+fn kill9(pid: u32) {
+    let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+}
+
+#[test]
+fn kill_9_of_engine_source_or_destination_at_random_moments_loses_and_duplicates_nothing() {
+    // Latency and a low request rate make the backfill last long enough to be interrupted
+    // anywhere, at least ten times.
+    let fake = fake(Faults {
+        latency: Some(Latency {
+            min_ms: 5,
+            max_ms: 25,
+        }),
+        ..Default::default()
+    });
+    let db = TestDb::new();
+    let mut rng = Lcg(0x5eed);
+    let mut kills = 0;
+    for round in 0..12 {
+        let slow = r#"{"rate_limit":12,"endpoint_rate_limit":12}"#;
+        let mut child: Child = sync_command(&fake, &db, slow, &[])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let wait = Duration::from_millis(300 + rng.next(1500));
+        let started = Instant::now();
+        while started.elapsed() < wait {
+            if child.try_wait().unwrap().is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if child.try_wait().unwrap().is_none() {
+            let target = match round % 3 {
+                0 => child.id(),
+                which => {
+                    let kids = children_of(child.id());
+                    // The engine starts the destination first, then the source.
+                    kids.get(if which == 1 { 1 } else { 0 })
+                        .copied()
+                        .unwrap_or(child.id())
+                }
+            };
+            kill9(target);
+            kills += 1;
+        }
+        let _ = child.wait();
+    }
+    assert!(kills >= 10, "only {kills} runs were interrupted");
+    let last = sync(&fake, &db, &[]);
+    assert_eq!(last.code, Some(0), "{}", last.stderr);
+    assert_tables_equal_the_data(&fake, &db);
+}
+
+#[test]
+fn the_connectors_piped_by_the_shell_give_the_same_tables() {
+    let fake = fake(Faults::default());
+    let db = TestDb::new();
+    let source_config = json!({"api_key": "sk_test_fake", "base_url": fake.base_url(), "rate_limit": 1000, "endpoint_rate_limit": 500}).to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = dir.path().join("catalog.json");
+    let discover = Command::new(bin_path("source-stripe"))
+        .args(["discover", "--config", &source_config])
+        .output()
+        .unwrap();
+    let mut c: Value = serde_json::from_slice(&discover.stdout).unwrap();
+    let all = c["catalog"]["streams"].as_array().unwrap().clone();
+    c["catalog"]["streams"] = Value::Array(
+        all.into_iter()
+            .filter(|s| STREAMS.contains(&s["name"].as_str().unwrap()))
+            .collect(),
+    );
+    std::fs::write(&catalog, c.to_string()).unwrap();
+    let dest_config = json!({"url": db.url(), "schema": "stripe"}).to_string();
+    let script = format!(
+        "'{src}' read --config '{source_config}' --catalog '{cat}' | '{dst}' write --config '{dest_config}' --catalog '{cat}'",
+        src = bin_path("source-stripe").display(),
+        dst = bin_path("dest-postgres").display(),
+        cat = catalog.display()
+    );
+    let out = Command::new("bash")
+        .args(["-o", "pipefail", "-c", &script])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_tables_equal_the_data(&fake, &db);
+}
