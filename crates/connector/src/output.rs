@@ -28,10 +28,16 @@ impl std::error::Error for OutputClosed {}
 
 const QUEUE: usize = 1024;
 
+/// What the stdout thread writes: a message, or a record line serialised by the caller.
+enum Outgoing {
+    Message(Message),
+    RecordLine(String),
+}
+
 /// A cheap, cloneable handle that emits messages on stdout.
 #[derive(Clone)]
 pub struct Output {
-    tx: mpsc::Sender<Message>,
+    tx: mpsc::Sender<Outgoing>,
     closed: Arc<AtomicBool>,
 }
 
@@ -63,13 +69,29 @@ impl Output {
     /// Emits a message, waiting while the queue is full (backpressure from the reader).
     pub async fn emit(&self, message: Message) -> Result<(), OutputClosed> {
         let message = redact_message(message);
-        self.tx.send(message).await.map_err(|_| OutputClosed)
+        self.tx
+            .send(Outgoing::Message(message))
+            .await
+            .map_err(|_| OutputClosed)
     }
 
     /// Emits from synchronous code.
     pub fn emit_blocking(&self, message: Message) -> Result<(), OutputClosed> {
         self.tx
-            .blocking_send(redact_message(message))
+            .blocking_send(Outgoing::Message(redact_message(message)))
+            .map_err(|_| OutputClosed)
+    }
+
+    /// Emits a record whose data is already JSON text (an object), without parsing it again.
+    pub async fn raw_record(&self, stream: &str, data_json: &str) -> Result<(), OutputClosed> {
+        let stream = serde_json::to_string(stream).unwrap_or_else(|_| "\"\"".to_owned());
+        let line = format!(
+            r#"{{"type":"record","record":{{"stream":{stream},"data":{data_json},"emitted_at":"{}"}}}}"#,
+            sync_protocol::time::now_rfc3339()
+        );
+        self.tx
+            .send(Outgoing::RecordLine(line))
+            .await
             .map_err(|_| OutputClosed)
     }
 
@@ -136,7 +158,7 @@ fn redact_message(message: Message) -> Message {
     }
 }
 
-fn write_loop<W: Write>(mut rx: mpsc::Receiver<Message>, out: W, closed: &AtomicBool) {
+fn write_loop<W: Write>(mut rx: mpsc::Receiver<Outgoing>, out: W, closed: &AtomicBool) {
     let mut writer = MessageWriter::new(out);
     loop {
         let message = match rx.try_recv() {
@@ -152,7 +174,11 @@ fn write_loop<W: Write>(mut rx: mpsc::Receiver<Message>, out: W, closed: &Atomic
             }
             Err(mpsc::error::TryRecvError::Disconnected) => break,
         };
-        if flush_or_close(writer.write(&message), closed) {
+        let written = match &message {
+            Outgoing::Message(m) => writer.write(m),
+            Outgoing::RecordLine(line) => writer.write_line(line.as_bytes(), false),
+        };
+        if flush_or_close(written, closed) {
             return;
         }
     }

@@ -4,9 +4,13 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
-use serde_json::{Map, Value};
+use std::borrow::Cow;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use stripe_catalog::{Api, Resource};
 use sync_connector::{Output, OutputClosed};
+use sync_protocol::peek::top_level_fields;
 use sync_protocol::time::unix_to_rfc3339;
 use sync_protocol::{SourceState, StreamStatusKind, TimeRange};
 use tokio::task::JoinSet;
@@ -14,7 +18,7 @@ use tokio::task::JoinSet;
 use crate::client::{Page, StripeClient};
 use crate::error::StripeError;
 use crate::ranges;
-use crate::records::{created_and_id, stamp};
+use crate::records::{Head, stamp};
 use crate::state::{Range, Span, StreamCheckpoint};
 
 const LIMIT: usize = 100;
@@ -71,10 +75,10 @@ impl StreamCtx {
             .await
     }
 
-    async fn emit_records(&self, records: Vec<Value>) -> Result<u64, OutputClosed> {
+    async fn emit_records(&self, records: Vec<String>) -> Result<u64, OutputClosed> {
         let n = records.len() as u64;
         for data in records {
-            self.output.record(self.stream(), data).await?;
+            self.output.raw_record(self.stream(), &data).await?;
         }
         Ok(n)
     }
@@ -96,25 +100,31 @@ async fn records_of_page(
     resource: &'static Resource,
     parent: Option<&'static Resource>,
     page: Page,
-) -> Result<Vec<Value>, StripeError> {
+) -> Result<Vec<String>, StripeError> {
     let observed_at = page.server_time;
-    let Some(_parent) = parent else {
+    if parent.is_none() {
         return Ok(page
             .data
-            .into_iter()
+            .iter()
             .map(|o| stamp(o, account_id, observed_at))
             .collect());
-    };
-    let fetches = page
-        .data
-        .into_iter()
-        .map(|p| children_of(client, resource, p));
+    }
+    let fetches = page.data.iter().map(|p| children_of(client, resource, p));
     let children = futures_util::future::try_join_all(fetches).await?;
     Ok(children
-        .into_iter()
+        .iter()
         .flatten()
         .map(|c| stamp(c, account_id, observed_at))
         .collect())
+}
+
+/// An embedded list such as `subscription.items`.
+#[derive(Deserialize)]
+struct EmbeddedList {
+    #[serde(default)]
+    has_more: bool,
+    #[serde(default)]
+    data: Vec<Box<RawValue>>,
 }
 
 /// Every child of one parent object: the embedded list when it is complete (at most 10 items),
@@ -122,22 +132,24 @@ async fn records_of_page(
 pub async fn children_of(
     client: &StripeClient,
     child: &'static Resource,
-    parent: Map<String, Value>,
-) -> Result<Vec<Map<String, Value>>, StripeError> {
+    parent: &RawValue,
+) -> Result<Vec<Box<RawValue>>, StripeError> {
     let Some(link) = &child.parent else {
         return Ok(Vec::new());
     };
-    let embedded = parent.get(&link.embedded_field).and_then(Value::as_object);
+    let fields = top_level_fields(parent, &[link.embedded_field.as_str()]).unwrap_or_default();
+    let embedded = fields
+        .first()
+        .copied()
+        .flatten()
+        .and_then(|raw| serde_json::from_str::<EmbeddedList>(raw.get()).ok());
     if let Some(list) = embedded
-        && list.get("has_more").and_then(Value::as_bool) == Some(false)
-        && let Some(Value::Array(items)) = list.get("data")
+        && !list.has_more
     {
-        return Ok(items
-            .iter()
-            .filter_map(|i| i.as_object().cloned())
-            .collect());
+        return Ok(list.data);
     }
-    let Some(parent_id) = parent.get("id").and_then(Value::as_str) else {
+    let head = Head::of(parent);
+    let Some(parent_id) = head.id.as_deref() else {
         return Ok(Vec::new());
     };
     let path = child.list_path_for(Some(parent_id));
@@ -155,9 +167,7 @@ pub async fn children_of(
         cursor = page
             .data
             .last()
-            .and_then(|o| o.get("id"))
-            .and_then(Value::as_str)
-            .map(str::to_owned);
+            .and_then(|o| Head::of(o).id.map(Cow::into_owned));
         let more = page.has_more && cursor.is_some();
         out.extend(page.data);
         if !more {
@@ -216,7 +226,7 @@ struct RangePage {
     last: Option<(i64, String)>,
     has_more: bool,
     page_len: usize,
-    records: Vec<Value>,
+    records: Vec<String>,
 }
 
 async fn fetch_range(ctx: Arc<StreamCtx>, range: Range) -> Result<RangePage, StripeError> {
@@ -235,8 +245,8 @@ async fn fetch_range(ctx: Arc<StreamCtx>, range: Range) -> Result<RangePage, Str
     let last = page
         .data
         .last()
-        .map(created_and_id)
-        .and_then(|(c, id)| Some((c?, id?.to_owned())));
+        .map(|o| Head::of(o))
+        .and_then(|h| Some((h.created()?, h.id?.into_owned())));
     let (has_more, page_len) = (page.has_more, page.data.len());
     let records =
         records_of_page(&ctx.client, &ctx.account_id, ctx.resource, ctx.parent, page).await?;
@@ -400,9 +410,7 @@ async fn sequentially(
         } else {
             page.data
                 .last()
-                .and_then(|o| o.get("id"))
-                .and_then(Value::as_str)
-                .map(str::to_owned)
+                .and_then(|o| Head::of(o).id.map(Cow::into_owned))
         };
         let more = page.has_more && next.is_some();
         let records =

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
 use reqwest::header::{HeaderMap, HeaderValue};
 use serde::Deserialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
+use serde_json::value::RawValue;
 use tokio::sync::Semaphore;
 
 use crate::config::Config;
@@ -18,7 +19,7 @@ use crate::error::StripeError;
 /// One page of a list.
 #[derive(Debug)]
 pub struct Page {
-    pub data: Vec<Map<String, Value>>,
+    pub data: Vec<Box<RawValue>>,
     pub has_more: bool,
     /// v2 lists: the token of the next page.
     pub next_page: Option<String>,
@@ -28,7 +29,7 @@ pub struct Page {
 
 #[derive(Deserialize)]
 struct ListBody {
-    data: Vec<Map<String, Value>>,
+    data: Vec<Box<RawValue>>,
     #[serde(default)]
     has_more: bool,
     #[serde(default)]

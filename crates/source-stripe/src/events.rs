@@ -16,7 +16,7 @@ use sync_protocol::SourceState;
 
 use crate::backfill::{BackfillError, children_of};
 use crate::client::StripeClient;
-use crate::records::{stamp, tombstone};
+use crate::records::{Head, stamp, stamp_value};
 use crate::state::{EventsCursor, GlobalCheckpoint};
 
 /// Stripe keeps events for 30 days.
@@ -50,10 +50,10 @@ impl EventsCtx {
     async fn emit(
         &self,
         stream: &str,
-        data: Value,
+        data: String,
         counts: &mut HashMap<String, u64>,
     ) -> Result<(), BackfillError> {
-        self.output.record(stream, data).await?;
+        self.output.raw_record(stream, &data).await?;
         *counts.entry(stream.to_owned()).or_default() += 1;
         Ok(())
     }
@@ -172,11 +172,14 @@ async fn read_window(
         cursor = page
             .data
             .last()
-            .and_then(|e| e.get("id"))
-            .and_then(Value::as_str)
-            .map(str::to_owned);
+            .and_then(|e| Head::of(e).id.map(|id| id.into_owned()));
         let more = page.has_more && cursor.is_some();
-        events.extend(page.data);
+        for raw in page.data {
+            match serde_json::from_str::<Map<String, Value>>(raw.get()) {
+                Ok(event) => events.push(event),
+                Err(e) => tracing::warn!("skipping an unreadable event: {e}"),
+            }
+        }
         if events.len() > MAX_WINDOW_EVENTS && lt - gte > 1 {
             return Ok(None);
         }
@@ -198,7 +201,7 @@ async fn apply(
     if ctx.is_selected("events") {
         ctx.emit(
             "events",
-            stamp(event.clone(), &ctx.account_id, created),
+            stamp_value(event.clone(), &ctx.account_id, created, false),
             counts,
         )
         .await?;
@@ -226,11 +229,7 @@ async fn apply(
     };
     let deleted = is_deletion(event_type, object);
     if ctx.is_selected(&resource.stream) {
-        let data = if deleted {
-            tombstone(object.clone(), &ctx.account_id, created)
-        } else {
-            stamp(object.clone(), &ctx.account_id, created)
-        };
+        let data = stamp_value(object.clone(), &ctx.account_id, created, deleted);
         ctx.emit(&resource.stream, data, counts).await?;
     }
     if deleted {
@@ -240,10 +239,25 @@ async fn apply(
         .children_of(&resource.stream)
         .filter(|c| ctx.is_selected(&c.stream))
         .collect();
+    if children.is_empty() {
+        return Ok(());
+    }
+    let parent = serde_json::value::to_raw_value(object).map_err(|e| {
+        BackfillError::Stripe(crate::error::StripeError {
+            status: None,
+            code: None,
+            message: format!("re-encoding an event object: {e}"),
+            request: "/v1/events".into(),
+        })
+    })?;
     for child in children {
-        for item in children_of(&ctx.client, child, object.clone()).await? {
-            ctx.emit(&child.stream, stamp(item, &ctx.account_id, created), counts)
-                .await?;
+        for item in children_of(&ctx.client, child, &parent).await? {
+            ctx.emit(
+                &child.stream,
+                stamp(&item, &ctx.account_id, created),
+                counts,
+            )
+            .await?;
         }
     }
     Ok(())

@@ -1,38 +1,75 @@
-//! Stripe objects as records: the object plus `_account_id` and `_updated_at`.
+//! Stripe objects as records: the object plus `_account_id` and `_updated_at`. Objects stay
+//! JSON text from the response to stdout; only the few fields paging needs are read.
 
+use std::borrow::Cow;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 pub const ACCOUNT_ID: &str = "_account_id";
 pub const UPDATED_AT: &str = "_updated_at";
 
-/// Stamps an object for its stream. `_updated_at` is the object's own `updated` when it has one,
-/// else `observed_at`: the server time it was read (a list page) or the event's creation time, so
-/// that a later version always carries a later or equal stamp.
-pub fn stamp(mut object: Map<String, Value>, account_id: &str, observed_at: i64) -> Value {
-    let updated = object
-        .get("updated")
-        .and_then(Value::as_i64)
+/// The fields of an object the source looks at.
+#[derive(Debug, Default, Deserialize)]
+pub struct Head<'a> {
+    #[serde(borrow, default)]
+    pub id: Option<Cow<'a, str>>,
+    #[serde(default)]
+    created: Option<i64>,
+    /// Invoice items carry their creation time as `date`, which their list's created filter compares.
+    #[serde(default)]
+    date: Option<i64>,
+    #[serde(default)]
+    updated: Option<i64>,
+}
+
+impl Head<'_> {
+    pub fn of(raw: &RawValue) -> Head<'_> {
+        serde_json::from_str(raw.get()).unwrap_or_default()
+    }
+
+    pub fn created(&self) -> Option<i64> {
+        self.created.or(self.date)
+    }
+}
+
+/// The record data for an object: its JSON text with `_account_id` and `_updated_at` added.
+/// `_updated_at` is the object's own `updated` when it has one, else `observed_at`: the server
+/// time it was read (a list page) or the event's creation time, so a later version always
+/// carries a later or equal stamp.
+pub fn stamp(raw: &RawValue, account_id: &str, observed_at: i64) -> String {
+    let updated = Head::of(raw)
+        .updated
         .filter(|u| *u > 0)
         .unwrap_or(observed_at);
-    object.insert(ACCOUNT_ID.to_owned(), Value::String(account_id.to_owned()));
-    object.insert(UPDATED_AT.to_owned(), Value::from(updated));
-    Value::Object(object)
+    let text = raw.get().trim_start();
+    let account = serde_json::to_string(account_id).unwrap_or_else(|_| "\"\"".to_owned());
+    let fields = format!("\"{ACCOUNT_ID}\":{account},\"{UPDATED_AT}\":{updated}");
+    let rest = text.strip_prefix('{').unwrap_or(text).trim_start();
+    if rest.starts_with('}') {
+        format!("{{{fields}}}")
+    } else {
+        format!("{{{fields},{rest}")
+    }
 }
 
-/// A tombstone: the object as it was, marked deleted.
-pub fn tombstone(mut object: Map<String, Value>, account_id: &str, observed_at: i64) -> Value {
-    object.insert("deleted".to_owned(), Value::Bool(true));
-    stamp(object, account_id, observed_at)
-}
-
-/// The `created` second and id of an object, the two things paging needs. Invoice items carry
-/// their creation time as `date`, which is what their list's `created` filter compares.
-pub fn created_and_id(object: &Map<String, Value>) -> (Option<i64>, Option<&str>) {
-    let created = object
-        .get("created")
-        .or_else(|| object.get("date"))
-        .and_then(Value::as_i64);
-    (created, object.get("id").and_then(Value::as_str))
+/// `stamp` for an object already parsed (from an event payload); a tombstone when `deleted`.
+pub fn stamp_value(
+    mut object: Map<String, Value>,
+    account_id: &str,
+    observed_at: i64,
+    deleted: bool,
+) -> String {
+    if deleted {
+        object.insert("deleted".to_owned(), Value::Bool(true));
+    }
+    object.remove(ACCOUNT_ID);
+    object.remove(UPDATED_AT);
+    match serde_json::value::to_raw_value(&object) {
+        Ok(raw) => stamp(&raw, account_id, observed_at),
+        Err(_) => "{}".to_owned(),
+    }
 }
 
 #[cfg(test)]
@@ -40,25 +77,42 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn raw(v: Value) -> Box<RawValue> {
+        serde_json::value::to_raw_value(&v).unwrap()
+    }
+
     #[test]
     fn stamps_account_and_time() {
-        let obj = json!({"id": "cus_1", "created": 5})
-            .as_object()
-            .unwrap()
-            .clone();
-        let r = stamp(obj, "acct_1", 100);
-        assert_eq!(r["_account_id"], "acct_1");
-        assert_eq!(r["_updated_at"], 100);
-        let obj = json!({"id": "x", "updated": 50})
-            .as_object()
-            .unwrap()
-            .clone();
+        let r: Value = serde_json::from_str(&stamp(
+            &raw(json!({"id": "cus_1", "created": 5})),
+            "acct_1",
+            100,
+        ))
+        .unwrap();
         assert_eq!(
-            stamp(obj, "a", 100)["_updated_at"],
-            50,
-            "an object's own updated time wins"
+            r,
+            json!({"id": "cus_1", "created": 5, "_account_id": "acct_1", "_updated_at": 100})
         );
-        let t = tombstone(json!({"id": "cus_1"}).as_object().unwrap().clone(), "a", 7);
+        let r: Value =
+            serde_json::from_str(&stamp(&raw(json!({"id": "x", "updated": 50})), "a", 100))
+                .unwrap();
+        assert_eq!(r["_updated_at"], 50, "an object's own updated time wins");
+        let r: Value = serde_json::from_str(&stamp(&raw(json!({})), "a\"b", 1)).unwrap();
+        assert_eq!(r, json!({"_account_id": "a\"b", "_updated_at": 1}));
+        let t: Value = serde_json::from_str(&stamp_value(
+            json!({"id": "cus_1"}).as_object().unwrap().clone(),
+            "a",
+            7,
+            true,
+        ))
+        .unwrap();
         assert_eq!(t["deleted"], true);
+    }
+
+    #[test]
+    fn head_reads_created_or_date() {
+        let r = raw(json!({"id": "ii_1", "date": 9, "nested": {"created": 1}}));
+        let h = Head::of(&r);
+        assert_eq!((h.id.as_deref(), h.created()), (Some("ii_1"), Some(9)));
     }
 }
