@@ -89,5 +89,45 @@ def stripe_fake(seconds):
         )
 
 
+def source_stripe():
+    data = rows()
+    limited = [r for r in data if "limit" in r]
+    free = [r for r in data if r["bench"] == "no latency, no limits"]
+    print("`source-stripe read` against the simulator with Stripe-like latency (150-250 ms per request, random) and live-mode limits "
+          "enforced by the simulator (100 requests/s per account, 25 per endpoint, answered with 429 above), with a live key, so the "
+          "source applies the same limits on its side. Requests/s counts successful responses over the whole run, process start "
+          "included. Then without latency or limits: records/s and peak RSS for two data-set sizes.")
+    print("Reproduce: `scripts/bench source-stripe` (or `cargo bench -p source-stripe --bench backfill`).")
+    print()
+    print("| run | objects | seconds | requests/s | limit | ratio | 429s |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for r in limited:
+        print(f"| {r['bench']} | {r['objects']:,} | {r['seconds']:.1f} | {r['requests_per_second']:.1f} | {r['limit']:.0f} | {r['ratio_to_limit']:.2f} | {r['rate_limited']} |")
+    print()
+    print("| no latency, no limits | records/s | peak RSS |")
+    print("| --- | ---: | ---: |")
+    for r in free:
+        print(f"| {r['objects']:,} objects | {r['records_per_second']:,.0f} | {r['peak_rss_bytes'] / 2**20:.0f} MiB |")
+    print()
+    print("Targets: one stream at least 0.90 of 25 requests/s, eight streams at least 0.90 of 100 requests/s; peak RSS flat in the object count "
+          "(it is bounded by the pages in flight, at most `max_concurrency`).")
+
+
+def engine():
+    data = {r["bench"]: r for r in rows()}
+    pipe, eng = data["shell pipe"], data["sync-engine"]
+    print(f"The same sync of {pipe['records']:,} customers (simulator without latency or limits → source-stripe → dest-postgres, into an empty "
+          "schema) through `sync-engine sync` and through a shell pipe `source-stripe read | dest-postgres write`, best of two alternating "
+          "runs each. The engine's time includes its spec, discover and setup steps.")
+    print("Reproduce: `scripts/bench engine` (or `cargo bench -p sync-engine --bench pipeline -- N`).")
+    print()
+    print("| run | records/s | ratio | engine peak RSS |")
+    print("| --- | ---: | ---: | ---: |")
+    print(f"| shell pipe | {pipe['records_per_second']:,.0f} | 1.00 | |")
+    print(f"| sync-engine | {eng['records_per_second']:,.0f} | {eng['ratio_to_pipe']:.2f} | {eng['engine_peak_rss_bytes'] / 2**20:.0f} MiB |")
+    print()
+    print("Targets: the engine at least 0.90 of the pipe; the engine's own peak RSS under 50 MB (records pass through it as bytes).")
+
+
 if __name__ == "__main__":
     globals()[sys.argv[1].replace("-", "_")](*sys.argv[2:])
