@@ -14,8 +14,11 @@ use sync_protocol::{
 pub struct StreamTrack {
     pub forwarded: u64,
     since_state: u64,
-    /// Records each forwarded state covers, waiting for the destination's acknowledgement.
-    expected: VecDeque<u64>,
+    /// For each forwarded state waiting for the destination's acknowledgement: the records it
+    /// covers since the previous one, and the stream's forwarded count when it was sent.
+    expected: VecDeque<(u64, u64)>,
+    /// Records known committed: the forwarded count at the last acknowledged state (of this
+    /// stream, or a global one).
     pub committed: u64,
     pub states: u64,
     pub status: StreamProgressStatus,
@@ -28,7 +31,8 @@ pub struct StreamTrack {
 struct Inner {
     streams: BTreeMap<String, StreamTrack>,
     global_since: u64,
-    global_expected: VecDeque<u64>,
+    /// Like `StreamTrack::expected`, with every stream's forwarded count.
+    global_expected: VecDeque<(u64, Vec<(String, u64)>)>,
     global_states: u64,
     source_states: u64,
     failures: Vec<String>,
@@ -91,12 +95,17 @@ impl Tracker {
             Some(stream) => {
                 if let Some(t) = inner.streams.get_mut(stream) {
                     let covered = std::mem::take(&mut t.since_state);
-                    t.expected.push_back(covered);
+                    t.expected.push_back((covered, t.forwarded));
                 }
             }
             None => {
                 let covered = std::mem::take(&mut inner.global_since);
-                inner.global_expected.push_back(covered);
+                let marks = inner
+                    .streams
+                    .iter()
+                    .map(|(name, t)| (name.clone(), t.forwarded))
+                    .collect();
+                inner.global_expected.push_back((covered, marks));
             }
         }
         inner.source_states += 1;
@@ -117,13 +126,26 @@ impl Tracker {
                 };
                 let expected = t.expected.pop_front();
                 t.states += 1;
-                t.committed += reported.or(expected).unwrap_or(0);
-                (expected, format!("stream {stream:?}"))
+                if let Some((_, mark)) = expected {
+                    t.committed = t.committed.max(mark);
+                }
+                (
+                    expected.map(|(covered, _)| covered),
+                    format!("stream {stream:?}"),
+                )
             }
             None => {
                 inner.global_states += 1;
+                let expected = inner.global_expected.pop_front();
+                if let Some((_, marks)) = &expected {
+                    for (name, mark) in marks {
+                        if let Some(t) = inner.streams.get_mut(name) {
+                            t.committed = t.committed.max(*mark);
+                        }
+                    }
+                }
                 (
-                    inner.global_expected.pop_front(),
+                    expected.map(|(covered, _)| covered),
                     "the global state".to_owned(),
                 )
             }
@@ -297,6 +319,11 @@ mod tests {
         t.forwarded("b");
         let s2 = SourceState::stream("b", json!({"n": 2}));
         t.state_forwarded(&s2);
+        assert_eq!(
+            t.progress().streams["b"].committed_count,
+            1,
+            "the global state committed b's first record"
+        );
         let err = t.committed(&s2.with_committed(1)).unwrap_err();
         assert!(
             err.0.contains("reported 1") && err.0.contains("2 were sent"),

@@ -107,8 +107,8 @@ pub fn config_schema() -> Value {
             "endpoint_rate_limit": {"type": "integer", "minimum": 1, "maximum": 10000, "description": "Requests per second to one endpoint; default 25."},
             "max_concurrency": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 32, "description": "Requests in flight at once, all streams together."},
             "backfill_limit": {"type": "integer", "minimum": 1, "description": "Stop each stream's backfill after this many records (a sample); the stream then counts as complete."},
-            "start_date": {"type": "string", "format": "date-time", "description": "Backfill objects created at or after this time (RFC 3339); default: the account's creation."},
-            "request_timeout_secs": {"type": "integer", "minimum": 1, "default": 30},
+            "start_date": {"type": "string", "format": "date-time", "description": "Backfill objects created at or after this time (RFC 3339); default: everything (from Stripe's launch in 2011)."},
+            "request_timeout_secs": {"type": "integer", "minimum": 1, "default": 30, "description": "Seconds before one request is abandoned (and retried)."},
             "max_retries": {"type": "integer", "minimum": 0, "maximum": 50, "default": 8, "description": "Retries of one request on 429, 5xx, timeouts and dropped connections."},
             "events": {"type": "boolean", "default": true, "description": "Follow /v1/events for updates and deletes after the backfill."}
         }

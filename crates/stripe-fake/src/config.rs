@@ -63,6 +63,9 @@ pub struct Faults {
     pub endpoint_rate_limit: Option<f64>,
     /// Fraction of requests answered 500 `api_error`.
     pub error_rate: f64,
+    /// Fraction of requests answered 429 (Stripe's rate-limit body, reason endpoint-rate)
+    /// whatever the limits: a busy account.
+    pub throttle_rate: f64,
     /// Fraction of requests whose connection is closed without a response.
     pub drop_rate: f64,
     /// Fraction of successful responses corrupted: half truncated (Content-Length longer than
@@ -107,6 +110,7 @@ impl Faults {
     pub(crate) fn validate(&self) -> Result<(), FakeError> {
         for (name, rate) in [
             ("error_rate", self.error_rate),
+            ("throttle_rate", self.throttle_rate),
             ("drop_rate", self.drop_rate),
             ("corrupt_rate", self.corrupt_rate),
         ] {
@@ -116,9 +120,9 @@ impl Faults {
                 )));
             }
         }
-        if self.error_rate + self.drop_rate + self.corrupt_rate > 1.0 {
+        if self.error_rate + self.drop_rate + self.throttle_rate + self.corrupt_rate > 1.0 {
             return Err(FakeError::InvalidConfig(
-                "error_rate + drop_rate + corrupt_rate must not exceed 1".into(),
+                "error_rate + drop_rate + throttle_rate + corrupt_rate must not exceed 1".into(),
             ));
         }
         for (name, limit) in [

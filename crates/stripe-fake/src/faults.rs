@@ -32,6 +32,7 @@ impl RateLimited {
 pub(crate) enum Outcome {
     Normal,
     ServerError,
+    Throttle,
     Drop,
     Truncate,
     Malformed,
@@ -99,7 +100,7 @@ impl ActiveFaults {
 
     pub(crate) fn roll(&self) -> Outcome {
         let f = &self.faults;
-        if f.error_rate + f.drop_rate + f.corrupt_rate <= 0.0 {
+        if f.error_rate + f.drop_rate + f.throttle_rate + f.corrupt_rate <= 0.0 {
             return Outcome::Normal;
         }
         let x: f64 = rand::rng().random();
@@ -107,9 +108,11 @@ impl ActiveFaults {
             Outcome::Drop
         } else if x < f.drop_rate + f.error_rate {
             Outcome::ServerError
-        } else if x < f.drop_rate + f.error_rate + f.corrupt_rate / 2.0 {
+        } else if x < f.drop_rate + f.error_rate + f.throttle_rate {
+            Outcome::Throttle
+        } else if x < f.drop_rate + f.error_rate + f.throttle_rate + f.corrupt_rate / 2.0 {
             Outcome::Truncate
-        } else if x < f.drop_rate + f.error_rate + f.corrupt_rate {
+        } else if x < f.drop_rate + f.error_rate + f.throttle_rate + f.corrupt_rate {
             Outcome::Malformed
         } else {
             Outcome::Normal
@@ -158,16 +161,18 @@ mod tests {
         let active = ActiveFaults::new(Faults {
             error_rate: 0.2,
             drop_rate: 0.1,
+            throttle_rate: 0.15,
             corrupt_rate: 0.2,
             ..Faults::default()
         });
-        let mut counts = [0usize; 5];
+        let mut counts = [0usize; 6];
         for _ in 0..20_000 {
             counts[active.roll() as usize] += 1;
         }
         let frac = |i: usize| counts[i] as f64 / 20_000.0;
         assert!((frac(Outcome::ServerError as usize) - 0.2).abs() < 0.02);
         assert!((frac(Outcome::Drop as usize) - 0.1).abs() < 0.02);
+        assert!((frac(Outcome::Throttle as usize) - 0.15).abs() < 0.02);
         assert!((frac(Outcome::Truncate as usize) - 0.1).abs() < 0.02);
         assert!((frac(Outcome::Malformed as usize) - 0.1).abs() < 0.02);
         assert_eq!(ActiveFaults::new(Faults::default()).roll(), Outcome::Normal);

@@ -206,6 +206,14 @@ async fn stripe(
     let outcome = faults.roll();
     match outcome {
         Outcome::Drop => return finish(Recorded::Dropped, dropped()),
+        Outcome::Throttle => {
+            let mut response = plain(429, ApiError::rate_limited().body());
+            response.headers_mut().insert(
+                "stripe-rate-limited-reason",
+                HeaderValue::from_static("endpoint-rate"),
+            );
+            return finish(Recorded::Throttled, response);
+        }
         Outcome::ServerError => {
             return finish(
                 Recorded::ServerError,

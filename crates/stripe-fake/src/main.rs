@@ -44,6 +44,9 @@ struct Args {
     /// Fraction of requests answered 500.
     #[arg(long, default_value_t = 0.0)]
     error_rate: f64,
+    /// Fraction of requests answered 429 whatever the limits.
+    #[arg(long, default_value_t = 0.0)]
+    throttle_rate: f64,
     /// Fraction of requests whose connection is closed without an answer.
     #[arg(long, default_value_t = 0.0)]
     drop_rate: f64,
@@ -85,6 +88,7 @@ fn config(args: &Args) -> Result<Config> {
         rate_limit: args.rate_limit,
         endpoint_rate_limit: args.endpoint_rate_limit,
         error_rate: args.error_rate,
+        throttle_rate: args.throttle_rate,
         drop_rate: args.drop_rate,
         corrupt_rate: args.corrupt_rate,
         disabled_streams: args

@@ -16,6 +16,8 @@ pub struct Stats {
     pub by_status: BTreeMap<u16, u64>,
     pub rate_limited_global: u64,
     pub rate_limited_endpoint: u64,
+    /// Injected 429s (`throttle_rate`), apart from the rate limits.
+    pub throttled: u64,
     /// Injected 500s.
     pub server_errors: u64,
     pub dropped_connections: u64,
@@ -32,6 +34,7 @@ pub(crate) enum Recorded {
     Status(u16),
     RateLimitedGlobal,
     RateLimitedEndpoint,
+    Throttled,
     ServerError,
     Dropped,
     Truncated,
@@ -63,6 +66,10 @@ impl StatsRecorder {
             }
             Recorded::RateLimitedEndpoint => {
                 c.stats.rate_limited_endpoint += 1;
+                Some(429)
+            }
+            Recorded::Throttled => {
+                c.stats.throttled += 1;
                 Some(429)
             }
             Recorded::ServerError => {
