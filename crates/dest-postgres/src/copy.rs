@@ -67,10 +67,15 @@ impl CopyRows {
         self.buf.put_u8(u8::from(value));
     }
 
-    /// A timestamptz from Unix microseconds.
+    /// A timestamptz from Unix microseconds; NULL when out of range.
     pub fn timestamptz_micros(&mut self, unix_micros: i64) {
-        self.buf.put_i32(8);
-        self.buf.put_i64(unix_micros - PG_EPOCH_OFFSET_MICROS);
+        match unix_micros.checked_sub(PG_EPOCH_OFFSET_MICROS) {
+            Some(pg_micros) => {
+                self.buf.put_i32(8);
+                self.buf.put_i64(pg_micros);
+            }
+            None => self.null(),
+        }
     }
 
     /// The whole COPY stream: header, rows, trailer.

@@ -83,12 +83,12 @@ pub async fn setup(
                         .added_columns
                         .push((table.table.clone(), column.column.clone()));
                 }
-                Some(found) if found != column.pg_type.formatted() => {
+                Some(found) if found != column.pg_type.sql() => {
                     report.type_conflicts.push((
                         table.table.clone(),
                         column.column.clone(),
                         found.clone(),
-                        column.pg_type.formatted().to_owned(),
+                        column.pg_type.sql().to_owned(),
                     ));
                 }
                 Some(_) => {}

@@ -27,10 +27,7 @@ pub fn fit(name: &str) -> String {
     format!("{}{suffix}", &name[..cut])
 }
 
-/// A quoted identifier: `"a""b"` for `a"b`.
-pub fn quote(name: &str) -> String {
-    format!("\"{}\"", name.replace('\0', "").replace('"', "\"\""))
-}
+pub use pg_connect::quote_ident as quote;
 
 /// `schema.table`, both quoted.
 pub fn qualified(schema: &str, table: &str) -> String {

@@ -94,11 +94,9 @@ impl RowPlan {
             }
         }
         let data = record.data.get();
-        if data.contains("\\u0000") {
-            // jsonb rejects NUL characters; keep the rest of the object.
-            rows.jsonb(data.replace("\\u0000", "\\ufffd").as_bytes());
-        } else {
-            rows.jsonb(data.as_bytes());
+        match without_nul_escapes(data) {
+            Some(cleaned) => rows.jsonb(cleaned.as_bytes()),
+            None => rows.jsonb(data.as_bytes()),
         }
         match self
             .newer_than
@@ -111,6 +109,32 @@ impl RowPlan {
         rows.boolean(values[self.deleted].is_some_and(|v| v.get() == "true"));
         Ok(())
     }
+}
+
+/// JSON text with every `\u0000` escape (which jsonb rejects) replaced by `\ufffd`; `None`
+/// when there is none. An escaped backslash followed by `u0000` is text, and left alone.
+fn without_nul_escapes(json: &str) -> Option<String> {
+    if !json.contains("\\u0000") {
+        return None;
+    }
+    let bytes = json.as_bytes();
+    let mut out = String::with_capacity(json.len());
+    let (mut start, mut i) = (0, 0);
+    while i < bytes.len() {
+        if bytes[i] != b'\\' {
+            i += 1;
+        } else if json[i..].starts_with("\\u0000") {
+            out.push_str(&json[start..i]);
+            out.push_str("\\ufffd");
+            i += 6;
+            start = i;
+        } else {
+            // An escape: skip the escaped character, whatever it is.
+            i += 2;
+        }
+    }
+    out.push_str(&json[start.min(json.len())..]);
+    Some(out)
 }
 
 /// A key value as text: a JSON string unescaped, anything else its JSON text.
@@ -140,6 +164,19 @@ fn newer_than_micros(raw: &RawValue) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nul_escapes_are_replaced_but_escaped_backslashes_are_not() {
+        assert_eq!(
+            without_nul_escapes(r#"{"a":"x\u0000y"}"#).as_deref(),
+            Some(r#"{"a":"x\ufffdy"}"#)
+        );
+        assert_eq!(
+            without_nul_escapes(r#"{"a":"\\u0000"}"#),
+            Some(r#"{"a":"\\u0000"}"#.to_owned())
+        );
+        assert_eq!(without_nul_escapes(r#"{"a":"plain"}"#), None);
+    }
 
     #[test]
     fn newer_than_accepts_seconds_fractions_and_timestamps() {

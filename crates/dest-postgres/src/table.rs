@@ -44,11 +44,6 @@ impl PgType {
             PgType::Jsonb => "jsonb",
         }
     }
-
-    /// The type as `format_type()` reports it, to compare with an existing column.
-    pub fn formatted(self) -> &'static str {
-        self.sql()
-    }
 }
 
 /// The JSON types a property can take, null excluded.

@@ -89,6 +89,7 @@ pub async fn write(
     let mut index: HashMap<String, usize> = HashMap::new();
     let mut routes = Vec::new();
     let mut handles: Vec<JoinHandle<()>> = Vec::new();
+    let names: Vec<String> = tables.iter().map(|t| t.stream.clone()).collect();
     for (i, table) in tables.into_iter().enumerate() {
         let (tx, rx) = mpsc::channel(WORKER_QUEUE);
         index.insert(table.stream.clone(), i);
@@ -169,8 +170,17 @@ pub async fn write(
     for route in &mut routes {
         route.tx = None;
     }
-    for handle in handles {
-        let _ = handle.await;
+    for (index, handle) in handles.into_iter().enumerate() {
+        if let Err(e) = handle.await {
+            // A loader that panicked: its stream failed, whatever it had buffered is not committed.
+            let stream = names[index].clone();
+            let error = format!("stream {stream:?}: its loader stopped unexpectedly ({e})");
+            tracing::error!("{error}");
+            apply_note(&mut routes, LoaderNote::Failed { stream: index });
+            output
+                .stream_status(&stream, StreamStatusKind::Error { error })
+                .await?;
+        }
     }
     drop(shared);
     while let Some(note) = notes_rx.recv().await {
@@ -324,11 +334,13 @@ impl StreamLoader {
             return;
         }
         self.seq += 1;
-        let before = self.batch.rows.bytes();
+        let (rows_before, before) = (self.batch.rows.len(), self.batch.rows.bytes());
         if let Err(e) = self
             .plan
             .encode(line, bytes, self.seq, &mut self.batch.rows, &mut self.key)
         {
+            // Drop the partly written row: the buffer holds only whole rows it has counted.
+            self.batch.rows.truncate(rows_before, before);
             self.fail(&format!("record rejected: {e}")).await;
             return;
         }
@@ -397,10 +409,8 @@ impl StreamLoader {
         self.in_flight = Some(tokio::spawn(async move {
             match flush(&shared.pool, &sql, data, dedupe, &stream).await {
                 Ok(_) => {
-                    let _ = shared.notes.send(LoaderNote::Committed {
-                        stream: index,
-                        records,
-                    });
+                    // The stream's own states first, so a global state never overtakes one
+                    // that came before it.
                     for state in states {
                         if shared
                             .output
@@ -411,6 +421,10 @@ impl StreamLoader {
                             break;
                         }
                     }
+                    let _ = shared.notes.send(LoaderNote::Committed {
+                        stream: index,
+                        records,
+                    });
                     Ok(())
                 }
                 Err(e) => Err(e.message),

@@ -982,3 +982,32 @@ fn secrets_in_the_url_never_reach_the_output() {
         out.stderr
     );
 }
+
+#[test]
+fn a_record_without_its_key_fails_only_its_stream() {
+    let db = TestDb::new();
+    let mut other = customers_stream();
+    other["name"] = json!("products");
+    let cat = catalog(vec![customers_stream(), other]);
+    let lines = vec![
+        record(
+            "customers",
+            json!({"email": "no id here", "_updated_at": 1}),
+        ),
+        record("products", json!({"id": "p1", "_updated_at": 1})),
+        state("products", json!({"n": 1})),
+        record("customers", json!({"id": "c2", "_updated_at": 1})),
+    ];
+    let out = write(&db, json!({}), &cat, &lines);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let errors = out.of_type("stream_status");
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0]["error"].as_str().unwrap().contains("line 1")
+            && errors[0]["error"].as_str().unwrap().contains("\"id\""),
+        "{errors:?}"
+    );
+    assert_eq!(out.of_type("source_state")[0]["stream"], "products");
+    assert_eq!(count(&db, "stripe.products"), 1);
+    assert_eq!(count(&db, "stripe.customers"), 0);
+}

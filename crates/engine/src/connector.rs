@@ -118,6 +118,9 @@ impl Connector {
             cmd.arg(format!("--{flag}")).arg(path);
         }
         cmd.kill_on_drop(true);
+        // Its own process group: a Ctrl-C at the terminal reaches only the engine, which stops
+        // the source gracefully and lets the destination commit.
+        cmd.process_group(0);
         // A connector must not outlive a killed engine (nothing would read or feed it).
         // SAFETY: prctl is async-signal-safe and touches only the child being started.
         unsafe {

@@ -54,10 +54,6 @@ fn usage(e: anyhow::Error) -> anyhow::Error {
     anyhow::Error::new(Usage(format!("{e:#}")))
 }
 
-pub fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
 fn main() -> ExitCode {
     sync_connector::redact::install_panic_hook();
     let cli = Cli::parse();

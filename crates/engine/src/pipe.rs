@@ -91,11 +91,18 @@ struct Shared {
     state_limit: Option<u64>,
     saver: watch::Sender<Option<SyncState>>,
     source_pid: Option<u32>,
+    /// Set once the source is reaped: its pid may then belong to another process.
+    source_exited: AtomicBool,
+    /// When the destination last printed a line.
+    dest_activity: AtomicU64,
 }
 
 impl Shared {
     fn signal_source(&self, signal: i32) {
-        if let Some(pid) = self.source_pid {
+        if let Some(pid) = self
+            .source_pid
+            .filter(|_| !self.source_exited.load(Ordering::SeqCst))
+        {
             // SAFETY: kill(2) with a pid we spawned; at worst the process is already gone.
             unsafe {
                 libc::kill(pid as i32, signal);
@@ -402,6 +409,9 @@ async fn read_destination(shared: Arc<Shared>, dest_out: tokio::process::ChildSt
                 break;
             }
         };
+        shared
+            .dest_activity
+            .store(shared.clock.now(), Ordering::Relaxed);
         let messages = match shared.destination_dialect {
             Dialect::Native => match Message::from_slice(line) {
                 Ok(m) => vec![m],
@@ -515,6 +525,9 @@ pub async fn run(spec: RunSpec<'_>, reporter: &mut Reporter) -> Result<(Eof, Arc
         }
     };
 
+    // Handlers before the children exist, so no signal meant for the engine is missed.
+    let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut destination = spawn(
         spec.destination,
         "write",
@@ -573,6 +586,8 @@ pub async fn run(spec: RunSpec<'_>, reporter: &mut Reporter) -> Result<(Eof, Arc
         state_limit: spec.state_limit,
         saver: saver_tx,
         source_pid: source.id(),
+        source_exited: AtomicBool::new(false),
+        dest_activity: AtomicU64::new(0),
     });
     let dest_in = DestInput {
         out: BufWriter::with_capacity(256 * 1024, destination.stdin.take().context("stdin")?),
@@ -588,8 +603,6 @@ pub async fn run(spec: RunSpec<'_>, reporter: &mut Reporter) -> Result<(Eof, Arc
         destination.stdout.take().context("stdout")?,
     ));
 
-    let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
-    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut ticker = tokio::time::interval(Duration::from_millis(250));
     let deadline = spec.time_limit.map(|t| Instant::now() + t);
     let timeout_ms = spec.connector_timeout.as_millis() as u64;
@@ -598,19 +611,24 @@ pub async fn run(spec: RunSpec<'_>, reporter: &mut Reporter) -> Result<(Eof, Arc
     let mut source_status: Option<ExitStatus> = None;
     let mut source_killed = false;
     let mut stop_started: Option<Instant> = None;
+    let mut input_closed_at: Option<u64> = None;
     while !(pump_done && dest_done) {
         tokio::select! {
-            _ = &mut pump_task, if !pump_done => pump_done = true,
+            _ = &mut pump_task, if !pump_done => {
+                pump_done = true;
+                input_closed_at = Some(shared.clock.now());
+            }
             _ = &mut dest_task, if !dest_done => dest_done = true,
             status = source.wait(), if source_status.is_none() => {
                 source_status = status.ok();
+                shared.source_exited.store(true, Ordering::SeqCst);
             }
             _ = sigint.recv() => signals += 1,
             _ = sigterm.recv() => signals += 1,
             _ = ticker.tick() => {
                 reporter.tick(&tracker.progress());
                 let now = shared.clock.now();
-                if deadline.is_some_and(|d| Instant::now() >= d) {
+                if deadline.is_some_and(|d| Instant::now() >= d) && source_status.is_none() {
                     shared.stop_source(EofReason::TimeLimit);
                 }
                 if source_status.is_none() && !shared.stop.requested.load(Ordering::SeqCst) && now.saturating_sub(shared.source_activity.load(Ordering::Relaxed)) > timeout_ms {
@@ -623,9 +641,17 @@ pub async fn run(spec: RunSpec<'_>, reporter: &mut Reporter) -> Result<(Eof, Arc
                     let _ = destination.start_kill();
                     shared.stop_source(EofReason::Error);
                 }
+                // After its input ended, the destination must finish: print or exit in time.
+                if let Some(closed) = input_closed_at
+                    && !dest_done
+                    && now.saturating_sub(closed.max(shared.dest_activity.load(Ordering::Relaxed))) > timeout_ms
+                {
+                    tracker.fail(format!("{} neither wrote nor exited for {}s after its input ended: stopped as hung", shared.destination_name, timeout_ms / 1000));
+                    let _ = destination.start_kill();
+                }
             }
         }
-        if signals == 1 && shared.stop.reason().is_none() {
+        if signals == 1 && shared.stop.reason().is_none() && source_status.is_none() {
             tracing::warn!(
                 "stopping: the destination commits what it has, then the run ends (signal again to kill)"
             );
@@ -678,6 +704,21 @@ pub async fn run(spec: RunSpec<'_>, reporter: &mut Reporter) -> Result<(Eof, Arc
         &dest_tail,
         false,
     );
+    // A source that ended by itself, successfully, read everything it had: streams it never
+    // reported on are complete.
+    if stopped.is_none() && source_status.is_some_and(|s| s.success()) {
+        tracker.complete_open_streams();
+    }
+    if dest_status.is_some_and(|s| s.success()) {
+        let unacknowledged = tracker.unacknowledged();
+        if !unacknowledged.is_empty() {
+            tracker.fail(format!(
+                "{} exited without acknowledging every state it was sent: {}",
+                spec.destination.name(),
+                unacknowledged.join(", ")
+            ));
+        }
+    }
     let progress = tracker.progress();
     reporter.tick(&progress);
     Ok((eof(&tracker, progress, stopped), tracker))
@@ -720,23 +761,17 @@ fn check_exit(
 }
 
 fn eof(tracker: &Tracker, progress: sync_protocol::Progress, stopped: Option<EofReason>) -> Eof {
-    let failed = !tracker.failures().is_empty();
-    let reason = if failed {
-        EofReason::Error
-    } else {
-        stopped.unwrap_or(EofReason::Complete)
+    let failed = !tracker.failures().is_empty()
+        || progress
+            .streams
+            .values()
+            .any(|s| s.status == sync_protocol::StreamProgressStatus::Errored);
+    let (status, reason) = match stopped {
+        _ if failed => (RunStatus::Failed, EofReason::Error),
+        Some(limit) => (RunStatus::Started, limit),
+        None => (RunStatus::Succeeded, EofReason::Complete),
     };
-    let has_more = matches!(
-        reason,
-        EofReason::TimeLimit | EofReason::StateLimit | EofReason::Aborted
-    ) || (!failed && !tracker.all_done());
-    let status = if failed {
-        RunStatus::Failed
-    } else if has_more {
-        RunStatus::Started
-    } else {
-        progress.derived.status
-    };
+    let has_more = status == RunStatus::Started;
     Eof {
         status,
         reason: Some(reason),

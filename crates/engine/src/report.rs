@@ -115,7 +115,12 @@ impl Reporter {
 
 fn print_line(message: &Message) {
     let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{}", message.to_line());
+    // Connector messages can echo anything; registered secrets never leave the engine.
+    let _ = writeln!(
+        out,
+        "{}",
+        sync_connector::redact::redact(&message.to_line())
+    );
     let _ = out.flush();
 }
 

@@ -50,7 +50,7 @@ impl StateStore {
             StateStore::Postgres(p) => {
                 format!(
                     "table {}._sync_state (sync_id {:?}) at {}",
-                    crate::quote_ident(&p.schema),
+                    pg_connect::quote_ident(&p.schema),
                     p.sync_id,
                     pg_connect::describe_target(&p.url)
                 )
@@ -109,7 +109,7 @@ impl StateStore {
 
 impl PostgresStore {
     fn table(&self) -> String {
-        format!("{}._sync_state", crate::quote_ident(&self.schema))
+        format!("{}._sync_state", pg_connect::quote_ident(&self.schema))
     }
 
     async fn with_client<T>(
@@ -123,7 +123,7 @@ impl PostgresStore {
                 .map_err(|(_, message)| anyhow!("state store: {message}"))?;
             let ddl = format!(
                 "CREATE SCHEMA IF NOT EXISTS {schema}; CREATE TABLE IF NOT EXISTS {table} (sync_id text NOT NULL, stream text NOT NULL, state jsonb NOT NULL, updated_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (sync_id, stream))",
-                schema = crate::quote_ident(&self.schema),
+                schema = pg_connect::quote_ident(&self.schema),
                 table = self.table()
             );
             client.batch_execute(&ddl).await.map_err(|e| {

@@ -222,16 +222,37 @@ impl Tracker {
         self.lock().state.clone()
     }
 
-    /// True when every stream completed or was skipped and nothing failed.
-    pub fn all_done(&self) -> bool {
+    /// States sent to the destination and never acknowledged, per stream (streams that failed
+    /// are left out: their states are dropped on purpose).
+    pub fn unacknowledged(&self) -> Vec<String> {
         let inner = self.lock();
-        inner.failures.is_empty()
-            && inner.streams.values().all(|t| {
-                matches!(
-                    t.status,
-                    StreamProgressStatus::Completed | StreamProgressStatus::Skipped
-                )
-            })
+        let mut out: Vec<String> = inner
+            .streams
+            .iter()
+            .filter(|(_, t)| t.status != StreamProgressStatus::Errored && !t.expected.is_empty())
+            .map(|(name, t)| format!("{} state(s) of stream {name:?}", t.expected.len()))
+            .collect();
+        if !inner.global_expected.is_empty()
+            && !inner
+                .streams
+                .values()
+                .any(|t| t.status == StreamProgressStatus::Errored)
+        {
+            out.push(format!("{} global state(s)", inner.global_expected.len()));
+        }
+        out
+    }
+
+    /// Marks every stream still waiting or running as completed.
+    pub fn complete_open_streams(&self) {
+        for t in self.lock().streams.values_mut() {
+            if matches!(
+                t.status,
+                StreamProgressStatus::NotStarted | StreamProgressStatus::Started
+            ) {
+                t.status = StreamProgressStatus::Completed;
+            }
+        }
     }
 
     pub fn progress(&self) -> Progress {

@@ -226,10 +226,12 @@ fn a_state_limit_stops_after_that_many_states() {
 }
 
 #[test]
-fn sigint_stops_gracefully_and_saves_what_is_committed() {
+fn ctrl_c_stops_gracefully_and_saves_what_is_committed() {
+    use std::os::unix::process::CommandExt;
     let db = TestDb::new();
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state.json");
+    // A terminal's Ctrl-C goes to the whole foreground process group: the engine's own group.
     let child = Command::new(bin_path("sync-engine"))
         .args([
             "sync",
@@ -252,30 +254,143 @@ fn sigint_stops_gracefully_and_saves_what_is_committed() {
             "--output",
             "ndjson",
         ])
+        .process_group(0)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(1500));
     unsafe {
-        libc_kill(child.id() as i32, 2);
+        libc_kill(-(child.id() as i32), 2);
     }
     let out = child.wait_with_output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(3),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        !stderr.contains("killed by a signal"),
+        "the destination was not hit by the Ctrl-C: {stderr}"
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains(r#""reason":"aborted""#), "{stdout}");
     let saved = saved_next(&state, "items").expect("a state was saved");
-    assert!(rows(&db, "items") >= saved as i64);
+    assert!(
+        rows(&db, "items") >= saved as i64,
+        "every saved state is backed by committed rows"
+    );
 }
 
 unsafe extern "C" {
     #[link_name = "kill"]
     fn libc_kill(pid: i32, signal: i32) -> i32;
+}
+
+fn python_connector(dir: &Path, name: &str, body: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(
+        &path,
+        format!("#!/usr/bin/env python3\nimport json, sys, time\n{body}"),
+    )
+    .unwrap();
+    make_executable(&path);
+    path
+}
+
+#[test]
+fn a_stream_error_fails_the_run() {
+    let db = TestDb::new();
+    let dir = tempfile::tempdir().unwrap();
+    let source = python_connector(
+        dir.path(),
+        "source-broken",
+        r#"
+if sys.argv[1] == "spec":
+    print(json.dumps({"type": "spec", "spec": {"config": {"type": "object"}}}))
+elif sys.argv[1] == "discover":
+    print(json.dumps({"type": "catalog", "catalog": {"streams": [{"name": "things", "primary_key": [["id"]]}]}}))
+elif sys.argv[1] == "read":
+    print(json.dumps({"type": "record", "record": {"stream": "things", "data": {"id": "1"}}}))
+    print(json.dumps({"type": "stream_status", "stream_status": {"stream": "things", "status": "error", "error": "the API said no"}}))
+"#,
+    );
+    let map = json!({"source-broken": source.display().to_string()}).to_string();
+    let out = Bin::new("sync-engine")
+        .args([
+            "sync",
+            "--source",
+            "broken",
+            "--source-config",
+            "{}",
+            "--postgres-url",
+            db.url(),
+            "--schema",
+            "b",
+        ])
+        .args([
+            "--connectors-from-command-map",
+            &map,
+            "--state-file",
+            dir.path().join("s.json").to_str().unwrap(),
+            "--output",
+            "ndjson",
+        ])
+        .run();
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    let e = eof(&out);
+    assert_eq!(
+        (e["status"].as_str(), e["has_more"].as_bool()),
+        (Some("failed"), Some(false))
+    );
+    assert!(out.stderr.contains("the API said no"), "{}", out.stderr);
+}
+
+#[test]
+fn a_destination_that_hangs_after_its_input_ends_is_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let dest = python_connector(
+        dir.path(),
+        "destination-stuck",
+        r#"
+if sys.argv[1] == "spec":
+    print(json.dumps({"type": "spec", "spec": {"config": {"type": "object"}}}))
+elif sys.argv[1] == "write":
+    for line in sys.stdin:
+        pass
+    time.sleep(3600)
+"#,
+    );
+    let map = json!({"source-example": bin_path("example-connector").display().to_string(), "destination-stuck": dest.display().to_string()}).to_string();
+    let started = Instant::now();
+    let out = Bin::new("sync-engine")
+        .args([
+            "sync",
+            "--source",
+            "example",
+            "--source-config",
+            r#"{"records":5}"#,
+            "--destination",
+            "stuck",
+            "--destination-config",
+            "{}",
+        ])
+        .args([
+            "--connectors-from-command-map",
+            &map,
+            "--state-file",
+            dir.path().join("s.json").to_str().unwrap(),
+            "--connector-timeout",
+            "2",
+            "--output",
+            "ndjson",
+        ])
+        .run();
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("destination-stuck neither wrote nor exited for 2s after its input ended"),
+        "{}",
+        out.stderr
+    );
+    assert!(started.elapsed() < Duration::from_secs(30));
 }
 
 #[test]

@@ -6,6 +6,12 @@
 mod connect;
 mod tls;
 
+/// A quoted Postgres identifier: `"a""b"` for `a"b`; NUL characters, which Postgres rejects,
+/// are dropped.
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('\0', "").replace('"', "\"\""))
+}
+
 pub use connect::{
     FailureKind, SslMode, Target, classify, connect, describe_target, error_text, explain,
     parse_url, tls_connector,

@@ -15,11 +15,11 @@ use sync_protocol::time::unix_to_rfc3339;
 use sync_protocol::{SourceState, StreamStatusKind, TimeRange};
 use tokio::task::JoinSet;
 
-use crate::client::{Page, StripeClient};
+use crate::client::{Page, Pager, StripeClient};
 use crate::error::StripeError;
 use crate::ranges;
 use crate::records::{Head, stamp};
-use crate::state::{Range, Span, StreamCheckpoint};
+use crate::state::{Generation, Range, Span, StreamCheckpoint};
 
 const LIMIT: usize = 100;
 const V2_LIMIT: usize = 20;
@@ -51,6 +51,8 @@ pub struct StreamCtx {
     pub resource: &'static Resource,
     /// For a nested stream, the parent whose pages are walked.
     pub parent: Option<&'static Resource>,
+    /// The backfill generation the stream's checkpoints carry.
+    pub generation: Generation,
     pub backfill_limit: Option<u64>,
     pub max_concurrency: usize,
 }
@@ -71,7 +73,10 @@ impl StreamCtx {
 
     async fn emit_state(&self, checkpoint: &StreamCheckpoint) -> Result<(), OutputClosed> {
         self.output
-            .state(SourceState::stream(self.stream(), checkpoint.to_value()))
+            .state(SourceState::stream(
+                self.stream(),
+                checkpoint.to_value(self.generation),
+            ))
             .await
     }
 
@@ -152,28 +157,22 @@ pub async fn children_of(
     let Some(parent_id) = head.id.as_deref() else {
         return Ok(Vec::new());
     };
-    let path = child.list_path_for(Some(parent_id));
+    let params = link
+        .param
+        .iter()
+        .map(|p| (p.clone(), parent_id.to_owned()))
+        .collect();
+    let mut pager = Pager::new(
+        client,
+        child.list_path_for(Some(parent_id)),
+        &child.list_path,
+        params,
+    );
     let mut out = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let mut params = vec![("limit".to_owned(), LIMIT.to_string())];
-        if let Some(param) = &link.param {
-            params.push((param.clone(), parent_id.to_owned()));
-        }
-        if let Some(c) = &cursor {
-            params.push(("starting_after".into(), c.clone()));
-        }
-        let page = client.list(&path, &params, &child.list_path).await?;
-        cursor = page
-            .data
-            .last()
-            .and_then(|o| Head::of(o).id.map(Cow::into_owned));
-        let more = page.has_more && cursor.is_some();
+    while let Some(page) = pager.next().await? {
         out.extend(page.data);
-        if !more {
-            return Ok(out);
-        }
     }
+    Ok(out)
 }
 
 /// Runs (or resumes) a stream's backfill to its end; returns the number of records emitted.
@@ -294,12 +293,10 @@ async fn by_ranges(
         let (id, result) = match joined {
             Ok(r) => r,
             Err(e) => {
-                return Err(BackfillError::Stripe(StripeError {
-                    status: None,
-                    code: None,
-                    message: format!("a page task failed: {e}"),
-                    request: ctx.listed().list_path.clone(),
-                }));
+                return Err(BackfillError::Stripe(StripeError::local(
+                    format!("a page task failed: {e}"),
+                    ctx.listed().list_path.clone(),
+                )));
             }
         };
         let RangePage {
@@ -344,13 +341,10 @@ async fn by_ranges(
             }
             (true, None) => {
                 // A page with more to come but no usable cursor: only re-reading would help.
-                return Err(BackfillError::Stripe(StripeError {
-                    status: None,
-                    code: None,
-                    message: "the list said has_more but its last object has no id or created time"
-                        .into(),
-                    request: format!("GET {}", ctx.listed().list_path),
-                }));
+                return Err(BackfillError::Stripe(StripeError::local(
+                    "the list said has_more but its last object has no id or created time",
+                    format!("GET {}", ctx.listed().list_path),
+                )));
             }
             (false, _) => {
                 ctx.output
@@ -412,7 +406,13 @@ async fn sequentially(
                 .last()
                 .and_then(|o| Head::of(o).id.map(Cow::into_owned))
         };
-        let more = page.has_more && next.is_some();
+        if page.has_more && next.is_none() {
+            return Err(BackfillError::Stripe(StripeError::local(
+                "the list said has_more but gave no way to the next page",
+                format!("GET {}", listed.list_path),
+            )));
+        }
+        let more = page.has_more;
         let records =
             records_of_page(&ctx.client, &ctx.account_id, ctx.resource, ctx.parent, page).await?;
         let n = ctx.emit_records(records).await?;

@@ -23,7 +23,7 @@ pub struct Page {
     pub has_more: bool,
     /// v2 lists: the token of the next page.
     pub next_page: Option<String>,
-    /// Server time of the response (Unix seconds).
+    /// Server time (Unix seconds) no later than when the page was produced.
     pub server_time: i64,
 }
 
@@ -234,6 +234,10 @@ impl StripeClient {
             .until_key_ready(&endpoint.to_owned())
             .await;
         let started = Instant::now();
+        // What the response shows is at least as new as this, and possibly no newer: objects are
+        // stamped with it (minus a second for the clock's resolution), so that an event for a
+        // change made while the request was in flight is never older than the stamp.
+        let sent_at = self.server_now() - 1;
         let sent = self
             .http
             .get(format!("{}{path}", self.base_url))
@@ -261,9 +265,8 @@ impl StripeClient {
             }
         };
         self.observe(started.elapsed(), &headers);
-        let server_time = self.server_now();
         if (200..300).contains(&status) {
-            return Attempt::Done(body, server_time);
+            return Attempt::Done(body, sent_at);
         }
         let detail = serde_json::from_slice::<ErrorBody>(&body)
             .ok()
@@ -343,6 +346,61 @@ fn network_error(request: &str, e: &reqwest::Error) -> StripeError {
         code: None,
         message,
         request: request.to_owned(),
+    }
+}
+
+/// Pages a v1 list to its end with `starting_after`, one page per call.
+pub struct Pager<'a> {
+    client: &'a StripeClient,
+    path: String,
+    endpoint: &'a str,
+    params: Vec<(String, String)>,
+    cursor: Option<String>,
+    done: bool,
+}
+
+impl<'a> Pager<'a> {
+    pub fn new(
+        client: &'a StripeClient,
+        path: String,
+        endpoint: &'a str,
+        params: Vec<(String, String)>,
+    ) -> Pager<'a> {
+        Pager {
+            client,
+            path,
+            endpoint,
+            params,
+            cursor: None,
+            done: false,
+        }
+    }
+
+    /// The next page; `None` after the last one. A page that says there is more but whose last
+    /// object has no id is an error, never a silent end.
+    pub async fn next(&mut self) -> Result<Option<Page>, StripeError> {
+        if self.done {
+            return Ok(None);
+        }
+        let mut params = self.params.clone();
+        params.push(("limit".into(), "100".into()));
+        if let Some(c) = &self.cursor {
+            params.push(("starting_after".into(), c.clone()));
+        }
+        let page = self.client.list(&self.path, &params, self.endpoint).await?;
+        self.cursor = page.data.last().and_then(|o| {
+            crate::records::Head::of(o)
+                .id
+                .map(std::borrow::Cow::into_owned)
+        });
+        if page.has_more && self.cursor.is_none() {
+            return Err(StripeError::local(
+                "the list said has_more but its last object has no id",
+                format!("GET {}", self.path),
+            ));
+        }
+        self.done = !page.has_more;
+        Ok(Some(page))
     }
 }
 

@@ -31,6 +31,16 @@ const NOT_ENABLED: [&str; 14] = [
 ];
 
 impl StripeError {
+    /// An error found on this side (no HTTP status): an unusable answer, a failed task.
+    pub fn local(message: impl Into<String>, request: impl Into<String>) -> StripeError {
+        StripeError {
+            status: None,
+            code: None,
+            message: message.into(),
+            request: request.into(),
+        }
+    }
+
     pub fn is_unauthorized(&self) -> bool {
         self.status == Some(401)
     }

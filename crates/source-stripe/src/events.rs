@@ -2,11 +2,12 @@
 //! object emitted with `_updated_at` set to the event's time; `*.deleted` events emit tombstones.
 //!
 //! Stripe lists events newest first and filters by `created` only to the second, so events are
-//! read in time windows (all pages of a window, then reversed), and the cursor keeps the ids
-//! already processed at its own second: `created[gte]` plus those ids loses nothing that shares
-//! the cursor's second and processes nothing twice.
+//! read in time windows (all pages of a window, then reversed). The cursor stays a few seconds
+//! behind the present, where events may still appear, and keeps the ids of the events already
+//! processed at or after it: `created[gte]` plus those ids loses nothing that shares the cursor's
+//! second and processes nothing twice.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
@@ -15,9 +16,10 @@ use sync_connector::Output;
 use sync_protocol::SourceState;
 
 use crate::backfill::{BackfillError, children_of};
-use crate::client::StripeClient;
+use crate::client::{Pager, StripeClient};
+use crate::error::StripeError;
 use crate::records::{Head, stamp, stamp_value};
-use crate::state::{EventsCursor, GlobalCheckpoint};
+use crate::state::{EventsCursor, Generation, GlobalCheckpoint};
 
 /// Stripe keeps events for 30 days.
 pub const RETENTION_SECS: i64 = 30 * 24 * 3600;
@@ -25,33 +27,28 @@ pub const RETENTION_SECS: i64 = 30 * 24 * 3600;
 const LATENESS_SECS: i64 = 5;
 const FIRST_WINDOW_SECS: i64 = 3600;
 const MAX_WINDOW_EVENTS: usize = 10_000;
-const LIMIT: usize = 100;
 
 pub struct EventsCtx {
     pub client: Arc<StripeClient>,
     pub output: Output,
     pub account_id: String,
-    /// Selected streams by name.
-    pub selected: HashSet<String>,
+    /// The selected streams and their backfill generations, recorded with the cursor.
+    pub streams: BTreeMap<String, Generation>,
 }
 
-/// What following the events produced.
-#[derive(Debug, Default)]
-pub struct Followed {
-    pub cursor: Option<EventsCursor>,
-    pub records: HashMap<String, u64>,
-}
+/// Records emitted per stream.
+pub type Counts = HashMap<String, u64>;
 
 impl EventsCtx {
     fn is_selected(&self, stream: &str) -> bool {
-        self.selected.contains(stream)
+        self.streams.contains_key(stream)
     }
 
     async fn emit(
         &self,
         stream: &str,
         data: String,
-        counts: &mut HashMap<String, u64>,
+        counts: &mut Counts,
     ) -> Result<(), BackfillError> {
         self.output.raw_record(stream, &data).await?;
         *counts.entry(stream.to_owned()).or_default() += 1;
@@ -74,27 +71,26 @@ fn is_deletion(event_type: &str, object: &Map<String, Value>) -> bool {
         && object.get("object").and_then(Value::as_str) != Some("subscription")
 }
 
-/// Reads every event after the cursor and emits the records they carry; emits the global state
-/// after each window. Returns the new cursor.
-pub async fn follow(ctx: &EventsCtx, mut cursor: EventsCursor) -> Result<Followed, BackfillError> {
+/// Reads every event after the cursor and emits the records they carry, oldest first; emits
+/// the global state after each window.
+pub async fn follow(ctx: &EventsCtx, mut cursor: EventsCursor) -> Result<Counts, BackfillError> {
     let catalog = stripe_catalog::catalog();
-    let mut followed = Followed::default();
+    let mut counts = Counts::new();
     let mut window = FIRST_WINDOW_SECS;
     loop {
         let read_at = ctx.client.server_now();
         if cursor.created > read_at {
             break;
         }
-        let window_start = cursor.created;
-        let window_end = (window_start + window).min(read_at + 1);
-        let Some(mut events) = read_window(&ctx.client, window_start, window_end).await? else {
+        let window_end = (cursor.created + window).min(read_at + 1);
+        let Some(mut events) = read_window(&ctx.client, cursor.created, window_end).await? else {
             window = (window / 2).max(1);
             continue;
         };
         // Newest first on the wire; oldest first to apply.
         events.reverse();
         let seen: HashSet<&str> = cursor.seen.iter().map(String::as_str).collect();
-        let mut processed: Vec<(i64, String)> = Vec::new();
+        let mut in_window: Vec<(i64, String)> = Vec::with_capacity(events.len());
         for event in &events {
             let (Some(id), Some(created)) = (
                 event.get("id").and_then(Value::as_str),
@@ -102,44 +98,32 @@ pub async fn follow(ctx: &EventsCtx, mut cursor: EventsCursor) -> Result<Followe
             ) else {
                 continue;
             };
-            if created == cursor.created && seen.contains(id) {
+            in_window.push((created, id.to_owned()));
+            if seen.contains(id) {
                 continue;
             }
-            apply(ctx, catalog, event, created, &mut followed.records).await?;
-            processed.push((created, id.to_owned()));
+            apply(ctx, catalog, event, created, &mut counts).await?;
         }
-        let last_event = processed
-            .iter()
-            .map(|(c, _)| *c)
-            .max()
-            .unwrap_or(cursor.created);
-        let safe_point = window_end.min(read_at - LATENESS_SECS);
-        let new_created = cursor.created.max(last_event).max(safe_point);
-        let mut new_seen: Vec<String> = processed
-            .iter()
-            .filter(|(c, _)| *c == new_created)
-            .map(|(_, id)| id.clone())
+        // The cursor never passes the last few seconds, where events may still appear; the ids
+        // of the events read at or after it are remembered instead.
+        let created = cursor.created.max(window_end.min(read_at - LATENESS_SECS));
+        let mut seen: Vec<String> = in_window
+            .into_iter()
+            .filter(|(c, _)| *c >= created)
+            .map(|(_, id)| id)
             .collect();
-        if new_created == cursor.created {
-            new_seen.extend(cursor.seen.iter().cloned());
-        }
-        new_seen.sort();
-        new_seen.dedup();
-        let advanced = EventsCursor {
-            created: new_created,
-            seen: new_seen,
-        };
+        seen.sort();
+        seen.dedup();
+        let advanced = EventsCursor { created, seen };
         if advanced != cursor {
             cursor = advanced;
+            let global = GlobalCheckpoint {
+                events_cursor: cursor.clone(),
+                streams: ctx.streams.clone(),
+            };
             ctx.output
-                .state(SourceState::global(
-                    GlobalCheckpoint {
-                        events_cursor: cursor.clone(),
-                    }
-                    .to_value(),
-                ))
+                .state(SourceState::global(global.to_value()))
                 .await?;
-            followed.cursor = Some(cursor.clone());
         }
         if events.len() < MAX_WINDOW_EVENTS / 10 {
             window = (window * 2).min(RETENTION_SECS);
@@ -148,7 +132,7 @@ pub async fn follow(ctx: &EventsCtx, mut cursor: EventsCursor) -> Result<Followe
             break;
         }
     }
-    Ok(followed)
+    Ok(counts)
 }
 
 /// All events created in `[gte, lt)`, newest first; `None` when there are too many for one window.
@@ -157,23 +141,13 @@ async fn read_window(
     gte: i64,
     lt: i64,
 ) -> Result<Option<Vec<Map<String, Value>>>, BackfillError> {
+    let params = vec![
+        ("created[gte]".to_owned(), gte.to_string()),
+        ("created[lt]".to_owned(), lt.to_string()),
+    ];
+    let mut pager = Pager::new(client, "/v1/events".to_owned(), "/v1/events", params);
     let mut events = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let mut params = vec![
-            ("limit".to_owned(), LIMIT.to_string()),
-            ("created[gte]".to_owned(), gte.to_string()),
-            ("created[lt]".to_owned(), lt.to_string()),
-        ];
-        if let Some(c) = &cursor {
-            params.push(("starting_after".into(), c.clone()));
-        }
-        let page = client.list("/v1/events", &params, "/v1/events").await?;
-        cursor = page
-            .data
-            .last()
-            .and_then(|e| Head::of(e).id.map(|id| id.into_owned()));
-        let more = page.has_more && cursor.is_some();
+    while let Some(page) = pager.next().await? {
         for raw in page.data {
             match serde_json::from_str::<Map<String, Value>>(raw.get()) {
                 Ok(event) => events.push(event),
@@ -183,10 +157,8 @@ async fn read_window(
         if events.len() > MAX_WINDOW_EVENTS && lt - gte > 1 {
             return Ok(None);
         }
-        if !more {
-            return Ok(Some(events));
-        }
     }
+    Ok(Some(events))
 }
 
 /// Emits the records one event carries: the event itself (`events` stream), its object, and the
@@ -232,32 +204,68 @@ async fn apply(
         let data = stamp_value(object.clone(), &ctx.account_id, created, deleted);
         ctx.emit(&resource.stream, data, counts).await?;
     }
-    if deleted {
-        return Ok(());
-    }
     let children: Vec<&'static Resource> = catalog
         .children_of(&resource.stream)
         .filter(|c| ctx.is_selected(&c.stream))
         .collect();
-    if children.is_empty() {
-        return Ok(());
-    }
-    let parent = serde_json::value::to_raw_value(object).map_err(|e| {
-        BackfillError::Stripe(crate::error::StripeError {
-            status: None,
-            code: None,
-            message: format!("re-encoding an event object: {e}"),
-            request: "/v1/events".into(),
-        })
-    })?;
     for child in children {
-        for item in children_of(&ctx.client, child, &parent).await? {
-            ctx.emit(
-                &child.stream,
-                stamp(&item, &ctx.account_id, created),
-                counts,
-            )
-            .await?;
+        let Some(link) = &child.parent else { continue };
+        let embedded_ids = |list: Option<&Value>| -> Vec<Map<String, Value>> {
+            list.and_then(|l| l.get("data"))
+                .and_then(Value::as_array)
+                .map(|items| {
+                    items
+                        .iter()
+                        .filter_map(|i| i.as_object().cloned())
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        if deleted {
+            // The parent is gone, and with it the items it embedded.
+            for item in embedded_ids(object.get(&link.embedded_field)) {
+                ctx.emit(
+                    &child.stream,
+                    stamp_value(item, &ctx.account_id, created, true),
+                    counts,
+                )
+                .await?;
+            }
+            continue;
+        }
+        let parent = serde_json::value::to_raw_value(object).map_err(|e| {
+            BackfillError::Stripe(StripeError::local(
+                format!("re-encoding an event object: {e}"),
+                "/v1/events",
+            ))
+        })?;
+        let current = children_of(&ctx.client, child, &parent).await?;
+        let current_ids: HashSet<String> = current
+            .iter()
+            .filter_map(|i| Head::of(i).id.map(|id| id.into_owned()))
+            .collect();
+        for item in &current {
+            ctx.emit(&child.stream, stamp(item, &ctx.account_id, created), counts)
+                .await?;
+        }
+        // Items the update removed (Stripe lists the previous ones in previous_attributes).
+        let previous = event
+            .get("data")
+            .and_then(|d| d.get("previous_attributes"))
+            .and_then(|p| p.get(&link.embedded_field));
+        for item in embedded_ids(previous) {
+            if item
+                .get("id")
+                .and_then(Value::as_str)
+                .is_some_and(|id| !current_ids.contains(id))
+            {
+                ctx.emit(
+                    &child.stream,
+                    stamp_value(item, &ctx.account_id, created, true),
+                    counts,
+                )
+                .await?;
+            }
         }
     }
     Ok(())

@@ -1,7 +1,7 @@
 //! One `read`: the account, the backfill of every stream not yet complete (all streams at once,
 //! sharing the rate limits), then the events since the global cursor.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -17,7 +17,9 @@ use crate::client::StripeClient;
 use crate::config::Config;
 use crate::error::StripeError;
 use crate::events::{self, EventsCtx};
-use crate::state::{EventsCursor, GlobalCheckpoint, Span, StreamCheckpoint};
+use crate::state::{
+    EventsCursor, Generation, GlobalCheckpoint, Span, StreamCheckpoint, new_generation,
+};
 
 /// Stripe launched in 2011: no object is older.
 const STRIPE_LAUNCH: i64 = 1_293_840_000;
@@ -56,15 +58,63 @@ pub fn fatal(e: &StripeError, doing: &str) -> ConnectorError {
     }
 }
 
+/// A warning for whoever runs the source: in-band (the engine shows it), and in the debug log.
 async fn warn(output: &Output, message: String) -> Result<(), ConnectorError> {
-    tracing::warn!("{message}");
+    tracing::debug!("{message}");
     Ok(output.log(LogLevel::Warn, message).await?)
 }
 
-/// A stream that ended without completing.
-enum Finished {
-    Skipped,
-    Failed,
+/// The events cursor to follow and the streams it covers, from the saved global state. A
+/// missing, unreadable or expired cursor starts a new one that covers nothing yet.
+async fn events_cursor(
+    state: &SourceStateSet,
+    now: i64,
+    output: &Output,
+) -> Result<(EventsCursor, BTreeMap<String, Generation>), ConnectorError> {
+    let fresh = || EventsCursor {
+        created: now - CURSOR_MARGIN_SECS,
+        seen: Vec::new(),
+    };
+    match GlobalCheckpoint::from_value(&state.global) {
+        Some(Ok(g)) if events::expired(&g.events_cursor, now) => {
+            warn(
+                output,
+                format!(
+                    "the events cursor ({}) is older than Stripe's 30-day event retention: updates and deletions since then cannot be read, so every stream is backfilled again",
+                    unix_to_rfc3339(g.events_cursor.created).unwrap_or_default()
+                ),
+            )
+            .await?;
+            Ok((fresh(), BTreeMap::new()))
+        }
+        Some(Ok(g)) => Ok((g.events_cursor, g.streams)),
+        Some(Err(reason)) => {
+            warn(
+                output,
+                format!("discarding the global state ({reason}); every stream is backfilled again"),
+            )
+            .await?;
+            Ok((fresh(), BTreeMap::new()))
+        }
+        None => Ok((fresh(), BTreeMap::new())),
+    }
+}
+
+/// Where a stream starts: its saved checkpoint when the events cursor covers it (same
+/// generation), otherwise a new backfill. Returns the reason when a saved state is dropped.
+fn resume(
+    saved: Option<&Value>,
+    covered: Option<&Generation>,
+    fresh: impl Fn() -> StreamCheckpoint,
+) -> (StreamCheckpoint, Generation, Option<String>) {
+    let Some(saved) = saved else {
+        return (fresh(), new_generation(), None);
+    };
+    match StreamCheckpoint::from_value(saved) {
+        Ok((checkpoint, generation)) if covered == Some(&generation) => (checkpoint, generation, None),
+        Ok(_) => (fresh(), new_generation(), Some("the events cursor did not follow it since its backfill (it was not selected, or the cursor restarted)".to_owned())),
+        Err(reason) => (fresh(), new_generation(), Some(reason)),
+    }
 }
 
 pub async fn read(
@@ -83,56 +133,13 @@ pub async fn read(
         })?,
         None => STRIPE_LAUNCH,
     };
+    let (cursor, covered) = events_cursor(&state, now, &output).await?;
 
-    // The global events cursor: missing, unreadable or expired means every stream starts over.
-    let mut restart_all = false;
-    let cursor = match crate::state::GlobalCheckpoint::from_value(&state.global) {
-        Some(Ok(g)) if events::expired(&g.events_cursor, now) => {
-            warn(&output, format!(
-                "the events cursor ({}) is older than Stripe's 30-day event retention: updates and deletions since then cannot be read, so every stream is backfilled again",
-                unix_to_rfc3339(g.events_cursor.created).unwrap_or_default()
-            ))
-            .await?;
-            restart_all = true;
-            None
-        }
-        Some(Ok(g)) => Some(g.events_cursor),
-        Some(Err(reason)) => {
-            warn(
-                &output,
-                format!("discarding the global state ({reason}); every stream is backfilled again"),
-            )
-            .await?;
-            restart_all = true;
-            None
-        }
-        None => {
-            restart_all = !state.streams.is_empty();
-            None
-        }
-    };
-    let cursor = match cursor {
-        Some(c) => c,
-        None => {
-            let fresh = EventsCursor {
-                created: now - CURSOR_MARGIN_SECS,
-                seen: Vec::new(),
-            };
-            output
-                .state(SourceState::global(
-                    GlobalCheckpoint {
-                        events_cursor: fresh.clone(),
-                    }
-                    .to_value(),
-                ))
-                .await?;
-            fresh
-        }
-    };
-
-    let mut selected = HashSet::new();
-    let mut tasks: JoinSet<(String, Result<u64, BackfillError>)> = JoinSet::new();
-    let mut finished: HashMap<String, Finished> = HashMap::new();
+    // Decide every stream's starting point before anything is emitted.
+    let mut plans = Vec::new();
+    let mut restarted = Vec::new();
+    let mut generations: BTreeMap<String, Generation> = BTreeMap::new();
+    let mut ended: HashSet<String> = HashSet::new();
     for configured in &catalog.streams {
         let name = configured.stream.name.clone();
         let Some(resource) = stripe.resource(&name) else {
@@ -144,10 +151,9 @@ pub async fn read(
                     },
                 )
                 .await?;
-            finished.insert(name, Finished::Failed);
+            ended.insert(name);
             continue;
         };
-        selected.insert(name.clone());
         let parent = resource
             .parent
             .as_ref()
@@ -156,18 +162,36 @@ pub async fn read(
             gte: start,
             lt: now + 1,
         };
-        let checkpoint = match state.streams.get(&name).filter(|_| !restart_all) {
-            None => backfill::fresh(resource, parent, span),
-            Some(saved) => {
-                match StreamCheckpoint::from_value(saved) {
-                    Ok(c) => c,
-                    Err(reason) => {
-                        warn(&output, format!("stream {name}: discarding its state ({reason}); backfilling it again")).await?;
-                        backfill::fresh(resource, parent, span)
-                    }
-                }
-            }
-        };
+        let (checkpoint, generation, dropped) =
+            resume(state.streams.get(&name), covered.get(&name), || {
+                backfill::fresh(resource, parent, span)
+            });
+        if let Some(reason) = dropped {
+            restarted.push(format!("{name} ({reason})"));
+        }
+        generations.insert(name.clone(), generation);
+        plans.push((configured, resource, parent, checkpoint, generation));
+    }
+    if !restarted.is_empty() {
+        warn(
+            &output,
+            format!("backfilling again: {}", restarted.join(", ")),
+        )
+        .await?;
+    }
+    // The cursor covers exactly the streams of this run, at these generations. A stream left
+    // out drops out, and starts over the next time it is selected.
+    let global = GlobalCheckpoint {
+        events_cursor: cursor.clone(),
+        streams: generations.clone(),
+    };
+    if state.global != global.to_value() {
+        output.state(SourceState::global(global.to_value())).await?;
+    }
+
+    let mut tasks: JoinSet<(String, Result<u64, BackfillError>)> = JoinSet::new();
+    for (configured, resource, parent, checkpoint, generation) in plans {
+        let name = configured.stream.name.clone();
         let time_range = match &checkpoint {
             StreamCheckpoint::Ranges { span, .. } => Some(TimeRange {
                 gte: unix_to_rfc3339(span.gte),
@@ -187,6 +211,7 @@ pub async fn read(
             account_id: account.id.clone(),
             resource,
             parent,
+            generation,
             backfill_limit: configured.backfill_limit.or(config.backfill_limit),
             max_concurrency: config.max_concurrency,
         });
@@ -197,40 +222,25 @@ pub async fn read(
         let (name, result) =
             joined.map_err(|e| ConnectorError::system(format!("a stream task failed: {e}")))?;
         match result {
-            Ok(n) => {
-                tracing::info!(stream = %name, records = n, "backfill complete");
-            }
+            Ok(n) => tracing::info!(stream = %name, records = n, "backfill complete"),
             Err(BackfillError::Output(closed)) => return Err(closed.into()),
             Err(BackfillError::Stripe(e)) if e.is_unauthorized() => {
                 tasks.abort_all();
                 return Err(fatal(&e, &format!("stream {name}")));
             }
-            Err(BackfillError::Stripe(e)) => match e.skip_reason() {
-                Some(reason) => {
-                    tracing::info!(stream = %name, "skipped: {reason}");
-                    output
-                        .stream_status(
-                            &name,
-                            StreamStatusKind::Skip {
-                                reason: reason.to_owned(),
-                            },
-                        )
-                        .await?;
-                    finished.insert(name, Finished::Skipped);
-                }
-                None => {
-                    tracing::error!(stream = %name, "{e}");
-                    output
-                        .stream_status(
-                            &name,
-                            StreamStatusKind::Error {
-                                error: e.to_string(),
-                            },
-                        )
-                        .await?;
-                    finished.insert(name, Finished::Failed);
-                }
-            },
+            Err(BackfillError::Stripe(e)) => {
+                let kind = match e.skip_reason() {
+                    Some(reason) => StreamStatusKind::Skip {
+                        reason: reason.to_owned(),
+                    },
+                    None => StreamStatusKind::Error {
+                        error: e.to_string(),
+                    },
+                };
+                tracing::info!(stream = %name, "{e}");
+                output.stream_status(&name, kind).await?;
+                ended.insert(name);
+            }
         }
     }
 
@@ -239,11 +249,11 @@ pub async fn read(
             client: client.clone(),
             output: output.clone(),
             account_id: account.id.clone(),
-            selected: selected.clone(),
+            streams: generations.clone(),
         };
         match events::follow(&ctx, cursor).await {
-            Ok(followed) => {
-                for (stream, n) in followed.records {
+            Ok(counts) => {
+                for (stream, n) in counts {
                     tracing::info!(stream = %stream, records = n, "applied events");
                 }
             }
@@ -252,10 +262,8 @@ pub async fn read(
         }
     }
 
-    let mut names: Vec<&String> = selected.iter().collect();
-    names.sort();
-    for name in names {
-        if !finished.contains_key(name.as_str()) {
+    for name in generations.keys() {
+        if !ended.contains(name) {
             output
                 .stream_status(name, StreamStatusKind::Complete {})
                 .await?;

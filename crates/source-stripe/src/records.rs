@@ -3,30 +3,36 @@
 
 use std::borrow::Cow;
 
-use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
+use sync_protocol::peek::top_level_fields;
 
 pub const ACCOUNT_ID: &str = "_account_id";
 pub const UPDATED_AT: &str = "_updated_at";
 
-/// The fields of an object the source looks at.
-#[derive(Debug, Default, Deserialize)]
+/// The fields of an object the source looks at. Each is read on its own, so an unexpected type
+/// in one (type drift in a new API version) does not hide the others.
+#[derive(Debug, Default)]
 pub struct Head<'a> {
-    #[serde(borrow, default)]
     pub id: Option<Cow<'a, str>>,
-    #[serde(default)]
     created: Option<i64>,
     /// Invoice items carry their creation time as `date`, which their list's created filter compares.
-    #[serde(default)]
     date: Option<i64>,
-    #[serde(default)]
     updated: Option<i64>,
 }
 
 impl Head<'_> {
     pub fn of(raw: &RawValue) -> Head<'_> {
-        serde_json::from_str(raw.get()).unwrap_or_default()
+        let Ok(fields) = top_level_fields(raw, &["id", "created", "date", "updated"]) else {
+            return Head::default();
+        };
+        let int = |i: usize| fields[i].and_then(|v| v.get().parse::<i64>().ok());
+        Head {
+            id: fields[0].and_then(|v| serde_json::from_str::<Cow<'_, str>>(v.get()).ok()),
+            created: int(1),
+            date: int(2),
+            updated: int(3),
+        }
     }
 
     pub fn created(&self) -> Option<i64> {

@@ -53,23 +53,44 @@ struct Versioned<T> {
     inner: T,
 }
 
+/// Names one backfill of one stream. The global state records the generation of every stream it
+/// covers: a stream checkpoint whose generation differs (the stream was not synced while the
+/// events cursor moved, or the cursor was restarted) is stale, and the stream starts over.
+pub type Generation = u64;
+
+/// A fresh generation: the current time in microseconds, unique enough between runs.
+pub fn new_generation() -> Generation {
+    chrono::Utc::now().timestamp_micros().max(1) as Generation
+}
+
+#[derive(Serialize, Deserialize)]
+struct StreamWire {
+    #[serde(default)]
+    generation: Generation,
+    #[serde(flatten)]
+    checkpoint: StreamCheckpoint,
+}
+
 impl StreamCheckpoint {
-    pub fn to_value(&self) -> Value {
+    pub fn to_value(&self, generation: Generation) -> Value {
         serde_json::to_value(Versioned {
             v: VERSION,
-            inner: self.clone(),
+            inner: StreamWire {
+                generation,
+                checkpoint: self.clone(),
+            },
         })
         .unwrap_or(Value::Null)
     }
 
-    /// Reads a saved state; `Err` explains why it was discarded.
-    pub fn from_value(value: &Value) -> Result<StreamCheckpoint, String> {
-        let versioned: Versioned<StreamCheckpoint> =
+    /// Reads a saved state and its generation; `Err` explains why it was discarded.
+    pub fn from_value(value: &Value) -> Result<(StreamCheckpoint, Generation), String> {
+        let versioned: Versioned<StreamWire> =
             serde_json::from_value(value.clone()).map_err(|e| format!("unreadable state ({e})"))?;
         if versioned.v != VERSION {
             return Err(format!("state version {} is not {VERSION}", versioned.v));
         }
-        Ok(versioned.inner)
+        Ok((versioned.inner.checkpoint, versioned.inner.generation))
     }
 
     pub fn is_complete(&self) -> bool {
@@ -89,6 +110,9 @@ pub struct EventsCursor {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GlobalCheckpoint {
     pub events_cursor: EventsCursor,
+    /// The streams whose updates the cursor has followed, with their backfill generation.
+    #[serde(default)]
+    pub streams: std::collections::BTreeMap<String, Generation>,
 }
 
 impl GlobalCheckpoint {
@@ -134,10 +158,10 @@ mod tests {
             }],
             emitted: 3,
         };
-        let v = c.to_value();
+        let v = c.to_value(7);
         assert_eq!(v["v"], 1);
         assert_eq!(v["phase"], "ranges");
-        assert_eq!(StreamCheckpoint::from_value(&v).unwrap(), c);
+        assert_eq!(StreamCheckpoint::from_value(&v).unwrap(), (c, 7));
         assert!(StreamCheckpoint::from_value(&json!({"accounted_range": {}})).is_err());
         assert!(StreamCheckpoint::from_value(&json!({"v": 9, "phase": "complete"})).is_err());
         let g = GlobalCheckpoint {
@@ -145,6 +169,7 @@ mod tests {
                 created: 5,
                 seen: vec!["evt_1".into()],
             },
+            streams: [("customers".to_owned(), 7)].into_iter().collect(),
         };
         assert_eq!(GlobalCheckpoint::from_value(&g.to_value()), Some(Ok(g)));
         assert_eq!(GlobalCheckpoint::from_value(&json!({})), None);
