@@ -569,3 +569,106 @@ impl EnvRemove for Bin {
         self
     }
 }
+
+#[test]
+fn check_discover_setup_teardown_and_connectors() {
+    let db = TestDb::new();
+    let base = |sub: &str| {
+        Bin::new("sync-engine")
+            .args([
+                sub,
+                "--source",
+                "example",
+                "--source-config",
+                r#"{"streams":["apples","pears"]}"#,
+            ])
+            .args([
+                "--postgres-url",
+                db.url(),
+                "--schema",
+                "fruit",
+                "--connectors-from-command-map",
+                &command_map(),
+            ])
+    };
+    let check = base("check").run();
+    assert_eq!(check.code, Some(0), "{}", check.stderr);
+    assert!(
+        check.stdout.contains("source-example: ok") && check.stdout.contains("dest-postgres: ok"),
+        "{}",
+        check.stdout
+    );
+
+    let discover = base("discover").args(["--streams", "pears"]).run();
+    assert_eq!(discover.code, Some(0), "{}", discover.stderr);
+    let streams: Vec<String> = discover.of_type("catalog")[0]["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(streams, vec!["pears"]);
+
+    let setup = base("setup").run();
+    assert_eq!(setup.code, Some(0), "{}", setup.stderr);
+    let tables: i64 = db
+        .client()
+        .query_one(
+            "SELECT count(*) FROM pg_tables WHERE schemaname = 'fruit'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(tables, 2);
+
+    let teardown = base("teardown").run();
+    assert_eq!(teardown.code, Some(0), "{}", teardown.stderr);
+    let schemas: i64 = db
+        .client()
+        .query_one(
+            "SELECT count(*) FROM pg_namespace WHERE nspname = 'fruit'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(schemas, 0);
+
+    let bad = Bin::new("sync-engine")
+        .args([
+            "check",
+            "--source",
+            "example",
+            "--source-config",
+            r#"{"check_fails":true}"#,
+            "--postgres-url",
+            db.url(),
+            "--connectors-from-command-map",
+            &command_map(),
+        ])
+        .run();
+    assert_eq!(bad.code, Some(1));
+    assert!(
+        bad.stdout.contains("source-example: FAILED"),
+        "{}",
+        bad.stdout
+    );
+
+    let listed = Bin::new("sync-engine").arg("connectors").run();
+    assert_eq!(listed.code, Some(0));
+    assert!(
+        listed
+            .stdout
+            .lines()
+            .any(|l| l.contains("stripe") && l.contains("bundled with the engine")),
+        "{}",
+        listed.stdout
+    );
+    assert!(
+        listed
+            .stdout
+            .lines()
+            .any(|l| l.contains("postgres") && l.contains("bundled with the engine")),
+        "{}",
+        listed.stdout
+    );
+}
