@@ -132,14 +132,15 @@ impl Connector {
         cmd
     }
 
-    async fn run_raw(
+    /// Starts a subcommand with piped stdout and stderr.
+    pub fn spawn(
         &self,
         subcommand: &str,
         flags: &[(&str, &PathBuf)],
-    ) -> Result<(String, std::process::ExitStatus)> {
-        let mut child = self
-            .command(subcommand, flags)
-            .stdin(Stdio::null())
+        stdin: Stdio,
+    ) -> Result<tokio::process::Child> {
+        self.command(subcommand, flags)
+            .stdin(stdin)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -149,7 +150,15 @@ impl Connector {
                     self.name(),
                     self.resolved.command_line()
                 )
-            })?;
+            })
+    }
+
+    async fn run_raw(
+        &self,
+        subcommand: &str,
+        flags: &[(&str, &PathBuf)],
+    ) -> Result<(String, std::process::ExitStatus)> {
+        let mut child = self.spawn(subcommand, flags, Stdio::null())?;
         let mut stdout = child.stdout.take().context("stdout is piped")?;
         let mut stderr = child.stderr.take().context("stderr is piped")?;
         let work = async {

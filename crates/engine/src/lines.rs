@@ -1,13 +1,12 @@
 //! NDJSON lines from a child's stdout, with the protocol crate's framing rules (line numbers,
 //! CRLF, blank lines, a length limit) over tokio.
 
-use sync_protocol::framing::{Feed, FrameError, LineDecoder, is_blank};
+use sync_protocol::framing::{FrameError, LineDecoder, Step};
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 
 pub struct LineReader<R> {
     inner: BufReader<R>,
     decoder: LineDecoder,
-    pending_clear: bool,
 }
 
 impl<R: AsyncRead + Unpin> LineReader<R> {
@@ -15,7 +14,6 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
         LineReader {
             inner,
             decoder: LineDecoder::new(max_line_bytes),
-            pending_clear: false,
         }
     }
 
@@ -26,13 +24,9 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
 
     /// The next non-blank line and its number; `None` at end of input.
     pub async fn next_line(&mut self) -> Option<Result<(u64, &[u8]), FrameError>> {
-        if self.pending_clear {
-            self.decoder.clear_line();
-            self.pending_clear = false;
-        }
         loop {
-            let available = match self.inner.fill_buf().await {
-                Ok(bytes) => bytes,
+            let step = match self.inner.fill_buf().await {
+                Ok(available) => self.decoder.step(available),
                 Err(source) => {
                     return Some(Err(FrameError::Io {
                         line: self.decoder.line_number() + 1,
@@ -40,25 +34,17 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
                     }));
                 }
             };
-            let outcome = if available.is_empty() {
-                self.decoder.finish()?
-            } else {
-                let (consumed, outcome) = self.decoder.feed(available);
-                self.inner.consume(consumed);
-                outcome
-            };
-            match outcome {
-                Feed::NeedMore => continue,
-                Feed::TooLong => {
-                    let (line, limit) = (self.decoder.line_number(), self.decoder.max_line_bytes());
-                    self.decoder.clear_line();
-                    return Some(Err(FrameError::LineTooLong { line, limit }));
-                }
-                Feed::Line if is_blank(self.decoder.line()) => self.decoder.clear_line(),
-                Feed::Line => {
-                    self.pending_clear = true;
+            match step {
+                Step::NeedMore(n) => self.inner.consume(n),
+                Step::Line(n) => {
+                    self.inner.consume(n);
                     return Some(Ok((self.decoder.line_number(), self.decoder.line())));
                 }
+                Step::Error(n, e) => {
+                    self.inner.consume(n);
+                    return Some(Err(e));
+                }
+                Step::End => return None,
             }
         }
     }

@@ -213,6 +213,11 @@ fn select(
     })
 }
 
+/// The source's catalog, configured for the selected streams.
+async fn selected_catalog(o: &Opened) -> Result<ConfiguredCatalog> {
+    select(discover(o).await?, &o.pipeline.streams, o.source.dialect)
+}
+
 /// Runs the destination's `setup`; connectors without one (every Airbyte destination) skip it.
 async fn setup_destination(o: &Opened, catalog: &ConfiguredCatalog) -> Result<()> {
     if o.destination.dialect == Dialect::Airbyte {
@@ -306,11 +311,7 @@ fn state_store(args: &SyncArgs, o: &Opened, sync_id: &str) -> StateStore {
 
 async fn sync(args: SyncArgs) -> Result<u8> {
     let opened = open(&args.pipeline).await?;
-    let catalog = select(
-        discover(&opened).await?,
-        &opened.pipeline.streams,
-        opened.source.dialect,
-    )?;
+    let catalog = selected_catalog(&opened).await?;
     if catalog.streams.is_empty() {
         bail!("the source offers no streams to sync");
     }
@@ -410,11 +411,7 @@ async fn check(args: PipelineArgs) -> Result<u8> {
 
 async fn discover_command(args: PipelineArgs) -> Result<u8> {
     let opened = open(&args).await?;
-    let catalog = select(
-        discover(&opened).await?,
-        &opened.pipeline.streams,
-        opened.source.dialect,
-    )?;
+    let catalog = selected_catalog(&opened).await?;
     let streams: Vec<sync_protocol::Stream> =
         catalog.streams.into_iter().map(|s| s.stream).collect();
     println!(
@@ -430,11 +427,7 @@ async fn discover_command(args: PipelineArgs) -> Result<u8> {
 
 async fn setup_command(args: PipelineArgs) -> Result<u8> {
     let opened = open(&args).await?;
-    let catalog = select(
-        discover(&opened).await?,
-        &opened.pipeline.streams,
-        opened.source.dialect,
-    )?;
+    let catalog = selected_catalog(&opened).await?;
     setup_destination(&opened, &catalog).await?;
     println!(
         "{} is set up for {} stream(s)",

@@ -466,27 +466,6 @@ async fn wait_or_kill(child: &mut Child, limit: Duration) -> (Option<ExitStatus>
     }
 }
 
-fn spawn(
-    connector: &Connector,
-    subcommand: &str,
-    flags: &[(&str, &std::path::PathBuf)],
-    stdin: Stdio,
-) -> Result<Child> {
-    connector
-        .command(subcommand, flags)
-        .stdin(stdin)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .with_context(|| {
-            format!(
-                "cannot start {} (`{}`)",
-                connector.name(),
-                connector.resolved.command_line()
-            )
-        })
-}
-
 /// Runs the sync to its end and returns the final eof (also on failure).
 pub async fn run(spec: RunSpec<'_>, reporter: &mut Reporter) -> Result<(Eof, Arc<Tracker>)> {
     let streams: Vec<String> = spec
@@ -528,8 +507,7 @@ pub async fn run(spec: RunSpec<'_>, reporter: &mut Reporter) -> Result<(Eof, Arc
     // Handlers before the children exist, so no signal meant for the engine is missed.
     let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    let mut destination = spawn(
-        spec.destination,
+    let mut destination = spec.destination.spawn(
         "write",
         &[("config", &dest_config), ("catalog", &dest_catalog)],
         Stdio::piped(),
@@ -538,7 +516,7 @@ pub async fn run(spec: RunSpec<'_>, reporter: &mut Reporter) -> Result<(Eof, Arc
     if let Some(state) = &state_file {
         read_flags.push(("state", state));
     }
-    let mut source = match spawn(spec.source, "read", &read_flags, Stdio::null()) {
+    let mut source = match spec.source.spawn("read", &read_flags, Stdio::null()) {
         Ok(s) => s,
         Err(e) => {
             let _ = destination.start_kill();

@@ -78,6 +78,8 @@ pub struct LineDecoder {
     buf: Vec<u8>,
     line_no: u64,
     overflowed: bool,
+    /// The last step returned a line; the next one forgets it.
+    line_ready: bool,
 }
 
 impl LineDecoder {
@@ -87,6 +89,7 @@ impl LineDecoder {
             buf: Vec::new(),
             line_no: 0,
             overflowed: false,
+            line_ready: false,
         }
     }
 
@@ -153,6 +156,54 @@ impl LineDecoder {
     }
 }
 
+/// What one decoding step gave, and how many bytes of the input it took.
+#[derive(Debug)]
+pub enum Step {
+    /// The bytes were taken; no line is complete yet.
+    NeedMore(usize),
+    /// A non-blank line ended; it is in [`LineDecoder::line`].
+    Line(usize),
+    /// A line was rejected.
+    Error(usize, FrameError),
+    /// The input is exhausted.
+    End,
+}
+
+impl LineDecoder {
+    /// One step of reading: feed it what a buffered reader has available (empty at end of input),
+    /// consume the bytes it says. Blank lines are skipped; the previous line is forgotten.
+    pub fn step(&mut self, available: &[u8]) -> Step {
+        if self.line_ready {
+            self.clear_line();
+            self.line_ready = false;
+        }
+        let (consumed, outcome) = if available.is_empty() {
+            match self.finish() {
+                Some(outcome) => (0, outcome),
+                None => return Step::End,
+            }
+        } else {
+            self.feed(available)
+        };
+        match outcome {
+            Feed::NeedMore => Step::NeedMore(consumed),
+            Feed::TooLong => {
+                let (line, limit) = (self.line_number(), self.max_line_bytes());
+                self.clear_line();
+                Step::Error(consumed, FrameError::LineTooLong { line, limit })
+            }
+            Feed::Line if is_blank(self.line()) => {
+                self.clear_line();
+                Step::NeedMore(consumed)
+            }
+            Feed::Line => {
+                self.line_ready = true;
+                Step::Line(consumed)
+            }
+        }
+    }
+}
+
 /// True for a line holding only whitespace.
 pub fn is_blank(line: &[u8]) -> bool {
     line.iter().all(u8::is_ascii_whitespace)
@@ -162,7 +213,6 @@ pub fn is_blank(line: &[u8]) -> bool {
 pub struct NdjsonReader<R> {
     inner: R,
     decoder: LineDecoder,
-    pending_clear: bool,
 }
 
 impl<R: BufRead> NdjsonReader<R> {
@@ -174,19 +224,14 @@ impl<R: BufRead> NdjsonReader<R> {
         NdjsonReader {
             inner,
             decoder: LineDecoder::new(max_line_bytes),
-            pending_clear: false,
         }
     }
 
     /// The next non-blank line and its number; `None` at end of input.
     pub fn next_line(&mut self) -> Option<Result<(u64, &[u8]), FrameError>> {
-        if self.pending_clear {
-            self.decoder.clear_line();
-            self.pending_clear = false;
-        }
         loop {
-            let available = match self.inner.fill_buf() {
-                Ok(bytes) => bytes,
+            let step = match self.inner.fill_buf() {
+                Ok(available) => self.decoder.step(available),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(source) => {
                     return Some(Err(FrameError::Io {
@@ -195,28 +240,17 @@ impl<R: BufRead> NdjsonReader<R> {
                     }));
                 }
             };
-            let outcome = if available.is_empty() {
-                self.decoder.finish()?
-            } else {
-                let (consumed, outcome) = self.decoder.feed(available);
-                self.inner.consume(consumed);
-                outcome
-            };
-            match outcome {
-                Feed::NeedMore => continue,
-                Feed::TooLong => {
-                    let (line, limit) = (self.decoder.line_number(), self.decoder.max_line_bytes());
-                    self.decoder.clear_line();
-                    return Some(Err(FrameError::LineTooLong { line, limit }));
-                }
-                Feed::Line if is_blank(self.decoder.line()) => {
-                    self.decoder.clear_line();
-                    continue;
-                }
-                Feed::Line => {
-                    self.pending_clear = true;
+            match step {
+                Step::NeedMore(n) => self.inner.consume(n),
+                Step::Line(n) => {
+                    self.inner.consume(n);
                     return Some(Ok((self.decoder.line_number(), self.decoder.line())));
                 }
+                Step::Error(n, e) => {
+                    self.inner.consume(n);
+                    return Some(Err(e));
+                }
+                Step::End => return None,
             }
         }
     }
