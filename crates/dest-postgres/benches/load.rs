@@ -183,15 +183,26 @@ fn main() {
         ));
     }
 
-    let raw = raw_copy(
-        &mut client,
-        "bench.raw_copy",
-        "id, _raw_data, _updated_at, _deleted",
-        generated_rows.as_bytes(),
-    );
+    // Best of two for both sides of the ratio: this machine is shared and noisy.
+    let mut raw = Duration::MAX;
+    for _ in 0..2 {
+        client.batch_execute("TRUNCATE bench.raw_copy").unwrap();
+        raw = raw.min(raw_copy(
+            &mut client,
+            "bench.raw_copy",
+            "id, _raw_data, _updated_at, _deleted",
+            generated_rows.as_bytes(),
+        ));
+    }
     report("raw COPY, generated columns", records, raw, json!({}));
 
-    let (first, first_rss) = run_write(&config, &input);
+    let (mut first, mut first_rss) =
+        run_write(&json!({"url": db.url(), "schema": "bench_first"}), &input);
+    let (again_first, again_rss) = run_write(&config, &input);
+    if again_first < first {
+        first = again_first;
+    }
+    first_rss = first_rss.max(again_rss);
     let loaded: i64 = client
         .query_one("SELECT count(*) FROM bench.customers", &[])
         .unwrap()

@@ -1,5 +1,6 @@
 //! One flush: COPY a batch into the session's staging table and merge it into the target, in
-//! one transaction; retried with backoff when the connection is lost.
+//! one transaction, or COPY it straight into the target while the stream only brings new keys;
+//! retried with backoff when the connection is lost.
 
 use std::time::Duration;
 
@@ -53,19 +54,38 @@ fn is_retryable(e: &tokio_postgres::Error) -> bool {
     }
 }
 
-/// Loads one batch. Returns the number of rows copied.
+/// How a batch reaches the target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Load {
+    /// Straight into the target, while the stream has only brought new keys; a key that exists
+    /// makes the batch go through the merge instead, and so do the stream's later batches.
+    /// `None`: not known yet whether the target is empty.
+    Direct(Option<()>),
+    /// Staging table and merge; `dedupe` when the batch repeats a key.
+    Merge { dedupe: bool },
+}
+
+/// What a flush did.
+#[derive(Debug)]
+pub struct Loaded {
+    pub rows: u64,
+    /// Whether later batches may still go straight into the target.
+    pub direct_ok: bool,
+}
+
+/// Loads one batch, retrying lost connections.
 pub async fn flush(
     pool: &Pool,
     sql: &MergeSql,
     data: Bytes,
-    dedupe: bool,
+    load: Load,
     stream: &str,
-) -> Result<u64, FlushError> {
+) -> Result<Loaded, FlushError> {
     let mut backoff = FIRST_BACKOFF;
     let mut attempt = 1;
     loop {
-        match flush_once(pool, sql, data.clone(), dedupe).await {
-            Ok(rows) => return Ok(rows),
+        match flush_once(pool, sql, data.clone(), load).await {
+            Ok(loaded) => return Ok(loaded),
             Err(e) if e.retryable && attempt < ATTEMPTS => {
                 tracing::warn!(
                     stream,
@@ -82,16 +102,57 @@ pub async fn flush(
     }
 }
 
+async fn copy_rows(
+    tx: &deadpool_postgres::Transaction<'_>,
+    statement: &str,
+    data: Bytes,
+) -> Result<u64, tokio_postgres::Error> {
+    let sink = tx.copy_in(statement).await?;
+    futures_util::pin_mut!(sink);
+    sink.send(data).await?;
+    sink.finish().await
+}
+
 async fn flush_once(
     pool: &Pool,
     sql: &MergeSql,
     data: Bytes,
-    dedupe: bool,
-) -> Result<u64, FlushError> {
+    load: Load,
+) -> Result<Loaded, FlushError> {
     let mut client = pool.get().await.map_err(|e| FlushError {
         message: format!("connecting: {e}"),
         retryable: true,
     })?;
+    let mut direct = matches!(load, Load::Direct(_));
+    if load == Load::Direct(None) {
+        let has_rows: bool = client
+            .query_one(&sql.target_has_rows, &[])
+            .await
+            .map_err(|e| FlushError::from_pg("reading the target", &e))?
+            .get(0);
+        direct = !has_rows;
+    }
+    if direct {
+        let tx = client
+            .transaction()
+            .await
+            .map_err(|e| FlushError::from_pg("begin", &e))?;
+        match copy_rows(&tx, &sql.copy_direct, data.clone()).await {
+            Ok(rows) => {
+                tx.commit()
+                    .await
+                    .map_err(|e| FlushError::from_pg("commit", &e))?;
+                return Ok(Loaded {
+                    rows,
+                    direct_ok: true,
+                });
+            }
+            // A key that is already there: this batch, and the stream's next ones, merge.
+            Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => drop(tx),
+            Err(e) => return Err(FlushError::from_pg("COPY", &e)),
+        }
+    }
+    let dedupe = matches!(load, Load::Merge { dedupe: true });
     client
         .batch_execute(&sql.create_staging)
         .await
@@ -100,28 +161,21 @@ async fn flush_once(
         .transaction()
         .await
         .map_err(|e| FlushError::from_pg("begin", &e))?;
-    let sink = tx
-        .copy_in(&sql.copy)
+    let rows = copy_rows(&tx, &sql.copy, data)
         .await
         .map_err(|e| FlushError::from_pg("COPY", &e))?;
-    futures_util::pin_mut!(sink);
-    sink.send(data)
-        .await
-        .map_err(|e| FlushError::from_pg("COPY", &e))?;
-    let rows = sink
-        .finish()
-        .await
-        .map_err(|e| FlushError::from_pg("COPY", &e))?;
-    let merge = if dedupe {
+    tx.batch_execute(if dedupe {
         &sql.merge_dedupe
     } else {
         &sql.merge
-    };
-    tx.batch_execute(merge)
-        .await
-        .map_err(|e| FlushError::from_pg("merge", &e))?;
+    })
+    .await
+    .map_err(|e| FlushError::from_pg("merge", &e))?;
     tx.commit()
         .await
         .map_err(|e| FlushError::from_pg("commit", &e))?;
-    Ok(rows)
+    Ok(Loaded {
+        rows,
+        direct_ok: false,
+    })
 }

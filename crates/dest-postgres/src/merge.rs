@@ -1,5 +1,6 @@
 //! The SQL of one flush: create the session's staging table, COPY into it, merge into the
-//! target with the stale-write gate, in one transaction.
+//! target with the stale-write gate, in one transaction; or, while a stream only brings new
+//! keys (a first load), COPY straight into the target.
 
 use crate::config::DeleteMode;
 use crate::ident::{quote, short_hash};
@@ -10,6 +11,10 @@ use crate::table::{DELETED, RAW_DATA, SYNCED_AT, TableModel, UPDATED_AT};
 pub struct MergeSql {
     pub create_staging: String,
     pub copy: String,
+    /// COPY of the same rows straight into the target.
+    pub copy_direct: String,
+    /// Whether the target holds any row.
+    pub target_has_rows: String,
     /// Merge when the batch has no duplicate keys.
     pub merge: String,
     /// Merge reducing duplicate keys to the newest version.
@@ -38,8 +43,7 @@ impl MergeSql {
             quote(SYNCED_AT),
             quote(DELETED),
         );
-        let mut staging_cols = vec!["seq bigint".to_owned()];
-        staging_cols.extend(key_defs);
+        let mut staging_cols = key_defs;
         staging_cols.extend([
             format!("{raw} jsonb"),
             format!("{updated} timestamptz"),
@@ -49,13 +53,17 @@ impl MergeSql {
             "CREATE TEMP TABLE IF NOT EXISTS {staging} ({}) ON COMMIT DELETE ROWS",
             staging_cols.join(", ")
         );
-        let mut copy_cols = vec!["seq".to_owned()];
-        copy_cols.extend(keys.iter().cloned());
+        let mut copy_cols = keys.clone();
         copy_cols.extend([raw.clone(), updated.clone(), deleted.clone()]);
         let copy = format!(
             "COPY {staging} ({}) FROM STDIN (FORMAT binary)",
             copy_cols.join(", ")
         );
+        let copy_direct = format!(
+            "COPY {target} ({}) FROM STDIN (FORMAT binary)",
+            copy_cols.join(", ")
+        );
+        let target_has_rows = format!("SELECT EXISTS (SELECT 1 FROM {target})");
 
         let mut target_cols: Vec<String> = keys.clone();
         target_cols.extend([
@@ -75,7 +83,7 @@ impl MergeSql {
             if dedupe && !keys.is_empty() {
                 // The newest version of each key; equal timestamps: the last one written wins.
                 format!(
-                    "(SELECT DISTINCT ON ({k}) * FROM {staging} ORDER BY {k}, {updated} DESC NULLS FIRST, seq DESC)",
+                    "(SELECT DISTINCT ON ({k}) * FROM {staging} ORDER BY {k}, {updated} DESC NULLS FIRST, ctid DESC)",
                     k = keys.join(", ")
                 )
             } else {
@@ -129,6 +137,8 @@ impl MergeSql {
         MergeSql {
             create_staging,
             copy,
+            copy_direct,
+            target_has_rows,
             merge: build(false),
             merge_dedupe: build(true),
         }

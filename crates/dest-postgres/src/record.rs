@@ -42,21 +42,20 @@ impl RowPlan {
         }
     }
 
-    /// Number of staging columns: seq, keys, raw data, updated at, deleted.
-    pub fn staging_fields(&self) -> i16 {
-        (self.key_types.len() + 4) as i16
+    /// Number of loaded columns: keys, raw data, updated at, deleted.
+    pub fn loaded_fields(&self) -> i16 {
+        (self.key_types.len() + 3) as i16
     }
 
-    /// Encodes the record on `line` as a staging row; returns its key (for in-batch duplicate
-    /// detection) and whether it is a tombstone.
+    /// Encodes the record on `line` as a row of the loaded columns; leaves its key in `key` (for
+    /// in-batch duplicate detection) and returns whether it is a tombstone.
     pub fn encode(
         &self,
         line_no: u64,
         line: &[u8],
-        seq: i64,
         rows: &mut CopyRows,
         key: &mut Vec<u8>,
-    ) -> Result<(), RecordError> {
+    ) -> Result<bool, RecordError> {
         let invalid = |message: String| RecordError::Invalid {
             line: line_no,
             message,
@@ -70,8 +69,7 @@ impl RowPlan {
         let values = top_level_fields(record.data, &names)
             .map_err(|e| invalid(format!("record data: {e}")))?;
         key.clear();
-        rows.begin_row(self.staging_fields());
-        rows.int8(seq);
+        rows.begin_row(self.loaded_fields());
         for (i, pg_type) in self.key_types.iter().enumerate() {
             let raw = values[i].filter(|v| v.get() != "null").ok_or_else(|| {
                 invalid(format!(
@@ -106,8 +104,9 @@ impl RowPlan {
             Some(micros) => rows.timestamptz_micros(micros),
             None => rows.null(),
         }
-        rows.boolean(values[self.deleted].is_some_and(|v| v.get() == "true"));
-        Ok(())
+        let tombstone = values[self.deleted].is_some_and(|v| v.get() == "true");
+        rows.boolean(tombstone);
+        Ok(tombstone)
     }
 }
 

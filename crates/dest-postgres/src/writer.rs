@@ -18,7 +18,7 @@ use tokio::time::Instant;
 
 use crate::config::Config;
 use crate::copy::CopyRows;
-use crate::flush::flush;
+use crate::flush::{Load, flush};
 use crate::merge::MergeSql;
 use crate::record::RowPlan;
 use crate::table::TableModel;
@@ -238,6 +238,8 @@ struct Batch {
     rows: CopyRows,
     keys: HashSet<Vec<u8>>,
     duplicates: bool,
+    /// Some record of the batch is a tombstone.
+    tombstones: bool,
     states: Vec<SourceState>,
     /// Rows and bytes when the last state arrived: the records the states cover.
     covered: (usize, usize),
@@ -250,6 +252,7 @@ impl Batch {
             rows: CopyRows::new(),
             keys: HashSet::new(),
             duplicates: false,
+            tombstones: false,
             states: Vec::new(),
             covered: (0, 0),
             first_at: None,
@@ -269,10 +272,11 @@ struct StreamLoader {
     plan: RowPlan,
     sql: Arc<MergeSql>,
     shared: Arc<Shared>,
-    seq: i64,
     since_state: u64,
     batch: Batch,
-    in_flight: Option<JoinHandle<Result<(), String>>>,
+    in_flight: Option<JoinHandle<Result<bool, String>>>,
+    /// Whether batches may go straight into the target: unknown until the first flush.
+    direct: Option<bool>,
     failed: bool,
     key: Vec<u8>,
 }
@@ -290,7 +294,7 @@ impl StreamLoader {
             table,
             sql,
             shared,
-            seq: 0,
+            direct: None,
             since_state: 0,
             batch: Batch::new(),
             in_flight: None,
@@ -333,16 +337,18 @@ impl StreamLoader {
         if self.failed {
             return;
         }
-        self.seq += 1;
         let (rows_before, before) = (self.batch.rows.len(), self.batch.rows.bytes());
-        if let Err(e) = self
+        match self
             .plan
-            .encode(line, bytes, self.seq, &mut self.batch.rows, &mut self.key)
+            .encode(line, bytes, &mut self.batch.rows, &mut self.key)
         {
-            // Drop the partly written row: the buffer holds only whole rows it has counted.
-            self.batch.rows.truncate(rows_before, before);
-            self.fail(&format!("record rejected: {e}")).await;
-            return;
+            Ok(tombstone) => self.batch.tombstones |= tombstone,
+            Err(e) => {
+                // Drop the partly written row: the buffer holds only whole rows it has counted.
+                self.batch.rows.truncate(rows_before, before);
+                self.fail(&format!("record rejected: {e}")).await;
+                return;
+            }
         }
         if !self.batch.keys.insert(self.key.clone()) {
             self.batch.duplicates = true;
@@ -397,7 +403,20 @@ impl StreamLoader {
         self.release_buffer();
         let batch = std::mem::replace(&mut self.batch, Batch::new());
         let records = batch.rows.len() as u64;
-        let dedupe = batch.duplicates;
+        // Straight into the target while the stream only brings new keys (a first load); never
+        // with repeated keys, nor with tombstones that must delete.
+        let hard_tombstones =
+            batch.tombstones && self.shared.config.delete_mode == crate::config::DeleteMode::Hard;
+        let load = match self.direct {
+            Some(false) => Load::Merge {
+                dedupe: batch.duplicates,
+            },
+            _ if batch.duplicates || hard_tombstones => Load::Merge {
+                dedupe: batch.duplicates,
+            },
+            Some(true) => Load::Direct(Some(())),
+            None => Load::Direct(None),
+        };
         let data = batch.rows.framed();
         let states = batch.states;
         let (shared, sql, stream, index) = (
@@ -407,8 +426,12 @@ impl StreamLoader {
             self.index,
         );
         self.in_flight = Some(tokio::spawn(async move {
-            match flush(&shared.pool, &sql, data, dedupe, &stream).await {
-                Ok(_) => {
+            match flush(&shared.pool, &sql, data, load, &stream).await {
+                Ok(loaded) if loaded.rows != records => Err(format!(
+                    "COPY loaded {} rows of a batch of {records}",
+                    loaded.rows
+                )),
+                Ok(loaded) => {
                     // The stream's own states first, so a global state never overtakes one
                     // that came before it.
                     for state in states {
@@ -425,7 +448,7 @@ impl StreamLoader {
                         stream: index,
                         records,
                     });
-                    Ok(())
+                    Ok(loaded.direct_ok)
                 }
                 Err(e) => Err(e.message),
             }
@@ -437,7 +460,13 @@ impl StreamLoader {
             return;
         };
         let error = match handle.await {
-            Ok(Ok(())) => return,
+            Ok(Ok(direct_ok)) => {
+                // Once a batch had to merge, the target holds this stream's keys: merge from now on.
+                if !direct_ok || self.direct.is_none() {
+                    self.direct = Some(direct_ok);
+                }
+                return;
+            }
             Ok(Err(message)) => message,
             Err(e) => format!("the load task failed: {e}"),
         };

@@ -1011,3 +1011,59 @@ fn a_record_without_its_key_fails_only_its_stream() {
     assert_eq!(count(&db, "stripe.products"), 1);
     assert_eq!(count(&db, "stripe.customers"), 0);
 }
+
+#[test]
+fn a_first_load_goes_straight_in_and_falls_back_to_merging_when_keys_repeat() {
+    let db = TestDb::new();
+    let cat = catalog(vec![customers_stream()]);
+    let lines = vec![
+        // Batch 1: new keys, copied straight into the empty table.
+        record(
+            "customers",
+            json!({"id": "c1", "email": "v1", "_updated_at": 10}),
+        ),
+        record(
+            "customers",
+            json!({"id": "c2", "email": "first", "_updated_at": 10}),
+        ),
+        // Batch 2: an existing key: the COPY is refused, the batch is merged.
+        record(
+            "customers",
+            json!({"id": "c1", "email": "v2", "_updated_at": 20}),
+        ),
+        record(
+            "customers",
+            json!({"id": "c3", "email": "new", "_updated_at": 10}),
+        ),
+        // Batch 3: merged too, and its stale version loses.
+        record(
+            "customers",
+            json!({"id": "c1", "email": "v0 (stale)", "_updated_at": 5}),
+        ),
+        record(
+            "customers",
+            json!({"id": "c4", "email": "new", "_updated_at": 10}),
+        ),
+        state("customers", json!({"n": 6})),
+    ];
+    let out = write(&db, json!({"batch_size": 2}), &cat, &lines);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(
+        out.of_type("source_state")[0]["destination_stats"]["committed"],
+        6
+    );
+    let rows: Vec<(String, String)> =
+        query(&db, "SELECT id, email FROM stripe.customers ORDER BY id")
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+    assert_eq!(
+        rows,
+        vec![
+            ("c1".into(), "v2".into()),
+            ("c2".into(), "first".into()),
+            ("c3".into(), "new".into()),
+            ("c4".into(), "new".into())
+        ]
+    );
+}
