@@ -65,8 +65,7 @@ impl RowPlan {
             Ok(Peeked::Other(t)) => return Err(invalid(format!("expected a record, got {t}"))),
             Err(e) => return Err(invalid(e.to_string())),
         };
-        let names: Vec<&str> = self.fields.iter().map(String::as_str).collect();
-        let values = top_level_fields(record.data, &names)
+        let values = top_level_fields(record.data, &self.fields)
             .map_err(|e| invalid(format!("record data: {e}")))?;
         key.clear();
         rows.begin_row(self.loaded_fields());

@@ -204,13 +204,6 @@ impl DestInput {
     }
 }
 
-/// What to do with a source line, after validation.
-enum Forward {
-    Line,
-    Message(Message),
-    Skip,
-}
-
 /// Forwards the source's output to the destination until the source's stdout ends.
 async fn pump(shared: Arc<Shared>, source_out: tokio::process::ChildStdout, mut dest: DestInput) {
     let mut reader = LineReader::new(
@@ -236,18 +229,28 @@ async fn pump(shared: Arc<Shared>, source_out: tokio::process::ChildStdout, mut 
         shared
             .source_activity
             .store(shared.clock.now(), Ordering::Relaxed);
-        let messages: Vec<(Forward, Option<String>)> = match shared.source_dialect {
+        let messages: Vec<Message> = match shared.source_dialect {
             Dialect::Native => match peek(line) {
-                Ok(Peeked::Record(r)) => vec![(
-                    if native_to_native {
-                        Forward::Line
-                    } else {
-                        Forward::Skip
-                    },
-                    Some(r.stream.into_owned()),
-                )],
-                Ok(Peeked::Other(_)) => match Message::from_slice(line) {
-                    Ok(m) => vec![(Forward::Message(m), None)],
+                // Native records to a native destination go through as the original bytes.
+                Ok(Peeked::Record(r)) if native_to_native => {
+                    if !shared.streams.contains(r.stream.as_ref()) {
+                        if unknown_streams.insert(r.stream.to_string()) {
+                            tracing::warn!(
+                                "dropping records of stream {:?}, which is not in the catalog",
+                                r.stream
+                            );
+                        }
+                        continue;
+                    }
+                    shared.tracker.forwarded(&r.stream);
+                    if dest.write_line(&shared, line, false).await.is_err() {
+                        shared.stop_source(EofReason::Error);
+                        break;
+                    }
+                    continue;
+                }
+                Ok(_) => match Message::from_slice(line) {
+                    Ok(m) => vec![m],
                     Err(e) => {
                         shared.tracker.fail(format!(
                             "{} printed an invalid line {number}: {e}",
@@ -272,42 +275,15 @@ async fn pump(shared: Arc<Shared>, source_out: tokio::process::ChildStdout, mut 
             },
             // Airbyte connectors may print non-protocol lines; the Airbyte platform logs them.
             Dialect::Airbyte => match AirbyteMessage::from_slice(line) {
-                Ok(m) => airbyte::from_airbyte(m, airbyte_role(Role::Source))
-                    .into_iter()
-                    .map(|m| (Forward::Message(m), None))
-                    .collect(),
+                Ok(m) => airbyte::from_airbyte(m, airbyte_role(Role::Source)),
                 Err(_) => {
                     tracing::debug!(connector = %shared.source_name, "{}", sync_connector::redact::redact(&String::from_utf8_lossy(line)));
                     continue;
                 }
             },
         };
-        // Native records to a native destination go through as the original bytes.
-        if let Some((Forward::Line, Some(stream))) = messages.first() {
-            if !shared.streams.contains(stream) {
-                if unknown_streams.insert(stream.clone()) {
-                    tracing::warn!(
-                        "dropping records of stream {stream:?}, which is not in the catalog"
-                    );
-                }
-                continue;
-            }
-            shared.tracker.forwarded(stream);
-            if dest.write_line(&shared, line, false).await.is_err() {
-                shared.stop_source(EofReason::Error);
-                break;
-            }
-            continue;
-        }
         let mut broken = false;
-        for (forward, _) in messages {
-            let message = match forward {
-                Forward::Message(m) => m,
-                Forward::Line | Forward::Skip => match Message::from_slice(line) {
-                    Ok(m) => m,
-                    Err(_) => continue,
-                },
-            };
+        for message in messages {
             if !handle_source_message(&shared, &mut dest, message, &mut unknown_streams).await {
                 // The destination is gone; its exit status says why.
                 shared.stop_source(EofReason::Error);

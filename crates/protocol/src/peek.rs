@@ -72,9 +72,9 @@ pub fn peek(line: &[u8]) -> Result<Peeked<'_>, ParseError> {
 
 /// Picks the raw values of the named top-level fields out of a JSON object in one pass,
 /// skipping every other field without building it. Returns one slot per name, in order.
-pub fn top_level_fields<'a>(
+pub fn top_level_fields<'a, S: AsRef<str>>(
     object: &'a RawValue,
-    names: &[&str],
+    names: &[S],
 ) -> Result<Vec<Option<&'a RawValue>>, serde_json::Error> {
     let mut de = serde_json::Deserializer::from_str(object.get());
     let slots = FieldPicker { names }.deserialize(&mut de)?;
@@ -82,11 +82,11 @@ pub fn top_level_fields<'a>(
     Ok(slots)
 }
 
-struct FieldPicker<'n> {
-    names: &'n [&'n str],
+struct FieldPicker<'n, S> {
+    names: &'n [S],
 }
 
-impl<'de, 'n> DeserializeSeed<'de> for FieldPicker<'n> {
+impl<'de, 'n, S: AsRef<str>> DeserializeSeed<'de> for FieldPicker<'n, S> {
     type Value = Vec<Option<&'de RawValue>>;
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
@@ -94,7 +94,7 @@ impl<'de, 'n> DeserializeSeed<'de> for FieldPicker<'n> {
     }
 }
 
-impl<'de, 'n> Visitor<'de> for FieldPicker<'n> {
+impl<'de, 'n, S: AsRef<str>> Visitor<'de> for FieldPicker<'n, S> {
     type Value = Vec<Option<&'de RawValue>>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -104,7 +104,7 @@ impl<'de, 'n> Visitor<'de> for FieldPicker<'n> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut slots = vec![None; self.names.len()];
         while let Some(key) = map.next_key::<Cow<'de, str>>()? {
-            match self.names.iter().position(|n| *n == key) {
+            match self.names.iter().position(|n| n.as_ref() == key) {
                 Some(i) => slots[i] = Some(map.next_value::<&'de RawValue>()?),
                 None => {
                     map.next_value::<IgnoredAny>()?;
