@@ -59,8 +59,9 @@ fn is_retryable(e: &tokio_postgres::Error) -> bool {
 pub enum Load {
     /// Straight into the target, while the stream has only brought new keys; a key that exists
     /// makes the batch go through the merge instead, and so do the stream's later batches.
-    /// `None`: not known yet whether the target is empty.
-    Direct(Option<()>),
+    Direct,
+    /// Straight into the target if it is empty (the stream's first batch), else the merge.
+    DirectIfEmpty,
     /// Staging table and merge; `dedupe` when the batch repeats a key.
     Merge { dedupe: bool },
 }
@@ -123,15 +124,18 @@ async fn flush_once(
         message: format!("connecting: {e}"),
         retryable: true,
     })?;
-    let mut direct = matches!(load, Load::Direct(_));
-    if load == Load::Direct(None) {
-        let has_rows: bool = client
-            .query_one(&sql.target_has_rows, &[])
-            .await
-            .map_err(|e| FlushError::from_pg("reading the target", &e))?
-            .get(0);
-        direct = !has_rows;
-    }
+    let direct = match load {
+        Load::Direct => true,
+        Load::DirectIfEmpty => {
+            let has_rows: bool = client
+                .query_one(&sql.target_has_rows, &[])
+                .await
+                .map_err(|e| FlushError::from_pg("reading the target", &e))?
+                .get(0);
+            !has_rows
+        }
+        Load::Merge { .. } => false,
+    };
     if direct {
         let tx = client
             .transaction()

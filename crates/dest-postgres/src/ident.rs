@@ -56,10 +56,14 @@ mod tests {
         let b = format!("{}b", "x".repeat(80));
         assert!(fit(&a).len() <= MAX_IDENT_BYTES);
         assert_ne!(fit(&a), fit(&b));
-        // Multi-byte characters are never split.
+        // Multi-byte characters are never split: the cut keeps whole ones before the suffix.
         let unicode = "é".repeat(40);
-        assert!(fit(&unicode).len() <= MAX_IDENT_BYTES);
-        assert!(std::str::from_utf8(fit(&unicode).as_bytes()).is_ok());
+        let fitted = fit(&unicode);
+        assert!(fitted.len() <= MAX_IDENT_BYTES);
+        let (kept, suffix) = fitted.rsplit_once('_').unwrap();
+        assert_eq!(suffix, short_hash(&unicode));
+        assert_eq!(kept, "é".repeat(kept.chars().count()));
+        assert_eq!(kept.chars().count(), (MAX_IDENT_BYTES - 9) / 2);
     }
 
     #[test]

@@ -1,10 +1,11 @@
-//! Turns a record line into a staging row: key values, raw object, newer-than timestamp and
+//! Turns a record's data into a staging row: key values, raw object, newer-than timestamp and
 //! tombstone flag, picked from the raw JSON without building the object.
 
 use std::borrow::Cow;
+use std::hash::{BuildHasher, Hasher, RandomState};
 
 use serde_json::value::RawValue;
-use sync_protocol::peek::{Peeked, peek, top_level_fields};
+use sync_protocol::peek::top_level_fields;
 
 use crate::copy::CopyRows;
 use crate::table::{PgType, TableModel};
@@ -22,6 +23,15 @@ pub struct RowPlan {
     key_types: Vec<PgType>,
     newer_than: Option<usize>,
     deleted: usize,
+    key_hasher: RandomState,
+}
+
+/// What [`RowPlan::encode`] learnt about a record besides its row.
+pub struct Encoded {
+    /// A hash of the record's key values. Two records with one key always share it; a rare
+    /// collision between different keys only makes a batch take the deduplicating merge.
+    pub key_hash: u64,
+    pub tombstone: bool,
 }
 
 impl RowPlan {
@@ -39,6 +49,7 @@ impl RowPlan {
             key_types,
             newer_than,
             deleted,
+            key_hasher: RandomState::new(),
         }
     }
 
@@ -47,27 +58,20 @@ impl RowPlan {
         (self.key_types.len() + 3) as i16
     }
 
-    /// Encodes the record on `line` as a row of the loaded columns; leaves its key in `key` (for
-    /// in-batch duplicate detection) and returns whether it is a tombstone.
+    /// Encodes the data object of the record on line `line_no` as a row of the loaded columns.
     pub fn encode(
         &self,
         line_no: u64,
-        line: &[u8],
+        data: &str,
         rows: &mut CopyRows,
-        key: &mut Vec<u8>,
-    ) -> Result<bool, RecordError> {
+    ) -> Result<Encoded, RecordError> {
         let invalid = |message: String| RecordError::Invalid {
             line: line_no,
             message,
         };
-        let record = match peek(line) {
-            Ok(Peeked::Record(r)) => r,
-            Ok(Peeked::Other(t)) => return Err(invalid(format!("expected a record, got {t}"))),
-            Err(e) => return Err(invalid(e.to_string())),
-        };
-        let values = top_level_fields(record.data, &self.fields)
+        let values = top_level_fields(data, &self.fields)
             .map_err(|e| invalid(format!("record data: {e}")))?;
-        key.clear();
+        let mut key_hash = self.key_hasher.build_hasher();
         rows.begin_row(self.loaded_fields());
         for (i, pg_type) in self.key_types.iter().enumerate() {
             let raw = values[i].filter(|v| v.get() != "null").ok_or_else(|| {
@@ -76,10 +80,8 @@ impl RowPlan {
                     self.fields[i]
                 ))
             })?;
-            if i > 0 {
-                key.push(0x1f);
-            }
-            key.extend_from_slice(raw.get().as_bytes());
+            key_hash.write(raw.get().as_bytes());
+            key_hash.write_u8(0x1f);
             match pg_type {
                 PgType::BigInt => {
                     let n: i64 = serde_json::from_str(raw.get()).map_err(|_| {
@@ -90,7 +92,6 @@ impl RowPlan {
                 _ => rows.text(key_text(raw).as_bytes()),
             }
         }
-        let data = record.data.get();
         match without_nul_escapes(data) {
             Some(cleaned) => rows.jsonb(cleaned.as_bytes()),
             None => rows.jsonb(data.as_bytes()),
@@ -105,7 +106,10 @@ impl RowPlan {
         }
         let tombstone = values[self.deleted].is_some_and(|v| v.get() == "true");
         rows.boolean(tombstone);
-        Ok(tombstone)
+        Ok(Encoded {
+            key_hash: key_hash.finish(),
+            tombstone,
+        })
     }
 }
 

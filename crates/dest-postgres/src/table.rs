@@ -109,25 +109,17 @@ pub fn pg_type(schema: &Value) -> PgType {
     }
 }
 
-/// A key column, written by the loader.
+/// The column of one top-level field of the records: a key column (written by the loader) or a
+/// typed column (generated from `_raw_data`).
 #[derive(Debug, Clone)]
-pub struct KeyColumn {
-    /// The top-level field of the record.
+pub struct FieldColumn {
     pub field: String,
     pub column: String,
     pub pg_type: PgType,
 }
 
-/// A typed column generated from `_raw_data`.
-#[derive(Debug, Clone)]
-pub struct TypedColumn {
-    pub field: String,
-    pub column: String,
-    pub pg_type: PgType,
-}
-
-impl TypedColumn {
-    /// The generation expression. Guards by JSON type so an unexpected value becomes NULL rather
+impl FieldColumn {
+    /// A typed column's generation expression. Guards by JSON type so an unexpected value becomes NULL rather
     /// than failing the load; JSON null becomes SQL NULL.
     pub fn expression(&self) -> String {
         let value = format!("({RAW_DATA} -> {})", literal(&self.field));
@@ -164,8 +156,9 @@ impl TypedColumn {
 pub struct TableModel {
     pub stream: String,
     pub table: String,
-    pub keys: Vec<KeyColumn>,
-    pub columns: Vec<TypedColumn>,
+    pub keys: Vec<FieldColumn>,
+    /// The typed columns.
+    pub columns: Vec<FieldColumn>,
     pub newer_than_field: Option<String>,
     /// `_account_id` is a generated column (it is a key column when the key includes it).
     pub account_id_generated: bool,
@@ -191,7 +184,7 @@ impl TableModel {
                 Some(PgType::BigInt) => PgType::BigInt,
                 _ => PgType::Text,
             };
-            keys.push(KeyColumn {
+            keys.push(FieldColumn {
                 field: field.to_owned(),
                 column,
                 pg_type,
@@ -218,7 +211,7 @@ impl TableModel {
                 if column.is_empty() || !seen_columns.insert(column.clone()) {
                     continue;
                 }
-                columns.push(TypedColumn {
+                columns.push(FieldColumn {
                     field: field.clone(),
                     column,
                     pg_type: pg_type(schema),

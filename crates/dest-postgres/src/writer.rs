@@ -4,6 +4,7 @@
 //! before it are.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -20,7 +21,7 @@ use crate::config::Config;
 use crate::copy::CopyRows;
 use crate::flush::{Load, flush};
 use crate::merge::MergeSql;
-use crate::record::RowPlan;
+use crate::record::{RecordError, RowPlan};
 use crate::table::TableModel;
 
 /// A stream's buffer is flushed when it holds this many bytes, whatever `batch_size` says.
@@ -30,7 +31,12 @@ const MAX_BUFFERED_BYTES: usize = 64 * 1024 * 1024;
 const WORKER_QUEUE: usize = 1024;
 
 enum ToLoader {
-    Record { line: u64, bytes: Vec<u8> },
+    /// A record line, and where its `data` object lies in it (the router found it already).
+    Record {
+        line: u64,
+        bytes: Vec<u8>,
+        data: Range<usize>,
+    },
     State(SourceState),
 }
 
@@ -131,11 +137,12 @@ pub async fn write(
                             }
                             continue;
                         };
+                        let data = span_within(&line.bytes, record.data.get());
                         let route = &mut routes[i];
                         route.routed += 1;
                         since_global += 1;
                         if let Some(tx) = &route.tx
-                            && tx.send(ToLoader::Record { line: line.number, bytes: line.bytes }).await.is_err()
+                            && tx.send(ToLoader::Record { line: line.number, bytes: line.bytes, data }).await.is_err()
                         {
                             route.tx = None;
                         }
@@ -201,6 +208,15 @@ pub async fn write(
     Ok(())
 }
 
+/// Where `part`, a slice borrowed from `whole`, lies in it; an empty range if it is not in it.
+fn span_within(whole: &[u8], part: &str) -> Range<usize> {
+    let start = (part.as_ptr() as usize).wrapping_sub(whole.as_ptr() as usize);
+    match start.checked_add(part.len()) {
+        Some(end) if end <= whole.len() => start..end,
+        _ => 0..0,
+    }
+}
+
 fn apply_note(routes: &mut [Route], note: LoaderNote) {
     match note {
         LoaderNote::Committed { stream, records } => routes[stream].committed += records,
@@ -236,7 +252,7 @@ async fn emit_ready_globals(
 /// One stream's buffer of encoded rows and the states that follow them.
 struct Batch {
     rows: CopyRows,
-    keys: HashSet<Vec<u8>>,
+    key_hashes: HashSet<u64>,
     duplicates: bool,
     /// Some record of the batch is a tombstone.
     tombstones: bool,
@@ -250,7 +266,7 @@ impl Batch {
     fn new() -> Batch {
         Batch {
             rows: CopyRows::new(),
-            keys: HashSet::new(),
+            key_hashes: HashSet::new(),
             duplicates: false,
             tombstones: false,
             states: Vec::new(),
@@ -278,7 +294,6 @@ struct StreamLoader {
     /// Whether batches may go straight into the target: unknown until the first flush.
     direct: Option<bool>,
     failed: bool,
-    key: Vec<u8>,
 }
 
 impl StreamLoader {
@@ -299,7 +314,6 @@ impl StreamLoader {
             batch: Batch::new(),
             in_flight: None,
             failed: false,
-            key: Vec::new(),
         }
     }
 
@@ -315,7 +329,9 @@ impl StreamLoader {
                 }
             };
             match message {
-                Some(ToLoader::Record { line, bytes }) => self.add_record(line, &bytes).await,
+                Some(ToLoader::Record { line, bytes, data }) => {
+                    self.add_record(line, &bytes, data).await
+                }
                 Some(ToLoader::State(state)) => self.add_state(state).await,
                 None => break,
             }
@@ -333,25 +349,31 @@ impl StreamLoader {
         self.release_buffer();
     }
 
-    async fn add_record(&mut self, line: u64, bytes: &[u8]) {
+    async fn add_record(&mut self, line: u64, bytes: &[u8], data: Range<usize>) {
         if self.failed {
             return;
         }
         let (rows_before, before) = (self.batch.rows.len(), self.batch.rows.bytes());
-        match self
-            .plan
-            .encode(line, bytes, &mut self.batch.rows, &mut self.key)
-        {
-            Ok(tombstone) => self.batch.tombstones |= tombstone,
+        let encoded = match std::str::from_utf8(&bytes[data]) {
+            Ok(data) => self.plan.encode(line, data, &mut self.batch.rows),
+            Err(e) => Err(RecordError::Invalid {
+                line,
+                message: format!("record data: {e}"),
+            }),
+        };
+        match encoded {
+            Ok(encoded) => {
+                self.batch.tombstones |= encoded.tombstone;
+                if !self.batch.key_hashes.insert(encoded.key_hash) {
+                    self.batch.duplicates = true;
+                }
+            }
             Err(e) => {
                 // Drop the partly written row: the buffer holds only whole rows it has counted.
                 self.batch.rows.truncate(rows_before, before);
                 self.fail(&format!("record rejected: {e}")).await;
                 return;
             }
-        }
-        if !self.batch.keys.insert(self.key.clone()) {
-            self.batch.duplicates = true;
         }
         self.batch.first_at.get_or_insert_with(Instant::now);
         self.since_state += 1;
@@ -414,8 +436,8 @@ impl StreamLoader {
             _ if batch.duplicates || hard_tombstones => Load::Merge {
                 dedupe: batch.duplicates,
             },
-            Some(true) => Load::Direct(Some(())),
-            None => Load::Direct(None),
+            Some(true) => Load::Direct,
+            None => Load::DirectIfEmpty,
         };
         let data = batch.rows.framed();
         let states = batch.states;

@@ -142,7 +142,8 @@ pub async fn children_of(
     let Some(link) = &child.parent else {
         return Ok(Vec::new());
     };
-    let fields = top_level_fields(parent, &[link.embedded_field.as_str()]).unwrap_or_default();
+    let fields =
+        top_level_fields(parent.get(), &[link.embedded_field.as_str()]).unwrap_or_default();
     let embedded = fields
         .first()
         .copied()

@@ -23,7 +23,7 @@ pub struct Head<'a> {
 
 impl Head<'_> {
     pub fn of(raw: &RawValue) -> Head<'_> {
-        let Ok(fields) = top_level_fields(raw, &["id", "created", "date", "updated"]) else {
+        let Ok(fields) = top_level_fields(raw.get(), &["id", "created", "date", "updated"]) else {
             return Head::default();
         };
         let int = |i: usize| fields[i].and_then(|v| v.get().parse::<i64>().ok());
