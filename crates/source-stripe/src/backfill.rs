@@ -4,8 +4,6 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
-use std::borrow::Cow;
-
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use stripe_catalog::{Api, Resource};
@@ -22,7 +20,6 @@ use crate::records::{Head, stamp};
 use crate::state::{Generation, Range, Span, StreamCheckpoint};
 
 const LIMIT: usize = 100;
-const V2_LIMIT: usize = 20;
 
 /// Why a backfill stopped early.
 #[derive(Debug)]
@@ -381,50 +378,33 @@ async fn by_ranges(
 /// Backfill of a list without a time filter: one page after another.
 async fn sequentially(
     ctx: Arc<StreamCtx>,
-    mut cursor: Option<String>,
+    cursor: Option<String>,
     mut emitted: u64,
 ) -> Result<u64, BackfillError> {
     let listed = ctx.listed();
-    let v2 = listed.api == Api::V2;
+    let mut pager = Pager::new(
+        &ctx.client,
+        listed.list_path.clone(),
+        &listed.list_path,
+        base_params(listed),
+    );
+    if listed.api == Api::V2 {
+        pager = pager.v2();
+    }
+    let mut pager = pager.resume(cursor);
     let mut emitted_this_run = 0;
-    loop {
-        let mut params = base_params(listed);
-        params.push((
-            "limit".into(),
-            if v2 { V2_LIMIT } else { LIMIT }.to_string(),
-        ));
-        if let Some(c) = &cursor {
-            params.push((if v2 { "page" } else { "starting_after" }.into(), c.clone()));
-        }
-        let page = ctx
-            .client
-            .list(&listed.list_path, &params, &listed.list_path)
-            .await?;
-        let next = if v2 {
-            page.next_page.clone()
-        } else {
-            page.data
-                .last()
-                .and_then(|o| Head::of(o).id.map(Cow::into_owned))
-        };
-        if page.has_more && next.is_none() {
-            return Err(BackfillError::Stripe(StripeError::local(
-                "the list said has_more but gave no way to the next page",
-                format!("GET {}", listed.list_path),
-            )));
-        }
+    while let Some(page) = pager.next().await? {
         let more = page.has_more;
         let records =
             records_of_page(&ctx.client, &ctx.account_id, ctx.resource, ctx.parent, page).await?;
         let n = ctx.emit_records(records).await?;
         emitted += n;
         emitted_this_run += n;
-        cursor = next;
         if !more || ctx.limit_reached(emitted) {
             break;
         }
         ctx.emit_state(&StreamCheckpoint::Sequential {
-            cursor: cursor.clone(),
+            cursor: pager.cursor().cloned(),
             emitted,
         })
         .await?;

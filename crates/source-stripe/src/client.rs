@@ -83,9 +83,8 @@ impl StripeClient {
         // reqwest is built without a default TLS provider; ring needs no C toolchain.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let mut headers = HeaderMap::new();
-        let bearer = HeaderValue::from_str(&format!("Bearer {}", config.api_key))
+        let mut bearer = HeaderValue::from_str(&format!("Bearer {}", config.api_key))
             .map_err(|_| "api_key contains characters not allowed in a header".to_owned())?;
-        let mut bearer = bearer;
         bearer.set_sensitive(true);
         headers.insert(reqwest::header::AUTHORIZATION, bearer);
         headers.insert(
@@ -140,7 +139,7 @@ impl StripeClient {
         query: &[(String, String)],
         endpoint: &str,
     ) -> Result<(Value, i64), StripeError> {
-        self.get_bytes_parsed::<Value>(path, query, endpoint).await
+        self.get_parsed::<Value>(path, query, endpoint).await
     }
 
     /// GETs one page of a list.
@@ -150,9 +149,7 @@ impl StripeClient {
         query: &[(String, String)],
         endpoint: &str,
     ) -> Result<Page, StripeError> {
-        let (body, server_time) = self
-            .get_bytes_parsed::<ListBody>(path, query, endpoint)
-            .await?;
+        let (body, server_time) = self.get_parsed::<ListBody>(path, query, endpoint).await?;
         let next_page = body.next_page_url.as_deref().and_then(page_token);
         Ok(Page {
             has_more: body.has_more || next_page.is_some(),
@@ -162,8 +159,9 @@ impl StripeClient {
         })
     }
 
-    /// Like `get_bytes`, but a body that does not parse is retried like a dropped connection.
-    async fn get_bytes_parsed<T: for<'de> Deserialize<'de>>(
+    /// GETs and parses a body, retrying 429s, 5xx, network failures and bodies that do not
+    /// parse (a truncated response), with one budget of `max_retries` for all of them.
+    async fn get_parsed<T: for<'de> Deserialize<'de>>(
         &self,
         path: &str,
         query: &[(String, String)],
@@ -171,63 +169,40 @@ impl StripeClient {
     ) -> Result<(T, i64), StripeError> {
         let mut attempt = 0;
         loop {
-            let (body, server_time) = self.get_bytes(path, query, endpoint).await?;
-            match serde_json::from_slice::<T>(&body) {
-                Ok(parsed) => return Ok((parsed, server_time)),
-                Err(e) if attempt < self.max_retries => {
-                    attempt += 1;
-                    tracing::warn!(path, attempt, "unreadable response ({e}), retrying");
-                    tokio::time::sleep(backoff(attempt)).await;
-                }
-                Err(e) => {
-                    return Err(StripeError {
-                        status: Some(200),
-                        code: None,
-                        message: format!("unreadable response: {e}"),
-                        request: format!("GET {path}"),
-                    });
-                }
-            }
-        }
-    }
-
-    async fn get_bytes(
-        &self,
-        path: &str,
-        query: &[(String, String)],
-        endpoint: &str,
-    ) -> Result<(bytes::Bytes, i64), StripeError> {
-        let mut attempt = 0;
-        loop {
-            match self.attempt(path, query, endpoint).await {
-                Attempt::Done(body, server_time) => return Ok((body, server_time)),
+            let (error, after) = match self.attempt(path, query, endpoint).await {
+                Attempt::Done(body, server_time) => match serde_json::from_slice::<T>(&body) {
+                    Ok(parsed) => return Ok((parsed, server_time)),
+                    Err(e) => (
+                        StripeError {
+                            status: Some(200),
+                            code: None,
+                            message: format!("unreadable response: {e}"),
+                            request: format!("GET {path}"),
+                        },
+                        None,
+                    ),
+                },
                 Attempt::Fail(error) => return Err(error),
-                Attempt::Retry { error, after } => {
-                    if attempt >= self.max_retries {
-                        return Err(error);
-                    }
-                    attempt += 1;
-                    let wait = match after {
-                        Some(after) => after,
-                        None if error.status == Some(429) => throttle_backoff(attempt),
-                        None => backoff(attempt),
-                    };
-                    tracing::debug!(path, attempt, "retrying in {wait:?}: {error}");
-                    tokio::time::sleep(wait).await;
-                }
+                Attempt::Retry { error, after } => (error, after),
+            };
+            if attempt >= self.max_retries {
+                return Err(error);
             }
+            attempt += 1;
+            let wait = match after {
+                Some(after) => after,
+                None if error.status == Some(429) => jittered_backoff(attempt, 0.1, 10.0),
+                None => jittered_backoff(attempt, 0.5, 30.0),
+            };
+            tracing::debug!(path, attempt, "retrying in {wait:?}: {error}");
+            tokio::time::sleep(wait).await;
         }
     }
 
     async fn attempt(&self, path: &str, query: &[(String, String)], endpoint: &str) -> Attempt {
         let request = format!("GET {path}");
         let Ok(_permit) = self.in_flight.acquire().await else {
-            return Attempt::Fail(StripeError {
-                status: None,
-                code: None,
-                message: "the client is shutting down".into(),
-                request,
-            });
+            return Attempt::Fail(StripeError::local("the client is shutting down", request));
         };
         self.account_limiter.until_ready().await;
         self.endpoint_limiter
@@ -341,20 +316,17 @@ fn network_error(request: &str, e: &reqwest::Error) -> StripeError {
         message.push_str(&format!(": {s}"));
         source = s.source();
     }
-    StripeError {
-        status: None,
-        code: None,
-        message,
-        request: request.to_owned(),
-    }
+    StripeError::local(message, request)
 }
 
-/// Pages a v1 list to its end with `starting_after`, one page per call.
+/// Pages a list to its end, one page per call: a v1 list with `starting_after` (the last
+/// object's id), a v2 list with the `page` token it gives.
 pub struct Pager<'a> {
     client: &'a StripeClient,
     path: String,
     endpoint: &'a str,
     params: Vec<(String, String)>,
+    v2: bool,
     cursor: Option<String>,
     done: bool,
 }
@@ -371,31 +343,58 @@ impl<'a> Pager<'a> {
             path,
             endpoint,
             params,
+            v2: false,
             cursor: None,
             done: false,
         }
     }
 
-    /// The next page; `None` after the last one. A page that says there is more but whose last
-    /// object has no id is an error, never a silent end.
+    /// Pages a v2 list.
+    pub fn v2(mut self) -> Pager<'a> {
+        self.v2 = true;
+        self
+    }
+
+    /// Starts after a cursor saved from an earlier pager.
+    pub fn resume(mut self, cursor: Option<String>) -> Pager<'a> {
+        self.cursor = cursor;
+        self
+    }
+
+    /// Where the next page starts.
+    pub fn cursor(&self) -> Option<&String> {
+        self.cursor.as_ref()
+    }
+
+    /// The next page; `None` after the last one. A page that says there is more but gives no
+    /// way to the next one is an error, never a silent end.
     pub async fn next(&mut self) -> Result<Option<Page>, StripeError> {
         if self.done {
             return Ok(None);
         }
         let mut params = self.params.clone();
-        params.push(("limit".into(), "100".into()));
+        let (limit, after) = if self.v2 {
+            ("20", "page")
+        } else {
+            ("100", "starting_after")
+        };
+        params.push(("limit".into(), limit.into()));
         if let Some(c) = &self.cursor {
-            params.push(("starting_after".into(), c.clone()));
+            params.push((after.into(), c.clone()));
         }
         let page = self.client.list(&self.path, &params, self.endpoint).await?;
-        self.cursor = page.data.last().and_then(|o| {
-            crate::records::Head::of(o)
-                .id
-                .map(std::borrow::Cow::into_owned)
-        });
+        self.cursor = if self.v2 {
+            page.next_page.clone()
+        } else {
+            page.data.last().and_then(|o| {
+                crate::records::Head::of(o)
+                    .id
+                    .map(std::borrow::Cow::into_owned)
+            })
+        };
         if page.has_more && self.cursor.is_none() {
             return Err(StripeError::local(
-                "the list said has_more but its last object has no id",
+                "the list said has_more but gave no way to the next page",
                 format!("GET {}", self.path),
             ));
         }
@@ -404,18 +403,12 @@ impl<'a> Pager<'a> {
     }
 }
 
-/// Full-jitter exponential backoff: 0.5 s doubling to 30 s.
-fn backoff(attempt: u32) -> Duration {
-    let ceiling = (0.5 * 2f64.powi(attempt.saturating_sub(1).min(10) as i32)).min(30.0);
-    let jittered = ceiling * (0.5 + rand::random::<f64>() * 0.5);
-    Duration::from_secs_f64(jittered)
-}
-
-/// Backoff after a 429: the limiter already paces requests, so a refusal means a momentary
-/// excess; retry soon, then back off exponentially if refusals persist. 0.1 s doubling to 10 s.
-fn throttle_backoff(attempt: u32) -> Duration {
-    let ceiling = (0.1 * 2f64.powi(attempt.saturating_sub(1).min(10) as i32)).min(10.0);
-    Duration::from_secs_f64(ceiling * (0.5 + rand::random::<f64>() * 0.5))
+/// Jittered exponential backoff: `first` seconds doubling to `ceiling`, each wait a random
+/// 50–100 % of that. After a 429 the limiter already paces requests, so a refusal means a
+/// momentary excess: callers start those at 0.1 s rather than 0.5 s.
+fn jittered_backoff(attempt: u32, first: f64, ceiling: f64) -> Duration {
+    let nominal = (first * 2f64.powi(attempt.saturating_sub(1).min(10) as i32)).min(ceiling);
+    Duration::from_secs_f64(nominal * (0.5 + rand::random::<f64>() * 0.5))
 }
 
 /// The `page` parameter of a v2 `next_page_url`.
@@ -434,10 +427,10 @@ mod tests {
     #[test]
     fn backoff_grows_and_is_bounded() {
         for attempt in 1..20 {
-            let d = backoff(attempt).as_secs_f64();
-            assert!((0.25..=30.0).contains(&d), "{attempt}: {d}");
+            let d = jittered_backoff(attempt, 0.5, 30.0).as_secs_f64();
+            let nominal = (0.5 * 2f64.powi(attempt as i32 - 1)).min(30.0);
+            assert!((nominal * 0.5..=nominal).contains(&d), "{attempt}: {d}");
         }
-        assert!(backoff(1).as_secs_f64() <= 0.5);
     }
 
     #[test]

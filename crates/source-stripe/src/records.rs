@@ -2,6 +2,7 @@
 //! JSON text from the response to stdout; only the few fields paging needs are read.
 
 use std::borrow::Cow;
+use std::fmt::Write;
 
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
@@ -40,24 +41,30 @@ impl Head<'_> {
     }
 }
 
-/// The record data for an object: its JSON text with `_account_id` and `_updated_at` added.
-/// `_updated_at` is the object's own `updated` when it has one, else `observed_at`: the server
+/// `_updated_at`: the object's own `updated` when it has one, else `observed_at`, the server
 /// time it was read (a list page) or the event's creation time, so a later version always
 /// carries a later or equal stamp.
+fn updated_at(own: Option<i64>, observed_at: i64) -> i64 {
+    own.filter(|u| *u > 0).unwrap_or(observed_at)
+}
+
+/// The record data for an object: its JSON text with `_account_id` and `_updated_at` added
+/// in front, the rest of the text untouched.
 pub fn stamp(raw: &RawValue, account_id: &str, observed_at: i64) -> String {
-    let updated = Head::of(raw)
-        .updated
-        .filter(|u| *u > 0)
-        .unwrap_or(observed_at);
+    let updated = updated_at(Head::of(raw).updated, observed_at);
     let text = raw.get().trim_start();
-    let account = serde_json::to_string(account_id).unwrap_or_else(|_| "\"\"".to_owned());
-    let fields = format!("\"{ACCOUNT_ID}\":{account},\"{UPDATED_AT}\":{updated}");
     let rest = text.strip_prefix('{').unwrap_or(text).trim_start();
-    if rest.starts_with('}') {
-        format!("{{{fields}}}")
-    } else {
-        format!("{{{fields},{rest}")
+    let account = serde_json::to_string(account_id).unwrap_or_else(|_| "\"\"".to_owned());
+    let mut out = String::with_capacity(text.len() + account.len() + 48);
+    let _ = write!(
+        out,
+        "{{\"{ACCOUNT_ID}\":{account},\"{UPDATED_AT}\":{updated}"
+    );
+    if !rest.starts_with('}') {
+        out.push(',');
     }
+    out.push_str(rest);
+    out
 }
 
 /// `stamp` for an object already parsed (from an event payload); a tombstone when `deleted`.
@@ -70,12 +77,10 @@ pub fn stamp_value(
     if deleted {
         object.insert("deleted".to_owned(), Value::Bool(true));
     }
-    object.remove(ACCOUNT_ID);
-    object.remove(UPDATED_AT);
-    match serde_json::value::to_raw_value(&object) {
-        Ok(raw) => stamp(&raw, account_id, observed_at),
-        Err(_) => "{}".to_owned(),
-    }
+    let updated = updated_at(object.get("updated").and_then(Value::as_i64), observed_at);
+    object.insert(ACCOUNT_ID.to_owned(), Value::from(account_id));
+    object.insert(UPDATED_AT.to_owned(), Value::from(updated));
+    serde_json::to_string(&object).unwrap_or_else(|_| "{}".to_owned())
 }
 
 #[cfg(test)]
@@ -106,13 +111,30 @@ mod tests {
         let r: Value = serde_json::from_str(&stamp(&raw(json!({})), "a\"b", 1)).unwrap();
         assert_eq!(r, json!({"_account_id": "a\"b", "_updated_at": 1}));
         let t: Value = serde_json::from_str(&stamp_value(
-            json!({"id": "cus_1"}).as_object().unwrap().clone(),
+            json!({"id": "cus_1", "_account_id": "stale"})
+                .as_object()
+                .unwrap()
+                .clone(),
             "a",
             7,
             true,
         ))
         .unwrap();
-        assert_eq!(t["deleted"], true);
+        assert_eq!(
+            t,
+            json!({"id": "cus_1", "deleted": true, "_account_id": "a", "_updated_at": 7})
+        );
+        let u: Value = serde_json::from_str(&stamp_value(
+            json!({"id": "x", "updated": 50})
+                .as_object()
+                .unwrap()
+                .clone(),
+            "a",
+            100,
+            false,
+        ))
+        .unwrap();
+        assert_eq!(u["_updated_at"], 50);
     }
 
     #[test]
