@@ -62,26 +62,26 @@ pub fn config_schema() -> Value {
                 "type": "string",
                 "minLength": 1,
                 "maxLength": 63,
-                "default": "stripe",
+                "default": default_schema(),
                 "description": "Schema that holds one table per stream; created when missing."
             },
             "batch_size": {
                 "type": "integer",
                 "minimum": 1,
-                "default": 10000,
+                "default": default_batch_size(),
                 "description": "Records per stream buffered before a flush (COPY + merge + commit)."
             },
             "flush_interval_ms": {
                 "type": "integer",
                 "minimum": 1,
-                "default": 1000,
+                "default": default_flush_interval_ms(),
                 "description": "A stream's buffered records are flushed at most this long after the first of them arrived, so checkpoints keep moving on slow streams."
             },
             "max_connections": {
                 "type": "integer",
                 "minimum": 1,
                 "maximum": 64,
-                "default": 4,
+                "default": default_max_connections(),
                 "description": "Connections used in parallel; streams load concurrently up to this number."
             },
             "delete_mode": {

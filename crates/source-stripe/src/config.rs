@@ -105,12 +105,12 @@ pub fn config_schema() -> Value {
             "base_url": {"type": "string", "default": DEFAULT_BASE_URL, "pattern": "^https?://", "description": "API base URL (a Stripe simulator in tests)."},
             "rate_limit": {"type": "integer", "minimum": 1, "maximum": 10000, "description": "Requests per second for the whole account; default 100 for live keys, 25 for test keys."},
             "endpoint_rate_limit": {"type": "integer", "minimum": 1, "maximum": 10000, "description": "Requests per second to one endpoint; default 25."},
-            "max_concurrency": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 32, "description": "Requests in flight at once, all streams together."},
+            "max_concurrency": {"type": "integer", "minimum": 1, "maximum": 1000, "default": default_max_concurrency(), "description": "Requests in flight at once, all streams together."},
             "backfill_limit": {"type": "integer", "minimum": 1, "description": "Stop each stream's backfill after this many records (a sample); the stream then counts as complete."},
             "start_date": {"type": "string", "format": "date-time", "description": "Backfill objects created at or after this time (RFC 3339); default: everything (from Stripe's launch in 2011)."},
-            "request_timeout_secs": {"type": "integer", "minimum": 1, "default": 30, "description": "Seconds before one request is abandoned (and retried)."},
-            "max_retries": {"type": "integer", "minimum": 0, "maximum": 50, "default": 8, "description": "Retries of one request on 429, 5xx, timeouts and dropped connections."},
-            "events": {"type": "boolean", "default": true, "description": "Follow /v1/events for updates and deletes after the backfill."}
+            "request_timeout_secs": {"type": "integer", "minimum": 1, "default": default_request_timeout_secs(), "description": "Seconds before one request is abandoned (and retried)."},
+            "max_retries": {"type": "integer", "minimum": 0, "maximum": 50, "default": default_max_retries(), "description": "Retries of one request on 429, 5xx, timeouts and dropped connections."},
+            "events": {"type": "boolean", "default": default_true(), "description": "Follow /v1/events for updates and deletes after the backfill."}
         }
     })
 }
