@@ -1,6 +1,6 @@
 //! The README and docs/ stay true to the binaries: every flag they mention exists, every
-//! sync-engine subcommand they list runs, and the generated configuration reference matches the
-//! connectors' specs.
+//! sync-engine subcommand their code blocks use exists, the README's quick-start command is
+//! accepted, and the generated configuration reference matches the connectors' specs.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -38,27 +38,46 @@ fn help(binary: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// Flags of other tools the docs show in passing (cargo, pip, bash, uvx, npx, scripts).
-const OTHER_TOOLS: &[&str] = &[
-    "--release",
-    "--bins",
-    "--check",
-    "--yes",
-    "--from",
-    "--spec",
-    "--quiet",
-    "--bench",
-    "--workspace",
-    "--all-targets",
-    "--all",
-    "--lib",
-    "--help",
-];
+/// Flags of other tools the docs show in passing (cargo, npx/uvx, scripts/bench).
+const OTHER_TOOLS: &[&str] = &["--release", "--bins", "--yes", "--bench"];
+
+/// The lines of the documents' fenced code blocks.
+fn code_lines(text: &str) -> Vec<&str> {
+    let mut inside = false;
+    let mut lines = Vec::new();
+    for line in text.lines() {
+        if line.trim_start().starts_with("```") {
+            inside = !inside;
+        } else if inside {
+            lines.push(line);
+        }
+    }
+    lines
+}
+
+/// The sync-engine subcommands the documents' code blocks use (`sync-engine WORD`).
+fn documented_subcommands() -> BTreeSet<String> {
+    let mut subs = BTreeSet::new();
+    for (_, text) in documents() {
+        for line in code_lines(&text) {
+            for (at, _) in line.match_indices("sync-engine ") {
+                let word = line[at + "sync-engine ".len()..]
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or("");
+                if !word.is_empty() && word.chars().all(|c| c.is_ascii_lowercase()) {
+                    subs.insert(word.to_owned());
+                }
+            }
+        }
+    }
+    subs
+}
 
 #[test]
-fn every_flag_the_docs_mention_exists() {
-    let mut helps = String::new();
-    for sub in [
+fn every_sync_engine_subcommand_the_docs_use_exists() {
+    let subs = documented_subcommands();
+    for expected in [
         "sync",
         "check",
         "discover",
@@ -66,7 +85,21 @@ fn every_flag_the_docs_mention_exists() {
         "teardown",
         "connectors",
     ] {
-        helps.push_str(&help("sync-engine", &[sub]));
+        assert!(
+            subs.contains(expected),
+            "the docs never show `sync-engine {expected}`: {subs:?}"
+        );
+    }
+    for sub in &subs {
+        help("sync-engine", &[sub.as_str()]);
+    }
+}
+
+#[test]
+fn every_flag_the_docs_mention_exists() {
+    let mut helps = String::new();
+    for sub in documented_subcommands() {
+        helps.push_str(&help("sync-engine", &[sub.as_str()]));
     }
     for (binary, subs) in [
         ("source-stripe", vec!["read", "check"]),
@@ -125,13 +158,18 @@ fn the_configuration_reference_matches_the_specs() {
 
 #[test]
 fn the_readme_quick_start_command_is_accepted() {
-    // `sync-engine sync --schema stripe` with the key and URL from the environment: with an
-    // unreachable database it must get as far as connecting, proving the flags and env work.
+    // The README's `sync-engine sync` line, with the key and URL from the environment: with an
+    // unreachable API and database it must get as far as discovering, proving the flags and the
+    // environment variables work.
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let quick_start = code_lines(&readme)
+        .into_iter()
+        .find(|l| l.starts_with("target/release/sync-engine sync"))
+        .expect("the README's quick start runs target/release/sync-engine sync");
+    let args: Vec<&str> = quick_start.split_whitespace().skip(1).collect();
     let out = Command::new(bin_path("sync-engine"))
+        .args(&args)
         .args([
-            "sync",
-            "--schema",
-            "stripe",
             "--stripe-base-url",
             "http://127.0.0.1:1",
             "--source-config",
@@ -142,7 +180,7 @@ fn the_readme_quick_start_command_is_accepted() {
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
     assert!(
         !stderr.contains("STRIPE_API_KEY") && !stderr.contains("sk_test_readme"),
         "the key was read from the environment and not printed: {stderr}"

@@ -1,7 +1,8 @@
 //! dest-postgres against a real Postgres, through the real binary.
 
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -55,6 +56,13 @@ fn write(db: &TestDb, extra: Value, catalog: &Value, lines: &[String]) -> Finish
         .run()
 }
 
+/// `write` that must succeed.
+fn write_ok(db: &TestDb, extra: Value, catalog: &Value, lines: &[String]) -> Finished {
+    let out = write(db, extra, catalog, lines);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    out
+}
+
 fn setup(db: &TestDb, extra: Value, catalog: &Value) -> Finished {
     Bin::new("dest-postgres")
         .arg("setup")
@@ -67,10 +75,6 @@ fn query(db: &TestDb, sql: &str) -> Vec<postgres::Row> {
     db.client()
         .query(sql, &[])
         .unwrap_or_else(|e| panic!("{sql}: {e}"))
-}
-
-fn count(db: &TestDb, table: &str) -> i64 {
-    query(db, &format!("SELECT count(*) FROM {table}"))[0].get(0)
 }
 
 #[test]
@@ -221,7 +225,7 @@ fn stale_writes_never_overwrite_newer_rows() {
         query(db, "SELECT email FROM stripe.customers WHERE id = 'cus_1'")[0].get(0)
     };
     // Separate runs, so each version is its own batch.
-    write(
+    write_ok(
         &db,
         json!({}),
         &cat,
@@ -230,7 +234,7 @@ fn stale_writes_never_overwrite_newer_rows() {
             json!({"id": "cus_1", "email": "v2", "_updated_at": 200}),
         )],
     );
-    write(
+    write_ok(
         &db,
         json!({}),
         &cat,
@@ -244,7 +248,7 @@ fn stale_writes_never_overwrite_newer_rows() {
         "v2",
         "an older version must not overwrite a newer one"
     );
-    write(
+    write_ok(
         &db,
         json!({}),
         &cat,
@@ -254,7 +258,7 @@ fn stale_writes_never_overwrite_newer_rows() {
         )],
     );
     assert_eq!(email(&db), "v3", "a newer version overwrites");
-    write(
+    write_ok(
         &db,
         json!({}),
         &cat,
@@ -328,7 +332,7 @@ fn tombstones_soft_delete_by_default_and_hard_delete_on_request() {
     for mode in ["soft", "hard"] {
         let db = TestDb::new();
         let cat = catalog(vec![customers_stream()]);
-        write(
+        write_ok(
             &db,
             json!({"delete_mode": mode}),
             &cat,
@@ -369,6 +373,29 @@ fn tombstones_soft_delete_by_default_and_hard_delete_on_request() {
             "soft" => assert_eq!(rows, vec![("cus_1".into(), true), ("cus_2".into(), false)]),
             _ => assert_eq!(rows, vec![("cus_2".into(), false)]),
         }
+        // Created and deleted within one batch: the tombstone is the newest version.
+        write_ok(
+            &db,
+            json!({"delete_mode": mode}),
+            &cat,
+            &[
+                record(
+                    "customers",
+                    json!({"id": "cus_3", "email": "c", "_updated_at": 30}),
+                ),
+                record(
+                    "customers",
+                    json!({"id": "cus_3", "deleted": true, "_updated_at": 31}),
+                ),
+            ],
+        );
+        let cus_3 = db.count("stripe.customers WHERE id = 'cus_3' AND _deleted");
+        assert_eq!(cus_3, if mode == "soft" { 1 } else { 0 }, "{mode}");
+        assert_eq!(
+            db.count("stripe.customers WHERE id = 'cus_3'"),
+            cus_3,
+            "{mode}"
+        );
     }
 }
 
@@ -496,7 +523,10 @@ fn hostile_stream_and_property_names_create_correct_tables() {
 #[test]
 fn teardown_drops_the_schema_but_refuses_public() {
     let db = TestDb::new();
-    setup(&db, json!({}), &catalog(vec![customers_stream()]));
+    let made = setup(&db, json!({}), &catalog(vec![customers_stream()]));
+    assert_eq!(made.code, Some(0), "{}", made.stderr);
+    let stripe_schemas = "pg_namespace WHERE nspname = 'stripe'";
+    assert_eq!(db.count(stripe_schemas), 1);
     let refused = Bin::new("dest-postgres")
         .arg("teardown")
         .json("config", &config(&db, json!({"schema": "public"})))
@@ -512,12 +542,8 @@ fn teardown_drops_the_schema_but_refuses_public() {
         .json("config", &config(&db, json!({})))
         .run();
     assert_eq!(out.code, Some(0), "{}", out.stderr);
-    let schemas: i64 = query(
-        &db,
-        "SELECT count(*) FROM pg_namespace WHERE nspname = 'stripe'",
-    )[0]
-    .get(0);
-    assert_eq!(schemas, 0);
+    assert_eq!(db.count(stripe_schemas), 0);
+    assert_eq!(db.count("pg_namespace WHERE nspname = 'public'"), 1);
 }
 
 fn check(url: &str) -> Value {
@@ -680,7 +706,7 @@ fn a_malformed_line_fails_the_run_with_its_number_and_commits_nothing_after_the_
     assert_eq!(states[0]["destination_stats"]["committed"], 3);
     assert_eq!(out.of_type("connection_status")[0]["status"], "failed");
     assert_eq!(
-        count(&db, "stripe.customers"),
+        db.count("stripe.customers"),
         3,
         "the records after the last state were not committed"
     );
@@ -731,8 +757,8 @@ fn a_failure_confined_to_one_stream_lets_the_others_finish() {
         vec!["customers", "customers"],
         "no state of the failed stream, and no global state after it"
     );
-    assert_eq!(count(&db, "stripe.customers"), 2);
-    assert_eq!(count(&db, "stripe.invoices"), 0);
+    assert_eq!(db.count("stripe.customers"), 2);
+    assert_eq!(db.count("stripe.invoices"), 0);
 }
 
 #[test]
@@ -768,8 +794,12 @@ fn global_state_waits_for_every_stream() {
 struct Writer {
     child: Child,
     stdin: Option<ChildStdin>,
-    stdout: BufReader<ChildStdout>,
+    /// stdout's lines, read by a thread so that a wait can time out instead of hanging.
+    stdout: mpsc::Receiver<String>,
 }
+
+/// Longer than any flush these tests cause takes, even on a loaded machine.
+const MESSAGE_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl Writer {
     fn start(db: &TestDb, extra: Value, catalog: &Value) -> Writer {
@@ -788,10 +818,18 @@ impl Writer {
             .unwrap();
         let stdin = child.stdin.take();
         let stdout = BufReader::new(child.stdout.take().unwrap());
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in stdout.lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
         Writer {
             child,
             stdin,
-            stdout,
+            stdout: rx,
         }
     }
 
@@ -803,10 +841,15 @@ impl Writer {
         stdin.flush().unwrap();
     }
 
+    /// The next message; `None` when stdout ended. Panics when nothing comes for a minute.
     fn next_message(&mut self) -> Option<Value> {
-        let mut line = String::new();
-        (self.stdout.read_line(&mut line).unwrap() > 0)
-            .then(|| serde_json::from_str(&line).unwrap())
+        match self.stdout.recv_timeout(MESSAGE_TIMEOUT) {
+            Ok(line) => Some(serde_json::from_str(&line).unwrap()),
+            Err(mpsc::RecvTimeoutError::Disconnected) => None,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                panic!("dest-postgres printed nothing for {MESSAGE_TIMEOUT:?}")
+            }
+        }
     }
 }
 
@@ -838,7 +881,7 @@ fn states_are_re_emitted_only_after_their_records_are_visible_to_another_connect
         assert_eq!(message["source_state"]["data"]["round"], round);
         assert!(started.elapsed() < Duration::from_secs(10));
         assert_eq!(
-            count(&db, "stripe.customers"),
+            db.count("stripe.customers"),
             sent as i64,
             "state of round {round} arrived before its rows were visible"
         );
@@ -884,7 +927,7 @@ fn kill_9_mid_write_leaves_whole_batches_backed_by_every_printed_state() {
     w.child.kill().unwrap(); // SIGKILL
     w.child.wait().unwrap();
     let _ = feeder.join();
-    let rows = count(&db, "stripe.customers") as u64;
+    let rows = db.count("stripe.customers") as u64;
     assert!(rows > 0);
     assert_eq!(
         rows % batch_size as u64,
@@ -938,7 +981,7 @@ fn a_lost_connection_is_retried() {
     assert_eq!(m["source_state"]["data"]["n"], 2, "{m}");
     drop(w.stdin.take());
     assert!(w.child.wait().unwrap().success());
-    assert_eq!(count(&db, "stripe.customers"), 2);
+    assert_eq!(db.count("stripe.customers"), 2);
 }
 
 #[test]
@@ -981,6 +1024,11 @@ fn secrets_in_the_url_never_reach_the_output() {
         out.stdout,
         out.stderr
     );
+    // It got as far as trying: the failure names the server, without the password.
+    let status = &out.of_type("connection_status")[0];
+    assert_eq!(status["status"], "failed", "{status}");
+    let message = status["message"].as_str().unwrap();
+    assert!(message.contains("127.0.0.1:1/x"), "{message}");
 }
 
 #[test]
@@ -1008,8 +1056,8 @@ fn a_record_without_its_key_fails_only_its_stream() {
         "{errors:?}"
     );
     assert_eq!(out.of_type("source_state")[0]["stream"], "products");
-    assert_eq!(count(&db, "stripe.products"), 1);
-    assert_eq!(count(&db, "stripe.customers"), 0);
+    assert_eq!(db.count("stripe.products"), 1);
+    assert_eq!(db.count("stripe.customers"), 0);
 }
 
 #[test]

@@ -50,7 +50,8 @@ fn catalog(config: &Value, streams: &[&str]) -> Value {
     c
 }
 
-fn read(config: &Value, catalog: &Value, state: Option<&SourceStateSet>) -> Finished {
+/// `read`, whatever its exit status.
+fn try_read(config: &Value, catalog: &Value, state: Option<&SourceStateSet>) -> Finished {
     let mut bin = Bin::new("source-stripe")
         .arg("read")
         .json("config", config)
@@ -59,6 +60,13 @@ fn read(config: &Value, catalog: &Value, state: Option<&SourceStateSet>) -> Fini
         bin = bin.json_file("state", &serde_json::to_value(state).unwrap());
     }
     bin.run()
+}
+
+/// `read` that must succeed.
+fn read(config: &Value, catalog: &Value, state: Option<&SourceStateSet>) -> Finished {
+    let out = try_read(config, catalog, state);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    out
 }
 
 /// Records per stream, in emission order.
@@ -390,17 +398,16 @@ fn creates_updates_and_deletes_after_a_backfill_arrive_in_the_next_incremental_r
     );
     let tombstone = by_id(&deleted_id).expect("a tombstone for the deleted customer");
     assert_eq!(tombstone["deleted"], true);
+    // The deletion came after the first read, so its stamp is not older than anything that
+    // read saw (a second of slack: the server's clock is known to the second).
     let stamp = tombstone["_updated_at"].as_i64().unwrap();
-    assert!(
-        stamp
-            >= first
-                .messages()
-                .iter()
-                .filter_map(|m| m["record"]["data"]["_updated_at"].as_i64())
-                .max()
-                .unwrap()
-                - 60
-    );
+    let first_newest = first
+        .messages()
+        .iter()
+        .filter_map(|m| m["record"]["data"]["_updated_at"].as_i64())
+        .max()
+        .unwrap();
+    assert!(stamp >= first_newest - 1, "{stamp} < {first_newest}");
     // The subscription's items were refetched in full (its payload holds only 10).
     let items: Vec<&Value> = got
         .get("subscription_items")
@@ -512,7 +519,7 @@ fn a_bad_key_exits_1_with_a_config_error() {
     let good = source_config(&fake, json!({}));
     let catalog = catalog(&good, &["customers"]);
     let bad = source_config(&fake, json!({"api_key": "sk_test_wrong_key_123"}));
-    let out = read(&bad, &catalog, None);
+    let out = try_read(&bad, &catalog, None);
     assert_eq!(out.code, Some(1), "{}", out.stderr);
     let status = &out.of_type("connection_status")[0];
     assert_eq!(
@@ -609,7 +616,8 @@ fn backfill_limit_takes_a_sample_and_completes() {
     let out = read(&config, &catalog(&config, &["customers"]), None);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     let n = records(&out.messages())["customers"].len();
-    assert!((150..1000).contains(&n), "{n}");
+    // The backfill stops at the first page that reaches the limit: less than a page beyond it.
+    assert!((150..250).contains(&n), "{n}");
     assert_eq!(statuses(&out)["customers"], "complete");
     assert_eq!(
         final_state(&out.messages()).streams["customers"]["phase"],

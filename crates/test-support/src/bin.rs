@@ -109,17 +109,19 @@ impl Bin {
                 let _ = stdin.write_all(&bytes);
             });
         }
-        let Output {
-            status,
-            stdout,
-            stderr,
-        } = child
+        child
             .wait_with_output()
-            .unwrap_or_else(|e| panic!("wait: {e}"));
+            .unwrap_or_else(|e| panic!("wait: {e}"))
+            .into()
+    }
+}
+
+impl From<Output> for Finished {
+    fn from(output: Output) -> Finished {
         Finished {
-            code: status.code(),
-            stdout: String::from_utf8_lossy(&stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&stderr).into_owned(),
+            code: output.status.code(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
         }
     }
 }

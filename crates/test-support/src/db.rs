@@ -74,6 +74,16 @@ impl TestDb {
     pub fn client(&self) -> Client {
         Client::connect(&self.url, NoTls).unwrap_or_else(|e| panic!("connect {}: {e}", self.name))
     }
+
+    /// `SELECT count(*) FROM {from}`; `from` may carry a WHERE clause. A failed query (a
+    /// missing table) panics: it is never counted as zero.
+    pub fn count(&self, from: &str) -> i64 {
+        let sql = format!("SELECT count(*) FROM {from}");
+        self.client()
+            .query_one(&sql, &[])
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+            .get(0)
+    }
 }
 
 impl Default for TestDb {
