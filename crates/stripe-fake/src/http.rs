@@ -111,6 +111,16 @@ fn plain(status: u16, body: Bytes) -> Response {
     response
 }
 
+/// A 429 with Stripe's body and the header naming which limit was hit.
+fn rate_limited(reason: &'static str) -> Response {
+    let mut response = plain(429, ApiError::rate_limited().body());
+    response.headers_mut().insert(
+        "stripe-rate-limited-reason",
+        HeaderValue::from_static(reason),
+    );
+    response
+}
+
 /// A body that fails before any byte: hyper closes the connection without sending the head
 /// (it is still buffered when the body errors).
 fn dropped() -> Response {
@@ -192,11 +202,7 @@ async fn stripe(
         tokio::time::sleep(delay).await;
     }
     if let Err(limited) = admitted {
-        let mut response = plain(429, ApiError::rate_limited().body());
-        response.headers_mut().insert(
-            "stripe-rate-limited-reason",
-            HeaderValue::from_static(limited.reason()),
-        );
+        let response = rate_limited(limited.reason());
         let what = match limited {
             crate::faults::RateLimited::Global => Recorded::RateLimitedGlobal,
             crate::faults::RateLimited::Endpoint => Recorded::RateLimitedEndpoint,
@@ -206,14 +212,7 @@ async fn stripe(
     let outcome = faults.roll();
     match outcome {
         Outcome::Drop => return finish(Recorded::Dropped, dropped()),
-        Outcome::Throttle => {
-            let mut response = plain(429, ApiError::rate_limited().body());
-            response.headers_mut().insert(
-                "stripe-rate-limited-reason",
-                HeaderValue::from_static("endpoint-rate"),
-            );
-            return finish(Recorded::Throttled, response);
-        }
+        Outcome::Throttle => return finish(Recorded::Throttled, rate_limited("endpoint-rate")),
         Outcome::ServerError => {
             return finish(
                 Recorded::ServerError,

@@ -59,7 +59,7 @@ pub use config::{
     Config, DEFAULT_KEYS, Faults, Latency, WebhookConfig, parse_latency, parse_list, parse_objects,
 };
 pub use error::FakeError;
-pub use server::{FakeStripe, serve};
+pub use server::FakeStripe;
 pub use simulator::{Scope, Simulator};
 pub use stats::Stats;
 pub use webhook::{DEFAULT_TOLERANCE_SECS, SignatureError, signature_header, verify_signature};

@@ -47,19 +47,6 @@ impl Simulator {
     }
 }
 
-/// Generates every account's data (on blocking threads) and serves it on `listener` until an
-/// error.
-pub async fn serve(config: Config, listener: TcpListener) -> Result<(), FakeError> {
-    let simulator = tokio::task::spawn_blocking(move || {
-        let simulator = Simulator::new(config)?;
-        simulator.generate_all();
-        Ok::<_, FakeError>(simulator)
-    })
-    .await
-    .map_err(|e| FakeError::Io(std::io::Error::other(e)))??;
-    Arc::new(simulator).serve(listener).await
-}
-
 /// A simulator serving on `127.0.0.1:<free port>` from its own runtime thread; dropping it
 /// stops the server. Dereferences to [`Simulator`] for the data, mutation, fault and stats API.
 pub struct FakeStripe {
@@ -115,10 +102,6 @@ impl FakeStripe {
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
-    }
-
-    pub fn simulator(&self) -> &Arc<Simulator> {
-        &self.simulator
     }
 }
 

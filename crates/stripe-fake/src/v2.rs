@@ -88,15 +88,21 @@ pub(crate) fn list(
     };
     let (next, previous) = match (page.items.first(), page.items.last()) {
         (Some(first), Some(last)) => {
-            let older = list::page(
-                &collection.entries,
-                |e| e.key,
-                all,
-                Anchor::OlderThan(last.key),
-                1,
-                live,
-            );
-            let next = (!older.items.is_empty()).then(|| url(false, last.key));
+            // Paging towards older objects, the page knows whether more follow.
+            let older_exists = match anchor {
+                Anchor::NewerThan(_) => !list::page(
+                    &collection.entries,
+                    |e| e.key,
+                    all,
+                    Anchor::OlderThan(last.key),
+                    1,
+                    live,
+                )
+                .items
+                .is_empty(),
+                Anchor::Newest | Anchor::OlderThan(_) => page.has_more,
+            };
+            let next = older_exists.then(|| url(false, last.key));
             let previous = list::has_newer(&collection.entries, |e| e.key, all, first.key, live)
                 .then(|| url(true, first.key));
             (next, previous)

@@ -4,6 +4,10 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
+mod common;
+
+use common::Client;
+
 #[test]
 fn the_binary_prints_its_url_and_serves() {
     let started = Instant::now();
@@ -50,34 +54,10 @@ fn the_binary_prints_its_url_and_serves() {
         .next()
         .unwrap()
         .to_string();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let client = Client::at(addr.parse().unwrap());
     let get = |path: &str| {
-        runtime.block_on(async {
-            let stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
-            let (mut sender, conn) =
-                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-                    .await
-                    .unwrap();
-            tokio::spawn(conn);
-            let request = hyper::Request::get(path)
-                .header("host", addr.as_str())
-                .header("authorization", "Bearer sk_test_fake")
-                .body(http_body_util::Empty::<bytes::Bytes>::new())
-                .unwrap();
-            let response = sender.send_request(request).await.unwrap();
-            let status = response.status().as_u16();
-            let body = http_body_util::BodyExt::collect(response.into_body())
-                .await
-                .unwrap()
-                .to_bytes();
-            (
-                status,
-                serde_json::from_slice::<serde_json::Value>(&body).unwrap(),
-            )
-        })
+        let response = client.get(path);
+        (response.status, response.json())
     };
     let (status, customers) = get("/v1/customers?limit=100");
     assert_eq!(status, 200);

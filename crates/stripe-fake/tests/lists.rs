@@ -2,7 +2,7 @@
 
 mod common;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 use common::{Client, created, ids, small, start};
 use serde_json::{Value, json};
@@ -365,7 +365,13 @@ fn every_catalog_stream_is_listable() {
             }
         }
         if resource.api == Api::V2 {
-            assert!(page.get("next_page_url").is_some(), "{path}");
+            assert!(
+                matches!(
+                    page.get("next_page_url"),
+                    Some(Value::String(_) | Value::Null)
+                ),
+                "{path}: {page}"
+            );
         } else {
             assert_eq!(page["object"], "list");
         }
@@ -377,12 +383,6 @@ fn every_catalog_stream_is_listable() {
             assert_eq!(&one, &data[0], "{retrieve}");
         }
     }
-    let streams: HashSet<&str> = catalog()
-        .resources
-        .iter()
-        .map(|r| r.stream.as_str())
-        .collect();
-    assert!(streams.len() >= 59);
 }
 
 #[test]

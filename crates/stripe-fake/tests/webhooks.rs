@@ -66,11 +66,7 @@ fn signatures_verify_only_with_the_secret_and_in_time() {
         verify_signature(payload, "garbage", SECRET, 300, t),
         Err(SignatureError::MalformedHeader)
     );
-    // Independent HMAC: HMAC-SHA256("whsec_test", "1700000000.{}") from Python's hmac module.
-    assert_eq!(
-        signature_header(b"{}", "whsec_test", 1_700_000_000),
-        "t=1700000000,v1=35495024f4ef3f94e5a93e22221544c4b75e9a42300cd965ab81cb85cd994e91"
-    );
+    // The known-answer HMAC test is webhook.rs's unit test.
 }
 
 struct Delivery {

@@ -75,12 +75,17 @@ pub struct Client {
 
 impl Client {
     pub fn new(fake: &FakeStripe) -> Client {
+        Client::at(fake.addr())
+    }
+
+    /// A client of a simulator served elsewhere (the binary).
+    pub fn at(addr: SocketAddr) -> Client {
         Client {
             runtime: tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .expect("a test runtime"),
-            addr: fake.addr(),
+            addr,
             key: Some(KEY.to_string()),
             account: None,
             extra: Vec::new(),
