@@ -20,4 +20,4 @@ pub mod validate;
 pub use connector::{About, Capability, Connector, run, run_capability};
 pub use error::ConnectorError;
 pub use input::{InputLine, InputLines};
-pub use output::{Output, OutputClosed, OutputThread};
+pub use output::{EmitError, Output, OutputClosed, OutputThread};

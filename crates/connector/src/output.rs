@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 
 use serde_json::Value;
-use sync_protocol::framing::MessageWriter;
+use sync_protocol::framing::{FramingError, MessageWriter, record_line};
 use sync_protocol::{Log, LogLevel, Message, Record, SourceState, StreamStatus, StreamStatusKind};
 use tokio::sync::mpsc;
 
@@ -25,6 +25,16 @@ impl std::fmt::Display for OutputClosed {
 }
 
 impl std::error::Error for OutputClosed {}
+
+/// Why a record was not emitted.
+#[derive(Debug, thiserror::Error)]
+pub enum EmitError {
+    #[error(transparent)]
+    Closed(#[from] OutputClosed),
+    /// The record's text would break the framing; it names the stream.
+    #[error(transparent)]
+    Framing(#[from] FramingError),
+}
 
 const QUEUE: usize = 1024;
 
@@ -82,17 +92,14 @@ impl Output {
             .map_err(|_| OutputClosed)
     }
 
-    /// Emits a record whose data is already JSON text (an object), without parsing it again.
-    pub async fn raw_record(&self, stream: &str, data_json: &str) -> Result<(), OutputClosed> {
-        let stream = serde_json::to_string(stream).unwrap_or_else(|_| "\"\"".to_owned());
-        let line = format!(
-            r#"{{"type":"record","record":{{"stream":{stream},"data":{data_json},"emitted_at":"{}"}}}}"#,
-            sync_protocol::time::now_rfc3339()
-        );
+    /// Emits a record whose data is already compact JSON text (an object), without parsing it
+    /// again. Text holding a raw line break is refused, naming the stream.
+    pub async fn raw_record(&self, stream: &str, data_json: &str) -> Result<(), EmitError> {
+        let line = record_line(stream, data_json, &sync_protocol::time::now_rfc3339())?;
         self.tx
             .send(Outgoing::RecordLine(line))
             .await
-            .map_err(|_| OutputClosed)
+            .map_err(|_| EmitError::Closed(OutputClosed))
     }
 
     pub async fn record(&self, stream: &str, data: Value) -> Result<(), OutputClosed> {
@@ -178,6 +185,13 @@ fn write_loop<W: Write>(mut rx: mpsc::Receiver<Outgoing>, out: W, closed: &Atomi
             Outgoing::Message(m) => writer.write(m),
             Outgoing::RecordLine(line) => writer.write_line(line.as_bytes(), false),
         };
+        if let Err(e) = &written
+            && e.kind() == io::ErrorKind::InvalidData
+        {
+            // Refused before a byte was written: the framing holds, the line is lost loudly.
+            tracing::error!("{e}");
+            continue;
+        }
         if flush_or_close(written, closed) {
             return;
         }

@@ -30,6 +30,76 @@ pub enum FrameError {
     },
 }
 
+/// A message line that would break the one-message-per-line framing: nothing was written.
+#[derive(Debug, Error)]
+#[error(
+    "{subject} contains a raw line break, which would split it over several lines; it was not written"
+)]
+pub struct FramingError {
+    subject: String,
+    stream: Option<String>,
+}
+
+impl FramingError {
+    /// The stream of the offending record, when it is one and its stream could be read.
+    pub fn stream(&self) -> Option<&str> {
+        self.stream.as_deref()
+    }
+
+    fn of_line(line: &[u8]) -> FramingError {
+        // A raw line break outside strings is JSON whitespace, so the line may still parse.
+        match crate::peek::peek(line) {
+            Ok(crate::peek::Peeked::Record(r)) => FramingError::of_record(&r.stream),
+            Ok(crate::peek::Peeked::Other(kind)) => FramingError {
+                subject: format!("a {kind} message"),
+                stream: None,
+            },
+            Err(_) => FramingError {
+                subject: "a message line".to_owned(),
+                stream: None,
+            },
+        }
+    }
+
+    fn of_record(stream: &str) -> FramingError {
+        FramingError {
+            subject: format!("a record of stream {stream:?}"),
+            stream: Some(stream.to_owned()),
+        }
+    }
+}
+
+/// Checks that a serialised message is one line: no raw `\n` or `\r` anywhere in it.
+pub fn check_line(line: &[u8]) -> Result<(), FramingError> {
+    match memchr::memchr2(b'\n', b'\r', line) {
+        None => Ok(()),
+        Some(_) => Err(FramingError::of_line(line)),
+    }
+}
+
+/// The line (without its newline) of a record whose `data` is already JSON text: the text goes
+/// in untouched, so it must be one line (compact it first with [`crate::compact`]).
+pub fn record_line(
+    stream: &str,
+    data_json: &str,
+    emitted_at: &str,
+) -> Result<String, FramingError> {
+    if memchr::memchr2(b'\n', b'\r', data_json.as_bytes()).is_some() {
+        return Err(FramingError::of_record(stream));
+    }
+    let stream_json = serde_json::to_string(stream).unwrap_or_else(|_| "\"\"".to_owned());
+    let emitted_json = serde_json::to_string(emitted_at).unwrap_or_else(|_| "\"\"".to_owned());
+    let mut line = String::with_capacity(data_json.len() + stream_json.len() + 80);
+    line.push_str(r#"{"type":"record","record":{"stream":"#);
+    line.push_str(&stream_json);
+    line.push_str(r#","data":"#);
+    line.push_str(data_json);
+    line.push_str(r#","emitted_at":"#);
+    line.push_str(&emitted_json);
+    line.push_str("}}");
+    Ok(line)
+}
+
 /// A line that could not be framed or parsed; always names the line.
 #[derive(Debug, Error)]
 pub enum ReadError {
@@ -297,8 +367,11 @@ impl<W: Write> MessageWriter<W> {
         Ok(())
     }
 
-    /// Writes an already-serialised line (without its newline) untouched.
+    /// Writes an already-serialised line (without its newline) untouched. A line holding a raw
+    /// line break is refused with an [`io::ErrorKind::InvalidData`] error wrapping a
+    /// [`FramingError`], and nothing is written.
     pub fn write_line(&mut self, line: &[u8], flush: bool) -> io::Result<()> {
+        check_line(line).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
         self.out.write_all(line)?;
         self.out.write_all(b"\n")?;
         if flush {
@@ -371,6 +444,34 @@ mod tests {
         assert_eq!(
             got,
             vec![Ok((1, "0123456789".into())), Ok((2, "0123456789".into()))]
+        );
+    }
+
+    #[test]
+    fn a_line_with_a_raw_break_is_refused_and_names_its_stream() {
+        let mut out = Vec::new();
+        let mut w = MessageWriter::new(&mut out);
+        let broken = b"{\"type\":\"record\",\"record\":{\"stream\":\"customers\",\n\"data\":{}}}";
+        let e = w.write_line(broken, true).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+        assert!(e.to_string().contains("\"customers\""), "{e}");
+        let e = w
+            .write_line(b"{\"type\":\"log\",\r\"log\":{}}", true)
+            .unwrap_err();
+        assert!(e.to_string().contains("a log message"), "{e}");
+        w.write_line(b"{\"a\":\"x\\ny\"}", true).unwrap();
+        drop(w);
+        assert_eq!(out, b"{\"a\":\"x\\ny\"}\n");
+        let e = record_line("invoices", "{\n}", "t").unwrap_err();
+        assert_eq!(e.stream(), Some("invoices"));
+        let line = record_line("a\"b", "{\"id\":1}", "2026-01-01T00:00:00Z").unwrap();
+        let m = crate::Message::from_slice(line.as_bytes()).unwrap();
+        let crate::Message::Record(r) = m else {
+            panic!()
+        };
+        assert_eq!(
+            (r.stream.as_str(), r.data["id"].as_i64()),
+            ("a\"b", Some(1))
         );
     }
 

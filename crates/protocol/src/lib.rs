@@ -20,6 +20,7 @@
 
 pub mod airbyte;
 mod catalog;
+pub mod compact;
 mod control;
 mod envelope;
 mod error;

@@ -4,41 +4,21 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
-use serde::Deserialize;
-use serde_json::value::RawValue;
 use stripe_catalog::{Api, Resource};
 use sync_connector::{Output, OutputClosed};
-use sync_protocol::peek::top_level_fields;
 use sync_protocol::time::unix_to_rfc3339;
 use sync_protocol::{SourceState, StreamStatusKind, TimeRange};
 use tokio::task::JoinSet;
 
+use crate::children::children_of;
 use crate::client::{Page, Pager, StripeClient};
-use crate::error::StripeError;
+use crate::error::{ReadError, StripeError};
+use crate::events::CLOCK_SLACK_SECS;
 use crate::ranges;
 use crate::records::{Head, stamp};
 use crate::state::{Generation, Range, Span, StreamCheckpoint};
 
 const LIMIT: usize = 100;
-
-/// Why a backfill stopped early.
-#[derive(Debug)]
-pub enum BackfillError {
-    Stripe(StripeError),
-    Output(OutputClosed),
-}
-
-impl From<StripeError> for BackfillError {
-    fn from(e: StripeError) -> Self {
-        BackfillError::Stripe(e)
-    }
-}
-
-impl From<OutputClosed> for BackfillError {
-    fn from(e: OutputClosed) -> Self {
-        BackfillError::Output(e)
-    }
-}
 
 /// Everything a stream's backfill needs.
 pub struct StreamCtx {
@@ -77,7 +57,7 @@ impl StreamCtx {
             .await
     }
 
-    async fn emit_records(&self, records: Vec<String>) -> Result<u64, OutputClosed> {
+    async fn emit_records(&self, records: Vec<String>) -> Result<u64, ReadError> {
         let n = records.len() as u64;
         for data in records {
             self.output.raw_record(self.stream(), &data).await?;
@@ -115,77 +95,54 @@ async fn records_of_page(
     let children = futures_util::future::try_join_all(fetches).await?;
     Ok(children
         .iter()
-        .flatten()
-        .map(|c| stamp(c, account_id, observed_at))
+        .flat_map(|c| {
+            let observed = c.fetched_at.unwrap_or(observed_at);
+            c.items
+                .iter()
+                .map(move |item| stamp(item, account_id, observed))
+        })
         .collect())
 }
 
-/// An embedded list such as `subscription.items`.
-#[derive(Deserialize)]
-struct EmbeddedList {
-    #[serde(default)]
-    has_more: bool,
-    #[serde(default)]
-    data: Vec<Box<RawValue>>,
+/// What a finished backfill did.
+pub struct Backfilled {
+    /// Records emitted in this run.
+    pub records: u64,
+    /// See [`StreamCheckpoint::listed_until`].
+    pub listed_until: Option<i64>,
 }
 
-/// Every child of one parent object: the embedded list when it is complete (at most 10 items),
-/// otherwise the nested list endpoint, paged to the end.
-pub async fn children_of(
-    client: &StripeClient,
-    child: &'static Resource,
-    parent: &RawValue,
-) -> Result<Vec<Box<RawValue>>, StripeError> {
-    let Some(link) = &child.parent else {
-        return Ok(Vec::new());
-    };
-    let fields =
-        top_level_fields(parent.get(), &[link.embedded_field.as_str()]).unwrap_or_default();
-    let embedded = fields
-        .first()
-        .copied()
-        .flatten()
-        .and_then(|raw| serde_json::from_str::<EmbeddedList>(raw.get()).ok());
-    if let Some(list) = embedded
-        && !list.has_more
-    {
-        return Ok(list.data);
-    }
-    let head = Head::of(parent);
-    let Some(parent_id) = head.id.as_deref() else {
-        return Ok(Vec::new());
-    };
-    let params = link
-        .param
-        .iter()
-        .map(|p| (p.clone(), parent_id.to_owned()))
-        .collect();
-    let mut pager = Pager::new(
-        client,
-        child.list_path_for(Some(parent_id)),
-        &child.list_path,
-        params,
-    );
-    let mut out = Vec::new();
-    while let Some(page) = pager.next().await? {
-        out.extend(page.data);
-    }
-    Ok(out)
-}
-
-/// Runs (or resumes) a stream's backfill to its end; returns the number of records emitted.
-pub async fn run(ctx: Arc<StreamCtx>, checkpoint: StreamCheckpoint) -> Result<u64, BackfillError> {
-    match checkpoint {
-        StreamCheckpoint::Complete { .. } => Ok(0),
+/// Runs (or resumes) a stream's backfill to its end, then emits its complete checkpoint.
+pub async fn run(
+    ctx: Arc<StreamCtx>,
+    checkpoint: StreamCheckpoint,
+) -> Result<Backfilled, ReadError> {
+    let (records, span) = match checkpoint {
+        StreamCheckpoint::Complete { listed_until, .. } => {
+            return Ok(Backfilled {
+                records: 0,
+                listed_until,
+            });
+        }
         StreamCheckpoint::Ranges {
             span,
             remaining,
             emitted,
-        } => by_ranges(ctx, span, remaining, emitted).await,
+        } => (
+            by_ranges(ctx.clone(), span, remaining, emitted).await?,
+            Some(span),
+        ),
         StreamCheckpoint::Sequential { cursor, emitted } => {
-            sequentially(ctx, cursor, emitted).await
+            (sequentially(ctx.clone(), cursor, emitted).await?, None)
         }
-    }
+    };
+    let listed_until = Some(ctx.client.server_now() + CLOCK_SLACK_SECS);
+    ctx.emit_state(&StreamCheckpoint::Complete { span, listed_until })
+        .await?;
+    Ok(Backfilled {
+        records,
+        listed_until,
+    })
 }
 
 /// The first checkpoint of a stream that has none.
@@ -262,7 +219,7 @@ async fn by_ranges(
     span: Span,
     remaining: Vec<Range>,
     mut emitted: u64,
-) -> Result<u64, BackfillError> {
+) -> Result<u64, ReadError> {
     let mut next_id = 0u64;
     let mut outstanding: BTreeMap<u64, Range> = BTreeMap::new();
     let mut queue: VecDeque<u64> = VecDeque::new();
@@ -291,7 +248,7 @@ async fn by_ranges(
         let (id, result) = match joined {
             Ok(r) => r,
             Err(e) => {
-                return Err(BackfillError::Stripe(StripeError::local(
+                return Err(ReadError::Stripe(StripeError::local(
                     format!("a page task failed: {e}"),
                     ctx.listed().list_path.clone(),
                 )));
@@ -339,7 +296,7 @@ async fn by_ranges(
             }
             (true, None) => {
                 // A page with more to come but no usable cursor: only re-reading would help.
-                return Err(BackfillError::Stripe(StripeError::local(
+                return Err(ReadError::Stripe(StripeError::local(
                     "the list said has_more but its last object has no id or created time",
                     format!("GET {}", ctx.listed().list_path),
                 )));
@@ -370,8 +327,6 @@ async fn by_ranges(
         }
     }
     in_flight.abort_all();
-    ctx.emit_state(&StreamCheckpoint::Complete { span: Some(span) })
-        .await?;
     Ok(emitted_this_run)
 }
 
@@ -380,7 +335,7 @@ async fn sequentially(
     ctx: Arc<StreamCtx>,
     cursor: Option<String>,
     mut emitted: u64,
-) -> Result<u64, BackfillError> {
+) -> Result<u64, ReadError> {
     let listed = ctx.listed();
     let mut pager = Pager::new(
         &ctx.client,
@@ -409,7 +364,5 @@ async fn sequentially(
         })
         .await?;
     }
-    ctx.emit_state(&StreamCheckpoint::Complete { span: None })
-        .await?;
     Ok(emitted_this_run)
 }

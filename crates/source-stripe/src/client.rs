@@ -142,6 +142,15 @@ impl StripeClient {
         self.get_parsed::<Value>(path, query, endpoint).await
     }
 
+    /// GETs one object as JSON text, and the server time no later than when it was read.
+    pub async fn retrieve(
+        &self,
+        path: &str,
+        endpoint: &str,
+    ) -> Result<(Box<RawValue>, i64), StripeError> {
+        self.get_parsed::<Box<RawValue>>(path, &[], endpoint).await
+    }
+
     /// GETs one page of a list.
     pub async fn list(
         &self,

@@ -1,5 +1,40 @@
 use std::fmt;
 
+use sync_connector::{EmitError, OutputClosed};
+use sync_protocol::framing::FramingError;
+
+/// Why reading a stream (or the events feed) stopped early.
+#[derive(Debug)]
+pub enum ReadError {
+    /// Stripe answered with an error, after retries.
+    Stripe(StripeError),
+    /// Whoever reads stdout went away.
+    Output(OutputClosed),
+    /// A record could not be framed as one line.
+    Framing(FramingError),
+}
+
+impl From<StripeError> for ReadError {
+    fn from(e: StripeError) -> Self {
+        ReadError::Stripe(e)
+    }
+}
+
+impl From<OutputClosed> for ReadError {
+    fn from(e: OutputClosed) -> Self {
+        ReadError::Output(e)
+    }
+}
+
+impl From<EmitError> for ReadError {
+    fn from(e: EmitError) -> Self {
+        match e {
+            EmitError::Closed(c) => ReadError::Output(c),
+            EmitError::Framing(f) => ReadError::Framing(f),
+        }
+    }
+}
+
 /// A failed Stripe request, after retries.
 #[derive(Debug, Clone)]
 pub struct StripeError {
@@ -39,6 +74,11 @@ impl StripeError {
             message: message.into(),
             request: request.into(),
         }
+    }
+
+    /// The object asked for does not exist (or no longer does).
+    pub fn is_not_found(&self) -> bool {
+        self.status == Some(404)
     }
 
     pub fn is_unauthorized(&self) -> bool {

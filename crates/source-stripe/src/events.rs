@@ -6,19 +6,28 @@
 //! behind the present, where events may still appear, and keeps the ids of the events already
 //! processed at or after it: `created[gte]` plus those ids loses nothing that shares the cursor's
 //! second and processes nothing twice.
+//!
+//! Same-second ties: an event's snapshot and a list read made in the same second cannot be
+//! ordered (Stripe's times are whole seconds, and some changes emit no event at all). An event
+//! created no later than the end of its stream's backfill ([`crate::state::StreamCheckpoint`]'s
+//! `listed_until`), or no later than a refetch of its object in this run, is therefore not
+//! trusted: the object is read again and that current version is emitted instead.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
-use serde_json::{Map, Value};
-use stripe_catalog::Resource;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use stripe_catalog::{Catalog, Resource};
 use sync_connector::Output;
 use sync_protocol::SourceState;
+use sync_protocol::peek::top_level_fields;
 
-use crate::backfill::{BackfillError, children_of};
+use crate::children::{children_of, embedded_items};
 use crate::client::{Pager, StripeClient};
-use crate::error::StripeError;
-use crate::records::{Head, stamp, stamp_value};
+use crate::error::ReadError;
+use crate::records::{Head, stamp, tombstone};
 use crate::state::{EventsCursor, Generation, GlobalCheckpoint};
 
 /// Stripe keeps events for 30 days.
@@ -27,6 +36,9 @@ pub const RETENTION_SECS: i64 = 30 * 24 * 3600;
 const LATENESS_SECS: i64 = 5;
 const FIRST_WINDOW_SECS: i64 = 3600;
 const MAX_WINDOW_EVENTS: usize = 10_000;
+/// How far a read's second may be off the second the server made it in (the clock offset is
+/// learnt from whole-second `Date` headers).
+pub const CLOCK_SLACK_SECS: i64 = 2;
 
 pub struct EventsCtx {
     pub client: Arc<StripeClient>,
@@ -34,25 +46,98 @@ pub struct EventsCtx {
     pub account_id: String,
     /// The selected streams and their backfill generations, recorded with the cursor.
     pub streams: BTreeMap<String, Generation>,
+    /// Per stream, the last second its backfill listed objects in: events up to then may be
+    /// older than what was listed.
+    pub listed_until: HashMap<String, i64>,
 }
 
 /// Records emitted per stream.
 pub type Counts = HashMap<String, u64>;
+
+/// The fields of an event the source reads; the rest stays text.
+#[derive(Deserialize)]
+struct Event<'a> {
+    #[serde(borrow)]
+    id: Cow<'a, str>,
+    created: i64,
+    #[serde(rename = "type", borrow, default)]
+    kind: Cow<'a, str>,
+    #[serde(borrow, default)]
+    data: Option<EventData<'a>>,
+}
+
+#[derive(Deserialize)]
+struct EventData<'a> {
+    #[serde(borrow)]
+    object: &'a RawValue,
+    #[serde(borrow, default)]
+    previous_attributes: Option<&'a RawValue>,
+}
+
+/// The fields of an event's object the source reads.
+struct ObjectHead<'a> {
+    object_type: Option<Cow<'a, str>>,
+    id: Option<Cow<'a, str>>,
+    deleted: bool,
+}
+
+impl<'a> ObjectHead<'a> {
+    fn of(raw: &'a RawValue) -> ObjectHead<'a> {
+        let fields = top_level_fields(raw.get(), &["object", "id", "deleted"]).unwrap_or_default();
+        let text = |i: usize| {
+            fields
+                .get(i)
+                .copied()
+                .flatten()
+                .and_then(|v| serde_json::from_str::<Cow<'a, str>>(v.get()).ok())
+        };
+        ObjectHead {
+            object_type: text(0),
+            id: text(1),
+            deleted: fields
+                .get(2)
+                .copied()
+                .flatten()
+                .is_some_and(|v| v.get() == "true"),
+        }
+    }
+}
+
+/// Objects read again during this run: an event older than such a read is already reflected
+/// in it; one from the same second may or may not be.
+#[derive(Default)]
+struct Refetched {
+    /// Object id → (the read's stamp, the last second that may still tie with it).
+    by_id: HashMap<String, (i64, i64)>,
+}
+
+/// Where an object's version comes from for one event.
+enum Version {
+    /// The event's snapshot, as of the event's time.
+    Snapshot,
+    /// A version read after the event: read it again.
+    Refetch,
+    /// A version already emitted in this run is newer than the event.
+    AlreadyNewer,
+}
 
 impl EventsCtx {
     fn is_selected(&self, stream: &str) -> bool {
         self.streams.contains_key(stream)
     }
 
-    async fn emit(
-        &self,
-        stream: &str,
-        data: String,
-        counts: &mut Counts,
-    ) -> Result<(), BackfillError> {
+    async fn emit(&self, stream: &str, data: String, counts: &mut Counts) -> Result<(), ReadError> {
         self.output.raw_record(stream, &data).await?;
         *counts.entry(stream.to_owned()).or_default() += 1;
         Ok(())
+    }
+
+    /// Whether an event at `created` may predate what a list read of these streams saw.
+    fn ties_a_listing(&self, streams: &[&str], created: i64) -> bool {
+        streams
+            .iter()
+            .filter_map(|s| self.listed_until.get(*s))
+            .any(|until| created <= *until)
     }
 }
 
@@ -63,19 +148,19 @@ pub fn expired(cursor: &EventsCursor, server_now: i64) -> bool {
 
 /// Whether an event means its object no longer exists. A subscription's `.deleted` event is a
 /// cancellation: the subscription is still listed, now canceled.
-fn is_deletion(event_type: &str, object: &Map<String, Value>) -> bool {
-    if object.get("deleted").and_then(Value::as_bool) == Some(true) {
+fn is_deletion(event_type: &str, object: &ObjectHead<'_>) -> bool {
+    if object.deleted {
         return true;
     }
-    event_type.ends_with(".deleted")
-        && object.get("object").and_then(Value::as_str) != Some("subscription")
+    event_type.ends_with(".deleted") && object.object_type.as_deref() != Some("subscription")
 }
 
 /// Reads every event after the cursor and emits the records they carry, oldest first; emits
 /// the global state after each window.
-pub async fn follow(ctx: &EventsCtx, mut cursor: EventsCursor) -> Result<Counts, BackfillError> {
+pub async fn follow(ctx: &EventsCtx, mut cursor: EventsCursor) -> Result<Counts, ReadError> {
     let catalog = stripe_catalog::catalog();
     let mut counts = Counts::new();
+    let mut refetched = Refetched::default();
     let mut window = FIRST_WINDOW_SECS;
     loop {
         let read_at = ctx.client.server_now();
@@ -91,18 +176,19 @@ pub async fn follow(ctx: &EventsCtx, mut cursor: EventsCursor) -> Result<Counts,
         events.reverse();
         let seen: HashSet<&str> = cursor.seen.iter().map(String::as_str).collect();
         let mut in_window: Vec<(i64, String)> = Vec::with_capacity(events.len());
-        for event in &events {
-            let (Some(id), Some(created)) = (
-                event.get("id").and_then(Value::as_str),
-                event.get("created").and_then(Value::as_i64),
-            ) else {
-                continue;
+        for raw in &events {
+            let event = match serde_json::from_str::<Event<'_>>(raw.get()) {
+                Ok(event) => event,
+                Err(e) => {
+                    tracing::warn!("skipping an unreadable event: {e}");
+                    continue;
+                }
             };
-            in_window.push((created, id.to_owned()));
-            if seen.contains(id) {
+            in_window.push((event.created, event.id.clone().into_owned()));
+            if seen.contains(event.id.as_ref()) {
                 continue;
             }
-            apply(ctx, catalog, event, created, &mut counts).await?;
+            apply(ctx, catalog, &event, raw, &mut counts, &mut refetched).await?;
         }
         // The cursor never passes the last few seconds, where events may still appear; the ids
         // of the events read at or after it are remembered instead.
@@ -140,7 +226,7 @@ async fn read_window(
     client: &StripeClient,
     gte: i64,
     lt: i64,
-) -> Result<Option<Vec<Map<String, Value>>>, BackfillError> {
+) -> Result<Option<Vec<Box<RawValue>>>, ReadError> {
     let params = vec![
         ("created[gte]".to_owned(), gte.to_string()),
         ("created[lt]".to_owned(), lt.to_string()),
@@ -148,12 +234,7 @@ async fn read_window(
     let mut pager = Pager::new(client, "/v1/events".to_owned(), "/v1/events", params);
     let mut events = Vec::new();
     while let Some(page) = pager.next().await? {
-        for raw in page.data {
-            match serde_json::from_str::<Map<String, Value>>(raw.get()) {
-                Ok(event) => events.push(event),
-                Err(e) => tracing::warn!("skipping an unreadable event: {e}"),
-            }
-        }
+        events.extend(page.data);
         if events.len() > MAX_WINDOW_EVENTS && lt - gte > 1 {
             return Ok(None);
         }
@@ -165,107 +246,158 @@ async fn read_window(
 /// object's nested lists, fetched in full when the payload truncates them.
 async fn apply(
     ctx: &EventsCtx,
-    catalog: &'static stripe_catalog::Catalog,
-    event: &Map<String, Value>,
-    created: i64,
-    counts: &mut HashMap<String, u64>,
-) -> Result<(), BackfillError> {
+    catalog: &'static Catalog,
+    event: &Event<'_>,
+    raw_event: &RawValue,
+    counts: &mut Counts,
+    refetched: &mut Refetched,
+) -> Result<(), ReadError> {
     if ctx.is_selected("events") {
-        ctx.emit(
-            "events",
-            stamp_value(event.clone(), &ctx.account_id, created, false),
-            counts,
-        )
-        .await?;
+        let data = stamp(raw_event, &ctx.account_id, event.created);
+        ctx.emit("events", data, counts).await?;
     }
-    let event_type = event
-        .get("type")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let Some(object) = event
-        .get("data")
-        .and_then(|d| d.get("object"))
-        .and_then(Value::as_object)
-    else {
+    let Some(data) = &event.data else {
         return Ok(());
     };
-    let Some(object_type) = object.get("object").and_then(Value::as_str) else {
+    let head = ObjectHead::of(data.object);
+    let Some(object_type) = head.object_type.as_deref() else {
         return Ok(());
     };
     // Previews such as invoice.upcoming have no id: nothing to store.
-    if object.get("id").and_then(Value::as_str).is_none() {
+    let Some(id) = head.id.as_deref() else {
         return Ok(());
-    }
+    };
     let Some(resource) = catalog.by_object(object_type).filter(|r| !r.is_nested()) else {
         return Ok(());
     };
-    let deleted = is_deletion(event_type, object);
-    if ctx.is_selected(&resource.stream) {
-        let data = stamp_value(object.clone(), &ctx.account_id, created, deleted);
-        ctx.emit(&resource.stream, data, counts).await?;
-    }
     let children: Vec<&'static Resource> = catalog
         .children_of(&resource.stream)
         .filter(|c| ctx.is_selected(&c.stream))
         .collect();
+    let selected = ctx.is_selected(&resource.stream);
+    if !selected && children.is_empty() {
+        return Ok(());
+    }
+    if is_deletion(&event.kind, &head) {
+        return apply_deletion(ctx, event, data.object, resource, &children, counts).await;
+    }
+
+    let mut streams: Vec<&str> = children.iter().map(|c| c.stream.as_str()).collect();
+    streams.push(&resource.stream);
+    let version = match refetched.by_id.get(id) {
+        Some((stamp, _)) if event.created < *stamp => Version::AlreadyNewer,
+        Some((_, ties_until)) if event.created <= *ties_until => Version::Refetch,
+        _ if ctx.ties_a_listing(&streams, event.created) => Version::Refetch,
+        _ => Version::Snapshot,
+    };
+    let current;
+    let (object, observed_at): (&RawValue, i64) = match version {
+        Version::AlreadyNewer => return Ok(()),
+        Version::Snapshot => (data.object, event.created),
+        Version::Refetch => match refetch(ctx, resource, id).await? {
+            Some((raw, read_at)) => {
+                refetched
+                    .by_id
+                    .insert(id.to_owned(), (read_at, read_at + 1 + CLOCK_SLACK_SECS));
+                current = raw;
+                if ObjectHead::of(&current).deleted {
+                    // Gone since the event: its own deletion event follows.
+                    if selected {
+                        let data = tombstone(&current, &ctx.account_id, read_at);
+                        ctx.emit(&resource.stream, data, counts).await?;
+                    }
+                    return Ok(());
+                }
+                (&*current, read_at)
+            }
+            None => (data.object, event.created),
+        },
+    };
+    if selected {
+        let record = stamp(object, &ctx.account_id, observed_at);
+        ctx.emit(&resource.stream, record, counts).await?;
+    }
+    for child in children {
+        apply_to_children(ctx, event, data, object, observed_at, child, counts).await?;
+    }
+    Ok(())
+}
+
+/// Reads an object again; `None` when it cannot be (no retrieve path, or gone: then the event's
+/// snapshot stands until its deletion event).
+async fn refetch(
+    ctx: &EventsCtx,
+    resource: &Resource,
+    id: &str,
+) -> Result<Option<(Box<RawValue>, i64)>, ReadError> {
+    let Some(template) = &resource.retrieve_path else {
+        return Ok(None);
+    };
+    let path = template.replace("{id}", id);
+    match ctx.client.retrieve(&path, template).await {
+        Ok(found) => Ok(Some(found)),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Tombstones for a deleted object and for the items it embedded.
+async fn apply_deletion(
+    ctx: &EventsCtx,
+    event: &Event<'_>,
+    object: &RawValue,
+    resource: &Resource,
+    children: &[&'static Resource],
+    counts: &mut Counts,
+) -> Result<(), ReadError> {
+    if ctx.is_selected(&resource.stream) {
+        let data = tombstone(object, &ctx.account_id, event.created);
+        ctx.emit(&resource.stream, data, counts).await?;
+    }
     for child in children {
         let Some(link) = &child.parent else { continue };
-        let embedded_ids = |list: Option<&Value>| -> Vec<Map<String, Value>> {
-            list.and_then(|l| l.get("data"))
-                .and_then(Value::as_array)
-                .map(|items| {
-                    items
-                        .iter()
-                        .filter_map(|i| i.as_object().cloned())
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
-        if deleted {
-            // The parent is gone, and with it the items it embedded.
-            for item in embedded_ids(object.get(&link.embedded_field)) {
-                ctx.emit(
-                    &child.stream,
-                    stamp_value(item, &ctx.account_id, created, true),
-                    counts,
-                )
-                .await?;
-            }
-            continue;
+        for item in embedded_items(object, &link.embedded_field) {
+            let data = tombstone(&item, &ctx.account_id, event.created);
+            ctx.emit(&child.stream, data, counts).await?;
         }
-        let parent = serde_json::value::to_raw_value(object).map_err(|e| {
-            BackfillError::Stripe(StripeError::local(
-                format!("re-encoding an event object: {e}"),
-                "/v1/events",
-            ))
-        })?;
-        let current = children_of(&ctx.client, child, &parent).await?;
-        let current_ids: HashSet<String> = current
-            .iter()
-            .filter_map(|i| Head::of(i).id.map(|id| id.into_owned()))
-            .collect();
-        for item in &current {
-            ctx.emit(&child.stream, stamp(item, &ctx.account_id, created), counts)
-                .await?;
+    }
+    Ok(())
+}
+
+/// The current items of one nested stream of an object, and tombstones for the items the
+/// event removed (Stripe lists the previous ones in `previous_attributes`).
+async fn apply_to_children(
+    ctx: &EventsCtx,
+    event: &Event<'_>,
+    data: &EventData<'_>,
+    object: &RawValue,
+    observed_at: i64,
+    child: &'static Resource,
+    counts: &mut Counts,
+) -> Result<(), ReadError> {
+    let Some(link) = &child.parent else {
+        return Ok(());
+    };
+    let current = children_of(&ctx.client, child, object).await?;
+    let observed = current.fetched_at.unwrap_or(observed_at);
+    let mut current_ids: HashSet<String> = HashSet::new();
+    for item in &current.items {
+        if let Some(id) = Head::of(item).id {
+            current_ids.insert(id.into_owned());
         }
-        // Items the update removed (Stripe lists the previous ones in previous_attributes).
-        let previous = event
-            .get("data")
-            .and_then(|d| d.get("previous_attributes"))
-            .and_then(|p| p.get(&link.embedded_field));
-        for item in embedded_ids(previous) {
-            if item
-                .get("id")
-                .and_then(Value::as_str)
-                .is_some_and(|id| !current_ids.contains(id))
-            {
-                ctx.emit(
-                    &child.stream,
-                    stamp_value(item, &ctx.account_id, created, true),
-                    counts,
-                )
-                .await?;
-            }
+        let record = stamp(item, &ctx.account_id, observed);
+        ctx.emit(&child.stream, record, counts).await?;
+    }
+    let Some(previous) = data.previous_attributes else {
+        return Ok(());
+    };
+    for item in embedded_items(previous, &link.embedded_field) {
+        let removed = Head::of(&item)
+            .id
+            .is_some_and(|id| !current_ids.contains(id.as_ref()));
+        if removed {
+            let record = tombstone(&item, &ctx.account_id, event.created);
+            ctx.emit(&child.stream, record, counts).await?;
         }
     }
     Ok(())
@@ -274,21 +406,50 @@ async fn apply(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+
+    fn head(json: &str) -> ObjectHead<'_> {
+        let raw: &RawValue = serde_json::from_str(json).unwrap();
+        ObjectHead::of(raw)
+    }
 
     #[test]
     fn deletions() {
-        let obj = |o: &str| json!({"object": o, "id": "x"}).as_object().unwrap().clone();
-        assert!(is_deletion("customer.deleted", &obj("customer")));
-        assert!(is_deletion("customer.tax_id.deleted", &obj("tax_id")));
+        assert!(is_deletion(
+            "customer.deleted",
+            &head(r#"{"object":"customer","id":"x"}"#)
+        ));
+        assert!(is_deletion(
+            "customer.tax_id.deleted",
+            &head(r#"{"object": "tax_id", "id": "x"}"#)
+        ));
         assert!(
-            !is_deletion("customer.subscription.deleted", &obj("subscription")),
+            !is_deletion(
+                "customer.subscription.deleted",
+                &head(r#"{"object":"subscription","id":"x"}"#)
+            ),
             "a canceled subscription still exists"
         );
-        assert!(!is_deletion("customer.updated", &obj("customer")));
-        let mut flagged = obj("product");
-        flagged.insert("deleted".into(), json!(true));
-        assert!(is_deletion("product.updated", &flagged));
+        assert!(!is_deletion(
+            "customer.updated",
+            &head(r#"{"object":"customer","id":"x"}"#)
+        ));
+        assert!(is_deletion(
+            "product.updated",
+            &head("{\n  \"object\": \"product\",\n  \"id\": \"x\",\n  \"deleted\": true\n}")
+        ));
+    }
+
+    #[test]
+    fn events_are_read_from_pretty_text() {
+        let text = "{\n  \"id\": \"evt_1\",\n  \"object\": \"event\",\n  \"created\": 5,\n  \"data\": {\n    \"object\": {\n      \"id\": \"cus_1\"\n    },\n    \"previous_attributes\": null\n  },\n  \"type\": \"customer.updated\"\n}\n";
+        let e: Event<'_> = serde_json::from_str(text).unwrap();
+        assert_eq!(
+            (e.id.as_ref(), e.created, e.kind.as_ref()),
+            ("evt_1", 5, "customer.updated")
+        );
+        let data = e.data.unwrap();
+        assert!(data.previous_attributes.is_none());
+        assert_eq!(head(data.object.get()).id.as_deref(), Some("cus_1"));
     }
 
     #[test]

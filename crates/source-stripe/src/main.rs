@@ -1,6 +1,7 @@
 //! `source-stripe`: the Stripe source connector.
 
 mod backfill;
+mod children;
 mod client;
 mod config;
 mod discover;

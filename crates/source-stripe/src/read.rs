@@ -1,7 +1,7 @@
 //! One `read`: the account, the backfill of every stream not yet complete (all streams at once,
 //! sharing the rate limits), then the events since the global cursor.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -12,10 +12,10 @@ use sync_protocol::{
 };
 use tokio::task::JoinSet;
 
-use crate::backfill::{self, BackfillError, StreamCtx};
+use crate::backfill::{self, Backfilled, StreamCtx};
 use crate::client::StripeClient;
 use crate::config::Config;
-use crate::error::StripeError;
+use crate::error::{ReadError, StripeError};
 use crate::events::{self, EventsCtx};
 use crate::state::{
     EventsCursor, Generation, GlobalCheckpoint, Span, StreamCheckpoint, new_generation,
@@ -189,7 +189,8 @@ pub async fn read(
         output.state(SourceState::global(global.to_value())).await?;
     }
 
-    let mut tasks: JoinSet<(String, Result<u64, BackfillError>)> = JoinSet::new();
+    let mut tasks: JoinSet<(String, Result<Backfilled, ReadError>)> = JoinSet::new();
+    let mut listed_until: HashMap<String, i64> = HashMap::new();
     for (configured, resource, parent, checkpoint, generation) in plans {
         let name = configured.stream.name.clone();
         let time_range = match &checkpoint {
@@ -203,6 +204,9 @@ pub async fn read(
             .stream_status(&name, StreamStatusKind::Start { time_range })
             .await?;
         if checkpoint.is_complete() {
+            if let Some(until) = checkpoint.listed_until() {
+                listed_until.insert(name, until);
+            }
             continue;
         }
         let ctx = Arc::new(StreamCtx {
@@ -222,13 +226,26 @@ pub async fn read(
         let (name, result) =
             joined.map_err(|e| ConnectorError::system(format!("a stream task failed: {e}")))?;
         match result {
-            Ok(n) => tracing::info!(stream = %name, records = n, "backfill complete"),
-            Err(BackfillError::Output(closed)) => return Err(closed.into()),
-            Err(BackfillError::Stripe(e)) if e.is_unauthorized() => {
+            Ok(done) => {
+                tracing::info!(stream = %name, records = done.records, "backfill complete");
+                if let Some(until) = done.listed_until {
+                    listed_until.insert(name, until);
+                }
+            }
+            Err(ReadError::Output(closed)) => return Err(closed.into()),
+            Err(ReadError::Stripe(e)) if e.is_unauthorized() => {
                 tasks.abort_all();
                 return Err(fatal(&e, &format!("stream {name}")));
             }
-            Err(BackfillError::Stripe(e)) => {
+            Err(ReadError::Framing(e)) => {
+                tracing::error!(stream = %name, "{e}");
+                let kind = StreamStatusKind::Error {
+                    error: e.to_string(),
+                };
+                output.stream_status(&name, kind).await?;
+                ended.insert(name);
+            }
+            Err(ReadError::Stripe(e)) => {
                 let kind = match e.skip_reason() {
                     Some(reason) => StreamStatusKind::Skip {
                         reason: reason.to_owned(),
@@ -250,6 +267,7 @@ pub async fn read(
             output: output.clone(),
             account_id: account.id.clone(),
             streams: generations.clone(),
+            listed_until,
         };
         match events::follow(&ctx, cursor).await {
             Ok(counts) => {
@@ -257,8 +275,11 @@ pub async fn read(
                     tracing::info!(stream = %stream, records = n, "applied events");
                 }
             }
-            Err(BackfillError::Output(closed)) => return Err(closed.into()),
-            Err(BackfillError::Stripe(e)) => return Err(fatal(&e, "reading /v1/events")),
+            Err(ReadError::Output(closed)) => return Err(closed.into()),
+            Err(ReadError::Stripe(e)) => return Err(fatal(&e, "reading /v1/events")),
+            Err(ReadError::Framing(e)) => {
+                return Err(ConnectorError::system(format!("applying events: {e}")));
+            }
         }
     }
 

@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use std::fmt::Write;
 
 use serde_json::value::RawValue;
-use serde_json::{Map, Value};
+use sync_protocol::compact::compact_object_without;
 use sync_protocol::peek::top_level_fields;
 
 pub const ACCOUNT_ID: &str = "_account_id";
@@ -48,45 +48,57 @@ fn updated_at(own: Option<i64>, observed_at: i64) -> i64 {
     own.filter(|u| *u > 0).unwrap_or(observed_at)
 }
 
-/// The record data for an object: its JSON text with `_account_id` and `_updated_at` added
-/// in front, the rest of the text untouched.
+/// The record data for an object: its JSON text compacted to one line, with `_account_id` and
+/// `_updated_at` added in front; every value keeps its spelling and every key its place.
 pub fn stamp(raw: &RawValue, account_id: &str, observed_at: i64) -> String {
+    stamped(raw, account_id, observed_at, false)
+}
+
+/// [`stamp`] for an object that no longer exists: `deleted: true` added in front.
+pub fn tombstone(raw: &RawValue, account_id: &str, observed_at: i64) -> String {
+    stamped(raw, account_id, observed_at, true)
+}
+
+fn stamped(raw: &RawValue, account_id: &str, observed_at: i64, deleted: bool) -> String {
     let updated = updated_at(Head::of(raw).updated, observed_at);
-    let text = raw.get().trim_start();
-    let rest = text.strip_prefix('{').unwrap_or(text).trim_start();
     let account = serde_json::to_string(account_id).unwrap_or_else(|_| "\"\"".to_owned());
-    let mut out = String::with_capacity(text.len() + account.len() + 48);
+    let text = raw.get();
+    let mut out = String::with_capacity(text.len() + account.len() + 64);
     let _ = write!(
         out,
         "{{\"{ACCOUNT_ID}\":{account},\"{UPDATED_AT}\":{updated}"
     );
-    if !rest.starts_with('}') {
-        out.push(',');
-    }
-    out.push_str(rest);
-    out
-}
-
-/// `stamp` for an object already parsed (from an event payload); a tombstone when `deleted`.
-pub fn stamp_value(
-    mut object: Map<String, Value>,
-    account_id: &str,
-    observed_at: i64,
-    deleted: bool,
-) -> String {
     if deleted {
-        object.insert("deleted".to_owned(), Value::Bool(true));
+        out.push_str(",\"deleted\":true");
     }
-    let updated = updated_at(object.get("updated").and_then(Value::as_i64), observed_at);
-    object.insert(ACCOUNT_ID.to_owned(), Value::from(account_id));
-    object.insert(UPDATED_AT.to_owned(), Value::from(updated));
-    serde_json::to_string(&object).unwrap_or_else(|_| "{}".to_owned())
+    // The fields written above replace any the object had of the same names.
+    let replaced: &[&str] = if deleted {
+        &[ACCOUNT_ID, UPDATED_AT, "deleted"]
+    } else {
+        &[ACCOUNT_ID, UPDATED_AT]
+    };
+    let prefix_len = out.len();
+    compact_object_without(text, replaced, &mut out);
+    // `out` now ends with the object's own `{…}`: splice its members after the prefix.
+    match out.as_bytes().get(prefix_len) {
+        Some(b'{') if out.as_bytes().get(prefix_len + 1) == Some(&b'}') => {
+            out.truncate(prefix_len);
+            out.push('}');
+        }
+        Some(b'{') => out.replace_range(prefix_len..=prefix_len, ","),
+        // Not an object: nothing can be kept of it.
+        _ => {
+            out.truncate(prefix_len);
+            out.push('}');
+        }
+    }
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     fn raw(v: Value) -> Box<RawValue> {
         serde_json::value::to_raw_value(&v).unwrap()
@@ -110,31 +122,27 @@ mod tests {
         assert_eq!(r["_updated_at"], 50, "an object's own updated time wins");
         let r: Value = serde_json::from_str(&stamp(&raw(json!({})), "a\"b", 1)).unwrap();
         assert_eq!(r, json!({"_account_id": "a\"b", "_updated_at": 1}));
-        let t: Value = serde_json::from_str(&stamp_value(
-            json!({"id": "cus_1", "_account_id": "stale"})
-                .as_object()
-                .unwrap()
-                .clone(),
+    }
+
+    #[test]
+    fn pretty_text_becomes_one_compact_line_byte_for_byte() {
+        let pretty = "{\r\n  \"id\" : \"cus_1\",\n\t\"amount\": 1.50,\n  \"big\": 12345678901234567890,\n  \"name\": \"caf\\u00e9 \\n\\\"x\\\" é\",\n  \"metadata\": {\n    \"b\": \"2\",\n    \"a\": \"1\"\n  },\n  \"_account_id\": \"stale\"\n}\n";
+        let raw: Box<RawValue> = serde_json::from_str(pretty).unwrap();
+        let line = stamp(&raw, "acct_1", 7);
+        assert_eq!(
+            line,
+            "{\"_account_id\":\"acct_1\",\"_updated_at\":7,\"id\":\"cus_1\",\"amount\":1.50,\"big\":12345678901234567890,\"name\":\"caf\\u00e9 \\n\\\"x\\\" é\",\"metadata\":{\"b\":\"2\",\"a\":\"1\"}}"
+        );
+        let t = tombstone(
+            &serde_json::from_str::<Box<RawValue>>("{ \"id\": \"prod_1\", \"deleted\": false }")
+                .unwrap(),
             "a",
-            7,
-            true,
-        ))
-        .unwrap();
+            9,
+        );
         assert_eq!(
             t,
-            json!({"id": "cus_1", "deleted": true, "_account_id": "a", "_updated_at": 7})
+            "{\"_account_id\":\"a\",\"_updated_at\":9,\"deleted\":true,\"id\":\"prod_1\"}"
         );
-        let u: Value = serde_json::from_str(&stamp_value(
-            json!({"id": "x", "updated": 50})
-                .as_object()
-                .unwrap()
-                .clone(),
-            "a",
-            100,
-            false,
-        ))
-        .unwrap();
-        assert_eq!(u["_updated_at"], 50);
     }
 
     #[test]

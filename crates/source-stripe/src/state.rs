@@ -43,6 +43,10 @@ pub enum StreamCheckpoint {
     Complete {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         span: Option<Span>,
+        /// The last second the backfill listed objects in (clock slack included): an event
+        /// up to then may be older than the version listed, so its object is read again.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        listed_until: Option<i64>,
     },
 }
 
@@ -95,6 +99,14 @@ impl StreamCheckpoint {
 
     pub fn is_complete(&self) -> bool {
         matches!(self, StreamCheckpoint::Complete { .. })
+    }
+
+    /// See [`StreamCheckpoint::Complete::listed_until`].
+    pub fn listed_until(&self) -> Option<i64> {
+        match self {
+            StreamCheckpoint::Complete { listed_until, .. } => *listed_until,
+            _ => None,
+        }
     }
 }
 

@@ -33,6 +33,9 @@ pub struct Config {
     pub now: Option<i64>,
     /// Worker threads of the runtime `FakeStripe::start` creates.
     pub worker_threads: usize,
+    /// Answer compact JSON; the default is api.stripe.com's layout (indented by two spaces,
+    /// trailing newline). For benchmarks that want a source's best case.
+    pub compact_json: bool,
 }
 
 impl Default for Config {
@@ -47,6 +50,7 @@ impl Default for Config {
             webhook: None,
             now: None,
             worker_threads: 2,
+            compact_json: false,
         }
     }
 }

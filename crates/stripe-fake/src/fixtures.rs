@@ -31,6 +31,12 @@ pub(crate) fn fixture(object: &str) -> Option<&'static Value> {
 }
 
 /// A template for the resource's objects: its fixture, or a synthesised object.
+/// Whether Stripe answers a retrieve of a deleted object of this type with
+/// `{id, object, deleted: true}` (its spec has a `deleted_<object>` schema) rather than a 404.
+pub(crate) fn keeps_deleted(object: &str) -> bool {
+    fixtures().contains_key(&format!("deleted_{object}"))
+}
+
 pub(crate) fn template(resource: &Resource) -> Value {
     match fixture(&resource.object) {
         Some(f) => f.clone(),

@@ -29,6 +29,7 @@ pub(crate) fn router(sim: Arc<Simulator>) -> Router {
         .route("/_fake/reset-stats", post(reset_stats))
         .route("/_fake/faults", get(faults).post(set_faults))
         .route("/_fake/accounts", get(accounts))
+        .route("/_fake/clock", get(clock).post(set_clock))
         .fallback(stripe)
         .with_state(sim)
 }
@@ -67,6 +68,46 @@ async fn set_faults(State(sim): State<Arc<Simulator>>, body: Bytes) -> Response 
     }
 }
 
+/// What `POST /_fake/clock` accepts: stop or resume the simulated clock, move it forward.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClockChange {
+    #[serde(default)]
+    stop: Option<bool>,
+    #[serde(default)]
+    advance_secs: Option<i64>,
+}
+
+async fn clock(State(sim): State<Arc<Simulator>>) -> Response {
+    axum::Json(json!({"now": sim.now()})).into_response()
+}
+
+async fn set_clock(State(sim): State<Arc<Simulator>>, body: Bytes) -> Response {
+    let change: ClockChange = match serde_json::from_slice(&body) {
+        Ok(c) => c,
+        Err(e) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                axum::Json(json!({"error": e.to_string()})),
+            )
+                .into_response();
+        }
+    };
+    match change.stop {
+        Some(true) => {
+            sim.stop_clock();
+        }
+        Some(false) => {
+            sim.resume_clock();
+        }
+        None => {}
+    }
+    if let Some(secs) = change.advance_secs {
+        sim.advance_clock(secs);
+    }
+    axum::Json(json!({"now": sim.now()})).into_response()
+}
+
 async fn accounts(State(sim): State<Arc<Simulator>>) -> Response {
     axum::Json(json!({
         "platform": sim.platform_account(),
@@ -88,9 +129,14 @@ fn method_name(method: &Method) -> &'static str {
     }
 }
 
-/// Stripe's headers on every answer.
-fn with_headers(mut response: Response, request_id: &str, version: &str) -> Response {
+/// Stripe's headers on every answer; `Date` is the simulated clock's.
+fn with_headers(mut response: Response, request_id: &str, version: &str, now: i64) -> Response {
     let headers = response.headers_mut();
+    if let Some(date) = chrono::DateTime::from_timestamp(now, 0)
+        && let Ok(v) = HeaderValue::from_str(&date.format("%a, %d %b %Y %H:%M:%S GMT").to_string())
+    {
+        headers.insert(header::DATE, v);
+    }
     headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
@@ -112,8 +158,8 @@ fn plain(status: u16, body: Bytes) -> Response {
 }
 
 /// A 429 with Stripe's body and the header naming which limit was hit.
-fn rate_limited(reason: &'static str) -> Response {
-    let mut response = plain(429, ApiError::rate_limited().body());
+fn rate_limited(sim: &Simulator, reason: &'static str) -> Response {
+    let mut response = plain(429, sim.render(ApiError::rate_limited().body()));
     response.headers_mut().insert(
         "stripe-rate-limited-reason",
         HeaderValue::from_static(reason),
@@ -176,11 +222,14 @@ async fn stripe(
     let faults = sim.active_faults();
     let finish = |what: Recorded, response: Response| {
         sim.stats.record(method, &endpoint, what);
-        with_headers(response, &request_id, &version)
+        with_headers(response, &request_id, &version, sim.now())
     };
     let error = |e: ApiError| {
         let status = e.status;
-        (Recorded::Status(status), plain(status, e.body()))
+        (
+            Recorded::Status(status),
+            plain(status, sim.render(e.body())),
+        )
     };
 
     let mode = match authenticate(&sim, &headers) {
@@ -202,7 +251,7 @@ async fn stripe(
         tokio::time::sleep(delay).await;
     }
     if let Err(limited) = admitted {
-        let response = rate_limited(limited.reason());
+        let response = rate_limited(&sim, limited.reason());
         let what = match limited {
             crate::faults::RateLimited::Global => Recorded::RateLimitedGlobal,
             crate::faults::RateLimited::Endpoint => Recorded::RateLimitedEndpoint,
@@ -212,11 +261,13 @@ async fn stripe(
     let outcome = faults.roll();
     match outcome {
         Outcome::Drop => return finish(Recorded::Dropped, dropped()),
-        Outcome::Throttle => return finish(Recorded::Throttled, rate_limited("endpoint-rate")),
+        Outcome::Throttle => {
+            return finish(Recorded::Throttled, rate_limited(&sim, "endpoint-rate"));
+        }
         Outcome::ServerError => {
             return finish(
                 Recorded::ServerError,
-                plain(500, ApiError::server_error().body()),
+                plain(500, sim.render(ApiError::server_error().body())),
             );
         }
         _ => {}
@@ -244,7 +295,7 @@ async fn stripe(
             api::handle(&sim, &faults, route.target, id, &request)
         }
     };
-    match (result, outcome) {
+    match (result.map(|body| sim.render(body)), outcome) {
         (Ok(body), Outcome::Truncate) => finish(Recorded::Truncated, truncated(body)),
         (Ok(body), Outcome::Malformed) => finish(Recorded::Malformed, malformed(body)),
         (Ok(body), _) => finish(Recorded::Status(200), plain(200, body)),

@@ -42,6 +42,7 @@ mod ids;
 mod list;
 mod mutate;
 mod nested;
+mod pretty;
 mod routes;
 mod server;
 mod simulator;

@@ -56,6 +56,9 @@ struct Args {
     /// Streams answered "not set up to use <product>", comma-separated.
     #[arg(long)]
     disabled_streams: Option<String>,
+    /// Answer compact JSON instead of api.stripe.com's pretty-printed layout (benchmarks).
+    #[arg(long)]
+    compact_json: bool,
     /// Where to POST events (http:// only).
     #[arg(long, requires = "webhook_secret")]
     webhook_url: Option<String>,
@@ -70,6 +73,7 @@ fn config(args: &Args) -> Result<Config> {
         scale: args.scale,
         accounts: args.accounts,
         now: args.now,
+        compact_json: args.compact_json,
         ..Config::default()
     };
     if let Some(objects) = &args.objects {

@@ -243,12 +243,20 @@ pub(crate) fn create(
     Ok(Mutation { object, events })
 }
 
+/// Whether a change records its event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Announce {
+    WithEvent,
+    Silently,
+}
+
 pub(crate) fn update(
     ds: &mut DataSet,
     resource: &'static Resource,
     id: &str,
     mut fields: Map<String, Value>,
     ctx: &MutationContext<'_>,
+    announce: Announce,
 ) -> Result<Mutation, FakeError> {
     check_mutable(resource)?;
     let not_found = || FakeError::NotFound {
@@ -291,7 +299,9 @@ pub(crate) fn update(
         collection.entries[at].json = json.clone();
     }
     let mut events = Vec::new();
-    if let Some(event_type) = EventNames::of(resource).updated {
+    if let Some(event_type) = EventNames::of(resource).updated
+        && announce == Announce::WithEvent
+    {
         events.push(record_event(ds, ctx, event_type, &json, Some(&previous)));
     }
     Ok(Mutation { object, events })

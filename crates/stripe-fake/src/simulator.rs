@@ -108,6 +108,8 @@ pub struct Simulator {
     pub(crate) stats: Arc<StatsRecorder>,
     webhook_queue: Option<UnboundedSender<Bytes>>,
     webhook_worker: Mutex<Option<(WebhookConfig, UnboundedReceiver<Bytes>)>>,
+    /// Answer compact JSON instead of api.stripe.com's pretty-printed layout.
+    compact_json: bool,
 }
 
 fn resource(stream: &str) -> Result<&'static Resource, FakeError> {
@@ -184,6 +186,7 @@ impl Simulator {
             stats: Arc::new(StatsRecorder::default()),
             webhook_queue,
             webhook_worker: Mutex::new(webhook_worker),
+            compact_json: config.compact_json,
         };
         simulator.data(0, Mode::Test);
         Ok(simulator)
@@ -273,6 +276,31 @@ impl Simulator {
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
+    }
+
+    /// A response body (built compact) in the layout the simulator answers with.
+    pub(crate) fn render(&self, body: Bytes) -> Bytes {
+        if self.compact_json {
+            body
+        } else {
+            crate::pretty::pretty(&body)
+        }
+    }
+
+    /// Stops the simulated clock at the current second, so that what follows happens within
+    /// one second (as it can on api.stripe.com); returns that second.
+    pub fn stop_clock(&self) -> i64 {
+        self.clock.stop()
+    }
+
+    /// Lets a stopped clock run again from the second it shows; returns the time.
+    pub fn resume_clock(&self) -> i64 {
+        self.clock.resume()
+    }
+
+    /// Moves the simulated clock forward; returns the time.
+    pub fn advance_clock(&self, secs: i64) -> i64 {
+        self.clock.advance(secs)
     }
 
     /// The simulated clock (unix seconds): new objects and events are created at this time.
@@ -367,7 +395,23 @@ impl Simulator {
         let resource = resource(stream)?;
         let fields = fields_map(fields)?;
         self.mutate(&scope.into(), None, |data, ctx| {
-            mutate::update(data, resource, id, fields, ctx)
+            mutate::update(data, resource, id, fields, ctx, mutate::Announce::WithEvent)
+        })
+    }
+
+    /// Changes an object the way Stripe sometimes does without an event about it (a balance
+    /// moved by another object, an embedded list in older API versions): no event, no webhook.
+    pub fn change_silently(
+        &self,
+        scope: impl Into<Scope>,
+        stream: &str,
+        id: &str,
+        fields: Value,
+    ) -> Result<Value, FakeError> {
+        let resource = resource(stream)?;
+        let fields = fields_map(fields)?;
+        self.mutate(&scope.into(), None, |data, ctx| {
+            mutate::update(data, resource, id, fields, ctx, mutate::Announce::Silently)
         })
     }
 

@@ -99,7 +99,7 @@ pub(crate) fn update(
 ) -> Result<Bytes, ApiError> {
     let fields = form_fields(r, req.body, false)?;
     let result = sim.mutate(&scope(sim, req), Some(req.request_id), |data, ctx| {
-        mutate::update(data, r, id, fields, ctx)
+        mutate::update(data, r, id, fields, ctx, mutate::Announce::WithEvent)
     });
     respond(result, false)
 }

@@ -207,7 +207,7 @@ fn bad_parameters_get_stripe_errors() {
 
 #[test]
 fn deleted_objects_are_gone_but_still_work_as_cursors() {
-    let fake = start(small(&[("customers", 40)]));
+    let fake = start(small(&[("customers", 40), ("apps_installs", 3)]));
     let client = Client::new(&fake);
     let all = fake.objects(None, "customers").unwrap();
     let victim = all[5]["id"].as_str().unwrap().to_string();
@@ -218,7 +218,23 @@ fn deleted_objects_are_gone_but_still_work_as_cursors() {
         gone,
         json!({"id": victim, "object": "customer", "deleted": true})
     );
-    assert_eq!(client.get(&format!("/v1/customers/{victim}")).status, 404);
+    // Stripe keeps a stub of deleted customers (its spec has `deleted_customer`)...
+    assert_eq!(
+        client.get(&format!("/v1/customers/{victim}")).expect(200),
+        json!({"id": victim, "object": "customer", "deleted": true})
+    );
+    // ...but not of types without such a schema.
+    let install = fake.objects(None, "apps_installs").unwrap()[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    client
+        .delete(&format!("/v1/apps/installs/{install}"))
+        .expect(200);
+    assert_eq!(
+        client.get(&format!("/v1/apps/installs/{install}")).status,
+        404
+    );
     assert_eq!(
         client.delete(&format!("/v1/customers/{victim}")).status,
         404
