@@ -4,6 +4,8 @@
 //!    endpoint): one stream of 50,000 objects, then eight streams together; requests per second
 //!    against the limit.
 //! 2. Without latency or limits: records per second, and peak RSS at 10,000 and 200,000 objects.
+//! 3. The simulator answering pretty-printed JSON (as api.stripe.com does) against compact
+//!    JSON: records per second of each, and their ratio.
 //!
 //! Prints one JSON object per measurement. `cargo bench -p source-stripe --bench backfill`
 
@@ -94,21 +96,48 @@ fn rate_run(name: &str, streams: &[&str], per_stream: usize, limit: f64) {
     );
 }
 
-fn free_run(objects: usize) {
+/// A simulator of `objects` customers without latency or limits, and a source config for it.
+fn free_fake(objects: usize, compact_json: bool) -> (FakeStripe, Value, String) {
     let fake = FakeStripe::start(Config {
         seed: 2,
         scale: 0.0,
         objects: vec![("customers".into(), objects)],
         worker_threads: 1,
+        compact_json,
         ..Default::default()
     })
     .unwrap();
     let config = json!({"api_key": "sk_live_fake", "base_url": fake.base_url(), "events": false, "rate_limit": 10000, "endpoint_rate_limit": 10000});
     let catalog = catalog(&config, &["customers"]);
+    (fake, config, catalog)
+}
+
+fn free_run(objects: usize) {
+    let (_fake, config, catalog) = free_fake(objects, false);
     let (seconds, rss) = read(&config, &catalog);
     println!(
         "{}",
         json!({"bench": "no latency, no limits", "objects": objects, "seconds": seconds, "records_per_second": objects as f64 / seconds, "peak_rss_bytes": rss})
+    );
+}
+
+/// Records/s when the simulator answers as api.stripe.com does (pretty-printed) against its
+/// compact answers, best of three alternating runs each.
+fn layout_run(objects: usize) {
+    let pretty = free_fake(objects, false);
+    let compact = free_fake(objects, true);
+    let (mut best_pretty, mut best_compact) = (f64::MAX, f64::MAX);
+    for _ in 0..3 {
+        best_pretty = best_pretty.min(read(&pretty.1, &pretty.2).0);
+        best_compact = best_compact.min(read(&compact.1, &compact.2).0);
+    }
+    let rate = |seconds: f64| objects as f64 / seconds;
+    println!(
+        "{}",
+        json!({"bench": "pretty vs compact", "objects": objects,
+               "pretty_records_per_second": rate(best_pretty),
+               "compact_records_per_second": rate(best_compact),
+               "ratio": best_compact / best_pretty})
     );
 }
 
@@ -142,4 +171,5 @@ fn main() {
     );
     free_run(10_000);
     free_run(if quick { 20_000 } else { 200_000 });
+    layout_run(if quick { 20_000 } else { 100_000 });
 }

@@ -30,8 +30,9 @@ pub struct Page {
 #[derive(Deserialize)]
 struct ListBody {
     data: Vec<Box<RawValue>>,
+    /// v1 lists always say; v2 lists have `next_page_url` instead.
     #[serde(default)]
-    has_more: bool,
+    has_more: Option<bool>,
     #[serde(default)]
     next_page_url: Option<String>,
 }
@@ -160,8 +161,15 @@ impl StripeClient {
     ) -> Result<Page, StripeError> {
         let (body, server_time) = self.get_parsed::<ListBody>(path, query, endpoint).await?;
         let next_page = body.next_page_url.as_deref().and_then(page_token);
+        if body.has_more.is_none() && !path.starts_with("/v2/") {
+            // Never guess that a list ended: a page that does not say could hide the rest.
+            return Err(StripeError::local(
+                "the list answer has no has_more field",
+                format!("GET {path}"),
+            ));
+        }
         Ok(Page {
-            has_more: body.has_more || next_page.is_some(),
+            has_more: body.has_more.unwrap_or(false) || next_page.is_some(),
             data: body.data,
             next_page,
             server_time,
@@ -420,13 +428,16 @@ fn jittered_backoff(attempt: u32, first: f64, ceiling: f64) -> Duration {
     Duration::from_secs_f64(nominal * (0.5 + rand::random::<f64>() * 0.5))
 }
 
-/// The `page` parameter of a v2 `next_page_url`.
+/// The `page` parameter of a v2 `next_page_url` (a path and query, or a whole URL), decoded:
+/// it is sent again as a query parameter, which encodes it once more.
 fn page_token(url: &str) -> Option<String> {
-    let query = url.split_once('?')?.1;
-    query
-        .split('&')
-        .find_map(|pair| pair.strip_prefix("page="))
-        .map(str::to_owned)
+    let absolute = reqwest::Url::parse(url)
+        .or_else(|_| reqwest::Url::parse("http://stripe.invalid").and_then(|base| base.join(url)))
+        .ok()?;
+    absolute
+        .query_pairs()
+        .find(|(k, _)| k == "page")
+        .map(|(_, v)| v.into_owned())
 }
 
 #[cfg(test)]
@@ -449,5 +460,9 @@ mod tests {
             Some("abc".into())
         );
         assert_eq!(page_token("/v2/core/accounts"), None);
+        assert_eq!(
+            page_token("https://api.stripe.com/v2/core/accounts?limit=20&page=a%2Bb%3D%3D"),
+            Some("a+b==".into())
+        );
     }
 }

@@ -108,19 +108,73 @@ fn list_top(
     let empty = Collection::default();
     let collection = data.collection(r).unwrap_or(&empty);
     let anchor = cursor_key(&params, |id| collection.get(id).map(|e| e.key), &r.object)?;
+    let status = StatusFilter::of(r, req)?;
     let page = list::page(
         &collection.entries,
         |e| e.key,
         params.created,
         anchor,
         params.limit,
-        |e| !e.deleted,
+        |e| !e.deleted && status.keeps(&e.json),
     );
     Ok(list::render_list(
         &r.list_path,
         page.items.iter().map(|e| &e.json),
         page.has_more,
     ))
+}
+
+/// Subscriptions lists hide canceled ones unless asked for (`status=all` or `status=canceled`).
+enum StatusFilter {
+    Any,
+    NotCanceled,
+    Only(String),
+}
+
+impl StatusFilter {
+    fn of(r: &Resource, req: &ApiRequest<'_>) -> Result<StatusFilter, ApiError> {
+        if r.stream != "subscriptions" {
+            return Ok(StatusFilter::Any);
+        }
+        let query = list::parse_query(req.query);
+        let status = query
+            .iter()
+            .find(|(k, _)| k == "status")
+            .map(|(_, v)| v.as_str());
+        Ok(match status {
+            None => StatusFilter::NotCanceled,
+            Some("all") => StatusFilter::Any,
+            Some(
+                status @ ("active" | "canceled" | "ended" | "incomplete" | "incomplete_expired"
+                | "past_due" | "paused" | "trialing" | "unpaid"),
+            ) => StatusFilter::Only(status.to_owned()),
+            Some(other) => {
+                return Err(ApiError::invalid(format!("Invalid status: must be one of active, all, canceled, ended, incomplete, incomplete_expired, past_due, paused, trialing, or unpaid (got {other})"))
+                    .param("status"));
+            }
+        })
+    }
+
+    fn keeps(&self, json: &[u8]) -> bool {
+        #[derive(serde::Deserialize)]
+        struct Status {
+            #[serde(default)]
+            status: String,
+        }
+        let status = || {
+            serde_json::from_slice::<Status>(json)
+                .map(|s| s.status)
+                .unwrap_or_default()
+        };
+        match self {
+            StatusFilter::Any => true,
+            StatusFilter::NotCanceled => status() != "canceled",
+            StatusFilter::Only(wanted) if wanted == "ended" => {
+                matches!(status().as_str(), "canceled" | "incomplete_expired")
+            }
+            StatusFilter::Only(wanted) => status() == *wanted,
+        }
+    }
 }
 
 fn nested_page(

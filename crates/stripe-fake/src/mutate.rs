@@ -223,6 +223,7 @@ pub(crate) fn create(
             "the template is not an object".into(),
         ));
     };
+    crate::values::null_placeholders(&mut object, resource);
     stamp(&mut object, resource, &id, created, ds.livemode);
     build_children(ds, resource, &id, created, &mut object, &mut fields)?;
     forms::merge(&mut object, fields, false);
@@ -360,6 +361,14 @@ pub(crate) fn delete(
     if entry.deleted {
         return Err(not_found());
     }
+    if resource.stream == "subscriptions" {
+        return cancel_subscription(ds, resource, at, ctx);
+    }
+    let entry = &mut ds
+        .collections
+        .get_mut(resource.stream.as_str())
+        .ok_or_else(not_found)?
+        .entries[at];
     entry.deleted = true;
     let json = entry.json.clone();
     let mut events = Vec::new();
@@ -368,6 +377,42 @@ pub(crate) fn delete(
     }
     Ok(Mutation {
         object: json!({"id": id, "object": resource.object, "deleted": true}),
+        events,
+    })
+}
+
+/// `DELETE /v1/subscriptions/{id}` cancels: the subscription stays (listed with
+/// `status=all`), now `canceled`, and its `customer.subscription.deleted` event carries it.
+fn cancel_subscription(
+    ds: &mut DataSet,
+    resource: &'static Resource,
+    at: usize,
+    ctx: &MutationContext<'_>,
+) -> Result<Mutation, FakeError> {
+    let invalid = |e: serde_json::Error| FakeError::InvalidFields(format!("stored object: {e}"));
+    let entries = &mut ds
+        .collections
+        .get_mut(resource.stream.as_str())
+        .ok_or_else(|| FakeError::InvalidFields("no subscriptions".into()))?
+        .entries;
+    let mut object: Map<String, Value> =
+        serde_json::from_slice(&entries[at].json).map_err(invalid)?;
+    if object.get("status").and_then(Value::as_str) == Some("canceled") {
+        return Err(FakeError::InvalidFields(
+            "the subscription is already canceled".into(),
+        ));
+    }
+    object.insert("status".into(), json!("canceled"));
+    object.insert("canceled_at".into(), json!(ctx.now));
+    object.insert("ended_at".into(), json!(ctx.now));
+    let json = Bytes::from(Value::Object(object.clone()).to_string());
+    entries[at].json = json.clone();
+    let mut events = Vec::new();
+    if let Some(event_type) = EventNames::of(resource).deleted {
+        events.push(record_event(ds, ctx, event_type, &json, None));
+    }
+    Ok(Mutation {
+        object: Value::Object(object),
         events,
     })
 }

@@ -178,6 +178,16 @@ fn nullable(resource: &Resource, field: &str) -> bool {
     fixtures::property_types(resource, field).contains(&"null")
 }
 
+/// Some fixtures fill optional sub-objects with placeholders (`"id": "obj_123"`, a discount
+/// that starts in 1973); a real object mostly has none there.
+pub(crate) fn null_placeholders(object: &mut Map<String, Value>, resource: &Resource) {
+    for (name, value) in object.iter_mut() {
+        if value.get("id").and_then(Value::as_str) == Some("obj_123") && nullable(resource, name) {
+            *value = Value::Null;
+        }
+    }
+}
+
 /// Varies the common fields of a freshly templated object in place. `serial` numbers the object
 /// within its stream (used in texts, so values stay unique-ish and readable).
 pub(crate) fn vary(
@@ -187,13 +197,7 @@ pub(crate) fn vary(
     serial: usize,
 ) {
     let kind = resource.object.as_str();
-    // Some fixtures fill optional sub-objects with placeholders (`"id": "obj_123"`); a real
-    // object mostly has none there.
-    for (name, value) in object.iter_mut() {
-        if value.get("id").and_then(Value::as_str) == Some("obj_123") && nullable(resource, name) {
-            *value = Value::Null;
-        }
-    }
+    null_placeholders(object, resource);
     let first = *pick(rng, FIRST_NAMES);
     let last = *pick(rng, LAST_NAMES);
     let person_like = matches!(kind, "customer" | "issuing.cardholder");

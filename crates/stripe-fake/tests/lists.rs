@@ -452,3 +452,42 @@ fn invoice_items_are_dated_by_their_creation() {
     assert_eq!(listed.len(), expected.len());
     assert!(listed.iter().zip(expected).all(|(a, b)| a == b));
 }
+
+#[test]
+fn deleting_a_subscription_cancels_it_and_lists_hide_canceled_ones_by_default() {
+    let fake = start(small(&[("subscriptions", 6)]));
+    let client = Client::new(&fake);
+    let all = fake.objects(None, "subscriptions").unwrap();
+    let already: Vec<&str> = all
+        .iter()
+        .filter(|s| s["status"] == "canceled")
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    let victim = all.iter().find(|s| s["status"] != "canceled").unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let canceled = client
+        .delete(&format!("/v1/subscriptions/{victim}"))
+        .expect(200);
+    assert_eq!(canceled["object"], "subscription");
+    assert_eq!(canceled["status"], "canceled");
+    assert!(canceled.get("deleted").is_none(), "{canceled}");
+    let listed = |query: &str| -> Vec<String> {
+        client
+            .page_forward("/v1/subscriptions", query)
+            .iter()
+            .map(|s| s["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let default = listed("limit=100");
+    assert!(!default.contains(&victim));
+    assert!(already.iter().all(|id| !default.iter().any(|d| d == id)));
+    let everything = listed("limit=100&status=all");
+    assert_eq!(everything.len(), all.len());
+    assert!(listed("limit=100&status=canceled").contains(&victim));
+    assert_eq!(client.get("/v1/subscriptions?status=bogus").status, 400);
+    let event = fake.events(None).unwrap().into_iter().last().unwrap();
+    assert_eq!(event["type"], "customer.subscription.deleted");
+    assert_eq!(event["data"]["object"]["status"], "canceled");
+}

@@ -12,8 +12,14 @@ use stripe_fake::{Config, Faults};
 fn assert_stripe_layout(response: &Response, what: &str) {
     let text = std::str::from_utf8(&response.body).unwrap();
     let value: serde_json::Value = serde_json::from_str(text).unwrap();
-    assert!(text.ends_with("}\n"), "{what}: no trailing newline: {text:?}");
-    assert!(text.starts_with("{\n  \""), "{what}: not indented: {text:?}");
+    assert!(
+        text.ends_with("}\n"),
+        "{what}: no trailing newline: {text:?}"
+    );
+    assert!(
+        text.starts_with("{\n  \""),
+        "{what}: not indented: {text:?}"
+    );
     // serde's pretty layout is Stripe's (two spaces, `"k": v`, `{}`/`[]` when empty); key
     // order aside, the texts agree line for line in number and indentation.
     let serde = serde_json::to_string_pretty(&value).unwrap();
@@ -34,7 +40,9 @@ fn every_answer_is_pretty_printed_errors_included() {
     let missing = client.get("/v1/customers/cus_nope");
     assert_eq!(missing.status, 404);
     assert_stripe_layout(&missing, "404");
-    let unauthorized = Client::new(&fake).key(Some("sk_test_wrong")).get("/v1/customers");
+    let unauthorized = Client::new(&fake)
+        .key(Some("sk_test_wrong"))
+        .get("/v1/customers");
     assert_eq!(unauthorized.status, 401);
     assert_stripe_layout(&unauthorized, "401");
     let bad = client.get("/v1/customers?limit=1000");
@@ -81,7 +89,9 @@ fn the_date_header_is_the_simulated_clock() {
     assert_eq!(moved, stopped + 3600);
     let response = client.get("/v1/customers");
     let date = response.header("date").unwrap();
-    let at = chrono::DateTime::parse_from_rfc2822(date).unwrap().timestamp();
+    let at = chrono::DateTime::parse_from_rfc2822(date)
+        .unwrap()
+        .timestamp();
     assert_eq!(at, moved, "{date}");
     let created = fake.create(None, "customers", json!({})).unwrap();
     assert_eq!(created["created"], moved);
