@@ -28,6 +28,23 @@ pub struct Config {
     pub delete_mode: DeleteMode,
     #[serde(default)]
     pub ssl_ca_pem: Option<String>,
+    #[serde(default = "default_lock_timeout_ms")]
+    pub lock_timeout_ms: u64,
+    #[serde(default)]
+    pub statement_timeout_ms: u64,
+}
+
+impl Config {
+    /// Checks what the JSON Schema cannot say; the error names the field.
+    pub fn validate(&self) -> Result<(), String> {
+        if crate::ddl::is_system_schema(&self.schema) {
+            return Err(format!(
+                "schema: {:?} is a Postgres system schema; choose another",
+                self.schema
+            ));
+        }
+        Ok(())
+    }
 }
 
 fn default_schema() -> String {
@@ -41,6 +58,9 @@ fn default_flush_interval_ms() -> u64 {
 }
 fn default_max_connections() -> usize {
     4
+}
+fn default_lock_timeout_ms() -> u64 {
+    60_000
 }
 
 /// The config's JSON Schema, published by `spec`.
@@ -89,6 +109,18 @@ pub fn config_schema() -> Value {
                 "enum": ["soft", "hard"],
                 "default": "soft",
                 "description": "soft: tombstones set _deleted = true and keep the row; hard: tombstones delete the row."
+            },
+            "lock_timeout_ms": {
+                "type": "integer",
+                "minimum": 0,
+                "default": default_lock_timeout_ms(),
+                "description": "How long a statement waits for a lock (another session holding a table) before the stream fails with a message saying so; 0 waits forever."
+            },
+            "statement_timeout_ms": {
+                "type": "integer",
+                "minimum": 0,
+                "default": 0,
+                "description": "Longest a single statement (a batch's COPY or merge) may run before the stream fails; 0 (the default) sets no limit."
             },
             "ssl_ca_pem": {
                 "type": "string",

@@ -7,7 +7,16 @@ use crate::config::Config;
 
 /// A pool of at most `max_connections` connections.
 pub fn pool(config: &Config) -> Result<Pool, String> {
-    let target = pg_connect::parse_url(&config.url)?;
+    config.validate()?;
+    let mut target = pg_connect::parse_url(&config.url)?;
+    // Every wait on the server is bounded (a locked table, a stuck statement), so a blocked
+    // load fails with a reason instead of hanging.
+    let mut options = target.pg.get_options().unwrap_or_default().to_owned();
+    options.push_str(&format!(
+        " -c lock_timeout={} -c statement_timeout={}",
+        config.lock_timeout_ms, config.statement_timeout_ms
+    ));
+    target.pg.options(options.trim());
     let tls = pg_connect::tls_connector(&target, config.ssl_ca_pem.as_deref())?;
     let manager = Manager::from_config(
         target.pg,
@@ -34,4 +43,20 @@ pub fn explain_connect_error(err: &PoolError, url: &str) -> (FailureKind, String
             ),
         ),
     }
+}
+
+/// Postgres' message for an error, with what the destination's own limits mean when one was
+/// hit (`lock_timeout_ms`, `statement_timeout_ms`).
+pub fn pg_message(e: &tokio_postgres::Error) -> String {
+    use tokio_postgres::error::SqlState;
+    let why = match e.code() {
+        Some(c) if *c == SqlState::LOCK_NOT_AVAILABLE => {
+            " (another session holds a lock on the table longer than lock_timeout_ms allows)"
+        }
+        Some(c) if *c == SqlState::QUERY_CANCELED => {
+            " (the statement ran longer than statement_timeout_ms allows)"
+        }
+        _ => "",
+    };
+    format!("{}{why}", pg_connect::error_text(e))
 }

@@ -7,23 +7,50 @@ use deadpool_postgres::Client;
 use crate::ident::{literal, qualified, quote};
 use crate::table::TableModel;
 
-/// Schemas teardown refuses to drop.
-const PROTECTED_SCHEMAS: [&str; 4] = ["public", "information_schema", "pg_catalog", "pg_toast"];
+/// The comment that marks what this destination created; teardown removes nothing else.
+const MARK: &str = "created by dest-postgres";
+
+/// Postgres' own schemas: every command refuses them.
+pub fn is_system_schema(schema: &str) -> bool {
+    schema == "information_schema" || schema.starts_with("pg_")
+}
 
 /// A failed DDL step.
 #[derive(Debug, thiserror::Error)]
 pub enum DdlError {
     #[error("{context}: {message}")]
     Postgres { context: String, message: String },
-    #[error("refusing to drop the protected schema {0:?}")]
-    Protected(String),
+    #[error("schema: {0:?} is a Postgres system schema; choose another")]
+    SystemSchema(String),
+    #[error(
+        "table {schema}.{table} has the primary key ({existing}) but stream {stream:?} now has the key ({wanted}): \
+         the table was made for another key, and its rows cannot be matched to the new one. Drop the table \
+         (`sync-engine teardown`, or DROP TABLE) so that setup recreates it, or keep the old key in the catalog"
+    )]
+    KeyChanged {
+        schema: String,
+        table: String,
+        stream: String,
+        existing: String,
+        wanted: String,
+    },
+}
+
+impl DdlError {
+    /// Whether the fix is in the configuration or catalog rather than in the database.
+    pub fn is_config_error(&self) -> bool {
+        matches!(
+            self,
+            DdlError::SystemSchema(_) | DdlError::KeyChanged { .. }
+        )
+    }
 }
 
 fn pg_err(context: impl Into<String>) -> impl FnOnce(tokio_postgres::Error) -> DdlError {
     let context = context.into();
     move |e| DdlError::Postgres {
         context,
-        message: pg_connect::error_text(&e),
+        message: crate::connect::pg_message(&e),
     }
 }
 
@@ -43,17 +70,39 @@ pub async fn setup(
     schema: &str,
     tables: &[TableModel],
 ) -> Result<SetupReport, DdlError> {
+    if is_system_schema(schema) {
+        return Err(DdlError::SystemSchema(schema.to_owned()));
+    }
     let tx = client.transaction().await.map_err(pg_err("begin"))?;
-    let lock = format!(
-        "SELECT pg_advisory_xact_lock(hashtext({}))",
-        literal(&format!("stripe-sync setup {schema}"))
-    );
-    tx.batch_execute(&lock)
+    lock_schema(&tx, schema).await?;
+    let schema_exists: bool = tx
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)",
+            &[&schema],
+        )
         .await
-        .map_err(pg_err("taking the setup lock"))?;
-    tx.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {}", quote(schema)))
+        .map_err(pg_err(format!("looking for schema {schema:?}")))?
+        .get(0);
+    if !schema_exists {
+        tx.batch_execute(&format!(
+            "CREATE SCHEMA {s}; COMMENT ON SCHEMA {s} IS {}",
+            literal(MARK),
+            s = quote(schema)
+        ))
         .await
         .map_err(pg_err(format!("creating schema {schema:?}")))?;
+    }
+    tx.batch_execute(&format!(
+        "{}; COMMENT ON TABLE {} IS {}",
+        crate::rejected::create_sql(schema),
+        qualified(schema, crate::rejected::TABLE),
+        literal(MARK)
+    ))
+    .await
+    .map_err(pg_err(format!(
+        "creating {schema}.{}",
+        crate::rejected::TABLE
+    )))?;
     let mut report = SetupReport::default();
     for table in tables {
         let existing = existing_columns(&tx, schema, &table.table).await?;
@@ -67,7 +116,37 @@ pub async fn setup(
             report.created_tables.push(table.table.clone());
             continue;
         }
+        check_key(&tx, schema, table).await?;
+        if existing.contains_key(crate::table::RAW_DATA)
+            && existing.contains_key(crate::table::SYNCED_AT)
+            && !is_marked(&tx, schema, &table.table).await?
+        {
+            // A table of ours made before tables were marked: mark it, so teardown knows it.
+            let name = qualified(schema, &table.table);
+            tx.batch_execute(&format!(
+                "COMMENT ON TABLE {name} IS {}",
+                literal(&format!("{MARK} for stream {}", table.stream))
+            ))
+            .await
+            .map_err(pg_err(format!("marking {schema}.{}", table.table)))?;
+        }
+        let old_integers = generated_without_range_check(&tx, schema, &table.table).await?;
         for column in &table.columns {
+            if old_integers.contains(&column.column) {
+                // Made by an earlier version whose integer cast failed loads on values beyond
+                // 64 bits and rounded fractions: recomputed from the raw objects.
+                let sql = format!(
+                    "ALTER TABLE {t} DROP COLUMN {c}, ADD COLUMN {}",
+                    column.definition(),
+                    t = qualified(schema, &table.table),
+                    c = quote(&column.column)
+                );
+                tx.batch_execute(&sql).await.map_err(pg_err(format!(
+                    "recomputing column {:?} of {schema}.{}",
+                    column.column, table.table
+                )))?;
+                continue;
+            }
             match existing.get(&column.column) {
                 None => {
                     let sql = format!(
@@ -97,6 +176,83 @@ pub async fn setup(
     }
     tx.commit().await.map_err(pg_err("committing setup"))?;
     Ok(report)
+}
+
+/// Serialises setup and teardown of one schema across processes (for this transaction).
+async fn lock_schema(tx: &deadpool_postgres::Transaction<'_>, schema: &str) -> Result<(), DdlError> {
+    let lock = format!(
+        "SELECT pg_advisory_xact_lock(hashtext({}))",
+        literal(&format!("stripe-sync setup {schema}"))
+    );
+    tx.batch_execute(&lock)
+        .await
+        .map_err(pg_err("taking the setup lock"))
+}
+
+async fn is_marked(
+    tx: &deadpool_postgres::Transaction<'_>,
+    schema: &str,
+    table: &str,
+) -> Result<bool, DdlError> {
+    let row = tx
+        .query_one(
+            "SELECT coalesce(obj_description(c.oid, 'pg_class') LIKE $3, false) FROM pg_class c \
+             JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2",
+            &[&schema, &table, &format!("{MARK}%")],
+        )
+        .await
+        .map_err(pg_err(format!("reading the comment of {schema}.{table}")))?;
+    Ok(row.get(0))
+}
+
+/// Fails when an existing table's primary key is not the stream's key.
+async fn check_key(
+    tx: &deadpool_postgres::Transaction<'_>,
+    schema: &str,
+    table: &TableModel,
+) -> Result<(), DdlError> {
+    let rows = tx
+        .query(
+            "SELECT a.attname FROM pg_index i \
+             JOIN pg_class c ON c.oid = i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
+             JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey) \
+             WHERE n.nspname = $1 AND c.relname = $2 AND i.indisprimary \
+             ORDER BY array_position(i.indkey::int2[], a.attnum)",
+            &[&schema, &table.table],
+        )
+        .await
+        .map_err(pg_err(format!("reading the key of {schema}.{}", table.table)))?;
+    let existing: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+    let wanted: Vec<String> = table.keys.iter().map(|k| k.column.clone()).collect();
+    if existing == wanted {
+        return Ok(());
+    }
+    Err(DdlError::KeyChanged {
+        schema: schema.to_owned(),
+        table: table.table.clone(),
+        stream: table.stream.clone(),
+        existing: existing.join(", "),
+        wanted: wanted.join(", "),
+    })
+}
+
+/// Generated bigint columns made before the range check.
+async fn generated_without_range_check(
+    tx: &deadpool_postgres::Transaction<'_>,
+    schema: &str,
+    table: &str,
+) -> Result<Vec<String>, DdlError> {
+    let rows = tx
+        .query(
+            "SELECT a.attname FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid \
+             JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum \
+             WHERE n.nspname = $1 AND c.relname = $2 AND a.attgenerated = 's' AND a.atttypid = 'bigint'::regtype \
+             AND pg_get_expr(d.adbin, d.adrelid) NOT LIKE '%trunc(%'",
+            &[&schema, &table],
+        )
+        .await
+        .map_err(pg_err(format!("reading the columns of {schema}.{table}")))?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
 async fn existing_columns(
@@ -131,20 +287,76 @@ pub fn create_table_sql(schema: &str, table: &TableModel) -> String {
         let cols: Vec<String> = table.keys.iter().map(|k| quote(&k.column)).collect();
         defs.push(format!("PRIMARY KEY ({})", cols.join(", ")));
     }
+    let name = qualified(schema, &table.table);
     format!(
-        "CREATE TABLE IF NOT EXISTS {} (\n  {}\n)",
-        qualified(schema, &table.table),
-        defs.join(",\n  ")
+        "CREATE TABLE IF NOT EXISTS {name} (\n  {}\n);\nCOMMENT ON TABLE {name} IS {}",
+        defs.join(",\n  "),
+        literal(&format!("{MARK} for stream {}", table.stream))
     )
 }
 
-/// Drops the schema and everything in it.
-pub async fn teardown(client: &Client, schema: &str) -> Result<(), DdlError> {
-    if PROTECTED_SCHEMAS.contains(&schema) || schema.starts_with("pg_") {
-        return Err(DdlError::Protected(schema.to_owned()));
+/// What teardown removed.
+#[derive(Debug, Default)]
+pub struct TeardownReport {
+    pub dropped_tables: Vec<String>,
+    pub dropped_schema: bool,
+    /// Why the schema stayed, when it did.
+    pub kept_schema_because: Option<String>,
+}
+
+/// Drops what setup created: the tables it marked, then the schema when setup created it and
+/// nothing else is left in it. Other tables, views and functions stay; one that depends on a
+/// table of ours stops teardown with Postgres' message naming it.
+pub async fn teardown(client: &mut Client, schema: &str) -> Result<TeardownReport, DdlError> {
+    if is_system_schema(schema) {
+        return Err(DdlError::SystemSchema(schema.to_owned()));
     }
-    client
-        .batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", quote(schema)))
+    let tx = client.transaction().await.map_err(pg_err("begin"))?;
+    lock_schema(&tx, schema).await?;
+    let ours = tx
+        .query(
+            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') \
+             AND obj_description(c.oid, 'pg_class') LIKE $2 ORDER BY c.relname",
+            &[&schema, &format!("{MARK}%")],
+        )
         .await
-        .map_err(pg_err(format!("dropping schema {schema:?}")))
+        .map_err(pg_err(format!("listing the tables of {schema:?}")))?;
+    let mut report = TeardownReport::default();
+    for row in ours {
+        let table: String = row.get(0);
+        tx.batch_execute(&format!("DROP TABLE {}", qualified(schema, &table)))
+            .await
+            .map_err(pg_err(format!("dropping {schema}.{table}")))?;
+        report.dropped_tables.push(table);
+    }
+    let schema_row = tx
+        .query_opt(
+            "SELECT obj_description(n.oid, 'pg_namespace'), \
+             EXISTS (SELECT 1 FROM pg_class c WHERE c.relnamespace = n.oid) \
+             OR EXISTS (SELECT 1 FROM pg_proc p WHERE p.pronamespace = n.oid) \
+             OR EXISTS (SELECT 1 FROM pg_type t WHERE t.typnamespace = n.oid AND t.typrelid = 0 AND t.typelem = 0) \
+             FROM pg_namespace n WHERE n.nspname = $1",
+            &[&schema],
+        )
+        .await
+        .map_err(pg_err(format!("looking at schema {schema:?}")))?;
+    match schema_row {
+        None => {}
+        Some(row) => {
+            let (comment, occupied): (Option<String>, bool) = (row.get(0), row.get(1));
+            if comment.as_deref() != Some(MARK) {
+                report.kept_schema_because = Some("setup did not create it".into());
+            } else if occupied {
+                report.kept_schema_because = Some("other objects are in it".into());
+            } else {
+                tx.batch_execute(&format!("DROP SCHEMA {}", quote(schema)))
+                    .await
+                    .map_err(pg_err(format!("dropping schema {schema:?}")))?;
+                report.dropped_schema = true;
+            }
+        }
+    }
+    tx.commit().await.map_err(pg_err("committing teardown"))?;
+    Ok(report)
 }

@@ -10,7 +10,7 @@ use futures_util::SinkExt;
 use tokio_postgres::error::SqlState;
 
 use crate::merge::MergeSql;
-use pg_connect::error_text;
+use crate::rejected::{self, RejectedRecord};
 
 /// Attempts before a lost connection fails the stream.
 const ATTEMPTS: u32 = 6;
@@ -25,7 +25,7 @@ pub struct FlushError {
 impl FlushError {
     fn from_pg(context: &str, e: &tokio_postgres::Error) -> FlushError {
         FlushError {
-            message: format!("{context}: {}", error_text(e)),
+            message: format!("{context}: {}", crate::connect::pg_message(e)),
             retryable: is_retryable(e),
         }
     }
@@ -74,18 +74,26 @@ pub struct Loaded {
     pub direct_ok: bool,
 }
 
+/// One batch: its rows (a framed COPY stream), and the records set aside, which are kept in
+/// the same transaction.
+pub struct BatchData {
+    pub rows: Bytes,
+    pub row_count: u64,
+    pub rejected: Vec<RejectedRecord>,
+}
+
 /// Loads one batch, retrying lost connections.
 pub async fn flush(
     pool: &Pool,
     sql: &MergeSql,
-    data: Bytes,
+    batch: &BatchData,
     load: Load,
     stream: &str,
 ) -> Result<Loaded, FlushError> {
     let mut backoff = FIRST_BACKOFF;
     let mut attempt = 1;
     loop {
-        match flush_once(pool, sql, data.clone(), load).await {
+        match flush_once(pool, sql, batch, load).await {
             Ok(loaded) => return Ok(loaded),
             Err(e) if e.retryable && attempt < ATTEMPTS => {
                 tracing::warn!(
@@ -114,16 +122,42 @@ async fn copy_rows(
     sink.finish().await
 }
 
+async fn keep_rejected(
+    tx: &deadpool_postgres::Transaction<'_>,
+    sql: &MergeSql,
+    batch: &BatchData,
+) -> Result<(), FlushError> {
+    rejected::insert(tx, &sql.insert_rejected, &batch.rejected)
+        .await
+        .map(|_| ())
+        .map_err(|e| FlushError::from_pg("keeping the rejected records", &e))
+}
+
 async fn flush_once(
     pool: &Pool,
     sql: &MergeSql,
-    data: Bytes,
+    batch: &BatchData,
     load: Load,
 ) -> Result<Loaded, FlushError> {
     let mut client = pool.get().await.map_err(|e| FlushError {
         message: format!("connecting: {e}"),
         retryable: true,
     })?;
+    if batch.row_count == 0 {
+        let tx = client
+            .transaction()
+            .await
+            .map_err(|e| FlushError::from_pg("begin", &e))?;
+        keep_rejected(&tx, sql, batch).await?;
+        tx.commit()
+            .await
+            .map_err(|e| FlushError::from_pg("commit", &e))?;
+        return Ok(Loaded {
+            rows: 0,
+            direct_ok: !matches!(load, Load::Merge { .. }),
+        });
+    }
+    let data = batch.rows.clone();
     let direct = match load {
         Load::Direct => true,
         Load::DirectIfEmpty => {
@@ -143,6 +177,7 @@ async fn flush_once(
             .map_err(|e| FlushError::from_pg("begin", &e))?;
         match copy_rows(&tx, &sql.copy_direct, data.clone()).await {
             Ok(rows) => {
+                keep_rejected(&tx, sql, batch).await?;
                 tx.commit()
                     .await
                     .map_err(|e| FlushError::from_pg("commit", &e))?;
@@ -175,6 +210,7 @@ async fn flush_once(
     })
     .await
     .map_err(|e| FlushError::from_pg("merge", &e))?;
+    keep_rejected(&tx, sql, batch).await?;
     tx.commit()
         .await
         .map_err(|e| FlushError::from_pg("commit", &e))?;

@@ -8,6 +8,7 @@ mod flush;
 mod ident;
 mod merge;
 mod record;
+mod rejected;
 mod table;
 mod writer;
 
@@ -52,7 +53,13 @@ async fn ensure_tables(
     let mut client = client(config, pool).await?;
     let report = ddl::setup(&mut client, &config.schema, &tables)
         .await
-        .map_err(|e| ConnectorError::system(e.to_string()))?;
+        .map_err(|e| {
+            if e.is_config_error() {
+                ConnectorError::config(e.to_string())
+            } else {
+                ConnectorError::system(e.to_string())
+            }
+        })?;
     for table in &report.created_tables {
         tracing::info!("created table {}.{table}", config.schema);
     }
@@ -146,14 +153,24 @@ impl Connector for PostgresDestination {
 
     async fn teardown(&self, config: Config, _output: Output) -> Result<(), ConnectorError> {
         let pool = pool(&config)?;
-        let client = client(&config, &pool).await?;
-        ddl::teardown(&client, &config.schema)
+        let mut client = client(&config, &pool).await?;
+        let report = ddl::teardown(&mut client, &config.schema)
             .await
-            .map_err(|e| match e {
-                ddl::DdlError::Protected(_) => ConnectorError::config(e.to_string()),
-                other => ConnectorError::system(other.to_string()),
+            .map_err(|e| {
+                if e.is_config_error() {
+                    ConnectorError::config(e.to_string())
+                } else {
+                    ConnectorError::system(e.to_string())
+                }
             })?;
-        tracing::info!("dropped schema {:?}", config.schema);
+        for table in &report.dropped_tables {
+            tracing::info!("dropped table {}.{table}", config.schema);
+        }
+        match (&report.kept_schema_because, report.dropped_schema) {
+            (_, true) => tracing::info!("dropped schema {:?}", config.schema),
+            (Some(why), false) => tracing::info!("kept schema {:?}: {why}", config.schema),
+            (None, false) => {}
+        }
         Ok(())
     }
 

@@ -19,6 +19,8 @@ pub struct MergeSql {
     pub merge: String,
     /// Merge reducing duplicate keys to the newest version.
     pub merge_dedupe: String,
+    /// Keeps the records set aside (see [`crate::rejected`]).
+    pub insert_rejected: String,
 }
 
 impl MergeSql {
@@ -81,19 +83,19 @@ impl MergeSql {
         ]);
         let source = |dedupe: bool| {
             if dedupe && !keys.is_empty() {
-                // The newest version of each key; equal timestamps: the last one written wins.
+                // What applying the rows one by one gives: the newest version of each key, the
+                // last one written among equals; an unversioned row only when none has a version.
                 format!(
-                    "(SELECT DISTINCT ON ({k}) * FROM {staging} ORDER BY {k}, {updated} DESC NULLS FIRST, ctid DESC)",
+                    "(SELECT DISTINCT ON ({k}) * FROM {staging} ORDER BY {k}, {updated} DESC NULLS LAST, ctid DESC)",
                     k = keys.join(", ")
                 )
             } else {
                 staging.clone()
             }
         };
-        // Incoming wins when at least as new; a missing timestamp on either side means last writer wins.
-        let newer = format!(
-            "(t.{updated} IS NULL OR EXCLUDED.{updated} IS NULL OR EXCLUDED.{updated} >= t.{updated})"
-        );
+        // Incoming wins when at least as new. A row without a version is replaced by anything;
+        // a record without a version never replaces a row that has one.
+        let newer = format!("(t.{updated} IS NULL OR EXCLUDED.{updated} >= t.{updated})");
         let build = |dedupe: bool| {
             let src = source(dedupe);
             if keys.is_empty() {
@@ -120,9 +122,7 @@ impl MergeSql {
                 ),
                 DeleteMode::Hard => {
                     let join: Vec<String> = keys.iter().map(|k| format!("t.{k} = s.{k}")).collect();
-                    let stale_guard = format!(
-                        "(t.{updated} IS NULL OR s.{updated} IS NULL OR s.{updated} >= t.{updated})"
-                    );
+                    let stale_guard = format!("(t.{updated} IS NULL OR s.{updated} >= t.{updated})");
                     format!(
                         "WITH batch AS MATERIALIZED (SELECT * FROM {src} b), \
                          removed AS (DELETE FROM {target} t USING batch s WHERE s.{deleted} AND {} AND {stale_guard}) \
@@ -141,6 +141,7 @@ impl MergeSql {
             target_has_rows,
             merge: build(false),
             merge_dedupe: build(true),
+            insert_rejected: crate::rejected::insert_sql(schema),
         }
     }
 }

@@ -1,5 +1,10 @@
 //! Turns a record's data into a staging row: key values, raw object, newer-than timestamp and
 //! tombstone flag, picked from the raw JSON without building the object.
+//!
+//! A record the table cannot hold faithfully is rejected, never altered: its key is missing or
+//! not a string or number, its version is not a time, or it holds text Postgres cannot store
+//! (`\u0000`, an unpaired surrogate). The caller keeps such records verbatim in
+//! `_rejected_records` and reports them.
 
 use std::borrow::Cow;
 use std::hash::{BuildHasher, Hasher, RandomState};
@@ -10,11 +15,26 @@ use sync_protocol::peek::top_level_fields;
 use crate::copy::CopyRows;
 use crate::table::{PgType, TableModel};
 
-/// Why a record cannot be loaded.
-#[derive(Debug, thiserror::Error)]
-pub enum RecordError {
-    #[error("line {line}: {message}")]
-    Invalid { line: u64, message: String },
+/// Unix seconds of 0001-01-01 and 9999-12-31T23:59:59: the versions accepted.
+const MIN_VERSION_SECS: i64 = -62_135_596_800;
+const MAX_VERSION_SECS: i64 = 253_402_300_799;
+
+/// Why a record is not loaded: it names the field and the reason (the caller adds the line).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    /// The record's key as text, when it could be read.
+    pub key: Option<String>,
+    pub field: Option<String>,
+    pub reason: String,
+}
+
+impl std::fmt::Display for Rejection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.field {
+            Some(field) => write!(f, "field {field:?}: {}", self.reason),
+            None => f.write_str(&self.reason),
+        }
+    }
 }
 
 /// Which fields to pick from each record of a stream.
@@ -28,8 +48,8 @@ pub struct RowPlan {
 
 /// What [`RowPlan::encode`] learnt about a record besides its row.
 pub struct Encoded {
-    /// A hash of the record's key values. Two records with one key always share it; a rare
-    /// collision between different keys only makes a batch take the deduplicating merge.
+    /// A hash of the record's key values as stored. Two records with one key always share it;
+    /// a rare collision between different keys only makes a batch take the deduplicating merge.
     pub key_hash: u64,
     pub tombstone: bool,
 }
@@ -42,7 +62,7 @@ impl RowPlan {
             fields.push(f.clone());
             fields.len() - 1
         });
-        fields.push("deleted".to_owned());
+        fields.push(table.soft_delete_field.clone());
         let deleted = fields.len() - 1;
         RowPlan {
             fields,
@@ -58,49 +78,66 @@ impl RowPlan {
         (self.key_types.len() + 3) as i16
     }
 
-    /// Encodes the data object of the record on line `line_no` as a row of the loaded columns.
-    pub fn encode(
-        &self,
-        line_no: u64,
-        data: &str,
-        rows: &mut CopyRows,
-    ) -> Result<Encoded, RecordError> {
-        let invalid = |message: String| RecordError::Invalid {
-            line: line_no,
-            message,
+    /// Encodes a record's data object as a row of the loaded columns. On a rejection nothing
+    /// is added to `rows`.
+    pub fn encode(&self, data: &str, rows: &mut CopyRows) -> Result<Encoded, Rejection> {
+        let reject = |key: Option<String>, field: Option<&str>, reason: String| Rejection {
+            key,
+            field: field.map(str::to_owned),
+            reason,
         };
         let values = top_level_fields(data, &self.fields)
-            .map_err(|e| invalid(format!("record data: {e}")))?;
+            .map_err(|e| reject(None, None, format!("the record data is not a JSON object: {e}")))?;
+        let mut keys: Vec<KeyValue<'_>> = Vec::with_capacity(self.key_types.len());
+        for (i, pg_type) in self.key_types.iter().enumerate() {
+            let field = self.fields[i].as_str();
+            let raw = values[i].filter(|v| v.get() != "null").ok_or_else(|| {
+                reject(None, Some(field), "the key field is missing or null".into())
+            })?;
+            let key = key_value(raw, *pg_type)
+                .map_err(|reason| reject(None, Some(field), reason))?;
+            keys.push(key);
+        }
+        let key_text = || {
+            Some(
+                keys.iter()
+                    .map(KeyValue::as_text)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            )
+        };
+        if let Some((field, reason)) = unstorable_text(data) {
+            return Err(reject(key_text(), field.as_deref(), reason));
+        }
+        let version = match self.newer_than.and_then(|i| values[i]) {
+            None => None,
+            Some(raw) if raw.get() == "null" => None,
+            Some(raw) => Some(version_micros(raw).map_err(|reason| {
+                reject(
+                    key_text(),
+                    self.newer_than.map(|i| self.fields[i].as_str()),
+                    reason,
+                )
+            })?),
+        };
+
         let mut key_hash = self.key_hasher.build_hasher();
         rows.begin_row(self.loaded_fields());
-        for (i, pg_type) in self.key_types.iter().enumerate() {
-            let raw = values[i].filter(|v| v.get() != "null").ok_or_else(|| {
-                invalid(format!(
-                    "record has no value for key field {:?}",
-                    self.fields[i]
-                ))
-            })?;
-            key_hash.write(raw.get().as_bytes());
-            key_hash.write_u8(0x1f);
-            match pg_type {
-                PgType::BigInt => {
-                    let n: i64 = serde_json::from_str(raw.get()).map_err(|_| {
-                        invalid(format!("key field {:?} is not an integer", self.fields[i]))
-                    })?;
-                    rows.int8(n);
+        for key in &keys {
+            match key {
+                KeyValue::Int(n) => {
+                    key_hash.write_i64(*n);
+                    rows.int8(*n);
                 }
-                _ => rows.text(key_text(raw).as_bytes()),
+                KeyValue::Text(s) => {
+                    key_hash.write(s.as_bytes());
+                    rows.text(s.as_bytes());
+                }
             }
+            key_hash.write_u8(0x1f);
         }
-        match without_nul_escapes(data) {
-            Some(cleaned) => rows.jsonb(cleaned.as_bytes()),
-            None => rows.jsonb(data.as_bytes()),
-        }
-        match self
-            .newer_than
-            .and_then(|i| values[i])
-            .and_then(newer_than_micros)
-        {
+        rows.jsonb(data.as_bytes());
+        match version {
             Some(micros) => rows.timestamptz_micros(micros),
             None => rows.null(),
         }
@@ -113,86 +150,256 @@ impl RowPlan {
     }
 }
 
-/// JSON text with every `\u0000` escape (which jsonb rejects) replaced by `\ufffd`; `None`
-/// when there is none. An escaped backslash followed by `u0000` is text, and left alone.
-fn without_nul_escapes(json: &str) -> Option<String> {
-    if !json.contains("\\u0000") {
+/// A key value as the table stores it.
+enum KeyValue<'a> {
+    Int(i64),
+    Text(Cow<'a, str>),
+}
+
+impl KeyValue<'_> {
+    fn as_text(&self) -> String {
+        match self {
+            KeyValue::Int(n) => n.to_string(),
+            KeyValue::Text(s) => s.to_string(),
+        }
+    }
+}
+
+/// The stored value of a key field. Text keys hold a string's value (escapes decoded, so
+/// `"a\u0062"` and `"ab"` are one key) or a number's JSON spelling (`42` and `"42"` are one
+/// key); integer keys hold a JSON integer. Anything else is rejected.
+fn key_value(raw: &RawValue, pg_type: PgType) -> Result<KeyValue<'_>, String> {
+    let text = raw.get();
+    match pg_type {
+        PgType::BigInt => text
+            .parse::<i64>()
+            .map(KeyValue::Int)
+            .map_err(|_| format!("the key must be a 64-bit integer, got {}", clip(text))),
+        _ => match text.as_bytes().first() {
+            Some(b'"') => {
+                let s: Cow<'_, str> = serde_json::from_str(text)
+                    .map_err(|e| format!("the key is not a valid string: {e}"))?;
+                if s.contains('\0') {
+                    return Err("the key contains U+0000, which Postgres cannot store".into());
+                }
+                Ok(KeyValue::Text(s))
+            }
+            Some(b'-' | b'0'..=b'9') => Ok(KeyValue::Text(Cow::Borrowed(text))),
+            _ => Err(format!(
+                "the key must be a string or a number, got {}",
+                clip(text)
+            )),
+        },
+    }
+}
+
+fn clip(text: &str) -> String {
+    let mut end = text.len().min(40);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    if end < text.len() {
+        format!("{}…", &text[..end])
+    } else {
+        text.to_owned()
+    }
+}
+
+/// The version as Unix microseconds: a number of seconds (Stripe's timestamps, fractions
+/// allowed) or an RFC 3339 string, between the years 1 and 9999.
+fn version_micros(raw: &RawValue) -> Result<i64, String> {
+    let text = raw.get();
+    let secs_to_micros = |secs: f64| -> Result<i64, String> {
+        if secs.is_finite() && (MIN_VERSION_SECS as f64..=MAX_VERSION_SECS as f64).contains(&secs)
+        {
+            Ok((secs * 1e6).round() as i64)
+        } else {
+            Err(format!(
+                "the version {} is outside the years 1 to 9999",
+                clip(text)
+            ))
+        }
+    };
+    if let Ok(secs) = text.parse::<i64>() {
+        return if (MIN_VERSION_SECS..=MAX_VERSION_SECS).contains(&secs) {
+            Ok(secs * 1_000_000)
+        } else {
+            secs_to_micros(f64::INFINITY)
+        };
+    }
+    if let Ok(secs) = text.parse::<f64>() {
+        return secs_to_micros(secs);
+    }
+    let not_a_time = || {
+        format!(
+            "the version must be Unix seconds or an RFC 3339 time, got {}",
+            clip(text)
+        )
+    };
+    let s: Cow<'_, str> = serde_json::from_str(text).map_err(|_| not_a_time())?;
+    let time = chrono::DateTime::parse_from_rfc3339(&s).map_err(|_| not_a_time())?;
+    let micros = time.timestamp_micros();
+    secs_to_micros(micros as f64 / 1e6).map(|_| micros)
+}
+
+/// The first escape Postgres' jsonb cannot store, and the top-level field holding it:
+/// `\u0000`, or a `\uD800`–`\uDFFF` escape that is not half of a surrogate pair.
+fn unstorable_text(json: &str) -> Option<(Option<String>, String)> {
+    if !json.contains("\\u") {
         return None;
     }
     let bytes = json.as_bytes();
-    let mut out = String::with_capacity(json.len());
-    let (mut start, mut i) = (0, 0);
+    let mut i = 0;
+    let mut depth = 0usize;
+    // The top-level key being read, and the last one seen.
+    let mut key_start: Option<usize> = None;
+    let mut current_key: Option<String> = None;
+    let mut expect_key = false;
     while i < bytes.len() {
-        if bytes[i] != b'\\' {
-            i += 1;
-        } else if json[i..].starts_with("\\u0000") {
-            out.push_str(&json[start..i]);
-            out.push_str("\\ufffd");
-            i += 6;
-            start = i;
-        } else {
-            // An escape: skip the escaped character, whatever it is.
-            i += 2;
+        match bytes[i] {
+            b'{' | b'[' => {
+                depth += 1;
+                expect_key = depth == 1 && bytes[i] == b'{';
+                i += 1;
+            }
+            b'}' | b']' => {
+                depth = depth.saturating_sub(1);
+                i += 1;
+            }
+            b',' => {
+                expect_key = depth == 1;
+                i += 1;
+            }
+            b'"' => {
+                let is_key = depth == 1 && expect_key;
+                expect_key = false;
+                if is_key {
+                    key_start = Some(i);
+                }
+                let start = i;
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' {
+                    if bytes[i] != b'\\' {
+                        i += 1;
+                        continue;
+                    }
+                    if bytes.get(i + 1) != Some(&b'u') {
+                        i += 2;
+                        continue;
+                    }
+                    let unit = hex4(bytes, i + 2);
+                    let problem = match unit {
+                        Some(0) => Some("U+0000, which Postgres cannot store"),
+                        Some(0xD800..=0xDBFF) => {
+                            let next = (bytes.get(i + 6) == Some(&b'\\')
+                                && bytes.get(i + 7) == Some(&b'u'))
+                            .then(|| hex4(bytes, i + 8))
+                            .flatten();
+                            if matches!(next, Some(0xDC00..=0xDFFF)) {
+                                i += 6;
+                                None
+                            } else {
+                                Some("an unpaired surrogate, which is not text")
+                            }
+                        }
+                        Some(0xDC00..=0xDFFF) => Some("an unpaired surrogate, which is not text"),
+                        _ => None,
+                    };
+                    if let Some(problem) = problem {
+                        let field = if is_key {
+                            None
+                        } else {
+                            current_key.clone()
+                        };
+                        let what = if is_key { "a field name" } else { "a value" };
+                        return Some((field, format!("{what} contains {problem}")));
+                    }
+                    i += 6;
+                }
+                i += 1;
+                if is_key {
+                    let raw = &json[key_start.unwrap_or(start)..i.min(json.len())];
+                    current_key = serde_json::from_str::<String>(raw)
+                        .ok()
+                        .or_else(|| Some(raw.trim_matches('"').to_owned()));
+                }
+            }
+            _ => i += 1,
         }
     }
-    out.push_str(&json[start.min(json.len())..]);
-    Some(out)
+    None
 }
 
-/// A key value as text: a JSON string unescaped, anything else its JSON text.
-fn key_text(raw: &RawValue) -> Cow<'_, str> {
-    match serde_json::from_str::<Cow<'_, str>>(raw.get()) {
-        Ok(s) => s,
-        Err(_) => Cow::Borrowed(raw.get()),
-    }
-}
-
-/// The newer-than value as Unix microseconds: a number of seconds (Stripe's timestamps), or an
-/// RFC 3339 string.
-fn newer_than_micros(raw: &RawValue) -> Option<i64> {
-    let text = raw.get();
-    if let Ok(secs) = text.parse::<i64>() {
-        return secs.checked_mul(1_000_000);
-    }
-    if let Ok(secs) = text.parse::<f64>() {
-        return secs.is_finite().then_some((secs * 1e6) as i64);
-    }
-    let s: Cow<'_, str> = serde_json::from_str(text).ok()?;
-    chrono::DateTime::parse_from_rfc3339(&s)
-        .ok()
-        .map(|t| t.timestamp_micros())
+fn hex4(bytes: &[u8], at: usize) -> Option<u32> {
+    let digits = bytes.get(at..at + 4)?;
+    u32::from_str_radix(std::str::from_utf8(digits).ok()?, 16).ok()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn nul_escapes_are_replaced_but_escaped_backslashes_are_not() {
-        assert_eq!(
-            without_nul_escapes(r#"{"a":"x\u0000y"}"#).as_deref(),
-            Some(r#"{"a":"x\ufffdy"}"#)
-        );
-        assert_eq!(
-            without_nul_escapes(r#"{"a":"\\u0000"}"#),
-            Some(r#"{"a":"\\u0000"}"#.to_owned())
-        );
-        assert_eq!(without_nul_escapes(r#"{"a":"plain"}"#), None);
+    fn raw(s: &str) -> Box<RawValue> {
+        serde_json::from_str(s).unwrap()
     }
 
     #[test]
-    fn newer_than_accepts_seconds_fractions_and_timestamps() {
-        let raw = |s: &str| serde_json::from_str::<Box<RawValue>>(s).unwrap();
+    fn unstorable_escapes_are_found_with_their_field() {
+        assert_eq!(unstorable_text(r#"{"a":"plain","b":"é\u00e9"}"#), None);
         assert_eq!(
-            newer_than_micros(&raw("1700000000")),
-            Some(1_700_000_000_000_000)
+            unstorable_text(r#"{"a":"x","b":{"c":"x\u0000y"}}"#),
+            Some((
+                Some("b".into()),
+                "a value contains U+0000, which Postgres cannot store".into()
+            ))
         );
-        assert_eq!(newer_than_micros(&raw("1.5")), Some(1_500_000));
         assert_eq!(
-            newer_than_micros(&raw("\"2023-11-14T22:13:20Z\"")),
-            Some(1_700_000_000_000_000)
+            unstorable_text(r#"{"s":"\ud800x"}"#).unwrap().0.as_deref(),
+            Some("s")
         );
-        assert_eq!(newer_than_micros(&raw("\"soon\"")), None);
-        assert_eq!(newer_than_micros(&raw("null")), None);
+        assert_eq!(unstorable_text(r#"{"s":"\ud83d\ude00"}"#), None, "a pair");
+        assert!(unstorable_text(r#"{"s":"\udc00"}"#).is_some());
+        assert_eq!(
+            unstorable_text(r#"{"s":"\\u0000"}"#),
+            None,
+            "an escaped backslash"
+        );
+        assert_eq!(
+            unstorable_text(r#"{"k\u0000":1}"#).unwrap().1,
+            "a field name contains U+0000, which Postgres cannot store"
+        );
+    }
+
+    #[test]
+    fn versions_are_seconds_or_rfc3339_within_years_1_to_9999() {
+        assert_eq!(
+            version_micros(&raw("1700000000")),
+            Ok(1_700_000_000_000_000)
+        );
+        assert_eq!(version_micros(&raw("1.5")), Ok(1_500_000));
+        assert_eq!(
+            version_micros(&raw("\"2023-11-14T22:13:20Z\"")),
+            Ok(1_700_000_000_000_000)
+        );
+        for bad in ["\"soon\"", "\"yesterday\"", "{}", "true", "1e300", "-1e300", "253402300800"] {
+            assert!(version_micros(&raw(bad)).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn keys_are_compared_as_stored() {
+        let text = |s: &str| match key_value(&raw(s), PgType::Text) {
+            Ok(k) => Ok(k.as_text()),
+            Err(e) => Err(e),
+        };
+        assert_eq!(text(r#""a\u0062""#), Ok("ab".into()));
+        assert_eq!(text("42"), Ok("42".into()));
+        assert_eq!(text(r#""42""#), Ok("42".into()));
+        assert!(text("true").is_err());
+        assert!(text("{}").is_err());
+        assert!(text(r#""a\u0000""#).is_err());
+        assert!(matches!(key_value(&raw("7"), PgType::BigInt), Ok(KeyValue::Int(7))));
+        assert!(key_value(&raw("1.5"), PgType::BigInt).is_err());
+        assert!(key_value(&raw("9223372036854775808"), PgType::BigInt).is_err());
     }
 }

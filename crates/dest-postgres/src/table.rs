@@ -20,6 +20,8 @@ pub const UPDATED_AT: &str = "_updated_at";
 pub const SYNCED_AT: &str = "_synced_at";
 pub const DELETED: &str = "_deleted";
 pub const ACCOUNT_ID: &str = "_account_id";
+/// The tombstone field when the catalog names none (Stripe's deleted objects carry it).
+pub const DEFAULT_SOFT_DELETE_FIELD: &str = "deleted";
 const SYSTEM: [&str; 5] = [RAW_DATA, UPDATED_AT, SYNCED_AT, DELETED, ACCOUNT_ID];
 
 /// A Postgres column type the destination produces.
@@ -129,9 +131,12 @@ impl FieldColumn {
         };
         match self.pg_type {
             PgType::Text => text,
-            PgType::BigInt => {
-                format!("CASE WHEN jsonb_typeof({value}) = 'number' THEN ({value})::bigint END")
-            }
+            // Only a whole number within bigint's range: 1.5 is not rounded, 2^63 does not fail
+            // the load; the raw object keeps the value either way.
+            PgType::BigInt => format!(
+                "CASE WHEN jsonb_typeof({value}) = 'number' AND ({value})::numeric = trunc(({value})::numeric) \
+                 AND ({value})::numeric BETWEEN -9223372036854775808 AND 9223372036854775807 THEN ({value})::bigint END"
+            ),
             PgType::Numeric => guarded("number", "numeric"),
             PgType::Boolean => guarded("boolean", "boolean"),
             PgType::Jsonb => format!("NULLIF({value}, 'null'::jsonb)"),
@@ -160,6 +165,8 @@ pub struct TableModel {
     /// The typed columns.
     pub columns: Vec<FieldColumn>,
     pub newer_than_field: Option<String>,
+    /// The boolean field whose `true` marks a tombstone (the catalog's `soft_delete_field`).
+    pub soft_delete_field: String,
     /// `_account_id` is a generated column (it is a key column when the key includes it).
     pub account_id_generated: bool,
 }
@@ -224,6 +231,10 @@ impl TableModel {
             keys,
             columns,
             newer_than_field: stream.newer_than_field.clone(),
+            soft_delete_field: stream
+                .soft_delete_field
+                .clone()
+                .unwrap_or_else(|| DEFAULT_SOFT_DELETE_FIELD.to_owned()),
             account_id_generated,
         }
     }

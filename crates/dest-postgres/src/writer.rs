@@ -19,9 +19,10 @@ use tokio::time::Instant;
 
 use crate::config::Config;
 use crate::copy::CopyRows;
-use crate::flush::{Load, flush};
+use crate::flush::{BatchData, Load, flush};
 use crate::merge::MergeSql;
-use crate::record::{RecordError, RowPlan};
+use crate::record::{Rejection, RowPlan};
+use crate::rejected::RejectedRecord;
 use crate::table::TableModel;
 
 /// A stream's buffer is flushed when it holds this many bytes, whatever `batch_size` says.
@@ -29,6 +30,8 @@ const MAX_BATCH_BYTES: usize = 16 * 1024 * 1024;
 /// All streams' buffers together; above it, the stream that adds a record flushes.
 const MAX_BUFFERED_BYTES: usize = 64 * 1024 * 1024;
 const WORKER_QUEUE: usize = 1024;
+/// Rejected records reported one by one per stream; after that, one line per thousand.
+const REJECTIONS_DETAILED: u64 = 20;
 
 enum ToLoader {
     /// A record line, and where its `data` object lies in it (the router found it already).
@@ -252,13 +255,15 @@ async fn emit_ready_globals(
 /// One stream's buffer of encoded rows and the states that follow them.
 struct Batch {
     rows: CopyRows,
+    /// Records set aside, kept with the batch.
+    rejected: Vec<RejectedRecord>,
     key_hashes: HashSet<u64>,
     duplicates: bool,
     /// Some record of the batch is a tombstone.
     tombstones: bool,
     states: Vec<SourceState>,
-    /// Rows and bytes when the last state arrived: the records the states cover.
-    covered: (usize, usize),
+    /// Rows, bytes and rejected records when the last state arrived: what the states cover.
+    covered: (usize, usize, usize),
     first_at: Option<Instant>,
 }
 
@@ -266,19 +271,34 @@ impl Batch {
     fn new() -> Batch {
         Batch {
             rows: CopyRows::new(),
+            rejected: Vec::new(),
             key_hashes: HashSet::new(),
             duplicates: false,
             tombstones: false,
             states: Vec::new(),
-            covered: (0, 0),
+            covered: (0, 0, 0),
             first_at: None,
         }
     }
 
+    fn is_empty(&self) -> bool {
+        self.rows.is_empty() && self.rejected.is_empty()
+    }
+
+    fn records(&self) -> usize {
+        self.rows.len() + self.rejected.len()
+    }
+
+    /// Bytes held: encoded rows and the text of rejected records.
+    fn bytes(&self) -> usize {
+        self.rows.bytes() + self.rejected.iter().map(|r| r.data.len()).sum::<usize>()
+    }
+
     /// Drops the records no state covers yet.
     fn cut_to_last_state(&mut self) {
-        let (rows, bytes) = self.covered;
+        let (rows, bytes, rejected) = self.covered;
         self.rows.truncate(rows, bytes);
+        self.rejected.truncate(rejected);
     }
 }
 
@@ -289,6 +309,8 @@ struct StreamLoader {
     sql: Arc<MergeSql>,
     shared: Arc<Shared>,
     since_state: u64,
+    rejected_since_state: u64,
+    rejected_total: u64,
     batch: Batch,
     in_flight: Option<JoinHandle<Result<bool, String>>>,
     /// Whether batches may go straight into the target: unknown until the first flush.
@@ -311,6 +333,8 @@ impl StreamLoader {
             shared,
             direct: None,
             since_state: 0,
+            rejected_since_state: 0,
+            rejected_total: 0,
             batch: Batch::new(),
             in_flight: None,
             failed: false,
@@ -338,11 +362,11 @@ impl StreamLoader {
         }
         if self.shared.aborting.load(Ordering::SeqCst) {
             // Commit what the last state covers, nothing beyond it.
-            let before = self.batch.rows.bytes();
+            let before = self.batch.bytes();
             self.batch.cut_to_last_state();
             self.shared
                 .buffered
-                .fetch_sub(before - self.batch.rows.bytes(), Ordering::Relaxed);
+                .fetch_sub(before - self.batch.bytes(), Ordering::Relaxed);
         }
         self.flush().await;
         self.wait_in_flight().await;
@@ -353,12 +377,14 @@ impl StreamLoader {
         if self.failed {
             return;
         }
-        let (rows_before, before) = (self.batch.rows.len(), self.batch.rows.bytes());
-        let encoded = match std::str::from_utf8(&bytes[data]) {
-            Ok(data) => self.plan.encode(line, data, &mut self.batch.rows),
-            Err(e) => Err(RecordError::Invalid {
-                line,
-                message: format!("record data: {e}"),
+        let before = self.batch.bytes();
+        let data = &bytes[data];
+        let encoded = match std::str::from_utf8(data) {
+            Ok(text) => self.plan.encode(text, &mut self.batch.rows),
+            Err(e) => Err(Rejection {
+                key: None,
+                field: None,
+                reason: format!("the record data is not UTF-8: {e}"),
             }),
         };
         match encoded {
@@ -367,34 +393,75 @@ impl StreamLoader {
                 if !self.batch.key_hashes.insert(encoded.key_hash) {
                     self.batch.duplicates = true;
                 }
+                self.since_state += 1;
             }
-            Err(e) => {
-                // Drop the partly written row: the buffer holds only whole rows it has counted.
-                self.batch.rows.truncate(rows_before, before);
-                self.fail(&format!("record rejected: {e}")).await;
-                return;
-            }
+            Err(rejection) => self.reject(line, data, rejection).await,
         }
         self.batch.first_at.get_or_insert_with(Instant::now);
-        self.since_state += 1;
-        let added = self.batch.rows.bytes() - before;
+        let added = self.batch.bytes() - before;
         let total = self.shared.buffered.fetch_add(added, Ordering::Relaxed) + added;
-        if self.batch.rows.len() >= self.shared.config.batch_size
-            || self.batch.rows.bytes() >= MAX_BATCH_BYTES
+        if self.batch.records() >= self.shared.config.batch_size
+            || self.batch.bytes() >= MAX_BATCH_BYTES
             || total >= MAX_BUFFERED_BYTES
         {
             self.flush().await;
         }
     }
 
+    /// Sets a record aside: kept verbatim with the batch, reported in-band, counted with the
+    /// next state.
+    async fn reject(&mut self, line: u64, data: &[u8], rejection: Rejection) {
+        self.rejected_since_state += 1;
+        self.rejected_total += 1;
+        let key = rejection
+            .key
+            .as_deref()
+            .map(|k| format!(" (key {k:?})"))
+            .unwrap_or_default();
+        let message = format!(
+            "stream {:?}: the record on line {line}{key} was rejected and kept in {}.{}: {rejection}",
+            self.table.stream,
+            self.shared.config.schema,
+            crate::rejected::TABLE
+        );
+        let n = self.rejected_total;
+        if n <= REJECTIONS_DETAILED || n.is_multiple_of(1000) {
+            let suffix = if n == REJECTIONS_DETAILED {
+                "; further rejections of this stream are reported every thousand"
+            } else {
+                ""
+            };
+            tracing::warn!("{message}{suffix}");
+            let _ = self
+                .shared
+                .output
+                .log(sync_protocol::LogLevel::Warn, format!("{message}{suffix}"))
+                .await;
+        }
+        self.batch.rejected.push(RejectedRecord {
+            stream: self.table.stream.clone(),
+            line,
+            reason: rejection.to_string(),
+            key: rejection.key,
+            data: data.to_vec(),
+        });
+    }
+
     async fn add_state(&mut self, state: SourceState) {
         if self.failed {
             return;
         }
-        let state = state.with_committed(std::mem::take(&mut self.since_state));
-        if !self.batch.rows.is_empty() {
+        let state = state.with_stats(
+            std::mem::take(&mut self.since_state),
+            std::mem::take(&mut self.rejected_since_state),
+        );
+        if !self.batch.is_empty() {
             self.batch.states.push(state);
-            self.batch.covered = (self.batch.rows.len(), self.batch.rows.bytes());
+            self.batch.covered = (
+                self.batch.rows.len(),
+                self.batch.rows.bytes(),
+                self.batch.rejected.len(),
+            );
             return;
         }
         // Every record before this state is committed or in the load in flight.
@@ -405,7 +472,7 @@ impl StreamLoader {
     }
 
     fn release_buffer(&mut self) {
-        let bytes = self.batch.rows.bytes();
+        let bytes = self.batch.bytes();
         self.shared.buffered.fetch_sub(bytes, Ordering::Relaxed);
     }
 
@@ -416,7 +483,7 @@ impl StreamLoader {
         if self.failed {
             return;
         }
-        if self.batch.rows.is_empty() {
+        if self.batch.is_empty() {
             let states = std::mem::take(&mut self.batch.states);
             self.emit_states(states).await;
             self.batch.first_at = None;
@@ -425,6 +492,7 @@ impl StreamLoader {
         self.release_buffer();
         let batch = std::mem::replace(&mut self.batch, Batch::new());
         let records = batch.rows.len() as u64;
+        let rejected = batch.records() as u64 - records;
         // Straight into the target while the stream only brings new keys (a first load); never
         // with repeated keys, nor with tombstones that must delete.
         let hard_tombstones =
@@ -439,7 +507,11 @@ impl StreamLoader {
             Some(true) => Load::Direct,
             None => Load::DirectIfEmpty,
         };
-        let data = batch.rows.framed();
+        let data = BatchData {
+            rows: batch.rows.framed(),
+            row_count: records,
+            rejected: batch.rejected,
+        };
         let states = batch.states;
         let (shared, sql, stream, index) = (
             self.shared.clone(),
@@ -448,7 +520,7 @@ impl StreamLoader {
             self.index,
         );
         self.in_flight = Some(tokio::spawn(async move {
-            match flush(&shared.pool, &sql, data, load, &stream).await {
+            match flush(&shared.pool, &sql, &data, load, &stream).await {
                 Ok(loaded) if loaded.rows != records => Err(format!(
                     "COPY loaded {} rows of a batch of {records}",
                     loaded.rows
@@ -468,7 +540,7 @@ impl StreamLoader {
                     }
                     let _ = shared.notes.send(LoaderNote::Committed {
                         stream: index,
-                        records,
+                        records: records + rejected,
                     });
                     Ok(loaded.direct_ok)
                 }

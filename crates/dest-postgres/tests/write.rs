@@ -6,76 +6,11 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use test_support::{Bin, Finished, TestDb, bin_path};
+use test_support::{Bin, TestDb, bin_path};
 
-fn config(db: &TestDb, extra: Value) -> Value {
-    let mut c = json!({"url": db.url(), "schema": "stripe"});
-    if let (Value::Object(c), Value::Object(e)) = (&mut c, extra) {
-        c.extend(e);
-    }
-    c
-}
+mod common;
 
-fn customers_stream() -> Value {
-    json!({
-        "name": "customers",
-        "primary_key": [["id"]],
-        "newer_than_field": "_updated_at",
-        "json_schema": {"type": "object", "properties": {
-            "id": {"type": "string"},
-            "email": {"type": ["string", "null"]},
-            "balance": {"type": "integer"},
-            "_updated_at": {"type": "integer"}
-        }}
-    })
-}
-
-fn catalog(streams: Vec<Value>) -> Value {
-    json!({"streams": streams})
-}
-
-fn record(stream: &str, data: Value) -> String {
-    json!({"type": "record", "record": {"stream": stream, "data": data, "emitted_at": "2026-01-01T00:00:00.000Z"}}).to_string()
-}
-
-fn state(stream: &str, data: Value) -> String {
-    json!({"type": "source_state", "source_state": {"state_type": "stream", "stream": stream, "data": data}}).to_string()
-}
-
-fn global(data: Value) -> String {
-    json!({"type": "source_state", "source_state": {"state_type": "global", "data": data}})
-        .to_string()
-}
-
-fn write(db: &TestDb, extra: Value, catalog: &Value, lines: &[String]) -> Finished {
-    Bin::new("dest-postgres")
-        .arg("write")
-        .json("config", &config(db, extra))
-        .json("catalog", catalog)
-        .stdin(lines.join("\n"))
-        .run()
-}
-
-/// `write` that must succeed.
-fn write_ok(db: &TestDb, extra: Value, catalog: &Value, lines: &[String]) -> Finished {
-    let out = write(db, extra, catalog, lines);
-    assert_eq!(out.code, Some(0), "{}", out.stderr);
-    out
-}
-
-fn setup(db: &TestDb, extra: Value, catalog: &Value) -> Finished {
-    Bin::new("dest-postgres")
-        .arg("setup")
-        .json("config", &config(db, extra))
-        .json("catalog", catalog)
-        .run()
-}
-
-fn query(db: &TestDb, sql: &str) -> Vec<postgres::Row> {
-    db.client()
-        .query(sql, &[])
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-}
+use common::*;
 
 #[test]
 fn setup_is_idempotent_and_safe_to_run_concurrently() {
@@ -114,7 +49,7 @@ fn setup_is_idempotent_and_safe_to_run_concurrently() {
     );
     let tables: i64 = query(
         &db,
-        "SELECT count(*) FROM pg_tables WHERE schemaname = 'stripe'",
+        "SELECT count(*) FROM pg_tables WHERE schemaname = 'stripe' AND tablename <> '_rejected_records'",
     )[0]
     .get(0);
     assert_eq!(tables, 1);
@@ -521,29 +456,63 @@ fn hostile_stream_and_property_names_create_correct_tables() {
 }
 
 #[test]
-fn teardown_drops_the_schema_but_refuses_public() {
+fn teardown_removes_only_what_setup_created() {
     let db = TestDb::new();
     let made = setup(&db, json!({}), &catalog(vec![customers_stream()]));
     assert_eq!(made.code, Some(0), "{}", made.stderr);
     let stripe_schemas = "pg_namespace WHERE nspname = 'stripe'";
     assert_eq!(db.count(stripe_schemas), 1);
-    let refused = Bin::new("dest-postgres")
-        .arg("teardown")
-        .json("config", &config(&db, json!({"schema": "public"})))
-        .run();
-    assert_eq!(refused.code, Some(1));
-    assert!(
-        refused.stdout.contains("protected schema"),
-        "{}",
-        refused.stdout
-    );
-    let out = Bin::new("dest-postgres")
-        .arg("teardown")
-        .json("config", &config(&db, json!({})))
-        .run();
+    // A user's own table in the schema: teardown must leave it, and so the schema.
+    db.client()
+        .batch_execute("CREATE TABLE stripe.notes (id int); INSERT INTO stripe.notes VALUES (1)")
+        .unwrap();
+    let out = teardown(&db, json!({}));
     assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(db.count("pg_tables WHERE schemaname = 'stripe' AND tablename = 'customers'"), 0);
+    assert_eq!(db.count("pg_tables WHERE schemaname = 'stripe' AND tablename = '_rejected_records'"), 0);
+    assert_eq!(db.count("stripe.notes"), 1, "the user's table stays");
+    assert_eq!(db.count(stripe_schemas), 1, "and so does the schema around it");
+    assert!(out.stderr.contains("kept schema"), "{}", out.stderr);
+    // Once empty, the schema setup created goes too.
+    db.client().batch_execute("DROP TABLE stripe.notes").unwrap();
+    let again = teardown(&db, json!({}));
+    assert_eq!(again.code, Some(0), "{}", again.stderr);
     assert_eq!(db.count(stripe_schemas), 0);
-    assert_eq!(db.count("pg_namespace WHERE nspname = 'public'"), 1);
+
+    // A schema setup did not create is never dropped, even when empty afterwards.
+    db.client().batch_execute("CREATE SCHEMA mine").unwrap();
+    let made = setup(&db, json!({"schema": "mine"}), &catalog(vec![customers_stream()]));
+    assert_eq!(made.code, Some(0), "{}", made.stderr);
+    let out = teardown(&db, json!({"schema": "mine"}));
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(db.count("pg_tables WHERE schemaname = 'mine'"), 0);
+    assert_eq!(db.count("pg_namespace WHERE nspname = 'mine'"), 1);
+    // public: only our tables.
+    let made = setup(&db, json!({"schema": "public"}), &catalog(vec![customers_stream()]));
+    assert_eq!(made.code, Some(0), "{}", made.stderr);
+    db.client().batch_execute("CREATE TABLE public.keep_me (id int)").unwrap();
+    assert_eq!(teardown(&db, json!({"schema": "public"})).code, Some(0));
+    assert_eq!(db.count("pg_tables WHERE schemaname = 'public' AND tablename = 'customers'"), 0);
+    assert_eq!(db.count("pg_tables WHERE schemaname = 'public' AND tablename = 'keep_me'"), 1);
+}
+
+#[test]
+fn every_command_refuses_a_system_schema() {
+    let db = TestDb::new();
+    let cat = catalog(vec![customers_stream()]);
+    for schema in ["information_schema", "pg_catalog", "pg_toast", "pg_mine"] {
+        let extra = json!({"schema": schema});
+        for out in [
+            setup(&db, extra.clone(), &cat),
+            teardown(&db, extra.clone()),
+            write(&db, extra.clone(), &cat, &[record("customers", json!({"id": "c"}))]),
+        ] {
+            assert_ne!(out.code, Some(0), "{schema}: {}", out.stdout);
+            let said = format!("{}{}", out.stdout, out.stderr);
+            assert!(said.contains("system schema") && said.contains("schema"), "{schema}: {said}");
+        }
+    }
+    assert_eq!(db.count("information_schema.tables WHERE table_name = 'customers'"), 0);
 }
 
 fn check(url: &str) -> Value {
@@ -718,10 +687,18 @@ fn a_failure_confined_to_one_stream_lets_the_others_finish() {
     let mut bad = customers_stream();
     bad["name"] = json!("invoices");
     let cat = catalog(vec![customers_stream(), bad]);
+    assert_eq!(setup(&db, json!({}), &cat).code, Some(0));
+    // A table the database refuses to write (a trigger standing in for a broken table).
+    db.client()
+        .batch_execute(
+            "CREATE FUNCTION stripe.refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'out of range: this table is broken'; END $$; \
+             CREATE TRIGGER refuse BEFORE INSERT ON stripe.invoices FOR EACH ROW EXECUTE FUNCTION stripe.refuse()",
+        )
+        .unwrap();
     let lines = vec![
         record(
             "invoices",
-            json!({"id": "in_1", "balance": 1e30, "_updated_at": 1}),
+            json!({"id": "in_1", "balance": 1, "_updated_at": 1}),
         ),
         record("customers", json!({"id": "cus_1", "_updated_at": 1})),
         state("invoices", json!({"n": 1})),
@@ -1032,7 +1009,7 @@ fn secrets_in_the_url_never_reach_the_output() {
 }
 
 #[test]
-fn a_record_without_its_key_fails_only_its_stream() {
+fn a_record_without_its_key_is_set_aside_and_its_stream_goes_on() {
     let db = TestDb::new();
     let mut other = customers_stream();
     other["name"] = json!("products");
@@ -1045,19 +1022,32 @@ fn a_record_without_its_key_fails_only_its_stream() {
         record("products", json!({"id": "p1", "_updated_at": 1})),
         state("products", json!({"n": 1})),
         record("customers", json!({"id": "c2", "_updated_at": 1})),
+        state("customers", json!({"n": 2})),
     ];
     let out = write(&db, json!({}), &cat, &lines);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
-    let errors = out.of_type("stream_status");
-    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(out.of_type("stream_status").is_empty(), "{}", out.stdout);
+    let warnings: Vec<String> = out
+        .of_type("log")
+        .iter()
+        .map(|l| l["message"].as_str().unwrap().to_owned())
+        .collect();
     assert!(
-        errors[0]["error"].as_str().unwrap().contains("line 1")
-            && errors[0]["error"].as_str().unwrap().contains("\"id\""),
-        "{errors:?}"
+        warnings.iter().any(|w| w.contains("line 1") && w.contains("\"id\"") && w.contains("_rejected_records")),
+        "{warnings:?}"
     );
-    assert_eq!(out.of_type("source_state")[0]["stream"], "products");
+    let states = out.of_type("source_state");
+    let customers = states.iter().find(|s| s["stream"] == "customers").unwrap();
+    assert_eq!(customers["destination_stats"], json!({"committed": 1, "rejected": 1}));
     assert_eq!(db.count("stripe.products"), 1);
-    assert_eq!(db.count("stripe.customers"), 0);
+    assert_eq!(db.count("stripe.customers"), 1);
+    let kept = rejected(&db);
+    assert_eq!(kept.len(), 1);
+    assert_eq!((kept[0].0.as_str(), kept[0].1), ("customers", 1));
+    assert_eq!(
+        serde_json::from_slice::<Value>(&kept[0].4).unwrap(),
+        json!({"email": "no id here", "_updated_at": 1})
+    );
 }
 
 #[test]

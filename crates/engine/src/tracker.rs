@@ -20,6 +20,8 @@ pub struct StreamTrack {
     /// Records known committed: the forwarded count at the last acknowledged state (of this
     /// stream, or a global one).
     pub committed: u64,
+    /// Records the destination could not store and set aside (reported with its states).
+    pub rejected: u64,
     pub states: u64,
     pub status: StreamProgressStatus,
     pub message: Option<String>,
@@ -116,7 +118,11 @@ impl Tracker {
     /// it; returns the committed state to persist.
     pub fn committed(&self, state: &SourceState) -> Result<SyncState, Mismatch> {
         let mut inner = self.lock();
-        let reported = state.destination_stats().map(|s| s.committed);
+        // Records the destination set aside were delivered too: they count against what was sent.
+        let reported = state
+            .destination_stats()
+            .map(|s| s.committed + s.rejected);
+        let rejected = state.destination_stats().map_or(0, |s| s.rejected);
         let (expected, label) = match state.stream_name() {
             Some(stream) => {
                 let Some(t) = inner.streams.get_mut(stream) else {
@@ -126,6 +132,7 @@ impl Tracker {
                 };
                 let expected = t.expected.pop_front();
                 t.states += 1;
+                t.rejected += rejected;
                 if let Some((_, mark)) = expected {
                     t.committed = t.committed.max(mark);
                 }
@@ -160,7 +167,7 @@ impl Tracker {
             && reported != expected
         {
             return Err(Mismatch(format!(
-                "the destination reported {reported} records committed for {label}, but {expected} were sent before that state"
+                "the destination reported {reported} records committed or rejected for {label}, but {expected} were sent before that state"
             )));
         }
         inner.state.apply(state);

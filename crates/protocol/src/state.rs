@@ -38,8 +38,16 @@ pub struct DestinationStats {
     /// Records committed since the previous state of the same stream (for a global state: of
     /// every stream since the previous global state).
     pub committed: u64,
+    /// Records among those the destination could not store and set aside (counted apart from
+    /// `committed`; `committed + rejected` is what it was sent).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub rejected: u64,
     #[serde(flatten)]
     pub extra: JsonMap,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl SourceState {
@@ -83,9 +91,15 @@ impl SourceState {
     }
 
     /// Returns the same state stamped with the number of records committed before it.
-    pub fn with_committed(mut self, committed: u64) -> SourceState {
+    pub fn with_committed(self, committed: u64) -> SourceState {
+        self.with_stats(committed, 0)
+    }
+
+    /// Returns the same state stamped with the records committed and rejected before it.
+    pub fn with_stats(mut self, committed: u64, rejected: u64) -> SourceState {
         let stats = Some(DestinationStats {
             committed,
+            rejected,
             extra: JsonMap::new(),
         });
         match &mut self {

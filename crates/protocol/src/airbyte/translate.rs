@@ -168,13 +168,14 @@ fn stream_status_to_trace(s: &StreamStatus) -> AirbyteTrace {
 fn stats_to_airbyte(stats: Option<&DestinationStats>) -> Option<AirbyteStateStats> {
     stats.map(|s| AirbyteStateStats {
         record_count: s.committed as f64,
-        rejected_record_count: None,
+        rejected_record_count: (s.rejected > 0).then_some(s.rejected as f64),
     })
 }
 
 fn stats_from_airbyte(stats: Option<&AirbyteStateStats>) -> Option<DestinationStats> {
     stats.map(|s| DestinationStats {
         committed: s.record_count.max(0.0) as u64,
+        rejected: s.rejected_record_count.unwrap_or(0.0).max(0.0) as u64,
         extra: JsonMap::new(),
     })
 }
