@@ -100,3 +100,11 @@ ensure_postgres() {
   fi
   die "no Postgres server is reachable and none could be started. Install PostgreSQL (apt-get install postgresql) or set DATABASE_URL to a server you can use."
 }
+
+# ensure_postgres_server_binaries: tests that run a cluster of their own (TLS with their own
+# certificates) need initdb and pg_ctl even when DATABASE_URL points elsewhere.
+ensure_postgres_server_binaries() {
+  [ -n "$(pg_server_bindir)" ] && return 0
+  pg_install_server && [ -n "$(pg_server_bindir)" ] && return 0
+  die "no Postgres server binaries under /usr/lib/postgresql/*/bin, and they could not be installed (apt-get install postgresql)."
+}

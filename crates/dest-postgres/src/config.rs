@@ -76,7 +76,7 @@ pub fn config_schema() -> Value {
                 "type": "string",
                 "minLength": 1,
                 "secret": true,
-                "description": "libpq connection URL, e.g. postgres://user:password@host:5432/db?sslmode=verify-full. sslmode disable, prefer (default), require, verify-ca and verify-full are honoured."
+                "description": "libpq connection URL, e.g. postgres://user:password@host:5432/db?sslmode=verify-full. sslmode disable, prefer (default), require, verify-ca and verify-full are honoured, and so are sslrootcert (a CA file; with it, require verifies the chain as in libpq), sslcert and sslkey (a client certificate)."
             },
             "schema": {
                 "type": "string",

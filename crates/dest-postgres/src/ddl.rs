@@ -179,7 +179,10 @@ pub async fn setup(
 }
 
 /// Serialises setup and teardown of one schema across processes (for this transaction).
-async fn lock_schema(tx: &deadpool_postgres::Transaction<'_>, schema: &str) -> Result<(), DdlError> {
+async fn lock_schema(
+    tx: &deadpool_postgres::Transaction<'_>,
+    schema: &str,
+) -> Result<(), DdlError> {
     let lock = format!(
         "SELECT pg_advisory_xact_lock(hashtext({}))",
         literal(&format!("stripe-sync setup {schema}"))
@@ -221,7 +224,10 @@ async fn check_key(
             &[&schema, &table.table],
         )
         .await
-        .map_err(pg_err(format!("reading the key of {schema}.{}", table.table)))?;
+        .map_err(pg_err(format!(
+            "reading the key of {schema}.{}",
+            table.table
+        )))?;
     let existing: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
     let wanted: Vec<String> = table.keys.iter().map(|k| k.column.clone()).collect();
     if existing == wanted {

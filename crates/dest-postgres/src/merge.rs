@@ -122,7 +122,8 @@ impl MergeSql {
                 ),
                 DeleteMode::Hard => {
                     let join: Vec<String> = keys.iter().map(|k| format!("t.{k} = s.{k}")).collect();
-                    let stale_guard = format!("(t.{updated} IS NULL OR s.{updated} >= t.{updated})");
+                    let stale_guard =
+                        format!("(t.{updated} IS NULL OR s.{updated} >= t.{updated})");
                     format!(
                         "WITH batch AS MATERIALIZED (SELECT * FROM {src} b), \
                          removed AS (DELETE FROM {target} t USING batch s WHERE s.{deleted} AND {} AND {stale_guard}) \

@@ -86,16 +86,21 @@ impl RowPlan {
             field: field.map(str::to_owned),
             reason,
         };
-        let values = top_level_fields(data, &self.fields)
-            .map_err(|e| reject(None, None, format!("the record data is not a JSON object: {e}")))?;
+        let values = top_level_fields(data, &self.fields).map_err(|e| {
+            reject(
+                None,
+                None,
+                format!("the record data is not a JSON object: {e}"),
+            )
+        })?;
         let mut keys: Vec<KeyValue<'_>> = Vec::with_capacity(self.key_types.len());
         for (i, pg_type) in self.key_types.iter().enumerate() {
             let field = self.fields[i].as_str();
             let raw = values[i].filter(|v| v.get() != "null").ok_or_else(|| {
                 reject(None, Some(field), "the key field is missing or null".into())
             })?;
-            let key = key_value(raw, *pg_type)
-                .map_err(|reason| reject(None, Some(field), reason))?;
+            let key =
+                key_value(raw, *pg_type).map_err(|reason| reject(None, Some(field), reason))?;
             keys.push(key);
         }
         let key_text = || {
@@ -210,8 +215,7 @@ fn clip(text: &str) -> String {
 fn version_micros(raw: &RawValue) -> Result<i64, String> {
     let text = raw.get();
     let secs_to_micros = |secs: f64| -> Result<i64, String> {
-        if secs.is_finite() && (MIN_VERSION_SECS as f64..=MAX_VERSION_SECS as f64).contains(&secs)
-        {
+        if secs.is_finite() && (MIN_VERSION_SECS as f64..=MAX_VERSION_SECS as f64).contains(&secs) {
             Ok((secs * 1e6).round() as i64)
         } else {
             Err(format!(
@@ -306,11 +310,7 @@ fn unstorable_text(json: &str) -> Option<(Option<String>, String)> {
                         _ => None,
                     };
                     if let Some(problem) = problem {
-                        let field = if is_key {
-                            None
-                        } else {
-                            current_key.clone()
-                        };
+                        let field = if is_key { None } else { current_key.clone() };
                         let what = if is_key { "a field name" } else { "a value" };
                         return Some((field, format!("{what} contains {problem}")));
                     }
@@ -381,7 +381,15 @@ mod tests {
             version_micros(&raw("\"2023-11-14T22:13:20Z\"")),
             Ok(1_700_000_000_000_000)
         );
-        for bad in ["\"soon\"", "\"yesterday\"", "{}", "true", "1e300", "-1e300", "253402300800"] {
+        for bad in [
+            "\"soon\"",
+            "\"yesterday\"",
+            "{}",
+            "true",
+            "1e300",
+            "-1e300",
+            "253402300800",
+        ] {
             assert!(version_micros(&raw(bad)).is_err(), "{bad}");
         }
     }
@@ -398,7 +406,10 @@ mod tests {
         assert!(text("true").is_err());
         assert!(text("{}").is_err());
         assert!(text(r#""a\u0000""#).is_err());
-        assert!(matches!(key_value(&raw("7"), PgType::BigInt), Ok(KeyValue::Int(7))));
+        assert!(matches!(
+            key_value(&raw("7"), PgType::BigInt),
+            Ok(KeyValue::Int(7))
+        ));
         assert!(key_value(&raw("1.5"), PgType::BigInt).is_err());
         assert!(key_value(&raw("9223372036854775808"), PgType::BigInt).is_err());
     }

@@ -28,27 +28,54 @@ fn email(db: &TestDb, id: &str) -> Option<String> {
 #[test]
 fn a_record_without_a_version_never_replaces_a_versioned_row_whatever_the_batch() {
     let lines = vec![
-        record("customers", json!({"id": "c", "email": "v50", "_updated_at": 50})),
+        record(
+            "customers",
+            json!({"id": "c", "email": "v50", "_updated_at": 50}),
+        ),
         record("customers", json!({"id": "c", "email": "no version"})),
-        record("customers", json!({"id": "c", "email": "null version", "_updated_at": null})),
-        record("customers", json!({"id": "c", "email": "v40", "_updated_at": 40})),
-        record("customers", json!({"id": "u", "email": "first, unversioned"})),
-        record("customers", json!({"id": "u", "email": "second, unversioned"})),
+        record(
+            "customers",
+            json!({"id": "c", "email": "null version", "_updated_at": null}),
+        ),
+        record(
+            "customers",
+            json!({"id": "c", "email": "v40", "_updated_at": 40}),
+        ),
+        record(
+            "customers",
+            json!({"id": "u", "email": "first, unversioned"}),
+        ),
+        record(
+            "customers",
+            json!({"id": "u", "email": "second, unversioned"}),
+        ),
         state("customers", json!({"n": 6})),
     ];
     one_by_one_and_together(&lines, |db, run| {
         assert_eq!(email(db, "c").as_deref(), Some("v50"), "{run}");
-        assert_eq!(email(db, "u").as_deref(), Some("second, unversioned"), "{run}");
+        assert_eq!(
+            email(db, "u").as_deref(),
+            Some("second, unversioned"),
+            "{run}"
+        );
     });
     // A row without a version takes any version later.
     let db = TestDb::new();
     let cat = catalog(vec![customers_stream()]);
-    write_ok(&db, json!({}), &cat, &[record("customers", json!({"id": "u", "email": "old"}))]);
     write_ok(
         &db,
         json!({}),
         &cat,
-        &[record("customers", json!({"id": "u", "email": "v1", "_updated_at": 1}))],
+        &[record("customers", json!({"id": "u", "email": "old"}))],
+    );
+    write_ok(
+        &db,
+        json!({}),
+        &cat,
+        &[record(
+            "customers",
+            json!({"id": "u", "email": "v1", "_updated_at": 1}),
+        )],
     );
     assert_eq!(email(&db, "u").as_deref(), Some("v1"));
 }
@@ -56,18 +83,37 @@ fn a_record_without_a_version_never_replaces_a_versioned_row_whatever_the_batch(
 #[test]
 fn an_unusable_version_is_rejected_named_and_kept() {
     let lines = vec![
-        record("customers", json!({"id": "c", "email": "v50", "_updated_at": 50})),
-        record("customers", json!({"id": "c", "email": "words", "_updated_at": "yesterday"})),
-        record("customers", json!({"id": "c", "email": "object", "_updated_at": {"at": 1}})),
-        record("customers", json!({"id": "c", "email": "far future", "_updated_at": 1e300})),
-        record("customers", json!({"id": "d", "email": "fine", "_updated_at": "2024-01-01T00:00:00Z"})),
+        record(
+            "customers",
+            json!({"id": "c", "email": "v50", "_updated_at": 50}),
+        ),
+        record(
+            "customers",
+            json!({"id": "c", "email": "words", "_updated_at": "yesterday"}),
+        ),
+        record(
+            "customers",
+            json!({"id": "c", "email": "object", "_updated_at": {"at": 1}}),
+        ),
+        record(
+            "customers",
+            json!({"id": "c", "email": "far future", "_updated_at": 1e300}),
+        ),
+        record(
+            "customers",
+            json!({"id": "d", "email": "fine", "_updated_at": "2024-01-01T00:00:00Z"}),
+        ),
         state("customers", json!({"n": 5})),
     ];
     one_by_one_and_together(&lines, |db, run| {
         assert_eq!(email(db, "c").as_deref(), Some("v50"), "{run}");
         assert_eq!(email(db, "d").as_deref(), Some("fine"), "{run}");
         let kept = rejected(db);
-        assert_eq!(kept.iter().map(|r| r.1).collect::<Vec<_>>(), vec![2, 3, 4], "{run}");
+        assert_eq!(
+            kept.iter().map(|r| r.1).collect::<Vec<_>>(),
+            vec![2, 3, 4],
+            "{run}"
+        );
         for r in &kept {
             assert_eq!(r.2.as_deref(), Some("c"), "{run}");
             assert!(r.3.contains("\"_updated_at\""), "{run}: {}", r.3);
@@ -133,7 +179,9 @@ fn a_value_a_typed_column_cannot_hold_is_null_there_and_whole_in_the_raw_object(
     let balance = |id: &str| -> (Option<i64>, String) {
         let row = &query(
             &db,
-            &format!("SELECT balance, _raw_data->>'balance' FROM stripe.customers WHERE id = '{id}'"),
+            &format!(
+                "SELECT balance, _raw_data->>'balance' FROM stripe.customers WHERE id = '{id}'"
+            ),
         )[0];
         (row.get(0), row.get(1))
     };
@@ -169,14 +217,22 @@ fn text_postgres_cannot_store_is_rejected_naming_line_and_field() {
     assert_eq!(ids, vec!["escaped-backslash", "pair"]);
     let kept = rejected(&db);
     assert_eq!(kept.iter().map(|r| r.1).collect::<Vec<_>>(), vec![1, 2, 3]);
-    assert!(kept[0].3.contains("\"email\"") && kept[0].3.contains("U+0000"), "{}", kept[0].3);
+    assert!(
+        kept[0].3.contains("\"email\"") && kept[0].3.contains("U+0000"),
+        "{}",
+        kept[0].3
+    );
     assert!(kept[1].3.contains("\"id\""), "{}", kept[1].3);
     assert!(kept[2].3.contains("surrogate"), "{}", kept[2].3);
     // Verbatim: the escapes are still there, byte for byte.
-    assert_eq!(kept[0].4, br#"{"id":"nul-value","email":"a\u0000b"}"#.to_vec());
+    assert_eq!(
+        kept[0].4,
+        br#"{"id":"nul-value","email":"a\u0000b"}"#.to_vec()
+    );
     let logs = out.of_type("log");
     assert!(
-        logs.iter().any(|l| l["message"].as_str().unwrap().contains("line 1")),
+        logs.iter()
+            .any(|l| l["message"].as_str().unwrap().contains("line 1")),
         "{logs:?}"
     );
 }
@@ -192,7 +248,10 @@ fn a_changed_primary_key_is_explained() {
         &db,
         json!({}),
         &catalog(vec![rekeyed]),
-        &[record("customers", json!({"id": "c", "_account_id": "acct_1"}))],
+        &[record(
+            "customers",
+            json!({"id": "c", "_account_id": "acct_1"}),
+        )],
     );
     assert_eq!(out.code, Some(1), "{}", out.stdout);
     assert_eq!(
@@ -201,7 +260,9 @@ fn a_changed_primary_key_is_explained() {
     );
     let said = format!("{}{}", out.stdout, out.stderr);
     assert!(
-        said.contains("primary key (id)") && said.contains("(id, _account_id)") && said.contains("teardown"),
+        said.contains("primary key (id)")
+            && said.contains("(id, _account_id)")
+            && said.contains("teardown"),
         "{said}"
     );
 }
@@ -210,21 +271,34 @@ fn a_changed_primary_key_is_explained() {
 fn a_locked_table_fails_its_stream_with_the_reason_instead_of_hanging() {
     let db = TestDb::new();
     let cat = catalog(vec![customers_stream()]);
-    write_ok(&db, json!({}), &cat, &[record("customers", json!({"id": "c0"}))]);
+    write_ok(
+        &db,
+        json!({}),
+        &cat,
+        &[record("customers", json!({"id": "c0"}))],
+    );
     let mut holder = db.client();
     let mut tx = holder.transaction().unwrap();
-    tx.batch_execute("LOCK TABLE stripe.customers IN ACCESS EXCLUSIVE MODE").unwrap();
+    tx.batch_execute("LOCK TABLE stripe.customers IN ACCESS EXCLUSIVE MODE")
+        .unwrap();
     let started = std::time::Instant::now();
     let out = write(
         &db,
         json!({"lock_timeout_ms": 300}),
         &cat,
-        &[record("customers", json!({"id": "c1"})), state("customers", json!({"n": 1}))],
+        &[
+            record("customers", json!({"id": "c1"})),
+            state("customers", json!({"n": 1})),
+        ],
     );
     assert!(started.elapsed() < std::time::Duration::from_secs(30));
     let said = format!("{}{}", out.stdout, out.stderr);
     assert!(said.contains("lock_timeout_ms"), "{said}");
-    assert!(out.of_type("source_state").is_empty(), "nothing acknowledged: {}", out.stdout);
+    assert!(
+        out.of_type("source_state").is_empty(),
+        "nothing acknowledged: {}",
+        out.stdout
+    );
     tx.rollback().unwrap();
 }
 
@@ -248,15 +322,22 @@ fn the_catalogs_soft_delete_field_marks_tombstones() {
         json!({}),
         &cat,
         &[
-            record("customers", json!({"id": "a", "is_gone": true, "_updated_at": 2})),
+            record(
+                "customers",
+                json!({"id": "a", "is_gone": true, "_updated_at": 2}),
+            ),
             // `deleted` means nothing for this stream.
-            record("customers", json!({"id": "b", "deleted": true, "_updated_at": 2})),
+            record(
+                "customers",
+                json!({"id": "b", "deleted": true, "_updated_at": 2}),
+            ),
         ],
     );
-    let deleted: Vec<(String, bool)> = query(&db, "SELECT id, _deleted FROM stripe.customers ORDER BY id")
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
+    let deleted: Vec<(String, bool)> =
+        query(&db, "SELECT id, _deleted FROM stripe.customers ORDER BY id")
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
     assert_eq!(deleted, vec![("a".into(), true), ("b".into(), false)]);
 }
 
@@ -264,7 +345,12 @@ fn the_catalogs_soft_delete_field_marks_tombstones() {
 fn integer_columns_made_by_an_earlier_version_are_recomputed() {
     let db = TestDb::new();
     let cat = catalog(vec![customers_stream()]);
-    write_ok(&db, json!({}), &cat, &[record("customers", json!({"id": "c", "balance": 1.5}))]);
+    write_ok(
+        &db,
+        json!({}),
+        &cat,
+        &[record("customers", json!({"id": "c", "balance": 1.5}))],
+    );
     // The column as the earlier version made it: a bare cast, which rounds and overflows.
     db.client()
         .batch_execute(

@@ -468,32 +468,60 @@ fn teardown_removes_only_what_setup_created() {
         .unwrap();
     let out = teardown(&db, json!({}));
     assert_eq!(out.code, Some(0), "{}", out.stderr);
-    assert_eq!(db.count("pg_tables WHERE schemaname = 'stripe' AND tablename = 'customers'"), 0);
-    assert_eq!(db.count("pg_tables WHERE schemaname = 'stripe' AND tablename = '_rejected_records'"), 0);
+    assert_eq!(
+        db.count("pg_tables WHERE schemaname = 'stripe' AND tablename = 'customers'"),
+        0
+    );
+    assert_eq!(
+        db.count("pg_tables WHERE schemaname = 'stripe' AND tablename = '_rejected_records'"),
+        0
+    );
     assert_eq!(db.count("stripe.notes"), 1, "the user's table stays");
-    assert_eq!(db.count(stripe_schemas), 1, "and so does the schema around it");
+    assert_eq!(
+        db.count(stripe_schemas),
+        1,
+        "and so does the schema around it"
+    );
     assert!(out.stderr.contains("kept schema"), "{}", out.stderr);
     // Once empty, the schema setup created goes too.
-    db.client().batch_execute("DROP TABLE stripe.notes").unwrap();
+    db.client()
+        .batch_execute("DROP TABLE stripe.notes")
+        .unwrap();
     let again = teardown(&db, json!({}));
     assert_eq!(again.code, Some(0), "{}", again.stderr);
     assert_eq!(db.count(stripe_schemas), 0);
 
     // A schema setup did not create is never dropped, even when empty afterwards.
     db.client().batch_execute("CREATE SCHEMA mine").unwrap();
-    let made = setup(&db, json!({"schema": "mine"}), &catalog(vec![customers_stream()]));
+    let made = setup(
+        &db,
+        json!({"schema": "mine"}),
+        &catalog(vec![customers_stream()]),
+    );
     assert_eq!(made.code, Some(0), "{}", made.stderr);
     let out = teardown(&db, json!({"schema": "mine"}));
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     assert_eq!(db.count("pg_tables WHERE schemaname = 'mine'"), 0);
     assert_eq!(db.count("pg_namespace WHERE nspname = 'mine'"), 1);
     // public: only our tables.
-    let made = setup(&db, json!({"schema": "public"}), &catalog(vec![customers_stream()]));
+    let made = setup(
+        &db,
+        json!({"schema": "public"}),
+        &catalog(vec![customers_stream()]),
+    );
     assert_eq!(made.code, Some(0), "{}", made.stderr);
-    db.client().batch_execute("CREATE TABLE public.keep_me (id int)").unwrap();
+    db.client()
+        .batch_execute("CREATE TABLE public.keep_me (id int)")
+        .unwrap();
     assert_eq!(teardown(&db, json!({"schema": "public"})).code, Some(0));
-    assert_eq!(db.count("pg_tables WHERE schemaname = 'public' AND tablename = 'customers'"), 0);
-    assert_eq!(db.count("pg_tables WHERE schemaname = 'public' AND tablename = 'keep_me'"), 1);
+    assert_eq!(
+        db.count("pg_tables WHERE schemaname = 'public' AND tablename = 'customers'"),
+        0
+    );
+    assert_eq!(
+        db.count("pg_tables WHERE schemaname = 'public' AND tablename = 'keep_me'"),
+        1
+    );
 }
 
 #[test]
@@ -505,14 +533,25 @@ fn every_command_refuses_a_system_schema() {
         for out in [
             setup(&db, extra.clone(), &cat),
             teardown(&db, extra.clone()),
-            write(&db, extra.clone(), &cat, &[record("customers", json!({"id": "c"}))]),
+            write(
+                &db,
+                extra.clone(),
+                &cat,
+                &[record("customers", json!({"id": "c"}))],
+            ),
         ] {
             assert_ne!(out.code, Some(0), "{schema}: {}", out.stdout);
             let said = format!("{}{}", out.stdout, out.stderr);
-            assert!(said.contains("system schema") && said.contains("schema"), "{schema}: {said}");
+            assert!(
+                said.contains("system schema") && said.contains("schema"),
+                "{schema}: {said}"
+            );
         }
     }
-    assert_eq!(db.count("information_schema.tables WHERE table_name = 'customers'"), 0);
+    assert_eq!(
+        db.count("information_schema.tables WHERE table_name = 'customers'"),
+        0
+    );
 }
 
 fn check(url: &str) -> Value {
@@ -1033,12 +1072,17 @@ fn a_record_without_its_key_is_set_aside_and_its_stream_goes_on() {
         .map(|l| l["message"].as_str().unwrap().to_owned())
         .collect();
     assert!(
-        warnings.iter().any(|w| w.contains("line 1") && w.contains("\"id\"") && w.contains("_rejected_records")),
+        warnings.iter().any(|w| w.contains("line 1")
+            && w.contains("\"id\"")
+            && w.contains("_rejected_records")),
         "{warnings:?}"
     );
     let states = out.of_type("source_state");
     let customers = states.iter().find(|s| s["stream"] == "customers").unwrap();
-    assert_eq!(customers["destination_stats"], json!({"committed": 1, "rejected": 1}));
+    assert_eq!(
+        customers["destination_stats"],
+        json!({"committed": 1, "rejected": 1})
+    );
     assert_eq!(db.count("stripe.products"), 1);
     assert_eq!(db.count("stripe.customers"), 1);
     let kept = rejected(&db);

@@ -119,9 +119,7 @@ impl Tracker {
     pub fn committed(&self, state: &SourceState) -> Result<SyncState, Mismatch> {
         let mut inner = self.lock();
         // Records the destination set aside were delivered too: they count against what was sent.
-        let reported = state
-            .destination_stats()
-            .map(|s| s.committed + s.rejected);
+        let reported = state.destination_stats().map(|s| s.committed + s.rejected);
         let rejected = state.destination_stats().map_or(0, |s| s.rejected);
         let (expected, label) = match state.stream_name() {
             Some(stream) => {

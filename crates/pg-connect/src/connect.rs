@@ -41,25 +41,74 @@ impl SslMode {
 pub struct Target {
     pub pg: tokio_postgres::Config,
     pub ssl: SslMode,
+    /// libpq's TLS file parameters, as given in the URL.
+    pub files: TlsFiles,
+}
+
+/// `sslrootcert`, `sslcert` and `sslkey`: paths of PEM files.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub root_cert: Option<std::path::PathBuf>,
+    pub cert: Option<std::path::PathBuf>,
+    pub key: Option<std::path::PathBuf>,
+}
+
+/// Sets one TLS parameter from the URL; other keys are not TLS settings.
+fn tls_param(
+    key: &str,
+    value: &str,
+    ssl: &mut SslMode,
+    files: &mut TlsFiles,
+) -> Result<bool, String> {
+    let path = || Some(std::path::PathBuf::from(value));
+    match key {
+        "sslmode" => *ssl = SslMode::parse(value)?,
+        "sslrootcert" => files.root_cert = path(),
+        "sslcert" => files.cert = path(),
+        "sslkey" => files.key = path(),
+        // libpq's default; `direct` is a handshake this client does not speak.
+        "sslnegotiation" if value == "postgres" => {}
+        "sslnegotiation" => {
+            return Err(format!(
+                "url: sslnegotiation={value:?} is not supported (only postgres)"
+            ));
+        }
+        _ => return Ok(false),
+    }
+    Ok(true)
+}
+
+/// Decodes `%XX` escapes of a URL query value.
+fn percent_decoded(value: &str) -> Result<String, String> {
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = value
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(|| "url: a query value has an invalid %-escape".to_owned())?;
+            out.push(hex);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| "url: a query value is not UTF-8".to_owned())
 }
 
 /// Parses a libpq URL (or key=value string), taking out the TLS settings tokio-postgres does not
-/// know (`verify-ca`, `verify-full`, `sslrootcert`…) and applying them itself.
+/// know (`verify-ca`, `verify-full`, `sslrootcert`, `sslcert`, `sslkey`) and applying them itself.
 pub fn parse_url(url: &str) -> Result<Target, String> {
     let mut ssl = SslMode::Prefer;
+    let mut files = TlsFiles::default();
     let mut kept: Vec<String> = Vec::new();
-    let is_tls_key = |k: &str| {
-        matches!(
-            k,
-            "sslmode" | "sslrootcert" | "sslcert" | "sslkey" | "sslnegotiation"
-        )
-    };
     let cleaned = if let Some((base, query)) = url.split_once('?').filter(|_| url.contains("://")) {
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            if k == "sslmode" {
-                ssl = SslMode::parse(v)?;
-            } else if !is_tls_key(k) {
+            if !tls_param(k, &percent_decoded(v)?, &mut ssl, &mut files)? {
                 kept.push(pair.to_owned());
             }
         }
@@ -72,14 +121,21 @@ pub fn parse_url(url: &str) -> Result<Target, String> {
         url.to_owned()
     } else {
         for token in url.split_whitespace() {
-            match token.split_once('=') {
-                Some(("sslmode", v)) => ssl = SslMode::parse(v.trim_matches('\''))?,
-                Some((k, _)) if is_tls_key(k) => {}
-                _ => kept.push(token.to_owned()),
+            let taken = match token.split_once('=') {
+                Some((k, v)) => tls_param(k, v.trim_matches('\''), &mut ssl, &mut files)?,
+                None => false,
+            };
+            if !taken {
+                kept.push(token.to_owned());
             }
         }
         kept.join(" ")
     };
+    if files.cert.is_some() != files.key.is_some() {
+        return Err(
+            "url: sslcert and sslkey go together (a client certificate and its key)".to_owned(),
+        );
+    }
     // The parse error of tokio-postgres never includes the password, but may echo parts of the URL.
     let mut pg = tokio_postgres::Config::from_str(&cleaned)
         .map_err(|e| format!("url: not a valid Postgres connection URL ({e})"))?;
@@ -98,23 +154,57 @@ pub fn parse_url(url: &str) -> Result<Target, String> {
         SslMode::Prefer => PgSslMode::Prefer,
         SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => PgSslMode::Require,
     });
-    Ok(Target { pg, ssl })
+    Ok(Target { pg, ssl, files })
 }
 
-fn verification(ssl: SslMode) -> Verification {
+fn verification(ssl: SslMode, root_cert_given: bool) -> Verification {
     match ssl {
-        SslMode::Disable | SslMode::Prefer | SslMode::Require => Verification::None,
+        SslMode::Disable | SslMode::Prefer => Verification::None,
+        // As libpq: with a root certificate, `require` verifies the chain like verify-ca.
+        SslMode::Require if root_cert_given => Verification::Chain,
+        SslMode::Require => Verification::None,
         SslMode::VerifyCa => Verification::Chain,
         SslMode::VerifyFull => Verification::Full,
     }
 }
 
-/// The TLS connector for a target's sslmode (`ca_pem`: the CA for verify-ca / verify-full).
+fn read_file(param: &str, path: &std::path::Path) -> Result<String, String> {
+    std::fs::read_to_string(path)
+        .map_err(|e| format!("url: cannot read the {param} file {}: {e}", path.display()))
+}
+
+/// The TLS connector for a target's sslmode and TLS files (`ca_pem`: the CA for verify-ca /
+/// verify-full given in the config rather than as `sslrootcert`; both at once is an error).
 pub fn tls_connector(
     target: &Target,
     ca_pem: Option<&str>,
 ) -> Result<tokio_postgres_rustls::MakeRustlsConnect, String> {
-    tls::connector(verification(target.ssl), ca_pem)
+    let root_pem = match (&target.files.root_cert, ca_pem) {
+        (Some(_), Some(_)) => {
+            return Err(
+                "the CA is given twice, as ssl_ca_pem and as the URL's sslrootcert: keep one"
+                    .to_owned(),
+            );
+        }
+        (Some(path), None) if path.as_os_str() == "system" => None,
+        (Some(path), None) => Some(read_file("sslrootcert", path)?),
+        (None, pem) => pem.map(str::to_owned),
+    };
+    let client = match (&target.files.cert, &target.files.key) {
+        (Some(cert), Some(key)) => Some(tls::ClientIdentity {
+            cert_pem: read_file("sslcert", cert)?,
+            key_pem: read_file("sslkey", key)?,
+        }),
+        _ => None,
+    };
+    if client.is_some() && target.ssl == SslMode::Disable {
+        return Err("url: sslcert and sslkey need TLS, but sslmode is disable".to_owned());
+    }
+    tls::connector(
+        verification(target.ssl, target.files.root_cert.is_some()),
+        root_pem.as_deref(),
+        client.as_ref(),
+    )
 }
 
 /// One connection, its driver task spawned on the current runtime.
@@ -256,6 +346,54 @@ mod tests {
             parse_url("postgres://h/db?sslmode=bogus")
                 .unwrap_err()
                 .contains("bogus")
+        );
+    }
+
+    #[test]
+    fn tls_files_are_taken_out_of_the_url_and_paired() {
+        let t = parse_url(
+            "postgres://h/db?sslmode=verify-full&sslrootcert=%2Fetc%2Fca.pem&sslcert=/c.pem&sslkey=/k.pem&sslnegotiation=postgres",
+        )
+        .unwrap();
+        assert_eq!(
+            t.files.root_cert.as_deref(),
+            Some(std::path::Path::new("/etc/ca.pem"))
+        );
+        assert_eq!(
+            t.files.cert.as_deref(),
+            Some(std::path::Path::new("/c.pem"))
+        );
+        assert_eq!(t.files.key.as_deref(), Some(std::path::Path::new("/k.pem")));
+        let kv = parse_url("host=h dbname=d sslrootcert='/r.pem'").unwrap();
+        assert_eq!(
+            kv.files.root_cert.as_deref(),
+            Some(std::path::Path::new("/r.pem"))
+        );
+        assert!(
+            parse_url("postgres://h/db?sslcert=/c.pem")
+                .unwrap_err()
+                .contains("sslkey")
+        );
+        assert!(
+            parse_url("postgres://h/db?sslnegotiation=direct")
+                .unwrap_err()
+                .contains("sslnegotiation")
+        );
+        let both = parse_url("postgres://h/db?sslrootcert=/r.pem").unwrap();
+        assert!(
+            tls_connector(&both, Some("pem"))
+                .err()
+                .unwrap()
+                .contains("twice")
+        );
+        let missing =
+            parse_url("postgres://h/db?sslmode=verify-full&sslrootcert=/nonexistent/ca.pem")
+                .unwrap();
+        assert!(
+            tls_connector(&missing, None)
+                .err()
+                .unwrap()
+                .contains("sslrootcert")
         );
     }
 

@@ -7,7 +7,7 @@ use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, Error, RootCertStore, SignatureScheme,
 };
@@ -50,19 +50,28 @@ fn roots(ca_pem: Option<&str>) -> Result<RootCertStore, String> {
     Ok(roots)
 }
 
-/// The TLS connector for a verification level.
+/// A client certificate and its private key, PEM (libpq's `sslcert` and `sslkey`).
+pub struct ClientIdentity {
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+/// The TLS connector for a verification level, with a client certificate when one is given.
 pub fn connector(
     verification: Verification,
     ca_pem: Option<&str>,
+    client: Option<&ClientIdentity>,
 ) -> Result<MakeRustlsConnect, String> {
     let provider = provider();
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("TLS setup: {e}"))?;
-    let config = match verification {
-        Verification::Full => builder
-            .with_root_certificates(roots(ca_pem)?)
-            .with_no_client_auth(),
+    let verifier: Arc<dyn ServerCertVerifier> = match verification {
+        Verification::Full => {
+            WebPkiServerVerifier::builder_with_provider(Arc::new(roots(ca_pem)?), provider.clone())
+                .build()
+                .map_err(|e| format!("TLS setup: {e}"))?
+        }
         Verification::Chain => {
             let inner = WebPkiServerVerifier::builder_with_provider(
                 Arc::new(roots(ca_pem)?),
@@ -70,17 +79,31 @@ pub fn connector(
             )
             .build()
             .map_err(|e| format!("TLS setup: {e}"))?;
-            builder
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(ChainOnly { inner }))
-                .with_no_client_auth()
+            Arc::new(ChainOnly { inner })
         }
-        Verification::None => builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AcceptAny {
-                algorithms: provider.signature_verification_algorithms,
-            }))
-            .with_no_client_auth(),
+        Verification::None => Arc::new(AcceptAny {
+            algorithms: provider.signature_verification_algorithms,
+        }),
+    };
+    let builder = builder
+        .dangerous()
+        .with_custom_certificate_verifier(verifier);
+    let config = match client {
+        None => builder.with_no_client_auth(),
+        Some(identity) => {
+            let certs: Vec<CertificateDer<'static>> =
+                CertificateDer::pem_slice_iter(identity.cert_pem.as_bytes())
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| format!("sslcert is not valid PEM: {e}"))?;
+            if certs.is_empty() {
+                return Err("sslcert holds no certificate".to_owned());
+            }
+            let key = PrivateKeyDer::from_pem_slice(identity.key_pem.as_bytes())
+                .map_err(|e| format!("sslkey holds no usable private key: {e}"))?;
+            builder
+                .with_client_auth_cert(certs, key)
+                .map_err(|e| format!("sslcert and sslkey do not make a client identity: {e}"))?
+        }
     };
     Ok(MakeRustlsConnect::new(config))
 }

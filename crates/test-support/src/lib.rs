@@ -5,10 +5,14 @@
 //!   tests run in parallel without seeing each other's tables.
 //! - [`bin_path`] and [`Bin`]: run the workspace's real binaries (built by `cargo build --bins`,
 //!   which `scripts/test` does first).
+//! - [`Cluster`]: a Postgres cluster of a test's own, for server settings (TLS, client
+//!   certificates) the shared server does not have.
 
 mod bin;
+mod cluster;
 mod db;
 pub mod measure;
 
 pub use bin::{Bin, Finished, bin_path, lines_of};
+pub use cluster::Cluster;
 pub use db::{TestDb, server_url};

@@ -74,7 +74,6 @@ pub fn query(db: &TestDb, sql: &str) -> Vec<postgres::Row> {
         .unwrap_or_else(|e| panic!("{sql}: {e}"))
 }
 
-
 pub fn teardown(db: &TestDb, extra: Value) -> Finished {
     Bin::new("dest-postgres")
         .arg("teardown")
@@ -94,4 +93,3 @@ pub fn rejected(db: &TestDb) -> Vec<RejectedRow> {
     .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
     .collect()
 }
-
