@@ -11,8 +11,17 @@ pub fn json_or_file(flag: &str, value: &str) -> Result<Value, String> {
             .map_err(|e| format!("--{flag}: invalid inline JSON ({})", position(&e)));
     }
     let path = Path::new(value);
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("--{flag}: cannot read {}: {e}", path.display()))?;
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        // The value may be a secret pasted in the wrong place: name it only when it looks
+        // like a path.
+        if looks_like_a_path(value) {
+            format!("--{flag}: cannot read {}: {e}", path.display())
+        } else {
+            format!(
+                "--{flag}: the value is neither inline JSON (starting with {{ or [) nor the path of a readable file ({e}); it is not shown"
+            )
+        }
+    })?;
     serde_json::from_str(&text).map_err(|e| {
         format!(
             "--{flag}: invalid JSON in {} ({})",
@@ -20,6 +29,19 @@ pub fn json_or_file(flag: &str, value: &str) -> Result<Value, String> {
             position(&e)
         )
     })
+}
+
+fn looks_like_a_path(value: &str) -> bool {
+    (value.contains('/') || value.ends_with(".json"))
+        && !value.contains("://")
+        && sync_protocol_free_of_secrets(value)
+}
+
+/// False for text that looks like a credential (an API key, a webhook secret).
+fn sync_protocol_free_of_secrets(value: &str) -> bool {
+    !["sk_", "rk_", "pk_", "whsec_"]
+        .iter()
+        .any(|prefix| value.contains(prefix))
 }
 
 /// serde_json's message without the offending text: line, column and category only.
@@ -57,5 +79,15 @@ mod tests {
             err.contains("--catalog: cannot read /nonexistent/catalog.json"),
             "{err}"
         );
+        for secret in [
+            "sk_test_51abc",
+            "sk_live_x/y",
+            "postgres://u:pw@h/db",
+            "hunter2",
+        ] {
+            let err = json_or_file("source-config", secret).unwrap_err();
+            assert!(!err.contains(secret), "{err}");
+            assert!(err.contains("--source-config"), "{err}");
+        }
     }
 }

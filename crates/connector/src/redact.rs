@@ -78,7 +78,8 @@ fn walk(schema: Option<&Value>, value: &Value, secret: bool) {
     }
 }
 
-fn is_secret_name(key: &str) -> bool {
+/// Whether a config key names a secret whatever its schema says (passwords, tokens, keys).
+pub fn is_secret_name(key: &str) -> bool {
     let key = key.to_ascii_lowercase();
     [
         "password",

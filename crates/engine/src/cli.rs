@@ -70,14 +70,14 @@ pub struct PipelineArgs {
     /// Destination config: inline JSON or a file; merged over the config file's.
     #[arg(long, value_name = "JSON|FILE")]
     pub destination_config: Option<String>,
-    /// Stripe API key for the stripe source.
-    #[arg(long, env = "STRIPE_API_KEY", hide_env_values = true)]
+    /// Stripe API key for the stripe source (default: STRIPE_API_KEY, when no config gives one).
+    #[arg(long)]
     pub stripe_api_key: Option<String>,
     /// Stripe API base URL (a simulator, for tests and the demo).
     #[arg(long)]
     pub stripe_base_url: Option<String>,
-    /// Postgres URL for the postgres destination.
-    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    /// Postgres URL for the postgres destination (default: DATABASE_URL, when no config gives one).
+    #[arg(long)]
     pub postgres_url: Option<String>,
     /// Destination schema (postgres destination; default stripe).
     #[arg(long)]

@@ -31,6 +31,46 @@ pub struct Connector {
     files: tempfile::TempDir,
 }
 
+/// Run directories (configs with secrets, catalogs, states) are named after the engine's pid.
+const RUN_DIR_PREFIX: &str = "sync-engine-";
+
+/// Removes the run directories of engines that died without cleaning up (kill -9): they hold
+/// configs with secrets. Only directories of this user whose engine is gone are touched.
+pub fn clean_stale_run_dirs() {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    // SAFETY: getuid has no preconditions and cannot fail.
+    let me = unsafe { libc::getuid() };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(RUN_DIR_PREFIX))
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let ours = entry.metadata().is_ok_and(|m| m.is_dir() && m.uid() == me);
+        // SAFETY: signal 0 only asks whether the process exists.
+        let alive = unsafe { libc::kill(pid, 0) } == 0
+            || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
+        if ours && !alive {
+            match std::fs::remove_dir_all(entry.path()) {
+                Ok(()) => {
+                    tracing::debug!("removed the stale run directory {}", entry.path().display())
+                }
+                Err(e) => tracing::warn!(
+                    "cannot remove the stale run directory {}: {e}",
+                    entry.path().display()
+                ),
+            }
+        }
+    }
+}
+
 /// How long a short subcommand (spec, check, discover, setup, teardown) may take.
 const SHORT_COMMAND_TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -44,7 +84,7 @@ impl Connector {
     /// Runs `spec` to learn the dialect and the config schema.
     pub async fn open(role: Role, resolved: Resolved) -> Result<Connector> {
         let files = tempfile::Builder::new()
-            .prefix("sync-engine-")
+            .prefix(&format!("{RUN_DIR_PREFIX}{}-", std::process::id()))
             .tempdir()
             .context("cannot create a temporary directory")?;
         let mut connector = Connector {

@@ -124,8 +124,8 @@ fn print_line(message: &Message) {
     let _ = out.flush();
 }
 
-/// The human summary, printed on stderr at the end.
-pub fn summary(eof: &Eof, failures: &[String], state_location: &str) -> String {
+/// The human summary, printed on stderr at the end; `saved` says what became of the state.
+pub fn summary(eof: &Eof, failures: &[String], saved: &str) -> String {
     let mut out = String::new();
     let Some(progress) = &eof.run_progress else {
         return out;
@@ -134,11 +134,18 @@ pub fn summary(eof: &Eof, failures: &[String], state_location: &str) -> String {
         "\n{:<36} {:>12} {:>12}  {}\n",
         "stream", "read", "committed", "status"
     ));
-    let (mut read, mut committed) = (0, 0);
+    let (mut read, mut committed, mut rejected) = (0, 0, 0);
     for (name, p) in &progress.streams {
         read += p.record_count;
         committed += p.committed_count;
+        rejected += p.rejected_count;
         let mut status = status_word(p.status).to_owned();
+        if p.rejected_count > 0 {
+            status.push_str(&format!(
+                " ({} rejected, kept by the destination)",
+                thousands(p.rejected_count)
+            ));
+        }
         if let Some(message) = &p.message {
             let short: String = message.chars().take(120).collect();
             status.push_str(&format!(": {short}"));
@@ -155,12 +162,24 @@ pub fn summary(eof: &Eof, failures: &[String], state_location: &str) -> String {
         thousands(read),
         thousands(committed)
     ));
+    if rejected > 0 {
+        out.push_str(&format!(
+            "{} record(s) could not be stored as they are and were set aside by the destination (see its warnings)\n",
+            thousands(rejected)
+        ));
+    }
     let secs = progress.elapsed_ms as f64 / 1000.0;
     out.push_str(&format!(
-        "\n{} in {secs:.1}s ({:.0} records/s); {}; state saved in {state_location}\n",
-        match (eof.status, eof.has_more) {
-            (sync_protocol::RunStatus::Failed, _) => "FAILED",
-            (_, true) => "stopped early (rerun the same command to continue)",
+        "\n{} in {secs:.1}s ({:.0} records/s); {}; {saved}\n",
+        match (eof.status, eof.reason, eof.has_more) {
+            (_, Some(sync_protocol::EofReason::Aborted), _) => {
+                "STOPPED by a signal (rerun the same command to continue)"
+            }
+            (sync_protocol::RunStatus::Failed, _, true) => {
+                "FAILED (rerun the same command to continue from the last commit)"
+            }
+            (sync_protocol::RunStatus::Failed, _, false) => "FAILED",
+            (_, _, true) => "stopped early (rerun the same command to continue)",
             _ => "done",
         },
         read as f64 / secs.max(0.001),

@@ -1,6 +1,12 @@
-//! The pipeline to run, from a config file, the environment and flags. Precedence: flags, then
-//! environment, then the config file, then defaults; configs are merged key by key.
+//! The pipeline to run, from a config file, flags and the environment.
+//!
+//! The rule: what the user wrote explicitly (the `--config` file, `--source-config` and
+//! `--destination-config`, the shortcut flags) always beats the environment, which only fills
+//! what nothing explicit gives. Two explicit sources giving one setting different values is an
+//! error that names both (never which value won); equal values agree. Configs are merged key by
+//! key under that rule.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -8,10 +14,8 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use sync_connector::json_arg::json_or_file;
 
+use crate::builtin::{self, SHORTCUTS};
 use crate::cli::PipelineArgs;
-
-pub const DEFAULT_SOURCE: &str = "stripe";
-pub const DEFAULT_DESTINATION: &str = "postgres";
 
 /// One side of the pipeline: a connector name and its config.
 #[derive(Debug, Clone)]
@@ -87,108 +91,187 @@ fn object(flag: &str, text: &str) -> Result<Map<String, Value>> {
     }
 }
 
-fn set(config: &mut Map<String, Value>, key: &str, value: Option<Value>) {
-    if let Some(v) = value {
-        config.insert(key.to_owned(), v);
+/// Explicit values of one config, each with where it came from.
+#[derive(Default)]
+struct Layers {
+    values: BTreeMap<String, (Value, String)>,
+}
+
+impl Layers {
+    /// Adds an explicit value; a different value already given for the key is an error
+    /// naming both places (values are never shown: they may be secrets).
+    fn add(&mut self, side: &str, key: &str, value: Value, from: String) -> Result<()> {
+        match self.values.get(key) {
+            Some((existing, first)) if *existing != value => bail!(
+                "{side} {key:?} is given twice with different values, by {first} and by {from}; give it once"
+            ),
+            Some(_) => Ok(()),
+            None => {
+                self.values.insert(key.to_owned(), (value, from));
+                Ok(())
+            }
+        }
+    }
+
+    fn add_all(&mut self, side: &str, config: Map<String, Value>, from: &str) -> Result<()> {
+        for (key, value) in config {
+            self.add(side, &key, value, format!("{from}'s {key:?}"))?;
+        }
+        Ok(())
+    }
+
+    fn into_config(self) -> Map<String, Value> {
+        self.values.into_iter().map(|(k, (v, _))| (k, v)).collect()
     }
 }
 
-/// Builds the pipeline from a config file, the environment (through clap) and flags.
+/// Builds one side's config: the file's, the JSON flag's, the shortcut flags', then the
+/// environment for keys still missing.
+fn side_config(
+    side: &str,
+    connector: &str,
+    file_config: Map<String, Value>,
+    json_flag: Option<(&str, &str)>,
+    args: &PipelineArgs,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Map<String, Value>> {
+    let mut layers = Layers::default();
+    layers.add_all(side, file_config, &format!("--config's {side}.config"))?;
+    if let Some((flag, text)) = json_flag {
+        layers.add_all(side, object(flag, text)?, &format!("--{flag}"))?;
+    }
+    for shortcut in SHORTCUTS.iter().filter(|s| s.connector == connector) {
+        if let Some(value) = shortcut_value(args, shortcut.flag) {
+            layers.add(side, shortcut.key, value, shortcut.flag.to_owned())?;
+        }
+    }
+    let mut config = layers.into_config();
+    for shortcut in SHORTCUTS.iter().filter(|s| s.connector == connector) {
+        if let Some(var) = shortcut.env
+            && !config.contains_key(shortcut.key)
+            && let Some(value) = env(var).filter(|v| !v.is_empty())
+        {
+            config.insert(shortcut.key.to_owned(), Value::String(value));
+        }
+    }
+    if let Some((key, hint)) = builtin::required_key(connector)
+        && !config.contains_key(key)
+    {
+        bail!("{hint}");
+    }
+    Ok(config)
+}
+
+fn shortcut_value(args: &PipelineArgs, flag: &str) -> Option<Value> {
+    match flag {
+        "--stripe-api-key" => args.stripe_api_key.clone().map(Value::String),
+        "--stripe-base-url" => args.stripe_base_url.clone().map(Value::String),
+        "--backfill-limit" => args.backfill_limit.map(Value::from),
+        "--postgres-url" => args.postgres_url.clone().map(Value::String),
+        "--schema" => args.schema.clone().map(Value::String),
+        _ => None,
+    }
+}
+
+/// A setting given by a flag or the config file; both, differently, is an error.
+pub fn one_of<T: PartialEq>(what: &str, flag: Option<T>, file: Option<T>) -> Result<Option<T>> {
+    match (flag, file) {
+        (Some(a), Some(b)) if a != b => bail!(
+            "{what} is given twice with different values, by --{what} and by --config's {}; give it once",
+            what.replace('-', "_")
+        ),
+        (Some(a), _) => Ok(Some(a)),
+        (None, b) => Ok(b),
+    }
+}
+
+fn streams_of(list: Vec<FileStream>) -> Vec<StreamChoice> {
+    list.into_iter()
+        .map(|s| match s {
+            FileStream::Name(name) => StreamChoice {
+                name,
+                backfill_limit: None,
+                fields: None,
+            },
+            FileStream::Options {
+                name,
+                backfill_limit,
+                fields,
+            } => StreamChoice {
+                name,
+                backfill_limit,
+                fields,
+            },
+        })
+        .collect()
+}
+
+/// Builds the pipeline from a config file, flags and the process environment.
 pub fn pipeline(args: &PipelineArgs) -> Result<Pipeline> {
+    pipeline_with_env(args, &|var| std::env::var(var).ok())
+}
+
+/// [`pipeline`] with the environment given (tests).
+pub fn pipeline_with_env(
+    args: &PipelineArgs,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Pipeline> {
     let file = match &args.config {
         Some(path) => read_file(path)?,
         None => ConfigFile::default(),
     };
-    let source_name = args
-        .source
-        .clone()
-        .or(file.source.name)
-        .unwrap_or_else(|| DEFAULT_SOURCE.to_owned());
-    let destination_name = args
-        .destination
-        .clone()
-        .or(file.destination.name)
-        .unwrap_or_else(|| DEFAULT_DESTINATION.to_owned());
-    let mut source = file.source.config;
-    let mut destination = file.destination.config;
-    if let Some(text) = &args.source_config {
-        source.extend(object("source-config", text)?);
-    }
-    if let Some(text) = &args.destination_config {
-        destination.extend(object("destination-config", text)?);
-    }
-    if source_name == "stripe" {
-        set(
-            &mut source,
-            "api_key",
-            args.stripe_api_key.clone().map(Value::String),
-        );
-        set(
-            &mut source,
-            "base_url",
-            args.stripe_base_url.clone().map(Value::String),
-        );
-        set(
-            &mut source,
-            "backfill_limit",
-            args.backfill_limit.map(Value::from),
-        );
-        if !source.contains_key("api_key") {
+    let source_name = one_of("source", args.source.clone(), file.source.name)?
+        .unwrap_or_else(|| builtin::STRIPE.to_owned());
+    let destination_name = one_of(
+        "destination",
+        args.destination.clone(),
+        file.destination.name,
+    )?
+    .unwrap_or_else(|| builtin::POSTGRES.to_owned());
+    for shortcut in &SHORTCUTS {
+        let connector = if shortcut.connector == builtin::STRIPE {
+            &source_name
+        } else {
+            &destination_name
+        };
+        if shortcut_value(args, shortcut.flag).is_some() && connector != shortcut.connector {
             bail!(
-                "missing the Stripe API key: pass --stripe-api-key, set STRIPE_API_KEY, or give source.config.api_key in --config"
+                "{} configures the {} connector, but this pipeline uses {connector:?}; put the setting in its config instead",
+                shortcut.flag,
+                shortcut.connector
             );
         }
     }
-    if destination_name == "postgres" {
-        set(
-            &mut destination,
-            "url",
-            args.postgres_url.clone().map(Value::String),
-        );
-        set(
-            &mut destination,
-            "schema",
-            args.schema.clone().map(Value::String),
-        );
-        if !destination.contains_key("url") {
-            bail!(
-                "missing the Postgres URL: pass --postgres-url, set DATABASE_URL, or give destination.config.url in --config"
-            );
-        }
-    }
-    let streams = match &args.streams {
-        Some(names) => Some(
-            names
-                .iter()
-                .filter(|n| !n.trim().is_empty())
-                .map(|n| StreamChoice {
-                    name: n.trim().to_owned(),
-                    backfill_limit: None,
-                    fields: None,
-                })
-                .collect(),
-        ),
-        None => file.streams.map(|list| {
-            list.into_iter()
-                .map(|s| match s {
-                    FileStream::Name(name) => StreamChoice {
-                        name,
-                        backfill_limit: None,
-                        fields: None,
-                    },
-                    FileStream::Options {
-                        name,
-                        backfill_limit,
-                        fields,
-                    } => StreamChoice {
-                        name,
-                        backfill_limit,
-                        fields,
-                    },
-                })
-                .collect()
-        }),
-    };
+    let source = side_config(
+        "source",
+        &source_name,
+        file.source.config,
+        args.source_config.as_deref().map(|t| ("source-config", t)),
+        args,
+        env,
+    )?;
+    let destination = side_config(
+        "destination",
+        &destination_name,
+        file.destination.config,
+        args.destination_config
+            .as_deref()
+            .map(|t| ("destination-config", t)),
+        args,
+        env,
+    )?;
+    let flag_streams = args.streams.as_ref().map(|names| {
+        names
+            .iter()
+            .filter(|n| !n.trim().is_empty())
+            .map(|n| StreamChoice {
+                name: n.trim().to_owned(),
+                backfill_limit: None,
+                fields: None,
+            })
+            .collect::<Vec<_>>()
+    });
+    let streams = one_of("streams", flag_streams, file.streams.map(streams_of))?;
     Ok(Pipeline {
         source: Side {
             name: source_name,
@@ -210,6 +293,7 @@ pub fn pipeline(args: &PipelineArgs) -> Result<Pipeline> {
 mod tests {
     use super::*;
     use crate::cli::ResolverArgs;
+    use serde_json::json;
 
     fn args() -> PipelineArgs {
         PipelineArgs {
@@ -232,30 +316,143 @@ mod tests {
         }
     }
 
-    #[test]
-    fn flags_beat_the_config_file() {
-        let dir = tempfile::tempdir().unwrap();
+    fn env_of(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |var| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == var)
+                .map(|(_, v)| v.to_string())
+        }
+    }
+
+    const ENV: &[(&str, &str)] = &[
+        ("STRIPE_API_KEY", "sk_live_from_env"),
+        ("DATABASE_URL", "postgres://env/db"),
+    ];
+
+    fn file(dir: &tempfile::TempDir, text: &str) -> PathBuf {
         let path = dir.path().join("sync.json");
-        std::fs::write(
-            &path,
-            r#"{"source":{"config":{"api_key":"sk_test_file","rate_limit":5}},"destination":{"config":{"url":"postgres://file/db","schema":"from_file"}},"streams":["customers",{"name":"invoices","backfill_limit":3}]}"#,
-        )
-        .unwrap();
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    #[test]
+    fn explicit_beats_the_environment_in_every_form() {
+        let dir = tempfile::tempdir().unwrap();
+        let env = env_of(ENV);
+        // Each explicit way of giving the key and the URL, against both environment variables.
+        let mut by_flag = args();
+        by_flag.stripe_api_key = Some("sk_test_flag".into());
+        by_flag.postgres_url = Some("postgres://flag/db".into());
+        let mut by_json = args();
+        by_json.source_config = Some(r#"{"api_key":"sk_test_flag"}"#.into());
+        by_json.destination_config = Some(r#"{"url":"postgres://flag/db"}"#.into());
+        let mut by_file = args();
+        by_file.config = Some(file(
+            &dir,
+            r#"{"source":{"config":{"api_key":"sk_test_flag"}},"destination":{"config":{"url":"postgres://flag/db"}}}"#,
+        ));
+        for (what, a) in [
+            ("flags", by_flag),
+            ("JSON configs", by_json),
+            ("config file", by_file),
+        ] {
+            let p = pipeline_with_env(&a, &env).unwrap();
+            assert_eq!(p.source.config["api_key"], "sk_test_flag", "{what}");
+            assert_eq!(p.destination.config["url"], "postgres://flag/db", "{what}");
+        }
+        // The environment fills only what nothing explicit gives.
+        let p = pipeline_with_env(&args(), &env).unwrap();
+        assert_eq!(p.source.config["api_key"], "sk_live_from_env");
+        assert_eq!(p.destination.config["url"], "postgres://env/db");
+    }
+
+    #[test]
+    fn two_explicit_values_for_one_setting_are_an_error_naming_both() {
+        let dir = tempfile::tempdir().unwrap();
+        let env = env_of(&[]);
+        let pairs: Vec<(PipelineArgs, &str, &str)> = {
+            let mut v = Vec::new();
+            let mut a = args();
+            a.postgres_url = Some("postgres://a/db".into());
+            a.destination_config = Some(r#"{"url":"postgres://b/db"}"#.into());
+            a.stripe_api_key = Some("sk_test_x".into());
+            v.push((a, "--postgres-url", "--destination-config"));
+            let mut a = args();
+            a.schema = Some("one".into());
+            a.destination_config = Some(r#"{"url":"postgres://b/db","schema":"two"}"#.into());
+            a.stripe_api_key = Some("sk_test_x".into());
+            v.push((a, "--schema", "--destination-config"));
+            let mut a = args();
+            a.stripe_base_url = Some("http://one".into());
+            a.source_config = Some(r#"{"api_key":"sk_test_x","base_url":"http://two"}"#.into());
+            a.postgres_url = Some("postgres://a/db".into());
+            v.push((a, "--stripe-base-url", "--source-config"));
+            let mut a = args();
+            a.stripe_api_key = Some("sk_test_flag".into());
+            a.source_config = Some(r#"{"api_key":"sk_live_json"}"#.into());
+            a.postgres_url = Some("postgres://a/db".into());
+            v.push((a, "--stripe-api-key", "--source-config"));
+            let mut a = args();
+            a.config = Some(file(
+                &dir,
+                r#"{"destination":{"config":{"schema":"from_file"}}}"#,
+            ));
+            a.schema = Some("from_flag".into());
+            a.stripe_api_key = Some("sk_test_x".into());
+            a.postgres_url = Some("postgres://a/db".into());
+            v.push((a, "--config", "--schema"));
+            v
+        };
+        for (a, first, second) in pairs {
+            let err = pipeline_with_env(&a, &env).unwrap_err().to_string();
+            assert!(
+                err.contains(first) && err.contains(second),
+                "{first}/{second}: {err}"
+            );
+            assert!(
+                !err.contains("sk_live") && !err.contains("sk_test"),
+                "{err}"
+            );
+        }
+        // The same value twice agrees.
         let mut a = args();
-        a.config = Some(path);
-        a.stripe_api_key = Some("sk_test_flag".into());
-        a.schema = Some("from_flag".into());
-        let p = pipeline(&a).unwrap();
-        assert_eq!(p.source.config["api_key"], "sk_test_flag");
+        a.schema = Some("same".into());
+        a.destination_config = Some(r#"{"url":"postgres://b/db","schema":"same"}"#.into());
+        a.stripe_api_key = Some("sk_test_x".into());
         assert_eq!(
-            p.source.config["rate_limit"], 5,
-            "keys the flags do not set stay"
+            pipeline_with_env(&a, &env).unwrap().destination.config["schema"],
+            "same"
         );
+        // Streams from a flag and from the file.
+        let mut a = args();
+        a.config = Some(file(&dir, r#"{"streams":["customers"]}"#));
+        a.streams = Some(vec!["invoices".into()]);
+        a.stripe_api_key = Some("sk_test_x".into());
+        a.postgres_url = Some("postgres://a/db".into());
+        let err = pipeline_with_env(&a, &env).unwrap_err().to_string();
+        assert!(
+            err.contains("--streams") && err.contains("--config"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn file_and_flags_merge_key_by_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = args();
+        a.config = Some(file(
+            &dir,
+            r#"{"source":{"config":{"api_key":"sk_test_file","rate_limit":5}},"destination":{"config":{"url":"postgres://file/db"}},"streams":["customers",{"name":"invoices","backfill_limit":3}]}"#,
+        ));
+        a.schema = Some("from_flag".into());
+        let p = pipeline_with_env(&a, &env_of(ENV)).unwrap();
+        assert_eq!(p.source.config["api_key"], "sk_test_file");
+        assert_eq!(p.source.config["rate_limit"], 5);
         assert_eq!(p.destination.config["url"], "postgres://file/db");
         assert_eq!(p.destination.config["schema"], "from_flag");
-        let streams = p.streams.unwrap();
         assert_eq!(
-            streams[1],
+            p.streams.unwrap()[1],
             StreamChoice {
                 name: "invoices".into(),
                 backfill_limit: Some(3),
@@ -266,23 +463,31 @@ mod tests {
 
     #[test]
     fn missing_key_and_url_are_explained() {
-        let err = pipeline(&args()).unwrap_err().to_string();
+        let env = env_of(&[]);
+        let err = pipeline_with_env(&args(), &env).unwrap_err().to_string();
         assert!(
             err.contains("--stripe-api-key") && err.contains("STRIPE_API_KEY"),
             "{err}"
         );
         let mut a = args();
         a.stripe_api_key = Some("sk_test_x".into());
-        let err = pipeline(&a).unwrap_err().to_string();
+        let err = pipeline_with_env(&a, &env).unwrap_err().to_string();
         assert!(
             err.contains("--postgres-url") && err.contains("DATABASE_URL"),
             "{err}"
         );
+        a.stripe_api_key = None;
         a.source = Some("other".into());
         a.destination = Some("elsewhere".into());
+        let p = pipeline_with_env(&a, &env).unwrap();
+        assert!(p.source.config.is_empty(), "{:?}", p.source.config);
+        // A shortcut flag for a connector the pipeline does not use is not silently ignored.
+        a.stripe_api_key = Some("sk_test_x".into());
+        let err = pipeline_with_env(&a, &env).unwrap_err().to_string();
         assert!(
-            pipeline(&a).is_ok(),
-            "other connectors need no Stripe key or Postgres URL"
+            err.contains("--stripe-api-key") && err.contains("\"other\""),
+            "{err}"
         );
+        let _ = json!({});
     }
 }

@@ -248,6 +248,17 @@ impl Tracker {
         out
     }
 
+    /// States forwarded and not acknowledged yet, all streams and global.
+    pub fn pending_states(&self) -> usize {
+        let inner = self.lock();
+        inner
+            .streams
+            .values()
+            .map(|t| t.expected.len())
+            .sum::<usize>()
+            + inner.global_expected.len()
+    }
+
     /// Marks every stream still waiting or running as completed.
     pub fn complete_open_streams(&self) {
         for t in self.lock().streams.values_mut() {
@@ -277,7 +288,8 @@ impl Tracker {
                         status: t.status,
                         state_count: t.states,
                         record_count: t.forwarded,
-                        committed_count: t.committed,
+                        committed_count: t.committed.saturating_sub(t.rejected),
+                        rejected_count: t.rejected,
                         message: t.message.clone(),
                         total_range: t.total_range.clone(),
                         completed_ranges: t.completed_ranges.clone(),

@@ -90,7 +90,7 @@ fn airbyte_source_faker_from_pypi_loads_into_dest_postgres() {
     );
     let saved: Value = serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
     assert!(
-        saved["source"]["streams"]["users"].is_object(),
+        saved["state"]["source"]["streams"]["users"].is_object(),
         "the Airbyte state was translated and saved: {saved}"
     );
     // The second run hands the state back in the Airbyte format; faker then reads nothing new.
@@ -178,7 +178,7 @@ elif args[0] == "write":
     let saved: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("s.json")).unwrap()).unwrap();
     assert_eq!(
-        saved["source"]["streams"]["items"]["next"], 12,
+        saved["state"]["source"]["streams"]["items"]["next"], 12,
         "echoed Airbyte states are persisted"
     );
 }

@@ -12,6 +12,11 @@ pub fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('\0', "").replace('"', "\"\""))
 }
 
+/// A quoted Postgres string literal: `'it''s'`; NUL characters are dropped.
+pub fn quote_literal(text: &str) -> String {
+    format!("'{}'", text.replace('\0', "").replace('\'', "''"))
+}
+
 pub use connect::{
     FailureKind, SslMode, Target, classify, connect, describe_target, error_text, explain,
     parse_url, tls_connector,

@@ -62,6 +62,9 @@ pub struct StreamProgress {
     /// Records the destination reported committed.
     #[serde(default)]
     pub committed_count: u64,
+    /// Records the destination could not store and set aside (they are not in `committed_count`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub rejected_count: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -70,6 +73,10 @@ pub struct StreamProgress {
     pub completed_ranges: Vec<TimeRange>,
     #[serde(flatten)]
     pub extra: JsonMap,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

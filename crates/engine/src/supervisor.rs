@@ -1,0 +1,564 @@
+//! One sync run's processes: spawn `read` and `write`, run the pump, save what the destination
+//! acknowledges, and stop cleanly on limits, signals, crashes and hangs.
+//!
+//! Every wait is part of one select loop, so a second Ctrl-C kills at once whatever the run is
+//! waiting for. A connector is blamed for a hang only when it is the one being waited for: the
+//! source while the pump waits for its next line (not while the destination holds the pump
+//! up), the destination while the pump cannot write to it, while a state it was sent waits for
+//! its acknowledgement, or after its input ended.
+
+use std::collections::VecDeque;
+use std::process::{ExitStatus, Stdio};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use serde_json::Value;
+use sync_protocol::airbyte;
+use sync_protocol::{ConfiguredCatalog, Eof, EofReason, RunStatus, SyncState};
+use tokio::io::{AsyncBufReadExt, BufReader, BufWriter};
+use tokio::process::Child;
+use tokio::sync::{mpsc, watch};
+
+use crate::connector::{Connector, Dialect, tail};
+use crate::pump::{Clock, DestInput, Shared, Stop, pump, read_destination};
+use crate::report::Reporter;
+use crate::store::StateStore;
+use crate::tracker::Tracker;
+
+/// How long a stopped source may take to exit before it is killed.
+const STOP_GRACE: Duration = Duration::from_secs(10);
+const STDERR_TAIL_LINES: usize = 20;
+
+pub struct RunSpec<'a> {
+    pub source: &'a Connector,
+    pub destination: &'a Connector,
+    pub source_config: Value,
+    pub destination_config: Value,
+    pub catalog: ConfiguredCatalog,
+    pub initial: SyncState,
+    pub store: Arc<StateStore>,
+    pub time_limit: Option<Duration>,
+    pub state_limit: Option<u64>,
+    pub connector_timeout: Duration,
+}
+
+/// Collects a child's stderr: kept for error messages, relayed to the engine's log.
+fn collect_stderr(
+    name: String,
+    stderr: tokio::process::ChildStderr,
+) -> Arc<Mutex<VecDeque<String>>> {
+    let tail = Arc::new(Mutex::new(VecDeque::new()));
+    let keep = tail.clone();
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(stderr).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            let line = sync_connector::redact::redact(&line).into_owned();
+            if line.contains("ERROR") || line.contains("WARN") {
+                tracing::warn!(connector = %name, "{line}");
+            } else {
+                tracing::debug!(connector = %name, "{line}");
+            }
+            let mut t = keep.lock().unwrap_or_else(|e| e.into_inner());
+            if t.len() == STDERR_TAIL_LINES {
+                t.pop_front();
+            }
+            t.push_back(line);
+        }
+    });
+    tail
+}
+
+fn tail_of(buffer: &Arc<Mutex<VecDeque<String>>>) -> String {
+    let lines: Vec<String> = buffer
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .cloned()
+        .collect();
+    tail(&lines.join("\n"), 8)
+}
+
+/// A connector process and what became of it.
+struct Process {
+    child: Child,
+    pid: Option<u32>,
+    status: Option<ExitStatus>,
+    exited_at: Option<Instant>,
+    /// We killed it (its exit is then ours, not a failure).
+    killed: bool,
+}
+
+impl Process {
+    fn new(child: Child) -> Process {
+        Process {
+            pid: child.id(),
+            child,
+            status: None,
+            exited_at: None,
+            killed: false,
+        }
+    }
+
+    fn exited(&mut self, status: Option<ExitStatus>) {
+        self.status = Some(status.unwrap_or_else(failed_status));
+        self.exited_at = Some(Instant::now());
+    }
+
+    /// Kills what the connector left running in its group once it has been gone a while: a
+    /// child that holds its output open would keep the run waiting.
+    fn kill_leftovers(&self) {
+        if let (Some(pid), Some(at)) = (self.pid, self.exited_at)
+            && at.elapsed() > STOP_GRACE
+        {
+            // SAFETY: kill(2) on the process group the connector led; at worst it is empty.
+            unsafe {
+                libc::kill(-(pid as i32), libc::SIGKILL);
+            }
+        }
+    }
+
+    fn running(&self) -> bool {
+        self.status.is_none()
+    }
+
+    /// Signals the connector's process group (it runs in its own, with whatever it started).
+    fn signal(&self, signal: i32) {
+        if let Some(pid) = self.pid.filter(|_| self.running()) {
+            // SAFETY: kill(2) on the group of a child we spawned and have not reaped.
+            unsafe {
+                libc::kill(-(pid as i32), signal);
+            }
+        }
+    }
+
+    fn kill(&mut self) {
+        if self.running() {
+            self.signal(libc::SIGKILL);
+            let _ = self.child.start_kill();
+            self.killed = true;
+        }
+    }
+}
+
+/// Files the connectors read for this run.
+struct RunFiles {
+    source_config: std::path::PathBuf,
+    dest_config: std::path::PathBuf,
+    source_catalog: std::path::PathBuf,
+    dest_catalog: std::path::PathBuf,
+    state: Option<std::path::PathBuf>,
+}
+
+fn run_files(spec: &RunSpec<'_>) -> Result<RunFiles> {
+    let catalog_file = |connector: &Connector| match connector.dialect {
+        Dialect::Native => connector.file("catalog.json", &spec.catalog),
+        Dialect::Airbyte => connector.file(
+            "catalog.json",
+            &airbyte::configured_catalog_to_airbyte(&spec.catalog),
+        ),
+    };
+    let state = match spec.source.dialect {
+        Dialect::Native => Some(spec.source.file("state.json", &spec.initial.source)?),
+        Dialect::Airbyte => {
+            let states = airbyte::state_to_airbyte_input(&spec.initial.source);
+            if states.is_empty() {
+                None
+            } else {
+                Some(spec.source.file("state.json", &states)?)
+            }
+        }
+    };
+    Ok(RunFiles {
+        source_config: spec
+            .source
+            .file("source-config.json", &spec.source_config)?,
+        dest_config: spec
+            .destination
+            .file("destination-config.json", &spec.destination_config)?,
+        source_catalog: catalog_file(spec.source)?,
+        dest_catalog: catalog_file(spec.destination)?,
+        state,
+    })
+}
+
+/// Saves every acknowledged snapshot, the newest first when several queue up.
+fn spawn_saver(
+    store: Arc<StateStore>,
+    tracker: Arc<Tracker>,
+    mut rx: watch::Receiver<Option<SyncState>>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            let closed = rx.changed().await.is_err();
+            let snapshot = rx.borrow_and_update().clone();
+            if let Some(state) = snapshot
+                && let Err(e) = store.save(&state).await
+            {
+                tracker.fail(format!("saving the state failed: {e:#}"));
+            }
+            if closed {
+                break;
+            }
+        }
+    })
+}
+
+/// Saves the config updates connectors send.
+fn spawn_control_saver(
+    store: Arc<StateStore>,
+    tracker: Arc<Tracker>,
+    mut rx: mpsc::UnboundedReceiver<(crate::store::Side, serde_json::Map<String, Value>)>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        while let Some((side, config)) = rx.recv().await {
+            sync_connector::redact::register_config_secrets(
+                &Value::Null,
+                &Value::Object(config.clone()),
+            );
+            if let Err(e) = store.save_control(side, config).await {
+                tracker.fail(format!("saving a connector's config update failed: {e:#}"));
+            }
+        }
+    })
+}
+
+/// What the watchdog knows of the run's phases.
+#[derive(Default)]
+struct Phases {
+    pump_done_at: Option<u64>,
+    dest_reader_done: bool,
+    /// When the source was asked to stop.
+    stop_sent_at: Option<u64>,
+    signals: u32,
+}
+
+/// Runs the sync to its end and returns the final eof (also on failure).
+pub async fn run(spec: RunSpec<'_>, reporter: &mut Reporter) -> Result<(Eof, Arc<Tracker>)> {
+    let streams: Vec<String> = spec
+        .catalog
+        .streams
+        .iter()
+        .map(|s| s.stream.name.clone())
+        .collect();
+    let check_counts = spec.destination.dialect == Dialect::Native;
+    let tracker = Arc::new(Tracker::new(
+        streams.clone(),
+        spec.initial.clone(),
+        check_counts,
+    ));
+    let files = run_files(&spec)?;
+
+    // Handlers before the children exist, so no signal meant for the engine is missed.
+    let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut destination = Process::new(spec.destination.spawn(
+        "write",
+        &[
+            ("config", &files.dest_config),
+            ("catalog", &files.dest_catalog),
+        ],
+        Stdio::piped(),
+    )?);
+    let mut read_flags = vec![
+        ("config", &files.source_config),
+        ("catalog", &files.source_catalog),
+    ];
+    if let Some(state) = &files.state {
+        read_flags.push(("state", state));
+    }
+    let mut source = match spec.source.spawn("read", &read_flags, Stdio::null()) {
+        Ok(s) => Process::new(s),
+        Err(e) => {
+            destination.kill();
+            return Err(e);
+        }
+    };
+    let source_tail = collect_stderr(
+        spec.source.name().to_owned(),
+        source.child.stderr.take().context("stderr")?,
+    );
+    let dest_tail = collect_stderr(
+        spec.destination.name().to_owned(),
+        destination.child.stderr.take().context("stderr")?,
+    );
+
+    let (saver_tx, saver_rx) = watch::channel::<Option<SyncState>>(None);
+    let saver = spawn_saver(spec.store.clone(), tracker.clone(), saver_rx);
+    let (control_tx, control_rx) = mpsc::unbounded_channel();
+    let control_saver = spawn_control_saver(spec.store.clone(), tracker.clone(), control_rx);
+    let (stop_tx, mut stop_rx) = mpsc::unbounded_channel();
+    let shared = Arc::new(Shared {
+        tracker: tracker.clone(),
+        stop: Stop::default(),
+        clock: Clock::new(),
+        source_wait_since: Default::default(),
+        dest_write_since: Default::default(),
+        ack_wait_since: Default::default(),
+        dest_activity: Default::default(),
+        source_name: spec.source.name().to_owned(),
+        destination_name: spec.destination.name().to_owned(),
+        source_dialect: spec.source.dialect,
+        destination_dialect: spec.destination.dialect,
+        streams: streams.into_iter().collect(),
+        state_limit: spec.state_limit,
+        saver: saver_tx,
+        control: control_tx,
+        stop_requests: stop_tx,
+    });
+    let dest_in = DestInput {
+        out: BufWriter::with_capacity(256 * 1024, destination.child.stdin.take().context("stdin")?),
+        dialect: spec.destination.dialect,
+    };
+    let mut pump_task = tokio::spawn(pump(
+        shared.clone(),
+        source.child.stdout.take().context("stdout")?,
+        dest_in,
+    ));
+    let mut dest_task = tokio::spawn(read_destination(
+        shared.clone(),
+        destination.child.stdout.take().context("stdout")?,
+    ));
+
+    let mut ticker = tokio::time::interval(Duration::from_millis(250));
+    let deadline = spec.time_limit.map(|t| Instant::now() + t);
+    let watchdog = Watchdog {
+        timeout_ms: spec.connector_timeout.as_millis() as u64,
+        deadline,
+    };
+    let mut phases = Phases::default();
+    while phases.pump_done_at.is_none()
+        || !phases.dest_reader_done
+        || source.running()
+        || destination.running()
+    {
+        tokio::select! {
+            _ = &mut pump_task, if phases.pump_done_at.is_none() => {
+                phases.pump_done_at = Some(shared.clock.now());
+            }
+            _ = &mut dest_task, if !phases.dest_reader_done => phases.dest_reader_done = true,
+            status = source.child.wait(), if source.running() => source.exited(status.ok()),
+            status = destination.child.wait(), if destination.running() => {
+                destination.exited(status.ok());
+            }
+            Some(_) = stop_rx.recv() => {
+                if source.running() && phases.stop_sent_at.is_none() {
+                    tracing::info!("stopping {} ({:?})", shared.source_name, shared.stop.reason());
+                    source.signal(libc::SIGTERM);
+                    phases.stop_sent_at = Some(shared.clock.now());
+                }
+            }
+            _ = sigint.recv() => phases.signals += 1,
+            _ = sigterm.recv() => phases.signals += 1,
+            _ = ticker.tick() => {
+                reporter.tick(&tracker.progress());
+                watchdog.check(&shared, &mut phases, &mut source, &mut destination);
+            }
+        }
+        match phases.signals {
+            0 => {}
+            1 => {
+                if shared.stop.reason().is_none() {
+                    tracing::warn!(
+                        "stopping: the destination commits what it has, then the run ends (signal again to kill)"
+                    );
+                    shared.stop_source(EofReason::Aborted);
+                }
+            }
+            _ => {
+                if source.running() || destination.running() {
+                    tracing::warn!("killing both connectors");
+                }
+                shared.stop.request(EofReason::Aborted);
+                source.kill();
+                destination.kill();
+            }
+        }
+    }
+    let stopped = shared.stop.reason();
+    drop(shared);
+    let _ = saver.await;
+    let _ = control_saver.await;
+
+    // A source we stopped ends however the signal ends it; that is not a failure.
+    check_exit(
+        &tracker,
+        spec.source.name(),
+        source.status,
+        &source_tail,
+        stopped.is_some() || source.killed,
+    );
+    check_exit(
+        &tracker,
+        spec.destination.name(),
+        destination.status,
+        &dest_tail,
+        destination.killed && stopped == Some(EofReason::Aborted),
+    );
+    // A source that ended by itself, successfully, read everything it had: streams it never
+    // reported on are complete.
+    if stopped.is_none() && source.status.is_some_and(|s| s.success()) {
+        tracker.complete_open_streams();
+    }
+    if destination.status.is_some_and(|s| s.success()) {
+        let unacknowledged = tracker.unacknowledged();
+        if !unacknowledged.is_empty() {
+            tracker.fail(format!(
+                "{} exited without acknowledging every state it was sent: {}",
+                spec.destination.name(),
+                unacknowledged.join(", ")
+            ));
+        }
+    }
+    let progress = tracker.progress();
+    reporter.tick(&progress);
+    Ok((eof(&tracker, progress, stopped), tracker))
+}
+
+fn failed_status() -> ExitStatus {
+    use std::os::unix::process::ExitStatusExt;
+    ExitStatus::from_raw(1 << 8)
+}
+
+/// The hang and limit checks, every tick.
+struct Watchdog {
+    timeout_ms: u64,
+    deadline: Option<Instant>,
+}
+
+impl Watchdog {
+    fn check(
+        &self,
+        shared: &Shared,
+        phases: &mut Phases,
+        source: &mut Process,
+        destination: &mut Process,
+    ) {
+        let now = shared.clock.now();
+        let waited = |since: u64| since > 0 && now.saturating_sub(since) > self.timeout_ms;
+        let secs = self.timeout_ms / 1000;
+        let tracker = &shared.tracker;
+        if self.deadline.is_some_and(|d| Instant::now() >= d) && source.running() {
+            shared.stop_source(EofReason::TimeLimit);
+        }
+        if source.running()
+            && !shared.stop.requested()
+            && waited(shared.source_wait_since.load(Ordering::Relaxed))
+        {
+            tracker.fail(format!(
+                "{} wrote nothing for {secs}s while the engine waited for it, and did not exit: stopped as hung",
+                shared.source_name
+            ));
+            shared.stop_source(EofReason::Error);
+            source.kill();
+        }
+        if destination.running() {
+            let input_ended_long_ago = phases.pump_done_at.is_some_and(|closed| {
+                waited(closed.max(shared.dest_activity.load(Ordering::Relaxed)))
+            });
+            let hung = if waited(shared.dest_write_since.load(Ordering::Relaxed)) {
+                Some(format!("read nothing of its input for {secs}s"))
+            } else if input_ended_long_ago {
+                Some(format!(
+                    "neither wrote nor exited for {secs}s after its input ended"
+                ))
+            } else if waited(shared.ack_wait_since.load(Ordering::Relaxed)) {
+                Some(format!(
+                    "acknowledged no state for {secs}s (a state it was sent is still not committed)"
+                ))
+            } else {
+                None
+            };
+            if let Some(what) = hung {
+                tracker.fail(format!(
+                    "{} {what}: stopped as hung",
+                    shared.destination_name
+                ));
+                destination.kill();
+                shared.stop_source(EofReason::Error);
+            }
+        }
+        // A source asked to stop gets a grace period, then is killed.
+        if let Some(sent) = phases.stop_sent_at
+            && source.running()
+            && now.saturating_sub(sent) > STOP_GRACE.as_millis() as u64
+        {
+            source.kill();
+        }
+        // A source that closed its output must exit; one that exited must close it (a child it
+        // left behind may hold it open).
+        if let Some(done) = phases.pump_done_at
+            && source.running()
+            && !shared.stop.requested()
+            && now.saturating_sub(done) > self.timeout_ms
+        {
+            tracker.fail(format!(
+                "{} closed its output but did not exit for {secs}s: killed",
+                shared.source_name
+            ));
+            source.kill();
+        }
+        if !source.running() && phases.pump_done_at.is_none() {
+            source.kill_leftovers();
+        }
+        if !destination.running() && !phases.dest_reader_done {
+            destination.kill_leftovers();
+        }
+    }
+}
+
+/// Records a failure for a connector that exited badly.
+fn check_exit(
+    tracker: &Tracker,
+    name: &str,
+    status: Option<ExitStatus>,
+    stderr: &Arc<Mutex<VecDeque<String>>>,
+    stopped_by_us: bool,
+) {
+    if status.is_some_and(|s| s.success()) || stopped_by_us {
+        return;
+    }
+    let what = match status {
+        Some(s) => match s.code() {
+            Some(code) => format!("exited with status {code}"),
+            None => format!("was killed by a signal ({s})"),
+        },
+        None => "could not be waited for".to_owned(),
+    };
+    let tail = tail_of(stderr);
+    tracker.fail(if tail.is_empty() {
+        format!("{name} {what}")
+    } else {
+        format!("{name} {what}; the end of its stderr:\n{tail}")
+    });
+}
+
+/// The run's end as it is: succeeded only when every stream completed (or was skipped) with no
+/// failure; `has_more` whenever anything is left for a rerun.
+pub fn eof(
+    tracker: &Tracker,
+    progress: sync_protocol::Progress,
+    stopped: Option<EofReason>,
+) -> Eof {
+    let failed = !tracker.failures().is_empty()
+        || progress
+            .streams
+            .values()
+            .any(|s| s.status == sync_protocol::StreamProgressStatus::Errored);
+    let (status, reason) = match stopped {
+        Some(EofReason::Aborted) => (RunStatus::Failed, EofReason::Aborted),
+        _ if failed => (RunStatus::Failed, EofReason::Error),
+        Some(limit) => (RunStatus::Started, limit),
+        None => (RunStatus::Succeeded, EofReason::Complete),
+    };
+    Eof {
+        status,
+        reason: Some(reason),
+        has_more: status != RunStatus::Succeeded,
+        ending_state: Some(tracker.state()),
+        run_progress: Some(progress.clone()),
+        request_progress: Some(progress),
+        extra: Default::default(),
+    }
+}
