@@ -9,6 +9,8 @@ use crate::table::TableModel;
 
 /// The comment that marks what this destination created; teardown removes nothing else.
 const MARK: &str = "created by dest-postgres";
+/// Tables whose comment ends so have the current column definitions.
+const COLUMNS_VERSION: &str = "columns v2";
 
 /// Postgres' own schemas: every command refuses them.
 pub fn is_system_schema(schema: &str) -> bool {
@@ -117,24 +119,19 @@ pub async fn setup(
             continue;
         }
         check_key(&tx, schema, table).await?;
-        if existing.contains_key(crate::table::RAW_DATA)
-            && existing.contains_key(crate::table::SYNCED_AT)
-            && !is_marked(&tx, schema, &table.table).await?
-        {
-            // A table of ours made before tables were marked: mark it, so teardown knows it.
-            let name = qualified(schema, &table.table);
-            tx.batch_execute(&format!(
-                "COMMENT ON TABLE {name} IS {}",
-                literal(&format!("{MARK} for stream {}", table.stream))
-            ))
-            .await
-            .map_err(pg_err(format!("marking {schema}.{}", table.table)))?;
-        }
-        let old_integers = generated_without_range_check(&tx, schema, &table.table).await?;
+        // Tables of earlier versions (unmarked, or with the integer cast that rounded fractions
+        // and failed on values beyond 64 bits) are brought up to date once; reading generation
+        // expressions locks the table, so current ones are told apart by their comment.
+        let current = table_comment(&tx, schema, &table.table)
+            .await?
+            .is_some_and(|c| c.starts_with(MARK) && c.ends_with(&format!("({COLUMNS_VERSION})")));
+        let old_integers = if current {
+            Vec::new()
+        } else {
+            generated_without_range_check(&tx, schema, &table.table).await?
+        };
         for column in &table.columns {
             if old_integers.contains(&column.column) {
-                // Made by an earlier version whose integer cast failed loads on values beyond
-                // 64 bits and rounded fractions: recomputed from the raw objects.
                 let sql = format!(
                     "ALTER TABLE {t} DROP COLUMN {c}, ADD COLUMN {}",
                     column.definition(),
@@ -173,6 +170,17 @@ pub async fn setup(
                 Some(_) => {}
             }
         }
+        let is_ours = existing.contains_key(crate::table::RAW_DATA)
+            && existing.contains_key(crate::table::SYNCED_AT);
+        if !current && is_ours {
+            tx.batch_execute(&format!(
+                "COMMENT ON TABLE {} IS {}",
+                qualified(schema, &table.table),
+                literal(&table_mark(&table.stream))
+            ))
+            .await
+            .map_err(pg_err(format!("marking {schema}.{}", table.table)))?;
+        }
     }
     tx.commit().await.map_err(pg_err("committing setup"))?;
     Ok(report)
@@ -192,20 +200,26 @@ async fn lock_schema(
         .map_err(pg_err("taking the setup lock"))
 }
 
-async fn is_marked(
+/// A table's comment (reading it takes no lock on the table).
+async fn table_comment(
     tx: &deadpool_postgres::Transaction<'_>,
     schema: &str,
     table: &str,
-) -> Result<bool, DdlError> {
+) -> Result<Option<String>, DdlError> {
     let row = tx
         .query_one(
-            "SELECT coalesce(obj_description(c.oid, 'pg_class') LIKE $3, false) FROM pg_class c \
+            "SELECT obj_description(c.oid, 'pg_class') FROM pg_class c \
              JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2",
-            &[&schema, &table, &format!("{MARK}%")],
+            &[&schema, &table],
         )
         .await
         .map_err(pg_err(format!("reading the comment of {schema}.{table}")))?;
     Ok(row.get(0))
+}
+
+/// The comment of a stream's table: the mark, and the version of its column definitions.
+fn table_mark(stream: &str) -> String {
+    format!("{MARK} for stream {stream} ({COLUMNS_VERSION})")
 }
 
 /// Fails when an existing table's primary key is not the stream's key.
@@ -297,7 +311,7 @@ pub fn create_table_sql(schema: &str, table: &TableModel) -> String {
     format!(
         "CREATE TABLE IF NOT EXISTS {name} (\n  {}\n);\nCOMMENT ON TABLE {name} IS {}",
         defs.join(",\n  "),
-        literal(&format!("{MARK} for stream {}", table.stream))
+        literal(&table_mark(&table.stream))
     )
 }
 

@@ -351,10 +351,12 @@ fn integer_columns_made_by_an_earlier_version_are_recomputed() {
         &cat,
         &[record("customers", json!({"id": "c", "balance": 1.5}))],
     );
-    // The column as the earlier version made it: a bare cast, which rounds and overflows.
+    // The table as the earlier version made it: no comment, and a bare cast, which rounds and
+    // overflows.
     db.client()
         .batch_execute(
-            "ALTER TABLE stripe.customers DROP COLUMN balance, ADD COLUMN balance bigint \
+            "COMMENT ON TABLE stripe.customers IS NULL; \
+             ALTER TABLE stripe.customers DROP COLUMN balance, ADD COLUMN balance bigint \
              GENERATED ALWAYS AS (CASE WHEN jsonb_typeof(_raw_data -> 'balance') = 'number' THEN (_raw_data -> 'balance')::bigint END) STORED",
         )
         .unwrap();

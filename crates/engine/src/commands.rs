@@ -33,6 +33,9 @@ fn flag_or_file<T: PartialEq>(
 
 async fn sync(args: SyncArgs) -> Result<u8> {
     let mut opened = open(&args.pipeline).await?;
+    let connector_timeout = Duration::from_secs_f64(args.connector_timeout.max(1.0));
+    opened.source.timeout = connector_timeout;
+    opened.destination.timeout = connector_timeout;
     let catalog = selected_catalog(&opened).await?;
     if catalog.streams.is_empty() {
         bail!("the source offers no streams to sync");
@@ -88,7 +91,7 @@ async fn sync(args: SyncArgs) -> Result<u8> {
         store: store.clone(),
         time_limit,
         state_limit,
-        connector_timeout: Duration::from_secs_f64(args.connector_timeout.max(1.0)),
+        connector_timeout,
     };
     let mut reporter = report::Reporter::new(args.output);
     let (eof, tracker) = supervisor::run(spec, &mut reporter).await?;

@@ -29,6 +29,8 @@ pub struct Connector {
     pub dialect: Dialect,
     pub spec: Spec,
     files: tempfile::TempDir,
+    /// How long a short subcommand may take (`--connector-timeout` where the command has it).
+    pub timeout: Duration,
 }
 
 /// Run directories (configs with secrets, catalogs, states) are named after the engine's pid.
@@ -71,7 +73,7 @@ pub fn clean_stale_run_dirs() {
     }
 }
 
-/// How long a short subcommand (spec, check, discover, setup, teardown) may take.
+/// How long a short subcommand (spec, check, discover, setup, teardown) may take by default.
 const SHORT_COMMAND_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// The last lines of a stderr, for error messages.
@@ -93,6 +95,7 @@ impl Connector {
             dialect: Dialect::Native,
             spec: Spec::new(Value::Null),
             files,
+            timeout: SHORT_COMMAND_TIMEOUT,
         };
         let (stdout, _) = connector.run_raw("spec", &[]).await?;
         for line in stdout.lines().filter(|l| !l.trim().is_empty()) {
@@ -210,15 +213,16 @@ impl Connector {
             let status = child.wait().await?;
             Ok::<_, std::io::Error>((out, err, status))
         };
-        let (out, err, status) = tokio::time::timeout(SHORT_COMMAND_TIMEOUT, work)
-            .await
-            .map_err(|_| {
-                anyhow!(
-                    "{} {subcommand} did not finish within {}s",
-                    self.name(),
-                    SHORT_COMMAND_TIMEOUT.as_secs()
-                )
-            })??;
+        let (out, err, status) =
+            tokio::time::timeout(self.timeout, work)
+                .await
+                .map_err(|_| {
+                    anyhow!(
+                        "{} {subcommand} did not finish within {}s: stopped as hung",
+                        self.name(),
+                        self.timeout.as_secs()
+                    )
+                })??;
         for line in err.lines().filter(|l| !l.trim().is_empty()) {
             tracing::debug!(
                 connector = self.name(),

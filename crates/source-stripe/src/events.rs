@@ -28,7 +28,7 @@ use crate::children::{children_of, embedded_items};
 use crate::client::{Pager, StripeClient};
 use crate::error::ReadError;
 use crate::records::{Head, stamp, tombstone};
-use crate::state::{EventsCursor, Generation, GlobalCheckpoint};
+use crate::state::{AccountMark, EventsCursor, Generation, GlobalCheckpoint};
 
 /// Stripe keeps events for 30 days.
 pub const RETENTION_SECS: i64 = 30 * 24 * 3600;
@@ -44,6 +44,8 @@ pub struct EventsCtx {
     pub client: Arc<StripeClient>,
     pub output: Output,
     pub account_id: String,
+    /// The account and mode, recorded with the cursor.
+    pub account: AccountMark,
     /// The selected streams and their backfill generations, recorded with the cursor.
     pub streams: BTreeMap<String, Generation>,
     /// Per stream, the last second its backfill listed objects in: events up to then may be
@@ -204,6 +206,7 @@ pub async fn follow(ctx: &EventsCtx, mut cursor: EventsCursor) -> Result<Counts,
         if advanced != cursor {
             cursor = advanced;
             let global = GlobalCheckpoint {
+                account: Some(ctx.account.clone()),
                 events_cursor: cursor.clone(),
                 streams: ctx.streams.clone(),
             };

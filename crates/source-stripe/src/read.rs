@@ -18,7 +18,7 @@ use crate::config::Config;
 use crate::error::{ReadError, StripeError};
 use crate::events::{self, EventsCtx};
 use crate::state::{
-    EventsCursor, Generation, GlobalCheckpoint, Span, StreamCheckpoint, new_generation,
+    AccountMark, EventsCursor, Generation, GlobalCheckpoint, Span, StreamCheckpoint, new_generation,
 };
 
 /// Stripe launched in 2011: no object is older.
@@ -69,6 +69,7 @@ async fn warn(output: &Output, message: String) -> Result<(), ConnectorError> {
 async fn events_cursor(
     state: &SourceStateSet,
     now: i64,
+    account: &AccountMark,
     output: &Output,
 ) -> Result<(EventsCursor, BTreeMap<String, Generation>), ConnectorError> {
     let fresh = || EventsCursor {
@@ -87,6 +88,21 @@ async fn events_cursor(
             .await?;
             Ok((fresh(), BTreeMap::new()))
         }
+        Some(Ok(g)) if g.account.as_ref().is_some_and(|a| a != account) => {
+            let saved = g.account.unwrap_or(account.clone());
+            warn(
+                output,
+                format!(
+                    "the saved state was read from account {} ({} mode), but this key reads account {} ({} mode): every stream is backfilled again",
+                    saved.id,
+                    mode(saved.livemode),
+                    account.id,
+                    mode(account.livemode)
+                ),
+            )
+            .await?;
+            Ok((fresh(), BTreeMap::new()))
+        }
         Some(Ok(g)) => Ok((g.events_cursor, g.streams)),
         Some(Err(reason)) => {
             warn(
@@ -98,6 +114,10 @@ async fn events_cursor(
         }
         None => Ok((fresh(), BTreeMap::new())),
     }
+}
+
+fn mode(livemode: bool) -> &'static str {
+    if livemode { "live" } else { "test" }
 }
 
 /// Where a stream starts: its saved checkpoint when the events cursor covers it (same
@@ -133,7 +153,11 @@ pub async fn read(
         })?,
         None => STRIPE_LAUNCH,
     };
-    let (cursor, covered) = events_cursor(&state, now, &output).await?;
+    let mark = AccountMark {
+        id: account.id.clone(),
+        livemode: config.key_mode() == crate::config::KeyMode::Live,
+    };
+    let (cursor, covered) = events_cursor(&state, now, &mark, &output).await?;
 
     // Decide every stream's starting point before anything is emitted.
     let mut plans = Vec::new();
@@ -182,6 +206,7 @@ pub async fn read(
     // The cursor covers exactly the streams of this run, at these generations. A stream left
     // out drops out, and starts over the next time it is selected.
     let global = GlobalCheckpoint {
+        account: Some(mark.clone()),
         events_cursor: cursor.clone(),
         streams: generations.clone(),
     };
@@ -266,6 +291,7 @@ pub async fn read(
             client: client.clone(),
             output: output.clone(),
             account_id: account.id.clone(),
+            account: mark.clone(),
             streams: generations.clone(),
             listed_until,
         };

@@ -119,8 +119,19 @@ pub struct EventsCursor {
     pub seen: Vec<String>,
 }
 
+/// Which account and mode a state was read from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountMark {
+    pub id: String,
+    pub livemode: bool,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GlobalCheckpoint {
+    /// The account (and mode) whose data the state describes: a state read from another
+    /// account is never resumed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<AccountMark>,
     pub events_cursor: EventsCursor,
     /// The streams whose updates the cursor has followed, with their backfill generation.
     #[serde(default)]
@@ -177,6 +188,10 @@ mod tests {
         assert!(StreamCheckpoint::from_value(&json!({"accounted_range": {}})).is_err());
         assert!(StreamCheckpoint::from_value(&json!({"v": 9, "phase": "complete"})).is_err());
         let g = GlobalCheckpoint {
+            account: Some(AccountMark {
+                id: "acct_1".into(),
+                livemode: false,
+            }),
             events_cursor: EventsCursor {
                 created: 5,
                 seen: vec!["evt_1".into()],

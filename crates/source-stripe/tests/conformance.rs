@@ -606,6 +606,38 @@ fn a_connected_account_is_read_with_its_own_data() {
 }
 
 #[test]
+fn a_state_read_from_another_account_is_never_resumed() {
+    let fake = fake(Config {
+        seed: 3,
+        scale: 0.0,
+        objects: vec![("customers".into(), 30)],
+        accounts: 2,
+        ..Default::default()
+    });
+    let accounts = fake.connected_accounts();
+    let first = source_config(&fake, json!({"account_id": accounts[0]}));
+    let catalog = catalog(&first, &["customers"]);
+    let out = read(&first, &catalog, None);
+    let state = final_state(&out.messages());
+    // The same state with another account's key: everything is read again, and it says why.
+    let second = source_config(&fake, json!({"account_id": accounts[1]}));
+    let again = read(&second, &catalog, Some(&state));
+    let warned = again.of_type("log").iter().any(|l| {
+        l["message"]
+            .as_str()
+            .unwrap()
+            .contains(accounts[0].as_str())
+    });
+    assert!(warned, "{}", again.stdout);
+    assert_exact(
+        &fake,
+        Scope::test(Some(&accounts[1])),
+        &records(&again.messages()),
+        &["customers".into()],
+    );
+}
+
+#[test]
 fn backfill_limit_takes_a_sample_and_completes() {
     let fake = fake(Config {
         scale: 0.0,

@@ -2,7 +2,9 @@
 //! after every `state_every`, and a destination that acknowledges states after "committing" the
 //! records before them. Knobs make it misbehave on purpose: `fail_after` exits with an error
 //! after that many records, `hang_after` stops producing output and never exits, `garbage_after`
-//! prints a line that is not JSON, `sleep_ms` paces records.
+//! prints a line that is not JSON, `sleep_ms` paces records. `issue_token` makes the source ask
+//! the orchestrator (a `control` message) to store `issued_token` in its config; records carry
+//! `issued_token` when the config has one.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -38,6 +40,10 @@ struct Config {
     #[allow(dead_code)]
     #[serde(default)]
     secret_token: Option<String>,
+    #[serde(default)]
+    issue_token: Option<String>,
+    #[serde(default)]
+    issued_token: Option<String>,
 }
 
 fn default_streams() -> Vec<String> {
@@ -86,7 +92,9 @@ impl Connector for Example {
                 "garbage_after": {"type": "integer", "minimum": 0},
                 "sleep_ms": {"type": "integer", "minimum": 0},
                 "check_fails": {"type": "boolean"},
-                "secret_token": {"type": "string", "secret": true}
+                "secret_token": {"type": "string", "secret": true},
+                "issue_token": {"type": "string"},
+                "issued_token": {"type": "string", "secret": true}
             }
         }))
     }
@@ -131,6 +139,20 @@ impl Connector for Example {
         output: Output,
     ) -> Result<(), ConnectorError> {
         let mut emitted = 0u64;
+        if let (Some(token), None) = (&config.issue_token, &config.issued_token) {
+            let mut updated = json!({"issued_token": token});
+            for (k, v) in [
+                ("records", json!(config.records)),
+                ("state_every", json!(config.state_every)),
+            ] {
+                updated[k] = v;
+            }
+            output
+                .emit(Message::Control(sync_protocol::Control::SourceConfig(
+                    updated,
+                )))
+                .await?;
+        }
         for configured in &catalog.streams {
             let stream = &configured.stream.name;
             let start = state
@@ -159,7 +181,12 @@ impl Connector for Example {
                 if config.sleep_ms > 0 {
                     tokio::time::sleep(Duration::from_millis(config.sleep_ms)).await;
                 }
-                output.record(stream, json!({"id": format!("{stream}_{n}"), "n": n, "updated": 1_700_000_000 + n})).await?;
+                let mut data =
+                    json!({"id": format!("{stream}_{n}"), "n": n, "updated": 1_700_000_000 + n});
+                if let Some(token) = &config.issued_token {
+                    data["issued_token"] = json!(token);
+                }
+                output.record(stream, data).await?;
                 emitted += 1;
                 if (n + 1) % config.state_every == 0 || n + 1 == config.records {
                     output

@@ -1,0 +1,348 @@
+//! The engine never gives a silent wrong result: the right connector is blamed for a hang and
+//! stopped, a second Ctrl-C always kills at once, secrets are not left on disk or echoed,
+//! config updates from connectors survive to the next run, and the summary says what happened.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use test_support::{Bin, Finished, TestDb, bin_path};
+
+fn command_map() -> String {
+    json!({"source-example": bin_path("example-connector").display().to_string()}).to_string()
+}
+
+fn sync_command(db: &TestDb, state: &Path, source_config: Value, extra: &[&str]) -> Command {
+    let mut cmd = Command::new(bin_path("sync-engine"));
+    cmd.args([
+        "sync",
+        "--source",
+        "example",
+        "--source-config",
+        &source_config.to_string(),
+        "--destination-config",
+        &json!({"url": db.url(), "schema": "ex", "lock_timeout_ms": 0}).to_string(),
+        "--state-file",
+        state.to_str().unwrap(),
+        "--connectors-from-command-map",
+        &command_map(),
+        "--output",
+        "ndjson",
+    ])
+    .args(extra)
+    .env_remove("DATABASE_URL")
+    .env_remove("STRIPE_API_KEY")
+    .env_remove("RUST_LOG");
+    cmd
+}
+
+fn finished(child: Child) -> Finished {
+    child.wait_with_output().unwrap().into()
+}
+
+fn signal(pid: u32, sig: i32) {
+    // SAFETY: kill(2) on a process this test started.
+    unsafe {
+        libc::kill(pid as i32, sig);
+    }
+}
+
+/// The pids of a process's children, from /proc.
+fn children_of(pid: u32) -> Vec<u32> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+        .flat_map(|s| {
+            s.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect::<Vec<u32>>()
+        })
+        .collect()
+}
+
+fn command_name(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .unwrap_or_default()
+        .trim()
+        .to_owned()
+}
+
+/// Waits until the engine has a child process named `name`.
+fn child_named(engine: u32, name: &str) -> u32 {
+    let started = Instant::now();
+    loop {
+        if let Some(pid) = children_of(engine)
+            .into_iter()
+            .find(|p| command_name(*p).starts_with(name))
+        {
+            return pid;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no {name} child"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Prepares the destination table, then holds an exclusive lock on it until dropped.
+struct LockedTable {
+    _client: postgres::Client,
+}
+
+fn lock_table(db: &TestDb) -> LockedTable {
+    let out = Bin::new("dest-postgres")
+        .arg("setup")
+        .json("config", &json!({"url": db.url(), "schema": "ex"}))
+        .json(
+            "catalog",
+            &json!({"streams": [{"stream": {"name": "items", "primary_key": [["id"]], "newer_than_field": "updated",
+                "json_schema": {"type": "object", "properties": {"id": {"type": "string"}, "n": {"type": "integer"}, "updated": {"type": "integer"}}}}}]}),
+        )
+        .run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let mut client = db.client();
+    client
+        .batch_execute("BEGIN; LOCK TABLE ex.items IN ACCESS EXCLUSIVE MODE")
+        .unwrap();
+    LockedTable { _client: client }
+}
+
+#[test]
+fn a_blocked_destination_is_named_and_stopped_and_the_source_is_not_blamed() {
+    let db = TestDb::new();
+    let dir = tempfile::tempdir().unwrap();
+    let _lock = lock_table(&db);
+    let started = Instant::now();
+    let out: Finished = sync_command(
+        &db,
+        &dir.path().join("s.json"),
+        json!({"records": 300000, "state_every": 1000}),
+        &["--connector-timeout", "3"],
+    )
+    .output()
+    .unwrap()
+    .into();
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("dest-postgres") && out.stderr.contains("stopped as hung"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        !out.stderr.contains("source-example wrote nothing"),
+        "a back-pressured source is not hung: {}",
+        out.stderr
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(40),
+        "{:?}",
+        started.elapsed()
+    );
+    let e = out.of_type("eof").pop().unwrap();
+    assert_eq!(
+        (e["status"].as_str(), e["has_more"].as_bool()),
+        (Some("failed"), Some(true))
+    );
+}
+
+#[test]
+fn a_frozen_destination_is_named_and_killed() {
+    let db = TestDb::new();
+    let dir = tempfile::tempdir().unwrap();
+    let child = sync_command(
+        &db,
+        &dir.path().join("s.json"),
+        json!({"records": 300000, "state_every": 1000, "sleep_ms": 0}),
+        &["--connector-timeout", "3"],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let dest = child_named(child.id(), "dest-postgres");
+    signal(dest, libc::SIGSTOP);
+    let started = Instant::now();
+    let out = finished(child);
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("dest-postgres") && out.stderr.contains("stopped as hung"),
+        "{}",
+        out.stderr
+    );
+    assert!(started.elapsed() < Duration::from_secs(40));
+    assert!(
+        !Path::new(&format!("/proc/{dest}")).exists()
+            || command_name(dest).is_empty()
+            || std::fs::read_to_string(format!("/proc/{dest}/stat"))
+                .unwrap_or_default()
+                .contains(") Z"),
+        "the frozen destination was killed"
+    );
+}
+
+#[test]
+fn a_second_ctrl_c_kills_at_once_whatever_the_run_waits_for() {
+    let db = TestDb::new();
+    let dir = tempfile::tempdir().unwrap();
+    let _lock = lock_table(&db);
+    let child = sync_command(
+        &db,
+        &dir.path().join("s.json"),
+        json!({"records": 300000, "state_every": 1000}),
+        &["--connector-timeout", "600"],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let engine = child.id();
+    let dest = child_named(engine, "dest-postgres");
+    std::thread::sleep(Duration::from_millis(800));
+    signal(engine, libc::SIGINT);
+    std::thread::sleep(Duration::from_millis(800));
+    let second = Instant::now();
+    signal(engine, libc::SIGINT);
+    let out = finished(child);
+    assert!(
+        second.elapsed() < Duration::from_secs(5),
+        "the second Ctrl-C took {:?}",
+        second.elapsed()
+    );
+    assert_eq!(out.code, Some(3), "{}", out.stderr);
+    let e = out.of_type("eof").pop().unwrap();
+    assert_eq!(
+        (
+            e["status"].as_str(),
+            e["reason"].as_str(),
+            e["has_more"].as_bool()
+        ),
+        (Some("failed"), Some("aborted"), Some(true))
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    let alive = std::fs::read_to_string(format!("/proc/{dest}/stat"))
+        .map(|s| !s.contains(") Z"))
+        .unwrap_or(false);
+    assert!(
+        !alive,
+        "the destination was killed with the engine's second signal"
+    );
+}
+
+#[test]
+fn stale_run_directories_of_dead_engines_are_removed() {
+    let tmp = tempfile::tempdir().unwrap();
+    // A pid that is certainly gone: a process that ran and was reaped.
+    let dead = Command::new("true").spawn().unwrap();
+    let dead_pid = dead.id();
+    let mut dead = dead;
+    dead.wait().unwrap();
+    let stale = tmp.path().join(format!("sync-engine-{dead_pid}-abc123"));
+    std::fs::create_dir(&stale).unwrap();
+    std::fs::write(
+        stale.join("source-config.json"),
+        r#"{"api_key":"sk_live_leftover"}"#,
+    )
+    .unwrap();
+    let live = tmp
+        .path()
+        .join(format!("sync-engine-{}-def456", std::process::id()));
+    std::fs::create_dir(&live).unwrap();
+    let unrelated = tmp.path().join("sync-engine-notes");
+    std::fs::create_dir(&unrelated).unwrap();
+    let out = Bin::new("sync-engine")
+        .arg("connectors")
+        .env("TMPDIR", tmp.path())
+        .run();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(!stale.exists(), "the dead engine's directory is removed");
+    assert!(live.exists(), "a running engine's directory stays");
+    assert!(unrelated.exists());
+}
+
+#[test]
+fn a_config_value_that_is_neither_json_nor_a_file_is_never_echoed() {
+    for value in ["sk_test_51Secret", "postgres://u:hunter2@h/db", "hunter2"] {
+        let out = Bin::new("sync-engine")
+            .args([
+                "sync",
+                "--source-config",
+                value,
+                "--postgres-url",
+                "postgres://h/db",
+            ])
+            .run();
+        assert_eq!(out.code, Some(2), "{}", out.stderr);
+        assert!(out.stderr.contains("--source-config"), "{}", out.stderr);
+        assert!(
+            !out.stderr.contains("Secret") && !out.stderr.contains("hunter2"),
+            "{}",
+            out.stderr
+        );
+    }
+}
+
+#[test]
+fn a_config_update_from_a_connector_is_saved_and_applied_next_run() {
+    let db = TestDb::new();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("s.json");
+    let config = json!({"records": 10, "state_every": 5, "issue_token": "tok_issued"});
+    let first: Finished = sync_command(&db, &state, config.clone(), &[])
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!(first.code, Some(0), "{}", first.stderr);
+    let saved: Value = serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+    assert_eq!(saved["control"]["source"]["issued_token"], "tok_issued");
+    assert!(
+        !first.stderr.contains("tok_issued"),
+        "a secret: {}",
+        first.stderr
+    );
+    // The next run gets the token without being told (and reads from scratch for the test).
+    let second: Finished = sync_command(
+        &db,
+        &state,
+        json!({"records": 12, "state_every": 5, "issue_token": "tok_issued"}),
+        &[],
+    )
+    .output()
+    .unwrap()
+    .into();
+    assert_eq!(second.code, Some(0), "{}", second.stderr);
+    let tokens: Vec<Option<String>> = db
+        .client()
+        .query("SELECT _raw_data->>'issued_token' FROM ex.items WHERE id IN ('items_10', 'items_11') ORDER BY id", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(
+        tokens,
+        vec![Some("tok_issued".into()), Some("tok_issued".into())]
+    );
+}
+
+#[test]
+fn the_summary_says_when_nothing_was_saved() {
+    let db = TestDb::new();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("s.json");
+    let out: Finished = sync_command(&db, &state, json!({"records": 10, "fail_after": 0}), &[])
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(out.stderr.contains("no state was saved"), "{}", out.stderr);
+    assert!(!out.stderr.contains("state saved in"), "{}", out.stderr);
+    assert!(!state.exists());
+    let e = out.of_type("eof").pop().unwrap();
+    assert_eq!(
+        (e["status"].as_str(), e["has_more"].as_bool()),
+        (Some("failed"), Some(true))
+    );
+}
