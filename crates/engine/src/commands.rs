@@ -208,7 +208,11 @@ fn connectors(args: ResolverArgs) -> Result<u8> {
     let resolver = Resolver::new(&args).map_err(usage)?;
     let mut listed = 0;
     for (role, name) in resolver.candidates() {
-        if let Ok(resolved) = resolver.resolve(role, &name) {
+        if let Some(resolved) = resolver
+            .resolve(role, &name)
+            .ok()
+            .and_then(|found| found.into_iter().next())
+        {
             println!(
                 "{:<12} {:<24} {:<26} {}",
                 role.as_str(),

@@ -83,8 +83,36 @@ pub fn tail(text: &str, lines: usize) -> String {
 }
 
 impl Connector {
+    /// Opens the first candidate that answers `spec` (a registry name has one per launcher);
+    /// fails naming every candidate tried and its error.
+    pub async fn open(role: Role, candidates: Vec<Resolved>) -> Result<Connector> {
+        let mut errors = Vec::new();
+        let several = candidates.len() > 1;
+        for resolved in candidates {
+            let origin = resolved.origin.clone();
+            if let crate::resolve::Origin::Registry(launcher, package) = &origin {
+                tracing::info!(
+                    "fetching {package} with {launcher} (the first run installs it; this may take a while)"
+                );
+            }
+            match Connector::open_one(role, resolved).await {
+                Ok(connector) => return Ok(connector),
+                Err(e) if several => {
+                    tracing::info!("{origin}: {e:#}");
+                    errors.push(format!("{origin}: {e:#}"));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        bail!(
+            "no candidate for the {} connector answered spec: {}",
+            role.as_str(),
+            errors.join("; ")
+        )
+    }
+
     /// Runs `spec` to learn the dialect and the config schema.
-    pub async fn open(role: Role, resolved: Resolved) -> Result<Connector> {
+    async fn open_one(role: Role, resolved: Resolved) -> Result<Connector> {
         let files = tempfile::Builder::new()
             .prefix(&format!("{RUN_DIR_PREFIX}{}-", std::process::id()))
             .tempdir()

@@ -1,5 +1,13 @@
 //! Finding the command that runs a connector. First match wins: the command map, the project's
 //! binaries next to the engine, PATH, then (when enabled) a package-registry launcher.
+//!
+//! Registry names: `npm:<package>[@version]` runs through `npx --yes`, `pypi:<package>[==version]`
+//! through `uvx --from` (or `pipx run --spec`), the executable being the package name without an
+//! `airbyte-` prefix. A bare name, when registries are enabled, tries `@stripe/sync-<role>-<name>`
+//! on npm first, then `airbyte-<role>-<name>` on PyPI. Such names may also be the value of a
+//! command-map key, which pins a version. A registry candidate counts only once it answers
+//! `spec` (see [`crate::connector::Connector::open`]); every candidate tried is named in the
+//! error when none does.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -40,7 +48,8 @@ pub enum Origin {
     CommandMap,
     Bundled,
     Path,
-    Registry(&'static str),
+    /// A package fetched by a launcher: (launcher, package spec).
+    Registry(&'static str, String),
 }
 
 impl fmt::Display for Origin {
@@ -49,7 +58,7 @@ impl fmt::Display for Origin {
             Origin::CommandMap => f.write_str("command map"),
             Origin::Bundled => f.write_str("bundled with the engine"),
             Origin::Path => f.write_str("PATH"),
-            Origin::Registry(launcher) => write!(f, "registry via {launcher}"),
+            Origin::Registry(launcher, package) => write!(f, "{package} via {launcher}"),
         }
     }
 }
@@ -70,6 +79,85 @@ impl Resolved {
             .chain(self.args.iter().map(String::as_str))
             .collect::<Vec<_>>()
             .join(" ")
+    }
+}
+
+/// A connector named by its package in a registry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum RegistryName {
+    /// `@scope/name[@version]`
+    Npm(String),
+    /// `name[==version]`
+    PyPi(String),
+}
+
+impl RegistryName {
+    fn parse(name: &str) -> Option<RegistryName> {
+        if let Some(package) = name.strip_prefix("npm:").filter(|p| !p.is_empty()) {
+            return Some(RegistryName::Npm(package.to_owned()));
+        }
+        name.strip_prefix("pypi:")
+            .filter(|p| !p.is_empty())
+            .map(|p| RegistryName::PyPi(p.to_owned()))
+    }
+
+    /// The executable a PyPI package provides: Airbyte's `airbyte-source-x` provides `source-x`.
+    fn pypi_script(package: &str) -> String {
+        let bare = package
+            .split(['=', '<', '>', '~', '!', '['])
+            .next()
+            .unwrap_or(package);
+        bare.strip_prefix("airbyte-").unwrap_or(bare).to_owned()
+    }
+
+    /// One command per launcher installed here, in order of preference.
+    fn launchers(&self, role: Role, display: &str) -> Vec<Resolved> {
+        let display = if display.contains(':') {
+            display.to_owned()
+        } else {
+            format!("{}-{display}", role.as_str())
+        };
+        match self {
+            RegistryName::Npm(package) => on_path("npx")
+                .map(|npx| Resolved {
+                    display: display.clone(),
+                    program: npx.display().to_string(),
+                    args: vec!["--yes".into(), package.clone()],
+                    origin: Origin::Registry("npx", format!("npm:{package}")),
+                })
+                .into_iter()
+                .collect(),
+            RegistryName::PyPi(package) => {
+                let script = RegistryName::pypi_script(package);
+                let mut found = Vec::new();
+                if let Some(uvx) = on_path("uvx") {
+                    found.push(Resolved {
+                        display: display.clone(),
+                        program: uvx.display().to_string(),
+                        args: vec!["--from".into(), package.clone(), script.clone()],
+                        origin: Origin::Registry("uvx", format!("pypi:{package}")),
+                    });
+                }
+                if let Some(pipx) = on_path("pipx") {
+                    found.push(Resolved {
+                        display: display.clone(),
+                        program: pipx.display().to_string(),
+                        args: vec!["run".into(), "--spec".into(), package.clone(), script],
+                        origin: Origin::Registry("pipx", format!("pypi:{package}")),
+                    });
+                }
+                found
+            }
+        }
+    }
+
+    fn no_launcher(&self) -> String {
+        match self {
+            RegistryName::Npm(p) => format!("npm package {p} (npx is not installed)"),
+            RegistryName::PyPi(p) => {
+                format!("PyPI package {p} (neither uvx nor pipx is installed)")
+            }
+        }
     }
 }
 
@@ -122,27 +210,46 @@ impl Resolver {
         })
     }
 
-    /// Resolves a connector, or fails listing every place tried.
-    pub fn resolve(&self, role: Role, name: &str) -> Result<Resolved> {
+    /// The commands that may run a connector, best first: one for the command map, a bundled
+    /// binary or PATH; for a registry name, one per launcher that could fetch it (each must
+    /// still answer `spec`). Fails listing every place tried.
+    pub fn resolve(&self, role: Role, name: &str) -> Result<Vec<Resolved>> {
         let mut tried = Vec::new();
+        if let Some(package) = RegistryName::parse(name) {
+            let found = package.launchers(role, name);
+            if found.is_empty() {
+                bail!("{name}: {}", package.no_launcher());
+            }
+            return Ok(found);
+        }
         let keys = match role {
             Role::Source => vec![format!("source-{name}")],
             Role::Destination => vec![format!("destination-{name}"), format!("dest-{name}")],
         };
         for key in &keys {
             if let Some(command) = self.command_map.get(key) {
+                if let Some(package) = RegistryName::parse(command.trim()) {
+                    let found = package.launchers(role, key);
+                    if found.is_empty() {
+                        bail!(
+                            "--connectors-from-command-map {key:?}: {}",
+                            package.no_launcher()
+                        );
+                    }
+                    return Ok(found);
+                }
                 let Some(mut words) = shlex::split(command).filter(|w| !w.is_empty()) else {
                     bail!(
                         "--connectors-from-command-map: cannot parse the command of {key:?}: {command:?}"
                     );
                 };
                 let program = words.remove(0);
-                return Ok(Resolved {
+                return Ok(vec![Resolved {
                     display: key.clone(),
                     program,
                     args: words,
                     origin: Origin::CommandMap,
-                });
+                }]);
             }
             tried.push(format!("command map key {key:?}"));
         }
@@ -151,12 +258,12 @@ impl Resolver {
             for exe in &names {
                 let path = dir.join(exe);
                 if is_executable(&path) {
-                    return Ok(Resolved {
+                    return Ok(vec![Resolved {
                         display: exe.clone(),
                         program: path.display().to_string(),
                         args: Vec::new(),
                         origin: Origin::Bundled,
-                    });
+                    }]);
                 }
                 tried.push(path.display().to_string());
             }
@@ -164,12 +271,12 @@ impl Resolver {
         if self.use_path {
             for exe in &names {
                 if let Some(path) = on_path(exe) {
-                    return Ok(Resolved {
+                    return Ok(vec![Resolved {
                         display: exe.clone(),
                         program: path.display().to_string(),
                         args: Vec::new(),
                         origin: Origin::Path,
-                    });
+                    }]);
                 }
                 tried.push(format!("{exe} on PATH"));
             }
@@ -177,37 +284,20 @@ impl Resolver {
             tried.push("PATH (disabled by --no-connectors-from-path)".into());
         }
         if self.use_registry {
-            let package = format!("airbyte-{}-{name}", role.as_str());
-            let script = format!("{}-{name}", role.as_str());
-            if on_path("uvx").is_some() {
-                return Ok(Resolved {
-                    display: script.clone(),
-                    program: "uvx".into(),
-                    args: vec!["--from".into(), package, script],
-                    origin: Origin::Registry("uvx"),
-                });
+            let mut found = Vec::new();
+            for package in [
+                RegistryName::Npm(format!("@stripe/sync-{}-{name}", role.as_str())),
+                RegistryName::PyPi(format!("airbyte-{}-{name}", role.as_str())),
+            ] {
+                let launchers = package.launchers(role, name);
+                if launchers.is_empty() {
+                    tried.push(package.no_launcher());
+                }
+                found.extend(launchers);
             }
-            if on_path("pipx").is_some() {
-                return Ok(Resolved {
-                    display: script.clone(),
-                    program: "pipx".into(),
-                    args: vec!["run".into(), "--spec".into(), package, script],
-                    origin: Origin::Registry("pipx"),
-                });
+            if !found.is_empty() {
+                return Ok(found);
             }
-            tried.push(format!(
-                "PyPI package {package} (neither uvx nor pipx is installed)"
-            ));
-            let npm = format!("@stripe/sync-{}-{name}", role.as_str());
-            if on_path("npx").is_some() {
-                return Ok(Resolved {
-                    display: npm.clone(),
-                    program: "npx".into(),
-                    args: vec!["--yes".into(), npm],
-                    origin: Origin::Registry("npx"),
-                });
-            }
-            tried.push(format!("npm package {npm} (npx is not installed)"));
         } else {
             tried.push("package registries (enable with --connectors-from-registry)".into());
         }
@@ -281,7 +371,7 @@ mod tests {
             r#"{"source-x": "python3 '/tmp/my connector.py' --flag", "destination-y": "y-bin"}"#,
             true,
         );
-        let s = r.resolve(Role::Source, "x").unwrap();
+        let s = r.resolve(Role::Source, "x").unwrap().remove(0);
         assert_eq!(
             (s.program.as_str(), s.args.clone(), s.origin.clone()),
             (
@@ -290,7 +380,29 @@ mod tests {
                 Origin::CommandMap
             )
         );
-        assert_eq!(r.resolve(Role::Destination, "y").unwrap().program, "y-bin");
+        assert_eq!(
+            r.resolve(Role::Destination, "y").unwrap()[0].program,
+            "y-bin"
+        );
+    }
+
+    #[test]
+    fn registry_names_name_their_package_and_script() {
+        assert_eq!(
+            RegistryName::parse("npm:@acme/source-x@1.2.0"),
+            Some(RegistryName::Npm("@acme/source-x@1.2.0".into()))
+        );
+        assert_eq!(
+            RegistryName::parse("pypi:airbyte-source-faker==7.2.1"),
+            Some(RegistryName::PyPi("airbyte-source-faker==7.2.1".into()))
+        );
+        assert_eq!(RegistryName::parse("npm:"), None);
+        assert_eq!(RegistryName::parse("faker"), None);
+        assert_eq!(
+            RegistryName::pypi_script("airbyte-source-faker==7.2.1"),
+            "source-faker"
+        );
+        assert_eq!(RegistryName::pypi_script("my-tool>=2"), "my-tool");
     }
 
     #[test]
