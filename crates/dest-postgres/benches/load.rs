@@ -3,8 +3,11 @@
 //! Measures, in one run and one fresh database:
 //! 1. raw COPY: the same rows, pre-encoded, COPYed into an empty table of the same shape;
 //! 2. first load: `dest-postgres write` of an NDJSON file into the empty table;
-//! 3. updates: the same file again, every row now an update of a full table;
-//! 4. plain columns: raw COPY into a table whose typed columns are ordinary columns filled by
+//! 3. updates: every row changed (a new name, a newer version) on a full table;
+//! 4. mixed: half the records new keys, half updates;
+//! 5. a re-sync of unchanged records (equal versions, equal objects);
+//! 6. five streams at once against five raw COPYs on five connections;
+//! 7. plain columns: raw COPY into a table whose typed columns are ordinary columns filled by
 //!    the client, to price generated columns.
 //!
 //! Prints one JSON object per measurement. `cargo bench -p dest-postgres --bench load -- [RECORDS]`
@@ -20,6 +23,16 @@ use serde_json::{Value, json};
 use test_support::TestDb;
 
 fn customer(i: usize) -> Value {
+    customer_version(i, 0)
+}
+
+/// Customer `i` at version `v`: later versions change the name and carry a newer `_updated_at`.
+fn customer_version(i: usize, v: i64) -> Value {
+    let name = if v == 0 {
+        format!("Person Number {i}")
+    } else {
+        format!("Person Number {i}, renamed {v}")
+    };
     json!({
         "id": format!("cus_{i:014}"),
         "object": "customer",
@@ -36,7 +49,7 @@ fn customer(i: usize) -> Value {
         "invoice_settings": {"custom_fields": null, "default_payment_method": format!("pm_{i:020}"), "footer": null, "rendering_options": null},
         "livemode": false,
         "metadata": {"plan": "pro", "source": "import", "tier": format!("{}", i % 5)},
-        "name": format!("Person Number {i}"),
+        "name": name,
         "next_invoice_sequence": i % 40,
         "phone": "+15555550123",
         "preferred_locales": ["en-US"],
@@ -44,11 +57,15 @@ fn customer(i: usize) -> Value {
         "tax_exempt": "none",
         "test_clock": null,
         "_account_id": "acct_1Nv0FGQ9RKHgCVdK",
-        "_updated_at": 1_700_000_000 + i as i64,
+        "_updated_at": 1_700_000_000 + i as i64 + v * 1000,
     })
 }
 
 fn catalog() -> Value {
+    catalog_of(&["customers"])
+}
+
+fn catalog_of(streams: &[&str]) -> Value {
     let props = json!({
         "id": {"type": "string"}, "object": {"type": "string"}, "address": {"type": ["object", "null"]},
         "balance": {"type": "integer"}, "created": {"type": "integer"}, "currency": {"type": ["string", "null"]},
@@ -60,17 +77,32 @@ fn catalog() -> Value {
         "tax_exempt": {"type": ["string", "null"]}, "test_clock": {"type": ["string", "null"], "x-expandable": true},
         "_account_id": {"type": "string"}, "_updated_at": {"type": "integer"}
     });
-    json!({"streams": [{"name": "customers", "primary_key": [["id"]], "newer_than_field": "_updated_at", "json_schema": {"type": "object", "properties": props}}]})
+    let streams: Vec<Value> = streams
+        .iter()
+        .map(|name| json!({"name": name, "primary_key": [["id"]], "newer_than_field": "_updated_at", "json_schema": {"type": "object", "properties": props}}))
+        .collect();
+    json!({ "streams": streams })
 }
 
 fn write_input(path: &Path, records: usize) -> u64 {
+    write_records(path, &["customers"], (0..records).map(|i| (i, 0)))
+}
+
+/// Writes records `(key, version)` of customers, spread round-robin over `streams`, with a
+/// state per stream every thousand records.
+fn write_records(
+    path: &Path,
+    streams: &[&str],
+    records: impl Iterator<Item = (usize, i64)>,
+) -> u64 {
     let mut out = BufWriter::new(File::create(path).unwrap());
-    for i in 0..records {
-        let line = json!({"type": "record", "record": {"stream": "customers", "data": customer(i), "emitted_at": "2026-01-01T00:00:00.000Z"}});
+    for (n, (i, v)) in records.enumerate() {
+        let stream = streams[n % streams.len()];
+        let line = json!({"type": "record", "record": {"stream": stream, "data": customer_version(i, v), "emitted_at": "2026-01-01T00:00:00.000Z"}});
         serde_json::to_writer(&mut out, &line).unwrap();
         out.write_all(b"\n").unwrap();
-        if i % 1000 == 999 {
-            writeln!(out, "{}", json!({"type": "source_state", "source_state": {"stream": "customers", "data": {"n": i}}})).unwrap();
+        if n % 1000 == 999 {
+            writeln!(out, "{}", json!({"type": "source_state", "source_state": {"stream": stream, "data": {"n": n}}})).unwrap();
         }
     }
     out.flush().unwrap();
@@ -79,6 +111,10 @@ fn write_input(path: &Path, records: usize) -> u64 {
 
 /// Runs the binary on the input file; returns elapsed time and peak RSS in bytes.
 fn run_write(config: &Value, input: &Path) -> (Duration, u64) {
+    run_write_catalog(config, &catalog(), input)
+}
+
+fn run_write_catalog(config: &Value, catalog: &Value, input: &Path) -> (Duration, u64) {
     let start = Instant::now();
     let child = Command::new(env!("CARGO_BIN_EXE_dest-postgres"))
         .args([
@@ -86,7 +122,7 @@ fn run_write(config: &Value, input: &Path) -> (Duration, u64) {
             "--config",
             &config.to_string(),
             "--catalog",
-            &catalog().to_string(),
+            &catalog.to_string(),
         ])
         .stdin(File::open(input).unwrap())
         .stdout(Stdio::null())
@@ -183,10 +219,13 @@ fn main() {
         ));
     }
 
-    // Best of two for both sides of the ratio: this machine is shared and noisy.
+    // Best of three for the baseline and of two for each pass, each after a CHECKPOINT so that
+    // none pays for the previous one's dirty pages: this machine is shared and noisy.
     let mut raw = Duration::MAX;
-    for _ in 0..2 {
-        client.batch_execute("TRUNCATE bench.raw_copy").unwrap();
+    for _ in 0..3 {
+        client
+            .batch_execute("TRUNCATE bench.raw_copy; CHECKPOINT")
+            .unwrap();
         raw = raw.min(raw_copy(
             &mut client,
             "bench.raw_copy",
@@ -195,9 +234,48 @@ fn main() {
         ));
     }
     report("raw COPY, generated columns", records, raw, json!({}));
+    // The same rows on two connections at once: the fair baseline for a stream that loads
+    // through two (connections_per_stream).
+    let halves: Vec<String> = {
+        let mut h = vec![String::new(), String::new()];
+        for (n, line) in generated_rows.lines().enumerate() {
+            h[n % 2].push_str(line);
+            h[n % 2].push('\n');
+        }
+        h
+    };
+    let mut raw2 = Duration::MAX;
+    for _ in 0..3 {
+        client
+            .batch_execute("TRUNCATE bench.raw_copy; CHECKPOINT")
+            .unwrap();
+        let start = Instant::now();
+        std::thread::scope(|scope| {
+            for half in &halves {
+                let url = db.url().to_owned();
+                scope.spawn(move || {
+                    let mut c = Client::connect(&url, postgres::NoTls).unwrap();
+                    raw_copy(
+                        &mut c,
+                        "bench.raw_copy",
+                        "id, _raw_data, _updated_at, _deleted",
+                        half.as_bytes(),
+                    );
+                });
+            }
+        });
+        raw2 = raw2.min(start.elapsed());
+    }
+    report("raw COPY, two connections", records, raw2, json!({}));
+    let ratios = |elapsed: Duration| {
+        json!({"ratio_to_raw_copy": raw.as_secs_f64() / elapsed.as_secs_f64(),
+               "ratio_to_raw_copy_two_connections": raw2.as_secs_f64() / elapsed.as_secs_f64()})
+    };
 
+    client.batch_execute("CHECKPOINT").unwrap();
     let (mut first, mut first_rss) =
         run_write(&json!({"url": db.url(), "schema": "bench_first"}), &input);
+    client.batch_execute("CHECKPOINT").unwrap();
     let (again_first, again_rss) = run_write(&config, &input);
     if again_first < first {
         first = again_first;
@@ -208,12 +286,10 @@ fn main() {
         .unwrap()
         .get(0);
     assert_eq!(loaded as usize, records);
-    report(
-        "dest-postgres write, first load",
-        records,
-        first,
-        json!({"ratio_to_raw_copy": raw.as_secs_f64() / first.as_secs_f64(), "peak_rss_bytes": first_rss, "input_bytes": bytes}),
-    );
+    let mut extra = ratios(first);
+    extra["peak_rss_bytes"] = json!(first_rss);
+    extra["input_bytes"] = json!(bytes);
+    report("dest-postgres write, first load", records, first, extra);
 
     // The same load at a tenth of the size, into another schema: memory must not grow with input.
     let small_input = dir.join(format!("customers-{}.ndjson", records / 10));
@@ -229,13 +305,76 @@ fn main() {
         json!({"peak_rss_bytes": small_rss}),
     );
 
-    let (again, again_rss) = run_write(&config, &input);
+    // Every row changed, on a full table (twice, with newer versions each time).
+    let mut update = Duration::MAX;
+    let mut update_rss = 0;
+    for version in [1, 2] {
+        let updates = dir.join(format!("customers-{records}-v{version}.ndjson"));
+        write_records(&updates, &["customers"], (0..records).map(|i| (i, version)));
+        client.batch_execute("CHECKPOINT").unwrap();
+        let (elapsed, rss) = run_write(&config, &updates);
+        update = update.min(elapsed);
+        update_rss = update_rss.max(rss);
+    }
+    let mut extra = ratios(update);
+    extra["peak_rss_bytes"] = json!(update_rss);
     report(
         "dest-postgres write, updates of a full table",
         records,
-        again,
-        json!({"ratio_to_raw_copy": raw.as_secs_f64() / again.as_secs_f64(), "peak_rss_bytes": again_rss}),
+        update,
+        extra,
     );
+    // The same updates on a table made with fillfactor 75 (room on each page for an update).
+    let spaced = json!({"url": db.url(), "schema": "bench_spaced", "fillfactor": 75});
+    client.batch_execute("CHECKPOINT").unwrap();
+    run_write(&spaced, &input);
+    let mut spaced_update = Duration::MAX;
+    for version in [1, 2] {
+        let updates = dir.join(format!("customers-{records}-v{version}.ndjson"));
+        client.batch_execute("CHECKPOINT").unwrap();
+        spaced_update = spaced_update.min(run_write(&spaced, &updates).0);
+    }
+    report(
+        "dest-postgres write, updates of a full table, fillfactor 75",
+        records,
+        spaced_update,
+        ratios(spaced_update),
+    );
+    // Half new keys, half changes of existing rows, interleaved (twice, new keys each time).
+    let mut mix = Duration::MAX;
+    for round in [1, 2] {
+        let mixed = dir.join(format!("customers-{records}-mixed{round}.ndjson"));
+        write_records(
+            &mixed,
+            &["customers"],
+            (0..records).map(|n| {
+                if n % 2 == 0 {
+                    (records * round + n, 0)
+                } else {
+                    (n, 2 + round as i64)
+                }
+            }),
+        );
+        client.batch_execute("CHECKPOINT").unwrap();
+        mix = mix.min(run_write(&config, &mixed).0);
+    }
+    report(
+        "dest-postgres write, half inserts and half updates",
+        records,
+        mix,
+        ratios(mix),
+    );
+    // The first file once more: nothing changed (a reconcile of an unchanged account).
+    client.batch_execute("CHECKPOINT").unwrap();
+    let (same, _) = run_write(&json!({"url": db.url(), "schema": "bench_first"}), &input);
+    report(
+        "dest-postgres write, a re-sync of unchanged records",
+        records,
+        same,
+        ratios(same),
+    );
+
+    parallel_streams(&db, dir, records);
 
     let typed_defs: Vec<String> = typed
         .iter()
@@ -299,5 +438,94 @@ fn main() {
         records,
         generated,
         json!({}),
+    );
+}
+
+/// Five streams in one `write` (five connections, one per stream) against five raw COPYs of
+/// the same rows on five connections at once.
+fn parallel_streams(db: &TestDb, dir: &Path, records: usize) {
+    let streams = ["s1", "s2", "s3", "s4", "s5"];
+    let input = dir.join(format!("five-streams-{records}.ndjson"));
+    write_records(&input, &streams, (0..records).map(|i| (i, 0)));
+    let config = json!({"url": db.url(), "schema": "bench_five", "max_connections": 5, "connections_per_stream": 1});
+    let catalog = catalog_of(&streams);
+    let setup = Command::new(env!("CARGO_BIN_EXE_dest-postgres"))
+        .args([
+            "setup",
+            "--config",
+            &config.to_string(),
+            "--catalog",
+            &catalog.to_string(),
+        ])
+        .output()
+        .unwrap();
+    assert!(setup.status.success());
+    let mut client = db.client();
+    let mut per_stream: Vec<String> = vec![String::new(); streams.len()];
+    for i in 0..records {
+        let c = customer(i);
+        let ts = chrono::DateTime::from_timestamp(c["_updated_at"].as_i64().unwrap(), 0)
+            .unwrap()
+            .to_rfc3339();
+        per_stream[i % streams.len()].push_str(&format!(
+            "{}\t{}\t{ts}\tf\n",
+            c["id"].as_str().unwrap(),
+            copy_text(&c.to_string())
+        ));
+    }
+    for s in &streams {
+        client
+            .batch_execute(&format!(
+                "CREATE TABLE bench_five.raw_{s} (LIKE bench_five.{s} INCLUDING ALL)"
+            ))
+            .unwrap();
+    }
+    let mut raw = Duration::MAX;
+    for _ in 0..2 {
+        for s in &streams {
+            client
+                .batch_execute(&format!("TRUNCATE bench_five.raw_{s}"))
+                .unwrap();
+        }
+        client.batch_execute("CHECKPOINT").unwrap();
+        let start = Instant::now();
+        std::thread::scope(|scope| {
+            for (s, rows) in streams.iter().zip(&per_stream) {
+                let url = db.url().to_owned();
+                scope.spawn(move || {
+                    let mut c = Client::connect(&url, postgres::NoTls).unwrap();
+                    raw_copy(
+                        &mut c,
+                        &format!("bench_five.raw_{s}"),
+                        "id, _raw_data, _updated_at, _deleted",
+                        rows.as_bytes(),
+                    );
+                });
+            }
+        });
+        raw = raw.min(start.elapsed());
+    }
+    report(
+        "raw COPY, five tables on five connections",
+        records,
+        raw,
+        json!({}),
+    );
+    client.batch_execute("CHECKPOINT").unwrap();
+    let (parallel, rss) = run_write_catalog(&config, &catalog, &input);
+    report(
+        "dest-postgres write, five streams",
+        records,
+        parallel,
+        json!({"ratio_to_raw_copy": raw.as_secs_f64() / parallel.as_secs_f64(), "peak_rss_bytes": rss}),
+    );
+    let single = json!({"url": db.url(), "schema": "bench_five_single", "max_connections": 1, "connections_per_stream": 1});
+    client.batch_execute("CHECKPOINT").unwrap();
+    let (one, _) = run_write_catalog(&single, &catalog, &input);
+    report(
+        "dest-postgres write, five streams on one connection",
+        records,
+        one,
+        json!({"ratio_to_raw_copy": raw.as_secs_f64() / one.as_secs_f64()}),
     );
 }

@@ -6,11 +6,25 @@ const SIGNATURE: &[u8] = b"PGCOPY\n\xff\r\n\0";
 /// Microseconds between the Unix epoch and Postgres' epoch (2000-01-01).
 const PG_EPOCH_OFFSET_MICROS: i64 = 946_684_800_000_000;
 
-/// Rows of one batch, already encoded; [`CopyRows::framed`] adds the header and trailer.
-#[derive(Debug, Default)]
+/// Bytes of the COPY header: signature, flags, header extension length.
+const HEADER: usize = SIGNATURE.len() + 8;
+
+/// Rows of one batch, encoded after the COPY header, so that [`CopyRows::framed`] only adds
+/// the trailer (no copy of the batch).
+#[derive(Debug)]
 pub struct CopyRows {
     buf: BytesMut,
     rows: usize,
+}
+
+impl Default for CopyRows {
+    fn default() -> CopyRows {
+        let mut buf = BytesMut::new();
+        buf.put_slice(SIGNATURE);
+        buf.put_i32(0); // flags
+        buf.put_i32(0); // header extension length
+        CopyRows { buf, rows: 0 }
+    }
 }
 
 impl CopyRows {
@@ -26,14 +40,15 @@ impl CopyRows {
         self.rows == 0
     }
 
+    /// Bytes of the encoded rows.
     pub fn bytes(&self) -> usize {
-        self.buf.len()
+        self.buf.len() - HEADER
     }
 
     /// Forgets every row after the first `rows` (which took `bytes` bytes).
     pub fn truncate(&mut self, rows: usize, bytes: usize) {
         self.rows = rows;
-        self.buf.truncate(bytes);
+        self.buf.truncate(HEADER + bytes);
     }
 
     pub fn begin_row(&mut self, fields: i16) {
@@ -79,14 +94,9 @@ impl CopyRows {
     }
 
     /// The whole COPY stream: header, rows, trailer.
-    pub fn framed(self) -> Bytes {
-        let mut out = BytesMut::with_capacity(self.buf.len() + 21);
-        out.put_slice(SIGNATURE);
-        out.put_i32(0); // flags
-        out.put_i32(0); // header extension length
-        out.put_slice(&self.buf);
-        out.put_i16(-1);
-        out.freeze()
+    pub fn framed(mut self) -> Bytes {
+        self.buf.put_i16(-1);
+        self.buf.freeze()
     }
 }
 

@@ -71,6 +71,7 @@ pub async fn setup(
     client: &mut Client,
     schema: &str,
     tables: &[TableModel],
+    fillfactor: u8,
 ) -> Result<SetupReport, DdlError> {
     if is_system_schema(schema) {
         return Err(DdlError::SystemSchema(schema.to_owned()));
@@ -109,7 +110,7 @@ pub async fn setup(
     for table in tables {
         let existing = existing_columns(&tx, schema, &table.table).await?;
         if existing.is_empty() {
-            tx.batch_execute(&create_table_sql(schema, table))
+            tx.batch_execute(&create_table_sql(schema, table, fillfactor))
                 .await
                 .map_err(pg_err(format!(
                     "creating table {schema}.{} for stream {:?}",
@@ -295,7 +296,7 @@ async fn existing_columns(
         .collect())
 }
 
-pub fn create_table_sql(schema: &str, table: &TableModel) -> String {
+pub fn create_table_sql(schema: &str, table: &TableModel, fillfactor: u8) -> String {
     let mut defs: Vec<String> = table
         .keys
         .iter()
@@ -309,8 +310,9 @@ pub fn create_table_sql(schema: &str, table: &TableModel) -> String {
     }
     let name = qualified(schema, &table.table);
     format!(
-        "CREATE TABLE IF NOT EXISTS {name} (\n  {}\n);\nCOMMENT ON TABLE {name} IS {}",
+        "CREATE TABLE IF NOT EXISTS {name} (\n  {}\n) WITH (fillfactor = {});\nCOMMENT ON TABLE {name} IS {}",
         defs.join(",\n  "),
+        fillfactor.clamp(10, 100),
         literal(&table_mark(&table.stream))
     )
 }

@@ -60,10 +60,21 @@ pub enum Load {
     /// Straight into the target, while the stream has only brought new keys; a key that exists
     /// makes the batch go through the merge instead, and so do the stream's later batches.
     Direct,
-    /// Straight into the target if it is empty (the stream's first batch), else the merge.
-    DirectIfEmpty,
     /// Staging table and merge; `dedupe` when the batch repeats a key.
     Merge { dedupe: bool },
+}
+
+/// Whether the target holds any row (a stream's first load goes straight in when it does not).
+pub async fn target_has_rows(pool: &Pool, sql: &MergeSql) -> Result<bool, FlushError> {
+    let client = pool.get().await.map_err(|e| FlushError {
+        message: format!("connecting: {e}"),
+        retryable: true,
+    })?;
+    let row = client
+        .query_one(&sql.target_has_rows, &[])
+        .await
+        .map_err(|e| FlushError::from_pg("reading the target", &e))?;
+    Ok(row.get(0))
 }
 
 /// What a flush did.
@@ -154,23 +165,11 @@ async fn flush_once(
             .map_err(|e| FlushError::from_pg("commit", &e))?;
         return Ok(Loaded {
             rows: 0,
-            direct_ok: !matches!(load, Load::Merge { .. }),
+            direct_ok: load == Load::Direct,
         });
     }
     let data = batch.rows.clone();
-    let direct = match load {
-        Load::Direct => true,
-        Load::DirectIfEmpty => {
-            let has_rows: bool = client
-                .query_one(&sql.target_has_rows, &[])
-                .await
-                .map_err(|e| FlushError::from_pg("reading the target", &e))?
-                .get(0);
-            !has_rows
-        }
-        Load::Merge { .. } => false,
-    };
-    if direct {
+    if load == Load::Direct {
         let tx = client
             .transaction()
             .await

@@ -23,125 +23,169 @@ pub struct MergeSql {
     pub insert_rejected: String,
 }
 
+/// The quoted names one stream's statements use.
+struct Names {
+    target: String,
+    staging: String,
+    keys: Vec<String>,
+    raw: String,
+    updated: String,
+    synced: String,
+    deleted: String,
+}
+
+impl Names {
+    fn of(schema: &str, table: &TableModel) -> Names {
+        Names {
+            target: crate::ident::qualified(schema, &table.table),
+            staging: format!(
+                "pg_temp.{}",
+                quote(&format!(
+                    "_stage_{}",
+                    short_hash(&format!("{schema}.{}", table.table))
+                ))
+            ),
+            keys: table.keys.iter().map(|k| quote(&k.column)).collect(),
+            raw: quote(RAW_DATA),
+            updated: quote(UPDATED_AT),
+            synced: quote(SYNCED_AT),
+            deleted: quote(DELETED),
+        }
+    }
+
+    /// The columns a batch loads: keys, raw data, version, tombstone flag.
+    fn loaded(&self) -> String {
+        let mut columns = self.keys.clone();
+        columns.extend([self.raw.clone(), self.updated.clone(), self.deleted.clone()]);
+        columns.join(", ")
+    }
+
+    /// The stale-write gate: the incoming row (alias `incoming`) wins over the stored one (`t`)
+    /// when at least as new. A row without a version is replaced by anything; a record without
+    /// a version never replaces a row that has one.
+    fn newer(&self, incoming: &str) -> String {
+        format!(
+            "(t.{u} IS NULL OR {incoming}.{u} >= t.{u})",
+            u = self.updated
+        )
+    }
+
+    /// The rows of the batch: the staging table, or for a batch with repeated keys what
+    /// applying them one by one would leave (the newest, the last written among equals; an
+    /// unversioned one only when none has a version).
+    fn source(&self, dedupe: bool) -> String {
+        if !dedupe || self.keys.is_empty() {
+            return self.staging.clone();
+        }
+        format!(
+            "(SELECT DISTINCT ON ({k}) * FROM {staging} ORDER BY {k}, {updated} DESC NULLS LAST, ctid DESC)",
+            k = self.keys.join(", "),
+            staging = self.staging,
+            updated = self.updated
+        )
+    }
+
+    /// `INSERT … ON CONFLICT DO UPDATE` from `source` (alias `s`). A row that would not change
+    /// is left alone: no new tuple, no WAL (`_synced_at` says when a row last changed).
+    fn upsert(&self, source: &str) -> String {
+        let mut target_cols = self.keys.clone();
+        target_cols.extend([
+            self.raw.clone(),
+            self.updated.clone(),
+            self.synced.clone(),
+            self.deleted.clone(),
+        ]);
+        let mut select_cols: Vec<String> = self.keys.iter().map(|k| format!("s.{k}")).collect();
+        select_cols.extend([
+            format!("s.{}", self.raw),
+            format!("s.{}", self.updated),
+            "now()".to_owned(),
+            format!("s.{}", self.deleted),
+        ]);
+        let insert = format!(
+            "INSERT INTO {} AS t ({}) SELECT {} FROM {source} s",
+            self.target,
+            target_cols.join(", "),
+            select_cols.join(", ")
+        );
+        if self.keys.is_empty() {
+            return insert;
+        }
+        let set: Vec<String> = [&self.raw, &self.updated, &self.synced, &self.deleted]
+            .iter()
+            .map(|c| format!("{c} = EXCLUDED.{c}"))
+            .collect();
+        let changed = format!(
+            "(t.{r} IS DISTINCT FROM EXCLUDED.{r} OR t.{d} IS DISTINCT FROM EXCLUDED.{d} OR t.{u} IS DISTINCT FROM EXCLUDED.{u})",
+            r = self.raw,
+            d = self.deleted,
+            u = self.updated
+        );
+        format!(
+            "{insert} ON CONFLICT ({}) DO UPDATE SET {} WHERE {} AND {changed}",
+            self.keys.join(", "),
+            set.join(", "),
+            self.newer("EXCLUDED")
+        )
+    }
+
+    /// The merge of a batch: hard deletes first (tombstones delete the rows they are newer
+    /// than), then the upsert of the rest.
+    fn merge(&self, delete_mode: DeleteMode, dedupe: bool) -> String {
+        let source = self.source(dedupe);
+        match delete_mode {
+            DeleteMode::Soft => self.upsert(&source),
+            DeleteMode::Hard if self.keys.is_empty() => self.upsert(&source),
+            DeleteMode::Hard => {
+                let join: Vec<String> =
+                    self.keys.iter().map(|k| format!("t.{k} = s.{k}")).collect();
+                let live = format!("(SELECT * FROM batch b WHERE NOT b.{})", self.deleted);
+                format!(
+                    "WITH batch AS MATERIALIZED (SELECT * FROM {source} b), \
+                     removed AS (DELETE FROM {} t USING batch s WHERE s.{} AND {} AND {}) {}",
+                    self.target,
+                    self.deleted,
+                    join.join(" AND "),
+                    self.newer("s"),
+                    self.upsert(&live)
+                )
+            }
+        }
+    }
+}
+
 impl MergeSql {
     pub fn new(schema: &str, table: &TableModel, delete_mode: DeleteMode) -> MergeSql {
-        let staging = format!(
-            "pg_temp.{}",
-            quote(&format!(
-                "_stage_{}",
-                short_hash(&format!("{schema}.{}", table.table))
-            ))
-        );
-        let target = crate::ident::qualified(schema, &table.table);
-        let keys: Vec<String> = table.keys.iter().map(|k| quote(&k.column)).collect();
-        let key_defs: Vec<String> = table
+        let names = Names::of(schema, table);
+        let mut staging_cols: Vec<String> = table
             .keys
             .iter()
             .map(|k| format!("{} {}", quote(&k.column), k.pg_type.sql()))
             .collect();
-        let (raw, updated, synced, deleted) = (
-            quote(RAW_DATA),
-            quote(UPDATED_AT),
-            quote(SYNCED_AT),
-            quote(DELETED),
-        );
-        let mut staging_cols = key_defs;
         staging_cols.extend([
-            format!("{raw} jsonb"),
-            format!("{updated} timestamptz"),
-            format!("{deleted} boolean"),
+            format!("{} jsonb", names.raw),
+            format!("{} timestamptz", names.updated),
+            format!("{} boolean", names.deleted),
         ]);
-        let create_staging = format!(
-            "CREATE TEMP TABLE IF NOT EXISTS {staging} ({}) ON COMMIT DELETE ROWS",
-            staging_cols.join(", ")
-        );
-        let mut copy_cols = keys.clone();
-        copy_cols.extend([raw.clone(), updated.clone(), deleted.clone()]);
-        let copy = format!(
-            "COPY {staging} ({}) FROM STDIN (FORMAT binary)",
-            copy_cols.join(", ")
-        );
-        let copy_direct = format!(
-            "COPY {target} ({}) FROM STDIN (FORMAT binary)",
-            copy_cols.join(", ")
-        );
-        let target_has_rows = format!("SELECT EXISTS (SELECT 1 FROM {target})");
-
-        let mut target_cols: Vec<String> = keys.clone();
-        target_cols.extend([
-            raw.clone(),
-            updated.clone(),
-            synced.clone(),
-            deleted.clone(),
-        ]);
-        let mut select_cols: Vec<String> = keys.iter().map(|k| format!("s.{k}")).collect();
-        select_cols.extend([
-            format!("s.{raw}"),
-            format!("s.{updated}"),
-            "now()".to_owned(),
-            format!("s.{deleted}"),
-        ]);
-        let source = |dedupe: bool| {
-            if dedupe && !keys.is_empty() {
-                // What applying the rows one by one gives: the newest version of each key, the
-                // last one written among equals; an unversioned row only when none has a version.
-                format!(
-                    "(SELECT DISTINCT ON ({k}) * FROM {staging} ORDER BY {k}, {updated} DESC NULLS LAST, ctid DESC)",
-                    k = keys.join(", ")
-                )
-            } else {
-                staging.clone()
-            }
-        };
-        // Incoming wins when at least as new. A row without a version is replaced by anything;
-        // a record without a version never replaces a row that has one.
-        let newer = format!("(t.{updated} IS NULL OR EXCLUDED.{updated} >= t.{updated})");
-        let build = |dedupe: bool| {
-            let src = source(dedupe);
-            if keys.is_empty() {
-                return format!(
-                    "INSERT INTO {target} ({}) SELECT {} FROM {src} s",
-                    target_cols.join(", "),
-                    select_cols.join(", ")
-                );
-            }
-            let set: Vec<String> = [&raw, &updated, &synced, &deleted]
-                .iter()
-                .map(|c| format!("{c} = EXCLUDED.{c}"))
-                .collect();
-            let upsert_tail = format!(
-                "ON CONFLICT ({}) DO UPDATE SET {} WHERE {newer}",
-                keys.join(", "),
-                set.join(", ")
-            );
-            match delete_mode {
-                DeleteMode::Soft => format!(
-                    "INSERT INTO {target} AS t ({}) SELECT {} FROM {src} s {upsert_tail}",
-                    target_cols.join(", "),
-                    select_cols.join(", ")
-                ),
-                DeleteMode::Hard => {
-                    let join: Vec<String> = keys.iter().map(|k| format!("t.{k} = s.{k}")).collect();
-                    let stale_guard =
-                        format!("(t.{updated} IS NULL OR s.{updated} >= t.{updated})");
-                    format!(
-                        "WITH batch AS MATERIALIZED (SELECT * FROM {src} b), \
-                         removed AS (DELETE FROM {target} t USING batch s WHERE s.{deleted} AND {} AND {stale_guard}) \
-                         INSERT INTO {target} AS t ({}) SELECT {} FROM batch s WHERE NOT s.{deleted} {upsert_tail}",
-                        join.join(" AND "),
-                        target_cols.join(", "),
-                        select_cols.join(", ")
-                    )
-                }
-            }
-        };
         MergeSql {
-            create_staging,
-            copy,
-            copy_direct,
-            target_has_rows,
-            merge: build(false),
-            merge_dedupe: build(true),
+            create_staging: format!(
+                "CREATE TEMP TABLE IF NOT EXISTS {} ({}) ON COMMIT DELETE ROWS",
+                names.staging,
+                staging_cols.join(", ")
+            ),
+            copy: format!(
+                "COPY {} ({}) FROM STDIN (FORMAT binary)",
+                names.staging,
+                names.loaded()
+            ),
+            copy_direct: format!(
+                "COPY {} ({}) FROM STDIN (FORMAT binary)",
+                names.target,
+                names.loaded()
+            ),
+            target_has_rows: format!("SELECT EXISTS (SELECT 1 FROM {})", names.target),
+            merge: names.merge(delete_mode, false),
+            merge_dedupe: names.merge(delete_mode, true),
             insert_rejected: crate::rejected::insert_sql(schema),
         }
     }

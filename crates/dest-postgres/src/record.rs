@@ -46,14 +46,6 @@ pub struct RowPlan {
     key_hasher: RandomState,
 }
 
-/// What [`RowPlan::encode`] learnt about a record besides its row.
-pub struct Encoded {
-    /// A hash of the record's key values as stored. Two records with one key always share it;
-    /// a rare collision between different keys only makes a batch take the deduplicating merge.
-    pub key_hash: u64,
-    pub tombstone: bool,
-}
-
 impl RowPlan {
     pub fn new(table: &TableModel) -> RowPlan {
         let mut fields: Vec<String> = table.keys.iter().map(|k| k.field.clone()).collect();
@@ -78,9 +70,8 @@ impl RowPlan {
         (self.key_types.len() + 3) as i16
     }
 
-    /// Encodes a record's data object as a row of the loaded columns. On a rejection nothing
-    /// is added to `rows`.
-    pub fn encode(&self, data: &str, rows: &mut CopyRows) -> Result<Encoded, Rejection> {
+    /// Reads what the row needs from a record's data object, or says why it cannot be stored.
+    pub fn prepare<'a>(&self, data: &'a str) -> Result<Prepared<'a>, Rejection> {
         let reject = |key: Option<String>, field: Option<&str>, reason: String| Rejection {
             key,
             field: field.map(str::to_owned),
@@ -93,15 +84,15 @@ impl RowPlan {
                 format!("the record data is not a JSON object: {e}"),
             )
         })?;
-        let mut keys: Vec<KeyValue<'_>> = Vec::with_capacity(self.key_types.len());
+        let mut keys: Vec<KeyValue<'a>> = Vec::with_capacity(self.key_types.len());
         for (i, pg_type) in self.key_types.iter().enumerate() {
             let field = self.fields[i].as_str();
             let raw = values[i].filter(|v| v.get() != "null").ok_or_else(|| {
                 reject(None, Some(field), "the key field is missing or null".into())
             })?;
-            let key =
-                key_value(raw, *pg_type).map_err(|reason| reject(None, Some(field), reason))?;
-            keys.push(key);
+            keys.push(
+                key_value(raw, *pg_type).map_err(|reason| reject(None, Some(field), reason))?,
+            );
         }
         let key_text = || {
             Some(
@@ -125,33 +116,53 @@ impl RowPlan {
                 )
             })?),
         };
-
         let mut key_hash = self.key_hasher.build_hasher();
-        rows.begin_row(self.loaded_fields());
         for key in &keys {
             match key {
-                KeyValue::Int(n) => {
-                    key_hash.write_i64(*n);
-                    rows.int8(*n);
-                }
-                KeyValue::Text(s) => {
-                    key_hash.write(s.as_bytes());
-                    rows.text(s.as_bytes());
-                }
+                KeyValue::Int(n) => key_hash.write_i64(*n),
+                KeyValue::Text(s) => key_hash.write(s.as_bytes()),
             }
             key_hash.write_u8(0x1f);
         }
-        rows.jsonb(data.as_bytes());
-        match version {
+        Ok(Prepared {
+            data,
+            keys,
+            version,
+            tombstone: values[self.deleted].is_some_and(|v| v.get() == "true"),
+            key_hash: key_hash.finish(),
+            fields: self.loaded_fields(),
+        })
+    }
+}
+
+/// A record ready to be written as a row.
+pub struct Prepared<'a> {
+    data: &'a str,
+    keys: Vec<KeyValue<'a>>,
+    version: Option<i64>,
+    pub tombstone: bool,
+    /// A hash of the key values as stored: equal keys share it; a rare collision between
+    /// different keys only makes a batch take the deduplicating merge.
+    pub key_hash: u64,
+    fields: i16,
+}
+
+impl Prepared<'_> {
+    /// Appends the row of the loaded columns: keys, raw data, version, tombstone flag.
+    pub fn write(&self, rows: &mut CopyRows) {
+        rows.begin_row(self.fields);
+        for key in &self.keys {
+            match key {
+                KeyValue::Int(n) => rows.int8(*n),
+                KeyValue::Text(s) => rows.text(s.as_bytes()),
+            }
+        }
+        rows.jsonb(self.data.as_bytes());
+        match self.version {
             Some(micros) => rows.timestamptz_micros(micros),
             None => rows.null(),
         }
-        let tombstone = values[self.deleted].is_some_and(|v| v.get() == "true");
-        rows.boolean(tombstone);
-        Ok(Encoded {
-            key_hash: key_hash.finish(),
-            tombstone,
-        })
+        rows.boolean(self.tombstone);
     }
 }
 

@@ -915,9 +915,10 @@ fn kill_9_mid_write_leaves_whole_batches_backed_by_every_printed_state() {
     let db = TestDb::new();
     let cat = catalog(vec![customers_stream()]);
     let batch_size = 500;
+    let lanes = 2;
     let mut w = Writer::start(
         &db,
-        json!({"batch_size": batch_size, "flush_interval_ms": 600000}),
+        json!({"batch_size": batch_size, "connections_per_stream": lanes, "flush_interval_ms": 600000}),
         &cat,
     );
     let mut stdin = w.stdin.take().unwrap();
@@ -945,10 +946,11 @@ fn kill_9_mid_write_leaves_whole_batches_backed_by_every_printed_state() {
     let _ = feeder.join();
     let rows = db.count("stripe.customers") as u64;
     assert!(rows > 0);
+    // Each lane commits batches of batch_size / lanes rows on its own connection.
     assert_eq!(
-        rows % batch_size as u64,
+        rows % (batch_size / lanes) as u64,
         0,
-        "only whole batches are committed ({rows} rows)"
+        "only whole lane batches are committed ({rows} rows)"
     );
     for upto in printed {
         let id = format!("cus_{upto:07}");

@@ -2,6 +2,9 @@
 //! dest-postgres) through `sync-engine sync` and through `source-stripe read | dest-postgres
 //! write`, in the same run, each into its own empty schema; plus the engine's own peak RSS.
 //!
+//! Then five streams (100,000 objects in all by default) end to end through the engine, the
+//! destination loading through parallel connections and through one.
+//!
 //! Prints one JSON object per measurement. `cargo bench -p sync-engine --bench pipeline -- [N]`
 
 use std::process::{Command, Stdio};
@@ -19,6 +22,112 @@ fn bin(name: &str) -> String {
         .with_file_name(name)
         .display()
         .to_string()
+}
+
+/// A sync of `streams` through the engine into `schema`; returns the seconds it took.
+fn engine_sync(
+    source_file: &str,
+    streams: &[&str],
+    db: &TestDb,
+    schema: &str,
+    dest_extra: Value,
+    state: &std::path::Path,
+) -> f64 {
+    let mut dest = json!({"url": db.url(), "schema": schema});
+    if let (Value::Object(d), Value::Object(e)) = (&mut dest, dest_extra) {
+        d.extend(e);
+    }
+    let started = Instant::now();
+    let out = Command::new(ENGINE)
+        .args([
+            "sync",
+            "--source-config",
+            source_file,
+            "--streams",
+            &streams.join(","),
+        ])
+        .args(["--destination-config", &dest.to_string()])
+        .args([
+            "--state-file",
+            &state.display().to_string(),
+            "--output",
+            "ndjson",
+        ])
+        .env_remove("STRIPE_API_KEY")
+        .env_remove("DATABASE_URL")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    started.elapsed().as_secs_f64()
+}
+
+/// Five streams end to end, parallel connections against one.
+fn five_streams(records: usize) {
+    let streams = [
+        "customers",
+        "products",
+        "prices",
+        "charges",
+        "payment_intents",
+    ];
+    let fake = FakeStripe::start(Config {
+        seed: 5,
+        scale: 0.0,
+        objects: streams
+            .iter()
+            .map(|s| (s.to_string(), records / streams.len()))
+            .collect(),
+        worker_threads: 1,
+        ..Default::default()
+    })
+    .unwrap();
+    let db = TestDb::new();
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("source.json");
+    std::fs::write(
+        &source,
+        json!({"api_key": "sk_test_fake", "base_url": fake.base_url(), "rate_limit": 10000, "endpoint_rate_limit": 10000, "events": false}).to_string(),
+    )
+    .unwrap();
+    let source = source.display().to_string();
+    let (mut parallel, mut single) = (f64::MAX, f64::MAX);
+    for round in 0..2 {
+        parallel = parallel.min(engine_sync(
+            &source,
+            &streams,
+            &db,
+            &format!("par{round}"),
+            json!({}),
+            &dir.path().join(format!("p{round}.json")),
+        ));
+        single = single.min(engine_sync(
+            &source,
+            &streams,
+            &db,
+            &format!("one{round}"),
+            json!({"max_connections": 1, "connections_per_stream": 1}),
+            &dir.path().join(format!("o{round}.json")),
+        ));
+    }
+    let live: usize = streams
+        .iter()
+        .map(|s| fake.objects(None, s).unwrap().len())
+        .sum();
+    println!(
+        "{}",
+        json!({"bench": "five streams, parallel connections", "records": live, "seconds": parallel, "records_per_second": live as f64 / parallel,
+               "ratio_to_one_connection": single / parallel})
+    );
+    println!(
+        "{}",
+        json!({"bench": "five streams, one connection", "records": live, "seconds": single, "records_per_second": live as f64 / single})
+    );
 }
 
 fn main() {
@@ -139,4 +248,5 @@ fn main() {
         json!({"bench": "sync-engine", "records": records, "seconds": engine_best, "records_per_second": records as f64 / engine_best,
                "ratio_to_pipe": pipe_best / engine_best, "engine_peak_rss_bytes": engine_rss})
     );
+    five_streams(records);
 }

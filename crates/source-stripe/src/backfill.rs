@@ -11,9 +11,10 @@ use sync_protocol::{SourceState, StreamStatusKind, TimeRange};
 use tokio::task::JoinSet;
 
 use crate::children::children_of;
-use crate::client::{Page, Pager, StripeClient};
+use crate::client::{Page, StripeClient};
 use crate::error::{ReadError, StripeError};
 use crate::events::CLOCK_SLACK_SECS;
+use crate::pager::Pager;
 use crate::ranges;
 use crate::records::{Head, stamp};
 use crate::state::{Generation, Range, Span, StreamCheckpoint};
@@ -213,6 +214,36 @@ async fn fetch_range(ctx: Arc<StreamCtx>, range: Range) -> Result<RangePage, Str
     })
 }
 
+/// The ranges of a stream still to read, each with an id, in the order they are read.
+#[derive(Default)]
+struct RangeQueue {
+    next_id: u64,
+    outstanding: BTreeMap<u64, Range>,
+    queue: VecDeque<u64>,
+}
+
+impl RangeQueue {
+    fn push(&mut self, range: Range) {
+        self.outstanding.insert(self.next_id, range);
+        self.queue.push_back(self.next_id);
+        self.next_id += 1;
+    }
+
+    /// The next range to fetch (it stays outstanding until [`RangeQueue::done`]).
+    fn next(&mut self) -> Option<(u64, Range)> {
+        let id = self.queue.pop_front()?;
+        Some((id, self.outstanding[&id].clone()))
+    }
+
+    fn done(&mut self, id: u64) {
+        self.outstanding.remove(&id);
+    }
+
+    fn remaining(&self) -> Vec<Range> {
+        self.outstanding.values().cloned().collect()
+    }
+}
+
 /// Backfill by `created` ranges, many pages in flight, ranges split by the density they show.
 async fn by_ranges(
     ctx: Arc<StreamCtx>,
@@ -220,13 +251,9 @@ async fn by_ranges(
     remaining: Vec<Range>,
     mut emitted: u64,
 ) -> Result<u64, ReadError> {
-    let mut next_id = 0u64;
-    let mut outstanding: BTreeMap<u64, Range> = BTreeMap::new();
-    let mut queue: VecDeque<u64> = VecDeque::new();
+    let mut ranges = RangeQueue::default();
     for range in remaining {
-        outstanding.insert(next_id, range);
-        queue.push_back(next_id);
-        next_id += 1;
+        ranges.push(range);
     }
     let mut in_flight: JoinSet<(u64, Result<RangePage, StripeError>)> = JoinSet::new();
     let mut emitted_this_run = 0;
@@ -237,86 +264,32 @@ async fn by_ranges(
             .min(ctx.max_concurrency)
             .max(1);
         while in_flight.len() < concurrency {
-            let Some(id) = queue.pop_front() else { break };
-            let range = outstanding[&id].clone();
+            let Some((id, range)) = ranges.next() else {
+                break;
+            };
             let task_ctx = ctx.clone();
             in_flight.spawn(async move { (id, fetch_range(task_ctx, range).await) });
         }
         let Some(joined) = in_flight.join_next().await else {
             break;
         };
-        let (id, result) = match joined {
-            Ok(r) => r,
-            Err(e) => {
-                return Err(ReadError::Stripe(StripeError::local(
-                    format!("a page task failed: {e}"),
-                    ctx.listed().list_path.clone(),
-                )));
-            }
-        };
-        let RangePage {
-            range,
-            last,
-            has_more,
-            page_len,
-            records,
-        } = result?;
-        let n = ctx.emit_records(records).await?;
+        let (id, result) = joined.map_err(|e| {
+            StripeError::local(
+                format!("a page task failed: {e}"),
+                ctx.listed().list_path.clone(),
+            )
+        })?;
+        let mut page = result?;
+        ranges.done(id);
+        let n = ctx.emit_records(std::mem::take(&mut page.records)).await?;
         emitted += n;
         emitted_this_run += n;
-        outstanding.remove(&id);
-        match (has_more, last) {
-            (true, Some((oldest, cursor))) => {
-                // Keep enough ranges queued to fill the pipe, no more.
-                let wanted = concurrency * 2;
-                let room = wanted.saturating_sub(outstanding.len());
-                let pages =
-                    ranges::estimated_pages(&range, oldest, page_len.max(1), LIMIT).ceil() as usize;
-                let pieces = ranges::remainder(&range, oldest, cursor, (pages + 1).min(room + 1));
-                let whole = Range {
-                    gte: pieces[0].gte,
-                    lt: pieces[pieces.len() - 1].lt,
-                    cursor: None,
-                };
-                for piece in pieces {
-                    outstanding.insert(next_id, piece);
-                    queue.push_back(next_id);
-                    next_id += 1;
-                }
-                if whole.lt < range.lt {
-                    ctx.output
-                        .stream_status(
-                            ctx.stream(),
-                            StreamStatusKind::RangeComplete {
-                                range_complete: time_range(whole.lt, range.lt),
-                            },
-                        )
-                        .await?;
-                }
-            }
-            (true, None) => {
-                // A page with more to come but no usable cursor: only re-reading would help.
-                return Err(ReadError::Stripe(StripeError::local(
-                    "the list said has_more but its last object has no id or created time",
-                    format!("GET {}", ctx.listed().list_path),
-                )));
-            }
-            (false, _) => {
-                ctx.output
-                    .stream_status(
-                        ctx.stream(),
-                        StreamStatusKind::RangeComplete {
-                            range_complete: time_range(range.gte, range.lt),
-                        },
-                    )
-                    .await?;
-            }
-        }
+        follow_page(&ctx, &mut ranges, page, concurrency).await?;
         if ctx.limit_reached(emitted) {
             tracing::info!(stream = ctx.stream(), emitted, "backfill_limit reached");
             break;
         }
-        let remaining: Vec<Range> = outstanding.values().cloned().collect();
+        let remaining = ranges.remaining();
         if !remaining.is_empty() {
             ctx.emit_state(&StreamCheckpoint::Ranges {
                 span,
@@ -328,6 +301,48 @@ async fn by_ranges(
     }
     in_flight.abort_all();
     Ok(emitted_this_run)
+}
+
+/// After a page: the rest of its range, cut by the density the page showed, is queued, and
+/// what is known complete is reported.
+async fn follow_page(
+    ctx: &StreamCtx,
+    ranges: &mut RangeQueue,
+    page: RangePage,
+    concurrency: usize,
+) -> Result<(), ReadError> {
+    let range = page.range;
+    let complete = match (page.has_more, page.last) {
+        (true, Some((oldest, cursor))) => {
+            // Keep enough ranges queued to fill the pipe, no more.
+            let room = (concurrency * 2).saturating_sub(ranges.outstanding.len());
+            let pages = ranges::estimated_pages(&range, oldest, page.page_len.max(1), LIMIT).ceil()
+                as usize;
+            let pieces = ranges::remainder(&range, oldest, cursor, (pages + 1).min(room + 1));
+            let rest_lt = pieces[pieces.len() - 1].lt;
+            for piece in pieces {
+                ranges.push(piece);
+            }
+            (rest_lt < range.lt).then(|| time_range(rest_lt, range.lt))
+        }
+        (true, None) => {
+            // A page with more to come but no usable cursor: only re-reading would help.
+            return Err(ReadError::Stripe(StripeError::local(
+                "the list said has_more but its last object has no id or created time",
+                format!("GET {}", ctx.listed().list_path),
+            )));
+        }
+        (false, _) => Some(time_range(range.gte, range.lt)),
+    };
+    if let Some(range_complete) = complete {
+        ctx.output
+            .stream_status(
+                ctx.stream(),
+                StreamStatusKind::RangeComplete { range_complete },
+            )
+            .await?;
+    }
+    Ok(())
 }
 
 /// Backfill of a list without a time filter: one page after another.

@@ -6,8 +6,9 @@ use serde_json::value::RawValue;
 use stripe_catalog::Resource;
 use sync_protocol::peek::top_level_fields;
 
-use crate::client::{Pager, StripeClient};
+use crate::client::StripeClient;
 use crate::error::StripeError;
+use crate::pager::Pager;
 use crate::records::Head;
 
 /// An embedded list such as `subscription.items`.

@@ -14,7 +14,7 @@ use serde_json::value::RawValue;
 use tokio::sync::Semaphore;
 
 use crate::config::Config;
-use crate::error::StripeError;
+use crate::error::{ErrorKind, StripeError};
 
 /// One page of a list.
 #[derive(Debug)]
@@ -77,6 +77,58 @@ enum Attempt {
         after: Option<Duration>,
     },
     Fail(StripeError),
+}
+
+impl Attempt {
+    fn retry(error: StripeError, after: Option<Duration>) -> Attempt {
+        Attempt::Retry { error, after }
+    }
+}
+
+/// What to do with a non-2xx answer: its error, and whether (and when) to try again, as
+/// `Stripe-Should-Retry` and `Retry-After` say, else by status.
+fn refusal(
+    status: u16,
+    headers: &HeaderMap,
+    body: &[u8],
+    request: String,
+    endpoint: &str,
+) -> Attempt {
+    let detail = serde_json::from_slice::<ErrorBody>(body)
+        .ok()
+        .map(|b| b.error);
+    let message = detail
+        .as_ref()
+        .and_then(|d| d.message.clone())
+        .unwrap_or_else(|| {
+            format!(
+                "HTTP {status}: {}",
+                String::from_utf8_lossy(&body[..body.len().min(200)])
+            )
+        });
+    let error = StripeError::from_answer(
+        status,
+        detail.and_then(|d| d.code),
+        message,
+        request,
+        endpoint,
+    );
+    let header = |name| headers.get(name).and_then(|v| v.to_str().ok());
+    let retry_after = header(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map(Duration::from_secs_f64);
+    let retryable = match header(reqwest::header::HeaderName::from_static(
+        "stripe-should-retry",
+    )) {
+        Some("true") => true,
+        Some("false") => false,
+        _ => status == 429 || status >= 500,
+    };
+    if retryable {
+        Attempt::retry(error, retry_after)
+    } else {
+        Attempt::Fail(error)
+    }
 }
 
 impl StripeClient {
@@ -190,12 +242,11 @@ impl StripeClient {
                 Attempt::Done(body, server_time) => match serde_json::from_slice::<T>(&body) {
                     Ok(parsed) => return Ok((parsed, server_time)),
                     Err(e) => (
-                        StripeError {
-                            status: Some(200),
-                            code: None,
-                            message: format!("unreadable response: {e}"),
-                            request: format!("GET {path}"),
-                        },
+                        StripeError::network(
+                            format!("unreadable response: {e}"),
+                            format!("GET {path}"),
+                            endpoint,
+                        ),
                         None,
                     ),
                 },
@@ -208,7 +259,9 @@ impl StripeClient {
             attempt += 1;
             let wait = match after {
                 Some(after) => after,
-                None if error.status == Some(429) => jittered_backoff(attempt, 0.1, 10.0),
+                None if error.kind == ErrorKind::RateLimited => {
+                    jittered_backoff(attempt, 0.1, 10.0)
+                }
                 None => jittered_backoff(attempt, 0.5, 30.0),
             };
             tracing::debug!(path, attempt, "retrying in {wait:?}: {error}");
@@ -238,67 +291,19 @@ impl StripeClient {
             .await;
         let response = match sent {
             Ok(r) => r,
-            Err(e) => {
-                return Attempt::Retry {
-                    error: network_error(&request, &e),
-                    after: None,
-                };
-            }
+            Err(e) => return Attempt::retry(network_error(&request, endpoint, &e), None),
         };
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let body = match response.bytes().await {
             Ok(b) => b,
-            Err(e) => {
-                return Attempt::Retry {
-                    error: network_error(&request, &e),
-                    after: None,
-                };
-            }
+            Err(e) => return Attempt::retry(network_error(&request, endpoint, &e), None),
         };
         self.observe(started.elapsed(), &headers);
         if (200..300).contains(&status) {
             return Attempt::Done(body, sent_at);
         }
-        let detail = serde_json::from_slice::<ErrorBody>(&body)
-            .ok()
-            .map(|b| b.error);
-        let message = detail
-            .as_ref()
-            .and_then(|d| d.message.clone())
-            .unwrap_or_else(|| {
-                format!(
-                    "HTTP {status}: {}",
-                    String::from_utf8_lossy(&body[..body.len().min(200)])
-                )
-            });
-        let error = StripeError {
-            status: Some(status),
-            code: detail.and_then(|d| d.code),
-            message,
-            request,
-        };
-        let should_retry = headers
-            .get("stripe-should-retry")
-            .and_then(|v| v.to_str().ok());
-        let retry_after = headers
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<f64>().ok())
-            .map(Duration::from_secs_f64);
-        let retryable = match should_retry {
-            Some("true") => true,
-            Some("false") => false,
-            _ => status == 429 || status >= 500,
-        };
-        if retryable {
-            Attempt::Retry {
-                error,
-                after: retry_after,
-            }
-        } else {
-            Attempt::Fail(error)
-        }
+        refusal(status, &headers, &body, request, endpoint)
     }
 
     fn observe(&self, latency: Duration, headers: &HeaderMap) {
@@ -319,7 +324,7 @@ impl StripeClient {
     }
 }
 
-fn network_error(request: &str, e: &reqwest::Error) -> StripeError {
+fn network_error(request: &str, endpoint: &str, e: &reqwest::Error) -> StripeError {
     let what = if e.is_timeout() {
         "request timed out"
     } else if e.is_connect() {
@@ -333,91 +338,7 @@ fn network_error(request: &str, e: &reqwest::Error) -> StripeError {
         message.push_str(&format!(": {s}"));
         source = s.source();
     }
-    StripeError::local(message, request)
-}
-
-/// Pages a list to its end, one page per call: a v1 list with `starting_after` (the last
-/// object's id), a v2 list with the `page` token it gives.
-pub struct Pager<'a> {
-    client: &'a StripeClient,
-    path: String,
-    endpoint: &'a str,
-    params: Vec<(String, String)>,
-    v2: bool,
-    cursor: Option<String>,
-    done: bool,
-}
-
-impl<'a> Pager<'a> {
-    pub fn new(
-        client: &'a StripeClient,
-        path: String,
-        endpoint: &'a str,
-        params: Vec<(String, String)>,
-    ) -> Pager<'a> {
-        Pager {
-            client,
-            path,
-            endpoint,
-            params,
-            v2: false,
-            cursor: None,
-            done: false,
-        }
-    }
-
-    /// Pages a v2 list.
-    pub fn v2(mut self) -> Pager<'a> {
-        self.v2 = true;
-        self
-    }
-
-    /// Starts after a cursor saved from an earlier pager.
-    pub fn resume(mut self, cursor: Option<String>) -> Pager<'a> {
-        self.cursor = cursor;
-        self
-    }
-
-    /// Where the next page starts.
-    pub fn cursor(&self) -> Option<&String> {
-        self.cursor.as_ref()
-    }
-
-    /// The next page; `None` after the last one. A page that says there is more but gives no
-    /// way to the next one is an error, never a silent end.
-    pub async fn next(&mut self) -> Result<Option<Page>, StripeError> {
-        if self.done {
-            return Ok(None);
-        }
-        let mut params = self.params.clone();
-        let (limit, after) = if self.v2 {
-            ("20", "page")
-        } else {
-            ("100", "starting_after")
-        };
-        params.push(("limit".into(), limit.into()));
-        if let Some(c) = &self.cursor {
-            params.push((after.into(), c.clone()));
-        }
-        let page = self.client.list(&self.path, &params, self.endpoint).await?;
-        self.cursor = if self.v2 {
-            page.next_page.clone()
-        } else {
-            page.data.last().and_then(|o| {
-                crate::records::Head::of(o)
-                    .id
-                    .map(std::borrow::Cow::into_owned)
-            })
-        };
-        if page.has_more && self.cursor.is_none() {
-            return Err(StripeError::local(
-                "the list said has_more but gave no way to the next page",
-                format!("GET {}", self.path),
-            ));
-        }
-        self.done = !page.has_more;
-        Ok(Some(page))
-    }
+    StripeError::network(message, request, endpoint)
 }
 
 /// Jittered exponential backoff: `first` seconds doubling to `ceiling`, each wait a random

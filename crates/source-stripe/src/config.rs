@@ -1,16 +1,24 @@
+//! The source's config; [`config_schema`] is what `spec` publishes (field by field meaning).
+
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+/// Stripe's API.
 pub const DEFAULT_BASE_URL: &str = "https://api.stripe.com";
 
+/// The config of the Stripe source, as its JSON Schema ([`config_schema`]) describes it.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    /// A secret (`sk_…`) or restricted (`rk_…`) key.
     pub api_key: String,
+    /// `Stripe-Version`; the catalog's when absent.
     #[serde(default)]
     pub api_version: Option<String>,
+    /// A connected account (`Stripe-Account`).
     #[serde(default)]
     pub account_id: Option<String>,
+    /// Where the API is (a simulator in tests).
     #[serde(default = "default_base_url")]
     pub base_url: String,
     /// Requests per second for the whole account.
@@ -19,16 +27,22 @@ pub struct Config {
     /// Requests per second for one endpoint.
     #[serde(default)]
     pub endpoint_rate_limit: Option<u32>,
+    /// Requests in flight at most.
     #[serde(default = "default_max_concurrency")]
     pub max_concurrency: usize,
+    /// Records per stream after which a backfill stops (a sample).
     #[serde(default)]
     pub backfill_limit: Option<u64>,
+    /// Objects created before this RFC 3339 time are not backfilled.
     #[serde(default)]
     pub start_date: Option<String>,
+    /// Seconds before one request is abandoned (and retried).
     #[serde(default = "default_request_timeout_secs")]
     pub request_timeout_secs: u64,
+    /// Retries of one request.
     #[serde(default = "default_max_retries")]
     pub max_retries: u32,
+    /// Whether to read `/v1/events` after the backfills.
     #[serde(default = "default_true")]
     pub events: bool,
 }
@@ -52,11 +66,14 @@ fn default_true() -> bool {
 /// Live keys get Stripe's live limits; test (sandbox) keys the lower test limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyMode {
+    /// `sk_live_…`, `rk_live_…`.
     Live,
+    /// Any other key.
     Test,
 }
 
 impl Config {
+    /// Whether the key reads live or test data.
     pub fn key_mode(&self) -> KeyMode {
         if self.api_key.starts_with("sk_live_") || self.api_key.starts_with("rk_live_") {
             KeyMode::Live
@@ -80,17 +97,20 @@ impl Config {
             .min(self.account_rate())
     }
 
+    /// The `Stripe-Version` sent: the configured one, else the catalog's.
     pub fn api_version(&self) -> &str {
         self.api_version
             .as_deref()
             .unwrap_or(&stripe_catalog::catalog().api_version)
     }
 
+    /// The base URL without a trailing slash.
     pub fn base_url(&self) -> &str {
         self.base_url.trim_end_matches('/')
     }
 }
 
+/// The config's JSON Schema, published by `spec`.
 pub fn config_schema() -> Value {
     json!({
         "$schema": "http://json-schema.org/draft-07/schema#",

@@ -1,7 +1,164 @@
+//! Errors of the Stripe source: a failed request, classified once, when it is made, by what
+//! Stripe answered (status, error type and code; for "not enabled" answers, which have no code
+//! of their own, the message), and why a stream's read stopped.
+
 use std::fmt;
 
 use sync_connector::{EmitError, OutputClosed};
 use sync_protocol::framing::FramingError;
+
+/// What kind of failure a request ended with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// 401: the key is wrong or revoked.
+    Unauthorized,
+    /// The product is not enabled for the account, or the key may not use it: skip the stream.
+    Unavailable,
+    /// 403 for another reason.
+    Forbidden,
+    /// 404: no such object (or URL).
+    NotFound,
+    /// 429, after retries.
+    RateLimited,
+    /// 5xx, after retries.
+    Server,
+    /// No answer: timeouts, refused or dropped connections, after retries.
+    Network,
+    /// Any other 4xx.
+    Invalid,
+    /// Found on this side: an unusable answer, a failed task.
+    Local,
+}
+
+/// Messages Stripe gives when a product is not enabled for the account, or a restricted key may
+/// not use it: Stripe has no error code for these, so the message is all there is.
+const NOT_ENABLED: [&str; 14] = [
+    "not set up to use",
+    "not enabled",
+    "only available in testmode",
+    "only available in live mode",
+    "isn't available in test mode",
+    "is not available in test mode",
+    "have you onboarded",
+    "unrecognized request url",
+    "does not have the required permissions",
+    "does not have access",
+    "not authorized to",
+    "api surface is not enabled",
+    "not available for your account",
+    "must be enabled",
+];
+
+/// A failed Stripe request, after retries.
+#[derive(Debug, Clone)]
+pub struct StripeError {
+    pub kind: ErrorKind,
+    pub status: Option<u16>,
+    /// Stripe's `error.code` when it sent one.
+    pub code: Option<String>,
+    pub message: String,
+    /// `GET /v1/customers/cus_1`, for messages.
+    pub request: String,
+    /// The endpoint's path template (`/v1/customers/{id}`), which names what was asked for.
+    pub endpoint: String,
+}
+
+impl StripeError {
+    /// The error for an HTTP answer that is not a success.
+    pub fn from_answer(
+        status: u16,
+        code: Option<String>,
+        message: String,
+        request: String,
+        endpoint: &str,
+    ) -> StripeError {
+        let unavailable = || {
+            let lower = message.to_ascii_lowercase();
+            NOT_ENABLED.iter().any(|p| lower.contains(p))
+        };
+        let kind = match status {
+            401 => ErrorKind::Unauthorized,
+            400 | 403 | 404 if unavailable() => ErrorKind::Unavailable,
+            403 => ErrorKind::Forbidden,
+            404 => ErrorKind::NotFound,
+            429 => ErrorKind::RateLimited,
+            500.. => ErrorKind::Server,
+            _ => ErrorKind::Invalid,
+        };
+        StripeError {
+            kind,
+            status: Some(status),
+            code,
+            message,
+            request,
+            endpoint: endpoint.to_owned(),
+        }
+    }
+
+    /// A request that got no answer.
+    pub fn network(
+        message: impl Into<String>,
+        request: impl Into<String>,
+        endpoint: &str,
+    ) -> StripeError {
+        StripeError {
+            kind: ErrorKind::Network,
+            status: None,
+            code: None,
+            message: message.into(),
+            request: request.into(),
+            endpoint: endpoint.to_owned(),
+        }
+    }
+
+    /// An error found on this side (no HTTP status): an unusable answer, a failed task.
+    pub fn local(message: impl Into<String>, request: impl Into<String>) -> StripeError {
+        let request = request.into();
+        StripeError {
+            kind: ErrorKind::Local,
+            status: None,
+            code: None,
+            message: message.into(),
+            endpoint: request.trim_start_matches("GET ").to_owned(),
+            request,
+        }
+    }
+
+    pub fn is_not_found(&self) -> bool {
+        self.kind == ErrorKind::NotFound
+    }
+
+    pub fn is_unauthorized(&self) -> bool {
+        self.kind == ErrorKind::Unauthorized
+    }
+
+    /// Whether retrying later may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self.kind,
+            ErrorKind::RateLimited | ErrorKind::Server | ErrorKind::Network
+        )
+    }
+
+    /// The reason to skip the stream, when the error says the feature is unavailable here.
+    pub fn skip_reason(&self) -> Option<&str> {
+        (self.kind == ErrorKind::Unavailable).then_some(self.message.as_str())
+    }
+}
+
+impl fmt::Display for StripeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.status, &self.code) {
+            (Some(status), Some(code)) => {
+                write!(f, "{} [{} ({status} {code})]", self.message, self.request)
+            }
+            (Some(status), None) => write!(f, "{} [{} ({status})]", self.message, self.request),
+            (None, _) => write!(f, "{} [{}]", self.message, self.request),
+        }
+    }
+}
+
+impl std::error::Error for StripeError {}
 
 /// Why reading a stream (or the events feed) stopped early.
 #[derive(Debug)]
@@ -35,99 +192,22 @@ impl From<EmitError> for ReadError {
     }
 }
 
-/// A failed Stripe request, after retries.
-#[derive(Debug, Clone)]
-pub struct StripeError {
-    pub status: Option<u16>,
-    /// Stripe's `error.code` when it sent one.
-    pub code: Option<String>,
-    pub message: String,
-    /// `GET /v1/customers`, for messages.
-    pub request: String,
-}
-
-/// Messages Stripe gives when a product is not enabled for the account, or a restricted key
-/// may not use it: the stream is skipped with the reason, not failed.
-const NOT_ENABLED: [&str; 14] = [
-    "not set up to use",
-    "not enabled",
-    "only available in testmode",
-    "only available in live mode",
-    "isn't available in test mode",
-    "is not available in test mode",
-    "have you onboarded",
-    "unrecognized request url",
-    "does not have the required permissions",
-    "does not have access",
-    "not authorized to",
-    "api surface is not enabled",
-    "not available for your account",
-    "must be enabled",
-];
-
-impl StripeError {
-    /// An error found on this side (no HTTP status): an unusable answer, a failed task.
-    pub fn local(message: impl Into<String>, request: impl Into<String>) -> StripeError {
-        StripeError {
-            status: None,
-            code: None,
-            message: message.into(),
-            request: request.into(),
-        }
-    }
-
-    /// The object asked for does not exist (or no longer does).
-    pub fn is_not_found(&self) -> bool {
-        self.status == Some(404)
-    }
-
-    pub fn is_unauthorized(&self) -> bool {
-        self.status == Some(401)
-    }
-
-    /// The reason to skip the stream, when the error says the feature is unavailable here.
-    pub fn skip_reason(&self) -> Option<&str> {
-        let status = self.status?;
-        if ![400, 403, 404].contains(&status) {
-            return None;
-        }
-        let lower = self.message.to_ascii_lowercase();
-        NOT_ENABLED
-            .iter()
-            .any(|p| lower.contains(p))
-            .then_some(self.message.as_str())
-    }
-}
-
-impl fmt::Display for StripeError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (self.status, &self.code) {
-            (Some(status), Some(code)) => {
-                write!(f, "{} [{} ({status} {code})]", self.message, self.request)
-            }
-            (Some(status), None) => write!(f, "{} [{} ({status})]", self.message, self.request),
-            (None, _) => write!(f, "{} [{}]", self.message, self.request),
-        }
-    }
-}
-
-impl std::error::Error for StripeError {}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn err(status: u16, message: &str) -> StripeError {
-        StripeError {
-            status: Some(status),
-            code: None,
-            message: message.into(),
-            request: "GET /v1/issuing/cards".into(),
-        }
+        StripeError::from_answer(
+            status,
+            None,
+            message.into(),
+            "GET /v1/issuing/cards".into(),
+            "/v1/issuing/cards",
+        )
     }
 
     #[test]
-    fn classifies_skippable_errors() {
+    fn classifies_answers_once() {
         assert!(
             err(
                 400,
@@ -153,8 +233,11 @@ mod tests {
                 .is_none(),
             "a near miss is an error"
         );
-        assert!(err(500, "not enabled").skip_reason().is_none());
+        assert_eq!(err(500, "not enabled").kind, ErrorKind::Server);
+        assert!(err(500, "x").is_transient() && err(429, "x").is_transient());
         assert!(err(401, "Invalid API Key provided").is_unauthorized());
+        assert_eq!(err(403, "Forbidden").kind, ErrorKind::Forbidden);
+        assert!(err(404, "No such customer").is_not_found());
         assert_eq!(
             err(404, "No such thing").to_string(),
             "No such thing [GET /v1/issuing/cards (404)]"

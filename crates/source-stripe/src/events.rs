@@ -25,8 +25,9 @@ use sync_protocol::SourceState;
 use sync_protocol::peek::top_level_fields;
 
 use crate::children::{children_of, embedded_items};
-use crate::client::{Pager, StripeClient};
+use crate::client::StripeClient;
 use crate::error::ReadError;
+use crate::pager::Pager;
 use crate::records::{Head, stamp, tombstone};
 use crate::state::{AccountMark, EventsCursor, Generation, GlobalCheckpoint};
 

@@ -1,0 +1,233 @@
+//! What a read will do, decided before anything is emitted: the account, the events cursor to
+//! follow (or a new one), and every stream's starting point (its saved checkpoint when the
+//! cursor covers it, else a new backfill).
+
+use std::collections::{BTreeMap, HashSet};
+
+use serde_json::Value;
+use stripe_catalog::Resource;
+use sync_connector::{ConnectorError, Output};
+use sync_protocol::time::{rfc3339_to_unix, unix_to_rfc3339};
+use sync_protocol::{
+    ConfiguredCatalog, ConfiguredStream, LogLevel, SourceStateSet, StreamStatusKind,
+};
+
+use crate::backfill;
+use crate::client::StripeClient;
+use crate::config::{Config, KeyMode};
+use crate::error::{ErrorKind, StripeError};
+use crate::events;
+use crate::state::{
+    AccountMark, EventsCursor, Generation, GlobalCheckpoint, Span, StreamCheckpoint, new_generation,
+};
+
+/// Stripe launched in 2011: no object is older.
+const STRIPE_LAUNCH: i64 = 1_293_840_000;
+/// The events cursor starts a little before the backfills, so nothing created meanwhile is missed.
+const CURSOR_MARGIN_SECS: i64 = 5;
+
+/// The account a key (and `account_id`) reaches.
+pub struct Account {
+    pub id: String,
+}
+
+/// `GET /v1/account`; a rejected key is a config error.
+pub async fn account(client: &StripeClient, config: &Config) -> Result<Account, ConnectorError> {
+    let (value, _) = client
+        .get("/v1/account", &[], "/v1/account")
+        .await
+        .map_err(|e| fatal(&e, "reading the account"))?;
+    let id = value
+        .get("id")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .or_else(|| config.account_id.clone());
+    Ok(Account {
+        id: id.ok_or_else(|| ConnectorError::system("GET /v1/account returned no id"))?,
+    })
+}
+
+/// The connector error for a failure that stops everything.
+pub fn fatal(e: &StripeError, doing: &str) -> ConnectorError {
+    let refused_account = e.kind == ErrorKind::Forbidden && e.endpoint == "/v1/account";
+    if e.is_unauthorized() || refused_account {
+        ConnectorError::config(format!("{doing}: {e}"))
+    } else if e.is_transient() {
+        ConnectorError::transient(format!("{doing}: {e}"))
+    } else {
+        ConnectorError::system(format!("{doing}: {e}"))
+    }
+}
+
+/// A warning for whoever runs the source: in-band (the engine shows it), and in the debug log.
+pub async fn warn(output: &Output, message: String) -> Result<(), ConnectorError> {
+    tracing::debug!("{message}");
+    Ok(output.log(LogLevel::Warn, message).await?)
+}
+
+fn mode(livemode: bool) -> &'static str {
+    if livemode { "live" } else { "test" }
+}
+
+/// The events cursor to follow and the streams it covers, from the saved global state. A
+/// missing, unreadable or expired cursor, or one of another account, starts a new one that
+/// covers nothing yet.
+async fn events_cursor(
+    state: &SourceStateSet,
+    now: i64,
+    account: &AccountMark,
+    output: &Output,
+) -> Result<(EventsCursor, BTreeMap<String, Generation>), ConnectorError> {
+    let fresh = || EventsCursor {
+        created: now - CURSOR_MARGIN_SECS,
+        seen: Vec::new(),
+    };
+    let restart = match GlobalCheckpoint::from_value(&state.global) {
+        None => None,
+        Some(Ok(g)) if events::expired(&g.events_cursor, now) => Some(format!(
+            "the events cursor ({}) is older than Stripe's 30-day event retention: updates and deletions since then cannot be read, so every stream is backfilled again",
+            unix_to_rfc3339(g.events_cursor.created).unwrap_or_default()
+        )),
+        Some(Ok(g)) => match g.account.as_ref().filter(|saved| *saved != account) {
+            Some(saved) => Some(format!(
+                "the saved state was read from account {} ({} mode), but this key reads account {} ({} mode): every stream is backfilled again",
+                saved.id,
+                mode(saved.livemode),
+                account.id,
+                mode(account.livemode)
+            )),
+            None => return Ok((g.events_cursor, g.streams)),
+        },
+        Some(Err(reason)) => Some(format!(
+            "discarding the global state ({reason}); every stream is backfilled again"
+        )),
+    };
+    if let Some(message) = restart {
+        warn(output, message).await?;
+    }
+    Ok((fresh(), BTreeMap::new()))
+}
+
+/// Where a stream starts: its saved checkpoint when the events cursor covers it (same
+/// generation), otherwise a new backfill. Returns the reason when a saved state is dropped.
+fn resume(
+    saved: Option<&Value>,
+    covered: Option<&Generation>,
+    fresh: impl Fn() -> StreamCheckpoint,
+) -> (StreamCheckpoint, Generation, Option<String>) {
+    let Some(saved) = saved else {
+        return (fresh(), new_generation(), None);
+    };
+    match StreamCheckpoint::from_value(saved) {
+        Ok((checkpoint, generation)) if covered == Some(&generation) => (checkpoint, generation, None),
+        Ok(_) => (fresh(), new_generation(), Some("the events cursor did not follow it since its backfill (it was not selected, or the cursor restarted)".to_owned())),
+        Err(reason) => (fresh(), new_generation(), Some(reason)),
+    }
+}
+
+/// One stream's starting point.
+pub struct StreamPlan<'a> {
+    pub configured: &'a ConfiguredStream,
+    pub resource: &'static Resource,
+    pub parent: Option<&'static Resource>,
+    pub checkpoint: StreamCheckpoint,
+    pub generation: Generation,
+}
+
+/// Everything a read starts from.
+pub struct Plan<'a> {
+    pub account: Account,
+    pub mark: AccountMark,
+    pub cursor: EventsCursor,
+    pub streams: Vec<StreamPlan<'a>>,
+    /// The generation of every stream of this run (also those already complete).
+    pub generations: BTreeMap<String, Generation>,
+    /// Streams that ended before starting (unknown to the catalog).
+    pub ended: HashSet<String>,
+}
+
+impl<'a> Plan<'a> {
+    pub async fn make(
+        client: &StripeClient,
+        config: &Config,
+        catalog: &'a ConfiguredCatalog,
+        state: &SourceStateSet,
+        output: &Output,
+    ) -> Result<Plan<'a>, ConnectorError> {
+        let account = account(client, config).await?;
+        let now = client.server_now();
+        let start = match &config.start_date {
+            Some(d) => rfc3339_to_unix(d).ok_or_else(|| {
+                ConnectorError::Usage(format!("start_date {d:?} is not an RFC 3339 time"))
+            })?,
+            None => STRIPE_LAUNCH,
+        };
+        let mark = AccountMark {
+            id: account.id.clone(),
+            livemode: config.key_mode() == KeyMode::Live,
+        };
+        let (cursor, covered) = events_cursor(state, now, &mark, output).await?;
+        let stripe = stripe_catalog::catalog();
+        let mut plan = Plan {
+            account,
+            mark,
+            cursor,
+            streams: Vec::new(),
+            generations: BTreeMap::new(),
+            ended: HashSet::new(),
+        };
+        let mut restarted = Vec::new();
+        for configured in &catalog.streams {
+            let name = configured.stream.name.clone();
+            let Some(resource) = stripe.resource(&name) else {
+                let error = format!("Unknown stream: {name}");
+                output
+                    .stream_status(&name, StreamStatusKind::Error { error })
+                    .await?;
+                plan.ended.insert(name);
+                continue;
+            };
+            let parent = resource
+                .parent
+                .as_ref()
+                .and_then(|p| stripe.resource(&p.stream));
+            let span = Span {
+                gte: start,
+                lt: now + 1,
+            };
+            let (checkpoint, generation, dropped) =
+                resume(state.streams.get(&name), covered.get(&name), || {
+                    backfill::fresh(resource, parent, span)
+                });
+            if let Some(reason) = dropped {
+                restarted.push(format!("{name} ({reason})"));
+            }
+            plan.generations.insert(name, generation);
+            plan.streams.push(StreamPlan {
+                configured,
+                resource,
+                parent,
+                checkpoint,
+                generation,
+            });
+        }
+        if !restarted.is_empty() {
+            warn(
+                output,
+                format!("backfilling again: {}", restarted.join(", ")),
+            )
+            .await?;
+        }
+        Ok(plan)
+    }
+
+    /// The global state of this run: the cursor covers exactly the streams of this run, at
+    /// these generations (a stream left out drops out, and starts over when selected again).
+    pub fn global(&self, cursor: &EventsCursor) -> GlobalCheckpoint {
+        GlobalCheckpoint {
+            account: Some(self.mark.clone()),
+            events_cursor: cursor.clone(),
+            streams: self.generations.clone(),
+        }
+    }
+}
