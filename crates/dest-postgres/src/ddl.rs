@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use deadpool_postgres::Client;
+use deadpool_postgres::{Client, Transaction};
 
 use crate::ident::{literal, qualified, quote};
 use crate::table::TableModel;
@@ -78,6 +78,28 @@ pub async fn setup(
     }
     let tx = client.transaction().await.map_err(pg_err("begin"))?;
     lock_schema(&tx, schema).await?;
+    create_schema(&tx, schema).await?;
+    let mut report = SetupReport::default();
+    for table in tables {
+        let existing = existing_columns(&tx, schema, &table.table).await?;
+        if existing.is_empty() {
+            tx.batch_execute(&create_table_sql(schema, table, fillfactor))
+                .await
+                .map_err(pg_err(format!(
+                    "creating table {schema}.{} for stream {:?}",
+                    table.table, table.stream
+                )))?;
+            report.created_tables.push(table.table.clone());
+        } else {
+            update_table(&tx, schema, table, &existing, &mut report).await?;
+        }
+    }
+    tx.commit().await.map_err(pg_err("committing setup"))?;
+    Ok(report)
+}
+
+/// The schema (marked as ours when setup creates it) and its `_rejected_records` table.
+async fn create_schema(tx: &Transaction<'_>, schema: &str) -> Result<(), DdlError> {
     let schema_exists: bool = tx
         .query_one(
             "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)",
@@ -105,86 +127,81 @@ pub async fn setup(
     .map_err(pg_err(format!(
         "creating {schema}.{}",
         crate::rejected::TABLE
-    )))?;
-    let mut report = SetupReport::default();
-    for table in tables {
-        let existing = existing_columns(&tx, schema, &table.table).await?;
-        if existing.is_empty() {
-            tx.batch_execute(&create_table_sql(schema, table, fillfactor))
-                .await
-                .map_err(pg_err(format!(
-                    "creating table {schema}.{} for stream {:?}",
-                    table.table, table.stream
-                )))?;
-            report.created_tables.push(table.table.clone());
-            continue;
-        }
-        check_key(&tx, schema, table).await?;
-        // Tables of earlier versions (unmarked, or with the integer cast that rounded fractions
-        // and failed on values beyond 64 bits) are brought up to date once; reading generation
-        // expressions locks the table, so current ones are told apart by their comment.
-        let current = table_comment(&tx, schema, &table.table)
-            .await?
-            .is_some_and(|c| c.starts_with(MARK) && c.ends_with(&format!("({COLUMNS_VERSION})")));
-        let old_integers = if current {
-            Vec::new()
+    )))
+}
+
+/// Brings a table that exists up to the catalog: checks its key, adds the columns of new
+/// properties, reports type changes, recomputes integer columns of earlier versions.
+async fn update_table(
+    tx: &Transaction<'_>,
+    schema: &str,
+    table: &TableModel,
+    existing: &HashMap<String, String>,
+    report: &mut SetupReport,
+) -> Result<(), DdlError> {
+    check_key(tx, schema, table).await?;
+    // Tables of earlier versions (unmarked, or with the integer cast that rounded fractions
+    // and failed on values beyond 64 bits) are brought up to date once; reading generation
+    // expressions locks the table, so current ones are told apart by their comment.
+    let current = table_comment(tx, schema, &table.table)
+        .await?
+        .is_some_and(|c| c.starts_with(MARK) && c.ends_with(&format!("({COLUMNS_VERSION})")));
+    let old_integers = if current {
+        Vec::new()
+    } else {
+        generated_without_range_check(tx, schema, &table.table).await?
+    };
+    let target = qualified(schema, &table.table);
+    for column in &table.columns {
+        let (sql, doing) = if old_integers.contains(&column.column) {
+            (
+                format!(
+                    "ALTER TABLE {target} DROP COLUMN {}, ADD COLUMN {}",
+                    quote(&column.column),
+                    column.definition()
+                ),
+                "recomputing column",
+            )
         } else {
-            generated_without_range_check(&tx, schema, &table.table).await?
-        };
-        for column in &table.columns {
-            if old_integers.contains(&column.column) {
-                let sql = format!(
-                    "ALTER TABLE {t} DROP COLUMN {c}, ADD COLUMN {}",
-                    column.definition(),
-                    t = qualified(schema, &table.table),
-                    c = quote(&column.column)
-                );
-                tx.batch_execute(&sql).await.map_err(pg_err(format!(
-                    "recomputing column {:?} of {schema}.{}",
-                    column.column, table.table
-                )))?;
-                continue;
-            }
             match existing.get(&column.column) {
                 None => {
-                    let sql = format!(
-                        "ALTER TABLE {} ADD COLUMN {}",
-                        qualified(schema, &table.table),
-                        column.definition()
-                    );
-                    tx.batch_execute(&sql).await.map_err(pg_err(format!(
-                        "adding column {:?} to {schema}.{}",
-                        column.column, table.table
-                    )))?;
                     report
                         .added_columns
                         .push((table.table.clone(), column.column.clone()));
+                    (
+                        format!("ALTER TABLE {target} ADD COLUMN {}", column.definition()),
+                        "adding column",
+                    )
                 }
-                Some(found) if found != column.pg_type.sql() => {
-                    report.type_conflicts.push((
-                        table.table.clone(),
-                        column.column.clone(),
-                        found.clone(),
-                        column.pg_type.sql().to_owned(),
-                    ));
+                Some(found) => {
+                    if found != column.pg_type.sql() {
+                        report.type_conflicts.push((
+                            table.table.clone(),
+                            column.column.clone(),
+                            found.clone(),
+                            column.pg_type.sql().to_owned(),
+                        ));
+                    }
+                    continue;
                 }
-                Some(_) => {}
             }
-        }
-        let is_ours = existing.contains_key(crate::table::RAW_DATA)
-            && existing.contains_key(crate::table::SYNCED_AT);
-        if !current && is_ours {
-            tx.batch_execute(&format!(
-                "COMMENT ON TABLE {} IS {}",
-                qualified(schema, &table.table),
-                literal(&table_mark(&table.stream))
-            ))
-            .await
-            .map_err(pg_err(format!("marking {schema}.{}", table.table)))?;
-        }
+        };
+        tx.batch_execute(&sql).await.map_err(pg_err(format!(
+            "{doing} {:?} of {schema}.{}",
+            column.column, table.table
+        )))?;
     }
-    tx.commit().await.map_err(pg_err("committing setup"))?;
-    Ok(report)
+    let is_ours = existing.contains_key(crate::table::RAW_DATA)
+        && existing.contains_key(crate::table::SYNCED_AT);
+    if !current && is_ours {
+        tx.batch_execute(&format!(
+            "COMMENT ON TABLE {target} IS {}",
+            literal(&table_mark(&table.stream))
+        ))
+        .await
+        .map_err(pg_err(format!("marking {schema}.{}", table.table)))?;
+    }
+    Ok(())
 }
 
 /// Serialises setup and teardown of one schema across processes (for this transaction).

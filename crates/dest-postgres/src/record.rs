@@ -257,6 +257,27 @@ fn version_micros(raw: &RawValue) -> Result<i64, String> {
     secs_to_micros(micros as f64 / 1e6).map(|_| micros)
 }
 
+/// The length of the `\uXXXX` escape at `at` (12 for a surrogate pair), or why Postgres
+/// cannot store it.
+fn unicode_escape(bytes: &[u8], at: usize) -> Result<usize, &'static str> {
+    const UNPAIRED: &str = "an unpaired surrogate, which is not text";
+    match hex4(bytes, at + 2) {
+        Some(0) => Err("U+0000, which Postgres cannot store"),
+        Some(0xD800..=0xDBFF) => {
+            let next = (bytes.get(at + 6) == Some(&b'\\') && bytes.get(at + 7) == Some(&b'u'))
+                .then(|| hex4(bytes, at + 8))
+                .flatten();
+            if matches!(next, Some(0xDC00..=0xDFFF)) {
+                Ok(12)
+            } else {
+                Err(UNPAIRED)
+            }
+        }
+        Some(0xDC00..=0xDFFF) => Err(UNPAIRED),
+        _ => Ok(6),
+    }
+}
+
 /// The first escape Postgres' jsonb cannot store, and the top-level field holding it:
 /// `\u0000`, or a `\uD800`–`\uDFFF` escape that is not half of a surrogate pair.
 fn unstorable_text(json: &str) -> Option<(Option<String>, String)> {
@@ -302,30 +323,14 @@ fn unstorable_text(json: &str) -> Option<(Option<String>, String)> {
                         i += 2;
                         continue;
                     }
-                    let unit = hex4(bytes, i + 2);
-                    let problem = match unit {
-                        Some(0) => Some("U+0000, which Postgres cannot store"),
-                        Some(0xD800..=0xDBFF) => {
-                            let next = (bytes.get(i + 6) == Some(&b'\\')
-                                && bytes.get(i + 7) == Some(&b'u'))
-                            .then(|| hex4(bytes, i + 8))
-                            .flatten();
-                            if matches!(next, Some(0xDC00..=0xDFFF)) {
-                                i += 6;
-                                None
-                            } else {
-                                Some("an unpaired surrogate, which is not text")
-                            }
+                    match unicode_escape(bytes, i) {
+                        Ok(length) => i += length,
+                        Err(problem) => {
+                            let field = if is_key { None } else { current_key.clone() };
+                            let what = if is_key { "a field name" } else { "a value" };
+                            return Some((field, format!("{what} contains {problem}")));
                         }
-                        Some(0xDC00..=0xDFFF) => Some("an unpaired surrogate, which is not text"),
-                        _ => None,
-                    };
-                    if let Some(problem) = problem {
-                        let field = if is_key { None } else { current_key.clone() };
-                        let what = if is_key { "a field name" } else { "a value" };
-                        return Some((field, format!("{what} contains {problem}")));
                     }
-                    i += 6;
                 }
                 i += 1;
                 if is_key {

@@ -169,6 +169,69 @@ impl Router {
     }
 }
 
+impl Router {
+    fn new(output: Output) -> Router {
+        Router {
+            index: HashMap::new(),
+            routes: Vec::new(),
+            globals: VecDeque::new(),
+            next_barrier: 0,
+            since_global: 0,
+            unknown_reported: HashSet::new(),
+            output,
+        }
+    }
+
+    /// Starts one loader per stream of the catalog.
+    fn start_loaders(
+        &mut self,
+        catalog: &ConfiguredCatalog,
+        shared: &Arc<Shared>,
+    ) -> Vec<(String, JoinHandle<()>)> {
+        let lanes = shared
+            .config
+            .connections_per_stream
+            .min(shared.config.max_connections)
+            .max(1);
+        let mut handles = Vec::new();
+        for (i, stream) in catalog.streams.iter().enumerate() {
+            let table = TableModel::from_stream(stream);
+            let (tx, rx) = mpsc::channel(LOADER_QUEUE);
+            self.index.insert(table.stream.clone(), i);
+            self.routes.push(Route {
+                tx: Some(tx),
+                failed: false,
+            });
+            let name = table.stream.clone();
+            let loader = StreamLoader::new(i, table, shared.clone(), lanes);
+            handles.push((name, tokio::spawn(loader.run(rx))));
+        }
+        handles
+    }
+
+    /// Closes every loader's input and waits for them; a loader that panicked fails its stream.
+    async fn finish_loaders(
+        &mut self,
+        handles: Vec<(String, JoinHandle<()>)>,
+    ) -> Result<(), ConnectorError> {
+        for route in &mut self.routes {
+            route.tx = None;
+        }
+        for (index, (stream, handle)) in handles.into_iter().enumerate() {
+            if let Err(e) = handle.await {
+                // Whatever that loader had buffered is not committed.
+                let error = format!("stream {stream:?}: its loader stopped unexpectedly ({e})");
+                tracing::error!("{error}");
+                self.note(LoaderNote::Failed { stream: index });
+                self.output
+                    .stream_status(&stream, StreamStatusKind::Error { error })
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+}
+
 pub async fn write(
     config: Config,
     pool: Pool,
@@ -176,15 +239,6 @@ pub async fn write(
     mut input: InputLines,
     output: Output,
 ) -> Result<(), ConnectorError> {
-    let tables: Vec<TableModel> = catalog
-        .streams
-        .iter()
-        .map(TableModel::from_stream)
-        .collect();
-    let lanes = config
-        .connections_per_stream
-        .min(config.max_connections)
-        .max(1);
     let (notes_tx, mut notes_rx) = mpsc::unbounded_channel();
     let shared = Arc::new(Shared {
         pool,
@@ -194,27 +248,8 @@ pub async fn write(
         aborting: AtomicBool::new(false),
         notes: notes_tx,
     });
-    let mut router = Router {
-        index: HashMap::new(),
-        routes: Vec::new(),
-        globals: VecDeque::new(),
-        next_barrier: 0,
-        since_global: 0,
-        unknown_reported: HashSet::new(),
-        output: output.clone(),
-    };
-    let mut handles: Vec<(String, JoinHandle<()>)> = Vec::new();
-    for (i, table) in tables.into_iter().enumerate() {
-        let (tx, rx) = mpsc::channel(LOADER_QUEUE);
-        router.index.insert(table.stream.clone(), i);
-        router.routes.push(Route {
-            tx: Some(tx),
-            failed: false,
-        });
-        let name = table.stream.clone();
-        let loader = StreamLoader::new(i, table, shared.clone(), lanes);
-        handles.push((name, tokio::spawn(loader.run(rx))));
-    }
+    let mut router = Router::new(output);
+    let handles = router.start_loaders(&catalog, &shared);
 
     let mut fatal: Option<String> = None;
     loop {
@@ -241,20 +276,7 @@ pub async fn write(
     if fatal.is_some() {
         shared.aborting.store(true, Ordering::SeqCst);
     }
-    for route in &mut router.routes {
-        route.tx = None;
-    }
-    for (index, (stream, handle)) in handles.into_iter().enumerate() {
-        if let Err(e) = handle.await {
-            // A loader that panicked: its stream failed, whatever it had buffered is not committed.
-            let error = format!("stream {stream:?}: its loader stopped unexpectedly ({e})");
-            tracing::error!("{error}");
-            router.note(LoaderNote::Failed { stream: index });
-            output
-                .stream_status(&stream, StreamStatusKind::Error { error })
-                .await?;
-        }
-    }
+    router.finish_loaders(handles).await?;
     drop(shared);
     while let Some(note) = notes_rx.recv().await {
         router.note(note);

@@ -19,10 +19,9 @@ pub const RAW_DATA: &str = "_raw_data";
 pub const UPDATED_AT: &str = "_updated_at";
 pub const SYNCED_AT: &str = "_synced_at";
 pub const DELETED: &str = "_deleted";
-pub const ACCOUNT_ID: &str = "_account_id";
 /// The tombstone field when the catalog names none (Stripe's deleted objects carry it).
 pub const DEFAULT_SOFT_DELETE_FIELD: &str = "deleted";
-const SYSTEM: [&str; 5] = [RAW_DATA, UPDATED_AT, SYNCED_AT, DELETED, ACCOUNT_ID];
+const SYSTEM: [&str; 4] = [RAW_DATA, UPDATED_AT, SYNCED_AT, DELETED];
 
 /// A Postgres column type the destination produces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -167,8 +166,6 @@ pub struct TableModel {
     pub newer_than_field: Option<String>,
     /// The boolean field whose `true` marks a tombstone (the catalog's `soft_delete_field`).
     pub soft_delete_field: String,
-    /// `_account_id` is a generated column (it is a key column when the key includes it).
-    pub account_id_generated: bool,
 }
 
 impl TableModel {
@@ -197,7 +194,6 @@ impl TableModel {
                 pg_type,
             });
         }
-        let account_id_generated = !keys.iter().any(|k| k.column == ACCOUNT_ID);
         for system in SYSTEM {
             seen_columns.insert(system.to_owned());
         }
@@ -235,25 +231,17 @@ impl TableModel {
                 .soft_delete_field
                 .clone()
                 .unwrap_or_else(|| DEFAULT_SOFT_DELETE_FIELD.to_owned()),
-            account_id_generated,
         }
     }
 
     /// The system columns' definitions (key columns excluded).
     pub fn system_definitions(&self) -> Vec<String> {
-        let mut defs = vec![
+        vec![
             format!("{} jsonb NOT NULL", quote(RAW_DATA)),
             format!("{} timestamptz", quote(UPDATED_AT)),
             format!("{} timestamptz NOT NULL DEFAULT now()", quote(SYNCED_AT)),
             format!("{} boolean NOT NULL DEFAULT false", quote(DELETED)),
-        ];
-        if self.account_id_generated {
-            defs.push(format!(
-                "{} text GENERATED ALWAYS AS ({RAW_DATA} ->> '{ACCOUNT_ID}') STORED",
-                quote(ACCOUNT_ID)
-            ));
-        }
-        defs
+        ]
     }
 }
 

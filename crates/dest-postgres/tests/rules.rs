@@ -375,3 +375,44 @@ fn integer_columns_made_by_an_earlier_version_are_recomputed() {
         .collect();
     assert_eq!(after, vec![None, None]);
 }
+
+#[test]
+fn columns_come_from_the_catalog_only() {
+    let db = TestDb::new();
+    let stream = json!({
+        "name": "tickets",
+        "primary_key": [["number"]],
+        "json_schema": {"type": "object", "properties": {
+            "number": {"type": "integer"},
+            "title": {"type": "string"}
+        }}
+    });
+    write_ok(
+        &db,
+        json!({}),
+        &catalog(vec![stream]),
+        &[record(
+            "tickets",
+            json!({"number": 7, "title": "t", "_account_id": "acct_1"}),
+        )],
+    );
+    let columns: Vec<String> = query(
+        &db,
+        "SELECT column_name::text FROM information_schema.columns \
+         WHERE table_schema = 'stripe' AND table_name = 'tickets' ORDER BY column_name",
+    )
+    .iter()
+    .map(|r| r.get(0))
+    .collect();
+    assert_eq!(
+        columns,
+        vec![
+            "_deleted",
+            "_raw_data",
+            "_synced_at",
+            "_updated_at",
+            "number",
+            "title"
+        ]
+    );
+}

@@ -62,16 +62,16 @@ async fn sync(args: SyncArgs) -> Result<u8> {
     opened.apply_control(&loaded.control)?;
     let initial = loaded.state.unwrap_or_default();
     let resumed = initial != SyncState::default();
+    let from = if resumed {
+        "continuing from the saved state"
+    } else {
+        "from scratch"
+    };
     tracing::info!(
-        "syncing {} stream(s) from {} to {}, {} ({})",
+        "syncing {} stream(s) from {} to {}, {from} ({})",
         catalog.streams.len(),
         opened.source.name(),
         opened.destination.name(),
-        if resumed {
-            "continuing from the saved state"
-        } else {
-            "from scratch"
-        },
         store.describe()
     );
     let time_limit = flag_or_file("--time-limit", args.time_limit, opened.pipeline.time_limit)?
@@ -101,7 +101,20 @@ async fn sync(args: SyncArgs) -> Result<u8> {
         .iter()
         .map(|f| sync_connector::redact::redact(f).into_owned())
         .collect();
-    let saved = if store.saved_anything() {
+    eprint!(
+        "{}",
+        report::summary(&eof, &failures, &what_was_saved(&store, resumed))
+    );
+    Ok(match (eof.status, eof.reason) {
+        (RunStatus::Succeeded, _) => exit::OK,
+        (_, Some(sync_protocol::EofReason::Error)) => exit::FAILED,
+        _ => exit::STOPPED,
+    })
+}
+
+/// The summary's last line: where the state went, or why none was saved.
+fn what_was_saved(store: &crate::store::StateStore, resumed: bool) -> String {
+    if store.saved_anything() {
         format!("state saved in {}", store.describe())
     } else if resumed {
         format!(
@@ -110,13 +123,7 @@ async fn sync(args: SyncArgs) -> Result<u8> {
         )
     } else {
         "nothing was committed, so no state was saved".to_owned()
-    };
-    eprint!("{}", report::summary(&eof, &failures, &saved));
-    Ok(match (eof.status, eof.reason) {
-        (RunStatus::Succeeded, _) => exit::OK,
-        (_, Some(sync_protocol::EofReason::Error)) => exit::FAILED,
-        _ => exit::STOPPED,
-    })
+    }
 }
 
 async fn check(args: PipelineArgs) -> Result<u8> {

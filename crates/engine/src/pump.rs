@@ -147,6 +147,65 @@ impl DestInput {
     }
 }
 
+/// What to do with one line of the source's output.
+enum SourceLine<'a> {
+    /// A native record (of this stream) for a native destination: forwarded as the original
+    /// bytes.
+    Forward(std::borrow::Cow<'a, str>),
+    Messages(Vec<Message>),
+    Skip,
+    /// The source broke the protocol; the run fails with this.
+    Invalid(String),
+}
+
+fn classify_source_line<'a>(
+    shared: &Shared,
+    number: u64,
+    line: &'a [u8],
+    native_to_native: bool,
+) -> SourceLine<'a> {
+    let invalid = |e: &dyn std::fmt::Display| {
+        SourceLine::Invalid(format!(
+            "{} printed an invalid line {number}: {e}",
+            shared.source_name
+        ))
+    };
+    match shared.source_dialect {
+        Dialect::Native => match peek(line) {
+            Ok(Peeked::Record(r)) if native_to_native => SourceLine::Forward(r.stream),
+            Ok(_) => match Message::from_slice(line) {
+                Ok(m) => SourceLine::Messages(vec![m]),
+                Err(e) => invalid(&e),
+            },
+            Err(e) if e.is_unknown_type() => {
+                tracing::warn!("{}: skipping line {number}: {e}", shared.source_name);
+                SourceLine::Skip
+            }
+            Err(e) => invalid(&e),
+        },
+        // Airbyte connectors may print non-protocol lines; the Airbyte platform logs them.
+        Dialect::Airbyte => match AirbyteMessage::from_slice(line) {
+            Ok(m) => SourceLine::Messages(airbyte::from_airbyte(m, airbyte_role(Role::Source))),
+            Err(_) => {
+                tracing::debug!(connector = %shared.source_name, "{}", sync_connector::redact::redact(&String::from_utf8_lossy(line)));
+                SourceLine::Skip
+            }
+        },
+    }
+}
+
+/// Whether records of `stream` go on; the first record of a stream outside the catalog is
+/// reported.
+fn admit_records(shared: &Shared, unknown: &mut HashSet<String>, stream: &str) -> bool {
+    if shared.streams.contains(stream) {
+        return true;
+    }
+    if unknown.insert(stream.to_owned()) {
+        tracing::warn!("dropping records of stream {stream:?}, which is not in the catalog");
+    }
+    false
+}
+
 /// Forwards the source's output to the destination until the source's stdout ends.
 pub async fn pump(
     shared: std::sync::Arc<Shared>,
@@ -160,7 +219,7 @@ pub async fn pump(
     let mut unknown_streams: HashSet<String> = HashSet::new();
     let native_to_native =
         shared.source_dialect == Dialect::Native && dest.dialect == Dialect::Native;
-    loop {
+    'lines: loop {
         if reader.drained() && dest.out.flush().await.is_err() {
             break;
         }
@@ -180,70 +239,34 @@ pub async fn pump(
                 break;
             }
         };
-        let messages: Vec<Message> = match shared.source_dialect {
-            Dialect::Native => match peek(line) {
-                // Native records to a native destination go through as the original bytes.
-                Ok(Peeked::Record(r)) if native_to_native => {
-                    if !shared.streams.contains(r.stream.as_ref()) {
-                        if unknown_streams.insert(r.stream.to_string()) {
-                            tracing::warn!(
-                                "dropping records of stream {:?}, which is not in the catalog",
-                                r.stream
-                            );
-                        }
-                        continue;
-                    }
-                    shared.tracker.forwarded(&r.stream);
-                    if dest.write_line(&shared, line, false).await.is_err() {
-                        shared.stop_source(EofReason::Error);
-                        break;
-                    }
+        match classify_source_line(&shared, number, line, native_to_native) {
+            SourceLine::Skip => {}
+            SourceLine::Invalid(why) => {
+                shared.tracker.fail(why);
+                shared.stop_source(EofReason::Error);
+                break;
+            }
+            SourceLine::Forward(stream) => {
+                if !admit_records(&shared, &mut unknown_streams, &stream) {
                     continue;
                 }
-                Ok(_) => match Message::from_slice(line) {
-                    Ok(m) => vec![m],
-                    Err(e) => {
-                        shared.tracker.fail(format!(
-                            "{} printed an invalid line {number}: {e}",
-                            shared.source_name
-                        ));
-                        shared.stop_source(EofReason::Error);
-                        break;
-                    }
-                },
-                Err(e) if e.is_unknown_type() => {
-                    tracing::warn!("{}: skipping line {number}: {e}", shared.source_name);
-                    continue;
-                }
-                Err(e) => {
-                    shared.tracker.fail(format!(
-                        "{} printed an invalid line {number}: {e}",
-                        shared.source_name
-                    ));
+                shared.tracker.forwarded(&stream);
+                if dest.write_line(&shared, line, false).await.is_err() {
                     shared.stop_source(EofReason::Error);
                     break;
                 }
-            },
-            // Airbyte connectors may print non-protocol lines; the Airbyte platform logs them.
-            Dialect::Airbyte => match AirbyteMessage::from_slice(line) {
-                Ok(m) => airbyte::from_airbyte(m, airbyte_role(Role::Source)),
-                Err(_) => {
-                    tracing::debug!(connector = %shared.source_name, "{}", sync_connector::redact::redact(&String::from_utf8_lossy(line)));
-                    continue;
-                }
-            },
-        };
-        let mut broken = false;
-        for message in messages {
-            if !handle_source_message(&shared, &mut dest, message, &mut unknown_streams).await {
-                // The destination is gone; its exit status says why.
-                shared.stop_source(EofReason::Error);
-                broken = true;
-                break;
             }
-        }
-        if broken {
-            break;
+            SourceLine::Messages(messages) => {
+                for message in messages {
+                    if !handle_source_message(&shared, &mut dest, message, &mut unknown_streams)
+                        .await
+                    {
+                        // The destination is gone; its exit status says why.
+                        shared.stop_source(EofReason::Error);
+                        break 'lines;
+                    }
+                }
+            }
         }
     }
     // Closing stdin tells the destination to flush and acknowledge what it has.
@@ -278,13 +301,7 @@ async fn handle_source_message(
 ) -> bool {
     match message {
         Message::Record(record) => {
-            if !shared.streams.contains(&record.stream) {
-                if unknown.insert(record.stream.clone()) {
-                    tracing::warn!(
-                        "dropping records of stream {:?}, which is not in the catalog",
-                        record.stream
-                    );
-                }
+            if !admit_records(shared, unknown, &record.stream) {
                 return true;
             }
             shared.tracker.forwarded(&record.stream);

@@ -214,7 +214,6 @@ impl Resolver {
     /// binary or PATH; for a registry name, one per launcher that could fetch it (each must
     /// still answer `spec`). Fails listing every place tried.
     pub fn resolve(&self, role: Role, name: &str) -> Result<Vec<Resolved>> {
-        let mut tried = Vec::new();
         if let Some(package) = RegistryName::parse(name) {
             let found = package.launchers(role, name);
             if found.is_empty() {
@@ -222,90 +221,128 @@ impl Resolver {
             }
             return Ok(found);
         }
-        let keys = match role {
-            Role::Source => vec![format!("source-{name}")],
-            Role::Destination => vec![format!("destination-{name}"), format!("dest-{name}")],
-        };
-        for key in &keys {
-            if let Some(command) = self.command_map.get(key) {
-                if let Some(package) = RegistryName::parse(command.trim()) {
-                    let found = package.launchers(role, key);
-                    if found.is_empty() {
-                        bail!(
-                            "--connectors-from-command-map {key:?}: {}",
-                            package.no_launcher()
-                        );
-                    }
-                    return Ok(found);
-                }
-                let Some(mut words) = shlex::split(command).filter(|w| !w.is_empty()) else {
-                    bail!(
-                        "--connectors-from-command-map: cannot parse the command of {key:?}: {command:?}"
-                    );
-                };
-                let program = words.remove(0);
-                return Ok(vec![Resolved {
-                    display: key.clone(),
-                    program,
-                    args: words,
-                    origin: Origin::CommandMap,
-                }]);
-            }
-            tried.push(format!("command map key {key:?}"));
+        let mut tried = Vec::new();
+        if let Some(found) = self.in_command_map(role, name, &mut tried)? {
+            return Ok(found);
         }
-        let names = role.executable_names(name);
-        if let Some(dir) = &self.bundled_dir {
-            for exe in &names {
-                let path = dir.join(exe);
-                if is_executable(&path) {
-                    return Ok(vec![Resolved {
-                        display: exe.clone(),
-                        program: path.display().to_string(),
-                        args: Vec::new(),
-                        origin: Origin::Bundled,
-                    }]);
-                }
-                tried.push(path.display().to_string());
-            }
+        if let Some(found) = self.among_executables(role, name, &mut tried) {
+            return Ok(vec![found]);
         }
-        if self.use_path {
-            for exe in &names {
-                if let Some(path) = on_path(exe) {
-                    return Ok(vec![Resolved {
-                        display: exe.clone(),
-                        program: path.display().to_string(),
-                        args: Vec::new(),
-                        origin: Origin::Path,
-                    }]);
-                }
-                tried.push(format!("{exe} on PATH"));
-            }
-        } else {
-            tried.push("PATH (disabled by --no-connectors-from-path)".into());
-        }
-        if self.use_registry {
-            let mut found = Vec::new();
-            for package in [
-                RegistryName::Npm(format!("@stripe/sync-{}-{name}", role.as_str())),
-                RegistryName::PyPi(format!("airbyte-{}-{name}", role.as_str())),
-            ] {
-                let launchers = package.launchers(role, name);
-                if launchers.is_empty() {
-                    tried.push(package.no_launcher());
-                }
-                found.extend(launchers);
-            }
-            if !found.is_empty() {
-                return Ok(found);
-            }
-        } else {
-            tried.push("package registries (enable with --connectors-from-registry)".into());
+        if let Some(found) = self.in_registries(role, name, &mut tried) {
+            return Ok(found);
         }
         bail!(
             "unknown {} connector {name:?}; tried: {}",
             role.as_str(),
             tried.join("; ")
         )
+    }
+
+    /// The command map's entry for the connector: a command line, or a registry name.
+    fn in_command_map(
+        &self,
+        role: Role,
+        name: &str,
+        tried: &mut Vec<String>,
+    ) -> Result<Option<Vec<Resolved>>> {
+        let keys = match role {
+            Role::Source => vec![format!("source-{name}")],
+            Role::Destination => vec![format!("destination-{name}"), format!("dest-{name}")],
+        };
+        for key in &keys {
+            let Some(command) = self.command_map.get(key) else {
+                tried.push(format!("command map key {key:?}"));
+                continue;
+            };
+            if let Some(package) = RegistryName::parse(command.trim()) {
+                let found = package.launchers(role, key);
+                if found.is_empty() {
+                    bail!(
+                        "--connectors-from-command-map {key:?}: {}",
+                        package.no_launcher()
+                    );
+                }
+                return Ok(Some(found));
+            }
+            let Some(mut words) = shlex::split(command).filter(|w| !w.is_empty()) else {
+                bail!(
+                    "--connectors-from-command-map: cannot parse the command of {key:?}: {command:?}"
+                );
+            };
+            let program = words.remove(0);
+            return Ok(Some(vec![Resolved {
+                display: key.clone(),
+                program,
+                args: words,
+                origin: Origin::CommandMap,
+            }]));
+        }
+        Ok(None)
+    }
+
+    /// A binary next to the engine, then one on PATH (unless disabled).
+    fn among_executables(
+        &self,
+        role: Role,
+        name: &str,
+        tried: &mut Vec<String>,
+    ) -> Option<Resolved> {
+        let names = role.executable_names(name);
+        if let Some(dir) = &self.bundled_dir {
+            for exe in &names {
+                let path = dir.join(exe);
+                if is_executable(&path) {
+                    return Some(Resolved {
+                        display: exe.clone(),
+                        program: path.display().to_string(),
+                        args: Vec::new(),
+                        origin: Origin::Bundled,
+                    });
+                }
+                tried.push(path.display().to_string());
+            }
+        }
+        if !self.use_path {
+            tried.push("PATH (disabled by --no-connectors-from-path)".into());
+            return None;
+        }
+        for exe in &names {
+            if let Some(path) = on_path(exe) {
+                return Some(Resolved {
+                    display: exe.clone(),
+                    program: path.display().to_string(),
+                    args: Vec::new(),
+                    origin: Origin::Path,
+                });
+            }
+            tried.push(format!("{exe} on PATH"));
+        }
+        None
+    }
+
+    /// For a bare name, when registries are enabled: the npm package, then the PyPI one.
+    fn in_registries(
+        &self,
+        role: Role,
+        name: &str,
+        tried: &mut Vec<String>,
+    ) -> Option<Vec<Resolved>> {
+        if !self.use_registry {
+            tried.push("package registries (enable with --connectors-from-registry)".into());
+            return None;
+        }
+        let mut found = Vec::new();
+        for package in [
+            RegistryName::Npm(format!("@stripe/sync-{}-{name}", role.as_str())),
+            RegistryName::PyPi(format!("airbyte-{}-{name}", role.as_str())),
+        ] {
+            let launchers = package.launchers(role, name);
+            if launchers.is_empty() {
+                tried.push(package.no_launcher());
+            }
+            found.extend(launchers);
+        }
+        (!found.is_empty()).then_some(found)
     }
 
     /// Every connector name that resolves: known names, command-map keys and executables on PATH

@@ -234,25 +234,16 @@ struct Phases {
     signals: u32,
 }
 
-/// Runs the sync to its end and returns the final eof (also on failure).
-pub async fn run(spec: RunSpec<'_>, reporter: &mut Reporter) -> Result<(Eof, Arc<Tracker>)> {
-    let streams: Vec<String> = spec
-        .catalog
-        .streams
-        .iter()
-        .map(|s| s.stream.name.clone())
-        .collect();
-    let check_counts = spec.destination.dialect == Dialect::Native;
-    let tracker = Arc::new(Tracker::new(
-        streams.clone(),
-        spec.initial.clone(),
-        check_counts,
-    ));
-    let files = run_files(&spec)?;
+/// Both connector processes of a run and the tails of their stderr.
+struct Pair {
+    source: Process,
+    destination: Process,
+    source_tail: Arc<Mutex<VecDeque<String>>>,
+    dest_tail: Arc<Mutex<VecDeque<String>>>,
+}
 
-    // Handlers before the children exist, so no signal meant for the engine is missed.
-    let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
-    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+/// Starts `write`, then `read`; the destination is killed when the source cannot start.
+fn spawn_pair(spec: &RunSpec<'_>, files: &RunFiles) -> Result<Pair> {
     let mut destination = Process::new(spec.destination.spawn(
         "write",
         &[
@@ -283,12 +274,33 @@ pub async fn run(spec: RunSpec<'_>, reporter: &mut Reporter) -> Result<(Eof, Arc
         spec.destination.name().to_owned(),
         destination.child.stderr.take().context("stderr")?,
     );
+    Ok(Pair {
+        source,
+        destination,
+        source_tail,
+        dest_tail,
+    })
+}
 
+/// The tasks that save what the run produces; they end once every sender is dropped.
+struct Savers {
+    state: tokio::task::JoinHandle<()>,
+    control: tokio::task::JoinHandle<()>,
+}
+
+/// The state shared with the pump, and the tasks saving what it sends them.
+fn start_shared(
+    spec: &RunSpec<'_>,
+    tracker: &Arc<Tracker>,
+    streams: Vec<String>,
+) -> (Arc<Shared>, Savers, mpsc::UnboundedReceiver<EofReason>) {
     let (saver_tx, saver_rx) = watch::channel::<Option<SyncState>>(None);
-    let saver = spawn_saver(spec.store.clone(), tracker.clone(), saver_rx);
     let (control_tx, control_rx) = mpsc::unbounded_channel();
-    let control_saver = spawn_control_saver(spec.store.clone(), tracker.clone(), control_rx);
-    let (stop_tx, mut stop_rx) = mpsc::unbounded_channel();
+    let savers = Savers {
+        state: spawn_saver(spec.store.clone(), tracker.clone(), saver_rx),
+        control: spawn_control_saver(spec.store.clone(), tracker.clone(), control_rx),
+    };
+    let (stop_tx, stop_rx) = mpsc::unbounded_channel();
     let shared = Arc::new(Shared {
         tracker: tracker.clone(),
         stop: Stop::default(),
@@ -307,26 +319,109 @@ pub async fn run(spec: RunSpec<'_>, reporter: &mut Reporter) -> Result<(Eof, Arc
         control: control_tx,
         stop_requests: stop_tx,
     });
+    (shared, savers, stop_rx)
+}
+
+/// The engine's own SIGINT and SIGTERM, counted.
+struct Signals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals {
+            interrupt: signal(SignalKind::interrupt())?,
+            terminate: signal(SignalKind::terminate())?,
+        })
+    }
+}
+
+/// Runs the sync to its end and returns the final eof (also on failure).
+pub async fn run(spec: RunSpec<'_>, reporter: &mut Reporter) -> Result<(Eof, Arc<Tracker>)> {
+    let streams: Vec<String> = spec
+        .catalog
+        .streams
+        .iter()
+        .map(|s| s.stream.name.clone())
+        .collect();
+    let check_counts = spec.destination.dialect == Dialect::Native;
+    let tracker = Arc::new(Tracker::new(
+        streams.clone(),
+        spec.initial.clone(),
+        check_counts,
+    ));
+    let files = run_files(&spec)?;
+    // Handlers before the children exist, so no signal meant for the engine is missed.
+    let mut signals = Signals::install()?;
+    let mut pair = spawn_pair(&spec, &files)?;
+    let (shared, savers, stop_rx) = start_shared(&spec, &tracker, streams);
     let dest_in = DestInput {
-        out: BufWriter::with_capacity(256 * 1024, destination.child.stdin.take().context("stdin")?),
+        out: BufWriter::with_capacity(
+            256 * 1024,
+            pair.destination.child.stdin.take().context("stdin")?,
+        ),
         dialect: spec.destination.dialect,
     };
-    let mut pump_task = tokio::spawn(pump(
-        shared.clone(),
-        source.child.stdout.take().context("stdout")?,
-        dest_in,
-    ));
-    let mut dest_task = tokio::spawn(read_destination(
-        shared.clone(),
-        destination.child.stdout.take().context("stdout")?,
-    ));
-
-    let mut ticker = tokio::time::interval(Duration::from_millis(250));
-    let deadline = spec.time_limit.map(|t| Instant::now() + t);
+    let tasks = Tasks {
+        pump: tokio::spawn(pump(
+            shared.clone(),
+            pair.source.child.stdout.take().context("stdout")?,
+            dest_in,
+        )),
+        dest_reader: tokio::spawn(read_destination(
+            shared.clone(),
+            pair.destination.child.stdout.take().context("stdout")?,
+        )),
+    };
     let watchdog = Watchdog {
         timeout_ms: spec.connector_timeout.as_millis() as u64,
-        deadline,
+        deadline: spec.time_limit.map(|t| Instant::now() + t),
     };
+    supervise(
+        &shared,
+        &mut pair,
+        tasks,
+        stop_rx,
+        &mut signals,
+        &watchdog,
+        reporter,
+    )
+    .await;
+    let stopped = shared.stop.reason();
+    drop(shared);
+    let _ = savers.state.await;
+    let _ = savers.control.await;
+    conclude(&spec, &tracker, &pair, stopped);
+    let progress = tracker.progress();
+    reporter.tick(&progress);
+    Ok((eof(&tracker, progress, stopped), tracker))
+}
+
+/// The pump and the reader of the destination's output.
+struct Tasks {
+    pump: tokio::task::JoinHandle<()>,
+    dest_reader: tokio::task::JoinHandle<()>,
+}
+
+/// Waits until both tasks ended and both processes exited, reacting to stop requests,
+/// signals, hangs and limits meanwhile.
+async fn supervise(
+    shared: &Shared,
+    pair: &mut Pair,
+    mut tasks: Tasks,
+    mut stop_rx: mpsc::UnboundedReceiver<EofReason>,
+    signals: &mut Signals,
+    watchdog: &Watchdog,
+    reporter: &mut Reporter,
+) {
+    let Pair {
+        source,
+        destination,
+        ..
+    } = pair;
+    let mut ticker = tokio::time::interval(Duration::from_millis(250));
     let mut phases = Phases::default();
     while phases.pump_done_at.is_none()
         || !phases.dest_reader_done
@@ -334,10 +429,10 @@ pub async fn run(spec: RunSpec<'_>, reporter: &mut Reporter) -> Result<(Eof, Arc
         || destination.running()
     {
         tokio::select! {
-            _ = &mut pump_task, if phases.pump_done_at.is_none() => {
+            _ = &mut tasks.pump, if phases.pump_done_at.is_none() => {
                 phases.pump_done_at = Some(shared.clock.now());
             }
-            _ = &mut dest_task, if !phases.dest_reader_done => phases.dest_reader_done = true,
+            _ = &mut tasks.dest_reader, if !phases.dest_reader_done => phases.dest_reader_done = true,
             status = source.child.wait(), if source.running() => source.exited(status.ok()),
             status = destination.child.wait(), if destination.running() => {
                 destination.exited(status.ok());
@@ -349,51 +444,57 @@ pub async fn run(spec: RunSpec<'_>, reporter: &mut Reporter) -> Result<(Eof, Arc
                     phases.stop_sent_at = Some(shared.clock.now());
                 }
             }
-            _ = sigint.recv() => phases.signals += 1,
-            _ = sigterm.recv() => phases.signals += 1,
+            _ = signals.interrupt.recv() => phases.signals += 1,
+            _ = signals.terminate.recv() => phases.signals += 1,
             _ = ticker.tick() => {
-                reporter.tick(&tracker.progress());
-                watchdog.check(&shared, &mut phases, &mut source, &mut destination);
+                reporter.tick(&shared.tracker.progress());
+                watchdog.check(shared, &mut phases, source, destination);
             }
         }
-        match phases.signals {
-            0 => {}
-            1 => {
-                if shared.stop.reason().is_none() {
-                    tracing::warn!(
-                        "stopping: the destination commits what it has, then the run ends (signal again to kill)"
-                    );
-                    shared.stop_source(EofReason::Aborted);
-                }
+        on_signals(shared, phases.signals, source, destination);
+    }
+}
+
+/// The first signal stops the source so the destination commits what it has; the second
+/// kills both.
+fn on_signals(shared: &Shared, signals: u32, source: &mut Process, destination: &mut Process) {
+    match signals {
+        0 => {}
+        1 => {
+            if shared.stop.reason().is_none() {
+                tracing::warn!(
+                    "stopping: the destination commits what it has, then the run ends (signal again to kill)"
+                );
+                shared.stop_source(EofReason::Aborted);
             }
-            _ => {
-                if source.running() || destination.running() {
-                    tracing::warn!("killing both connectors");
-                }
-                shared.stop.request(EofReason::Aborted);
-                source.kill();
-                destination.kill();
+        }
+        _ => {
+            if source.running() || destination.running() {
+                tracing::warn!("killing both connectors");
             }
+            shared.stop.request(EofReason::Aborted);
+            source.kill();
+            destination.kill();
         }
     }
-    let stopped = shared.stop.reason();
-    drop(shared);
-    let _ = saver.await;
-    let _ = control_saver.await;
+}
 
+/// Judges how each connector ended once both are gone.
+fn conclude(spec: &RunSpec<'_>, tracker: &Tracker, pair: &Pair, stopped: Option<EofReason>) {
+    let (source, destination) = (&pair.source, &pair.destination);
     // A source we stopped ends however the signal ends it; that is not a failure.
     check_exit(
-        &tracker,
+        tracker,
         spec.source.name(),
         source.status,
-        &source_tail,
+        &pair.source_tail,
         stopped.is_some() || source.killed,
     );
     check_exit(
-        &tracker,
+        tracker,
         spec.destination.name(),
         destination.status,
-        &dest_tail,
+        &pair.dest_tail,
         destination.killed && stopped == Some(EofReason::Aborted),
     );
     // A source that ended by itself, successfully, read everything it had: streams it never
@@ -411,9 +512,6 @@ pub async fn run(spec: RunSpec<'_>, reporter: &mut Reporter) -> Result<(Eof, Arc
             ));
         }
     }
-    let progress = tracker.progress();
-    reporter.tick(&progress);
-    Ok((eof(&tracker, progress, stopped), tracker))
 }
 
 fn failed_status() -> ExitStatus {
