@@ -143,16 +143,11 @@ fn every_flag_the_docs_mention_exists() {
 #[test]
 fn the_configuration_reference_matches_the_specs() {
     let bin_dir = bin_path("source-stripe").parent().unwrap().to_path_buf();
-    let out = Command::new("python3")
-        .arg(root().join("scripts/gen-config-docs"))
-        .arg("--check")
-        .arg(&bin_dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    test_support::succeed(
+        Command::new("python3")
+            .arg(root().join("scripts/gen-config-docs"))
+            .arg("--check")
+            .arg(&bin_dir),
     );
 }
 

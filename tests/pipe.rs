@@ -13,17 +13,12 @@ fn source_piped_into_destination_acknowledges_every_state() {
          | '{bin}' write --config '{{}}' --catalog '{catalog}'",
         bin = example.display()
     );
-    let out = Command::new("bash")
-        .arg("-o")
-        .arg("pipefail")
-        .arg("-c")
-        .arg(&script)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = test_support::succeed(
+        Command::new("bash")
+            .arg("-o")
+            .arg("pipefail")
+            .arg("-c")
+            .arg(&script),
     );
     let states: Vec<_> = lines_of(&String::from_utf8_lossy(&out.stdout))
         .into_iter()

@@ -334,15 +334,7 @@ fn the_connectors_piped_by_the_shell_give_the_same_tables() {
         dst = bin_path("dest-postgres").display(),
         cat = catalog.display()
     );
-    let out = Command::new("bash")
-        .args(["-o", "pipefail", "-c", &script])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    test_support::succeed(Command::new("bash").args(["-o", "pipefail", "-c", &script]));
     assert_tables_equal_the_data(&fake, &db);
 }
 

@@ -13,3 +13,9 @@ need_rust() {
   cargo fmt --version >/dev/null 2>&1 || die "rustfmt is missing: run 'rustup component add rustfmt'."
   cargo clippy --version >/dev/null 2>&1 || die "clippy is missing: run 'rustup component add clippy'."
 }
+
+# The directory cargo builds into (honours CARGO_TARGET_DIR and .cargo/config).
+target_dir() {
+  cargo metadata --format-version 1 --no-deps \
+    | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])'
+}

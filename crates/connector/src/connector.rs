@@ -20,16 +20,24 @@ use crate::validate::validate_config;
 /// A subcommand a connector may offer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Capability {
+    /// Prints the connector's spec (its config's JSON Schema).
     Spec,
+    /// Tries the config: credentials, reachability.
     Check,
+    /// Prints the catalog of streams.
     Discover,
+    /// Reads records and states to stdout.
     Read,
+    /// Writes records from stdin, acknowledging states once committed.
     Write,
+    /// Creates what the connector needs before the first run.
     Setup,
+    /// Removes what setup created.
     Teardown,
 }
 
 impl Capability {
+    /// The subcommand's name on the command line.
     pub const fn name(self) -> &'static str {
         match self {
             Capability::Spec => "spec",
@@ -64,8 +72,11 @@ impl Capability {
 /// Who the connector is, for `--help` and `--version`.
 #[derive(Debug, Clone, Copy)]
 pub struct About {
+    /// The executable's name.
     pub name: &'static str,
+    /// The connector's version.
     pub version: &'static str,
+    /// One line on what it does.
     pub about: &'static str,
 }
 
@@ -81,10 +92,14 @@ pub trait Connector: Send + Sync + 'static {
     /// The typed config, read after the raw config passed the JSON Schema of [`Connector::spec`].
     type Config: DeserializeOwned + Send + Sync + 'static;
 
+    /// Name, version and description.
     fn about(&self) -> About;
+    /// The subcommands it offers ([`Capability::SOURCE`], [`Capability::DESTINATION`] or its own).
     fn capabilities(&self) -> &'static [Capability];
+    /// Its spec; the config is validated against `connection_specification` before any I/O.
     fn spec(&self) -> Spec;
 
+    /// Tries the config.
     fn check(
         &self,
         config: Self::Config,
@@ -93,6 +108,7 @@ pub trait Connector: Send + Sync + 'static {
         async { unsupported(Capability::Check) }
     }
 
+    /// The streams the source offers.
     fn discover(
         &self,
         config: Self::Config,
@@ -101,6 +117,7 @@ pub trait Connector: Send + Sync + 'static {
         async { unsupported(Capability::Discover) }
     }
 
+    /// Emits records and states for the configured streams, resuming from `state`.
     fn read(
         &self,
         config: Self::Config,
@@ -112,6 +129,8 @@ pub trait Connector: Send + Sync + 'static {
         async { unsupported(Capability::Read) }
     }
 
+    /// Writes the records read from `input`; re-emits each state once what precedes it is
+    /// committed.
     fn write(
         &self,
         config: Self::Config,
@@ -123,6 +142,7 @@ pub trait Connector: Send + Sync + 'static {
         async { unsupported(Capability::Write) }
     }
 
+    /// Creates what the connector needs for `catalog`; idempotent.
     fn setup(
         &self,
         config: Self::Config,
@@ -133,6 +153,7 @@ pub trait Connector: Send + Sync + 'static {
         async { unsupported(Capability::Setup) }
     }
 
+    /// Removes what setup created.
     fn teardown(
         &self,
         config: Self::Config,

@@ -3,22 +3,16 @@ use std::process::ExitCode;
 
 use sync_protocol::FailureType;
 
-/// Exit codes of the connector CLI contract.
-pub mod exit {
-    /// Success, including a `check` that reports a failure and a reader that went away.
-    pub const OK: u8 = 0;
-    /// A fatal `read`/`write` failure (after `connection_status failed` was emitted).
-    pub const FAILED: u8 = 1;
-    /// Bad usage or an invalid config.
-    pub const USAGE: u8 = 2;
-}
+pub use sync_protocol::exit;
 
 /// Why a connector operation stopped.
 #[derive(Debug)]
 pub enum ConnectorError {
     /// A fatal failure, reported as `connection_status failed` with this failure type.
     Fatal {
+        /// Who is to blame: the config, a transient outage, or the system.
         failure_type: FailureType,
+        /// What went wrong, for the user.
         message: String,
     },
     /// Whoever read stdout went away: a quiet, clean exit.
@@ -28,6 +22,7 @@ pub enum ConnectorError {
 }
 
 impl ConnectorError {
+    /// The config is wrong (bad credentials, an unknown stream…).
     pub fn config(message: impl Into<String>) -> ConnectorError {
         ConnectorError::Fatal {
             failure_type: FailureType::ConfigError,
@@ -35,6 +30,7 @@ impl ConnectorError {
         }
     }
 
+    /// A failure a later attempt may not meet (network, rate limits).
     pub fn transient(message: impl Into<String>) -> ConnectorError {
         ConnectorError::Fatal {
             failure_type: FailureType::TransientError,
@@ -42,6 +38,7 @@ impl ConnectorError {
         }
     }
 
+    /// Anything else: the connector or what it talks to failed.
     pub fn system(message: impl Into<String>) -> ConnectorError {
         ConnectorError::Fatal {
             failure_type: FailureType::SystemError,
@@ -49,6 +46,7 @@ impl ConnectorError {
         }
     }
 
+    /// The process exit code this ending maps to.
     pub fn exit_code(&self) -> ExitCode {
         ExitCode::from(match self {
             ConnectorError::Fatal { .. } => exit::FAILED,

@@ -11,6 +11,7 @@ use tokio::sync::mpsc;
 pub struct InputLine {
     /// 1-based line number, for error messages.
     pub number: u64,
+    /// The line without its newline.
     pub bytes: Vec<u8>,
 }
 

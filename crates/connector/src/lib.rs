@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! Plumbing shared by every connector binary, written once.
 //!
 //! A connector implements [`Connector`] and calls [`run`] from `main`. The plumbing gives it the
@@ -9,12 +10,17 @@
 //! exit, and maps outcomes to the exit codes of [`error::exit`].
 
 mod connector;
+/// Connector errors and the exit codes they map to.
 pub mod error;
 mod input;
+/// `--config`/`--catalog`/`--state` given inline or as a file path.
 pub mod json_arg;
+/// Logging to stderr through tracing.
 pub mod logging;
 mod output;
+/// Masking of secrets in every text that leaves the process.
 pub mod redact;
+/// Config validation against the connector's JSON Schema.
 pub mod validate;
 
 pub use connector::{About, Capability, Connector, run, run_capability};

@@ -5,7 +5,9 @@ use crate::redact::RedactingStderr;
 /// How log lines on stderr look.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
+    /// One readable line per event.
     Human,
+    /// One JSON object per event.
     Json,
 }
 

@@ -29,6 +29,7 @@ impl std::error::Error for OutputClosed {}
 /// Why a record was not emitted.
 #[derive(Debug, thiserror::Error)]
 pub enum EmitError {
+    /// Whoever read stdout went away.
     #[error(transparent)]
     Closed(#[from] OutputClosed),
     /// The record's text would break the framing; it names the stream.
@@ -102,14 +103,17 @@ impl Output {
             .map_err(|_| EmitError::Closed(OutputClosed))
     }
 
+    /// Emits a record of `stream`.
     pub async fn record(&self, stream: &str, data: Value) -> Result<(), OutputClosed> {
         self.emit(Message::Record(Record::new(stream, data))).await
     }
 
+    /// Emits a state (stdout is flushed at every state).
     pub async fn state(&self, state: SourceState) -> Result<(), OutputClosed> {
         self.emit(Message::SourceState(state)).await
     }
 
+    /// Emits a stream's status.
     pub async fn stream_status(
         &self,
         stream: &str,
@@ -119,6 +123,7 @@ impl Output {
             .await
     }
 
+    /// Emits a log message on stdout (for the engine to relay), not on stderr.
     pub async fn log(
         &self,
         level: LogLevel,
@@ -127,6 +132,7 @@ impl Output {
         self.emit(Message::Log(Log::new(level, message))).await
     }
 
+    /// Whether whoever read stdout went away.
     pub fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Relaxed)
     }

@@ -12,7 +12,7 @@ pub enum DeleteMode {
     Hard,
 }
 
-/// The destination's config, as its JSON Schema ([`config_schema`]) describes it.
+/// The destination's config, as its JSON Schema (printed by `spec`) describes it.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {

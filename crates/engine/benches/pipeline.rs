@@ -38,31 +38,26 @@ fn engine_sync(
         d.extend(e);
     }
     let started = Instant::now();
-    let out = Command::new(ENGINE)
-        .args([
-            "sync",
-            "--source-config",
-            source_file,
-            "--streams",
-            &streams.join(","),
-        ])
-        .args(["--destination-config", &dest.to_string()])
-        .args([
-            "--state-file",
-            &state.display().to_string(),
-            "--output",
-            "ndjson",
-        ])
-        .env_remove("STRIPE_API_KEY")
-        .env_remove("DATABASE_URL")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    test_support::succeed(
+        Command::new(ENGINE)
+            .args([
+                "sync",
+                "--source-config",
+                source_file,
+                "--streams",
+                &streams.join(","),
+            ])
+            .args(["--destination-config", &dest.to_string()])
+            .args([
+                "--state-file",
+                &state.display().to_string(),
+                "--output",
+                "ndjson",
+            ])
+            .env_remove("STRIPE_API_KEY")
+            .env_remove("DATABASE_URL")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped()),
     );
     started.elapsed().as_secs_f64()
 }
@@ -131,11 +126,7 @@ fn five_streams(records: usize) {
 }
 
 fn main() {
-    let records: usize = std::env::args()
-        .skip(1)
-        .find(|a| !a.starts_with('-'))
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(100_000);
+    let records: usize = test_support::measure::count_from_args(100_000);
     let fake = FakeStripe::start(Config {
         seed: 4,
         scale: 0.0,

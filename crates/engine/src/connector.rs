@@ -135,9 +135,7 @@ impl Connector {
                 AirbyteMessage::from_slice(line.as_bytes())
             {
                 connector.dialect = Dialect::Airbyte;
-                if let Some(Message::Spec(spec)) =
-                    airbyte::from_airbyte(message, airbyte_role(role)).pop()
-                {
+                if let Some(Message::Spec(spec)) = airbyte::from_airbyte(message, role).pop() {
                     connector.spec = spec;
                     return Ok(connector);
                 }
@@ -277,13 +275,6 @@ impl Connector {
     }
 }
 
-pub fn airbyte_role(role: Role) -> airbyte::Role {
-    match role {
-        Role::Source => airbyte::Role::Source,
-        Role::Destination => airbyte::Role::Destination,
-    }
-}
-
 /// Parses a connector's whole stdout; lines that are not messages are logged and skipped.
 pub fn parse_output(out: &str, dialect: Dialect, role: Role) -> Vec<Message> {
     let mut messages = Vec::new();
@@ -295,7 +286,7 @@ pub fn parse_output(out: &str, dialect: Dialect, role: Role) -> Vec<Message> {
             },
             // Airbyte connectors may print anything; the Airbyte platform treats it as logs.
             Dialect::Airbyte => match AirbyteMessage::from_slice(line.as_bytes()) {
-                Ok(m) => messages.extend(airbyte::from_airbyte(m, airbyte_role(role))),
+                Ok(m) => messages.extend(airbyte::from_airbyte(m, role)),
                 Err(_) => tracing::debug!("{}", sync_connector::redact::redact(line)),
             },
         }

@@ -1,7 +1,7 @@
 //! NDJSON lines from a child's stdout, with the protocol crate's framing rules (line numbers,
 //! CRLF, blank lines, a length limit) over tokio.
 
-use sync_protocol::framing::{FrameError, LineDecoder, Step};
+use sync_protocol::framing::{FrameError, LineDecoder};
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 
 pub struct LineReader<R> {
@@ -25,26 +25,13 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
     /// The next non-blank line and its number; `None` at end of input.
     pub async fn next_line(&mut self) -> Option<Result<(u64, &[u8]), FrameError>> {
         loop {
-            let step = match self.inner.fill_buf().await {
-                Ok(available) => self.decoder.step(available),
-                Err(source) => {
-                    return Some(Err(FrameError::Io {
-                        line: self.decoder.line_number() + 1,
-                        source,
-                    }));
-                }
+            let (consumed, outcome) = match self.inner.fill_buf().await {
+                Ok(available) => self.decoder.advance(available),
+                Err(source) => return Some(Err(self.decoder.read_failed(source))),
             };
-            match step {
-                Step::NeedMore(n) => self.inner.consume(n),
-                Step::Line(n) => {
-                    self.inner.consume(n);
-                    return Some(Ok((self.decoder.line_number(), self.decoder.line())));
-                }
-                Step::Error(n, e) => {
-                    self.inner.consume(n);
-                    return Some(Err(e));
-                }
-                Step::End => return None,
+            self.inner.consume(consumed);
+            if let Some(outcome) = outcome {
+                return self.decoder.output(outcome);
             }
         }
     }

@@ -21,14 +21,7 @@ use clap::Parser;
 
 use crate::cli::Cli;
 
-/// Exit codes of `sync-engine`.
-mod exit {
-    pub const OK: u8 = 0;
-    pub const FAILED: u8 = 1;
-    pub const USAGE: u8 = 2;
-    /// Stopped by a limit or a signal before the end; a rerun continues.
-    pub const STOPPED: u8 = 3;
-}
+use sync_protocol::exit;
 
 /// An error in what the user asked for (flags, configs, stream names): exit 2.
 #[derive(Debug)]

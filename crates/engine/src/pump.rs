@@ -17,7 +17,7 @@ use tokio::io::{AsyncWriteExt, BufReader, BufWriter};
 use tokio::process::ChildStdin;
 use tokio::sync::{mpsc, watch};
 
-use crate::connector::{Dialect, airbyte_role};
+use crate::connector::Dialect;
 use crate::lines::LineReader;
 use crate::resolve::Role;
 use crate::store::Side;
@@ -185,7 +185,7 @@ fn classify_source_line<'a>(
         },
         // Airbyte connectors may print non-protocol lines; the Airbyte platform logs them.
         Dialect::Airbyte => match AirbyteMessage::from_slice(line) {
-            Ok(m) => SourceLine::Messages(airbyte::from_airbyte(m, airbyte_role(Role::Source))),
+            Ok(m) => SourceLine::Messages(airbyte::from_airbyte(m, Role::Source)),
             Err(_) => {
                 tracing::debug!(connector = %shared.source_name, "{}", sync_connector::redact::redact(&String::from_utf8_lossy(line)));
                 SourceLine::Skip
@@ -393,7 +393,7 @@ pub async fn read_destination(
                 }
             },
             Dialect::Airbyte => match AirbyteMessage::from_slice(line) {
-                Ok(m) => airbyte::from_airbyte(m, airbyte_role(Role::Destination)),
+                Ok(m) => airbyte::from_airbyte(m, Role::Destination),
                 Err(_) => continue,
             },
         };

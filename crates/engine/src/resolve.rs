@@ -19,26 +19,13 @@ use sync_connector::json_arg::json_or_file;
 
 use crate::cli::ResolverArgs;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    Source,
-    Destination,
-}
+pub use sync_protocol::Role;
 
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Source => "source",
-            Role::Destination => "destination",
-        }
-    }
-
-    /// The executable names a connector of this role may have.
-    fn executable_names(self, name: &str) -> Vec<String> {
-        match self {
-            Role::Source => vec![format!("source-{name}")],
-            Role::Destination => vec![format!("dest-{name}"), format!("destination-{name}")],
-        }
+/// The executable names a connector of this role may have.
+fn executable_names(role: Role, name: &str) -> Vec<String> {
+    match role {
+        Role::Source => vec![format!("source-{name}")],
+        Role::Destination => vec![format!("dest-{name}"), format!("destination-{name}")],
     }
 }
 
@@ -287,7 +274,7 @@ impl Resolver {
         name: &str,
         tried: &mut Vec<String>,
     ) -> Option<Resolved> {
-        let names = role.executable_names(name);
+        let names = executable_names(role, name);
         if let Some(dir) = &self.bundled_dir {
             for exe in &names {
                 let path = dir.join(exe);

@@ -143,15 +143,10 @@ fn serve(stream: std::net::TcpStream, routes: &Routes, seen: &Arc<Mutex<Vec<Stri
 
 /// Builds the packages and serves them.
 fn registry_with_packages(dir: &Path) -> Registry {
-    let out = Command::new("python3")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/registry_packages.py"))
-        .arg(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = test_support::succeed(
+        Command::new("python3")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/registry_packages.py"))
+            .arg(dir),
     );
     let made: Value = serde_json::from_slice(&out.stdout).unwrap();
     let registry = Registry::start();

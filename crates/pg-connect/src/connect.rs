@@ -12,10 +12,15 @@ use crate::tls::{self, Verification};
 /// libpq's sslmode values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SslMode {
+    /// Plain TCP.
     Disable,
+    /// TLS when the server offers it, unverified; plain otherwise (`allow` too).
     Prefer,
+    /// TLS, certificate not verified.
     Require,
+    /// TLS, the certificate chain checked against the CA.
     VerifyCa,
+    /// TLS, the chain and the host name checked.
     VerifyFull,
 }
 
@@ -39,7 +44,9 @@ impl SslMode {
 /// A parsed connection target.
 #[derive(Debug)]
 pub struct Target {
+    /// Host, port, database, user, password and options, as tokio-postgres takes them.
     pub pg: tokio_postgres::Config,
+    /// The URL's `sslmode` (`prefer` when absent).
     pub ssl: SslMode,
     /// libpq's TLS file parameters, as given in the URL.
     pub files: TlsFiles,
@@ -250,11 +257,17 @@ pub fn describe_target(url: &str) -> String {
 /// The category of a connection or query failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FailureKind {
+    /// No connection: refused, unresolvable host, timeout, lost connection.
     Unreachable,
+    /// The server refused the credentials.
     Authentication,
+    /// The role lacks a privilege.
     Permission,
+    /// The TLS handshake or certificate check failed.
     Tls,
+    /// The database named in the URL does not exist.
     MissingDatabase,
+    /// Anything else.
     Other,
 }
 

@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! Connecting to Postgres from a libpq URL with libpq's sslmode semantics (`disable`, `prefer`,
 //! `require`, `verify-ca`, `verify-full`, an optional CA), and explaining connection failures
 //! (unreachable, authentication, permission, TLS, missing database) without any secret.

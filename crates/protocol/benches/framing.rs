@@ -13,32 +13,7 @@ use sync_protocol::peek::{self, Peeked};
 use sync_protocol::{Message, Record, SourceState};
 
 fn customer(i: usize) -> serde_json::Value {
-    json!({
-        "id": format!("cus_{i:014}"),
-        "object": "customer",
-        "address": {"city": "San Francisco", "country": "US", "line1": format!("{i} Market St"), "line2": null, "postal_code": "94103", "state": "CA"},
-        "balance": (i % 1000) as i64 - 500,
-        "created": 1_600_000_000 + i as i64 * 17,
-        "currency": "usd",
-        "default_source": null,
-        "delinquent": i.is_multiple_of(11),
-        "description": format!("Customer number {i}, imported from the legacy billing system"),
-        "discount": null,
-        "email": format!("person{i}@example.com"),
-        "invoice_prefix": format!("{:08X}", i),
-        "invoice_settings": {"custom_fields": null, "default_payment_method": format!("pm_{i:020}"), "footer": null, "rendering_options": null},
-        "livemode": false,
-        "metadata": {"plan": "pro", "source": "import", "tier": format!("{}", i % 5)},
-        "name": format!("Person Number {i}"),
-        "next_invoice_sequence": i % 40,
-        "phone": "+15555550123",
-        "preferred_locales": ["en-US"],
-        "shipping": null,
-        "tax_exempt": "none",
-        "test_clock": null,
-        "_account_id": "acct_1Nv0FGQ9RKHgCVdK",
-        "_updated_at": 1_700_000_000 + i as i64,
-    })
+    test_support::fixtures::customer_version(i, 0)
 }
 
 fn input(records: usize) -> Vec<u8> {
@@ -88,11 +63,7 @@ fn measure(name: &str, records: usize, bytes: usize, mut f: impl FnMut()) {
 }
 
 fn main() {
-    let records: usize = std::env::args()
-        .skip(1)
-        .find(|a| !a.starts_with('-'))
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(100_000);
+    let records: usize = test_support::measure::count_from_args(100_000);
     let data = input(records);
     let bytes = data.len();
 

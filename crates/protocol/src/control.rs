@@ -6,7 +6,9 @@ use serde_json::Value;
 /// A connector asks the orchestrator to replace its stored config with this full new config.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Control {
+    /// The source's new config (`control_type: "source_config"`).
     SourceConfig(Value),
+    /// The destination's new config (`control_type: "destination_config"`).
     DestinationConfig(Value),
 }
 

@@ -14,11 +14,18 @@ pub enum ParseError {
     UnknownType(String),
     /// The envelope lacks the payload key its `type` names.
     #[error("message of type {kind:?} has no {key:?} payload")]
-    MissingPayload { kind: String, key: &'static str },
+    MissingPayload {
+        /// The message `type`.
+        kind: String,
+        /// The payload key it names.
+        key: &'static str,
+    },
     /// The payload does not have the shape its type requires.
     #[error("invalid {kind} payload: {source}")]
     InvalidPayload {
+        /// The message `type`.
         kind: String,
+        /// What serde said about the payload.
         #[source]
         source: serde_json::Error,
     },

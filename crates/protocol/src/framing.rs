@@ -20,11 +20,20 @@ pub const DEFAULT_MAX_LINE_BYTES: usize = 64 * 1024 * 1024;
 /// A line that could not be framed.
 #[derive(Debug, Error)]
 pub enum FrameError {
+    /// The line is longer than the limit.
     #[error("line {line}: longer than the {limit}-byte limit")]
-    LineTooLong { line: u64, limit: usize },
+    LineTooLong {
+        /// The line's number, from 1.
+        line: u64,
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// Reading the input failed.
     #[error("line {line}: read failed: {source}")]
     Io {
+        /// The line being read.
         line: u64,
+        /// The I/O error.
         #[source]
         source: io::Error,
     },
@@ -103,11 +112,15 @@ pub fn record_line(
 /// A line that could not be framed or parsed; always names the line.
 #[derive(Debug, Error)]
 pub enum ReadError {
+    /// The line could not be framed.
     #[error(transparent)]
     Frame(#[from] FrameError),
+    /// The line is not a valid message.
     #[error("line {line}: {source}")]
     Parse {
+        /// The line's number, from 1.
         line: u64,
+        /// Why it did not parse.
         #[source]
         source: ParseError,
     },
@@ -153,6 +166,7 @@ pub struct LineDecoder {
 }
 
 impl LineDecoder {
+    /// A decoder that refuses lines longer than `max_line_bytes`.
     pub fn new(max_line_bytes: usize) -> LineDecoder {
         LineDecoder {
             max_line_bytes,
@@ -220,56 +234,70 @@ impl LineDecoder {
     pub fn clear_line(&mut self) {
         self.buf.clear();
     }
-
-    pub fn max_line_bytes(&self) -> usize {
-        self.max_line_bytes
-    }
 }
 
-/// What one decoding step gave, and how many bytes of the input it took.
+/// How one read step of [`LineDecoder::advance`] ended.
 #[derive(Debug)]
-pub enum Step {
-    /// The bytes were taken; no line is complete yet.
-    NeedMore(usize),
+pub enum Outcome {
     /// A non-blank line ended; it is in [`LineDecoder::line`].
-    Line(usize),
+    Line,
     /// A line was rejected.
-    Error(usize, FrameError),
+    Error(FrameError),
     /// The input is exhausted.
     End,
 }
 
 impl LineDecoder {
-    /// One step of reading: feed it what a buffered reader has available (empty at end of input),
-    /// consume the bytes it says. Blank lines are skipped; the previous line is forgotten.
-    pub fn step(&mut self, available: &[u8]) -> Step {
+    /// One step of reading for a buffered reader: feed it what the reader has available (empty
+    /// at end of input) and consume the bytes it returns. No outcome means: read more. Blank
+    /// lines are skipped; the previous line is forgotten.
+    pub fn advance(&mut self, available: &[u8]) -> (usize, Option<Outcome>) {
         if self.line_ready {
-            self.clear_line();
             self.line_ready = false;
+            self.clear_line();
         }
-        let (consumed, outcome) = if available.is_empty() {
+        let (consumed, fed) = if available.is_empty() {
             match self.finish() {
-                Some(outcome) => (0, outcome),
-                None => return Step::End,
+                Some(fed) => (0, fed),
+                None => return (0, Some(Outcome::End)),
             }
         } else {
             self.feed(available)
         };
-        match outcome {
-            Feed::NeedMore => Step::NeedMore(consumed),
+        let outcome = match fed {
+            Feed::NeedMore => None,
             Feed::TooLong => {
-                let (line, limit) = (self.line_number(), self.max_line_bytes());
+                let (line, limit) = (self.line_number(), self.max_line_bytes);
                 self.clear_line();
-                Step::Error(consumed, FrameError::LineTooLong { line, limit })
+                Some(Outcome::Error(FrameError::LineTooLong { line, limit }))
             }
             Feed::Line if is_blank(self.line()) => {
                 self.clear_line();
-                Step::NeedMore(consumed)
+                None
             }
             Feed::Line => {
                 self.line_ready = true;
-                Step::Line(consumed)
+                Some(Outcome::Line)
             }
+        };
+        (consumed, outcome)
+    }
+
+    /// What a line reader returns for an outcome: the line and its number, an error, or `None`
+    /// at the end.
+    pub fn output(&self, outcome: Outcome) -> Option<Result<(u64, &[u8]), FrameError>> {
+        match outcome {
+            Outcome::Line => Some(Ok((self.line_number(), self.line()))),
+            Outcome::Error(e) => Some(Err(e)),
+            Outcome::End => None,
+        }
+    }
+
+    /// The error for a failed read of the next line.
+    pub fn read_failed(&self, source: io::Error) -> FrameError {
+        FrameError::Io {
+            line: self.line_number() + 1,
+            source,
         }
     }
 }
@@ -286,10 +314,12 @@ pub struct NdjsonReader<R> {
 }
 
 impl<R: BufRead> NdjsonReader<R> {
+    /// A reader with the default line limit ([`DEFAULT_MAX_LINE_BYTES`]).
     pub fn new(inner: R) -> NdjsonReader<R> {
         NdjsonReader::with_max_line_bytes(inner, DEFAULT_MAX_LINE_BYTES)
     }
 
+    /// A reader refusing lines longer than `max_line_bytes`.
     pub fn with_max_line_bytes(inner: R, max_line_bytes: usize) -> NdjsonReader<R> {
         NdjsonReader {
             inner,
@@ -300,27 +330,14 @@ impl<R: BufRead> NdjsonReader<R> {
     /// The next non-blank line and its number; `None` at end of input.
     pub fn next_line(&mut self) -> Option<Result<(u64, &[u8]), FrameError>> {
         loop {
-            let step = match self.inner.fill_buf() {
-                Ok(available) => self.decoder.step(available),
+            let (consumed, outcome) = match self.inner.fill_buf() {
+                Ok(available) => self.decoder.advance(available),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(source) => {
-                    return Some(Err(FrameError::Io {
-                        line: self.decoder.line_number() + 1,
-                        source,
-                    }));
-                }
+                Err(source) => return Some(Err(self.decoder.read_failed(source))),
             };
-            match step {
-                Step::NeedMore(n) => self.inner.consume(n),
-                Step::Line(n) => {
-                    self.inner.consume(n);
-                    return Some(Ok((self.decoder.line_number(), self.decoder.line())));
-                }
-                Step::Error(n, e) => {
-                    self.inner.consume(n);
-                    return Some(Err(e));
-                }
-                Step::End => return None,
+            self.inner.consume(consumed);
+            if let Some(outcome) = outcome {
+                return self.decoder.output(outcome);
             }
         }
     }
@@ -352,12 +369,14 @@ pub struct MessageWriter<W: Write> {
 }
 
 impl<W: Write> MessageWriter<W> {
+    /// A writer over `out` with a 64 KiB buffer.
     pub fn new(out: W) -> MessageWriter<W> {
         MessageWriter {
             out: io::BufWriter::with_capacity(64 * 1024, out),
         }
     }
 
+    /// Writes one message; flushes unless it is a record.
     pub fn write(&mut self, message: &Message) -> io::Result<()> {
         serde_json::to_writer(&mut self.out, message)?;
         self.out.write_all(b"\n")?;
@@ -380,6 +399,7 @@ impl<W: Write> MessageWriter<W> {
         Ok(())
     }
 
+    /// Writes out what the buffer holds.
     pub fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
     }
@@ -389,6 +409,7 @@ impl<W: Write> MessageWriter<W> {
         self.out.buffer().len()
     }
 
+    /// Flushes and returns the underlying writer.
     pub fn into_inner(self) -> io::Result<W> {
         self.out
             .into_inner()

@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! The stripe-sync wire protocol: message types, their JSON shapes, and NDJSON framing.
 //!
 //! Connectors talk over stdio, one JSON object per line. Every message is an envelope whose
@@ -14,8 +15,9 @@
 //! and a fast path ([`peek`]) that classifies a line and borrows a record's stream and data without
 //! building the data value. It does no network or database I/O; readers and writers are handed in.
 //!
-//! Unknown fields inside payloads are kept (in each payload's `extra` map) and re-serialised;
-//! unknown top-level envelope fields are ignored. An unknown `type` is a distinct error
+//! Unknown fields inside payloads are kept (in each payload's `extra` map) and re-serialised,
+//! except in `stream_status` and `control`, which carry only their defined fields; unknown
+//! top-level envelope fields are ignored. An unknown `type` is a distinct error
 //! ([`ParseError::UnknownType`]) so that an orchestrator can log and skip it.
 
 pub mod airbyte;
@@ -24,12 +26,14 @@ pub mod compact;
 mod control;
 mod envelope;
 mod error;
+pub mod exit;
 pub mod framing;
 mod log;
 mod message;
 pub mod peek;
 mod progress;
 mod record;
+mod role;
 mod spec;
 mod state;
 mod status;
@@ -47,6 +51,7 @@ pub use progress::{
     DerivedProgress, Eof, EofReason, Progress, RunStatus, StreamProgress, StreamProgressStatus,
 };
 pub use record::Record;
+pub use role::Role;
 pub use spec::Spec;
 pub use state::{
     DestinationStats, GlobalState, SourceState, SourceStateSet, StreamState, SyncRun, SyncState,

@@ -12,15 +12,25 @@ use crate::{
 /// One line of the native protocol.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Message {
+    /// A data record.
     Record(Record),
+    /// A checkpoint; a destination re-emits it once what came before is committed.
     SourceState(SourceState),
+    /// The output of `discover`.
     Catalog(Catalog),
+    /// The output of `spec`.
     Spec(Spec),
+    /// The result of `check`, or a fatal failure.
     ConnectionStatus(ConnectionStatus),
+    /// A log line carried in-band.
     Log(Log),
+    /// A stream started, finished a range, completed, failed or was skipped.
     StreamStatus(StreamStatus),
+    /// A config update to save.
     Control(Control),
+    /// The engine's progress snapshot.
     Progress(Box<Progress>),
+    /// The engine's last message.
     Eof(Box<Eof>),
     /// Push-mode input for a source (for example a Stripe event); opaque to the protocol.
     SourceInput(Value),
@@ -29,20 +39,32 @@ pub enum Message {
 /// The `type` of a native message, also its payload key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum MessageType {
+    /// `record`
     Record,
+    /// `source_state`
     SourceState,
+    /// `catalog`
     Catalog,
+    /// `spec`
     Spec,
+    /// `connection_status`
     ConnectionStatus,
+    /// `log`
     Log,
+    /// `stream_status`
     StreamStatus,
+    /// `control`
     Control,
+    /// `progress`
     Progress,
+    /// `eof`
     Eof,
+    /// `source_input`
     SourceInput,
 }
 
 impl MessageType {
+    /// Every message type.
     pub const ALL: [MessageType; 11] = [
         MessageType::Record,
         MessageType::SourceState,
@@ -74,6 +96,7 @@ impl MessageType {
         }
     }
 
+    /// The type named `name` on the wire.
     pub fn from_wire(name: &str) -> Option<Self> {
         MessageType::ALL.into_iter().find(|t| t.as_str() == name)
     }
@@ -86,6 +109,7 @@ impl std::fmt::Display for MessageType {
 }
 
 impl Message {
+    /// The message's type.
     pub fn message_type(&self) -> MessageType {
         match self {
             Message::Record(_) => MessageType::Record,
@@ -126,6 +150,7 @@ impl Message {
         })
     }
 
+    /// Parses one line given as text (see [`Message::from_slice`]).
     pub fn from_str_line(line: &str) -> Result<Message, ParseError> {
         Message::from_slice(line.as_bytes())
     }
@@ -134,10 +159,6 @@ impl Message {
     pub fn to_line(&self) -> String {
         // Serialising plain data structures to a String cannot fail.
         serde_json::to_string(self).unwrap_or_default()
-    }
-
-    pub fn log(level: crate::LogLevel, message: impl Into<String>) -> Message {
-        Message::Log(crate::Log::new(level, message))
     }
 }
 

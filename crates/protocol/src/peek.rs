@@ -23,10 +23,13 @@ pub enum Peeked<'a> {
 /// A record borrowed from its line.
 #[derive(Debug, Deserialize)]
 pub struct RecordRef<'a> {
+    /// The stream it belongs to.
     #[serde(borrow)]
     pub stream: Cow<'a, str>,
+    /// The object, as it appears in the line.
     #[serde(borrow)]
     pub data: &'a RawValue,
+    /// When the source emitted it, when given.
     #[serde(default, borrow)]
     pub emitted_at: Option<Cow<'a, str>>,
 }

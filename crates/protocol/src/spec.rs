@@ -14,13 +14,16 @@ pub struct Spec {
     /// JSON Schema of push-mode input (`source_input`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_input: Option<Value>,
+    /// Share of the API rate limit the connector aims to stay under (no built-in connector reads it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub soft_limit_fraction: Option<f64>,
+    /// Fields this version does not know, kept for round trips.
     #[serde(flatten)]
     pub extra: JsonMap,
 }
 
 impl Spec {
+    /// A spec with this config schema and nothing else.
     pub fn new(config: Value) -> Spec {
         Spec {
             config,

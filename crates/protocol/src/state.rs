@@ -17,18 +17,27 @@ pub enum SourceState {
     Global(GlobalState),
 }
 
+/// The state of one stream.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StreamState {
+    /// The stream.
     pub stream: String,
+    /// The source's checkpoint for it; opaque to everyone else.
     pub data: Value,
+    /// Added by the destination when it re-emits the state.
     pub destination_stats: Option<DestinationStats>,
+    /// Fields this version does not know, kept for round trips.
     pub extra: JsonMap,
 }
 
+/// The state shared by every stream.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GlobalState {
+    /// The source's checkpoint; opaque to everyone else.
     pub data: Value,
+    /// Added by the destination when it re-emits the state.
     pub destination_stats: Option<DestinationStats>,
+    /// Fields this version does not know, kept for round trips.
     pub extra: JsonMap,
 }
 
@@ -42,6 +51,7 @@ pub struct DestinationStats {
     /// `committed`; `committed + rejected` is what it was sent).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub rejected: u64,
+    /// Fields this version does not know, kept for round trips.
     #[serde(flatten)]
     pub extra: JsonMap,
 }
@@ -51,6 +61,7 @@ fn is_zero(n: &u64) -> bool {
 }
 
 impl SourceState {
+    /// A state of one stream.
     pub fn stream(stream: impl Into<String>, data: Value) -> SourceState {
         SourceState::Stream(StreamState {
             stream: stream.into(),
@@ -60,6 +71,7 @@ impl SourceState {
         })
     }
 
+    /// A global state.
     pub fn global(data: Value) -> SourceState {
         SourceState::Global(GlobalState {
             data,
@@ -76,6 +88,7 @@ impl SourceState {
         }
     }
 
+    /// The source's checkpoint.
     pub fn data(&self) -> &Value {
         match self {
             SourceState::Stream(s) => &s.data,
@@ -83,6 +96,7 @@ impl SourceState {
         }
     }
 
+    /// What the destination added, when it re-emitted the state.
     pub fn destination_stats(&self) -> Option<&DestinationStats> {
         match self {
             SourceState::Stream(s) => s.destination_stats.as_ref(),
@@ -182,8 +196,10 @@ impl<'de> Deserialize<'de> for SourceState {
 /// What a source receives as `--state`: every stream's state and the global state.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SourceStateSet {
+    /// Each stream's state, by stream name.
     #[serde(default)]
     pub streams: BTreeMap<String, Value>,
+    /// The global state (`{}` when none).
     #[serde(default = "empty_object", skip_serializing_if = "is_empty_object")]
     pub global: Value,
 }
@@ -226,6 +242,7 @@ impl SourceStateSet {
         }
     }
 
+    /// No stream state and no global state.
     pub fn is_empty(&self) -> bool {
         self.streams.is_empty() && is_empty_object(&self.global)
     }
@@ -234,11 +251,13 @@ impl SourceStateSet {
 /// The engine's whole checkpoint, round-tripped from one run's `eof.ending_state` to the next.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SyncState {
+    /// The source's states.
     #[serde(default)]
     pub source: SourceStateSet,
     /// Reserved for destinations.
     #[serde(default)]
     pub destination: JsonMap,
+    /// The engine's notes on the run.
     #[serde(default)]
     pub sync_run: SyncRun,
 }
@@ -246,12 +265,16 @@ pub struct SyncState {
 /// Engine-owned bookkeeping about the run that produced a state.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SyncRun {
+    /// The run that saved it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_id: Option<String>,
+    /// The upper bound of created times the run reads (no built-in connector sets it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time_ceiling: Option<String>,
+    /// Progress saved with it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub progress: Option<Value>,
+    /// Fields this version does not know, kept for round trips.
     #[serde(flatten)]
     pub extra: JsonMap,
 }
@@ -268,22 +291,5 @@ impl SyncState {
             self.apply(state);
         }
         self
-    }
-
-    /// Overlays a later state on this one: its streams replace these streams' entries, and a
-    /// non-empty global replaces this global.
-    pub fn merge(&mut self, later: &SyncState) {
-        for (stream, data) in &later.source.streams {
-            self.source.streams.insert(stream.clone(), data.clone());
-        }
-        if !is_empty_object(&later.source.global) {
-            self.source.global = later.source.global.clone();
-        }
-        for (k, v) in &later.destination {
-            self.destination.insert(k.clone(), v.clone());
-        }
-        if later.sync_run != SyncRun::default() {
-            self.sync_run = later.sync_run.clone();
-        }
     }
 }

@@ -2,10 +2,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::{JsonMap, TimeRange};
 
+/// Whether a check passed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
+    /// It passed.
     Succeeded,
+    /// It failed.
     Failed,
 }
 
@@ -24,16 +27,21 @@ pub enum FailureType {
 /// The result of `check`, and the fatal-failure signal during `read` and `write`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ConnectionStatus {
+    /// Passed or failed.
     pub status: Status,
+    /// Why it failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// Who must act: the user, time, or a developer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure_type: Option<FailureType>,
+    /// Fields this version does not know, kept for round trips.
     #[serde(flatten)]
     pub extra: JsonMap,
 }
 
 impl ConnectionStatus {
+    /// A passed check.
     pub fn succeeded() -> ConnectionStatus {
         ConnectionStatus {
             status: Status::Succeeded,
@@ -43,6 +51,7 @@ impl ConnectionStatus {
         }
     }
 
+    /// A failure, with its type when known.
     pub fn failed(
         message: impl Into<String>,
         failure_type: Option<FailureType>,
@@ -59,7 +68,9 @@ impl ConnectionStatus {
 /// One stream's lifecycle event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StreamStatus {
+    /// The stream.
     pub stream: String,
+    /// What happened (`status` and its fields, flattened).
     #[serde(flatten)]
     pub kind: StreamStatusKind,
 }
@@ -68,24 +79,33 @@ pub struct StreamStatus {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum StreamStatusKind {
+    /// Reading began.
     Start {
+        /// The created-time range the backfill covers.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         time_range: Option<TimeRange>,
     },
     /// Progress telemetry: a sub-range of the stream is fully read.
     RangeComplete {
+        /// The sub-range.
         range_complete: TimeRange,
     },
+    /// Read to its end.
     Complete {},
+    /// It failed; the other streams go on.
     Error {
+        /// What failed.
         error: String,
     },
+    /// It was not read.
     Skip {
+        /// Why.
         reason: String,
     },
 }
 
 impl StreamStatus {
+    /// A status of `stream`.
     pub fn new(stream: impl Into<String>, kind: StreamStatusKind) -> StreamStatus {
         StreamStatus {
             stream: stream.into(),
@@ -101,15 +121,5 @@ impl StreamStatus {
                 | StreamStatusKind::Error { .. }
                 | StreamStatusKind::Skip { .. }
         )
-    }
-
-    pub fn status_name(&self) -> &'static str {
-        match self.kind {
-            StreamStatusKind::Start { .. } => "start",
-            StreamStatusKind::RangeComplete { .. } => "range_complete",
-            StreamStatusKind::Complete {} => "complete",
-            StreamStatusKind::Error { .. } => "error",
-            StreamStatusKind::Skip { .. } => "skip",
-        }
     }
 }

@@ -2,7 +2,8 @@
 //! JSON, and translation between the dialects keeps every field they share.
 
 use serde_json::{Value, json};
-use sync_protocol::airbyte::{self, AirbyteMessage, Role};
+use sync_protocol::Role;
+use sync_protocol::airbyte::{self, AirbyteMessage};
 use sync_protocol::framing::NdjsonReader;
 use sync_protocol::{
     Catalog, ConnectionStatus, Control, LogLevel, Message, MessageType, Record, SourceState,
@@ -366,7 +367,7 @@ fn malformed_input_is_reported_with_line_numbers() {
 }
 
 #[test]
-fn sync_state_reduces_and_merges() {
+fn sync_state_reduces() {
     let states = [
         SourceState::stream("a", json!({"v":1})),
         SourceState::global(json!({"events_cursor":10})),
@@ -378,17 +379,6 @@ fn sync_state_reduces_and_merges() {
     assert_eq!(state.source.streams["a"], json!({"v":2}));
     assert_eq!(state.source.streams["b"], json!({"v":1}));
     assert_eq!(state.source.global, json!({"events_cursor":20}));
-
-    let mut base = state.clone();
-    let later = SyncState::default().reduce(&[SourceState::stream("b", json!({"v":9}))]);
-    base.merge(&later);
-    assert_eq!(base.source.streams["a"], json!({"v":2}));
-    assert_eq!(base.source.streams["b"], json!({"v":9}));
-    assert_eq!(
-        base.source.global,
-        json!({"events_cursor":20}),
-        "an empty global does not erase"
-    );
 
     // The ending state of one run is the next run's input.
     let text = serde_json::to_string(&state).unwrap();
@@ -424,4 +414,17 @@ fn configured_catalog_accepts_bare_streams() {
     )
     .unwrap_err();
     assert!(err.to_string().contains("streams[0]"), "{err}");
+}
+
+#[test]
+fn unknown_payload_fields_are_kept_except_in_stream_status_and_control() {
+    let kept = r#"{"type":"record","record":{"stream":"a","data":{},"x":1}}"#;
+    assert!(Message::from_str_line(kept).unwrap().to_line().contains(r#""x":1"#));
+    for dropped in [
+        r#"{"type":"stream_status","stream_status":{"stream":"a","status":"complete","x":1}}"#,
+        r#"{"type":"control","control":{"control_type":"source_config","source_config":{},"x":1}}"#,
+    ] {
+        let line = Message::from_str_line(dropped).unwrap().to_line();
+        assert!(!line.contains(r#""x""#), "{line}");
+    }
 }

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 /// Stripe's API.
 pub const DEFAULT_BASE_URL: &str = "https://api.stripe.com";
 
-/// The config of the Stripe source, as its JSON Schema ([`config_schema`]) describes it.
+/// The config of the Stripe source, as its JSON Schema (printed by `spec`) describes it.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {

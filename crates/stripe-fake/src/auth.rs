@@ -7,8 +7,10 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
+    /// Keys without `_live_`: test-mode data.
     #[default]
     Test,
+    /// Keys with `_live_`: live-mode data, apart from test mode.
     Live,
 }
 
@@ -22,6 +24,7 @@ impl Mode {
         }
     }
 
+    /// The `livemode` value objects of this mode carry.
     pub fn livemode(self) -> bool {
         self == Mode::Live
     }

@@ -27,7 +27,9 @@ pub struct Config {
     pub accounts: usize,
     /// Accepted API keys; `_live_` in a key selects live mode, anything else test mode.
     pub keys: Vec<String>,
+    /// Errors, latency and limits to inject.
     pub faults: Faults,
+    /// Where events are POSTed as webhooks, if anywhere.
     pub webhook: Option<WebhookConfig>,
     /// Anchor of the simulated clock (unix seconds); `None` is the real time at start.
     pub now: Option<i64>,
@@ -75,14 +77,16 @@ pub struct Faults {
     /// Fraction of successful responses corrupted: half truncated (Content-Length longer than
     /// the bytes sent, then close), half malformed (200 with invalid JSON).
     pub corrupt_rate: f64,
-    /// Streams answered "not set up to use <product>" (400).
+    /// Streams answered "not set up to use `<product>`" (400).
     pub disabled_streams: Vec<String>,
 }
 
 /// A fixed latency (`min_ms == max_ms`) or a uniform range.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Latency {
+    /// Shortest delay added to an answer, in milliseconds.
     pub min_ms: u64,
+    /// Longest delay added to an answer, in milliseconds.
     pub max_ms: u64,
 }
 
@@ -100,6 +104,7 @@ pub struct WebhookConfig {
 }
 
 impl WebhookConfig {
+    /// Delivery to `url` signed with `secret`: 4 attempts, retries from 200 ms.
     pub fn new(url: impl Into<String>, secret: impl Into<String>) -> WebhookConfig {
         WebhookConfig {
             url: url.into(),

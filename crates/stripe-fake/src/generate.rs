@@ -304,17 +304,7 @@ impl Generator<'_> {
             self.fill_references(&mut object, &mut rng);
             for child in &child_resources {
                 let mut items = self.children(resource, child, &id, created, &mut rng);
-                let stored = items
-                    .iter()
-                    .map(|item| Child {
-                        id: item
-                            .get("id")
-                            .and_then(Value::as_str)
-                            .unwrap_or_default()
-                            .into(),
-                        json: Bytes::from(item.to_string()),
-                    })
-                    .collect();
+                let stored = items.iter().map(Child::of).collect();
                 if let Some(c) = children.get_mut(child.stream.as_str()) {
                     c.by_parent.insert(id.as_str().into(), stored);
                 }

@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! A Stripe API simulator for tests, benchmarks and the demo.
 //!
 //! It serves every resource of the catalog (`stripe-catalog`) with data generated

@@ -157,17 +157,7 @@ fn build_children(
             forms::merge(&mut item, spec, false);
             items.push(Value::Object(item));
         }
-        let stored = items
-            .iter()
-            .map(|item| Child {
-                id: item
-                    .get("id")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .into(),
-                json: Bytes::from(item.to_string()),
-            })
-            .collect();
+        let stored = items.iter().map(Child::of).collect();
         if let Some(children) = ds.children.get_mut(child.stream.as_str()) {
             children.by_parent.insert(parent_id.into(), stored);
         }

@@ -100,6 +100,7 @@ impl FakeStripe {
         format!("http://{}", self.addr)
     }
 
+    /// The address it listens on.
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }

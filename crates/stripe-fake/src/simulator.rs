@@ -27,11 +27,14 @@ use crate::store::DataSet;
 /// `Option<&str>` and `&str` convert to a test-mode scope.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Scope {
+    /// The account; `None` is the platform.
     pub account: Option<String>,
+    /// Test or live data.
     pub mode: Mode,
 }
 
 impl Scope {
+    /// A test-mode scope.
     pub fn test(account: Option<&str>) -> Scope {
         Scope {
             account: account.map(str::to_string),
@@ -39,6 +42,7 @@ impl Scope {
         }
     }
 
+    /// A live-mode scope.
     pub fn live(account: Option<&str>) -> Scope {
         Scope {
             account: account.map(str::to_string),
@@ -313,10 +317,12 @@ impl Simulator {
         self.api_version
     }
 
+    /// The platform account's id.
     pub fn platform_account(&self) -> &str {
         &self.accounts[0].id
     }
 
+    /// The ids of the connected accounts.
     pub fn connected_accounts(&self) -> Vec<String> {
         self.accounts[1..].iter().map(|a| a.id.clone()).collect()
     }
@@ -392,11 +398,13 @@ impl Simulator {
         id: &str,
         fields: Value,
     ) -> Result<Value, FakeError> {
-        let resource = resource(stream)?;
-        let fields = fields_map(fields)?;
-        self.mutate(&scope.into(), None, |data, ctx| {
-            mutate::update(data, resource, id, fields, ctx, mutate::Announce::WithEvent)
-        })
+        self.update_announced(
+            scope.into(),
+            stream,
+            id,
+            fields,
+            mutate::Announce::WithEvent,
+        )
     }
 
     /// Changes an object the way Stripe sometimes does without an event about it (a balance
@@ -408,10 +416,21 @@ impl Simulator {
         id: &str,
         fields: Value,
     ) -> Result<Value, FakeError> {
+        self.update_announced(scope.into(), stream, id, fields, mutate::Announce::Silently)
+    }
+
+    fn update_announced(
+        &self,
+        scope: Scope,
+        stream: &str,
+        id: &str,
+        fields: Value,
+        announce: mutate::Announce,
+    ) -> Result<Value, FakeError> {
         let resource = resource(stream)?;
         let fields = fields_map(fields)?;
-        self.mutate(&scope.into(), None, |data, ctx| {
-            mutate::update(data, resource, id, fields, ctx, mutate::Announce::Silently)
+        self.mutate(&scope, None, |data, ctx| {
+            mutate::update(data, resource, id, fields, ctx, announce)
         })
     }
 
@@ -453,6 +472,7 @@ impl Simulator {
         Ok(mutation.object)
     }
 
+    /// Replaces the injected faults; refuses an invalid set.
     pub fn set_faults(&self, faults: Faults) -> Result<(), FakeError> {
         faults.validate()?;
         *self.faults.write().unwrap_or_else(PoisonError::into_inner) =
@@ -460,14 +480,17 @@ impl Simulator {
         Ok(())
     }
 
+    /// The injected faults.
     pub fn faults(&self) -> Faults {
         self.active_faults().faults.clone()
     }
 
+    /// Counts of what was served so far.
     pub fn stats(&self) -> Stats {
         self.stats.snapshot()
     }
 
+    /// Sets every count back to zero.
     pub fn reset_stats(&self) {
         self.stats.reset();
     }

@@ -14,15 +14,21 @@ pub struct Stats {
     pub by_endpoint: BTreeMap<String, u64>,
     /// By HTTP status of the answered requests (dropped ones have none).
     pub by_status: BTreeMap<u16, u64>,
+    /// 429s for the global rate limit.
     pub rate_limited_global: u64,
+    /// 429s for a per-endpoint rate limit.
     pub rate_limited_endpoint: u64,
     /// Injected 429s (`throttle_rate`), apart from the rate limits.
     pub throttled: u64,
     /// Injected 500s.
     pub server_errors: u64,
+    /// Connections closed before an answer (injected).
     pub dropped_connections: u64,
+    /// Answers cut short (injected).
     pub truncated_bodies: u64,
+    /// Answers that are not JSON (injected).
     pub malformed_bodies: u64,
+    /// Webhook deliveries the receiver accepted.
     pub webhooks_delivered: u64,
     /// Webhook attempts that failed (each retry counts).
     pub webhook_failures: u64,

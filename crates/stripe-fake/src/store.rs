@@ -65,6 +65,20 @@ pub(crate) struct Child {
     pub json: Bytes,
 }
 
+impl Child {
+    /// An item as stored: its id and its serialised JSON.
+    pub fn of(item: &serde_json::Value) -> Child {
+        Child {
+            id: item
+                .get("id")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or_default()
+                .into(),
+            json: Bytes::from(item.to_string()),
+        }
+    }
+}
+
 /// The items of one nested stream, by parent id, in the parent's order.
 #[derive(Debug, Default)]
 pub(crate) struct Children {

@@ -38,16 +38,24 @@ pub fn signature_header(payload: &[u8], secret: &str, timestamp: i64) -> String 
     format!("t={timestamp},v1={signature}")
 }
 
+/// Why a `Stripe-Signature` header does not verify.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum SignatureError {
+    /// No `t=` or no `v1=` parts.
     #[error("unable to extract timestamp and signatures from header")]
     MalformedHeader,
+    /// No `v1` signature.
     #[error("no signatures found with expected scheme v1")]
     NoSignatures,
+    /// No signature matches the payload.
     #[error("no signatures found matching the expected signature for payload")]
     Mismatch,
+    /// The timestamp is older than the tolerance.
     #[error("timestamp outside the tolerance zone ({age_secs} s old)")]
-    TooOld { age_secs: i64 },
+    TooOld {
+        /// How old the timestamp is.
+        age_secs: i64,
+    },
 }
 
 /// Stripe's verification: the header's `t` and every `v1`; passes when any `v1` equals the

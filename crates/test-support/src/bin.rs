@@ -31,12 +31,16 @@ pub struct Bin {
 /// What a finished run printed.
 #[derive(Debug)]
 pub struct Finished {
+    /// The exit code; `None` when a signal ended it.
     pub code: Option<i32>,
+    /// Everything it printed on stdout.
     pub stdout: String,
+    /// Everything it printed on stderr.
     pub stderr: String,
 }
 
 impl Bin {
+    /// A run of the workspace binary `name`, built by cargo.
     pub fn new(name: &str) -> Bin {
         let mut command = Command::new(bin_path(name));
         command.env_remove("RUST_LOG");
@@ -47,11 +51,13 @@ impl Bin {
         }
     }
 
+    /// Adds one argument.
     pub fn arg(mut self, arg: impl AsRef<std::ffi::OsStr>) -> Bin {
         self.command.arg(arg);
         self
     }
 
+    /// Adds arguments.
     pub fn args<I: IntoIterator<Item = S>, S: AsRef<std::ffi::OsStr>>(mut self, args: I) -> Bin {
         self.command.args(args);
         self
@@ -74,16 +80,19 @@ impl Bin {
         self.arg(format!("--{flag}")).arg(path)
     }
 
+    /// Sets an environment variable.
     pub fn env(mut self, key: &str, value: impl AsRef<std::ffi::OsStr>) -> Bin {
         self.command.env(key, value);
         self
     }
 
+    /// Bytes written to its stdin, which is then closed.
     pub fn stdin(mut self, bytes: impl Into<Vec<u8>>) -> Bin {
         self.stdin = Some(bytes.into());
         self
     }
 
+    /// The command, for what the builder does not cover.
     pub fn command(&mut self) -> &mut Command {
         &mut self.command
     }
@@ -150,4 +159,18 @@ pub fn lines_of(text: &str) -> Vec<Value> {
             serde_json::from_str(l).unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {l}"))
         })
         .collect()
+}
+
+/// Runs a command to its end and fails the test, showing its stderr, unless it succeeded.
+pub fn succeed(command: &mut Command) -> std::process::Output {
+    let out = command
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{command:?} failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
 }

@@ -118,6 +118,7 @@ impl Cluster {
         cluster
     }
 
+    /// The port it listens on.
     pub fn port(&self) -> u16 {
         self.port
     }

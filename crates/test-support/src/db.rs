@@ -66,6 +66,7 @@ impl TestDb {
         &self.url
     }
 
+    /// The database's name.
     pub fn name(&self) -> &str {
         &self.name
     }

@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! Test helpers shared by every crate's tests.
 //!
 //! - [`TestDb`]: a throwaway Postgres database, created on the server named by `DATABASE_URL`
@@ -11,8 +12,10 @@
 mod bin;
 mod cluster;
 mod db;
+pub mod fixtures;
+/// Time and peak memory of child processes, for benchmarks.
 pub mod measure;
 
-pub use bin::{Bin, Finished, bin_path, lines_of};
+pub use bin::{Bin, Finished, bin_path, lines_of, succeed};
 pub use cluster::Cluster;
 pub use db::{TestDb, server_url};

@@ -4,7 +4,9 @@ use std::time::{Duration, Instant};
 /// What a measured child process took.
 #[derive(Debug, Clone, Copy)]
 pub struct Measured {
+    /// How it exited.
     pub status: ExitStatus,
+    /// Wall-clock time from spawn to exit.
     pub elapsed: Duration,
     /// Peak resident set size in bytes (the kernel's VmHWM).
     pub peak_rss_bytes: u64,
@@ -38,4 +40,14 @@ pub fn wait_measuring(mut child: Child, started: Instant) -> Measured {
         }
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// The first argument that is not a flag, as a count (cargo bench passes `--bench`); `default`
+/// when there is none.
+pub fn count_from_args(default: usize) -> usize {
+    std::env::args()
+        .skip(1)
+        .find(|a| !a.starts_with('-'))
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(default)
 }

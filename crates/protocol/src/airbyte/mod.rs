@@ -1,13 +1,13 @@
 //! The Airbyte dialect of the protocol (`airbyte_protocol.yaml` v0), with its exact spellings:
 //! upper-case `type` values, the `connectionStatus` payload key, `connectionSpecification`,
 //! `sourceStats.recordCount` as a float, epoch-millisecond `emitted_at`, STREAM/GLOBAL/LEGACY
-//! states. [`translate`] converts to and from the native dialect.
+//! states. [`from_airbyte`] and [`to_airbyte`] convert to and from the native dialect.
 
 mod translate;
 mod types;
 
 pub use translate::{
-    Role, catalog_from_airbyte, catalog_to_airbyte, configured_catalog_to_airbyte, from_airbyte,
+    catalog_from_airbyte, catalog_to_airbyte, configured_catalog_to_airbyte, from_airbyte,
     state_to_airbyte_input, to_airbyte,
 };
 pub use types::*;
@@ -23,14 +23,23 @@ use crate::envelope::{RawEnvelope, serialize_envelope, to_de_error};
 /// One line of the Airbyte protocol.
 #[derive(Debug, Clone, PartialEq)]
 pub enum AirbyteMessage {
+    /// A data record (`RECORD`).
     Record(AirbyteRecord),
+    /// A checkpoint (`STATE`), per stream, global or legacy.
     State(AirbyteState),
+    /// A log line (`LOG`).
     Log(AirbyteLog),
+    /// The connector's spec (`SPEC`).
     Spec(AirbyteSpec),
+    /// The result of `check` (`CONNECTION_STATUS`).
     ConnectionStatus(AirbyteConnectionStatus),
+    /// The catalog `discover` prints (`CATALOG`).
     Catalog(AirbyteCatalog),
+    /// An error, estimate or stream status (`TRACE`).
     Trace(AirbyteTrace),
+    /// A config update the connector asks to be saved (`CONTROL`).
     Control(AirbyteControl),
+    /// The catalog a destination was given (`DESTINATION_CATALOG`), kept as JSON.
     DestinationCatalog(Value),
 }
 
@@ -72,6 +81,7 @@ impl AirbyteMessage {
         })
     }
 
+    /// Serialises the message as one line, without the trailing newline.
     pub fn to_line(&self) -> String {
         serde_json::to_string(self).unwrap_or_default()
     }

@@ -11,16 +11,9 @@ use super::types::*;
 use crate::time::{epoch_ms_to_rfc3339, rfc3339_to_epoch_ms};
 use crate::{
     Catalog, ConfiguredCatalog, ConnectionStatus, Control, DestinationStats, DestinationSyncMode,
-    FailureType, GlobalState, JsonMap, Log, LogLevel, Message, Record, SourceState, SourceStateSet,
-    Spec, Status, Stream, StreamState, StreamStatus, StreamStatusKind, SyncMode,
+    FailureType, GlobalState, JsonMap, Log, LogLevel, Message, Record, Role, SourceState,
+    SourceStateSet, Spec, Status, Stream, StreamState, StreamStatus, StreamStatusKind, SyncMode,
 };
-
-/// Which side of a sync a connector plays; decides what an Airbyte CONTROL message updates.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    Source,
-    Destination,
-}
 
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
@@ -431,6 +424,7 @@ fn stream_from_airbyte(stream: AirbyteStream) -> Stream {
     }
 }
 
+/// A native catalog as an Airbyte one: key as `source_defined_primary_key`, version field as `default_cursor_field`.
 pub fn catalog_to_airbyte(catalog: &Catalog) -> AirbyteCatalog {
     AirbyteCatalog {
         streams: catalog.streams.iter().map(stream_to_airbyte).collect(),
@@ -438,6 +432,7 @@ pub fn catalog_to_airbyte(catalog: &Catalog) -> AirbyteCatalog {
     }
 }
 
+/// An Airbyte catalog as a native one (the reverse of [`catalog_to_airbyte`]).
 pub fn catalog_from_airbyte(catalog: AirbyteCatalog) -> Catalog {
     Catalog {
         streams: catalog

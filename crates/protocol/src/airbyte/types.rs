@@ -1,4 +1,9 @@
 //! Airbyte payload shapes. Field names are the Airbyte spellings, mixed case included.
+//!
+//! These mirror the Airbyte protocol's published schema field for field; that schema
+//! (airbyte_protocol.yaml, <https://docs.airbyte.com/understanding-airbyte/airbyte-protocol>)
+//! is their documentation, so it is not repeated here.
+#![allow(missing_docs)]
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
