@@ -162,6 +162,7 @@ fn the_readme_quick_start_command_is_accepted() {
         .find(|l| l.starts_with("target/release/sync-engine sync"))
         .expect("the README's quick start runs target/release/sync-engine sync");
     let args: Vec<&str> = quick_start.split_whitespace().skip(1).collect();
+    let db = test_support::TestDb::new();
     let out = Command::new(bin_path("sync-engine"))
         .args(&args)
         .args([
@@ -171,7 +172,8 @@ fn the_readme_quick_start_command_is_accepted() {
             r#"{"max_retries":0}"#,
         ])
         .env("STRIPE_API_KEY", "sk_test_readme")
-        .env("DATABASE_URL", "postgres://nobody@127.0.0.1:1/db")
+        // A reachable database (the checkpoint lives there), an unreachable Stripe.
+        .env("DATABASE_URL", db.url())
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);

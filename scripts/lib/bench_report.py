@@ -51,6 +51,9 @@ def machine():
 def main():
     section, title = sys.argv[1], sys.argv[2]
     body = sys.stdin.read().strip()
+    if not body:
+        # The measurement or its formatting failed upstream: keep the section as it was.
+        sys.exit(f"bench_report: nothing to write for section {section!r}; docs/benchmarks.md is unchanged")
     block = f"<!-- bench:{section}:start -->\n## {title}\n\n{machine()}\n\n{body}\n<!-- bench:{section}:end -->"
     try:
         with open(DOC) as f:

@@ -37,6 +37,42 @@ pub enum Command {
     Teardown(PipelineArgs),
     /// List the connectors that resolve, and from where.
     Connectors(ResolverArgs),
+    /// Serve the engine over HTTP: every operation as a route, streaming NDJSON (see
+    /// docs/http-api.md).
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RemoteArgs {
+    /// Run the operation through a `sync-engine serve` at this URL instead of in this process
+    /// (the checkpoint is still kept here).
+    #[arg(long, value_name = "URL")]
+    pub engine_url: Option<String>,
+    /// Bearer token for --engine-url (default: SYNC_ENGINE_API_TOKEN).
+    #[arg(long, env = "SYNC_ENGINE_API_TOKEN", hide_env_values = true)]
+    pub api_token: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on; only this machine can connect unless you choose another.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// Port to listen on (default: PORT, else 3000; 0 picks a free one).
+    #[arg(long, env = "PORT", default_value = "3000")]
+    pub port: u16,
+    /// Require `Authorization: Bearer TOKEN` on every route but /health (default:
+    /// SYNC_ENGINE_API_TOKEN).
+    #[arg(long, env = "SYNC_ENGINE_API_TOKEN", hide_env_values = true)]
+    pub api_token: Option<String>,
+    /// Syncs running at once; more are answered 429 (default: 4 per core).
+    #[arg(long, value_name = "N")]
+    pub max_concurrent_runs: Option<usize>,
+    /// A connector that neither writes output nor exits for this long is stopped as hung.
+    #[arg(long, value_name = "SECONDS", default_value = "600")]
+    pub connector_timeout: f64,
+    #[command(flatten)]
+    pub resolver: ResolverArgs,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -90,6 +126,8 @@ pub struct PipelineArgs {
     pub backfill_limit: Option<u64>,
     #[command(flatten)]
     pub resolver: ResolverArgs,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -1,24 +1,42 @@
-//! The engine's subcommands: sync, check, discover, setup, teardown, connectors.
+//! The engine's subcommands. Each drives an [`Engine`]: in this process, or a `serve` elsewhere
+//! (`--engine-url`); the checkpoint is kept here either way.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use anyhow::{Result, bail};
-use sync_protocol::{Catalog, Message, RunStatus, Status, SyncState};
+use anyhow::{Result, anyhow, bail};
+use sync_protocol::{Eof, Message, Role, RunStatus, Status, SyncState};
+use tokio::sync::watch;
 
+use crate::checkpoint;
+use crate::choice::AnyEngine;
 use crate::cli::{Command, PipelineArgs, ResolverArgs, SyncArgs};
-use crate::pipeline::{open, selected_catalog, setup_destination};
+use crate::engine::{EMITTED_BY, Engine, EngineError, PipelineRequest, SyncRequest};
 use crate::resolve::Resolver;
-use crate::{exit, report, supervisor, usage};
+use crate::settings::{self, Pipeline};
+use crate::store::{Side, StateStore};
+use crate::{exit, report, usage};
 
+/// Runs a subcommand; returns the exit code.
 pub async fn dispatch(command: Command) -> Result<u8> {
     match command {
-        Command::Sync(args) => sync(args).await,
-        Command::Check(args) => check(args).await,
-        Command::Discover(args) => discover_command(args).await,
-        Command::Setup(args) => setup_command(args).await,
-        Command::Teardown(args) => teardown_command(args).await,
+        Command::Sync(args) => {
+            let engine = AnyEngine::choose(&args.pipeline, args.connector_timeout, true)?;
+            sync(&engine, args).await
+        }
+        Command::Check(args) => check(&AnyEngine::choose(&args, 600.0, false)?, args).await,
+        Command::Discover(args) => discover(&AnyEngine::choose(&args, 600.0, false)?, args).await,
+        Command::Setup(args) => setup(&AnyEngine::choose(&args, 600.0, false)?, args).await,
+        Command::Teardown(args) => teardown(&AnyEngine::choose(&args, 600.0, false)?, args).await,
         Command::Connectors(args) => connectors(args),
+        Command::Serve(args) => crate::http::serve(args).await,
+    }
+}
+
+/// An engine error as the CLI reports it: a usage error (exit 2) or a failure (exit 1).
+pub fn engine_error(e: EngineError) -> anyhow::Error {
+    match e.exit_code() {
+        exit::USAGE => usage(anyhow!(e)),
+        _ => anyhow!(e),
     }
 }
 
@@ -28,38 +46,87 @@ fn flag_or_file<T: PartialEq>(
     from_flag: Option<T>,
     from_file: Option<T>,
 ) -> Result<Option<T>> {
-    crate::settings::one_of(flag.trim_start_matches("--"), from_flag, from_file).map_err(usage)
+    settings::one_of(flag.trim_start_matches("--"), from_flag, from_file).map_err(usage)
 }
 
-async fn sync(args: SyncArgs) -> Result<u8> {
-    let mut opened = open(&args.pipeline).await?;
-    let connector_timeout = Duration::from_secs_f64(args.connector_timeout.max(1.0));
-    opened.source.timeout = connector_timeout;
-    opened.destination.timeout = connector_timeout;
-    let catalog = selected_catalog(&opened).await?;
-    if catalog.streams.is_empty() {
-        bail!("the source offers no streams to sync");
+fn pipeline(args: &PipelineArgs) -> Result<(Pipeline, PipelineRequest)> {
+    let pipeline = settings::pipeline(args).map_err(usage)?;
+    let request = PipelineRequest::from(&pipeline);
+    Ok((pipeline, request))
+}
+
+/// Saves the newest committed checkpoint in the background; a burst of states is one save.
+struct Saver {
+    tx: watch::Sender<Option<SyncState>>,
+    task: tokio::task::JoinHandle<Option<String>>,
+}
+
+impl Saver {
+    fn start(store: Arc<StateStore>) -> Saver {
+        let (tx, mut rx) = watch::channel::<Option<SyncState>>(None);
+        let task = tokio::spawn(async move {
+            loop {
+                let closed = rx.changed().await.is_err();
+                let snapshot = rx.borrow_and_update().clone();
+                if let Some(state) = snapshot
+                    && let Err(e) = store.save(&state).await
+                {
+                    return Some(format!("saving the state failed: {e:#}"));
+                }
+                if closed {
+                    return None;
+                }
+            }
+        });
+        Saver { tx, task }
     }
-    setup_destination(&opened, &catalog).await?;
-    let sync_id = flag_or_file(
-        "--sync-id",
-        args.sync_id.clone(),
-        opened.pipeline.sync_id.clone(),
+
+    /// Waits for the last save; returns its failure, if any.
+    async fn finish(self) -> Option<String> {
+        drop(self.tx);
+        self.task.await.unwrap_or_else(|e| Some(e.to_string()))
+    }
+}
+
+async fn sync(engine: &AnyEngine, args: SyncArgs) -> Result<u8> {
+    let (pipeline, mut request) = pipeline(&args.pipeline)?;
+    let (source_spec, destination_spec) = tokio::try_join!(
+        engine.spec(Role::Source, &request.source.name),
+        engine.spec(Role::Destination, &request.destination.name),
+    )
+    .map_err(engine_error)?;
+    checkpoint::validate(
+        Role::Source,
+        &request.source.name,
+        &source_spec,
+        &request.source_config(),
     )?;
+    checkpoint::validate(
+        Role::Destination,
+        &request.destination.name,
+        &destination_spec,
+        &request.destination_config(),
+    )?;
+    let sync_id = flag_or_file("--sync-id", args.sync_id.clone(), pipeline.sync_id.clone())?;
     let state_file = flag_or_file(
         "--state-file",
         args.state_file.clone(),
-        opened.pipeline.state_file.clone(),
+        pipeline.state_file.clone(),
     )?;
-    let owner = opened.owner(sync_id);
-    let store = Arc::new(opened.state_store(state_file, owner));
+    let owner = checkpoint::owner(&pipeline, &source_spec, &destination_spec, sync_id);
+    let store = Arc::new(checkpoint::state_store(&pipeline, state_file, owner));
     store.lock().await?;
     if args.reset {
         store.reset().await?;
         tracing::info!("state reset ({})", store.describe());
     }
     let loaded = store.load().await?;
-    opened.apply_control(&loaded.control)?;
+    checkpoint::apply_control(
+        &mut request,
+        &pipeline,
+        &loaded.control,
+        [&source_spec, &destination_spec],
+    )?;
     let initial = loaded.state.unwrap_or_default();
     let resumed = initial != SyncState::default();
     let from = if resumed {
@@ -68,52 +135,132 @@ async fn sync(args: SyncArgs) -> Result<u8> {
         "from scratch"
     };
     tracing::info!(
-        "syncing {} stream(s) from {} to {}, {from} ({})",
-        catalog.streams.len(),
-        opened.source.name(),
-        opened.destination.name(),
+        "syncing from {} to {} through {}, {from} ({})",
+        request.source.name,
+        request.destination.name,
+        engine.describe(),
         store.describe()
     );
-    let time_limit = flag_or_file("--time-limit", args.time_limit, opened.pipeline.time_limit)?
-        .map(Duration::from_secs_f64);
-    let state_limit = flag_or_file(
-        "--state-limit",
-        args.state_limit,
-        opened.pipeline.state_limit,
-    )?;
-    let spec = supervisor::RunSpec {
-        source: &opened.source,
-        destination: &opened.destination,
-        source_config: opened.source_config.clone(),
-        destination_config: opened.destination_config.clone(),
-        catalog,
-        initial,
-        store: store.clone(),
-        time_limit,
-        state_limit,
-        connector_timeout,
-    };
+    let time_limit = flag_or_file("--time-limit", args.time_limit, pipeline.time_limit)?;
+    let state_limit = flag_or_file("--state-limit", args.state_limit, pipeline.state_limit)?;
+    let messages = engine
+        .sync(
+            &request,
+            SyncRequest {
+                state: initial.clone(),
+                soft_time_limit: time_limit,
+                state_limit,
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(engine_error)?;
     let mut reporter = report::Reporter::new(args.output);
-    let (eof, tracker) = supervisor::run(spec, &mut reporter).await?;
-    reporter.finish(&eof);
-    let failures: Vec<String> = tracker
-        .failures()
+    let outcome = follow(engine, messages, &store, initial, &mut reporter).await;
+    reporter.finish(&outcome.eof);
+    let failures: Vec<String> = outcome
+        .failures
         .iter()
         .map(|f| sync_connector::redact::redact(f).into_owned())
         .collect();
     eprint!(
         "{}",
-        report::summary(&eof, &failures, &what_was_saved(&store, resumed))
+        report::summary(&outcome.eof, &failures, &what_was_saved(&store, resumed))
     );
-    Ok(match (eof.status, eof.reason) {
-        (RunStatus::Succeeded, _) => exit::OK,
-        (_, Some(sync_protocol::EofReason::Error)) => exit::FAILED,
-        _ => exit::STOPPED,
-    })
+    Ok(
+        match (outcome.eof.status, outcome.eof.reason, outcome.save_failed) {
+            (_, _, true) => exit::FAILED,
+            (RunStatus::Succeeded, _, _) => exit::OK,
+            (_, Some(sync_protocol::EofReason::Error), _) => exit::FAILED,
+            _ => exit::STOPPED,
+        },
+    )
+}
+
+/// What a sync's messages came to.
+struct Outcome {
+    eof: Eof,
+    failures: Vec<String>,
+    save_failed: bool,
+}
+
+/// Follows a sync's messages: saves every committed checkpoint and config update, shows
+/// progress, collects failures, until the `eof`.
+async fn follow(
+    engine: &AnyEngine,
+    mut messages: crate::engine::Messages,
+    store: &Arc<StateStore>,
+    mut state: SyncState,
+    reporter: &mut report::Reporter,
+) -> Outcome {
+    let saver = Saver::start(store.clone());
+    let mut failures = Vec::new();
+    let mut eof = None;
+    while let Some(message) = messages.next().await {
+        match message {
+            Message::SourceState(committed) => {
+                state.apply(&committed);
+                saver.tx.send_replace(Some(state.clone()));
+            }
+            Message::Control(control) => {
+                let (side, config) = match control {
+                    sync_protocol::Control::SourceConfig(c) => (Side::Source, c),
+                    sync_protocol::Control::DestinationConfig(c) => (Side::Destination, c),
+                };
+                if let serde_json::Value::Object(map) = config {
+                    sync_connector::redact::register_config_secrets(
+                        &serde_json::Value::Null,
+                        &serde_json::Value::Object(map.clone()),
+                    );
+                    if let Err(e) = store.save_control(side, map).await {
+                        failures.push(format!("saving a connector's config update failed: {e:#}"));
+                    }
+                }
+            }
+            Message::Progress(progress) => reporter.tick(&progress),
+            Message::ConnectionStatus(status) if status.status == Status::Failed => {
+                failures.extend(
+                    status
+                        .message
+                        .unwrap_or_default()
+                        .lines()
+                        .map(str::to_owned),
+                );
+            }
+            Message::Log(log) if engine.is_remote() => crate::pump::relay_log("engine", &log),
+            Message::Eof(end) => eof = Some(*end),
+            _ => {}
+        }
+    }
+    let mut save_failed = false;
+    if let Some(failure) = saver.finish().await {
+        failures.push(failure);
+        save_failed = true;
+    }
+    let eof = eof.unwrap_or_else(|| {
+        failures.push(format!(
+            "{} ended the sync without an eof; what was committed before is saved",
+            engine.describe()
+        ));
+        Eof {
+            status: RunStatus::Failed,
+            reason: Some(sync_protocol::EofReason::Error),
+            has_more: true,
+            ending_state: Some(state.clone()),
+            run_progress: None,
+            request_progress: None,
+            extra: Default::default(),
+        }
+    });
+    Outcome {
+        eof,
+        failures,
+        save_failed,
+    }
 }
 
 /// The summary's last line: where the state went, or why none was saved.
-fn what_was_saved(store: &crate::store::StateStore, resumed: bool) -> String {
+fn what_was_saved(store: &StateStore, resumed: bool) -> String {
     if store.saved_anything() {
         format!("state saved in {}", store.describe())
     } else if resumed {
@@ -126,86 +273,92 @@ fn what_was_saved(store: &crate::store::StateStore, resumed: bool) -> String {
     }
 }
 
-async fn check(args: PipelineArgs) -> Result<u8> {
-    let opened = open(&args).await?;
+async fn check(engine: &AnyEngine, args: PipelineArgs) -> Result<u8> {
+    let (_, request) = pipeline(&args)?;
+    let mut messages = engine.check(&request, None).await.map_err(engine_error)?;
+    let mut seen = 0;
     let mut ok = true;
-    for (connector, config) in [
-        (&opened.source, &opened.source_config),
-        (&opened.destination, &opened.destination_config),
-    ] {
-        let path = connector.file("check-config.json", config)?;
-        let status = connector
-            .run("check", &[("config", &path)])
-            .await?
-            .into_iter()
-            .find_map(|m| match m {
-                Message::ConnectionStatus(s) => Some(s),
-                _ => None,
-            });
-        match status {
-            Some(s) if s.status == Status::Succeeded => println!("{}: ok", connector.name()),
-            Some(s) => {
-                ok = false;
-                println!(
-                    "{}: FAILED: {}",
-                    connector.name(),
-                    sync_connector::redact::redact(&s.message.unwrap_or_default())
-                );
-            }
-            None => {
-                ok = false;
-                println!("{}: FAILED: no connection_status", connector.name());
-            }
+    while let Some(message) = messages.next().await {
+        let Message::ConnectionStatus(status) = message else {
+            continue;
+        };
+        seen += 1;
+        let who = status
+            .extra
+            .get(EMITTED_BY)
+            .and_then(|v| v.as_str())
+            .unwrap_or("connector")
+            .to_owned();
+        if status.status == Status::Succeeded {
+            println!("{who}: ok");
+        } else {
+            ok = false;
+            println!(
+                "{who}: FAILED: {}",
+                sync_connector::redact::redact(&status.message.unwrap_or_default())
+            );
         }
+    }
+    if seen < 2 {
+        bail!(
+            "{} answered {seen} connection status(es), expected 2",
+            engine.describe()
+        );
     }
     Ok(if ok { exit::OK } else { exit::FAILED })
 }
 
-async fn discover_command(args: PipelineArgs) -> Result<u8> {
-    let opened = open(&args).await?;
-    let catalog = selected_catalog(&opened).await?;
-    let streams: Vec<sync_protocol::Stream> =
-        catalog.streams.into_iter().map(|s| s.stream).collect();
-    println!(
-        "{}",
-        Message::Catalog(Catalog {
-            streams,
-            ..Default::default()
-        })
-        .to_line()
-    );
+async fn discover(engine: &AnyEngine, args: PipelineArgs) -> Result<u8> {
+    let (_, request) = pipeline(&args)?;
+    let mut messages = engine.discover(&request).await.map_err(engine_error)?;
+    while let Some(message) = messages.next().await {
+        if let Message::Catalog(_) = message {
+            println!("{}", message.to_line());
+            return Ok(exit::OK);
+        }
+    }
+    bail!("{} answered no catalog", engine.describe())
+}
+
+async fn setup(engine: &AnyEngine, args: PipelineArgs) -> Result<u8> {
+    let (_, request) = pipeline(&args)?;
+    let mut messages = engine.setup(&request, None).await.map_err(engine_error)?;
+    while let Some(message) = messages.next().await {
+        if let Message::Control(_) = message {
+            tracing::info!(
+                "setup returned a config update; sync saves such updates, setup does not"
+            );
+        }
+    }
+    println!("{} is set up", request.destination.name);
     Ok(exit::OK)
 }
 
-async fn setup_command(args: PipelineArgs) -> Result<u8> {
-    let opened = open(&args).await?;
-    let catalog = selected_catalog(&opened).await?;
-    setup_destination(&opened, &catalog).await?;
-    println!(
-        "{} is set up for {} stream(s)",
-        opened.destination.name(),
-        catalog.streams.len()
+/// Removes this sync's state, then what the connectors' setup created.
+async fn teardown(engine: &AnyEngine, args: PipelineArgs) -> Result<u8> {
+    let (pipeline, request) = pipeline(&args)?;
+    let (source_spec, destination_spec) = tokio::try_join!(
+        engine.spec(Role::Source, &request.source.name),
+        engine.spec(Role::Destination, &request.destination.name),
+    )
+    .map_err(engine_error)?;
+    let owner = checkpoint::owner(
+        &pipeline,
+        &source_spec,
+        &destination_spec,
+        pipeline.sync_id.clone(),
     );
-    Ok(exit::OK)
-}
-
-/// Removes this sync's state, then what the destination's setup created.
-async fn teardown_command(args: PipelineArgs) -> Result<u8> {
-    let opened = open(&args).await?;
-    let owner = opened.owner(opened.pipeline.sync_id.clone());
-    let store = opened.state_store(None, owner);
+    let store = checkpoint::state_store(&pipeline, None, owner);
     store.lock().await?;
     store.remove().await?;
-    let config = opened
-        .destination
-        .file("destination-config.json", &opened.destination_config)?;
-    opened
-        .destination
-        .run("teardown", &[("config", &config)])
-        .await?;
+    let mut messages = engine
+        .teardown(&request, Some(Role::Destination))
+        .await
+        .map_err(engine_error)?;
+    while messages.next().await.is_some() {}
     println!(
         "{} torn down; the sync's state in {} is removed",
-        opened.destination.name(),
+        request.destination.name,
         store.describe()
     );
     Ok(exit::OK)
@@ -213,24 +366,11 @@ async fn teardown_command(args: PipelineArgs) -> Result<u8> {
 
 fn connectors(args: ResolverArgs) -> Result<u8> {
     let resolver = Resolver::new(&args).map_err(usage)?;
-    let mut listed = 0;
-    for (role, name) in resolver.candidates() {
-        if let Some(resolved) = resolver
-            .resolve(role, &name)
-            .ok()
-            .and_then(|found| found.into_iter().next())
-        {
-            println!(
-                "{:<12} {:<24} {:<26} {}",
-                role.as_str(),
-                name,
-                resolved.origin.to_string(),
-                resolved.command_line()
-            );
-            listed += 1;
-        }
+    let listed = crate::local::list_connectors(&resolver)?;
+    for (role, name, origin, command) in &listed {
+        println!("{:<12} {name:<24} {origin:<26} {command}", role.as_str());
     }
-    if listed == 0 {
+    if listed.is_empty() {
         println!("no connectors found");
     }
     Ok(exit::OK)

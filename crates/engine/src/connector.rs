@@ -164,6 +164,11 @@ impl Connector {
 
     /// Writes a JSON document to a private file and returns its path.
     pub fn file(&self, name: &str, value: &impl serde::Serialize) -> Result<PathBuf> {
+        self.file_bytes(name, &serde_json::to_vec(value)?)
+    }
+
+    /// Writes bytes to a private file (mode 0600) and returns its path.
+    pub fn file_bytes(&self, name: &str, bytes: &[u8]) -> Result<PathBuf> {
         use std::io::Write;
         use std::os::unix::fs::OpenOptionsExt;
         let path = self.files.path().join(name);
@@ -174,7 +179,7 @@ impl Connector {
             .mode(0o600)
             .open(&path)
             .with_context(|| format!("cannot write {}", path.display()))?;
-        serde_json::to_writer(&mut file, value)?;
+        file.write_all(bytes)?;
         file.flush()?;
         Ok(path)
     }

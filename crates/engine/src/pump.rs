@@ -8,19 +8,18 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 use sync_protocol::airbyte::{self, AirbyteMessage};
 use sync_protocol::framing::DEFAULT_MAX_LINE_BYTES;
 use sync_protocol::peek::{Peeked, peek};
-use sync_protocol::{Control, EofReason, LogLevel, Message, SyncState};
+use sync_protocol::{Control, EofReason, LogLevel, Message};
 use tokio::io::{AsyncWriteExt, BufReader, BufWriter};
 use tokio::process::ChildStdin;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 
 use crate::connector::Dialect;
 use crate::lines::LineReader;
 use crate::resolve::Role;
-use crate::store::Side;
 use crate::tracker::Tracker;
 
 /// Why the run stops before the source is exhausted; the first reason wins.
@@ -82,8 +81,8 @@ pub struct Shared {
     pub destination_dialect: Dialect,
     pub streams: HashSet<String>,
     pub state_limit: Option<u64>,
-    pub saver: watch::Sender<Option<SyncState>>,
-    pub control: mpsc::UnboundedSender<(Side, Map<String, Value>)>,
+    /// What the run reports: committed states, statuses, config updates, logs, progress.
+    pub events: mpsc::UnboundedSender<Message>,
     /// Asks the source to stop (the supervisor signals it).
     pub stop_requests: mpsc::UnboundedSender<EofReason>,
 }
@@ -97,7 +96,8 @@ impl Shared {
     }
 }
 
-fn relay_log(connector: &str, log: &sync_protocol::Log) {
+/// Writes a connector's in-band log line to the engine's log, secrets masked.
+pub fn relay_log(connector: &str, log: &sync_protocol::Log) {
     let message = sync_connector::redact::redact(&log.message);
     match log.level {
         LogLevel::Error => tracing::error!(connector, "{message}"),
@@ -274,19 +274,16 @@ pub async fn pump(
     let _ = dest.out.shutdown().await;
 }
 
-/// Hands a connector's config update to the store.
-fn persist_control(shared: &Shared, connector: &str, control: Control) {
-    let (side, config) = match control {
-        Control::SourceConfig(c) => (Side::Source, c),
-        Control::DestinationConfig(c) => (Side::Destination, c),
-    };
+/// Reports a connector's config update; whoever runs the sync saves it.
+fn report_control(shared: &Shared, connector: &str, control: Control) {
+    let (Control::SourceConfig(config) | Control::DestinationConfig(config)) = &control;
     match config {
         Value::Object(map) => {
             tracing::info!(
                 "{connector} updated its config (keys: {}); it is saved and applied from the next run",
                 map.keys().cloned().collect::<Vec<_>>().join(", ")
             );
-            let _ = shared.control.send((side, map));
+            let _ = shared.events.send(Message::Control(control));
         }
         _ => tracing::warn!("{connector} sent a config update that is not a JSON object; ignored"),
     }
@@ -336,10 +333,12 @@ async fn handle_source_message(
         }
         Message::StreamStatus(status) => {
             shared.tracker.stream_status(&status);
+            let _ = shared.events.send(Message::StreamStatus(status));
             true
         }
         Message::Log(log) => {
             relay_log(&shared.source_name, &log);
+            let _ = shared.events.send(Message::Log(log));
             true
         }
         Message::ConnectionStatus(status) => {
@@ -347,7 +346,7 @@ async fn handle_source_message(
             true
         }
         Message::Control(control) => {
-            persist_control(shared, &shared.source_name, control);
+            report_control(shared, &shared.source_name, control);
             true
         }
         other => {
@@ -400,11 +399,17 @@ pub async fn read_destination(
         for message in messages {
             match message {
                 Message::SourceState(state) => acknowledge(&shared, &state),
-                Message::StreamStatus(status) => shared.tracker.stream_status(&status),
+                Message::StreamStatus(status) => {
+                    shared.tracker.stream_status(&status);
+                    let _ = shared.events.send(Message::StreamStatus(status));
+                }
                 Message::ConnectionStatus(status) => shared.tracker.connection_status(status),
-                Message::Log(log) => relay_log(&shared.destination_name, &log),
+                Message::Log(log) => {
+                    relay_log(&shared.destination_name, &log);
+                    let _ = shared.events.send(Message::Log(log));
+                }
                 Message::Control(control) => {
-                    persist_control(&shared, &shared.destination_name, control)
+                    report_control(&shared, &shared.destination_name, control)
                 }
                 _ => {}
             }
@@ -414,7 +419,7 @@ pub async fn read_destination(
 
 fn acknowledge(shared: &Shared, state: &sync_protocol::SourceState) {
     match shared.tracker.committed(state) {
-        Ok(snapshot) => {
+        Ok(_) => {
             // Progress: the clock restarts for the next state still waiting, if any.
             let next = if shared.tracker.pending_states() > 0 {
                 shared.clock.now()
@@ -422,7 +427,7 @@ fn acknowledge(shared: &Shared, state: &sync_protocol::SourceState) {
                 0
             };
             shared.ack_wait_since.store(next, Ordering::Relaxed);
-            shared.saver.send_replace(Some(snapshot));
+            let _ = shared.events.send(Message::SourceState(state.clone()));
         }
         Err(mismatch) => {
             shared

@@ -20,27 +20,39 @@ use crate::cli::PipelineArgs;
 /// One side of the pipeline: a connector name and its config.
 #[derive(Debug, Clone)]
 pub struct Side {
+    /// The connector's name.
     pub name: String,
+    /// Its config.
     pub config: Map<String, Value>,
 }
 
 /// A stream the user selected, with its options.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StreamChoice {
+    /// The stream's name.
     pub name: String,
+    /// Stop its backfill after this many records.
     pub backfill_limit: Option<u64>,
+    /// Top-level properties to keep; all when absent.
     pub fields: Option<Vec<String>>,
 }
 
+/// A pipeline as the CLI gives it: both sides, the streams, and the checkpoint settings.
 #[derive(Debug, Clone)]
 pub struct Pipeline {
+    /// Where records come from.
     pub source: Side,
+    /// Where they go.
     pub destination: Side,
     /// `None`: every stream the source offers.
     pub streams: Option<Vec<StreamChoice>>,
+    /// Keep the checkpoint in this file.
     pub state_file: Option<PathBuf>,
+    /// The checkpoint's key.
     pub sync_id: Option<String>,
+    /// Stop gracefully after this many seconds.
     pub time_limit: Option<f64>,
+    /// Stop gracefully after this many source states.
     pub state_limit: Option<u64>,
 }
 
@@ -312,6 +324,10 @@ mod tests {
                 connectors_from_command_map: None,
                 no_connectors_from_path: false,
                 connectors_from_registry: false,
+            },
+            remote: crate::cli::RemoteArgs {
+                engine_url: None,
+                api_token: None,
             },
         }
     }

@@ -16,15 +16,13 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use serde_json::Value;
 use sync_protocol::airbyte;
-use sync_protocol::{ConfiguredCatalog, Eof, EofReason, RunStatus, SyncState};
+use sync_protocol::{ConfiguredCatalog, Eof, EofReason, Message, RunStatus, SyncState};
 use tokio::io::{AsyncBufReadExt, BufReader, BufWriter};
 use tokio::process::Child;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::connector::{Connector, Dialect, tail};
 use crate::pump::{Clock, DestInput, Shared, Stop, pump, read_destination};
-use crate::report::Reporter;
-use crate::store::StateStore;
 use crate::tracker::Tracker;
 
 /// How long a stopped source may take to exit before it is killed.
@@ -38,10 +36,19 @@ pub struct RunSpec<'a> {
     pub destination_config: Value,
     pub catalog: ConfiguredCatalog,
     pub initial: SyncState,
-    pub store: Arc<StateStore>,
-    pub time_limit: Option<Duration>,
+    /// Where the run reports committed states, statuses, config updates, logs and progress.
+    pub events: mpsc::UnboundedSender<Message>,
+    /// Resolves (or is dropped) when whoever asked for the run goes away: both connectors are
+    /// killed at once.
+    pub cancel: oneshot::Receiver<()>,
+    /// The source is stopped gracefully then; the destination commits what it has.
+    pub soft_deadline: Option<Instant>,
+    /// Both connectors are killed then; what is committed stands.
+    pub hard_deadline: Option<Instant>,
     pub state_limit: Option<u64>,
     pub connector_timeout: Duration,
+    /// Push-mode input for the source, written to its stdin as `source_input` lines.
+    pub input: Vec<Value>,
 }
 
 /// Collects a child's stderr: kept for error messages, relayed to the engine's log.
@@ -149,6 +156,8 @@ struct RunFiles {
     source_catalog: std::path::PathBuf,
     dest_catalog: std::path::PathBuf,
     state: Option<std::path::PathBuf>,
+    /// Push-mode input, NDJSON `source_input` messages.
+    input: Option<std::path::PathBuf>,
 }
 
 fn run_files(spec: &RunSpec<'_>) -> Result<RunFiles> {
@@ -180,48 +189,23 @@ fn run_files(spec: &RunSpec<'_>) -> Result<RunFiles> {
         source_catalog: catalog_file(spec.source)?,
         dest_catalog: catalog_file(spec.destination)?,
         state,
+        input: input_file(spec)?,
     })
 }
 
-/// Saves every acknowledged snapshot, the newest first when several queue up.
-fn spawn_saver(
-    store: Arc<StateStore>,
-    tracker: Arc<Tracker>,
-    mut rx: watch::Receiver<Option<SyncState>>,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        loop {
-            let closed = rx.changed().await.is_err();
-            let snapshot = rx.borrow_and_update().clone();
-            if let Some(state) = snapshot
-                && let Err(e) = store.save(&state).await
-            {
-                tracker.fail(format!("saving the state failed: {e:#}"));
-            }
-            if closed {
-                break;
-            }
-        }
-    })
-}
-
-/// Saves the config updates connectors send.
-fn spawn_control_saver(
-    store: Arc<StateStore>,
-    tracker: Arc<Tracker>,
-    mut rx: mpsc::UnboundedReceiver<(crate::store::Side, serde_json::Map<String, Value>)>,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        while let Some((side, config)) = rx.recv().await {
-            sync_connector::redact::register_config_secrets(
-                &Value::Null,
-                &Value::Object(config.clone()),
-            );
-            if let Err(e) = store.save_control(side, config).await {
-                tracker.fail(format!("saving a connector's config update failed: {e:#}"));
-            }
-        }
-    })
+/// The push-mode input as a file of `source_input` lines, when there is any.
+fn input_file(spec: &RunSpec<'_>) -> Result<Option<std::path::PathBuf>> {
+    if spec.input.is_empty() {
+        return Ok(None);
+    }
+    let mut text = String::new();
+    for item in &spec.input {
+        text.push_str(&Message::SourceInput(item.clone()).to_line());
+        text.push('\n');
+    }
+    Ok(Some(
+        spec.source.file_bytes("input.ndjson", text.as_bytes())?,
+    ))
 }
 
 /// What the watchdog knows of the run's phases.
@@ -259,6 +243,9 @@ fn spawn_pair(spec: &RunSpec<'_>, files: &RunFiles) -> Result<Pair> {
     if let Some(state) = &files.state {
         read_flags.push(("state", state));
     }
+    if let Some(input) = &files.input {
+        read_flags.push(("input", input));
+    }
     let mut source = match spec.source.spawn("read", &read_flags, Stdio::null()) {
         Ok(s) => Process::new(s),
         Err(e) => {
@@ -282,24 +269,12 @@ fn spawn_pair(spec: &RunSpec<'_>, files: &RunFiles) -> Result<Pair> {
     })
 }
 
-/// The tasks that save what the run produces; they end once every sender is dropped.
-struct Savers {
-    state: tokio::task::JoinHandle<()>,
-    control: tokio::task::JoinHandle<()>,
-}
-
-/// The state shared with the pump, and the tasks saving what it sends them.
+/// The state shared with the pump.
 fn start_shared(
     spec: &RunSpec<'_>,
     tracker: &Arc<Tracker>,
     streams: Vec<String>,
-) -> (Arc<Shared>, Savers, mpsc::UnboundedReceiver<EofReason>) {
-    let (saver_tx, saver_rx) = watch::channel::<Option<SyncState>>(None);
-    let (control_tx, control_rx) = mpsc::unbounded_channel();
-    let savers = Savers {
-        state: spawn_saver(spec.store.clone(), tracker.clone(), saver_rx),
-        control: spawn_control_saver(spec.store.clone(), tracker.clone(), control_rx),
-    };
+) -> (Arc<Shared>, mpsc::UnboundedReceiver<EofReason>) {
     let (stop_tx, stop_rx) = mpsc::unbounded_channel();
     let shared = Arc::new(Shared {
         tracker: tracker.clone(),
@@ -315,31 +290,48 @@ fn start_shared(
         destination_dialect: spec.destination.dialect,
         streams: streams.into_iter().collect(),
         state_limit: spec.state_limit,
-        saver: saver_tx,
-        control: control_tx,
+        events: spec.events.clone(),
         stop_requests: stop_tx,
     });
-    (shared, savers, stop_rx)
+    (shared, stop_rx)
 }
 
 /// The engine's own SIGINT and SIGTERM, counted.
-struct Signals {
+pub struct Signals {
     interrupt: tokio::signal::unix::Signal,
     terminate: tokio::signal::unix::Signal,
 }
 
 impl Signals {
-    fn install() -> Result<Signals> {
+    /// Handles the engine's SIGINT and SIGTERM from now on (the CLI's runs; a server keeps its
+    /// own).
+    pub fn install() -> Result<Signals> {
         use tokio::signal::unix::{SignalKind, signal};
         Ok(Signals {
             interrupt: signal(SignalKind::interrupt())?,
             terminate: signal(SignalKind::terminate())?,
         })
     }
+
+    async fn next(signals: &mut Option<Signals>) {
+        match signals {
+            Some(s) => {
+                tokio::select! {
+                    _ = s.interrupt.recv() => {}
+                    _ = s.terminate.recv() => {}
+                }
+            }
+            None => std::future::pending().await,
+        }
+    }
 }
 
-/// Runs the sync to its end and returns the final eof (also on failure).
-pub async fn run(spec: RunSpec<'_>, reporter: &mut Reporter) -> Result<(Eof, Arc<Tracker>)> {
+/// Runs the sync to its end and returns the final eof (also on failure); what happens on the
+/// way goes to `spec.events`.
+pub async fn run(
+    mut spec: RunSpec<'_>,
+    mut signals: Option<Signals>,
+) -> Result<(Eof, Arc<Tracker>)> {
     let streams: Vec<String> = spec
         .catalog
         .streams
@@ -353,10 +345,8 @@ pub async fn run(spec: RunSpec<'_>, reporter: &mut Reporter) -> Result<(Eof, Arc
         check_counts,
     ));
     let files = run_files(&spec)?;
-    // Handlers before the children exist, so no signal meant for the engine is missed.
-    let mut signals = Signals::install()?;
     let mut pair = spawn_pair(&spec, &files)?;
-    let (shared, savers, stop_rx) = start_shared(&spec, &tracker, streams);
+    let (shared, stop_rx) = start_shared(&spec, &tracker, streams);
     let dest_in = DestInput {
         out: BufWriter::with_capacity(
             256 * 1024,
@@ -377,26 +367,27 @@ pub async fn run(spec: RunSpec<'_>, reporter: &mut Reporter) -> Result<(Eof, Arc
     };
     let watchdog = Watchdog {
         timeout_ms: spec.connector_timeout.as_millis() as u64,
-        deadline: spec.time_limit.map(|t| Instant::now() + t),
+        soft_deadline: spec.soft_deadline,
+        hard_deadline: spec.hard_deadline,
     };
-    supervise(
-        &shared,
-        &mut pair,
-        tasks,
+    let waits = Waits {
         stop_rx,
-        &mut signals,
-        &watchdog,
-        reporter,
-    )
-    .await;
+        signals: &mut signals,
+        cancel: &mut spec.cancel,
+    };
+    supervise(&shared, &mut pair, tasks, waits, &watchdog).await;
     let stopped = shared.stop.reason();
     drop(shared);
-    let _ = savers.state.await;
-    let _ = savers.control.await;
     conclude(&spec, &tracker, &pair, stopped);
     let progress = tracker.progress();
-    reporter.tick(&progress);
     Ok((eof(&tracker, progress, stopped), tracker))
+}
+
+/// What the supervisor waits for besides the processes and tasks.
+struct Waits<'a> {
+    stop_rx: mpsc::UnboundedReceiver<EofReason>,
+    signals: &'a mut Option<Signals>,
+    cancel: &'a mut oneshot::Receiver<()>,
 }
 
 /// The pump and the reader of the destination's output.
@@ -411,10 +402,8 @@ async fn supervise(
     shared: &Shared,
     pair: &mut Pair,
     mut tasks: Tasks,
-    mut stop_rx: mpsc::UnboundedReceiver<EofReason>,
-    signals: &mut Signals,
+    mut waits: Waits<'_>,
     watchdog: &Watchdog,
-    reporter: &mut Reporter,
 ) {
     let Pair {
         source,
@@ -423,6 +412,8 @@ async fn supervise(
     } = pair;
     let mut ticker = tokio::time::interval(Duration::from_millis(250));
     let mut phases = Phases::default();
+    let mut progress = ProgressReports::default();
+    let mut cancelled = false;
     while phases.pump_done_at.is_none()
         || !phases.dest_reader_done
         || source.running()
@@ -437,17 +428,23 @@ async fn supervise(
             status = destination.child.wait(), if destination.running() => {
                 destination.exited(status.ok());
             }
-            Some(_) = stop_rx.recv() => {
+            Some(_) = waits.stop_rx.recv() => {
                 if source.running() && phases.stop_sent_at.is_none() {
                     tracing::info!("stopping {} ({:?})", shared.source_name, shared.stop.reason());
                     source.signal(libc::SIGTERM);
                     phases.stop_sent_at = Some(shared.clock.now());
                 }
             }
-            _ = signals.interrupt.recv() => phases.signals += 1,
-            _ = signals.terminate.recv() => phases.signals += 1,
+            _ = Signals::next(waits.signals) => phases.signals += 1,
+            _ = &mut *waits.cancel, if !cancelled => {
+                cancelled = true;
+                tracing::warn!("the caller went away: stopping both connectors; what is committed stands");
+                shared.stop.request(EofReason::Aborted);
+                source.kill();
+                destination.kill();
+            }
             _ = ticker.tick() => {
-                reporter.tick(&shared.tracker.progress());
+                progress.tick(shared);
                 watchdog.check(shared, &mut phases, source, destination);
             }
         }
@@ -490,12 +487,13 @@ fn conclude(spec: &RunSpec<'_>, tracker: &Tracker, pair: &Pair, stopped: Option<
         &pair.source_tail,
         stopped.is_some() || source.killed,
     );
+    // A destination we killed (an abort, the hard time limit) ends however the kill ends it.
     check_exit(
         tracker,
         spec.destination.name(),
         destination.status,
         &pair.dest_tail,
-        destination.killed && stopped == Some(EofReason::Aborted),
+        destination.killed && matches!(stopped, Some(EofReason::Aborted | EofReason::TimeLimit)),
     );
     // A source that ended by itself, successfully, read everything it had: streams it never
     // reported on are complete.
@@ -522,7 +520,33 @@ fn failed_status() -> ExitStatus {
 /// The hang and limit checks, every tick.
 struct Watchdog {
     timeout_ms: u64,
-    deadline: Option<Instant>,
+    soft_deadline: Option<Instant>,
+    hard_deadline: Option<Instant>,
+}
+
+/// Progress reports: at most one a second, and only when something moved.
+#[derive(Default)]
+struct ProgressReports {
+    ticks: u64,
+    last: Option<(u64, u64)>,
+}
+
+impl ProgressReports {
+    fn tick(&mut self, shared: &Shared) {
+        self.ticks += 1;
+        if !self.ticks.is_multiple_of(4) {
+            return;
+        }
+        let progress = shared.tracker.progress();
+        let moved = (
+            progress.derived.total_record_count,
+            progress.derived.total_state_count,
+        );
+        if self.last != Some(moved) {
+            self.last = Some(moved);
+            let _ = shared.events.send(Message::Progress(Box::new(progress)));
+        }
+    }
 }
 
 impl Watchdog {
@@ -537,8 +561,16 @@ impl Watchdog {
         let waited = |since: u64| since > 0 && now.saturating_sub(since) > self.timeout_ms;
         let secs = self.timeout_ms / 1000;
         let tracker = &shared.tracker;
-        if self.deadline.is_some_and(|d| Instant::now() >= d) && source.running() {
+        if self.soft_deadline.is_some_and(|d| Instant::now() >= d) && source.running() {
             shared.stop_source(EofReason::TimeLimit);
+        }
+        if self.hard_deadline.is_some_and(|d| Instant::now() >= d)
+            && (source.running() || destination.running())
+        {
+            tracing::warn!("the hard time limit is reached: stopping both connectors");
+            shared.stop.request(EofReason::TimeLimit);
+            source.kill();
+            destination.kill();
         }
         if source.running()
             && !shared.stop.requested()

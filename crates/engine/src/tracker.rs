@@ -219,6 +219,16 @@ impl Tracker {
         self.lock().failures.push(message.into());
     }
 
+    /// How the failures should be treated: as the connector said, else a system error.
+    pub fn failure_type(&self) -> Option<sync_protocol::FailureType> {
+        let reported = self
+            .lock()
+            .connection_status
+            .as_ref()
+            .and_then(|s| s.failure_type);
+        Some(reported.unwrap_or(sync_protocol::FailureType::SystemError))
+    }
+
     pub fn failures(&self) -> Vec<String> {
         self.lock().failures.clone()
     }

@@ -606,7 +606,8 @@ fn check_discover_setup_teardown_and_connectors() {
     let check = base("check").run();
     assert_eq!(check.code, Some(0), "{}", check.stderr);
     assert!(
-        check.stdout.contains("source-example: ok") && check.stdout.contains("dest-postgres: ok"),
+        check.stdout.contains("source/example: ok")
+            && check.stdout.contains("destination/postgres: ok"),
         "{}",
         check.stdout
     );
@@ -660,7 +661,7 @@ fn check_discover_setup_teardown_and_connectors() {
         .run();
     assert_eq!(bad.code, Some(1));
     assert!(
-        bad.stdout.contains("source-example: FAILED"),
+        bad.stdout.contains("source/example: FAILED"),
         "{}",
         bad.stdout
     );

@@ -419,7 +419,12 @@ fn configured_catalog_accepts_bare_streams() {
 #[test]
 fn unknown_payload_fields_are_kept_except_in_stream_status_and_control() {
     let kept = r#"{"type":"record","record":{"stream":"a","data":{},"x":1}}"#;
-    assert!(Message::from_str_line(kept).unwrap().to_line().contains(r#""x":1"#));
+    assert!(
+        Message::from_str_line(kept)
+            .unwrap()
+            .to_line()
+            .contains(r#""x":1"#)
+    );
     for dropped in [
         r#"{"type":"stream_status","stream_status":{"stream":"a","status":"complete","x":1}}"#,
         r#"{"type":"control","control":{"control_type":"source_config","source_config":{},"x":1}}"#,

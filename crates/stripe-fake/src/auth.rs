@@ -10,7 +10,7 @@ pub enum Mode {
     /// Keys without `_live_`: test-mode data.
     #[default]
     Test,
-    /// Keys with `_live_`: live-mode data, apart from test mode.
+    /// Keys with `_live_`: live-mode data, kept apart from test mode's.
     Live,
 }
 

@@ -6,44 +6,44 @@ pub enum FakeError {
     /// The configuration cannot be used; says why.
     #[error("invalid configuration: {0}")]
     InvalidConfig(String),
-    /// No stream has this name.
+    /// The catalog has no stream of this name.
     #[error("unknown stream '{0}'")]
     UnknownStream(String),
-    /// No account has this id.
+    /// Neither the platform nor a connected account has this id.
     #[error("unknown account '{0}'")]
     UnknownAccount(String),
-    /// No object has this id.
+    /// No object of this type has this id (deleted ones are gone).
     #[error("no such {object}: '{id}'")]
     NotFound {
-        /// The object type.
+        /// The object type (`customer`).
         object: String,
         /// The id asked for.
         id: String,
     },
-    /// The stream's objects cannot be deleted.
+    /// The catalog marks the stream's objects as not deletable.
     #[error("{stream} objects cannot be deleted")]
     NotDeletable {
         /// The stream.
         stream: String,
     },
-    /// The stream's objects are made by Stripe, not by API calls.
+    /// Nested items and events, which change only with their parent or as a side effect.
     #[error("{stream} objects cannot be created or updated directly")]
     NotMutable {
         /// The stream.
         stream: String,
     },
-    /// An object with this id exists.
+    /// The id asked for a new object is taken.
     #[error("{object} '{id}' already exists")]
     AlreadyExists {
-        /// The object type.
+        /// The object type (`customer`).
         object: String,
         /// The id asked for.
         id: String,
     },
-    /// The fields cannot be applied; says why.
+    /// The fields (or the object's state) do not allow the change; says why.
     #[error("invalid fields: {0}")]
     InvalidFields(String),
-    /// The server could not bind or serve.
+    /// The server could not bind, start its runtime or serve.
     #[error("could not start the server: {0}")]
     Io(#[from] std::io::Error),
 }

@@ -34,7 +34,7 @@ pub struct Scope {
 }
 
 impl Scope {
-    /// A test-mode scope.
+    /// `account`'s test-mode data (`None` = the platform).
     pub fn test(account: Option<&str>) -> Scope {
         Scope {
             account: account.map(str::to_string),
@@ -42,7 +42,7 @@ impl Scope {
         }
     }
 
-    /// A live-mode scope.
+    /// `account`'s live-mode data (`None` = the platform).
     pub fn live(account: Option<&str>) -> Scope {
         Scope {
             account: account.map(str::to_string),
@@ -317,12 +317,12 @@ impl Simulator {
         self.api_version
     }
 
-    /// The platform account's id.
+    /// The platform account's id (`acct_…`, derived from the seed).
     pub fn platform_account(&self) -> &str {
         &self.accounts[0].id
     }
 
-    /// The ids of the connected accounts.
+    /// The ids of the connected accounts (`Config::accounts` of them).
     pub fn connected_accounts(&self) -> Vec<String> {
         self.accounts[1..].iter().map(|a| a.id.clone()).collect()
     }
@@ -472,7 +472,7 @@ impl Simulator {
         Ok(mutation.object)
     }
 
-    /// Replaces the injected faults; refuses an invalid set.
+    /// Replaces the injected faults (rate-limit buckets start afresh); refuses an invalid set.
     pub fn set_faults(&self, faults: Faults) -> Result<(), FakeError> {
         faults.validate()?;
         *self.faults.write().unwrap_or_else(PoisonError::into_inner) =
@@ -480,17 +480,17 @@ impl Simulator {
         Ok(())
     }
 
-    /// The injected faults.
+    /// The faults in force.
     pub fn faults(&self) -> Faults {
         self.active_faults().faults.clone()
     }
 
-    /// Counts of what was served so far.
+    /// The counters since start or the last [`Simulator::reset_stats`].
     pub fn stats(&self) -> Stats {
         self.stats.snapshot()
     }
 
-    /// Sets every count back to zero.
+    /// Sets every counter back to zero.
     pub fn reset_stats(&self) {
         self.stats.reset();
     }

@@ -22,13 +22,13 @@ pub struct Stats {
     pub throttled: u64,
     /// Injected 500s.
     pub server_errors: u64,
-    /// Connections closed before an answer (injected).
+    /// Connections closed without an answer (`drop_rate`).
     pub dropped_connections: u64,
-    /// Answers cut short (injected).
+    /// Answers cut short of their Content-Length (`corrupt_rate`).
     pub truncated_bodies: u64,
-    /// Answers that are not JSON (injected).
+    /// 200s with invalid JSON (`corrupt_rate`).
     pub malformed_bodies: u64,
-    /// Webhook deliveries the receiver accepted.
+    /// Events the webhook endpoint answered with a 2xx.
     pub webhooks_delivered: u64,
     /// Webhook attempts that failed (each retry counts).
     pub webhook_failures: u64,

@@ -41,19 +41,19 @@ pub fn signature_header(payload: &[u8], secret: &str, timestamp: i64) -> String 
 /// Why a `Stripe-Signature` header does not verify.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum SignatureError {
-    /// No `t=` or no `v1=` parts.
+    /// No `t=` part holding a unix timestamp.
     #[error("unable to extract timestamp and signatures from header")]
     MalformedHeader,
-    /// No `v1` signature.
+    /// No `v1=` part.
     #[error("no signatures found with expected scheme v1")]
     NoSignatures,
-    /// No signature matches the payload.
+    /// No `v1` is the payload's signature under the secret.
     #[error("no signatures found matching the expected signature for payload")]
     Mismatch,
-    /// The timestamp is older than the tolerance.
+    /// The timestamp is older than the tolerance allows.
     #[error("timestamp outside the tolerance zone ({age_secs} s old)")]
     TooOld {
-        /// How old the timestamp is.
+        /// Seconds from the timestamp to `now`.
         age_secs: i64,
     },
 }

@@ -40,7 +40,8 @@ pub struct Finished {
 }
 
 impl Bin {
-    /// A run of the workspace binary `name`, built by cargo.
+    /// The workspace binary `name` (see [`bin_path`]), with `RUST_LOG` unset so it logs at its
+    /// default level.
     pub fn new(name: &str) -> Bin {
         let mut command = Command::new(bin_path(name));
         command.env_remove("RUST_LOG");
@@ -86,13 +87,13 @@ impl Bin {
         self
     }
 
-    /// Bytes written to its stdin, which is then closed.
+    /// Bytes written to its stdin, which is then closed (else stdin is empty).
     pub fn stdin(mut self, bytes: impl Into<Vec<u8>>) -> Bin {
         self.stdin = Some(bytes.into());
         self
     }
 
-    /// The command, for what the builder does not cover.
+    /// The underlying command, for settings the builder does not cover.
     pub fn command(&mut self) -> &mut Command {
         &mut self.command
     }

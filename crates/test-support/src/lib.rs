@@ -2,8 +2,8 @@
 //! Test helpers shared by every crate's tests.
 //!
 //! - [`TestDb`]: a throwaway Postgres database, created on the server named by `DATABASE_URL`
-//!   (default `postgres://127.0.0.1:5432/postgres`) and dropped when the value is dropped, so
-//!   tests run in parallel without seeing each other's tables.
+//!   (default `postgres://postgres@127.0.0.1:5432/postgres`) and dropped when the value is
+//!   dropped, so tests run in parallel without seeing each other's tables.
 //! - [`bin_path`] and [`Bin`]: run the workspace's real binaries (built by `cargo build --bins`,
 //!   which `scripts/test` does first).
 //! - [`Cluster`]: a Postgres cluster of a test's own, for server settings (TLS, client

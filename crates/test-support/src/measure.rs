@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 pub struct Measured {
     /// How it exited.
     pub status: ExitStatus,
-    /// Wall-clock time from spawn to exit.
+    /// Wall-clock time from the caller's `started` to the exit being seen (polled every 10 ms).
     pub elapsed: Duration,
     /// Peak resident set size in bytes (the kernel's VmHWM).
     pub peak_rss_bytes: u64,

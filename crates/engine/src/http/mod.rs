@@ -1,0 +1,159 @@
+//! `sync-engine serve`: the engine as an HTTP service (axum). Every route is listed once in
+//! [`routes::ROUTES`], which builds both the router and the OpenAPI document, so neither can
+//! miss a route the other has.
+
+mod auth;
+mod ndjson;
+mod openapi;
+mod routes;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use axum::Router;
+use axum::extract::Request;
+use axum::http::HeaderValue;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+
+use crate::cli::ServeArgs;
+use crate::local::LocalEngine;
+use crate::resolve::Resolver;
+use crate::{exit, usage};
+
+pub use routes::ROUTES;
+
+/// What every handler shares.
+pub struct AppState {
+    /// The engine that runs the operations.
+    pub engine: LocalEngine,
+    /// Required as a bearer token on every route but /health, when set.
+    pub token: Option<String>,
+    /// Reported by /health.
+    pub hostname: String,
+}
+
+/// The header carrying a fresh id on every response.
+pub const REQUEST_ID: &str = "sync-engine-request-id";
+
+/// A random UUID (version 4), formatted.
+fn uuid_v4() -> String {
+    let mut bytes: [u8; 16] = rand::random();
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
+}
+
+async fn stamp_request_id(request: Request, next: Next) -> Response {
+    let id = uuid_v4();
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let mut response = next.run(request).await;
+    tracing::debug!(request_id = %id, "{method} {path} → {}", response.status());
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(REQUEST_ID, value);
+    }
+    response
+}
+
+/// The whole service.
+pub fn app(state: Arc<AppState>) -> Router {
+    let mut router = Router::new();
+    for route in ROUTES {
+        router = router.route(route.path, routes::handler(route));
+    }
+    router
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token,
+        ))
+        .layer(middleware::from_fn(stamp_request_id))
+        .with_state(state)
+}
+
+fn default_max_runs() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get()) * 4
+}
+
+/// Runs the server until SIGINT or SIGTERM; running syncs are then cancelled (what their
+/// destinations committed stands).
+pub async fn serve(args: ServeArgs) -> Result<u8> {
+    let resolver = Resolver::new(&args.resolver).map_err(usage)?;
+    let timeout = Duration::from_secs_f64(args.connector_timeout.max(1.0));
+    let max_runs = args.max_concurrent_runs.unwrap_or_else(default_max_runs);
+    let engine = LocalEngine::new(resolver, timeout).with_max_runs(max_runs);
+    let token = args.api_token.filter(|t| !t.is_empty());
+    if let Some(token) = &token {
+        sync_connector::redact::register_secret(token);
+    }
+    let state = Arc::new(AppState {
+        engine,
+        token,
+        hostname: hostname(),
+    });
+    let addr: SocketAddr = format!("{}:{}", args.host, args.port)
+        .parse()
+        .map_err(|e| usage(anyhow::anyhow!("--host/--port: {e}")))?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    let bound = listener.local_addr()?;
+    if !bound.ip().is_loopback() && state.token.is_none() {
+        tracing::warn!(
+            "listening on {bound} without --api-token: anyone who can reach it can run syncs with the credentials they send"
+        );
+    }
+    // The first line on stdout says where it listens, for scripts and tests (port 0).
+    println!("listening on http://{bound}");
+    tracing::info!("sync-engine serve on http://{bound} (at most {max_runs} syncs at once)");
+    // Open responses are dropped on shutdown, which cancels their syncs at once (a graceful
+    // shutdown would wait for syncs that may run for hours).
+    tokio::select! {
+        served = axum::serve(listener, app(state)) => served.context("the server stopped")?,
+        _ = shutdown_signal() => {}
+    }
+    Ok(exit::OK)
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut interrupt), Ok(mut terminate)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = interrupt.recv() => {}
+        _ = terminate.recv() => {}
+    }
+    tracing::info!("shutting down: open responses end, their syncs are cancelled");
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "localhost".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn request_ids_are_uuid_v4() {
+        let id = super::uuid_v4();
+        assert_eq!(id.len(), 36);
+        assert_eq!(&id[14..15], "4");
+        assert!(matches!(&id[19..20], "8" | "9" | "a" | "b"), "{id}");
+        assert_ne!(id, super::uuid_v4());
+    }
+}

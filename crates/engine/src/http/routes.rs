@@ -1,0 +1,462 @@
+//! Every route: the table the router and the OpenAPI document are built from, and the
+//! handlers.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, get, post};
+use serde_json::{Value, json};
+use sync_protocol::{Message, Role};
+
+use super::AppState;
+use super::ndjson::{Ending, engine_error_response, error_response, stream_response};
+use crate::engine::{ConnectorConfig, Engine, PipelineRequest, SyncRequest};
+use crate::wire;
+
+/// How a route answers, for the OpenAPI document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    /// A JSON document (its component schema).
+    Json(&'static str),
+    /// An NDJSON stream of messages (its component schema, a union of messages).
+    Ndjson(&'static str),
+}
+
+/// One route.
+#[derive(Debug, Clone, Copy)]
+pub struct Route {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub operation_id: &'static str,
+    pub summary: &'static str,
+    /// The request body's component schema, for POST routes.
+    pub body: Option<&'static str>,
+    pub answer: Answer,
+}
+
+/// Every route the server serves.
+pub const ROUTES: &[Route] = &[
+    Route {
+        method: "get",
+        path: "/health",
+        operation_id: "health",
+        summary: "Liveness: {ok, hostname, version}; needs no token",
+        body: None,
+        answer: Answer::Json("Health"),
+    },
+    Route {
+        method: "post",
+        path: "/pipeline_check",
+        operation_id: "pipeline_check",
+        summary: "Run check on both connectors (or `only` one): one connection_status each, tagged _emitted_by",
+        body: Some("PipelineOperation"),
+        answer: Answer::Ndjson("CheckOutput"),
+    },
+    Route {
+        method: "post",
+        path: "/pipeline_setup",
+        operation_id: "pipeline_setup",
+        summary: "Run setup on both connectors (or `only` one) for the selected streams",
+        body: Some("PipelineOperation"),
+        answer: Answer::Ndjson("SetupOutput"),
+    },
+    Route {
+        method: "post",
+        path: "/pipeline_teardown",
+        operation_id: "pipeline_teardown",
+        summary: "Run teardown on both connectors (or `only` one)",
+        body: Some("PipelineOperation"),
+        answer: Answer::Ndjson("TeardownOutput"),
+    },
+    Route {
+        method: "post",
+        path: "/source_discover",
+        operation_id: "source_discover",
+        summary: "The source's catalog (narrowed to `streams` when given)",
+        body: Some("SourceDiscover"),
+        answer: Answer::Ndjson("DiscoverOutput"),
+    },
+    Route {
+        method: "post",
+        path: "/pipeline_read",
+        operation_id: "pipeline_read",
+        summary: "Read from the source only: every message it emits (records included), then an eof",
+        body: Some("SyncRequest"),
+        answer: Answer::Ndjson("ReadOutput"),
+    },
+    Route {
+        method: "post",
+        path: "/pipeline_write",
+        operation_id: "pipeline_write",
+        summary: "Write the records and states of `stdin` to the destination: what it emits (committed states, logs)",
+        body: Some("WriteRequest"),
+        answer: Answer::Ndjson("DestinationOutput"),
+    },
+    Route {
+        method: "post",
+        path: "/pipeline_sync",
+        operation_id: "pipeline_sync",
+        summary: "Sync: committed states, statuses, progress, then exactly one eof; records are never streamed back. The body may also be NDJSON whose first line is a start message",
+        body: Some("SyncRequest"),
+        answer: Answer::Ndjson("SyncOutput"),
+    },
+    Route {
+        method: "post",
+        path: "/pipeline_sync_batch",
+        operation_id: "pipeline_sync_batch",
+        summary: "Sync until `state_limit` states (default 1000) are committed; answers the eof payload as JSON",
+        body: Some("SyncRequest"),
+        answer: Answer::Json("EofPayload"),
+    },
+    Route {
+        method: "get",
+        path: "/meta/sources",
+        operation_id: "meta_sources",
+        summary: "The source connectors this engine finds, with their config schemas",
+        body: None,
+        answer: Answer::Json("ConnectorList"),
+    },
+    Route {
+        method: "get",
+        path: "/meta/sources/{type}",
+        operation_id: "meta_source",
+        summary: "One source connector's config schema; 404 when unknown",
+        body: None,
+        answer: Answer::Json("ConnectorSchema"),
+    },
+    Route {
+        method: "get",
+        path: "/meta/destinations",
+        operation_id: "meta_destinations",
+        summary: "The destination connectors this engine finds, with their config schemas",
+        body: None,
+        answer: Answer::Json("ConnectorList"),
+    },
+    Route {
+        method: "get",
+        path: "/meta/destinations/{type}",
+        operation_id: "meta_destination",
+        summary: "One destination connector's config schema; 404 when unknown",
+        body: None,
+        answer: Answer::Json("ConnectorSchema"),
+    },
+    Route {
+        method: "get",
+        path: "/openapi.json",
+        operation_id: "openapi",
+        summary: "This document",
+        body: None,
+        answer: Answer::Json("OpenApiDocument"),
+    },
+];
+
+/// The handler of a route.
+pub fn handler(route: &Route) -> MethodRouter<Arc<AppState>> {
+    match route.operation_id {
+        "health" => get(health),
+        "pipeline_check" => post(pipeline_check),
+        "pipeline_setup" => post(pipeline_setup),
+        "pipeline_teardown" => post(pipeline_teardown),
+        "source_discover" => post(source_discover),
+        "pipeline_read" => post(pipeline_read),
+        "pipeline_write" => post(pipeline_write),
+        "pipeline_sync" => post(pipeline_sync),
+        "pipeline_sync_batch" => post(pipeline_sync_batch),
+        "meta_sources" => get(meta_sources),
+        "meta_source" => get(meta_source),
+        "meta_destinations" => get(meta_destinations),
+        "meta_destination" => get(meta_destination),
+        "openapi" => get(openapi),
+        other => unreachable!("route {other} has no handler"),
+    }
+}
+
+/// The JSON body (whatever the Content-Type says), or a 400 naming what is wrong with it.
+fn json_body(_headers: &HeaderMap, body: &Bytes) -> Result<Value, Box<Response>> {
+    if body.is_empty() {
+        return Err(Box::new(error_response(
+            StatusCode::BAD_REQUEST,
+            "body: missing (a JSON object)",
+        )));
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        Box::new(error_response(
+            StatusCode::BAD_REQUEST,
+            &format!("body: invalid JSON ({e})"),
+        ))
+    })
+}
+
+fn bad_request(e: wire::BodyError) -> Response {
+    error_response(StatusCode::BAD_REQUEST, &e.0)
+}
+
+fn rejected(e: wire::BodyError) -> Box<Response> {
+    Box::new(bad_request(e))
+}
+
+async fn health(State(state): State<Arc<AppState>>) -> Response {
+    axum::Json(json!({
+        "ok": true,
+        "hostname": state.hostname,
+        "version": env!("CARGO_PKG_VERSION"),
+    }))
+    .into_response()
+}
+
+async fn operation(
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<(PipelineRequest, Option<Role>), Box<Response>> {
+    let value = json_body(headers, body)?;
+    let (pipeline, only) = wire::operation(&value).map_err(rejected)?;
+    Ok((pipeline, only.map(Role::from)))
+}
+
+async fn pipeline_check(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (pipeline, only) = match operation(&headers, &body).await {
+        Ok(found) => found,
+        Err(response) => return *response,
+    };
+    match state.engine.check(&pipeline, only).await {
+        Ok(messages) => stream_response(messages, Ending::AsIs),
+        Err(e) => engine_error_response(e),
+    }
+}
+
+async fn pipeline_setup(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (pipeline, only) = match operation(&headers, &body).await {
+        Ok(found) => found,
+        Err(response) => return *response,
+    };
+    match state.engine.setup(&pipeline, only).await {
+        Ok(messages) => stream_response(messages, Ending::AsIs),
+        Err(e) => engine_error_response(e),
+    }
+}
+
+async fn pipeline_teardown(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (pipeline, only) = match operation(&headers, &body).await {
+        Ok(found) => found,
+        Err(response) => return *response,
+    };
+    match state.engine.teardown(&pipeline, only).await {
+        Ok(messages) => stream_response(messages, Ending::AsIs),
+        Err(e) => engine_error_response(e),
+    }
+}
+
+async fn source_discover(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let value = match json_body(&headers, &body) {
+        Ok(v) => v,
+        Err(response) => return *response,
+    };
+    let source = match value.get("source") {
+        Some(s) => match wire::connector(s, "source") {
+            Ok(c) => c,
+            Err(e) => return bad_request(e),
+        },
+        None => return error_response(StatusCode::BAD_REQUEST, "source: missing"),
+    };
+    let streams = match value.get("streams") {
+        None | Some(Value::Null) => None,
+        Some(list) => {
+            let probe =
+                json!({"source": {"type": "x"}, "destination": {"type": "x"}, "streams": list});
+            match wire::pipeline(&probe, "body") {
+                Ok(p) => p.streams,
+                Err(e) => return bad_request(e),
+            }
+        }
+    };
+    let pipeline = PipelineRequest {
+        source,
+        destination: ConnectorConfig {
+            name: String::new(),
+            config: Default::default(),
+        },
+        streams,
+    };
+    match state.engine.discover(&pipeline).await {
+        Ok(messages) => stream_response(messages, Ending::AsIs),
+        Err(e) => engine_error_response(e),
+    }
+}
+
+/// A sync's body: JSON, or NDJSON whose first line is a `start` message.
+fn sync_body(
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<(PipelineRequest, SyncRequest), Box<Response>> {
+    let ndjson = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("application/x-ndjson"));
+    if ndjson {
+        let text = std::str::from_utf8(body)
+            .map_err(|_| Box::new(error_response(StatusCode::BAD_REQUEST, "body: not UTF-8")))?;
+        return wire::ndjson_sync(text).map_err(rejected);
+    }
+    let value = json_body(headers, body)?;
+    wire::sync(&value).map_err(rejected)
+}
+
+async fn pipeline_sync(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (pipeline, request) = match sync_body(&headers, &body) {
+        Ok(found) => found,
+        Err(response) => return *response,
+    };
+    match state.engine.sync(&pipeline, request).await {
+        Ok(messages) => stream_response(messages, Ending::Eof),
+        Err(e) => engine_error_response(e),
+    }
+}
+
+/// The states a batch stops after when the request gives no `state_limit`.
+const DEFAULT_BATCH_STATES: u64 = 1000;
+
+async fn pipeline_sync_batch(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (pipeline, mut request) = match sync_body(&headers, &body) {
+        Ok(found) => found,
+        Err(response) => return *response,
+    };
+    request.state_limit = request.state_limit.or(Some(DEFAULT_BATCH_STATES));
+    let mut messages = match state.engine.sync(&pipeline, request).await {
+        Ok(messages) => messages,
+        Err(e) => return engine_error_response(e),
+    };
+    let mut failure = None;
+    while let Some(message) = messages.next().await {
+        match message {
+            Message::Eof(eof) => return axum::Json(*eof).into_response(),
+            Message::ConnectionStatus(s) if s.message.is_some() => failure = s.message,
+            _ => {}
+        }
+    }
+    error_response(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        &format!(
+            "the sync ended without an eof{}",
+            failure.map(|f| format!(": {f}")).unwrap_or_default()
+        ),
+    )
+}
+
+async fn pipeline_read(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (pipeline, request) = match sync_body(&headers, &body) {
+        Ok(found) => found,
+        Err(response) => return *response,
+    };
+    match state.engine.read(&pipeline, request).await {
+        Ok(messages) => stream_response(messages, Ending::Eof),
+        Err(e) => engine_error_response(e),
+    }
+}
+
+async fn pipeline_write(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let value = match json_body(&headers, &body) {
+        Ok(v) => v,
+        Err(response) => return *response,
+    };
+    let (pipeline, _) = match wire::operation(&value) {
+        Ok(found) => found,
+        Err(e) => return bad_request(e),
+    };
+    let lines = match wire::write_input(&value) {
+        Ok(lines) => lines,
+        Err(e) => return bad_request(e),
+    };
+    match state.engine.write(&pipeline, lines).await {
+        Ok(messages) => stream_response(messages, Ending::AsIs),
+        Err(e) => engine_error_response(e),
+    }
+}
+
+async fn connector_list(state: &AppState, role: Role) -> Response {
+    let mut items = Vec::new();
+    for (found_role, name) in state.engine.resolver().candidates() {
+        if found_role != role {
+            continue;
+        }
+        match state.engine.spec(role, &name).await {
+            Ok(spec) => items.push(json!({"type": name, "config_schema": spec.config})),
+            Err(e) => tracing::warn!("{} {name}: {e}", role.as_str()),
+        }
+    }
+    axum::Json(json!({ "items": items })).into_response()
+}
+
+async fn connector_schema(state: &AppState, role: Role, name: &str) -> Response {
+    match state.engine.spec(role, name).await {
+        Ok(spec) => {
+            let mut body = json!({"type": name, "config_schema": spec.config});
+            if let Some(input) = spec.source_input {
+                body["source_input_schema"] = input;
+            }
+            axum::Json(body).into_response()
+        }
+        Err(crate::engine::EngineError::NotFound(_)) => error_response(
+            StatusCode::NOT_FOUND,
+            &format!("Unknown {} connector: {name}", role.as_str()),
+        ),
+        Err(e) => engine_error_response(e),
+    }
+}
+
+async fn meta_sources(State(state): State<Arc<AppState>>) -> Response {
+    connector_list(&state, Role::Source).await
+}
+
+async fn meta_destinations(State(state): State<Arc<AppState>>) -> Response {
+    connector_list(&state, Role::Destination).await
+}
+
+async fn meta_source(State(state): State<Arc<AppState>>, Path(name): Path<String>) -> Response {
+    connector_schema(&state, Role::Source, &name).await
+}
+
+async fn meta_destination(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+) -> Response {
+    connector_schema(&state, Role::Destination, &name).await
+}
+
+async fn openapi(State(state): State<Arc<AppState>>) -> Response {
+    axum::Json(super::openapi::document(&state).await).into_response()
+}

@@ -1,0 +1,389 @@
+//! The engine in this process: connectors run as child processes of it.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use serde_json::Value;
+use sync_protocol::{
+    Catalog, ConfiguredCatalog, ConnectionStatus, Eof, EofReason, FailureType, Message, Role,
+    RunStatus, Spec, Status,
+};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
+
+use crate::connector::Connector;
+use crate::engine::{
+    EMITTED_BY, Engine, EngineError, EngineResult, Messages, PipelineRequest, SyncRequest,
+    emitted_by,
+};
+use crate::pipeline::{self, Opened, open, open_connector, run_lifecycle, selected_catalog};
+use crate::resolve::Resolver;
+use crate::supervisor::{self, RunSpec, Signals};
+
+/// Share of a hard time limit after which the source is stopped gracefully, when no soft limit
+/// is given.
+const SOFT_SHARE: f64 = 0.8;
+
+/// The in-process engine.
+pub struct LocalEngine {
+    resolver: Resolver,
+    connector_timeout: Duration,
+    /// Runs handle the engine's SIGINT and SIGTERM (the CLI); a server handles its own.
+    handle_signals: bool,
+    /// Caps concurrent syncs (a server); `None`: no cap.
+    runs: Option<Arc<Semaphore>>,
+    specs: Mutex<HashMap<(Role, String), Spec>>,
+}
+
+impl LocalEngine {
+    /// An engine resolving connectors with `resolver`.
+    pub fn new(resolver: Resolver, connector_timeout: Duration) -> LocalEngine {
+        LocalEngine {
+            resolver,
+            connector_timeout,
+            handle_signals: false,
+            runs: None,
+            specs: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Its syncs stop gracefully on the first SIGINT or SIGTERM and kill on the second.
+    pub fn handling_signals(mut self) -> LocalEngine {
+        self.handle_signals = true;
+        self
+    }
+
+    /// At most `n` syncs at once; more are refused with [`EngineError::Busy`].
+    pub fn with_max_runs(mut self, n: usize) -> LocalEngine {
+        self.runs = Some(Arc::new(Semaphore::new(n.max(1))));
+        self
+    }
+
+    /// The resolver, for listing connectors.
+    pub fn resolver(&self) -> &Resolver {
+        &self.resolver
+    }
+
+    /// How long a connector may stay silent before it is stopped as hung.
+    pub fn connector_timeout(&self) -> Duration {
+        self.connector_timeout
+    }
+
+    fn permit(&self) -> EngineResult<Option<OwnedSemaphorePermit>> {
+        match &self.runs {
+            None => Ok(None),
+            Some(runs) => runs.clone().try_acquire_owned().map(Some).map_err(|_| {
+                EngineError::Busy(format!(
+                    "the engine runs as many syncs as it may ({}); retry later",
+                    runs.available_permits().max(1)
+                ))
+            }),
+        }
+    }
+
+    async fn open_side(
+        &self,
+        role: Role,
+        pipeline: &PipelineRequest,
+    ) -> EngineResult<(Connector, Value)> {
+        let side = match role {
+            Role::Source => &pipeline.source,
+            Role::Destination => &pipeline.destination,
+        };
+        open_connector(&self.resolver, role, side, self.connector_timeout).await
+    }
+}
+
+/// A `connection_status` tagged with the connector that emitted it.
+fn tagged_status(mut status: ConnectionStatus, role: Role, name: &str) -> Message {
+    status
+        .extra
+        .insert(EMITTED_BY.to_owned(), Value::String(emitted_by(role, name)));
+    Message::ConnectionStatus(status)
+}
+
+/// Runs `check` on one connector and reports its status (a failure to run is a failed status).
+async fn check_one(connector: &Connector, config: &Value, role: Role, name: &str) -> Message {
+    let result = async {
+        let path = connector.file("check-config.json", config)?;
+        let messages = connector.run("check", &[("config", &path)]).await?;
+        Ok::<_, anyhow::Error>(messages.into_iter().find_map(|m| match m {
+            Message::ConnectionStatus(s) => Some(s),
+            _ => None,
+        }))
+    }
+    .await;
+    let status = match result {
+        Ok(Some(status)) => status,
+        Ok(None) => ConnectionStatus::failed("printed no connection_status", None),
+        Err(e) => ConnectionStatus::failed(
+            sync_connector::redact::redact(&format!("{e:#}")).into_owned(),
+            Some(FailureType::SystemError),
+        ),
+    };
+    tagged_status(status, role, name)
+}
+
+/// The messages of `setup` and `teardown` worth passing on: config updates and logs.
+fn lifecycle_output(messages: Vec<Message>) -> impl Iterator<Item = Message> {
+    messages
+        .into_iter()
+        .filter(|m| matches!(m, Message::Control(_) | Message::Log(_)))
+}
+
+fn sides(only: Option<Role>) -> Vec<Role> {
+    match only {
+        Some(role) => vec![role],
+        None => vec![Role::Source, Role::Destination],
+    }
+}
+
+impl Engine for LocalEngine {
+    async fn spec(&self, role: Role, name: &str) -> EngineResult<Spec> {
+        let key = (role, name.to_owned());
+        if let Some(spec) = self
+            .specs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+        {
+            return Ok(spec.clone());
+        }
+        let candidates = self
+            .resolver
+            .resolve(role, name)
+            .map_err(|e| EngineError::NotFound(format!("{e:#}")))?;
+        let connector = Connector::open(role, candidates)
+            .await
+            .map_err(|e| EngineError::Connector(format!("{e:#}")))?;
+        let spec = connector.spec.clone();
+        self.specs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, spec.clone());
+        Ok(spec)
+    }
+
+    async fn check(&self, p: &PipelineRequest, only: Option<Role>) -> EngineResult<Messages> {
+        let mut opened = Vec::new();
+        for role in sides(only) {
+            opened.push((role, self.open_side(role, p).await?));
+        }
+        let mut out = Vec::new();
+        for (role, (connector, config)) in &opened {
+            let name = match role {
+                Role::Source => &p.source.name,
+                Role::Destination => &p.destination.name,
+            };
+            out.push(check_one(connector, config, *role, name).await);
+        }
+        Ok(Messages::of(out))
+    }
+
+    async fn discover(&self, p: &PipelineRequest) -> EngineResult<Messages> {
+        let (source, config) = self.open_side(Role::Source, p).await?;
+        let catalog = pipeline::discover(&source, &config)
+            .await
+            .map_err(|e| EngineError::Connector(format!("{e:#}")))?;
+        let selected = pipeline::select(catalog, &p.streams, source.dialect)
+            .map_err(|e| EngineError::Invalid(format!("{e:#}")))?;
+        Ok(Messages::of(vec![Message::Catalog(Catalog {
+            streams: selected.streams.into_iter().map(|s| s.stream).collect(),
+            ..Default::default()
+        })]))
+    }
+
+    async fn setup(&self, p: &PipelineRequest, only: Option<Role>) -> EngineResult<Messages> {
+        let opened = open(&self.resolver, p, self.connector_timeout).await?;
+        let catalog = selected_catalog(&opened).await?;
+        let mut out = Vec::new();
+        for role in sides(only) {
+            let (connector, config) = match role {
+                Role::Source => (&opened.source, &opened.source_config),
+                Role::Destination => (&opened.destination, &opened.destination_config),
+            };
+            let messages = run_lifecycle(connector, "setup", config, Some(&catalog))
+                .await
+                .map_err(|e| EngineError::Connector(format!("{e:#}")))?;
+            out.extend(lifecycle_output(messages));
+        }
+        Ok(Messages::of(out))
+    }
+
+    async fn teardown(&self, p: &PipelineRequest, only: Option<Role>) -> EngineResult<Messages> {
+        let mut out = Vec::new();
+        for role in sides(only) {
+            let (connector, config) = self.open_side(role, p).await?;
+            let messages = run_lifecycle(&connector, "teardown", &config, None)
+                .await
+                .map_err(|e| EngineError::Connector(format!("{e:#}")))?;
+            out.extend(lifecycle_output(messages));
+        }
+        Ok(Messages::of(out))
+    }
+
+    async fn sync(&self, p: &PipelineRequest, request: SyncRequest) -> EngineResult<Messages> {
+        let started = Instant::now();
+        let (soft_deadline, hard_deadline) = deadlines(started, &request)?;
+        let permit = self.permit()?;
+        let opened = open(&self.resolver, p, self.connector_timeout).await?;
+        if !request.input.is_empty() && opened.source.spec.source_input.is_none() {
+            return Err(EngineError::Invalid(format!(
+                "stdin: {} accepts no source_input (its spec has no source_input schema)",
+                opened.source.name()
+            )));
+        }
+        let catalog = selected_catalog(&opened).await?;
+        if catalog.streams.is_empty() {
+            return Err(EngineError::Invalid(
+                "the source offers no streams to sync".to_owned(),
+            ));
+        }
+        let setup = pipeline::setup_destination(&opened, &catalog)
+            .await
+            .map_err(|e| EngineError::Connector(format!("{e:#}")))?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        for message in lifecycle_output(setup) {
+            let _ = tx.send(message);
+        }
+        let (cancel_tx, cancel_rx) = oneshot::channel();
+        let signals = if self.handle_signals {
+            Some(Signals::install().map_err(EngineError::Internal)?)
+        } else {
+            None
+        };
+        let run = Run {
+            opened,
+            catalog,
+            request,
+            soft_deadline,
+            hard_deadline,
+            connector_timeout: self.connector_timeout,
+        };
+        tokio::spawn(async move {
+            let _permit = permit;
+            run.execute(tx, cancel_rx, signals).await;
+        });
+        Ok(Messages::new(rx, Some(cancel_tx)))
+    }
+}
+
+/// When the source is stopped gracefully, and when both connectors are killed.
+fn deadlines(
+    started: Instant,
+    request: &SyncRequest,
+) -> EngineResult<(Option<Instant>, Option<Instant>)> {
+    let seconds = |what: &str, value: Option<f64>| match value {
+        Some(s) if !(s.is_finite() && s > 0.0) => Err(EngineError::Invalid(format!(
+            "{what} must be a positive number of seconds, got {s}"
+        ))),
+        other => Ok(other.map(Duration::from_secs_f64)),
+    };
+    let hard = seconds("time_limit", request.time_limit)?;
+    let soft = seconds("soft_time_limit", request.soft_time_limit)?;
+    let soft = soft.or_else(|| hard.map(|h| h.mul_f64(SOFT_SHARE)));
+    Ok((soft.map(|s| started + s), hard.map(|h| started + h)))
+}
+
+/// One sync, once its connectors are open and the destination is set up.
+struct Run {
+    opened: Opened,
+    catalog: ConfiguredCatalog,
+    request: SyncRequest,
+    soft_deadline: Option<Instant>,
+    hard_deadline: Option<Instant>,
+    connector_timeout: Duration,
+}
+
+impl Run {
+    /// Runs the sync and reports it on `tx`, ending with exactly one `eof`.
+    async fn execute(
+        self,
+        tx: mpsc::UnboundedSender<Message>,
+        cancel: oneshot::Receiver<()>,
+        signals: Option<Signals>,
+    ) {
+        let initial = self.request.state.clone();
+        let spec = RunSpec {
+            source: &self.opened.source,
+            destination: &self.opened.destination,
+            source_config: self.opened.source_config.clone(),
+            destination_config: self.opened.destination_config.clone(),
+            catalog: self.catalog.clone(),
+            initial: initial.clone(),
+            events: tx.clone(),
+            cancel,
+            soft_deadline: self.soft_deadline,
+            hard_deadline: self.hard_deadline,
+            state_limit: self.request.state_limit,
+            connector_timeout: self.connector_timeout,
+            input: self.request.input.clone(),
+        };
+        let eof = match supervisor::run(spec, signals).await {
+            Ok((eof, tracker)) => {
+                let failures = tracker.failures();
+                if !failures.is_empty() {
+                    let _ = tx.send(Message::ConnectionStatus(ConnectionStatus::failed(
+                        failures.join("\n"),
+                        tracker.failure_type(),
+                    )));
+                }
+                if let Some(progress) = &eof.run_progress {
+                    let _ = tx.send(Message::Progress(Box::new(progress.clone())));
+                }
+                eof
+            }
+            Err(e) => {
+                let message = sync_connector::redact::redact(&format!("{e:#}")).into_owned();
+                let _ = tx.send(Message::ConnectionStatus(ConnectionStatus::failed(
+                    message,
+                    Some(FailureType::SystemError),
+                )));
+                failed_eof(initial)
+            }
+        };
+        let _ = tx.send(Message::Eof(Box::new(eof)));
+    }
+}
+
+/// The eof of a run that could not start: nothing committed, the state as it was.
+fn failed_eof(state: sync_protocol::SyncState) -> Eof {
+    Eof {
+        status: RunStatus::Failed,
+        reason: Some(EofReason::Error),
+        has_more: true,
+        ending_state: Some(state),
+        run_progress: None,
+        request_progress: None,
+        extra: Default::default(),
+    }
+}
+
+/// The status of a connection: whether `check` passed.
+pub fn passed(message: &Message) -> Option<bool> {
+    match message {
+        Message::ConnectionStatus(s) => Some(s.status == Status::Succeeded),
+        _ => None,
+    }
+}
+
+/// Lists the connectors the resolver finds: (role, name, where from, command line).
+pub fn list_connectors(resolver: &Resolver) -> Result<Vec<(Role, String, String, String)>> {
+    let mut listed = Vec::new();
+    for (role, name) in resolver.candidates() {
+        if let Some(resolved) = resolver
+            .resolve(role, &name)
+            .ok()
+            .and_then(|found| found.into_iter().next())
+        {
+            listed.push((
+                role,
+                name,
+                resolved.origin.to_string(),
+                resolved.command_line(),
+            ));
+        }
+    }
+    Ok(listed)
+}

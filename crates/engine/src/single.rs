@@ -1,0 +1,253 @@
+//! One connector alone, for the HTTP routes `pipeline_read` (the source's whole output,
+//! records included) and `pipeline_write` (given messages into the destination).
+
+use std::process::Stdio;
+use std::time::Instant;
+
+use serde_json::Value;
+use sync_protocol::airbyte::{self, AirbyteMessage};
+use sync_protocol::framing::DEFAULT_MAX_LINE_BYTES;
+use sync_protocol::{
+    ConfiguredCatalog, ConnectionStatus, Eof, EofReason, FailureType, Message, Role, RunStatus,
+    SyncState,
+};
+use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::connector::{Connector, Dialect};
+use crate::engine::{EngineError, EngineResult, Messages, PipelineRequest, SyncRequest};
+use crate::lines::LineReader;
+use crate::local::LocalEngine;
+use crate::pipeline;
+
+fn connector_error(e: anyhow::Error) -> EngineError {
+    EngineError::Connector(format!("{e:#}"))
+}
+
+/// The source's catalog narrowed to the pipeline's streams.
+async fn catalog(
+    source: &Connector,
+    config: &Value,
+    p: &PipelineRequest,
+) -> EngineResult<ConfiguredCatalog> {
+    let catalog = pipeline::discover(source, config)
+        .await
+        .map_err(connector_error)?;
+    pipeline::select(catalog, &p.streams, source.dialect)
+        .map_err(|e| EngineError::Invalid(format!("{e:#}")))
+}
+
+fn catalog_file(
+    connector: &Connector,
+    catalog: &ConfiguredCatalog,
+) -> anyhow::Result<std::path::PathBuf> {
+    match connector.dialect {
+        Dialect::Native => connector.file("catalog.json", catalog),
+        Dialect::Airbyte => connector.file(
+            "catalog.json",
+            &airbyte::configured_catalog_to_airbyte(catalog),
+        ),
+    }
+}
+
+fn parse(line: &[u8], dialect: Dialect, role: Role) -> Vec<Message> {
+    match dialect {
+        Dialect::Native => Message::from_slice(line).into_iter().collect(),
+        Dialect::Airbyte => AirbyteMessage::from_slice(line)
+            .map(|m| airbyte::from_airbyte(m, role))
+            .unwrap_or_default(),
+    }
+}
+
+impl LocalEngine {
+    /// The source's whole output (records included), then an `eof` whose `ending_state` holds
+    /// every state the source emitted. `time_limit` kills it, `soft_time_limit` stops it.
+    pub async fn read(&self, p: &PipelineRequest, request: SyncRequest) -> EngineResult<Messages> {
+        let started = Instant::now();
+        let soft = request
+            .soft_time_limit
+            .or(request.time_limit.map(|h| h * 0.8));
+        let hard = request.time_limit;
+        let (source, config) = pipeline::open_connector(
+            self.resolver(),
+            Role::Source,
+            &p.source,
+            self.connector_timeout(),
+        )
+        .await?;
+        let catalog = catalog(&source, &config, p).await?;
+        let config_file = source
+            .file("source-config.json", &config)
+            .map_err(connector_error)?;
+        let catalog_file = catalog_file(&source, &catalog).map_err(connector_error)?;
+        let state_file = source
+            .file("state.json", &request.state.source)
+            .map_err(connector_error)?;
+        let flags = [
+            ("config", &config_file),
+            ("catalog", &catalog_file),
+            ("state", &state_file),
+        ];
+        let mut child = source
+            .spawn("read", &flags, Stdio::null())
+            .map_err(connector_error)?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| EngineError::Internal(anyhow::anyhow!("stdout is piped")))?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (cancel_tx, mut cancel) = oneshot::channel::<()>();
+        let dialect = source.dialect;
+        tokio::spawn(async move {
+            let _source = source;
+            let mut reader = LineReader::new(BufReader::new(stdout), DEFAULT_MAX_LINE_BYTES);
+            let mut state: SyncState = request.state.clone();
+            let deadline =
+                |secs: Option<f64>| secs.map(|s| started + std::time::Duration::from_secs_f64(s));
+            let (soft_at, hard_at) = (deadline(soft), deadline(hard));
+            let mut stopped: Option<EofReason> = None;
+            let mut failed = None;
+            loop {
+                let wait = |at: Option<Instant>| async move {
+                    match at {
+                        Some(at) => tokio::time::sleep_until(at.into()).await,
+                        None => std::future::pending().await,
+                    }
+                };
+                tokio::select! {
+                    _ = &mut cancel => {
+                        let _ = child.start_kill();
+                        return;
+                    }
+                    _ = wait(soft_at), if stopped.is_none() => {
+                        stopped = Some(EofReason::TimeLimit);
+                        if let Some(pid) = child.id() {
+                            // SAFETY: kill(2) on the group of a child we spawned and have not reaped.
+                            unsafe { libc::kill(-(pid as i32), libc::SIGTERM); }
+                        }
+                    }
+                    _ = wait(hard_at) => {
+                        stopped = Some(EofReason::TimeLimit);
+                        let _ = child.start_kill();
+                        break;
+                    }
+                    line = reader.next_line() => match line {
+                        None => break,
+                        Some(Err(e)) => { failed = Some(e.to_string()); break; }
+                        Some(Ok((_, bytes))) => {
+                            for message in parse(bytes, dialect, Role::Source) {
+                                if let Message::SourceState(s) = &message {
+                                    state.apply(s);
+                                }
+                                if let Message::ConnectionStatus(s) = &message && s.message.is_some() {
+                                    failed = s.message.clone();
+                                }
+                                if tx.send(message).is_err() {
+                                    let _ = child.start_kill();
+                                    return;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            let exited = child.wait().await.ok();
+            let ok = exited.is_some_and(|s| s.success()) && failed.is_none();
+            let (status, reason) = match (stopped, ok) {
+                (Some(limit), _) => (RunStatus::Started, limit),
+                (None, true) => (RunStatus::Succeeded, EofReason::Complete),
+                (None, false) => (RunStatus::Failed, EofReason::Error),
+            };
+            if status == RunStatus::Failed && failed.is_none() {
+                let _ = tx.send(Message::ConnectionStatus(ConnectionStatus::failed(
+                    format!("the source exited with {exited:?}"),
+                    Some(FailureType::SystemError),
+                )));
+            }
+            let _ = tx.send(Message::Eof(Box::new(Eof {
+                status,
+                reason: Some(reason),
+                has_more: status != RunStatus::Succeeded,
+                ending_state: Some(state),
+                run_progress: None,
+                request_progress: None,
+                extra: Default::default(),
+            })));
+        });
+        Ok(Messages::new(rx, Some(cancel_tx)))
+    }
+
+    /// Feeds the given messages to the destination's `write` and answers what it emits
+    /// (committed states, logs, statuses).
+    pub async fn write(&self, p: &PipelineRequest, input: Vec<Message>) -> EngineResult<Messages> {
+        let opened = pipeline::open(self.resolver(), p, self.connector_timeout()).await?;
+        let catalog = pipeline::selected_catalog(&opened).await?;
+        pipeline::setup_destination(&opened, &catalog)
+            .await
+            .map_err(connector_error)?;
+        let destination = opened.destination;
+        let config_file = destination
+            .file("destination-config.json", &opened.destination_config)
+            .map_err(connector_error)?;
+        let catalog_file = catalog_file(&destination, &catalog).map_err(connector_error)?;
+        let mut child = destination
+            .spawn(
+                "write",
+                &[("config", &config_file), ("catalog", &catalog_file)],
+                Stdio::piped(),
+            )
+            .map_err(connector_error)?;
+        let mut stdin = child
+            .stdin
+            .take()
+            .ok_or_else(|| EngineError::Internal(anyhow::anyhow!("stdin is piped")))?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| EngineError::Internal(anyhow::anyhow!("stdout is piped")))?;
+        let dialect = destination.dialect;
+        let mut text = String::new();
+        for message in &input {
+            let line = match dialect {
+                Dialect::Native => Some(message.to_line()),
+                Dialect::Airbyte => airbyte::to_airbyte(message).map(|m| m.to_line()),
+            };
+            if let Some(line) = line {
+                text.push_str(&line);
+                text.push('\n');
+            }
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (cancel_tx, mut cancel) = oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let _destination = destination;
+            let feed = async move {
+                let _ = stdin.write_all(text.as_bytes()).await;
+                let _ = stdin.shutdown().await;
+            };
+            tokio::spawn(feed);
+            let mut reader = LineReader::new(BufReader::new(stdout), DEFAULT_MAX_LINE_BYTES);
+            loop {
+                tokio::select! {
+                    _ = &mut cancel => {
+                        let _ = child.start_kill();
+                        return;
+                    }
+                    line = reader.next_line() => match line {
+                        Some(Ok((_, bytes))) => {
+                            for message in parse(bytes, dialect, Role::Destination) {
+                                if tx.send(message).is_err() {
+                                    let _ = child.start_kill();
+                                    return;
+                                }
+                            }
+                        }
+                        _ => break,
+                    }
+                }
+            }
+            let _ = child.wait().await;
+        });
+        Ok(Messages::new(rx, Some(cancel_tx)))
+    }
+}
