@@ -129,6 +129,24 @@ pub trait Connector: Send + Sync + 'static {
         async { unsupported(Capability::Read) }
     }
 
+    /// `read --input`: turns pushed input (`source_input` messages, in order) into records;
+    /// connectors that take none refuse it.
+    fn read_input(
+        &self,
+        config: Self::Config,
+        catalog: ConfiguredCatalog,
+        state: SourceStateSet,
+        input: InputLines,
+        output: Output,
+    ) -> impl Future<Output = Result<(), ConnectorError>> + Send {
+        let _ = (config, catalog, state, input, output);
+        async {
+            Err(ConnectorError::Usage(
+                "this connector takes no --input".to_owned(),
+            ))
+        }
+    }
+
     /// Writes the records read from `input`; re-emits each state once what precedes it is
     /// committed.
     fn write(
@@ -223,7 +241,14 @@ fn command(about: About, capabilities: &[Capability]) -> Command {
                     "state",
                     "State to resume from: inline JSON or a path",
                     false,
-                )),
+                ))
+                .arg(
+                    Arg::new("input")
+                        .long("input")
+                        .value_name("FILE|-")
+                        .help("Push mode: read source_input messages (NDJSON) from this file, or - for stdin, instead of reading the API")
+                        .action(ArgAction::Set),
+                ),
             Capability::Write => sub
                 .about("Write the messages read from stdin")
                 .arg(config())
@@ -300,6 +325,8 @@ struct Invocation<C: Connector> {
     config: C::Config,
     catalog: ConfiguredCatalog,
     state: SourceStateSet,
+    /// `--input`: a path, or `-` for stdin.
+    input: Option<String>,
 }
 
 fn invocation<C: Connector>(
@@ -346,10 +373,12 @@ fn invocation<C: Connector>(
         }
         None => SourceStateSet::default(),
     };
+    let input = args.try_get_one::<String>("input").ok().flatten().cloned();
     Ok(Invocation {
         config,
         catalog,
         state,
+        input,
     })
 }
 
@@ -421,11 +450,25 @@ async fn dispatch<C: Connector, R: io::BufRead + Send + 'static>(
             let catalog = connector.discover(inv.config).await?;
             Ok(output.emit(Message::Catalog(catalog)).await?)
         }
-        Capability::Read => {
-            connector
-                .read(inv.config, inv.catalog, inv.state, output)
-                .await
-        }
+        Capability::Read => match inv.input.as_deref() {
+            None => {
+                connector
+                    .read(inv.config, inv.catalog, inv.state, output)
+                    .await
+            }
+            Some(path) => {
+                let input = if path == "-" {
+                    InputLines::spawn(stdin, DEFAULT_MAX_LINE_BYTES)
+                } else {
+                    let file = std::fs::File::open(path)
+                        .map_err(|e| ConnectorError::Usage(format!("--input {path}: {e}")))?;
+                    InputLines::spawn(io::BufReader::new(file), DEFAULT_MAX_LINE_BYTES)
+                };
+                connector
+                    .read_input(inv.config, inv.catalog, inv.state, input, output)
+                    .await
+            }
+        },
         Capability::Write => {
             let input = InputLines::spawn(stdin, DEFAULT_MAX_LINE_BYTES);
             connector

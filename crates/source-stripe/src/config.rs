@@ -45,6 +45,17 @@ pub struct Config {
     /// Whether to read `/v1/events` after the backfills.
     #[serde(default = "default_true")]
     pub events: bool,
+    /// The webhook endpoint's signing secret (`whsec_…`): raw webhooks given as input are
+    /// verified with it.
+    #[serde(default)]
+    pub webhook_secret: Option<String>,
+    /// How old a webhook's signature timestamp may be, in seconds.
+    #[serde(default = "default_webhook_tolerance_secs")]
+    pub webhook_tolerance_secs: u64,
+}
+
+fn default_webhook_tolerance_secs() -> u64 {
+    300
 }
 
 fn default_base_url() -> String {
@@ -130,7 +141,9 @@ pub fn config_schema() -> Value {
             "start_date": {"type": "string", "format": "date-time", "description": "Backfill objects created at or after this time (RFC 3339); default: everything (from Stripe's launch in 2011)."},
             "request_timeout_secs": {"type": "integer", "minimum": 1, "default": default_request_timeout_secs(), "description": "Seconds before one request is abandoned (and retried)."},
             "max_retries": {"type": "integer", "minimum": 0, "maximum": 50, "default": default_max_retries(), "description": "Retries of one request on 429, 5xx, timeouts and dropped connections."},
-            "events": {"type": "boolean", "default": default_true(), "description": "Follow /v1/events for updates and deletes after the backfill."}
+            "events": {"type": "boolean", "default": default_true(), "description": "Follow /v1/events for updates and deletes after the backfill."},
+            "webhook_secret": {"type": "string", "secret": true, "pattern": "^whsec_", "description": "The webhook endpoint's signing secret (whsec_…). Raw webhooks given as input ({body, headers}) are verified with it: the Stripe-Signature timestamp and every v1 signature, compared in constant time."},
+            "webhook_tolerance_secs": {"type": "integer", "minimum": 1, "default": default_webhook_tolerance_secs(), "description": "How old a webhook's signature timestamp may be, in seconds."}
         }
     })
 }

@@ -225,6 +225,50 @@ pub async fn follow(ctx: &EventsCtx, mut cursor: EventsCursor) -> Result<Counts,
     Ok(counts)
 }
 
+/// Applies events pushed to the source (webhooks, given events) one at a time, exactly as the
+/// events path applies the ones it lists.
+#[derive(Default)]
+pub struct Pushed {
+    counts: Counts,
+    refetched: Refetched,
+}
+
+impl Pushed {
+    /// Emits the records one event's JSON text carries; an unreadable event is skipped with a
+    /// warning.
+    pub async fn apply(&mut self, ctx: &EventsCtx, text: &str) -> Result<(), ReadError> {
+        let raw: Box<RawValue> = match serde_json::from_str(text) {
+            Ok(raw) => raw,
+            Err(e) => {
+                tracing::warn!("skipping an unreadable event: {e}");
+                return Ok(());
+            }
+        };
+        let event = match serde_json::from_str::<Event<'_>>(raw.get()) {
+            Ok(event) => event,
+            Err(e) => {
+                tracing::warn!("skipping an unreadable event: {e}");
+                return Ok(());
+            }
+        };
+        let catalog = stripe_catalog::catalog();
+        apply(
+            ctx,
+            catalog,
+            &event,
+            &raw,
+            &mut self.counts,
+            &mut self.refetched,
+        )
+        .await
+    }
+
+    /// Records emitted per stream so far.
+    pub fn counts(&self) -> &Counts {
+        &self.counts
+    }
+}
+
 /// All events created in `[gte, lt)`, newest first; `None` when there are too many for one window.
 async fn read_window(
     client: &StripeClient,

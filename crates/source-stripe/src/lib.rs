@@ -17,12 +17,14 @@ mod error;
 mod events;
 mod pager;
 mod plan;
+mod push;
 mod ranges;
 mod read;
 mod records;
 mod state;
+pub mod webhook;
 
-use sync_connector::{About, Capability, Connector, ConnectorError, Output};
+use sync_connector::{About, Capability, Connector, ConnectorError, InputLines, Output};
 use sync_protocol::{
     Catalog, ConfiguredCatalog, ConnectionStatus, FailureType, SourceStateSet, Spec,
 };
@@ -58,6 +60,13 @@ impl Connector for StripeSource {
         spec.source_state_stream = Some(
             serde_json::json!({"type": "object", "required": ["v", "phase"], "properties": {"v": {"const": 1}, "phase": {"enum": ["ranges", "sequential", "complete"]}}}),
         );
+        spec.source_input = Some(serde_json::json!({
+            "description": "A Stripe event, or a raw webhook {body, headers} verified with webhook_secret",
+            "oneOf": [
+                {"type": "object", "required": ["object", "id", "type"], "properties": {"object": {"const": "event"}}},
+                {"type": "object", "required": ["body", "headers"], "properties": {"body": {"type": "string"}, "headers": {"type": "object"}}}
+            ]
+        }));
         spec
     }
 
@@ -92,5 +101,16 @@ impl Connector for StripeSource {
         output: Output,
     ) -> Result<(), ConnectorError> {
         read::read(config, catalog, state, output).await
+    }
+
+    async fn read_input(
+        &self,
+        config: Config,
+        catalog: ConfiguredCatalog,
+        state: SourceStateSet,
+        input: InputLines,
+        output: Output,
+    ) -> Result<(), ConnectorError> {
+        push::read_input(config, catalog, state, input, output).await
     }
 }

@@ -79,6 +79,8 @@ pub struct Faults {
     pub corrupt_rate: f64,
     /// Streams answered "not set up to use `<product>`" (400).
     pub disabled_streams: Vec<String>,
+    /// Keys answered 401 `api_key_expired` from now on (a key revoked mid-run).
+    pub revoked_keys: Vec<String>,
 }
 
 /// A fixed latency (`min_ms == max_ms`) or a uniform range.

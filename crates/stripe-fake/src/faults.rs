@@ -122,6 +122,10 @@ impl ActiveFaults {
     pub(crate) fn is_disabled(&self, stream: &str) -> bool {
         self.disabled.contains(stream)
     }
+
+    pub(crate) fn is_revoked(&self, key: &str) -> bool {
+        self.faults.revoked_keys.iter().any(|k| k == key)
+    }
 }
 
 /// Stripe's answer for a product the account has not activated.

@@ -232,7 +232,10 @@ async fn stripe(
         )
     };
 
-    let mode = match authenticate(&sim, &headers) {
+    let mode = match authenticate(&sim, &headers).and_then(|mode| {
+        revoked(&faults, &headers)?;
+        Ok(mode)
+    }) {
         Ok(mode) => mode,
         Err(e) => {
             let (what, response) = error(e);
@@ -325,6 +328,23 @@ fn authenticate(sim: &Simulator, headers: &HeaderMap) -> Result<Mode, ApiError> 
         .status(401)
         .code("api_key_invalid")
     })
+}
+
+/// A key the faults say was revoked: Stripe's answer for an expired key.
+fn revoked(faults: &crate::faults::ActiveFaults, headers: &HeaderMap) -> Result<(), ApiError> {
+    let key = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(auth::key_from_authorization);
+    match key {
+        Some(key) if faults.is_revoked(&key) => Err(ApiError::invalid(format!(
+            "Expired API Key provided: {}",
+            auth::mask_key(&key)
+        ))
+        .status(401)
+        .code("api_key_expired")),
+        _ => Ok(()),
+    }
 }
 
 fn select_account(sim: &Simulator, headers: &HeaderMap) -> Result<usize, ApiError> {

@@ -100,6 +100,7 @@ fn config(args: &Args) -> Result<Config> {
             .as_deref()
             .map(stripe_fake::parse_list)
             .unwrap_or_default(),
+        revoked_keys: Vec::new(),
     };
     if let (Some(url), Some(secret)) = (&args.webhook_url, &args.webhook_secret) {
         config.webhook = Some(WebhookConfig::new(url, secret));

@@ -234,7 +234,8 @@ fn operation(route: &super::routes::Route) -> Value {
     if let Some(body) = route.body {
         let mut content = json!({"application/json": {"schema": reference(body)}});
         if body == "SyncRequest" {
-            content["application/x-ndjson"] = json!({"schema": reference("StartMessage"), "description": "A start message, then source_input messages, one per line"});
+            // A start message, then source_input messages, one per line.
+            content["application/x-ndjson"] = json!({"schema": reference("StartMessage")});
         }
         op["requestBody"] = json!({"required": true, "content": content});
     }
