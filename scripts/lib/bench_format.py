@@ -182,5 +182,28 @@ def engine():
         print(f"| parallel | {par['records_per_second']:,.0f} | {par['ratio_to_one_connection']:.2f} |")
 
 
+def serve():
+    data = {r["bench"]: r for r in rows()}
+    one, many = data["sync through serve"], data["16 concurrent syncs"]
+    print(f"The same sync of {one['records']:,} customers (simulator without latency or limits, into an empty schema) by `sync-engine sync` "
+          "in-process and by `sync-engine sync --engine-url` through a `sync-engine serve` on this machine, best of two alternating runs each.")
+    print("Reproduce: `scripts/bench serve` (or `cargo bench -p sync-engine --bench serve -- N`).")
+    print()
+    print("| run | records/s | ratio |")
+    print("| --- | ---: | ---: |")
+    print(f"| in-process | {one['local_records_per_second']:,.0f} | 1.00 |")
+    print(f"| through serve | {one['remote_records_per_second']:,.0f} | {one['ratio']:.2f} |")
+    print()
+    print(f"{many['runs']} `pipeline_sync` requests at once on one server, each syncing {many['records'] // many['runs']:,} customers into its own "
+          f"schema ({many['records']:,} records in all), while `/health` is polled every 20 ms ({many['health_samples']} samples):")
+    print()
+    print("| total records/s | server peak RSS | `/health` p50 | `/health` p99 |")
+    print("| ---: | ---: | ---: | ---: |")
+    print(f"| {many['records_per_second']:,.0f} | {many['serve_peak_rss_bytes'] / 2**20:.0f} MiB | {many['health_p50_ms']:.1f} ms | {many['health_p99_ms']:.1f} ms |")
+    print()
+    print("Targets: through serve at least 0.95 of in-process; under 16 concurrent syncs the server's own peak RSS under 100 MB "
+          "(connectors are separate processes) and `/health` p99 under 50 ms.")
+
+
 if __name__ == "__main__":
     globals()[sys.argv[1].replace("-", "_")](*sys.argv[2:])

@@ -33,6 +33,23 @@ pub struct Connector {
     pub timeout: Duration,
 }
 
+/// How much lower than the engine's the connectors' CPU priority is (`nice`); a server raises
+/// it so its API stays responsive while many syncs run.
+static CONNECTOR_NICENESS: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+/// Runs every connector started from now on at this `nice` increment.
+pub fn set_connector_niceness(increment: i32) {
+    CONNECTOR_NICENESS.store(increment, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// What `spec` answered, by role and command line: a connector is asked once per process.
+type SpecCache = std::sync::Mutex<std::collections::HashMap<(Role, String), (Spec, Dialect)>>;
+
+fn spec_cache() -> &'static SpecCache {
+    static CACHE: std::sync::OnceLock<SpecCache> = std::sync::OnceLock::new();
+    CACHE.get_or_init(Default::default)
+}
+
 /// Run directories (configs with secrets, catalogs, states) are named after the engine's pid.
 const RUN_DIR_PREFIX: &str = "sync-engine-";
 
@@ -117,6 +134,12 @@ impl Connector {
             .prefix(&format!("{RUN_DIR_PREFIX}{}-", std::process::id()))
             .tempdir()
             .context("cannot create a temporary directory")?;
+        let key = (role, resolved.command_line());
+        let cached = spec_cache()
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+            .cloned();
         let mut connector = Connector {
             role,
             resolved,
@@ -125,11 +148,28 @@ impl Connector {
             files,
             timeout: SHORT_COMMAND_TIMEOUT,
         };
+        if let Some((spec, dialect)) = cached {
+            connector.spec = spec;
+            connector.dialect = dialect;
+            return Ok(connector);
+        }
+        connector.read_spec().await?;
+        spec_cache()
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, (connector.spec.clone(), connector.dialect));
+        Ok(connector)
+    }
+
+    /// Runs `spec`: the dialect it answers in, and the config schema.
+    async fn read_spec(&mut self) -> Result<()> {
+        let role = self.role;
+        let connector = self;
         let (stdout, _) = connector.run_raw("spec", &[]).await?;
         for line in stdout.lines().filter(|l| !l.trim().is_empty()) {
             if let Ok(Message::Spec(spec)) = Message::from_str_line(line) {
                 connector.spec = spec;
-                return Ok(connector);
+                return Ok(());
             }
             if let Ok(message @ AirbyteMessage::Spec(_)) =
                 AirbyteMessage::from_slice(line.as_bytes())
@@ -137,7 +177,7 @@ impl Connector {
                 connector.dialect = Dialect::Airbyte;
                 if let Some(Message::Spec(spec)) = airbyte::from_airbyte(message, role).pop() {
                     connector.spec = spec;
-                    return Ok(connector);
+                    return Ok(());
                 }
             }
         }
@@ -196,10 +236,15 @@ impl Connector {
         // the source gracefully and lets the destination commit.
         cmd.process_group(0);
         // A connector must not outlive a killed engine (nothing would read or feed it).
-        // SAFETY: prctl is async-signal-safe and touches only the child being started.
+        let niceness = CONNECTOR_NICENESS.load(std::sync::atomic::Ordering::Relaxed);
+        // SAFETY: prctl and setpriority are async-signal-safe and touch only the child being
+        // started.
         unsafe {
-            cmd.pre_exec(|| {
+            cmd.pre_exec(move || {
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                if niceness > 0 {
+                    libc::setpriority(libc::PRIO_PROCESS, 0, niceness);
+                }
                 Ok(())
             });
         }

@@ -28,7 +28,7 @@ mod supervisor;
 mod tracker;
 pub mod wire;
 
-pub use connector::clean_stale_run_dirs;
+pub use connector::{clean_stale_run_dirs, set_connector_niceness};
 pub use sync_protocol::exit;
 
 /// An error in what the user asked for (flags, configs, stream names): exit 2.

@@ -25,6 +25,9 @@ use crate::{exit, usage};
 
 pub use routes::ROUTES;
 
+/// The `nice` increment of the connectors a server runs.
+const CONNECTOR_NICENESS: i32 = 10;
+
 /// What every handler shares.
 pub struct AppState {
     /// The engine that runs the operations.
@@ -92,6 +95,8 @@ pub async fn serve(args: ServeArgs) -> Result<u8> {
     let timeout = Duration::from_secs_f64(args.connector_timeout.max(1.0));
     let max_runs = args.max_concurrent_runs.unwrap_or_else(default_max_runs);
     let engine = LocalEngine::new(resolver, timeout).with_max_runs(max_runs);
+    // Connectors yield the CPU to the server, so its routes answer quickly under many syncs.
+    crate::connector::set_connector_niceness(CONNECTOR_NICENESS);
     let token = args.api_token.filter(|t| !t.is_empty());
     if let Some(token) = &token {
         sync_connector::redact::register_secret(token);
