@@ -39,7 +39,7 @@ fn help(binary: &str, args: &[&str]) -> String {
 }
 
 /// Flags of other tools the docs show in passing (cargo, npx/uvx, scripts/bench).
-const OTHER_TOOLS: &[&str] = &["--release", "--bins", "--yes", "--bench"];
+const OTHER_TOOLS: &[&str] = &["--release", "--bins", "--yes", "--bench", "--forward-to"];
 
 /// The lines of the documents' fenced code blocks.
 fn code_lines(text: &str) -> Vec<&str> {

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use stripe_fake::{Config, FakeStripe, Faults, Latency, Scope};
+use test_support::process::{Lcg, children_of, kill9};
 use test_support::{Finished, TestDb, bin_path};
 
 const STREAMS: &[&str] = &[
@@ -210,47 +211,6 @@ fn full_then_incremental(fake: FakeStripe) {
         .unwrap()
         .get(0);
     assert!(deleted);
-}
-
-/// A tiny deterministic random generator, so a failure replays.
-struct Lcg(u64);
-
-impl Lcg {
-    fn next(&mut self, below: u64) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (self.0 >> 33) % below
-    }
-}
-
-/// The children of a process, from /proc (no procps needed).
-fn children_of(pid: u32) -> Vec<u32> {
-    let mut kids: Vec<u32> = std::fs::read_dir(format!("/proc/{pid}/task"))
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|task| std::fs::read_to_string(task.path().join("children")).ok())
-        .flat_map(|text| {
-            text.split_whitespace()
-                .filter_map(|p| p.parse().ok())
-                .collect::<Vec<u32>>()
-        })
-        .collect();
-    kids.sort();
-    kids
-}
-
-unsafe extern "C" {
-    #[link_name = "kill"]
-    fn libc_kill(pid: i32, signal: i32) -> i32;
-}
-
-/// SIGKILL; true when the signal was delivered.
-fn kill9(pid: u32) -> bool {
-    // SAFETY: kill(2) on a pid this test spawned (or its child); at worst it is already gone.
-    unsafe { libc_kill(pid as i32, 9) == 0 }
 }
 
 #[test]

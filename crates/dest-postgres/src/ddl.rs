@@ -117,17 +117,27 @@ async fn create_schema(tx: &Transaction<'_>, schema: &str) -> Result<(), DdlErro
         .await
         .map_err(pg_err(format!("creating schema {schema:?}")))?;
     }
-    tx.batch_execute(&format!(
-        "{}; COMMENT ON TABLE {} IS {}",
-        crate::rejected::create_sql(schema),
-        qualified(schema, crate::rejected::TABLE),
-        literal(MARK)
-    ))
-    .await
-    .map_err(pg_err(format!(
-        "creating {schema}.{}",
-        crate::rejected::TABLE
-    )))
+    for (create, table) in [
+        (crate::rejected::create_sql(schema), crate::rejected::TABLE),
+        (
+            crate::tombstones::create_sql(schema),
+            crate::tombstones::TABLE,
+        ),
+    ] {
+        tx.batch_execute(&format!(
+            "{create}; COMMENT ON TABLE {} IS {}",
+            qualified(schema, table),
+            literal(MARK)
+        ))
+        .await
+        .map_err(pg_err(format!("creating {schema}.{table}")))?;
+    }
+    tx.batch_execute(&crate::tombstones::prune_sql(schema))
+        .await
+        .map_err(pg_err(format!(
+            "pruning {schema}.{}",
+            crate::tombstones::TABLE
+        )))
 }
 
 /// Brings a table that exists up to the catalog: checks its key, adds the columns of new

@@ -22,6 +22,7 @@ mod record;
 mod rejected;
 mod router;
 mod table;
+mod tombstones;
 
 use sync_connector::{About, Capability, Connector, ConnectorError, InputLines, Output};
 use sync_protocol::{ConfiguredCatalog, ConnectionStatus, FailureType, Spec};

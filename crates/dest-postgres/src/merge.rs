@@ -13,7 +13,8 @@ pub struct MergeSql {
     pub copy: String,
     /// COPY of the same rows straight into the target.
     pub copy_direct: String,
-    /// Whether the target holds any row.
+    /// Whether the target holds any row or, with hard deletes, remembers a deletion: either
+    /// way a batch must merge (a copy straight in would bring a deleted object back).
     pub target_has_rows: String,
     /// Merge when the batch has no duplicate keys.
     pub merge: String,
@@ -32,6 +33,10 @@ struct Names {
     updated: String,
     synced: String,
     deleted: String,
+    /// The schema's `_tombstones` table.
+    tombstones: String,
+    /// The stream's name as a literal.
+    stream: String,
 }
 
 impl Names {
@@ -50,6 +55,8 @@ impl Names {
             updated: quote(UPDATED_AT),
             synced: quote(SYNCED_AT),
             deleted: quote(DELETED),
+            tombstones: crate::ident::qualified(schema, crate::tombstones::TABLE),
+            stream: crate::ident::literal(&table.stream),
         }
     }
 
@@ -61,27 +68,30 @@ impl Names {
     }
 
     /// The stale-write gate: the incoming row (alias `incoming`) wins over the stored one (`t`)
-    /// when at least as new. A row without a version is replaced by anything; a record without
-    /// a version never replaces a row that has one.
+    /// when at least as new, except that a deletion is undone by no version of its own second
+    /// (deletion is final in Stripe; its times are whole seconds). A row without a version is
+    /// replaced by anything; a record without a version never replaces a row that has one.
     fn newer(&self, incoming: &str) -> String {
         format!(
-            "(t.{u} IS NULL OR {incoming}.{u} >= t.{u})",
-            u = self.updated
+            "(t.{u} IS NULL OR {incoming}.{u} > t.{u} OR ({incoming}.{u} = t.{u} AND ({incoming}.{d} OR NOT t.{d})))",
+            u = self.updated,
+            d = self.deleted
         )
     }
 
     /// The rows of the batch: the staging table, or for a batch with repeated keys what
-    /// applying them one by one would leave (the newest, the last written among equals; an
-    /// unversioned one only when none has a version).
+    /// applying them one by one would leave (the newest; among equals a deletion, else the last
+    /// written; an unversioned one only when none has a version).
     fn source(&self, dedupe: bool) -> String {
         if !dedupe || self.keys.is_empty() {
             return self.staging.clone();
         }
         format!(
-            "(SELECT DISTINCT ON ({k}) * FROM {staging} ORDER BY {k}, {updated} DESC NULLS LAST, ctid DESC)",
+            "(SELECT DISTINCT ON ({k}) * FROM {staging} ORDER BY {k}, {updated} DESC NULLS LAST, {deleted} DESC, ctid DESC)",
             k = self.keys.join(", "),
             staging = self.staging,
-            updated = self.updated
+            updated = self.updated,
+            deleted = self.deleted
         )
     }
 
@@ -129,8 +139,15 @@ impl Names {
         )
     }
 
+    /// A key as text, for `_tombstones` (`alias` the row's alias).
+    fn key_text(&self, alias: &str) -> String {
+        let keys: Vec<String> = self.keys.iter().map(|k| format!("{alias}.{k}")).collect();
+        format!("ROW({})::text", keys.join(", "))
+    }
+
     /// The merge of a batch: hard deletes first (tombstones delete the rows they are newer
-    /// than), then the upsert of the rest.
+    /// than and are remembered in `_tombstones`), then the upsert of the rest, except versions
+    /// no newer than a remembered deletion.
     fn merge(&self, delete_mode: DeleteMode, dedupe: bool) -> String {
         let source = self.source(dedupe);
         match delete_mode {
@@ -139,15 +156,32 @@ impl Names {
             DeleteMode::Hard => {
                 let join: Vec<String> =
                     self.keys.iter().map(|k| format!("t.{k} = s.{k}")).collect();
-                let live = format!("(SELECT * FROM batch b WHERE NOT b.{})", self.deleted);
+                let live = format!(
+                    "(SELECT * FROM batch b WHERE NOT b.{d} AND NOT EXISTS (SELECT 1 FROM {tomb} tb \
+                     WHERE tb.stream = {stream} AND tb.key = {key} AND tb.version >= b.{u}))",
+                    d = self.deleted,
+                    tomb = self.tombstones,
+                    stream = self.stream,
+                    key = self.key_text("b"),
+                    u = self.updated
+                );
                 format!(
                     "WITH batch AS MATERIALIZED (SELECT * FROM {source} b), \
-                     removed AS (DELETE FROM {} t USING batch s WHERE s.{} AND {} AND {}) {}",
-                    self.target,
-                    self.deleted,
-                    join.join(" AND "),
-                    self.newer("s"),
-                    self.upsert(&live)
+                     removed AS (DELETE FROM {target} t USING batch s WHERE s.{d} AND {join} AND {newer}), \
+                     remembered AS (INSERT INTO {tomb} AS tb (stream, key, version) \
+                     SELECT DISTINCT ON ({key}) {stream}, {key}, s.{u} FROM batch s WHERE s.{d} \
+                     ORDER BY {key}, s.{u} DESC NULLS LAST \
+                     ON CONFLICT (stream, key) DO UPDATE SET version = GREATEST(tb.version, EXCLUDED.version), deleted_at = now()) \
+                     {upsert}",
+                    target = self.target,
+                    d = self.deleted,
+                    join = join.join(" AND "),
+                    newer = self.newer("s"),
+                    tomb = self.tombstones,
+                    stream = self.stream,
+                    key = self.key_text("s"),
+                    u = self.updated,
+                    upsert = self.upsert(&live)
                 )
             }
         }
@@ -183,7 +217,13 @@ impl MergeSql {
                 names.target,
                 names.loaded()
             ),
-            target_has_rows: format!("SELECT EXISTS (SELECT 1 FROM {})", names.target),
+            target_has_rows: match delete_mode {
+                DeleteMode::Soft => format!("SELECT EXISTS (SELECT 1 FROM {})", names.target),
+                DeleteMode::Hard => format!(
+                    "SELECT EXISTS (SELECT 1 FROM {}) OR EXISTS (SELECT 1 FROM {} WHERE stream = {})",
+                    names.target, names.tombstones, names.stream
+                ),
+            },
             merge: names.merge(delete_mode, false),
             merge_dedupe: names.merge(delete_mode, true),
             insert_rejected: crate::rejected::insert_sql(schema),

@@ -416,3 +416,128 @@ fn columns_come_from_the_catalog_only() {
         ]
     );
 }
+
+#[test]
+fn a_late_older_version_never_brings_a_hard_deleted_row_back() {
+    for batch_size in [1, 1000] {
+        let db = TestDb::new();
+        let cat = catalog(vec![customers_stream()]);
+        let config = json!({"delete_mode": "hard", "batch_size": batch_size});
+        write_ok(
+            &db,
+            config.clone(),
+            &cat,
+            &[
+                record(
+                    "customers",
+                    json!({"id": "a", "email": "v5", "_updated_at": 5}),
+                ),
+                record(
+                    "customers",
+                    json!({"id": "b", "email": "v5", "_updated_at": 5}),
+                ),
+            ],
+        );
+        write_ok(
+            &db,
+            config.clone(),
+            &cat,
+            &[record(
+                "customers",
+                json!({"id": "a", "deleted": true, "_updated_at": 10}),
+            )],
+        );
+        // Out of order, in a later run and in the same batch as a newer change of another row.
+        write_ok(
+            &db,
+            config.clone(),
+            &cat,
+            &[
+                record(
+                    "customers",
+                    json!({"id": "a", "email": "v7 (late)", "_updated_at": 7}),
+                ),
+                record(
+                    "customers",
+                    json!({"id": "b", "email": "v8", "_updated_at": 8}),
+                ),
+            ],
+        );
+        assert_eq!(email(&db, "a"), None, "batch_size {batch_size}");
+        assert_eq!(
+            email(&db, "b").as_deref(),
+            Some("v8"),
+            "batch_size {batch_size}"
+        );
+        let remembered: i64 = query(
+            &db,
+            "SELECT count(*) FROM stripe._tombstones WHERE stream = 'customers'",
+        )[0]
+        .get(0);
+        assert_eq!(remembered, 1);
+    }
+}
+
+fn present(db: &TestDb, id: &str) -> Option<bool> {
+    db.client()
+        .query_opt(
+            "SELECT NOT _deleted FROM stripe.customers WHERE id = $1",
+            &[&id],
+        )
+        .unwrap()
+        .map(|r| r.get(0))
+}
+
+#[test]
+fn a_deletion_is_not_undone_by_a_version_of_its_own_second() {
+    let update = |email: &str| {
+        record(
+            "customers",
+            json!({"id": "a", "email": email, "_updated_at": 10}),
+        )
+    };
+    let deletion = record(
+        "customers",
+        json!({"id": "a", "deleted": true, "_updated_at": 10}),
+    );
+    for mode in ["soft", "hard"] {
+        for batch_size in [1, 1000] {
+            let db = TestDb::new();
+            let cat = catalog(vec![customers_stream()]);
+            let config = json!({"delete_mode": mode, "batch_size": batch_size});
+            write_ok(&db, config.clone(), &cat, &[update("v10 first")]);
+            // The deletion then, written later, a change of the same second (webhooks reordered).
+            write_ok(
+                &db,
+                config.clone(),
+                &cat,
+                &[deletion.clone(), update("v10 late")],
+            );
+            let gone = if mode == "soft" { Some(false) } else { None };
+            assert_eq!(present(&db, "a"), gone, "{mode}, batch_size {batch_size}");
+            // Another run brings the same-second change again.
+            write_ok(&db, config.clone(), &cat, &[update("v10 again")]);
+            assert_eq!(present(&db, "a"), gone, "{mode}, batch_size {batch_size}");
+            // While a change of the same second still replaces a change.
+            write_ok(
+                &db,
+                config.clone(),
+                &cat,
+                &[record(
+                    "customers",
+                    json!({"id": "b", "email": "first", "_updated_at": 10}),
+                )],
+            );
+            write_ok(
+                &db,
+                config.clone(),
+                &cat,
+                &[record(
+                    "customers",
+                    json!({"id": "b", "email": "second", "_updated_at": 10}),
+                )],
+            );
+            assert_eq!(email(&db, "b").as_deref(), Some("second"));
+        }
+    }
+}

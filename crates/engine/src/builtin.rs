@@ -53,6 +53,39 @@ pub const SHORTCUTS: [Shortcut; 5] = [
     },
 ];
 
+/// How often dest-postgres commits in live mode, unless its config says otherwise.
+pub const LIVE_FLUSH_INTERVAL_MS: u64 = 500;
+
+/// What `sync --live` sets: the Stripe source keeps following changes after its backfill, and
+/// dest-postgres commits every half second (unless its config says otherwise).
+pub fn live_config(request: &mut crate::engine::PipelineRequest) -> anyhow::Result<()> {
+    if request.source.name != STRIPE {
+        anyhow::bail!(
+            "--live: the engine knows the live mode of the stripe source only; for {:?}, set its own config",
+            request.source.name
+        );
+    }
+    match request.source.config.get("live") {
+        Some(Value::Bool(false)) => {
+            anyhow::bail!("--live and the source config's \"live\": false disagree; give one")
+        }
+        _ => {
+            request
+                .source
+                .config
+                .insert("live".to_owned(), Value::Bool(true));
+        }
+    }
+    if request.destination.name == POSTGRES {
+        request
+            .destination
+            .config
+            .entry("flush_interval_ms")
+            .or_insert_with(|| Value::from(LIVE_FLUSH_INTERVAL_MS));
+    }
+    Ok(())
+}
+
 /// A key that the built-in connector cannot run without, and how to give it.
 pub fn required_key(connector: &str) -> Option<(&'static str, &'static str)> {
     match connector {

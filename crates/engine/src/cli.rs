@@ -33,7 +33,7 @@ pub enum Command {
     Discover(PipelineArgs),
     /// Create the destination's tables for the selected streams.
     Setup(PipelineArgs),
-    /// Remove what setup created in the destination (for dest-postgres: drop the schema).
+    /// Remove what setup created (stripe: its webhook endpoint; dest-postgres: its tables and schema).
     Teardown(PipelineArgs),
     /// List the connectors that resolve, and from where.
     Connectors(ResolverArgs),
@@ -157,6 +157,10 @@ pub struct SyncArgs {
     /// Stop gracefully after this many source states.
     #[arg(long, value_name = "N")]
     pub state_limit: Option<u64>,
+    /// After the backfill, stay live: apply Stripe changes as they happen (events polled,
+    /// webhooks received) until SIGINT or SIGTERM; dest-postgres commits every 500 ms.
+    #[arg(long)]
+    pub live: bool,
     /// A connector that neither writes output nor exits for this long is stopped as hung.
     #[arg(long, value_name = "SECONDS", default_value = "600")]
     pub connector_timeout: f64,

@@ -127,6 +127,9 @@ async fn sync(engine: &AnyEngine, args: SyncArgs) -> Result<u8> {
         &loaded.control,
         [&source_spec, &destination_spec],
     )?;
+    if args.live {
+        crate::builtin::live_config(&mut request).map_err(usage)?;
+    }
     let initial = loaded.state.unwrap_or_default();
     let resumed = initial != SyncState::default();
     let from = if resumed {
@@ -325,8 +328,8 @@ async fn setup(engine: &AnyEngine, args: PipelineArgs) -> Result<u8> {
     let mut messages = engine.setup(&request, None).await.map_err(engine_error)?;
     while let Some(message) = messages.next().await {
         if let Message::Control(_) = message {
-            tracing::info!(
-                "setup returned a config update; sync saves such updates, setup does not"
+            tracing::warn!(
+                "setup returned a config update (stripe: a new webhook endpoint's secret); only sync saves such updates, so sync will replace what this setup made"
             );
         }
     }
@@ -351,13 +354,15 @@ async fn teardown(engine: &AnyEngine, args: PipelineArgs) -> Result<u8> {
     let store = checkpoint::state_store(&pipeline, None, owner);
     store.lock().await?;
     store.remove().await?;
+    // Both sides: the source removes what its setup made (stripe: its webhook endpoint).
     let mut messages = engine
-        .teardown(&request, Some(Role::Destination))
+        .teardown(&request, None)
         .await
         .map_err(engine_error)?;
     while messages.next().await.is_some() {}
     println!(
-        "{} torn down; the sync's state in {} is removed",
+        "{} and {} torn down; the sync's state in {} is removed",
+        request.source.name,
         request.destination.name,
         store.describe()
     );

@@ -277,6 +277,16 @@ impl Connector {
         subcommand: &str,
         flags: &[(&str, &PathBuf)],
     ) -> Result<(String, std::process::ExitStatus)> {
+        let finished = self.run_unchecked(subcommand, flags).await?;
+        finished.checked(self, subcommand)
+    }
+
+    /// Runs a subcommand to its end, whatever its exit status.
+    async fn run_unchecked(
+        &self,
+        subcommand: &str,
+        flags: &[(&str, &PathBuf)],
+    ) -> Result<Finished> {
         let mut child = self.spawn(subcommand, flags, Stdio::null())?;
         let mut stdout = child.stdout.take().context("stdout is piped")?;
         let mut stderr = child.stderr.take().context("stderr is piped")?;
@@ -306,22 +316,62 @@ impl Connector {
                 sync_connector::redact::redact(line)
             );
         }
-        if !status.success() && subcommand != "check" {
-            let failure = failure_message(&out, self.dialect, self.role);
-            let detail = failure.unwrap_or_else(|| tail(&err, 8));
-            bail!(
-                "{} {subcommand} exited with {status}: {}",
-                self.name(),
-                sync_connector::redact::redact(&detail)
-            );
+        Ok(Finished { out, err, status })
+    }
+
+    /// Runs an optional subcommand (`setup`, `teardown`); `None` when the connector says it
+    /// has no such subcommand: a usage exit (2) with nothing on stdout and the subcommand named
+    /// on stderr, as argparse, clap and hand-written CLIs answer an unknown command.
+    pub async fn run_optional(
+        &self,
+        subcommand: &str,
+        flags: &[(&str, &PathBuf)],
+    ) -> Result<Option<Vec<Message>>> {
+        let finished = self.run_unchecked(subcommand, flags).await?;
+        let unknown = finished.status.code() == Some(2)
+            && finished.out.trim().is_empty()
+            && finished.err.contains(subcommand);
+        if unknown {
+            tracing::debug!("{} has no {subcommand}", self.name());
+            return Ok(None);
         }
-        Ok((out, status))
+        let (out, _) = finished.checked(self, subcommand)?;
+        Ok(Some(parse_output(&out, self.dialect, self.role)))
     }
 
     /// Runs a short subcommand and returns its messages in the native dialect.
     pub async fn run(&self, subcommand: &str, flags: &[(&str, &PathBuf)]) -> Result<Vec<Message>> {
         let (out, _) = self.run_raw(subcommand, flags).await?;
         Ok(parse_output(&out, self.dialect, self.role))
+    }
+}
+
+/// What a short subcommand printed and how it exited.
+struct Finished {
+    out: String,
+    err: String,
+    status: std::process::ExitStatus,
+}
+
+impl Finished {
+    /// stdout and the status, or an error with the failure's message when it failed (`check`
+    /// reports failures in its output instead).
+    fn checked(
+        self,
+        connector: &Connector,
+        subcommand: &str,
+    ) -> Result<(String, std::process::ExitStatus)> {
+        if !self.status.success() && subcommand != "check" {
+            let failure = failure_message(&self.out, connector.dialect, connector.role);
+            let detail = failure.unwrap_or_else(|| tail(&self.err, 8));
+            bail!(
+                "{} {subcommand} exited with {}: {}",
+                connector.name(),
+                self.status,
+                sync_connector::redact::redact(&detail)
+            );
+        }
+        Ok((self.out, self.status))
     }
 }
 

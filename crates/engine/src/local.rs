@@ -240,11 +240,24 @@ impl Engine for LocalEngine {
                 "the source offers no streams to sync".to_owned(),
             ));
         }
+        let mut opened = opened;
+        let source_setup = run_lifecycle(
+            &opened.source,
+            "setup",
+            &opened.source_config,
+            Some(&catalog),
+        )
+        .await
+        .map_err(|e| EngineError::Connector(format!("{e:#}")))?;
         let setup = pipeline::setup_destination(&opened, &catalog)
             .await
             .map_err(|e| EngineError::Connector(format!("{e:#}")))?;
         let (tx, rx) = mpsc::unbounded_channel();
-        for message in lifecycle_output(setup) {
+        for message in lifecycle_output(source_setup).chain(lifecycle_output(setup)) {
+            // What setup just made (a webhook secret) is needed by this very run.
+            if let Message::Control(control) = &message {
+                pipeline::apply_update(&mut opened, control);
+            }
             let _ = tx.send(message);
         }
         let (cancel_tx, cancel_rx) = oneshot::channel();

@@ -173,13 +173,23 @@ pub async fn run_lifecycle(
     if let Some(catalog) = &catalog {
         flags.push(("catalog", catalog));
     }
-    match connector.run(subcommand, &flags).await {
-        Ok(messages) => Ok(messages),
-        Err(e) if format!("{e:#}").contains("subcommand") => {
-            tracing::debug!("{} has no {subcommand}: {e:#}", connector.name());
-            Ok(Vec::new())
+    Ok(connector
+        .run_optional(subcommand, &flags)
+        .await?
+        .unwrap_or_default())
+}
+
+/// Fills a connector's config for this run with the keys a config update gives that the
+/// config does not set (the caller's values win, as on later runs).
+pub fn apply_update(opened: &mut Opened, control: &sync_protocol::Control) {
+    let (config, update) = match control {
+        sync_protocol::Control::SourceConfig(u) => (&mut opened.source_config, u),
+        sync_protocol::Control::DestinationConfig(u) => (&mut opened.destination_config, u),
+    };
+    if let (Value::Object(config), Value::Object(update)) = (config, update) {
+        for (key, value) in update {
+            config.entry(key.clone()).or_insert_with(|| value.clone());
         }
-        Err(e) => Err(e),
     }
 }
 

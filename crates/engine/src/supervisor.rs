@@ -380,7 +380,27 @@ pub async fn run(
     drop(shared);
     conclude(&spec, &tracker, &pair, stopped);
     let progress = tracker.progress();
+    // A source stopped after it completed every stream (a live one, signalled to end) that
+    // then ended cleanly, its last state committed, finished its work: the run succeeded.
+    let stopped = match stopped {
+        Some(EofReason::Aborted) if ended_cleanly(&pair, &progress) => None,
+        other => other,
+    };
     Ok((eof(&tracker, progress, stopped), tracker))
+}
+
+fn ended_cleanly(pair: &Pair, progress: &sync_protocol::Progress) -> bool {
+    let exited_0 = |p: &Process| !p.killed && p.status.is_some_and(|s| s.success());
+    exited_0(&pair.source)
+        && exited_0(&pair.destination)
+        && !progress.streams.is_empty()
+        && progress.streams.values().all(|s| {
+            matches!(
+                s.status,
+                sync_protocol::StreamProgressStatus::Completed
+                    | sync_protocol::StreamProgressStatus::Skipped
+            )
+        })
 }
 
 /// What the supervisor waits for besides the processes and tasks.

@@ -26,9 +26,15 @@ fn target_dir() -> PathBuf {
 
 /// A virtualenv with uv, made once under the target directory.
 fn uv_bin_dir() -> PathBuf {
+    static MAKING: Mutex<()> = Mutex::new(());
+    let _one_at_a_time = MAKING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let venv = target_dir().join("uv-venv");
     let bin = venv.join("bin");
     if !bin.join("uvx").exists() {
+        // What an interrupted run left half made.
+        let _ = std::fs::remove_dir_all(&venv);
         let ok = Command::new("python3")
             .args(["-m", "venv"])
             .arg(&venv)

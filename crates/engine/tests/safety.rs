@@ -7,6 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use test_support::process::children_of;
 use test_support::{Bin, Finished, TestDb, bin_path};
 
 fn command_map() -> String {
@@ -46,21 +47,6 @@ fn signal(pid: u32, sig: i32) {
     unsafe {
         libc::kill(pid as i32, sig);
     }
-}
-
-/// The pids of a process's children, from /proc.
-fn children_of(pid: u32) -> Vec<u32> {
-    std::fs::read_dir(format!("/proc/{pid}/task"))
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
-        .flat_map(|s| {
-            s.split_whitespace()
-                .filter_map(|p| p.parse().ok())
-                .collect::<Vec<u32>>()
-        })
-        .collect()
 }
 
 fn command_name(pid: u32) -> String {
@@ -164,6 +150,7 @@ fn a_frozen_destination_is_named_and_killed() {
     .spawn()
     .unwrap();
     let dest = child_named(child.id(), "dest-postgres");
+    let born = start_time(dest);
     signal(dest, libc::SIGSTOP);
     let started = Instant::now();
     let out = finished(child);
@@ -174,14 +161,19 @@ fn a_frozen_destination_is_named_and_killed() {
         out.stderr
     );
     assert!(started.elapsed() < Duration::from_secs(40));
+    // Gone, a zombie, or its pid taken by another process since (tests run in parallel).
+    let stat = std::fs::read_to_string(format!("/proc/{dest}/stat")).unwrap_or_default();
     assert!(
-        !Path::new(&format!("/proc/{dest}")).exists()
-            || command_name(dest).is_empty()
-            || std::fs::read_to_string(format!("/proc/{dest}/stat"))
-                .unwrap_or_default()
-                .contains(") Z"),
-        "the frozen destination was killed"
+        stat.is_empty() || stat.contains(") Z") || start_time(dest) != born,
+        "the frozen destination was killed: {stat}"
     );
+}
+
+/// When a process started (field 22 of /proc/PID/stat), to tell a reused pid apart.
+fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 2..];
+    rest.split_whitespace().nth(19)?.parse().ok()
 }
 
 #[test]

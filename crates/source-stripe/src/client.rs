@@ -228,23 +228,60 @@ impl StripeClient {
         })
     }
 
-    /// GETs and parses a body, retrying 429s, 5xx, network failures and bodies that do not
-    /// parse (a truncated response), with one budget of `max_retries` for all of them.
+    /// POSTs a form (create, update) or DELETEs, with an idempotency key so a retry never
+    /// acts twice; answers the object.
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        form: &[(String, String)],
+        endpoint: &str,
+    ) -> Result<Value, StripeError> {
+        let request = Request {
+            method,
+            path,
+            query: &[],
+            form,
+            endpoint,
+            idempotency_key: Some(format!("stripe-sync-{:032x}", rand::random::<u128>())),
+        };
+        self.parsed::<Value>(&request).await.map(|(v, _)| v)
+    }
+
+    /// GETs and parses a body (see [`StripeClient::parsed`]).
     async fn get_parsed<T: for<'de> Deserialize<'de>>(
         &self,
         path: &str,
         query: &[(String, String)],
         endpoint: &str,
     ) -> Result<(T, i64), StripeError> {
+        let request = Request {
+            method: reqwest::Method::GET,
+            path,
+            query,
+            form: &[],
+            endpoint,
+            idempotency_key: None,
+        };
+        self.parsed(&request).await
+    }
+
+    /// Sends a request and parses its body, retrying 429s, 5xx, network failures and bodies
+    /// that do not parse (a truncated response), with one budget of `max_retries` for all.
+    async fn parsed<T: for<'de> Deserialize<'de>>(
+        &self,
+        request: &Request<'_>,
+    ) -> Result<(T, i64), StripeError> {
+        let (path, endpoint) = (request.path, request.endpoint);
         let mut attempt = 0;
         loop {
-            let (error, after) = match self.attempt(path, query, endpoint).await {
+            let (error, after) = match self.attempt(request).await {
                 Attempt::Done(body, server_time) => match serde_json::from_slice::<T>(&body) {
                     Ok(parsed) => return Ok((parsed, server_time)),
                     Err(e) => (
                         StripeError::network(
                             format!("unreadable response: {e}"),
-                            format!("GET {path}"),
+                            format!("{} {path}", request.method),
                             endpoint,
                         ),
                         None,
@@ -269,8 +306,9 @@ impl StripeClient {
         }
     }
 
-    async fn attempt(&self, path: &str, query: &[(String, String)], endpoint: &str) -> Attempt {
-        let request = format!("GET {path}");
+    async fn attempt(&self, r: &Request<'_>) -> Attempt {
+        let (path, query, endpoint) = (r.path, r.query, r.endpoint);
+        let request = format!("{} {path}", r.method);
         let Ok(_permit) = self.in_flight.acquire().await else {
             return Attempt::Fail(StripeError::local("the client is shutting down", request));
         };
@@ -283,12 +321,17 @@ impl StripeClient {
         // stamped with it (minus a second for the clock's resolution), so that an event for a
         // change made while the request was in flight is never older than the stamp.
         let sent_at = self.server_now() - 1;
-        let sent = self
+        let mut builder = self
             .http
-            .get(format!("{}{path}", self.base_url))
-            .query(query)
-            .send()
-            .await;
+            .request(r.method.clone(), format!("{}{path}", self.base_url))
+            .query(query);
+        if !r.form.is_empty() {
+            builder = builder.form(r.form);
+        }
+        if let Some(key) = &r.idempotency_key {
+            builder = builder.header("Idempotency-Key", key);
+        }
+        let sent = builder.send().await;
         let response = match sent {
             Ok(r) => r,
             Err(e) => return Attempt::retry(network_error(&request, endpoint, &e), None),
@@ -322,6 +365,18 @@ impl StripeClient {
             );
         }
     }
+}
+
+/// One request to the API.
+struct Request<'a> {
+    method: reqwest::Method,
+    path: &'a str,
+    query: &'a [(String, String)],
+    form: &'a [(String, String)],
+    /// The rate-limit bucket (the path template).
+    endpoint: &'a str,
+    /// Sent as `Idempotency-Key`, the same on every retry.
+    idempotency_key: Option<String>,
 }
 
 fn network_error(request: &str, endpoint: &str, e: &reqwest::Error) -> StripeError {

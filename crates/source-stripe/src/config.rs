@@ -52,6 +52,30 @@ pub struct Config {
     /// How old a webhook's signature timestamp may be, in seconds.
     #[serde(default = "default_webhook_tolerance_secs")]
     pub webhook_tolerance_secs: u64,
+    /// After the backfill and the catch-up, keep running and apply changes as they happen.
+    #[serde(default)]
+    pub live: bool,
+    /// Live: seconds between reads of `/v1/events`; 0 reads none (webhooks only).
+    #[serde(default = "default_poll_interval_secs")]
+    pub poll_interval_secs: f64,
+    /// Live: the address of the source's own webhook endpoint (`POST /webhooks`).
+    #[serde(default)]
+    pub webhook_listen: Option<String>,
+    /// Live: a state at least this often, in seconds.
+    #[serde(default = "default_checkpoint_interval_secs")]
+    pub checkpoint_interval_secs: f64,
+    /// The public URL Stripe should send events to: `setup` creates (or reuses) a managed
+    /// webhook endpoint for it.
+    #[serde(default)]
+    pub webhook_url: Option<String>,
+}
+
+fn default_poll_interval_secs() -> f64 {
+    2.0
+}
+
+fn default_checkpoint_interval_secs() -> f64 {
+    5.0
 }
 
 fn default_webhook_tolerance_secs() -> u64 {
@@ -143,7 +167,12 @@ pub fn config_schema() -> Value {
             "max_retries": {"type": "integer", "minimum": 0, "maximum": 50, "default": default_max_retries(), "description": "Retries of one request on 429, 5xx, timeouts and dropped connections."},
             "events": {"type": "boolean", "default": default_true(), "description": "Follow /v1/events for updates and deletes after the backfill."},
             "webhook_secret": {"type": "string", "secret": true, "pattern": "^whsec_", "description": "The webhook endpoint's signing secret (whsec_…). Raw webhooks given as input ({body, headers}) are verified with it: the Stripe-Signature timestamp and every v1 signature, compared in constant time."},
-            "webhook_tolerance_secs": {"type": "integer", "minimum": 1, "default": default_webhook_tolerance_secs(), "description": "How old a webhook's signature timestamp may be, in seconds."}
+            "webhook_tolerance_secs": {"type": "integer", "minimum": 1, "default": default_webhook_tolerance_secs(), "description": "How old a webhook's signature timestamp may be, in seconds."},
+            "live": {"type": "boolean", "default": false, "description": "After the backfill and the catch-up from the events cursor, keep running: apply changes as they happen (polling /v1/events and/or receiving webhooks) until stopped (SIGTERM/SIGINT), then end with a final state."},
+            "poll_interval_secs": {"type": "number", "minimum": 0, "default": default_poll_interval_secs(), "description": "Live: seconds between reads of /v1/events (0: none, webhooks only; the events cursor then stays where the catch-up left it, and a restart reads every event since again)."},
+            "webhook_listen": {"type": "string", "pattern": "^[^\\s]+:[0-9]+$", "description": "Live: address (host:port) of the source's own webhook endpoint, POST /webhooks. It answers 200 only for a verified event it has handed on, 400 or 401 otherwise. Needs webhook_secret."},
+            "checkpoint_interval_secs": {"type": "number", "exclusiveMinimum": 0, "default": default_checkpoint_interval_secs(), "description": "Live: a state (the events cursor) at least this often, so the destination commits and the checkpoint moves."},
+            "webhook_url": {"type": "string", "pattern": "^https?://", "description": "The public URL Stripe sends events to. setup creates (or reuses) a webhook endpoint for it, marked metadata.managed_by=stripe-sync, and returns its secret as webhook_secret (a config update the engine saves); teardown deletes only that endpoint."}
         }
     })
 }

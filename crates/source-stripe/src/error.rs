@@ -171,6 +171,16 @@ pub enum ReadError {
     Framing(FramingError),
 }
 
+impl fmt::Display for ReadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReadError::Stripe(e) => e.fmt(f),
+            ReadError::Output(_) => f.write_str("standard output is closed"),
+            ReadError::Framing(e) => e.fmt(f),
+        }
+    }
+}
+
 impl From<StripeError> for ReadError {
     fn from(e: StripeError) -> Self {
         ReadError::Stripe(e)

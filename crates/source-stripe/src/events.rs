@@ -28,6 +28,7 @@ use crate::children::{children_of, embedded_items};
 use crate::client::StripeClient;
 use crate::error::ReadError;
 use crate::pager::Pager;
+use crate::recent::RecentIds;
 use crate::records::{Head, stamp, tombstone};
 use crate::state::{AccountMark, EventsCursor, Generation, GlobalCheckpoint};
 
@@ -52,6 +53,10 @@ pub struct EventsCtx {
     /// Per stream, the last second its backfill listed objects in: events up to then may be
     /// older than what was listed.
     pub listed_until: HashMap<String, i64>,
+    /// Pushed events (webhooks) up to this second may be late copies of events an earlier run
+    /// applied with newer ones of the same second: their objects are read again. The server's
+    /// time when this run started (plus the clock slack).
+    pub pushed_trusted_after: i64,
 }
 
 /// Records emitted per stream.
@@ -106,12 +111,50 @@ impl<'a> ObjectHead<'a> {
     }
 }
 
-/// Objects read again during this run: an event older than such a read is already reflected
-/// in it; one from the same second may or may not be.
+/// Objects read again during this run, and objects whose pushed snapshot was emitted: an event
+/// older than such a version is already reflected in it; one from the same second may or may
+/// not be (webhooks arrive in any order), so its object is read again.
 #[derive(Default)]
 struct Refetched {
-    /// Object id → (the read's stamp, the last second that may still tie with it).
-    by_id: HashMap<String, (i64, i64)>,
+    by_id: HashMap<String, Emitted>,
+}
+
+/// The last version of an object this run emitted.
+#[derive(Clone, Copy)]
+struct Emitted {
+    /// Its stamp.
+    stamp: i64,
+    /// The last second that may still tie with it.
+    ties_until: i64,
+    /// An event's snapshot from the events list, which is in order: later events of the list
+    /// are newer, whatever their second.
+    listed: bool,
+}
+
+/// Entries kept before the oldest seconds are forgotten.
+const REFETCHED_CAPACITY: usize = 100_000;
+
+impl Refetched {
+    fn remember(&mut self, id: &str, emitted: Emitted) {
+        if self.by_id.len() >= REFETCHED_CAPACITY && !self.by_id.contains_key(id) {
+            // Same-second ties matter for events of the same second only: keep the last hour.
+            let horizon = emitted.ties_until - 3600;
+            self.by_id.retain(|_, e| e.ties_until >= horizon);
+            if self.by_id.len() >= REFETCHED_CAPACITY {
+                self.by_id.clear();
+            }
+        }
+        self.by_id.insert(id.to_owned(), emitted);
+    }
+}
+
+/// What this run applied already, shared by the events path and pushed events (webhooks): the
+/// events, so each is applied once whichever path brings it first, and the object versions an
+/// event must be compared with.
+#[derive(Default)]
+pub struct Applied {
+    ids: RecentIds,
+    refetched: Refetched,
 }
 
 /// Where an object's version comes from for one event.
@@ -159,11 +202,15 @@ fn is_deletion(event_type: &str, object: &ObjectHead<'_>) -> bool {
 }
 
 /// Reads every event after the cursor and emits the records they carry, oldest first; emits
-/// the global state after each window.
-pub async fn follow(ctx: &EventsCtx, mut cursor: EventsCursor) -> Result<Counts, ReadError> {
+/// the global state after each window. Events in `applied` (by a webhook) are skipped; the ones
+/// applied are added to it. Returns the advanced cursor.
+pub async fn follow(
+    ctx: &EventsCtx,
+    mut cursor: EventsCursor,
+    applied: &mut Applied,
+) -> Result<(Counts, EventsCursor), ReadError> {
     let catalog = stripe_catalog::catalog();
     let mut counts = Counts::new();
-    let mut refetched = Refetched::default();
     let mut window = FIRST_WINDOW_SECS;
     loop {
         let read_at = ctx.client.server_now();
@@ -188,10 +235,15 @@ pub async fn follow(ctx: &EventsCtx, mut cursor: EventsCursor) -> Result<Counts,
                 }
             };
             in_window.push((event.created, event.id.clone().into_owned()));
-            if seen.contains(event.id.as_ref()) {
+            if seen.contains(event.id.as_ref()) || !applied.ids.insert(&event.id) {
                 continue;
             }
-            apply(ctx, catalog, &event, raw, &mut counts, &mut refetched).await?;
+            let how = Apply {
+                event: &event,
+                raw_event: raw,
+                pushed: false,
+            };
+            apply(ctx, catalog, how, &mut counts, &mut applied.refetched).await?;
         }
         // The cursor never passes the last few seconds, where events may still appear; the ids
         // of the events read at or after it are remembered instead.
@@ -222,7 +274,7 @@ pub async fn follow(ctx: &EventsCtx, mut cursor: EventsCursor) -> Result<Counts,
             break;
         }
     }
-    Ok(counts)
+    Ok((counts, cursor))
 }
 
 /// Applies events pushed to the source (webhooks, given events) one at a time, exactly as the
@@ -230,37 +282,42 @@ pub async fn follow(ctx: &EventsCtx, mut cursor: EventsCursor) -> Result<Counts,
 #[derive(Default)]
 pub struct Pushed {
     counts: Counts,
-    refetched: Refetched,
 }
 
 impl Pushed {
-    /// Emits the records one event's JSON text carries; an unreadable event is skipped with a
-    /// warning.
-    pub async fn apply(&mut self, ctx: &EventsCtx, text: &str) -> Result<(), ReadError> {
+    /// Emits the records one event's JSON text carries, unless `applied` says it was applied
+    /// already; an unreadable event is skipped with a warning. True when it was applied.
+    pub async fn apply(
+        &mut self,
+        ctx: &EventsCtx,
+        text: &str,
+        applied: &mut Applied,
+    ) -> Result<bool, ReadError> {
         let raw: Box<RawValue> = match serde_json::from_str(text) {
             Ok(raw) => raw,
             Err(e) => {
                 tracing::warn!("skipping an unreadable event: {e}");
-                return Ok(());
+                return Ok(false);
             }
         };
         let event = match serde_json::from_str::<Event<'_>>(raw.get()) {
             Ok(event) => event,
             Err(e) => {
                 tracing::warn!("skipping an unreadable event: {e}");
-                return Ok(());
+                return Ok(false);
             }
         };
+        if !applied.ids.insert(&event.id) {
+            return Ok(false);
+        }
+        let how = Apply {
+            event: &event,
+            raw_event: &raw,
+            pushed: true,
+        };
         let catalog = stripe_catalog::catalog();
-        apply(
-            ctx,
-            catalog,
-            &event,
-            &raw,
-            &mut self.counts,
-            &mut self.refetched,
-        )
-        .await
+        apply(ctx, catalog, how, &mut self.counts, &mut applied.refetched).await?;
+        Ok(true)
     }
 
     /// Records emitted per stream so far.
@@ -290,16 +347,25 @@ async fn read_window(
     Ok(Some(events))
 }
 
+/// One event to apply.
+struct Apply<'e, 'a> {
+    event: &'e Event<'a>,
+    raw_event: &'e RawValue,
+    /// Pushed (a webhook): events may arrive in any order, so a later event of the same second
+    /// for the same object cannot trust its snapshot.
+    pushed: bool,
+}
+
 /// Emits the records one event carries: the event itself (`events` stream), its object, and the
 /// object's nested lists, fetched in full when the payload truncates them.
 async fn apply(
     ctx: &EventsCtx,
     catalog: &'static Catalog,
-    event: &Event<'_>,
-    raw_event: &RawValue,
+    how: Apply<'_, '_>,
     counts: &mut Counts,
     refetched: &mut Refetched,
 ) -> Result<(), ReadError> {
+    let (event, raw_event) = (how.event, how.raw_event);
     if ctx.is_selected("events") {
         let data = stamp(raw_event, &ctx.account_id, event.created);
         ctx.emit("events", data, counts).await?;
@@ -332,21 +398,41 @@ async fn apply(
 
     let mut streams: Vec<&str> = children.iter().map(|c| c.stream.as_str()).collect();
     streams.push(&resource.stream);
-    let version = match refetched.by_id.get(id) {
-        Some((stamp, _)) if event.created < *stamp => Version::AlreadyNewer,
-        Some((_, ties_until)) if event.created <= *ties_until => Version::Refetch,
+    let last = refetched.by_id.get(id).copied();
+    let version = match last {
+        Some(last) if event.created < last.stamp => Version::AlreadyNewer,
+        // The list's next event of the same second is newer than the list's last one.
+        Some(last) if last.listed && !how.pushed => Version::Snapshot,
+        Some(last) if event.created <= last.ties_until => Version::Refetch,
+        _ if how.pushed && event.created <= ctx.pushed_trusted_after => Version::Refetch,
         _ if ctx.ties_a_listing(&streams, event.created) => Version::Refetch,
         _ => Version::Snapshot,
     };
     let current;
     let (object, observed_at): (&RawValue, i64) = match version {
         Version::AlreadyNewer => return Ok(()),
-        Version::Snapshot => (data.object, event.created),
+        Version::Snapshot => {
+            let emitted = Emitted {
+                stamp: event.created,
+                ties_until: event.created,
+                listed: !how.pushed,
+            };
+            refetched.remember(id, emitted);
+            (data.object, event.created)
+        }
         Version::Refetch => match refetch(ctx, resource, id).await? {
             Some((raw, read_at)) => {
-                refetched
-                    .by_id
-                    .insert(id.to_owned(), (read_at, read_at + 1 + CLOCK_SLACK_SECS));
+                // Read after the event arrived, it is at least as new as the event and as what
+                // this run emitted before (`read_at` errs on the early side by a second).
+                let read_at = read_at
+                    .max(event.created)
+                    .max(last.map_or(i64::MIN, |l| l.stamp));
+                let emitted = Emitted {
+                    stamp: read_at,
+                    ties_until: read_at + 1 + CLOCK_SLACK_SECS,
+                    listed: false,
+                };
+                refetched.remember(id, emitted);
                 current = raw;
                 if ObjectHead::of(&current).deleted {
                     // Gone since the event: its own deletion event follows.

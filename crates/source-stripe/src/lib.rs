@@ -15,11 +15,14 @@ mod config;
 mod discover;
 mod error;
 mod events;
+mod live;
 mod pager;
 mod plan;
+mod provision;
 mod push;
 mod ranges;
 mod read;
+mod recent;
 mod records;
 mod state;
 pub mod webhook;
@@ -52,6 +55,8 @@ impl Connector for StripeSource {
             Capability::Check,
             Capability::Discover,
             Capability::Read,
+            Capability::Setup,
+            Capability::Teardown,
         ]
     }
 
@@ -101,6 +106,19 @@ impl Connector for StripeSource {
         output: Output,
     ) -> Result<(), ConnectorError> {
         read::read(config, catalog, state, output).await
+    }
+
+    async fn setup(
+        &self,
+        config: Config,
+        _catalog: ConfiguredCatalog,
+        output: Output,
+    ) -> Result<(), ConnectorError> {
+        provision::setup(&config, &output).await
+    }
+
+    async fn teardown(&self, config: Config, _output: Output) -> Result<(), ConnectorError> {
+        provision::teardown(&config).await
     }
 
     async fn read_input(

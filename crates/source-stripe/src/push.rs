@@ -11,7 +11,7 @@ use sync_protocol::{ConfiguredCatalog, Message, SourceStateSet};
 use crate::client::StripeClient;
 use crate::config::Config;
 use crate::error::ReadError;
-use crate::events::{EventsCtx, Pushed};
+use crate::events::{Applied, EventsCtx, Pushed};
 use crate::plan::{Plan, fatal};
 use crate::webhook::Verifier;
 
@@ -31,8 +31,10 @@ pub async fn read_input(
         account: plan.mark.clone(),
         streams: plan.generations.clone(),
         listed_until: HashMap::new(),
+        pushed_trusted_after: client.server_now() + crate::events::CLOCK_SLACK_SECS,
     };
     let mut pushed = Pushed::default();
+    let mut applied = Applied::default();
     let (mut taken, mut refused) = (0u64, 0u64);
     while let Some(line) = input.next().await {
         let line = line.map_err(|e| ConnectorError::Usage(format!("--input: {e}")))?;
@@ -66,8 +68,8 @@ pub async fn read_input(
                 continue;
             }
         };
-        match pushed.apply(&ctx, &text).await {
-            Ok(()) => taken += 1,
+        match pushed.apply(&ctx, &text, &mut applied).await {
+            Ok(applied) => taken += u64::from(applied),
             Err(ReadError::Output(closed)) => return Err(closed.into()),
             Err(ReadError::Stripe(e)) => return Err(fatal(&e, "applying a pushed event")),
             Err(ReadError::Framing(e)) => {

@@ -13,7 +13,8 @@ use crate::backfill::{self, Backfilled, StreamCtx};
 use crate::client::StripeClient;
 use crate::config::Config;
 use crate::error::ReadError;
-use crate::events::{self, EventsCtx};
+use crate::events::{self, Applied, EventsCtx};
+use crate::live;
 use crate::plan::{Plan, fatal};
 use crate::state::StreamCheckpoint;
 
@@ -23,6 +24,11 @@ pub async fn read(
     state: SourceStateSet,
     output: Output,
 ) -> Result<(), ConnectorError> {
+    if config.live && !config.events {
+        return Err(ConnectorError::config(
+            "live needs the events path: events must not be false",
+        ));
+    }
     let client = Arc::new(StripeClient::new(&config).map_err(ConnectorError::config)?);
     let mut plan = Plan::make(&client, &config, &catalog, &state, &output).await?;
     let global = plan.global(&plan.cursor).to_value();
@@ -30,6 +36,7 @@ pub async fn read(
         output.state(SourceState::global(global)).await?;
     }
     let listed_until = backfill_all(&client, &config, &mut plan, &output).await?;
+    let mut live_from = None;
     if config.events {
         let ctx = EventsCtx {
             client: client.clone(),
@@ -38,12 +45,15 @@ pub async fn read(
             account: plan.mark.clone(),
             streams: plan.generations.clone(),
             listed_until,
+            pushed_trusted_after: client.server_now() + events::CLOCK_SLACK_SECS,
         };
-        match events::follow(&ctx, plan.cursor.clone()).await {
-            Ok(counts) => {
+        let mut applied = Applied::default();
+        match events::follow(&ctx, plan.cursor.clone(), &mut applied).await {
+            Ok((counts, cursor)) => {
                 for (stream, n) in counts {
                     tracing::info!(stream = %stream, records = n, "applied events");
                 }
+                live_from = Some((ctx, cursor, applied));
             }
             Err(ReadError::Output(closed)) => return Err(closed.into()),
             Err(ReadError::Stripe(e)) => return Err(fatal(&e, "reading /v1/events")),
@@ -58,6 +68,12 @@ pub async fn read(
                 .stream_status(name, StreamStatusKind::Complete {})
                 .await?;
         }
+    }
+    // Live: the backfills are complete; changes keep flowing until the source is stopped.
+    if config.live
+        && let Some((ctx, cursor, applied)) = live_from
+    {
+        live::run(&ctx, &config, cursor, applied).await?;
     }
     Ok(())
 }

@@ -81,6 +81,10 @@ pub struct Faults {
     pub disabled_streams: Vec<String>,
     /// Keys answered 401 `api_key_expired` from now on (a key revoked mid-run).
     pub revoked_keys: Vec<String>,
+    /// Fraction of webhook deliveries sent twice.
+    pub webhook_duplicate_rate: f64,
+    /// Webhook deliveries queued within this many milliseconds of each other go out shuffled.
+    pub webhook_reorder_window_ms: u64,
 }
 
 /// A fixed latency (`min_ms == max_ms`) or a uniform range.
@@ -124,6 +128,7 @@ impl Faults {
             ("throttle_rate", self.throttle_rate),
             ("drop_rate", self.drop_rate),
             ("corrupt_rate", self.corrupt_rate),
+            ("webhook_duplicate_rate", self.webhook_duplicate_rate),
         ] {
             if !(0.0..=1.0).contains(&rate) {
                 return Err(FakeError::InvalidConfig(format!(

@@ -30,6 +30,7 @@ pub(crate) fn router(sim: Arc<Simulator>) -> Router {
         .route("/_fake/faults", get(faults).post(set_faults))
         .route("/_fake/accounts", get(accounts))
         .route("/_fake/clock", get(clock).post(set_clock))
+        .route("/_fake/load", get(load).post(start_load).delete(stop_load))
         .fallback(stripe)
         .with_state(sim)
 }
@@ -41,6 +42,25 @@ async fn stats(State(sim): State<Arc<Simulator>>) -> Response {
 async fn reset_stats(State(sim): State<Arc<Simulator>>) -> Response {
     sim.reset_stats();
     axum::Json(json!({"reset": true})).into_response()
+}
+
+async fn load(State(sim): State<Arc<Simulator>>) -> Response {
+    axum::Json(sim.load_status()).into_response()
+}
+
+async fn start_load(State(sim): State<Arc<Simulator>>, body: Bytes) -> Response {
+    let started = serde_json::from_slice::<crate::load::LoadSpec>(&body)
+        .map_err(|e| e.to_string())
+        .and_then(|spec| sim.start_load(spec).map_err(|e| e.to_string()));
+    match started {
+        Ok(()) => (StatusCode::ACCEPTED, axum::Json(sim.load_status())).into_response(),
+        Err(e) => (StatusCode::BAD_REQUEST, axum::Json(json!({"error": e}))).into_response(),
+    }
+}
+
+async fn stop_load(State(sim): State<Arc<Simulator>>) -> Response {
+    sim.stop_load();
+    axum::Json(sim.load_status()).into_response()
 }
 
 async fn faults(State(sim): State<Arc<Simulator>>) -> Response {

@@ -41,6 +41,7 @@ mod generate;
 mod http;
 mod ids;
 mod list;
+mod load;
 mod mutate;
 mod nested;
 mod pretty;
@@ -61,6 +62,7 @@ pub use config::{
     Config, DEFAULT_KEYS, Faults, Latency, WebhookConfig, parse_latency, parse_list, parse_objects,
 };
 pub use error::FakeError;
+pub use load::{LoadSpec, LoadStatus};
 pub use server::FakeStripe;
 pub use simulator::{Scope, Simulator};
 pub use stats::Stats;

@@ -65,6 +65,16 @@ struct Args {
     /// The whsec_… secret webhook signatures are computed with.
     #[arg(long, requires = "webhook_url")]
     webhook_secret: Option<String>,
+    /// Fraction of webhook deliveries sent twice.
+    #[arg(long, default_value_t = 0.0)]
+    webhook_duplicate_rate: f64,
+    /// Deliveries queued within this many milliseconds of each other go out shuffled.
+    #[arg(long, default_value_t = 0)]
+    webhook_reorder_window_ms: u64,
+    /// Mutate objects at this many per second from the start (a load for latency tests); see
+    /// POST /_fake/load.
+    #[arg(long)]
+    load_rate: Option<f64>,
 }
 
 fn config(args: &Args) -> Result<Config> {
@@ -101,6 +111,8 @@ fn config(args: &Args) -> Result<Config> {
             .map(stripe_fake::parse_list)
             .unwrap_or_default(),
         revoked_keys: Vec::new(),
+        webhook_duplicate_rate: args.webhook_duplicate_rate,
+        webhook_reorder_window_ms: args.webhook_reorder_window_ms,
     };
     if let (Some(url), Some(secret)) = (&args.webhook_url, &args.webhook_secret) {
         config.webhook = Some(WebhookConfig::new(url, secret));
@@ -141,6 +153,15 @@ async fn main() -> Result<()> {
     );
     println!("stripe-fake listening on http://{addr} (keys: {keys})");
     let simulator = std::sync::Arc::new(simulator);
+    if let Some(rate) = args.load_rate {
+        simulator
+            .start_load(stripe_fake::LoadSpec {
+                rate,
+                stream: "customers".into(),
+                seconds: None,
+            })
+            .context("--load-rate")?;
+    }
     tokio::select! {
         result = simulator.serve(listener) => result.context("server failed")?,
         _ = tokio::signal::ctrl_c() => tracing::info!("interrupted, stopping"),

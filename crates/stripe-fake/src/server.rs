@@ -32,8 +32,8 @@ impl Simulator {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), FakeError> {
-        if let Some((config, queue)) = self.take_webhook_worker() {
-            tokio::spawn(webhook::deliver(config, queue, self.stats.clone()));
+        if let Some(queue) = self.take_webhook_worker() {
+            tokio::spawn(webhook::deliver(self.clone(), queue));
         }
         let listener = listener.tap_io(|tcp| {
             // Small answers (errors, single objects) should not wait for Nagle.

@@ -110,10 +110,24 @@ pub struct Simulator {
     pub(crate) routes: RouteTable,
     faults: RwLock<Arc<ActiveFaults>>,
     pub(crate) stats: Arc<StatsRecorder>,
-    webhook_queue: Option<UnboundedSender<Bytes>>,
-    webhook_worker: Mutex<Option<(WebhookConfig, UnboundedReceiver<Bytes>)>>,
+    webhook_queue: UnboundedSender<QueuedEvent>,
+    webhook_worker: Mutex<Option<UnboundedReceiver<QueuedEvent>>>,
+    /// The configured endpoint every event also goes to (`--webhook-url`).
+    pub(crate) webhook: Option<WebhookConfig>,
+    /// Signing secrets of the webhook endpoints created through the API, by endpoint id
+    /// (Stripe shows a secret once, when the endpoint is created).
+    pub(crate) endpoint_secrets: Mutex<HashMap<String, String>>,
+    /// The running load, if any ([`crate::load`]).
+    pub(crate) load: Mutex<Option<crate::load::Load>>,
     /// Answer compact JSON instead of api.stripe.com's pretty-printed layout.
     compact_json: bool,
+}
+
+/// An event waiting for webhook delivery, with the data set it belongs to.
+pub(crate) struct QueuedEvent {
+    pub slot: usize,
+    pub mode: Mode,
+    pub json: Bytes,
 }
 
 fn resource(stream: &str) -> Result<&'static Resource, FakeError> {
@@ -169,13 +183,7 @@ impl Simulator {
             .iter()
             .map(|k| (k.clone(), Mode::of_key(k)))
             .collect();
-        let (webhook_queue, webhook_worker) = match &config.webhook {
-            Some(w) => {
-                let (tx, rx) = mpsc::unbounded_channel();
-                (Some(tx), Some((w.clone(), rx)))
-            }
-            None => (None, None),
-        };
+        let (webhook_queue, webhook_worker) = mpsc::unbounded_channel();
         let simulator = Simulator {
             seed: config.seed,
             clock,
@@ -189,7 +197,10 @@ impl Simulator {
             faults: RwLock::new(Arc::new(ActiveFaults::new(config.faults))),
             stats: Arc::new(StatsRecorder::default()),
             webhook_queue,
-            webhook_worker: Mutex::new(webhook_worker),
+            webhook_worker: Mutex::new(Some(webhook_worker)),
+            webhook: config.webhook.clone(),
+            endpoint_secrets: Mutex::new(HashMap::new()),
+            load: Mutex::new(None),
             compact_json: config.compact_json,
         };
         simulator.data(0, Mode::Test);
@@ -463,11 +474,13 @@ impl Simulator {
         };
         let mut data = self.write(slot, scope.mode);
         let mutation = apply(&mut data, &ctx)?;
-        if let Some(queue) = &self.webhook_queue {
-            for event in mutation.events {
-                // The receiver only goes away with the runtime; then nobody is listening anyway.
-                let _ = queue.send(event);
-            }
+        for event in mutation.events {
+            // The receiver only goes away with the runtime; then nobody is listening anyway.
+            let _ = self.webhook_queue.send(QueuedEvent {
+                slot,
+                mode: scope.mode,
+                json: event,
+            });
         }
         Ok(mutation.object)
     }
@@ -496,7 +509,7 @@ impl Simulator {
     }
 
     /// Hands the webhook queue to the task that delivers it (once).
-    pub(crate) fn take_webhook_worker(&self) -> Option<(WebhookConfig, UnboundedReceiver<Bytes>)> {
+    pub(crate) fn take_webhook_worker(&self) -> Option<UnboundedReceiver<QueuedEvent>> {
         self.webhook_worker
             .lock()
             .unwrap_or_else(PoisonError::into_inner)

@@ -1,5 +1,5 @@
 //! Stripe's webhook signatures (`Stripe-Signature: t=<unix>,v1=<hex HMAC-SHA256>`) and the
-//! delivery of events to a configured endpoint.
+//! delivery of events to the configured endpoint and to the endpoints created through the API.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,13 +9,13 @@ use hmac::{Hmac, KeyInit, Mac};
 use http_body_util::{BodyExt, Full};
 use hyper::Request;
 use hyper_util::rt::TokioIo;
+use serde_json::Value;
 use sha2::Sha256;
 use thiserror::Error;
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::clock::real_unix_now;
-use crate::config::WebhookConfig;
-use crate::stats::StatsRecorder;
+use crate::simulator::{QueuedEvent, Scope, Simulator};
 
 /// Stripe's libraries reject signatures older than this by default.
 pub const DEFAULT_TOLERANCE_SECS: i64 = 300;
@@ -100,36 +100,140 @@ pub fn verify_signature(
     Ok(())
 }
 
-/// POSTs each queued event in order, retrying with doubling delays; gives up on an event after
-/// `max_attempts` (and goes on with the next).
-pub(crate) async fn deliver(
-    config: WebhookConfig,
-    mut queue: UnboundedReceiver<Bytes>,
-    stats: Arc<StatsRecorder>,
+/// Where one event goes: a URL and the secret its signature is made with.
+#[derive(Clone)]
+struct Target {
+    url: String,
+    secret: String,
+}
+
+/// The configured endpoint, then every enabled endpoint created through the API in the event's
+/// data set whose `enabled_events` hold the event's type (or `*`).
+fn targets(sim: &Simulator, event: &QueuedEvent) -> Vec<Target> {
+    let mut found = Vec::new();
+    if let Some(config) = &sim.webhook {
+        found.push(Target {
+            url: config.url.clone(),
+            secret: config.secret.clone(),
+        });
+    }
+    let kind = serde_json::from_slice::<Value>(&event.json)
+        .ok()
+        .and_then(|e| e.get("type").and_then(Value::as_str).map(str::to_owned))
+        .unwrap_or_default();
+    let scope = Scope {
+        account: Some(sim.accounts[event.slot].id.clone()),
+        mode: event.mode,
+    };
+    let secrets = sim
+        .endpoint_secrets
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    for endpoint in sim.objects(scope, "webhook_endpoints").unwrap_or_default() {
+        let enabled = endpoint["status"] == "enabled";
+        let wanted = endpoint["enabled_events"]
+            .as_array()
+            .is_some_and(|e| e.iter().any(|t| t == "*" || t.as_str() == Some(&kind)));
+        let url = endpoint["url"].as_str().unwrap_or_default();
+        let secret = endpoint["id"].as_str().and_then(|id| secrets.get(id));
+        if let (true, true, true, Some(secret)) =
+            (enabled, wanted, url.starts_with("http://"), secret)
+        {
+            found.push(Target {
+                url: url.to_owned(),
+                secret: secret.clone(),
+            });
+        }
+    }
+    found
+}
+
+/// POSTs one event to one target. The first attempt is made in line (deliveries keep their
+/// order); retries, with doubling delays, run on their own so that an endpoint that is down
+/// does not hold back the others. Gives up after `attempts`.
+async fn deliver_one(
+    sim: &Arc<Simulator>,
+    target: Target,
+    event: Bytes,
+    attempts: u32,
+    base: Duration,
 ) {
-    while let Some(event) = queue.recv().await {
-        let mut delay = Duration::from_millis(config.retry_base_ms);
-        for attempt in 1..=config.max_attempts {
-            match post(&config, &event).await {
-                Ok(status) if (200..300).contains(&status) => {
-                    stats.webhook(true);
-                    break;
+    if attempt(sim, &target, &event, 1).await || attempts <= 1 {
+        return;
+    }
+    let sim = sim.clone();
+    tokio::spawn(async move {
+        let mut delay = base;
+        for number in 2..=attempts {
+            tokio::time::sleep(delay).await;
+            if attempt(&sim, &target, &event, number).await {
+                return;
+            }
+            delay *= 2;
+        }
+    });
+}
+
+/// One POST; true when the endpoint answered 2xx.
+async fn attempt(sim: &Simulator, target: &Target, event: &Bytes, number: u32) -> bool {
+    match post(&target.url, &target.secret, event).await {
+        Ok(status) if (200..300).contains(&status) => {
+            sim.stats.webhook(true);
+            true
+        }
+        outcome => {
+            sim.stats.webhook(false);
+            tracing::warn!(attempt = number, ?outcome, url = %target.url, "webhook delivery failed");
+            false
+        }
+    }
+}
+
+/// Delivers queued events to their targets. Without faults, in creation order, one at a time;
+/// `webhook_reorder_window_ms` shuffles the events that arrive within each window, and
+/// `webhook_duplicate_rate` delivers that share of them twice, as Stripe may.
+pub(crate) async fn deliver(sim: Arc<Simulator>, mut queue: UnboundedReceiver<QueuedEvent>) {
+    use rand::seq::SliceRandom;
+    let (attempts, base) = sim
+        .webhook
+        .as_ref()
+        .map_or((4, Duration::from_millis(200)), |c| {
+            (c.max_attempts, Duration::from_millis(c.retry_base_ms))
+        });
+    while let Some(first) = queue.recv().await {
+        let faults = sim.faults();
+        let mut batch = vec![first];
+        if faults.webhook_reorder_window_ms > 0 {
+            let window =
+                tokio::time::sleep(Duration::from_millis(faults.webhook_reorder_window_ms));
+            tokio::pin!(window);
+            loop {
+                tokio::select! {
+                    _ = &mut window => break,
+                    next = queue.recv() => match next {
+                        Some(event) => batch.push(event),
+                        None => break,
+                    },
                 }
-                outcome => {
-                    stats.webhook(false);
-                    tracing::warn!(attempt, ?outcome, url = %config.url, "webhook delivery failed");
-                    if attempt < config.max_attempts {
-                        tokio::time::sleep(delay).await;
-                        delay *= 2;
-                    }
+            }
+            batch.shuffle(&mut rand::rng());
+        }
+        for event in batch {
+            let twice = faults.webhook_duplicate_rate > 0.0
+                && rand::random::<f64>() < faults.webhook_duplicate_rate;
+            for target in targets(&sim, &event) {
+                if twice {
+                    deliver_one(&sim, target.clone(), event.json.clone(), attempts, base).await;
                 }
+                deliver_one(&sim, target, event.json.clone(), attempts, base).await;
             }
         }
     }
 }
 
-async fn post(config: &WebhookConfig, event: &Bytes) -> Result<u16, String> {
-    let uri: hyper::Uri = config.url.parse().map_err(|e| format!("bad URL: {e}"))?;
+async fn post(url: &str, secret: &str, event: &Bytes) -> Result<u16, String> {
+    let uri: hyper::Uri = url.parse().map_err(|e| format!("bad URL: {e}"))?;
     let host = uri.host().ok_or("URL without host")?.to_string();
     let port = uri.port_u16().unwrap_or(80);
     let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
@@ -150,7 +254,7 @@ async fn post(config: &WebhookConfig, event: &Bytes) -> Result<u16, String> {
             )
             .header(
                 "stripe-signature",
-                signature_header(event, &config.secret, real_unix_now()),
+                signature_header(event, secret, real_unix_now()),
             )
             .body(Full::new(event.clone()))
             .map_err(|e| format!("request: {e}"))?;

@@ -84,11 +84,48 @@ pub(crate) fn create(
     r: &'static Resource,
     req: &ApiRequest<'_>,
 ) -> Result<Bytes, ApiError> {
-    let fields = form_fields(r, req.body, true)?;
+    let mut fields = form_fields(r, req.body, true)?;
+    if r.stream == "webhook_endpoints" {
+        return create_webhook_endpoint(sim, r, req, fields);
+    }
+    fields.remove("secret");
     let result = sim.mutate(&scope(sim, req), Some(req.request_id), |data, ctx| {
         mutate::create(data, r, fields, ctx)
     });
     respond(result, true)
+}
+
+/// A webhook endpoint needs `url` and `enabled_events`, starts enabled, and gets a signing
+/// secret shown only in this answer (as Stripe does); events are then delivered to it.
+fn create_webhook_endpoint(
+    sim: &Simulator,
+    r: &'static Resource,
+    req: &ApiRequest<'_>,
+    mut fields: Map<String, Value>,
+) -> Result<Bytes, ApiError> {
+    for required in ["url", "enabled_events"] {
+        if !fields.contains_key(required) {
+            return Err(
+                ApiError::invalid(format!("Missing required param: {required}.")).param(required),
+            );
+        }
+    }
+    fields.remove("secret");
+    fields.insert("status".into(), Value::String("enabled".into()));
+    let secret = format!("whsec_{}", crate::ids::base62(&mut rand::rng(), 32));
+    let mut object = sim
+        .mutate(&scope(sim, req), Some(req.request_id), |data, ctx| {
+            mutate::create(data, r, fields, ctx)
+        })
+        .map_err(|e| mutation_error(e, true))?;
+    if let Some(id) = object["id"].as_str() {
+        sim.endpoint_secrets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(id.to_owned(), secret.clone());
+    }
+    object["secret"] = Value::String(secret);
+    Ok(Bytes::from(object.to_string()))
 }
 
 pub(crate) fn update(
@@ -97,7 +134,18 @@ pub(crate) fn update(
     req: &ApiRequest<'_>,
     id: &str,
 ) -> Result<Bytes, ApiError> {
-    let fields = form_fields(r, req.body, false)?;
+    let mut fields = form_fields(r, req.body, false)?;
+    if r.stream == "webhook_endpoints" {
+        fields.remove("secret");
+        // Stripe's `disabled` parameter sets the endpoint's status.
+        let disabled = form_urlencoded::parse(req.body)
+            .find(|(k, _)| k == "disabled")
+            .map(|(_, v)| v == "true");
+        if let Some(disabled) = disabled {
+            let status = if disabled { "disabled" } else { "enabled" };
+            fields.insert("status".into(), Value::String(status.into()));
+        }
+    }
     let result = sim.mutate(&scope(sim, req), Some(req.request_id), |data, ctx| {
         mutate::update(data, r, id, fields, ctx, mutate::Announce::WithEvent)
     });

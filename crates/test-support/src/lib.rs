@@ -15,6 +15,7 @@ mod db;
 pub mod fixtures;
 /// Time and peak memory of child processes, for benchmarks.
 pub mod measure;
+pub mod process;
 
 pub use bin::{Bin, Finished, bin_path, lines_of, succeed};
 pub use cluster::Cluster;

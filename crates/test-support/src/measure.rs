@@ -51,3 +51,19 @@ pub fn count_from_args(default: usize) -> usize {
         .and_then(|a| a.parse().ok())
         .unwrap_or(default)
 }
+
+/// A process's resident set size now (VmRSS), in bytes; 0 when it is gone.
+pub fn rss_bytes(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|l| l.starts_with("VmRSS:"))?
+                .split_whitespace()
+                .nth(1)?
+                .parse::<u64>()
+                .ok()
+        })
+        .map_or(0, |kb| kb * 1024)
+}

@@ -1,0 +1,317 @@
+//! Live mode latency: the simulator updates customers at a steady rate (`/_fake/load`, each
+//! update stamped with the millisecond it was made) while `sync-engine sync --live` runs; a
+//! poller reads Postgres every 10 ms and notes when each update became visible. Through webhooks
+//! only (the source's own endpoint, provisioned by setup), then through polling only (the
+//! default 2 s interval). Then the webhook path at rising rates, for the highest one whose p99
+//! stays under a second. Memory of the three processes is sampled every second.
+//!
+//! Prints one JSON object per measurement.
+//! `cargo bench -p sync-engine --bench live -- [SECONDS]` (default 60 per run).
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::{Value, json};
+use stripe_fake::{Config, FakeStripe, Scope};
+use test_support::TestDb;
+use test_support::measure::rss_bytes;
+use test_support::process::{children_of, terminate};
+
+const ENGINE: &str = env!("CARGO_BIN_EXE_sync-engine");
+const CUSTOMERS: usize = 2000;
+const RATE: f64 = 200.0;
+
+fn unix_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// POSTs (or DELETEs) the simulator's `/_fake/load`.
+fn load(addr: SocketAddr, method: &str, body: &Value) {
+    let body = body.to_string();
+    let mut stream = TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "{method} /_fake/load HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    assert!(
+        answer.starts_with("HTTP/1.1 2"),
+        "/_fake/load answered {answer}"
+    );
+}
+
+/// When each load update (by `load_seq`) was first seen in Postgres, polled every `every`.
+struct Watcher {
+    seen: Arc<Mutex<HashMap<u64, (i64, i64)>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Watcher {
+    fn start(db: &TestDb, schema: &str, every: Duration) -> Watcher {
+        let seen: Arc<Mutex<HashMap<u64, (i64, i64)>>> = Arc::default();
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut client = db.client();
+        let sql = format!(
+            "SELECT (_raw_data->'metadata'->>'load_seq')::bigint, \
+             (_raw_data->'metadata'->>'load_at_ms')::bigint FROM {schema}.customers \
+             WHERE _synced_at > now() - interval '10 seconds' AND _raw_data->'metadata' ? 'load_seq'"
+        );
+        let (into, stopping) = (seen.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            while !stopping.load(Ordering::Relaxed) {
+                let rows = client.query(&sql, &[]).unwrap();
+                let now = unix_ms();
+                let mut seen = into.lock().unwrap();
+                for row in rows {
+                    let (seq, made): (i64, i64) = (row.get(0), row.get(1));
+                    seen.entry(seq as u64).or_insert((made, now));
+                }
+                drop(seen);
+                std::thread::sleep(every);
+            }
+        });
+        Watcher {
+            seen,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Latencies (ms) of the updates seen whose sequence is in `range`, and how many of them
+    /// were never seen.
+    fn latencies(&self, range: std::ops::RangeInclusive<u64>) -> (Vec<i64>, usize) {
+        let seen = self.seen.lock().unwrap();
+        let mut found: Vec<i64> = range
+            .clone()
+            .filter_map(|seq| seen.get(&seq).map(|(made, at)| at - made))
+            .collect();
+        found.sort_unstable();
+        let missing = range.count() - found.len();
+        (found, missing)
+    }
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn percentile(sorted: &[i64], p: f64) -> i64 {
+    if sorted.is_empty() {
+        return -1;
+    }
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+/// A live sync running.
+struct Live {
+    child: Child,
+}
+
+impl Live {
+    fn start(fake: &FakeStripe, db: &TestDb, schema: &str, dir: &Path, source: &Value) -> Live {
+        let child = Command::new(ENGINE)
+            .args(["sync", "--live", "--streams", "customers"])
+            .args(["--source-config", &source.to_string()])
+            .args([
+                "--destination-config",
+                &json!({"url": db.url(), "schema": schema}).to_string(),
+            ])
+            .args(["--stripe-api-key", "sk_test_fake"])
+            .args(["--stripe-base-url", &fake.base_url()])
+            .args([
+                "--state-file",
+                dir.join(format!("{schema}.json")).to_str().unwrap(),
+            ])
+            .args(["--output", "ndjson"])
+            .env_remove("STRIPE_API_KEY")
+            .env_remove("DATABASE_URL")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join(format!("{schema}.log"))).unwrap())
+            .spawn()
+            .unwrap();
+        Live { child }
+    }
+
+    /// The resident memory of the engine and its connectors, in bytes.
+    fn rss(&self) -> u64 {
+        let engine = self.child.id();
+        rss_bytes(engine) + children_of(engine).into_iter().map(rss_bytes).sum::<u64>()
+    }
+
+    fn stop(mut self) {
+        terminate(self.child.id());
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn count(db: &TestDb, schema: &str) -> i64 {
+    db.client()
+        .query_one(&format!("SELECT count(*) FROM {schema}.customers"), &[])
+        .map_or(0, |r| r.get(0))
+}
+
+fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !ready() {
+        assert!(started.elapsed() < Duration::from_secs(120), "{what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Runs the load at `rate` for `seconds` against a running live sync; the latencies of the
+/// updates it made, the updates never seen, and the memory samples (bytes, once a second).
+fn measure(
+    fake: &FakeStripe,
+    live: &Live,
+    watcher: &Watcher,
+    rate: f64,
+    seconds: f64,
+) -> (Vec<i64>, usize, Vec<u64>) {
+    let first = fake.load_status().mutations + 1;
+    load(
+        fake.addr(),
+        "POST",
+        &json!({"rate": rate, "seconds": seconds}),
+    );
+    let mut rss = Vec::new();
+    let started = Instant::now();
+    while started.elapsed().as_secs_f64() < seconds {
+        std::thread::sleep(Duration::from_secs(1));
+        rss.push(live.rss());
+    }
+    let last = fake.load_status().mutations;
+    // The slowest path (polling) gets its interval and a second more to show the last ones.
+    std::thread::sleep(Duration::from_secs(4));
+    let (latencies, missing) = watcher.latencies(first..=last);
+    (latencies, missing, rss)
+}
+
+fn report(bench: &str, rate: f64, seconds: f64, latencies: &[i64], missing: usize, rss: &[u64]) {
+    let (first, last) = (
+        rss.iter().take(5).copied().max().unwrap_or(0),
+        rss.iter().rev().take(5).copied().max().unwrap_or(0),
+    );
+    println!(
+        "{}",
+        json!({
+            "bench": bench,
+            "rate": rate,
+            "seconds": seconds,
+            "updates": latencies.len() + missing,
+            "missing": missing,
+            "p50_ms": percentile(latencies, 0.50),
+            "p99_ms": percentile(latencies, 0.99),
+            "max_ms": latencies.last().copied().unwrap_or(-1),
+            "rss_first_bytes": first,
+            "rss_last_bytes": last,
+        })
+    );
+}
+
+fn main() {
+    let seconds = test_support::measure::count_from_args(60) as f64;
+    let fake = FakeStripe::start(Config {
+        seed: 5,
+        scale: 0.0,
+        objects: vec![("customers".into(), CUSTOMERS)],
+        worker_threads: 2,
+        ..Default::default()
+    })
+    .expect("the simulator starts");
+    let db = TestDb::new();
+    let dir = tempfile::tempdir().unwrap();
+
+    // Webhooks only.
+    let port = free_port();
+    let source = json!({
+        "poll_interval_secs": 0,
+        "webhook_listen": format!("127.0.0.1:{port}"),
+        "webhook_url": format!("http://127.0.0.1:{port}/webhooks"),
+    });
+    let live = Live::start(&fake, &db, "webhooks", dir.path(), &source);
+    wait_until("backfill through webhooks run", || {
+        count(&db, "webhooks") == CUSTOMERS as i64
+            && TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    let watcher = Watcher::start(&db, "webhooks", Duration::from_millis(10));
+    let (latencies, missing, rss) = measure(&fake, &live, &watcher, RATE, seconds);
+    report("webhooks", RATE, seconds, &latencies, missing, &rss);
+    // Rising rates, until p99 passes a second.
+    for rate in [400.0, 800.0, 1600.0, 3200.0] {
+        let (latencies, missing, rss) = measure(&fake, &live, &watcher, rate, 10.0);
+        report(
+            "webhooks, rising rate",
+            rate,
+            10.0,
+            &latencies,
+            missing,
+            &rss,
+        );
+        if percentile(&latencies, 0.99) > 1000 || missing > 0 {
+            break;
+        }
+    }
+    drop(watcher);
+    live.stop();
+    for endpoint in fake
+        .objects(Scope::test(None), "webhook_endpoints")
+        .unwrap()
+    {
+        let id = endpoint["id"].as_str().unwrap();
+        fake.delete(Scope::test(None), "webhook_endpoints", id)
+            .unwrap();
+    }
+
+    // Polling only, at the default interval.
+    let source = json!({"poll_interval_secs": 2});
+    let live = Live::start(&fake, &db, "polling", dir.path(), &source);
+    wait_until("backfill of the polling run", || {
+        count(&db, "polling") == CUSTOMERS as i64
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    let watcher = Watcher::start(&db, "polling", Duration::from_millis(10));
+    let (latencies, missing, rss) = measure(&fake, &live, &watcher, RATE, seconds);
+    report(
+        "polling every 2 s",
+        RATE,
+        seconds,
+        &latencies,
+        missing,
+        &rss,
+    );
+    drop(watcher);
+    live.stop();
+}

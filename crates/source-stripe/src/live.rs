@@ -1,0 +1,243 @@
+//! Live mode: after the backfills and the catch-up, the source keeps applying changes as they
+//! happen, from two paths at once — polling `/v1/events` from the cursor, and its own webhook
+//! endpoint — applying each event once whichever path brings it first. Only polling moves the
+//! cursor, so after a crash a rerun reads again every event whose records were not committed.
+//! It runs until SIGTERM or SIGINT, then emits a final state and ends.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value, json};
+use sync_connector::ConnectorError;
+use sync_protocol::SourceState;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::config::Config;
+use crate::error::ReadError;
+use crate::events::{self, Applied, EventsCtx, Pushed};
+use crate::plan::fatal;
+use crate::state::{EventsCursor, GlobalCheckpoint};
+use crate::webhook::Verifier;
+
+/// A verified webhook event, and where to say whether it was handed on.
+struct Delivery {
+    event: String,
+    handed_on: oneshot::Sender<bool>,
+}
+
+/// What the webhook endpoint needs, and what it refused.
+struct Endpoint {
+    deliveries: mpsc::Sender<Delivery>,
+    secret: Option<String>,
+    tolerance_secs: u64,
+    refused: AtomicU64,
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// `POST /webhooks`: 200 once the verified event's records are on their way to the
+/// destination; 400 for a body that is not an event, 401 for a signature that does not verify.
+async fn receive(
+    State(endpoint): State<Arc<Endpoint>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Ok(body) = std::str::from_utf8(&body) else {
+        return (StatusCode::BAD_REQUEST, "the body is not UTF-8").into_response();
+    };
+    let headers: Map<String, Value> = headers
+        .iter()
+        .filter_map(|(k, v)| {
+            Some((
+                k.as_str().to_owned(),
+                Value::String(v.to_str().ok()?.to_owned()),
+            ))
+        })
+        .collect();
+    let verifier = Verifier {
+        secret: endpoint.secret.as_deref(),
+        tolerance_secs: endpoint.tolerance_secs,
+        now: unix_now(),
+    };
+    let event = match verifier.event_text(&json!({"body": body, "headers": headers})) {
+        Ok(event) => event,
+        Err(e) => {
+            let refused = endpoint.refused.fetch_add(1, Ordering::Relaxed) + 1;
+            tracing::warn!(refused, "webhook refused: {e}");
+            let status = match e {
+                crate::webhook::InputError::NotAnEvent => StatusCode::BAD_REQUEST,
+                _ => StatusCode::UNAUTHORIZED,
+            };
+            return (status, e.to_string()).into_response();
+        }
+    };
+    let (handed_on, answer) = oneshot::channel();
+    if endpoint
+        .deliveries
+        .send(Delivery { event, handed_on })
+        .await
+        .is_err()
+    {
+        return (StatusCode::SERVICE_UNAVAILABLE, "the source is stopping").into_response();
+    }
+    match answer.await {
+        Ok(true) => (StatusCode::OK, "ok").into_response(),
+        _ => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the event could not be handed on",
+        )
+            .into_response(),
+    }
+}
+
+/// Starts the webhook endpoint, when the config asks for one.
+async fn listen(
+    config: &Config,
+    deliveries: mpsc::Sender<Delivery>,
+) -> Result<Option<Arc<Endpoint>>, ConnectorError> {
+    let Some(address) = &config.webhook_listen else {
+        return Ok(None);
+    };
+    if config.webhook_secret.is_none() {
+        return Err(ConnectorError::config(
+            "webhook_listen needs webhook_secret, to verify what arrives",
+        ));
+    }
+    let listener = tokio::net::TcpListener::bind(address.as_str())
+        .await
+        .map_err(|e| ConnectorError::config(format!("webhook_listen {address}: {e}")))?;
+    let bound = listener
+        .local_addr()
+        .map_err(|e| ConnectorError::system(format!("webhook_listen: {e}")))?;
+    let endpoint = Arc::new(Endpoint {
+        deliveries,
+        secret: config.webhook_secret.clone(),
+        tolerance_secs: config.webhook_tolerance_secs,
+        refused: AtomicU64::new(0),
+    });
+    let app = axum::Router::new()
+        .route("/webhooks", axum::routing::post(receive))
+        .with_state(endpoint.clone());
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!("the webhook endpoint stopped: {e}");
+        }
+    });
+    tracing::info!("receiving webhooks on http://{bound}/webhooks");
+    Ok(Some(endpoint))
+}
+
+fn read_error(e: ReadError) -> ConnectorError {
+    match e {
+        ReadError::Output(closed) => closed.into(),
+        ReadError::Stripe(e) => fatal(&e, "following events"),
+        ReadError::Framing(e) => ConnectorError::system(format!("applying events: {e}")),
+    }
+}
+
+fn interval(secs: f64) -> Option<tokio::time::Interval> {
+    (secs > 0.0).then(|| {
+        let mut tick = tokio::time::interval(Duration::from_secs_f64(secs));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick
+    })
+}
+
+async fn tick(interval: &mut Option<tokio::time::Interval>) {
+    match interval {
+        Some(i) => {
+            i.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// Follows changes until stopped.
+pub async fn run(
+    ctx: &EventsCtx,
+    config: &Config,
+    mut cursor: EventsCursor,
+    mut applied: Applied,
+) -> Result<(), ConnectorError> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate())
+        .map_err(|e| ConnectorError::system(format!("cannot watch SIGTERM: {e}")))?;
+    let mut interrupt = signal(SignalKind::interrupt())
+        .map_err(|e| ConnectorError::system(format!("cannot watch SIGINT: {e}")))?;
+    let (deliveries, mut arriving) = mpsc::channel::<Delivery>(1024);
+    let endpoint = listen(config, deliveries).await?;
+    if config.poll_interval_secs <= 0.0 && config.webhook_listen.is_none() {
+        tracing::warn!(
+            "live with neither polling (poll_interval_secs is 0) nor webhook_listen: only pushed input would arrive, and none can"
+        );
+    }
+    let mut poll = interval(config.poll_interval_secs);
+    let mut checkpoint = interval(config.checkpoint_interval_secs);
+    let mut pushed = Pushed::default();
+    let mut received = 0u64;
+    tracing::info!("live: following changes until stopped");
+    loop {
+        tokio::select! {
+            _ = terminate.recv() => break,
+            _ = interrupt.recv() => break,
+            Some(delivery) = arriving.recv() => {
+                let result = pushed.apply(ctx, &delivery.event, &mut applied).await;
+                let ok = match result {
+                    Ok(applied) => {
+                        received += u64::from(applied);
+                        true
+                    }
+                    Err(ReadError::Output(closed)) => return Err(closed.into()),
+                    Err(e) => {
+                        tracing::warn!("a webhook event could not be applied: {e}");
+                        false
+                    }
+                };
+                let _ = delivery.handed_on.send(ok);
+            }
+            _ = tick(&mut poll) => {
+                let (_, advanced) = events::follow(ctx, cursor.clone(), &mut applied)
+                    .await
+                    .map_err(read_error)?;
+                cursor = advanced;
+            }
+            _ = tick(&mut checkpoint) => {
+                // The destination commits what came before a state, and a quiet source still
+                // shows it is alive (the engine stops a source silent for too long).
+                emit_state(ctx, &cursor).await?;
+            }
+        }
+    }
+    let refused = endpoint.map_or(0, |e| e.refused.load(Ordering::Relaxed));
+    if refused > 0 {
+        tracing::warn!(
+            webhook_events_applied = received,
+            webhooks_refused = refused,
+            "live: stopping; webhooks were refused (bad signature, wrong secret, stale or not an event)"
+        );
+    } else {
+        tracing::info!(webhook_events_applied = received, "live: stopping");
+    }
+    emit_state(ctx, &cursor).await
+}
+
+async fn emit_state(ctx: &EventsCtx, cursor: &EventsCursor) -> Result<(), ConnectorError> {
+    let global = GlobalCheckpoint {
+        account: Some(ctx.account.clone()),
+        events_cursor: cursor.clone(),
+        streams: ctx.streams.clone(),
+    };
+    Ok(ctx
+        .output
+        .state(SourceState::global(global.to_value()))
+        .await?)
+}

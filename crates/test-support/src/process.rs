@@ -1,0 +1,57 @@
+//! Processes the tests spawned: their children, signals, and a replayable random choice of
+//! when to hit them.
+
+/// The children of a process, from /proc (no procps needed), lowest pid first.
+pub fn children_of(pid: u32) -> Vec<u32> {
+    let mut kids: Vec<u32> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|task| std::fs::read_to_string(task.path().join("children")).ok())
+        .flat_map(|text| {
+            text.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect::<Vec<u32>>()
+        })
+        .collect();
+    kids.sort();
+    kids
+}
+
+/// The child of `pid` whose command line holds `name`.
+pub fn child_named(pid: u32, name: &str) -> Option<u32> {
+    children_of(pid).into_iter().find(|kid| {
+        std::fs::read(format!("/proc/{kid}/cmdline"))
+            .is_ok_and(|cmdline| String::from_utf8_lossy(&cmdline).contains(name))
+    })
+}
+
+/// Sends `signal`; true when it was delivered.
+pub fn signal(pid: u32, signal: i32) -> bool {
+    // SAFETY: kill(2) on a pid the test spawned (or its child); at worst it is already gone.
+    unsafe { libc::kill(pid as i32, signal) == 0 }
+}
+
+/// SIGKILL; true when the signal was delivered.
+pub fn kill9(pid: u32) -> bool {
+    signal(pid, libc::SIGKILL)
+}
+
+/// SIGTERM; true when the signal was delivered.
+pub fn terminate(pid: u32) -> bool {
+    signal(pid, libc::SIGTERM)
+}
+
+/// A tiny deterministic random generator, so a failure replays.
+pub struct Lcg(pub u64);
+
+impl Lcg {
+    /// A number below `below`.
+    pub fn next(&mut self, below: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 33) % below
+    }
+}
