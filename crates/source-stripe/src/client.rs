@@ -61,6 +61,8 @@ pub struct StripeClient {
     latency_micros: AtomicU64,
     /// Server clock minus local clock, seconds.
     clock_offset: AtomicI64,
+    /// The server's time (`Date`) on the first answer this process got; `i64::MIN` before.
+    first_answer_at: AtomicI64,
     endpoint_rate: u32,
 }
 
@@ -170,8 +172,18 @@ impl StripeClient {
             max_retries: config.max_retries,
             latency_micros: AtomicU64::new(200_000),
             clock_offset: AtomicI64::new(0),
+            first_answer_at: AtomicI64::new(i64::MIN),
             endpoint_rate: config.endpoint_rate(),
         })
+    }
+
+    /// The server's second when this process first heard from it (its estimate of now before
+    /// that): no earlier run can have seen an event created after it.
+    pub fn first_answer_at(&self) -> i64 {
+        match self.first_answer_at.load(Ordering::Relaxed) {
+            i64::MIN => self.server_now(),
+            at => at,
+        }
     }
 
     /// Stripe's clock now, Unix seconds.
@@ -361,6 +373,12 @@ impl StripeClient {
         {
             self.clock_offset.store(
                 date.timestamp() - chrono::Utc::now().timestamp(),
+                Ordering::Relaxed,
+            );
+            let _ = self.first_answer_at.compare_exchange(
+                i64::MIN,
+                date.timestamp(),
+                Ordering::Relaxed,
                 Ordering::Relaxed,
             );
         }

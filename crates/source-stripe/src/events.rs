@@ -55,7 +55,7 @@ pub struct EventsCtx {
     pub listed_until: HashMap<String, i64>,
     /// Pushed events (webhooks) up to this second may be late copies of events an earlier run
     /// applied with newer ones of the same second: their objects are read again. The server's
-    /// time when this run started (plus the clock slack).
+    /// time on its first answer to this process, which started after every earlier run ended.
     pub pushed_trusted_after: i64,
 }
 
@@ -217,7 +217,8 @@ pub async fn follow(
         if cursor.created > read_at {
             break;
         }
-        let window_end = (cursor.created + window).min(read_at + 1);
+        // The server's clock is known to a second or two: ask up to a little past its now.
+        let window_end = (cursor.created + window).min(read_at + 1 + CLOCK_SLACK_SECS);
         let Some(mut events) = read_window(&ctx.client, cursor.created, window_end).await? else {
             window = (window / 2).max(1);
             continue;

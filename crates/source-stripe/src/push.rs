@@ -31,7 +31,7 @@ pub async fn read_input(
         account: plan.mark.clone(),
         streams: plan.generations.clone(),
         listed_until: HashMap::new(),
-        pushed_trusted_after: client.server_now() + crate::events::CLOCK_SLACK_SECS,
+        pushed_trusted_after: client.first_answer_at(),
     };
     let mut pushed = Pushed::default();
     let mut applied = Applied::default();

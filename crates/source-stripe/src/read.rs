@@ -45,7 +45,7 @@ pub async fn read(
             account: plan.mark.clone(),
             streams: plan.generations.clone(),
             listed_until,
-            pushed_trusted_after: client.server_now() + events::CLOCK_SLACK_SECS,
+            pushed_trusted_after: client.first_answer_at(),
         };
         let mut applied = Applied::default();
         match events::follow(&ctx, plan.cursor.clone(), &mut applied).await {
