@@ -3,7 +3,6 @@
 //! `/v1/events` and through webhooks to the source's own endpoint, which `setup` provisions.
 
 use std::collections::BTreeMap;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use stripe_fake::{Config, FakeStripe, Faults, Scope};
-use test_support::process::{Lcg, child_named, kill9, terminate};
+use test_support::process::{Lcg, child_named, free_port, kill9, terminate};
 use test_support::{TestDb, bin_path, lines_of};
 
 const STREAMS: &[&str] = &["customers", "products"];
@@ -25,14 +24,6 @@ fn fake(faults: Faults) -> FakeStripe {
         ..Default::default()
     })
     .expect("the simulator starts")
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A live sync running in the background, its output in files.
@@ -131,12 +122,7 @@ fn differences(fake: &FakeStripe, db: &TestDb) -> Vec<String> {
     let mut client = db.client();
     let mut found = Vec::new();
     for stream in STREAMS {
-        let want: BTreeMap<String, Value> = fake
-            .objects(Scope::test(None), stream)
-            .unwrap()
-            .into_iter()
-            .map(|o| (o["id"].as_str().unwrap().to_owned(), o))
-            .collect();
+        let want: BTreeMap<String, Value> = fake.objects_by_id(Scope::test(None), stream).unwrap();
         let have: BTreeMap<String, Value> = client
             .query(
                 &format!("SELECT id, _raw_data::text FROM stripe.{stream} WHERE NOT _deleted"),

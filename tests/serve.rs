@@ -205,12 +205,7 @@ fn rows(db: &TestDb, schema: &str, stream: &str) -> BTreeMap<String, Value> {
 
 fn assert_rows_equal_the_data(fake: &FakeStripe, db: &TestDb, schema: &str) {
     for stream in STREAMS {
-        let want: BTreeMap<String, Value> = fake
-            .objects(Scope::test(None), stream)
-            .unwrap()
-            .into_iter()
-            .map(|o| (o["id"].as_str().unwrap().to_owned(), o))
-            .collect();
+        let want: BTreeMap<String, Value> = fake.objects_by_id(Scope::test(None), stream).unwrap();
         assert_eq!(rows(db, schema, stream), want, "{schema}.{stream}");
     }
 }

@@ -106,12 +106,7 @@ fn strip(mut v: Value) -> Value {
 fn assert_tables_equal_the_data(fake: &FakeStripe, db: &TestDb) {
     let mut client = db.client();
     for stream in STREAMS {
-        let want: BTreeMap<String, Value> = fake
-            .objects(Scope::test(None), stream)
-            .unwrap()
-            .into_iter()
-            .map(|o| (o["id"].as_str().unwrap().to_owned(), o))
-            .collect();
+        let want: BTreeMap<String, Value> = fake.objects_by_id(Scope::test(None), stream).unwrap();
         let rows = client
             .query(
                 &format!("SELECT id, _raw_data::text FROM stripe.{stream} WHERE NOT _deleted"),

@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 use stripe_fake::{Config, FakeStripe, Scope};
 use test_support::TestDb;
 use test_support::measure::rss_bytes;
-use test_support::process::{children_of, terminate};
+use test_support::process::{children_of, free_port, terminate};
 
 const ENGINE: &str = env!("CARGO_BIN_EXE_sync-engine");
 const CUSTOMERS: usize = 2000;
@@ -31,14 +31,6 @@ fn unix_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// POSTs (or DELETEs) the simulator's `/_fake/load`.

@@ -348,6 +348,19 @@ impl Simulator {
         Ok(self.read(slot, scope.mode).objects(resource))
     }
 
+    /// The same objects by id, for comparing with what a sync wrote.
+    pub fn objects_by_id(
+        &self,
+        scope: impl Into<Scope>,
+        stream: &str,
+    ) -> Result<std::collections::BTreeMap<String, Value>, FakeError> {
+        Ok(self
+            .objects(scope, stream)?
+            .into_iter()
+            .filter_map(|o| Some((o.get("id")?.as_str()?.to_owned(), o)))
+            .collect())
+    }
+
     /// One object by id (deleted ones are not found).
     pub fn retrieve(
         &self,

@@ -1,5 +1,5 @@
-//! Processes the tests spawned: their children, signals, and a replayable random choice of
-//! when to hit them.
+//! Processes the tests spawned: their children, signals, a port to listen on, and a replayable
+//! random choice of when to hit them.
 
 /// The children of a process, from /proc (no procps needed), lowest pid first.
 pub fn children_of(pid: u32) -> Vec<u32> {
@@ -40,6 +40,14 @@ pub fn kill9(pid: u32) -> bool {
 /// SIGTERM; true when the signal was delivered.
 pub fn terminate(pid: u32) -> bool {
     signal(pid, libc::SIGTERM)
+}
+
+/// A loopback port free now, for a process to listen on (another may take it meanwhile; the
+/// tests that use it bind soon after).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_or(0, |a| a.port())
 }
 
 /// A tiny deterministic random generator, so a failure replays.
