@@ -478,11 +478,19 @@ fn kill_9_of_engine_source_or_destination_while_live_then_a_rerun_ends_exact() {
             let mut live = Live::start(&fake, &db, dir.path(), &source, &[]);
             std::thread::sleep(Duration::from_millis(800 + rng.next(2000)));
             let which = round % 3;
-            let target = match which {
-                0 => Some(live.child.id()),
-                1 => child_named(live.child.id(), "source-stripe"),
-                _ => child_named(live.child.id(), "dest-postgres"),
+            let engine = live.child.id();
+            let find = || match which {
+                0 => Some(engine),
+                1 => child_named(engine, "source-stripe"),
+                _ => child_named(engine, "dest-postgres"),
             };
+            // A slow machine may still be starting the pair: wait for the one to kill.
+            let started = Instant::now();
+            let mut target = find();
+            while target.is_none() && started.elapsed() < Duration::from_secs(20) {
+                std::thread::sleep(Duration::from_millis(20));
+                target = find();
+            }
             if let Some(pid) = target
                 && kill9(pid)
             {
