@@ -400,15 +400,7 @@ async fn apply(
     let mut streams: Vec<&str> = children.iter().map(|c| c.stream.as_str()).collect();
     streams.push(&resource.stream);
     let last = refetched.by_id.get(id).copied();
-    let version = match last {
-        Some(last) if event.created < last.stamp => Version::AlreadyNewer,
-        // The list's next event of the same second is newer than the list's last one.
-        Some(last) if last.listed && !how.pushed => Version::Snapshot,
-        Some(last) if event.created <= last.ties_until => Version::Refetch,
-        _ if how.pushed && event.created <= ctx.pushed_trusted_after => Version::Refetch,
-        _ if ctx.ties_a_listing(&streams, event.created) => Version::Refetch,
-        _ => Version::Snapshot,
-    };
+    let version = version_of(ctx, &how, last, &streams);
     let current;
     let (object, observed_at): (&RawValue, i64) = match version {
         Version::AlreadyNewer => return Ok(()),
@@ -421,32 +413,23 @@ async fn apply(
             refetched.remember(id, emitted);
             (data.object, event.created)
         }
-        Version::Refetch => match refetch(ctx, resource, id).await? {
-            Some((raw, read_at)) => {
-                // Read after the event arrived, it is at least as new as the event and as what
-                // this run emitted before (`read_at` errs on the early side by a second).
-                let read_at = read_at
-                    .max(event.created)
-                    .max(last.map_or(i64::MIN, |l| l.stamp));
-                let emitted = Emitted {
-                    stamp: read_at,
-                    ties_until: read_at + 1 + CLOCK_SLACK_SECS,
-                    listed: false,
-                };
-                refetched.remember(id, emitted);
-                current = raw;
-                if ObjectHead::of(&current).deleted {
-                    // Gone since the event: its own deletion event follows.
-                    if selected {
-                        let data = tombstone(&current, &ctx.account_id, read_at);
-                        ctx.emit(&resource.stream, data, counts).await?;
+        Version::Refetch => {
+            match reread(ctx, resource, id, event.created, last, refetched).await? {
+                Some((raw, read_at)) => {
+                    current = raw;
+                    if ObjectHead::of(&current).deleted {
+                        // Gone since the event: its own deletion event follows.
+                        if selected {
+                            let data = tombstone(&current, &ctx.account_id, read_at);
+                            ctx.emit(&resource.stream, data, counts).await?;
+                        }
+                        return Ok(());
                     }
-                    return Ok(());
+                    (&*current, read_at)
                 }
-                (&*current, read_at)
+                None => (data.object, event.created),
             }
-            None => (data.object, event.created),
-        },
+        }
     };
     if selected {
         let record = stamp(object, &ctx.account_id, observed_at);
@@ -456,6 +439,49 @@ async fn apply(
         apply_to_children(ctx, event, data, object, observed_at, child, counts).await?;
     }
     Ok(())
+}
+
+/// Which version of the object one event stands for, given the last one this run emitted.
+fn version_of(
+    ctx: &EventsCtx,
+    how: &Apply<'_, '_>,
+    last: Option<Emitted>,
+    streams: &[&str],
+) -> Version {
+    let created = how.event.created;
+    match last {
+        Some(last) if created < last.stamp => Version::AlreadyNewer,
+        // The list's next event of the same second is newer than the list's last one.
+        Some(last) if last.listed && !how.pushed => Version::Snapshot,
+        Some(last) if created <= last.ties_until => Version::Refetch,
+        _ if how.pushed && created <= ctx.pushed_trusted_after => Version::Refetch,
+        _ if ctx.ties_a_listing(streams, created) => Version::Refetch,
+        _ => Version::Snapshot,
+    }
+}
+
+/// Reads an object again and remembers the version: read after the event arrived, it is at
+/// least as new as the event and as what this run emitted before (`read_at` errs on the early
+/// side by a second).
+async fn reread(
+    ctx: &EventsCtx,
+    resource: &Resource,
+    id: &str,
+    created: i64,
+    last: Option<Emitted>,
+    refetched: &mut Refetched,
+) -> Result<Option<(Box<RawValue>, i64)>, ReadError> {
+    let Some((raw, read_at)) = refetch(ctx, resource, id).await? else {
+        return Ok(None);
+    };
+    let stamp = read_at.max(created).max(last.map_or(i64::MIN, |l| l.stamp));
+    let emitted = Emitted {
+        stamp,
+        ties_until: stamp + 1 + CLOCK_SLACK_SECS,
+        listed: false,
+    };
+    refetched.remember(id, emitted);
+    Ok(Some((raw, stamp)))
 }
 
 /// Reads an object again; `None` when it cannot be (no retrieve path, or gone: then the event's
