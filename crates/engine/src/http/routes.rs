@@ -216,19 +216,41 @@ async fn operation(
     Ok((pipeline, only.map(Role::from)))
 }
 
-async fn pipeline_check(
-    State(state): State<Arc<AppState>>,
+/// The operations that take a pipeline and an optional side, and answer what it printed.
+#[derive(Clone, Copy)]
+enum SideOperation {
+    Check,
+    Setup,
+    Teardown,
+}
+
+async fn side_operation(
+    state: Arc<AppState>,
     headers: HeaderMap,
     body: Bytes,
+    operation_kind: SideOperation,
 ) -> Response {
     let (pipeline, only) = match operation(&headers, &body).await {
         Ok(found) => found,
         Err(response) => return *response,
     };
-    match state.engine.check(&pipeline, only).await {
+    let messages = match operation_kind {
+        SideOperation::Check => state.engine.check(&pipeline, only).await,
+        SideOperation::Setup => state.engine.setup(&pipeline, only).await,
+        SideOperation::Teardown => state.engine.teardown(&pipeline, only).await,
+    };
+    match messages {
         Ok(messages) => stream_response(messages, Ending::AsIs),
         Err(e) => engine_error_response(e),
     }
+}
+
+async fn pipeline_check(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    side_operation(state, headers, body, SideOperation::Check).await
 }
 
 async fn pipeline_setup(
@@ -236,14 +258,7 @@ async fn pipeline_setup(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (pipeline, only) = match operation(&headers, &body).await {
-        Ok(found) => found,
-        Err(response) => return *response,
-    };
-    match state.engine.setup(&pipeline, only).await {
-        Ok(messages) => stream_response(messages, Ending::AsIs),
-        Err(e) => engine_error_response(e),
-    }
+    side_operation(state, headers, body, SideOperation::Setup).await
 }
 
 async fn pipeline_teardown(
@@ -251,14 +266,7 @@ async fn pipeline_teardown(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (pipeline, only) = match operation(&headers, &body).await {
-        Ok(found) => found,
-        Err(response) => return *response,
-    };
-    match state.engine.teardown(&pipeline, only).await {
-        Ok(messages) => stream_response(messages, Ending::AsIs),
-        Err(e) => engine_error_response(e),
-    }
+    side_operation(state, headers, body, SideOperation::Teardown).await
 }
 
 async fn source_discover(
