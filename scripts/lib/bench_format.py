@@ -214,15 +214,25 @@ def live(seconds):
           f"(`/_fake/load`, each update stamped with the millisecond it was made) for {float(seconds):.0f} s; a poller reads Postgres "
           "every 20 ms and notes when each update became visible. Webhooks only (the source's own endpoint, made by setup, "
           "`poll_interval_secs: 0`), then polling only (the default 2 s). Memory: the engine and both connectors together, the "
-          "largest of the first and of the last five one-second samples.")
+          "largest of five one-second samples at the start, from the middle and at the end of the run (the middle one is past "
+          "the warm-up of bounded memories, such as the event ids remembered for two minutes); then each process's first and last sample.")
     print(f"Reproduce: `scripts/bench live` (or `cargo bench -p sync-engine --bench live -- SECONDS`; `BENCH_LIVE_SECONDS`).")
     print()
-    print("| path | updates | not seen | p50 | p99 | max | RSS first → last |")
+    print("| path | updates | not seen | p50 | p99 | max | RSS start → middle → end |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for r in (hooks, polling):
         name = "webhooks" if r is hooks else "polling every 2 s"
         print(f"| {name} | {r['updates']:,} | {r['missing']} | {r['p50_ms']} ms | {r['p99_ms']} ms | {r['max_ms']} ms | "
-              f"{r['rss_first_bytes'] / 2**20:.0f} → {r['rss_last_bytes'] / 2**20:.0f} MiB |")
+              f"{r['rss_first_bytes'] / 2**20:.1f} → {r['rss_half_bytes'] / 2**20:.1f} → {r['rss_last_bytes'] / 2**20:.1f} MiB |")
+    print()
+    print("Each process, first → last sample:")
+    print()
+    print("| path | " + " | ".join(hooks["rss_by_process_bytes"]) + " |")
+    print("| --- |" + " ---: |" * len(hooks["rss_by_process_bytes"]))
+    for r in (hooks, polling):
+        name = "webhooks" if r is hooks else "polling every 2 s"
+        cells = [f"{a / 2**20:.1f} → {b / 2**20:.1f} MiB" for a, b in r["rss_by_process_bytes"].values()]
+        print(f"| {name} | " + " | ".join(cells) + " |")
     if rising:
         print()
         print("Webhooks at rising rates, 10 s each, until p99 passes a second:")

@@ -154,10 +154,15 @@ impl Live {
         Live { child }
     }
 
-    /// The resident memory of the engine and its connectors, in bytes.
-    fn rss(&self) -> u64 {
+    /// The resident memory of the engine and of each connector (by executable name), in bytes.
+    fn rss(&self) -> Rss {
         let engine = self.child.id();
-        rss_bytes(engine) + children_of(engine).into_iter().map(rss_bytes).sum::<u64>()
+        let mut by_process = vec![("sync-engine".to_owned(), rss_bytes(engine))];
+        for pid in children_of(engine) {
+            let name = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            by_process.push((name.trim().to_owned(), rss_bytes(pid)));
+        }
+        Rss(by_process)
     }
 
     fn stop(mut self) {
@@ -171,6 +176,37 @@ impl Drop for Live {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// One memory sample: each process's resident set, in bytes.
+struct Rss(Vec<(String, u64)>);
+
+impl Rss {
+    fn total(&self) -> u64 {
+        self.0.iter().map(|(_, bytes)| bytes).sum()
+    }
+}
+
+/// The largest total of up to five samples.
+fn largest(samples: &[Rss]) -> u64 {
+    samples.iter().map(Rss::total).max().unwrap_or(0)
+}
+
+/// First and last sample of each process.
+fn by_process(samples: &[Rss]) -> serde_json::Value {
+    let (Some(first), Some(last)) = (samples.first(), samples.last()) else {
+        return json!({});
+    };
+    let mut processes = serde_json::Map::new();
+    for (name, bytes) in &first.0 {
+        let at_end = last
+            .0
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or(0, |(_, b)| *b);
+        processes.insert(name.clone(), json!([bytes, at_end]));
+    }
+    serde_json::Value::Object(processes)
 }
 
 fn count(db: &TestDb, schema: &str) -> i64 {
@@ -204,7 +240,7 @@ fn measure(
     watcher: &Watcher,
     rate: f64,
     seconds: f64,
-) -> (Vec<i64>, usize, Vec<u64>) {
+) -> (Vec<i64>, usize, Vec<Rss>) {
     let since_ms = unix_ms();
     load(
         fake.addr(),
@@ -224,10 +260,13 @@ fn measure(
     (latencies, missing, rss)
 }
 
-fn report(bench: &str, rate: f64, seconds: f64, latencies: &[i64], missing: usize, rss: &[u64]) {
-    let (first, last) = (
-        rss.iter().take(5).copied().max().unwrap_or(0),
-        rss.iter().rev().take(5).copied().max().unwrap_or(0),
+fn report(bench: &str, rate: f64, seconds: f64, latencies: &[i64], missing: usize, rss: &[Rss]) {
+    let five = rss.len().min(5);
+    let half = rss.len() / 2;
+    let (first, middle, last) = (
+        largest(&rss[..five]),
+        largest(&rss[half..(half + five).min(rss.len())]),
+        largest(&rss[rss.len() - five..]),
     );
     println!(
         "{}",
@@ -241,7 +280,9 @@ fn report(bench: &str, rate: f64, seconds: f64, latencies: &[i64], missing: usiz
             "p99_ms": percentile(latencies, 0.99),
             "max_ms": latencies.last().copied().unwrap_or(-1),
             "rss_first_bytes": first,
+            "rss_half_bytes": middle,
             "rss_last_bytes": last,
+            "rss_by_process_bytes": by_process(rss),
         })
     );
 }

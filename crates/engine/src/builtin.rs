@@ -54,7 +54,7 @@ pub const SHORTCUTS: [Shortcut; 5] = [
 ];
 
 /// How often dest-postgres commits in live mode, unless its config says otherwise.
-pub const LIVE_FLUSH_INTERVAL_MS: u64 = 500;
+pub const LIVE_FLUSH_INTERVAL_MS: u64 = 250;
 
 /// What `sync --live` sets: the Stripe source keeps following changes after its backfill, and
 /// dest-postgres commits every half second (unless its config says otherwise).

@@ -155,6 +155,8 @@ impl Refetched {
 pub struct Applied {
     ids: RecentIds,
     refetched: Refetched,
+    /// The newest second of the events listed by the last read that reached the present.
+    newest_listed: Option<i64>,
 }
 
 /// Where an object's version comes from for one event.
@@ -204,12 +206,16 @@ fn is_deletion(event_type: &str, object: &ObjectHead<'_>) -> bool {
 /// Reads every event after the cursor and emits the records they carry, oldest first; emits
 /// the global state after each window. Events in `applied` (by a webhook) are skipped; the ones
 /// applied are added to it. Returns the advanced cursor.
+///
+/// When the window reaches the present and an earlier call listed events up to second `s`, the
+/// seconds from `s` on (where new events appear) are read and applied before the older part of
+/// the window, which is read again only for events written late: those are older by a whole
+/// second than anything already applied, so the version gates order them.
 pub async fn follow(
     ctx: &EventsCtx,
     mut cursor: EventsCursor,
     applied: &mut Applied,
 ) -> Result<(Counts, EventsCursor), ReadError> {
-    let catalog = stripe_catalog::catalog();
     let mut counts = Counts::new();
     let mut window = FIRST_WINDOW_SECS;
     loop {
@@ -219,44 +225,36 @@ pub async fn follow(
         }
         // The server's clock is known to a second or two: ask up to a little past its now.
         let window_end = (cursor.created + window).min(read_at + 1 + CLOCK_SLACK_SECS);
-        let Some(mut events) = read_window(&ctx.client, cursor.created, window_end).await? else {
+        let reaches_present = window_end > read_at;
+        let parts = match applied.newest_listed {
+            Some(s) if reaches_present && s > cursor.created && s < window_end => {
+                vec![(s, window_end), (cursor.created, s)]
+            }
+            _ => vec![(cursor.created, window_end)],
+        };
+        let mut read = WindowRead::new(&cursor);
+        let mut complete = true;
+        for (gte, lt) in parts {
+            if !read.part(ctx, gte, lt, applied, &mut counts).await? {
+                complete = false;
+                break;
+            }
+        }
+        if !complete {
             window = (window / 2).max(1);
             continue;
-        };
-        // Newest first on the wire; oldest first to apply.
-        events.reverse();
-        let seen: HashSet<&str> = cursor.seen.iter().map(String::as_str).collect();
-        let mut in_window: Vec<(i64, String)> = Vec::with_capacity(events.len());
-        for raw in &events {
-            let event = match serde_json::from_str::<Event<'_>>(raw.get()) {
-                Ok(event) => event,
-                Err(e) => {
-                    tracing::warn!("skipping an unreadable event: {e}");
-                    continue;
-                }
-            };
-            in_window.push((event.created, event.id.clone().into_owned()));
-            if seen.contains(event.id.as_ref()) || !applied.ids.insert(&event.id) {
-                continue;
-            }
-            let how = Apply {
-                event: &event,
-                raw_event: raw,
-                pushed: false,
-            };
-            apply(ctx, catalog, how, &mut counts, &mut applied.refetched).await?;
+        }
+        if reaches_present {
+            applied.newest_listed = read.newest.or(applied.newest_listed);
         }
         // The cursor never passes the last few seconds, where events may still appear; the ids
         // of the events read at or after it are remembered instead.
         let created = cursor.created.max(window_end.min(read_at - LATENESS_SECS));
-        let mut seen: Vec<String> = in_window
-            .into_iter()
-            .filter(|(c, _)| *c >= created)
-            .map(|(_, id)| id)
-            .collect();
-        seen.sort();
-        seen.dedup();
-        let advanced = EventsCursor { created, seen };
+        let listed = read.listed;
+        let advanced = EventsCursor {
+            created,
+            seen: read.seen_from(created),
+        };
         if advanced != cursor {
             cursor = advanced;
             let global = GlobalCheckpoint {
@@ -268,14 +266,91 @@ pub async fn follow(
                 .state(SourceState::global(global.to_value()))
                 .await?;
         }
-        if events.len() < MAX_WINDOW_EVENTS / 10 {
+        if listed < MAX_WINDOW_EVENTS / 10 {
             window = (window * 2).min(RETENTION_SECS);
         }
-        if window_end > read_at {
+        if reaches_present {
             break;
         }
     }
     Ok((counts, cursor))
+}
+
+/// One window of events being read and applied, part by part.
+struct WindowRead {
+    /// The events processed at or after the cursor's second before this read.
+    seen: HashSet<String>,
+    /// Every event listed: its second and id.
+    listed_ids: Vec<(i64, String)>,
+    listed: usize,
+    newest: Option<i64>,
+}
+
+impl WindowRead {
+    fn new(cursor: &EventsCursor) -> WindowRead {
+        WindowRead {
+            seen: cursor.seen.iter().cloned().collect(),
+            listed_ids: Vec::new(),
+            listed: 0,
+            newest: None,
+        }
+    }
+
+    /// Reads the events created in `[gte, lt)` and applies them oldest first; false (nothing
+    /// applied) when there are too many for one window.
+    async fn part(
+        &mut self,
+        ctx: &EventsCtx,
+        gte: i64,
+        lt: i64,
+        applied: &mut Applied,
+        counts: &mut Counts,
+    ) -> Result<bool, ReadError> {
+        let Some(mut events) = read_window(&ctx.client, gte, lt).await? else {
+            return Ok(false);
+        };
+        let catalog = stripe_catalog::catalog();
+        // Newest first on the wire; oldest first to apply.
+        events.reverse();
+        self.listed += events.len();
+        for raw in &events {
+            let event = match serde_json::from_str::<Event<'_>>(raw.get()) {
+                Ok(event) => event,
+                Err(e) => {
+                    tracing::warn!("skipping an unreadable event: {e}");
+                    continue;
+                }
+            };
+            self.newest = self.newest.max(Some(event.created));
+            self.listed_ids
+                .push((event.created, event.id.clone().into_owned()));
+            if self.seen.contains(event.id.as_ref())
+                || !applied.ids.insert(&event.id, event.created)
+            {
+                continue;
+            }
+            let how = Apply {
+                event: &event,
+                raw_event: raw,
+                pushed: false,
+            };
+            apply(ctx, catalog, how, counts, &mut applied.refetched).await?;
+        }
+        Ok(true)
+    }
+
+    /// The ids of the events listed at or after second `created`, sorted.
+    fn seen_from(self, created: i64) -> Vec<String> {
+        let mut seen: Vec<String> = self
+            .listed_ids
+            .into_iter()
+            .filter(|(c, _)| *c >= created)
+            .map(|(_, id)| id)
+            .collect();
+        seen.sort();
+        seen.dedup();
+        seen
+    }
 }
 
 /// Applies events pushed to the source (webhooks, given events) one at a time, exactly as the
@@ -308,7 +383,7 @@ impl Pushed {
                 return Ok(false);
             }
         };
-        if !applied.ids.insert(&event.id) {
+        if !applied.ids.insert(&event.id, event.created) {
             return Ok(false);
         }
         let how = Apply {
@@ -536,9 +611,9 @@ async fn apply_to_children(
     child: &'static Resource,
     counts: &mut Counts,
 ) -> Result<(), ReadError> {
-    let Some(link) = &child.parent else {
+    if child.parent.is_none() {
         return Ok(());
-    };
+    }
     let current = children_of(&ctx.client, child, object).await?;
     let observed = current.fetched_at.unwrap_or(observed_at);
     let mut current_ids: HashSet<String> = HashSet::new();
@@ -549,13 +624,26 @@ async fn apply_to_children(
         let record = stamp(item, &ctx.account_id, observed);
         ctx.emit(&child.stream, record, counts).await?;
     }
-    let Some(previous) = data.previous_attributes else {
+    emit_removed(ctx, event, data, child, &current_ids, counts).await
+}
+
+/// Tombstones, stamped at the event, for the items the event's `previous_attributes` list that
+/// `remaining` does not hold.
+async fn emit_removed(
+    ctx: &EventsCtx,
+    event: &Event<'_>,
+    data: &EventData<'_>,
+    child: &'static Resource,
+    remaining: &HashSet<String>,
+    counts: &mut Counts,
+) -> Result<(), ReadError> {
+    let (Some(previous), Some(link)) = (data.previous_attributes, &child.parent) else {
         return Ok(());
     };
     for item in embedded_items(previous, &link.embedded_field) {
         let removed = Head::of(&item)
             .id
-            .is_some_and(|id| !current_ids.contains(id.as_ref()));
+            .is_some_and(|id| !remaining.contains(id.as_ref()));
         if removed {
             let record = tombstone(&item, &ctx.account_id, event.created);
             ctx.emit(&child.stream, record, counts).await?;
