@@ -39,7 +39,15 @@ fn help(binary: &str, args: &[&str]) -> String {
 }
 
 /// Flags of other tools the docs show in passing (cargo, npx/uvx, scripts/bench).
-const OTHER_TOOLS: &[&str] = &["--release", "--bins", "--yes", "--bench", "--forward-to"];
+const OTHER_TOOLS: &[&str] = &[
+    "--release",
+    "--bins",
+    "--yes",
+    "--bench",
+    "--forward-to",
+    // the temporal CLI's dev server
+    "--headless",
+];
 
 /// The lines of the documents' fenced code blocks.
 fn code_lines(text: &str) -> Vec<&str> {
@@ -105,6 +113,7 @@ fn every_flag_the_docs_mention_exists() {
         ("source-stripe", vec!["read", "check"]),
         ("dest-postgres", vec!["write", "setup", "teardown"]),
         ("example-connector", vec!["read"]),
+        ("sync-service", vec!["serve", "worker", "migrate"]),
     ] {
         for sub in subs {
             helps.push_str(&help(binary, &[sub]));

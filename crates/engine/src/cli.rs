@@ -75,7 +75,7 @@ pub struct ServeArgs {
     pub resolver: ResolverArgs,
 }
 
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Default, Args)]
 pub struct ResolverArgs {
     /// Connector commands: JSON or a file, e.g. {"source-x": "python3 ./x.py"}; keys
     /// source-NAME and destination-NAME.

@@ -48,6 +48,14 @@ impl LocalEngine {
         }
     }
 
+    /// An engine resolving connectors as the CLI's resolver flags say.
+    pub fn from_args(
+        args: &crate::cli::ResolverArgs,
+        connector_timeout: Duration,
+    ) -> anyhow::Result<LocalEngine> {
+        Ok(LocalEngine::new(Resolver::new(args)?, connector_timeout))
+    }
+
     /// Its syncs stop gracefully on the first SIGINT or SIGTERM and kill on the second.
     pub fn handling_signals(mut self) -> LocalEngine {
         self.handle_signals = true;

@@ -16,6 +16,7 @@ pub mod fixtures;
 /// Time and peak memory of child processes, for benchmarks.
 pub mod measure;
 pub mod process;
+pub mod temporal;
 
 pub use bin::{Bin, Finished, bin_path, lines_of, succeed};
 pub use cluster::Cluster;

@@ -1,0 +1,426 @@
+//! The activities: each runs the engine once for a pipeline, bounded in time, and keeps the
+//! control database true (status, runs, the fenced checkpoint).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Webhook events applied per engine run.
+const INBOX_BATCH: i64 = 1000;
+/// A run applying webhook events stops after this long (they stay in the inbox).
+const INBOX_TIME_LIMIT_SECS: f64 = 120.0;
+/// Heartbeats while a step runs, well inside the workflow's 30 s heartbeat timeout.
+const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
+
+use serde::{Deserialize, Serialize};
+use sync_engine::engine::{Engine, EngineError, Messages, PipelineRequest, SyncRequest};
+use sync_engine::local::LocalEngine;
+use sync_engine::remote::RemoteEngine;
+use sync_protocol::{FailureType, Message, RunStatus, Status as CheckStatus};
+use temporalio_macros::activities;
+use temporalio_sdk::activities::{ActivityContext, ActivityError};
+
+use crate::control::{Control, ControlError};
+use crate::pipeline::{Desired, Pipeline, Status};
+
+/// How a step ended, for the workflow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StepOutcome {
+    /// Cut short by its time limit: run another step at once.
+    More,
+    /// Everything read: wait for a signal or the reconcile timer.
+    Ready,
+    /// Failed; the status says why: wait for a signal or the retry timer.
+    Failed,
+    /// Stopped because the pipeline is to be paused or deleted: wait for that signal.
+    Interrupted,
+}
+
+/// The engine the worker drives: in-process, or a `sync-engine serve` (`--engine-url`).
+pub enum AnyEngine {
+    Local(LocalEngine),
+    Remote(RemoteEngine),
+}
+
+impl AnyEngine {
+    async fn sync(&self, p: &PipelineRequest, r: SyncRequest) -> Result<Messages, EngineError> {
+        match self {
+            AnyEngine::Local(e) => e.sync(p, r).await,
+            AnyEngine::Remote(e) => e.sync(p, r).await,
+        }
+    }
+
+    async fn teardown(&self, p: &PipelineRequest) -> Result<Messages, EngineError> {
+        match self {
+            AnyEngine::Local(e) => e.teardown(p, None).await,
+            AnyEngine::Remote(e) => e.teardown(p, None).await,
+        }
+    }
+
+    /// `check` of both connectors: the failures, each naming its connector, with who must act.
+    pub async fn check(
+        &self,
+        p: &PipelineRequest,
+    ) -> Result<Vec<(Option<FailureType>, String)>, EngineError> {
+        let mut messages = match self {
+            AnyEngine::Local(e) => e.check(p, None).await?,
+            AnyEngine::Remote(e) => e.check(p, None).await?,
+        };
+        let mut failures = Vec::new();
+        while let Some(message) = messages.next().await {
+            if let Message::ConnectionStatus(status) = message
+                && status.status == CheckStatus::Failed
+            {
+                let who = status
+                    .extra
+                    .get(sync_engine::engine::EMITTED_BY)
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("a connector")
+                    .to_owned();
+                let why = status.message.unwrap_or_default();
+                failures.push((status.failure_type, format!("{who}: {why}")));
+            }
+        }
+        Ok(failures)
+    }
+}
+
+/// What the worker's activities share.
+pub struct PipelineActivities {
+    pub control: Control,
+    pub engine: AnyEngine,
+    /// A step's graceful time limit, in seconds.
+    pub step_secs: f64,
+}
+
+/// Why a step failed: who must act, and what to tell them.
+struct Failure {
+    kind: FailureType,
+    message: String,
+}
+
+fn failure_name(kind: FailureType) -> &'static str {
+    match kind {
+        FailureType::ConfigError => "config_error",
+        FailureType::TransientError => "transient_error",
+        FailureType::SystemError => "system_error",
+    }
+}
+
+fn retryable(e: ControlError) -> ActivityError {
+    ActivityError::from(anyhow::anyhow!("{e}"))
+}
+
+#[activities]
+impl PipelineActivities {
+    /// One bounded engine run from the pipeline's checkpoint; each committed checkpoint is
+    /// saved, fenced, as it comes.
+    #[activity]
+    pub async fn sync_step(
+        self: Arc<Self>,
+        ctx: ActivityContext,
+        pipeline_id: String,
+    ) -> Result<StepOutcome, ActivityError> {
+        let pipeline = self.control.get(&pipeline_id).await.map_err(retryable)?;
+        let request = match pipeline.request() {
+            Ok(request) => request,
+            Err(e) => {
+                let failure = Failure {
+                    kind: FailureType::ConfigError,
+                    message: e.to_string(),
+                };
+                return self.failed(&pipeline_id, None, failure).await;
+            }
+        };
+        let claim = self.control.claim(&pipeline_id).await.map_err(retryable)?;
+        let run = self
+            .control
+            .start_run(&pipeline_id, claim.fence)
+            .await
+            .map_err(retryable)?;
+        if pipeline.status != Status::Ready {
+            self.control
+                .set_status(&pipeline_id, Status::Backfilling, None)
+                .await
+                .map_err(retryable)?;
+        }
+        let sync = SyncRequest {
+            state: claim.state.clone(),
+            soft_time_limit: Some(self.step_secs),
+            ..Default::default()
+        };
+        let messages = match self.engine.sync(&request, sync).await {
+            Ok(messages) => messages,
+            Err(e) => {
+                let failure = self.classify(&request, e).await;
+                return self.failed(&pipeline_id, Some(run), failure).await;
+            }
+        };
+        self.follow(&ctx, &pipeline, claim, run, messages).await
+    }
+
+    /// Applies the webhook events waiting in the inbox (push mode: nothing is listed), then
+    /// marks them applied; returns how many.
+    #[activity]
+    pub async fn apply_inbox(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        pipeline_id: String,
+    ) -> Result<u64, ActivityError> {
+        let pending = self
+            .control
+            .inbox_pending(&pipeline_id, INBOX_BATCH)
+            .await
+            .map_err(retryable)?;
+        if pending.is_empty() {
+            return Ok(0);
+        }
+        let pipeline = self.control.get(&pipeline_id).await.map_err(retryable)?;
+        let Ok(request) = pipeline.request() else {
+            return Ok(0);
+        };
+        let claim_state = self
+            .control
+            .current_state(&pipeline_id)
+            .await
+            .map_err(retryable)?;
+        let (ids, events): (Vec<String>, Vec<serde_json::Value>) = pending.into_iter().unzip();
+        let sync = SyncRequest {
+            state: claim_state,
+            input: events,
+            time_limit: Some(INBOX_TIME_LIMIT_SECS),
+            ..Default::default()
+        };
+        let mut messages =
+            self.engine.sync(&request, sync).await.map_err(|e| {
+                ActivityError::from(anyhow::anyhow!("applying webhook events: {e:#}"))
+            })?;
+        let mut succeeded = false;
+        while let Some(message) = messages.next().await {
+            if let Message::Eof(eof) = message {
+                succeeded = eof.status == RunStatus::Succeeded;
+            }
+        }
+        if !succeeded {
+            // Retried by Temporal; the events stay in the inbox meanwhile.
+            return Err(ActivityError::from(anyhow::anyhow!(
+                "applying {} webhook event(s) of {pipeline_id} failed",
+                ids.len()
+            )));
+        }
+        self.control
+            .inbox_applied(&pipeline_id, &ids)
+            .await
+            .map_err(retryable)?;
+        Ok(ids.len() as u64)
+    }
+
+    /// Marks a pipeline paused.
+    #[activity]
+    pub async fn pause(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        pipeline_id: String,
+    ) -> Result<(), ActivityError> {
+        self.control
+            .set_status(&pipeline_id, Status::Paused, None)
+            .await
+            .map_err(retryable)
+    }
+
+    /// Tears the pipeline down (both connectors) and forgets it. A teardown that fails is
+    /// reported in the result; the pipeline is forgotten all the same (the user asked).
+    #[activity]
+    pub async fn delete(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        pipeline_id: String,
+    ) -> Result<String, ActivityError> {
+        let pipeline = match self.control.get(&pipeline_id).await {
+            Ok(p) => p,
+            Err(ControlError::NotFound(_)) => return Ok("already gone".to_owned()),
+            Err(e) => return Err(retryable(e)),
+        };
+        self.control
+            .set_status(&pipeline_id, Status::TearingDown, None)
+            .await
+            .map_err(retryable)?;
+        let mut outcome = "torn down".to_owned();
+        match pipeline.request() {
+            Ok(request) => match self.engine.teardown(&request).await {
+                Ok(mut messages) => {
+                    while let Some(message) = messages.next().await {
+                        if let Message::ConnectionStatus(s) = message
+                            && s.status == CheckStatus::Failed
+                        {
+                            outcome = format!("teardown failed: {}", s.message.unwrap_or_default());
+                        }
+                    }
+                }
+                Err(e) => outcome = format!("teardown failed: {e:#}"),
+            },
+            Err(e) => outcome = format!("teardown skipped: {e}"),
+        }
+        if outcome != "torn down" {
+            tracing::warn!(pipeline = %pipeline_id, "{outcome}");
+        }
+        self.control.remove(&pipeline_id).await.map_err(retryable)?;
+        Ok(outcome)
+    }
+}
+
+impl PipelineActivities {
+    /// Reads a run's messages to its end: saves each committed checkpoint, heartbeats, and
+    /// turns the end into an outcome.
+    async fn follow(
+        &self,
+        ctx: &ActivityContext,
+        pipeline: &Pipeline,
+        claim: crate::control::Claim,
+        run: i64,
+        mut messages: Messages,
+    ) -> Result<StepOutcome, ActivityError> {
+        let id = pipeline.id.as_str();
+        let mut state = claim.state;
+        let mut saved = 0i64;
+        let mut beat = tokio::time::interval(HEARTBEAT_EVERY);
+        let mut failure: Option<Failure> = None;
+        loop {
+            let message = tokio::select! {
+                message = messages.next() => message,
+                _ = ctx.cancelled() => return Err(ActivityError::cancelled()),
+                _ = beat.tick() => {
+                    let _ = ctx.record_heartbeat(saved).await;
+                    if self.wanted_elsewhere(id).await {
+                        // Paused or deleted meanwhile: stop now (what is committed stands).
+                        drop(messages);
+                        self.control
+                            .end_run(run, "interrupted", true, saved, None)
+                            .await
+                            .map_err(retryable)?;
+                        return Ok(StepOutcome::Interrupted);
+                    }
+                    continue;
+                }
+            };
+            let Some(message) = message else { break };
+            match message {
+                Message::SourceState(committed) => {
+                    state.apply(&committed);
+                    // A zombie (fenced off) stops here: dropping the messages stops its run.
+                    self.control
+                        .save_state(id, claim.fence, &state)
+                        .await
+                        .map_err(retryable)?;
+                    saved += 1;
+                }
+                Message::ConnectionStatus(s) if s.status == CheckStatus::Failed => {
+                    failure = Some(Failure {
+                        kind: s.failure_type.unwrap_or(FailureType::SystemError),
+                        message: s.message.unwrap_or_default(),
+                    });
+                }
+                Message::Eof(eof) => {
+                    if let Some(outcome) = self.ended(id, claim.fence, run, saved, &eof).await? {
+                        return Ok(outcome);
+                    }
+                    break;
+                }
+                _ => {}
+            }
+        }
+        let failure = failure.unwrap_or(Failure {
+            kind: FailureType::SystemError,
+            message: "the run ended without success".to_owned(),
+        });
+        self.failed(id, Some(run), failure).await
+    }
+
+    /// Records a run's end; the outcome, or `None` when it failed.
+    async fn ended(
+        &self,
+        id: &str,
+        fence: i64,
+        run: i64,
+        saved: i64,
+        eof: &sync_protocol::Eof,
+    ) -> Result<Option<StepOutcome>, ActivityError> {
+        if let Some(ending) = &eof.ending_state {
+            self.control
+                .save_state(id, fence, ending)
+                .await
+                .map_err(retryable)?;
+        }
+        // Started: a time limit stopped it with more to do.
+        let (outcome, ended) = match eof.status {
+            RunStatus::Succeeded => (StepOutcome::Ready, "succeeded"),
+            RunStatus::Started => (StepOutcome::More, "time_limit"),
+            RunStatus::Failed => return Ok(None),
+        };
+        self.control
+            .end_run(run, ended, eof.has_more, saved, None)
+            .await
+            .map_err(retryable)?;
+        if outcome == StepOutcome::Ready {
+            self.control
+                .set_status(id, Status::Ready, None)
+                .await
+                .map_err(retryable)?;
+        }
+        Ok(Some(outcome))
+    }
+
+    /// Who must act on an engine run that could not start. A connector failing before the run
+    /// (discover, setup) says only that it failed; its `check` says whether the config is at
+    /// fault (a revoked key, a wrong password).
+    async fn classify(&self, request: &PipelineRequest, e: EngineError) -> Failure {
+        let message = format!("{e:#}");
+        let kind = match &e {
+            EngineError::Invalid(_) | EngineError::NotFound(_) => FailureType::ConfigError,
+            EngineError::Busy(_) => FailureType::TransientError,
+            EngineError::Connector(_) | EngineError::Internal(_) => {
+                let checked = self.engine.check(request).await.unwrap_or_default();
+                if let Some((_, why)) = checked
+                    .into_iter()
+                    .find(|(kind, _)| *kind == Some(FailureType::ConfigError))
+                {
+                    return Failure {
+                        kind: FailureType::ConfigError,
+                        message: why,
+                    };
+                }
+                FailureType::SystemError
+            }
+        };
+        Failure { kind, message }
+    }
+
+    /// Whether the user wants the pipeline paused or deleted since the step started.
+    async fn wanted_elsewhere(&self, id: &str) -> bool {
+        match self.control.get(id).await {
+            Ok(p) => p.desired != Desired::Active,
+            Err(ControlError::NotFound(_)) => true,
+            Err(_) => false,
+        }
+    }
+
+    async fn failed(
+        &self,
+        id: &str,
+        run: Option<i64>,
+        failure: Failure,
+    ) -> Result<StepOutcome, ActivityError> {
+        let kind = failure_name(failure.kind);
+        tracing::warn!(pipeline = %id, failure_type = kind, "step failed: {}", failure.message);
+        if let Some(run) = run {
+            self.control
+                .end_run(run, "failed", false, 0, Some(&failure.message))
+                .await
+                .map_err(retryable)?;
+        }
+        self.control
+            .set_status(id, Status::Error, Some((kind, &failure.message)))
+            .await
+            .map_err(retryable)?;
+        Ok(StepOutcome::Failed)
+    }
+}

@@ -1,0 +1,388 @@
+//! The REST API: pipelines (create, list, get, update, delete), their runs, a sync request,
+//! and `/health`. Answers are JSON; errors are `{"error": {"message": …}}` naming the field.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::activities::AnyEngine;
+use crate::control::{Control, ControlError};
+use crate::pipeline::{self, Desired, Pipeline, Status};
+use crate::temporal::Temporal;
+use crate::workflow::PipelineInput;
+
+/// What the API's handlers share.
+pub struct Api {
+    pub control: Control,
+    pub temporal: Temporal,
+    /// Runs `check` before a pipeline is created.
+    pub engine: AnyEngine,
+    /// Required as `Authorization: Bearer …` when set.
+    pub token: Option<String>,
+    pub reconcile_secs: u64,
+    pub retry_secs: u64,
+}
+
+/// An error answer.
+pub struct Failure(StatusCode, String);
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({"error": {"message": self.1}}))).into_response()
+    }
+}
+
+impl From<ControlError> for Failure {
+    fn from(e: ControlError) -> Self {
+        let code = match e {
+            ControlError::NotFound(_) => StatusCode::NOT_FOUND,
+            ControlError::Exists(_) => StatusCode::CONFLICT,
+            ControlError::Database(_) | ControlError::Fenced(_) => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        Failure(code, e.to_string())
+    }
+}
+
+impl From<pipeline::Invalid> for Failure {
+    fn from(e: pipeline::Invalid) -> Self {
+        Failure(StatusCode::BAD_REQUEST, e.0)
+    }
+}
+
+fn unavailable(e: anyhow::Error) -> Failure {
+    Failure(StatusCode::SERVICE_UNAVAILABLE, format!("{e:#}"))
+}
+
+type Answer = Result<Response, Failure>;
+
+/// Webhook ingress only (`sync-service webhook`): `/webhooks/{id}` and `/health`.
+pub fn webhook_router(api: Arc<Api>) -> Router {
+    Router::new()
+        .route("/health", get(|| async { Json(json!({"ok": true})) }))
+        .route("/webhooks/{id}", post(webhook))
+        .with_state(api)
+}
+
+/// The routes.
+pub fn router(api: Arc<Api>) -> Router {
+    Router::new()
+        .route("/health", get(|| async { Json(json!({"ok": true})) }))
+        .route("/pipelines", get(list).post(create))
+        .route("/pipelines/{id}", get(show).patch(update).delete(delete))
+        .route("/pipelines/{id}/runs", get(runs))
+        .route("/pipelines/{id}/sync", post(sync))
+        .route("/webhooks/{id}", post(webhook))
+        .layer(middleware::from_fn_with_state(api.clone(), authorize))
+        .with_state(api)
+}
+
+async fn authorize(
+    State(api): State<Arc<Api>>,
+    headers: HeaderMap,
+    req: Request,
+    next: Next,
+) -> Response {
+    if let Some(token) = &api.token
+        && req.uri().path() != "/health"
+        // Stripe signs webhooks instead.
+        && !req.uri().path().starts_with("/webhooks/")
+    {
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        if given != Some(token.as_str()) {
+            return Failure(
+                StatusCode::UNAUTHORIZED,
+                "a bearer token is required (Authorization: Bearer …)".to_owned(),
+            )
+            .into_response();
+        }
+    }
+    next.run(req).await
+}
+
+impl Api {
+    fn input(&self, id: &str, desired: Desired) -> PipelineInput {
+        PipelineInput {
+            pipeline_id: id.to_owned(),
+            desired,
+            reconcile_secs: self.reconcile_secs,
+            retry_secs: self.retry_secs,
+        }
+    }
+}
+
+async fn list(State(api): State<Arc<Api>>) -> Answer {
+    let all = api.control.list().await?;
+    let data: Vec<Value> = all.iter().map(Pipeline::shown).collect();
+    Ok(Json(json!({"data": data})).into_response())
+}
+
+async fn show(State(api): State<Arc<Api>>, Path(id): Path<String>) -> Answer {
+    Ok(Json(api.control.get(&id).await?.shown()).into_response())
+}
+
+#[derive(Deserialize)]
+struct CreateQuery {
+    #[serde(default)]
+    skip_check: bool,
+}
+
+fn body_object(body: &Value) -> Result<&serde_json::Map<String, Value>, Failure> {
+    body.as_object().ok_or_else(|| {
+        Failure(
+            StatusCode::BAD_REQUEST,
+            "body: must be a JSON object".to_owned(),
+        )
+    })
+}
+
+/// A pipeline from a create request's body.
+fn new_pipeline(fields: &serde_json::Map<String, Value>) -> Result<Pipeline, Failure> {
+    if let Some(unknown) = fields
+        .keys()
+        .find(|k| !["id", "source", "destination", "streams"].contains(&k.as_str()))
+    {
+        return Err(Failure(
+            StatusCode::BAD_REQUEST,
+            format!("{unknown}: unknown field (use id, source, destination, streams)"),
+        ));
+    }
+    let id = match fields.get("id") {
+        None => pipeline::new_id(),
+        Some(Value::String(id)) => id.clone(),
+        Some(_) => {
+            return Err(Failure(
+                StatusCode::BAD_REQUEST,
+                "id: must be a string".to_owned(),
+            ));
+        }
+    };
+    pipeline::check_id(&id)?;
+    let missing = |f: &str| Failure(StatusCode::BAD_REQUEST, format!("{f}: required"));
+    let p = Pipeline {
+        id,
+        source: pipeline::connector_side(
+            "source",
+            fields.get("source").ok_or_else(|| missing("source"))?,
+            "stripe",
+        )?,
+        destination: pipeline::connector_side(
+            "destination",
+            fields
+                .get("destination")
+                .ok_or_else(|| missing("destination"))?,
+            "postgres",
+        )?,
+        streams: pipeline::check_streams(fields.get("streams"))?,
+        desired: Desired::Active,
+        status: Status::Backfilling,
+        failure_type: None,
+        error: None,
+    };
+    Ok(p)
+}
+
+async fn create(
+    State(api): State<Arc<Api>>,
+    Query(query): Query<CreateQuery>,
+    Json(body): Json<Value>,
+) -> Answer {
+    let p = new_pipeline(body_object(&body)?)?;
+    let id = p.id.clone();
+    let request = p.request()?;
+    if !query.skip_check {
+        let failures = api
+            .engine
+            .check(&request)
+            .await
+            .map_err(|e| Failure(StatusCode::BAD_REQUEST, format!("check: {e:#}")))?;
+        if !failures.is_empty() {
+            return Err(Failure(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "check failed: {}",
+                    failures
+                        .into_iter()
+                        .map(|(_, why)| why)
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                ),
+            ));
+        }
+    }
+    api.control.create(&p).await?;
+    if let Err(e) = api
+        .temporal
+        .ring(api.input(&id, Desired::Active), "created")
+        .await
+    {
+        // Not started: forget it, so the same request can be made again.
+        let _ = api.control.remove(&id).await;
+        return Err(unavailable(e));
+    }
+    Ok((StatusCode::CREATED, Json(p.shown())).into_response())
+}
+
+async fn update(
+    State(api): State<Arc<Api>>,
+    Path(id): Path<String>,
+    Json(body): Json<Value>,
+) -> Answer {
+    let fields = body_object(&body)?;
+    let mut p = api.control.get(&id).await?;
+    if p.desired == Desired::Deleted {
+        return Err(Failure(
+            StatusCode::CONFLICT,
+            format!("pipeline {id:?} is being deleted"),
+        ));
+    }
+    for (key, value) in fields {
+        match key.as_str() {
+            "source" => p.source = merged_side("source", &p.source, value)?,
+            "destination" => p.destination = merged_side("destination", &p.destination, value)?,
+            "streams" => p.streams = pipeline::check_streams(Some(value))?,
+            "status" => {
+                p.desired = match value.as_str().and_then(Desired::parse) {
+                    Some(d @ (Desired::Active | Desired::Paused)) => d,
+                    _ => {
+                        return Err(Failure(
+                            StatusCode::BAD_REQUEST,
+                            "status: must be \"active\" or \"paused\" (DELETE deletes)".to_owned(),
+                        ));
+                    }
+                }
+            }
+            other => {
+                return Err(Failure(
+                    StatusCode::BAD_REQUEST,
+                    format!("{other}: unknown field (use source, destination, streams, status)"),
+                ));
+            }
+        }
+    }
+    p.request()?;
+    api.control.update(&p).await?;
+    api.temporal
+        .desire(api.input(&id, p.desired), p.desired)
+        .await
+        .map_err(unavailable)?;
+    Ok(Json(p.shown()).into_response())
+}
+
+/// A side's update: `config` keys replace the stored ones (null removes one); `name` replaces.
+fn merged_side(field: &str, stored: &Value, update: &Value) -> Result<Value, Failure> {
+    let update = pipeline::connector_side(field, update, stored["name"].as_str().unwrap_or(""))?;
+    let mut config = stored["config"].as_object().cloned().unwrap_or_default();
+    for (k, v) in update["config"].as_object().into_iter().flatten() {
+        if v.is_null() {
+            config.remove(k);
+        } else {
+            config.insert(k.clone(), v.clone());
+        }
+    }
+    Ok(json!({"name": update["name"], "config": config}))
+}
+
+async fn delete(State(api): State<Arc<Api>>, Path(id): Path<String>) -> Answer {
+    let mut p = api.control.get(&id).await?;
+    p.desired = Desired::Deleted;
+    api.control.update(&p).await?;
+    api.temporal
+        .desire(api.input(&id, Desired::Deleted), Desired::Deleted)
+        .await
+        .map_err(unavailable)?;
+    Ok((StatusCode::ACCEPTED, Json(p.shown())).into_response())
+}
+
+async fn runs(State(api): State<Arc<Api>>, Path(id): Path<String>) -> Answer {
+    api.control.get(&id).await?;
+    let data = api.control.runs(&id, 100).await?;
+    Ok(Json(json!({"data": data})).into_response())
+}
+
+async fn sync(State(api): State<Arc<Api>>, Path(id): Path<String>) -> Answer {
+    let p = api.control.get(&id).await?;
+    api.temporal
+        .ring(api.input(&id, p.desired), "sync requested")
+        .await
+        .map_err(unavailable)?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"id": id, "requested": "sync"})),
+    )
+        .into_response())
+}
+
+/// Signatures older than this are refused (Stripe's libraries use the same default).
+const WEBHOOK_TOLERANCE_SECS: u64 = 300;
+
+/// A webhook from Stripe: verified with the pipeline's `webhook_secret`, kept in the inbox
+/// (durable before the answer), then the workflow is rung. 200 once kept and rung; 503 when
+/// either cannot be done (Stripe delivers again; a kept event is not kept twice).
+async fn webhook(
+    State(api): State<Arc<Api>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: String,
+) -> Answer {
+    let p = api.control.get(&id).await?;
+    let secret = p.source["config"]["webhook_secret"]
+        .as_str()
+        .ok_or_else(|| {
+            Failure(
+                StatusCode::CONFLICT,
+                format!(
+                    "pipeline {id:?} has no source.config.webhook_secret to verify webhooks with"
+                ),
+            )
+        })?;
+    let signature = headers
+        .get("stripe-signature")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let verifier = source_stripe::webhook::Verifier {
+        secret: Some(secret),
+        tolerance_secs: WEBHOOK_TOLERANCE_SECS,
+        now: unix_now(),
+    };
+    let payload = json!({"body": body, "headers": {"stripe-signature": signature}});
+    let text = verifier.event_text(&payload).map_err(|e| {
+        let code = match e {
+            source_stripe::webhook::InputError::NotAnEvent => StatusCode::BAD_REQUEST,
+            _ => StatusCode::UNAUTHORIZED,
+        };
+        Failure(code, format!("webhook refused: {e}"))
+    })?;
+    let event: Value = serde_json::from_str(&text)
+        .map_err(|e| Failure(StatusCode::BAD_REQUEST, format!("webhook body: {e}")))?;
+    let event_id = event["id"]
+        .as_str()
+        .ok_or_else(|| {
+            Failure(
+                StatusCode::BAD_REQUEST,
+                "webhook body: the event has no id".to_owned(),
+            )
+        })?
+        .to_owned();
+    let new = api.control.inbox_insert(&id, &event_id, &event).await?;
+    api.temporal
+        .ring(api.input(&id, p.desired), "webhook")
+        .await
+        .map_err(unavailable)?;
+    Ok(Json(json!({"received": event_id, "duplicate": !new})).into_response())
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}

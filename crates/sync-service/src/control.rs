@@ -1,0 +1,392 @@
+//! The control database (schema `sync_service`): pipelines, their fenced checkpoints, runs and
+//! the webhook inbox. Every query of the service goes through here.
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use serde_json::Value;
+use sync_protocol::SyncState;
+
+use crate::pipeline::{Desired, Pipeline, Status};
+
+/// Versioned migrations, applied in order, each once.
+const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("../migrations/0001_control.sql"))];
+
+/// Why a control-database operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    /// The database could not be reached or refused the statement.
+    #[error("control database: {0}")]
+    Database(String),
+    /// No pipeline has this id.
+    #[error("no pipeline {0:?}")]
+    NotFound(String),
+    /// A pipeline with this id exists already.
+    #[error("a pipeline {0:?} exists already")]
+    Exists(String),
+    /// A newer claim owns the pipeline's checkpoint: this claimant must stop.
+    #[error("pipeline {0:?}: a newer run owns the checkpoint (this one was fenced off)")]
+    Fenced(String),
+}
+
+impl From<tokio_postgres::Error> for ControlError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        ControlError::Database(pg_connect::error_text(&e))
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for ControlError {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        match e {
+            deadpool_postgres::PoolError::Backend(e) => e.into(),
+            other => ControlError::Database(other.to_string()),
+        }
+    }
+}
+
+/// A claim on a pipeline's checkpoint: the state to resume from and the fence saves carry.
+#[derive(Debug, Clone)]
+pub struct Claim {
+    pub state: SyncState,
+    pub fence: i64,
+}
+
+/// The control database.
+#[derive(Clone)]
+pub struct Control {
+    pool: Pool,
+}
+
+impl Control {
+    /// A pool on `url` (a libpq URL; its TLS parameters are honoured).
+    pub fn connect(url: &str) -> Result<Control, ControlError> {
+        let target = pg_connect::parse_url(url).map_err(ControlError::Database)?;
+        let tls = pg_connect::tls_connector(&target, None).map_err(ControlError::Database)?;
+        let manager = Manager::from_config(
+            target.pg,
+            tls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(8)
+            .build()
+            .map_err(|e| ControlError::Database(e.to_string()))?;
+        Ok(Control { pool })
+    }
+
+    /// Applies the migrations not applied yet; returns how many it applied. Concurrent callers
+    /// wait for each other (an advisory lock).
+    pub async fn migrate(&self) -> Result<usize, ControlError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        tx.batch_execute(
+            "SELECT pg_advisory_xact_lock(hashtext('sync_service.migrate'));
+             CREATE SCHEMA IF NOT EXISTS sync_service;
+             CREATE TABLE IF NOT EXISTS sync_service.migrations (
+                 version int PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now());",
+        )
+        .await?;
+        let mut applied = 0;
+        for (version, sql) in MIGRATIONS {
+            let done = tx
+                .query_opt(
+                    "SELECT 1 FROM sync_service.migrations WHERE version = $1",
+                    &[version],
+                )
+                .await?
+                .is_some();
+            if done {
+                continue;
+            }
+            tx.batch_execute(sql).await?;
+            tx.execute(
+                "INSERT INTO sync_service.migrations (version) VALUES ($1)",
+                &[version],
+            )
+            .await?;
+            applied += 1;
+        }
+        tx.commit().await?;
+        Ok(applied)
+    }
+
+    /// Stores a new pipeline and its empty checkpoint.
+    pub async fn create(&self, p: &Pipeline) -> Result<(), ControlError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let inserted = tx
+            .execute(
+                "INSERT INTO sync_service.pipelines (id, source, destination, streams)
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING",
+                &[&p.id, &p.source, &p.destination, &p.streams],
+            )
+            .await?;
+        if inserted == 0 {
+            return Err(ControlError::Exists(p.id.clone()));
+        }
+        tx.execute(
+            "INSERT INTO sync_service.pipeline_state (pipeline_id) VALUES ($1)",
+            &[&p.id],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// One pipeline, as stored (secrets included: redact before showing it).
+    pub async fn get(&self, id: &str) -> Result<Pipeline, ControlError> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_opt(&format!("{SELECT_PIPELINE} WHERE id = $1"), &[&id])
+            .await?
+            .ok_or_else(|| ControlError::NotFound(id.to_owned()))?;
+        Ok(pipeline_of(&row))
+    }
+
+    /// Every pipeline, oldest first.
+    pub async fn list(&self) -> Result<Vec<Pipeline>, ControlError> {
+        let client = self.pool.get().await?;
+        let rows = client
+            .query(&format!("{SELECT_PIPELINE} ORDER BY created_at, id"), &[])
+            .await?;
+        Ok(rows.iter().map(pipeline_of).collect())
+    }
+
+    /// Replaces a pipeline's configs and desired status.
+    pub async fn update(&self, p: &Pipeline) -> Result<(), ControlError> {
+        let client = self.pool.get().await?;
+        let n = client
+            .execute(
+                "UPDATE sync_service.pipelines
+                 SET source = $2, destination = $3, streams = $4, desired_status = $5,
+                     updated_at = now()
+                 WHERE id = $1",
+                &[
+                    &p.id,
+                    &p.source,
+                    &p.destination,
+                    &p.streams,
+                    &p.desired.as_str(),
+                ],
+            )
+            .await?;
+        if n == 0 {
+            return Err(ControlError::NotFound(p.id.clone()));
+        }
+        Ok(())
+    }
+
+    /// Records what a pipeline is doing, and why when it failed.
+    pub async fn set_status(
+        &self,
+        id: &str,
+        status: Status,
+        failure: Option<(&str, &str)>,
+    ) -> Result<(), ControlError> {
+        let client = self.pool.get().await?;
+        client
+            .execute(
+                "UPDATE sync_service.pipelines
+                 SET status = $2, failure_type = $3, error = $4, updated_at = now()
+                 WHERE id = $1",
+                &[
+                    &id,
+                    &status.as_str(),
+                    &failure.map(|f| f.0),
+                    &failure.map(|f| f.1),
+                ],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Forgets a pipeline (after its teardown): its checkpoint, runs and inbox go with it.
+    pub async fn remove(&self, id: &str) -> Result<(), ControlError> {
+        let client = self.pool.get().await?;
+        client
+            .execute("DELETE FROM sync_service.pipelines WHERE id = $1", &[&id])
+            .await?;
+        Ok(())
+    }
+
+    /// Claims a pipeline's checkpoint: every earlier claimant is fenced off from saving.
+    pub async fn claim(&self, id: &str) -> Result<Claim, ControlError> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_opt(
+                "UPDATE sync_service.pipeline_state SET fence = fence + 1
+                 WHERE pipeline_id = $1 RETURNING state, fence",
+                &[&id],
+            )
+            .await?
+            .ok_or_else(|| ControlError::NotFound(id.to_owned()))?;
+        let state: Value = row.get(0);
+        let state = serde_json::from_value(state).map_err(|e| {
+            ControlError::Database(format!(
+                "pipeline {id:?}: the stored checkpoint is unreadable: {e}"
+            ))
+        })?;
+        Ok(Claim {
+            state,
+            fence: row.get(1),
+        })
+    }
+
+    /// The checkpoint as saved, without claiming it (for runs that save none).
+    pub async fn current_state(&self, id: &str) -> Result<SyncState, ControlError> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_opt(
+                "SELECT state FROM sync_service.pipeline_state WHERE pipeline_id = $1",
+                &[&id],
+            )
+            .await?
+            .ok_or_else(|| ControlError::NotFound(id.to_owned()))?;
+        serde_json::from_value(row.get(0)).map_err(|e| {
+            ControlError::Database(format!(
+                "pipeline {id:?}: the stored checkpoint is unreadable: {e}"
+            ))
+        })
+    }
+
+    /// Saves a committed checkpoint, unless a newer claim exists.
+    pub async fn save_state(
+        &self,
+        id: &str,
+        fence: i64,
+        state: &SyncState,
+    ) -> Result<(), ControlError> {
+        let client = self.pool.get().await?;
+        let state = serde_json::to_value(state)
+            .map_err(|e| ControlError::Database(format!("checkpoint to JSON: {e}")))?;
+        let n = client
+            .execute(
+                "UPDATE sync_service.pipeline_state
+                 SET state = $3, saves = saves + 1, updated_at = now()
+                 WHERE pipeline_id = $1 AND fence = $2",
+                &[&id, &fence, &state],
+            )
+            .await?;
+        if n == 0 {
+            return Err(ControlError::Fenced(id.to_owned()));
+        }
+        Ok(())
+    }
+
+    /// Opens a run of a claim; returns its id.
+    pub async fn start_run(&self, id: &str, fence: i64) -> Result<i64, ControlError> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_one(
+                "INSERT INTO sync_service.runs (pipeline_id, fence) VALUES ($1, $2) RETURNING id",
+                &[&id, &fence],
+            )
+            .await?;
+        Ok(row.get(0))
+    }
+
+    /// Closes a run.
+    pub async fn end_run(
+        &self,
+        run: i64,
+        status: &str,
+        has_more: bool,
+        states: i64,
+        error: Option<&str>,
+    ) -> Result<(), ControlError> {
+        let client = self.pool.get().await?;
+        client
+            .execute(
+                "UPDATE sync_service.runs
+                 SET ended_at = now(), status = $2, has_more = $3, states = $4, error = $5
+                 WHERE id = $1",
+                &[&run, &status, &has_more, &states, &error],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// A pipeline's runs, newest first.
+    pub async fn runs(&self, id: &str, limit: i64) -> Result<Vec<Value>, ControlError> {
+        let client = self.pool.get().await?;
+        let rows = client
+            .query(
+                "SELECT json_build_object('id', id, 'fence', fence, 'started_at', started_at,
+                        'ended_at', ended_at, 'status', status, 'has_more', has_more,
+                        'states', states, 'error', error)
+                 FROM sync_service.runs WHERE pipeline_id = $1 ORDER BY id DESC LIMIT $2",
+                &[&id, &limit],
+            )
+            .await?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+}
+
+impl Control {
+    /// Keeps a webhook event durably; false when it was kept already (a duplicate delivery).
+    pub async fn inbox_insert(
+        &self,
+        id: &str,
+        event_id: &str,
+        payload: &Value,
+    ) -> Result<bool, ControlError> {
+        let client = self.pool.get().await?;
+        let n = client
+            .execute(
+                "INSERT INTO sync_service.webhook_inbox (pipeline_id, event_id, payload)
+                 VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                &[&id, &event_id, payload],
+            )
+            .await?;
+        Ok(n == 1)
+    }
+
+    /// Up to `limit` events not applied yet, oldest first.
+    pub async fn inbox_pending(
+        &self,
+        id: &str,
+        limit: i64,
+    ) -> Result<Vec<(String, Value)>, ControlError> {
+        let client = self.pool.get().await?;
+        let rows = client
+            .query(
+                "SELECT event_id, payload FROM sync_service.webhook_inbox
+                 WHERE pipeline_id = $1 AND applied_at IS NULL
+                 ORDER BY received_at, event_id LIMIT $2",
+                &[&id, &limit],
+            )
+            .await?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    /// Marks events applied.
+    pub async fn inbox_applied(&self, id: &str, event_ids: &[String]) -> Result<(), ControlError> {
+        let client = self.pool.get().await?;
+        client
+            .execute(
+                "UPDATE sync_service.webhook_inbox SET applied_at = now()
+                 WHERE pipeline_id = $1 AND event_id = ANY($2)",
+                &[&id, &event_ids],
+            )
+            .await?;
+        Ok(())
+    }
+}
+
+const SELECT_PIPELINE: &str = "SELECT id, source, destination, streams, desired_status, status,
+    failure_type, error FROM sync_service.pipelines";
+
+fn pipeline_of(row: &tokio_postgres::Row) -> Pipeline {
+    let desired: String = row.get(4);
+    let status: String = row.get(5);
+    Pipeline {
+        id: row.get(0),
+        source: row.get(1),
+        destination: row.get(2),
+        streams: row.get(3),
+        desired: Desired::parse(&desired).unwrap_or_default(),
+        status: Status::parse(&status).unwrap_or(Status::Error),
+        failure_type: row.get(6),
+        error: row.get(7),
+    }
+}

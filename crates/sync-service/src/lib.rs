@@ -1,0 +1,9 @@
+//! sync-service: pipelines as durable Temporal workflows over the sync engine, with a control
+//! database in Postgres and a REST API. See `docs/service.md`.
+
+pub mod activities;
+pub mod api;
+pub mod control;
+pub mod pipeline;
+pub mod temporal;
+pub mod workflow;
