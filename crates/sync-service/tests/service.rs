@@ -483,3 +483,57 @@ fn kill_9_of_the_worker_mid_backfill_then_a_new_worker_ends_exact_and_a_revoked_
     service.wait_status("acct-2", "ready", Duration::from_secs(60));
     service.assert_exact("acct2");
 }
+
+#[test]
+fn temporal_down_at_webhook_time_answers_503_and_loses_nothing_once_it_returns() {
+    let mut service = Service::start("1", 100);
+    let body = service.pipeline_body("acct-3", "acct3");
+    let (code, created) = call("POST", &service.url("/pipelines"), Some(&body));
+    assert_eq!(code, 201, "{created}");
+    service.wait_status("acct-3", "ready", Duration::from_secs(120));
+
+    let scope = Scope::test(None);
+    let id = service.object_ids("customers")[0].clone();
+    let changed = service
+        .fake
+        .change_silently(
+            scope,
+            "customers",
+            &id,
+            json!({"name": "While Temporal Was Down"}),
+        )
+        .unwrap();
+    let event = json!({
+        "id": "evt_service_down_1", "object": "event", "type": "customer.updated",
+        "created": service.fake.now(), "livemode": false, "data": {"object": changed},
+    });
+    service.temporal.kill();
+    let (code, answer) = post_webhook(&service.base, "acct-3", &event, WEBHOOK_SECRET);
+    assert_eq!(code, 503, "{answer}");
+    let kept: i64 = service
+        .db
+        .client()
+        .query_one("SELECT count(*) FROM sync_service.webhook_inbox", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(kept, 1, "the event is durable before the 503");
+
+    service.temporal.restart();
+    // Stripe delivers again until it gets a 200.
+    service.wait(
+        "a 200 once Temporal is back",
+        Duration::from_secs(90),
+        || post_webhook(&service.base, "acct-3", &event, WEBHOOK_SECRET).0 == 200,
+    );
+    service.wait("the change to arrive", Duration::from_secs(90), || {
+        let mut client = service.db.client();
+        client
+            .query_opt("SELECT name FROM acct3.customers WHERE id = $1", &[&id])
+            .ok()
+            .flatten()
+            .and_then(|r| r.get::<_, Option<String>>(0))
+            .as_deref()
+            == Some("While Temporal Was Down")
+    });
+    service.assert_exact("acct3");
+}

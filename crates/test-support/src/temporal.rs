@@ -1,5 +1,5 @@
-//! A Temporal dev server of a test's own (`temporal server start-dev --headless`, in memory, on
-//! free ports), from the CLI `scripts/test` installs into `.tools/temporal`.
+//! A Temporal dev server of a test's own (`temporal server start-dev --headless`, its data in a
+//! temporary directory, on free ports), from the CLI `scripts/test` installs into `.tools/temporal`.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -10,9 +10,12 @@ use crate::process::free_port;
 /// A running dev server; killed when dropped.
 pub struct DevServer {
     child: Child,
-    port: u16,
+    /// Frontend, HTTP and metrics ports, kept across restarts.
+    ports: [u16; 3],
     cli: PathBuf,
     log: tempfile::NamedTempFile,
+    /// Where it keeps its data, so a restart keeps the workflows.
+    data: tempfile::TempDir,
 }
 
 /// The temporal CLI: `TEMPORAL_CLI`, else the workspace's `.tools/temporal/bin/temporal`.
@@ -35,26 +38,25 @@ impl DevServer {
     pub fn start() -> DevServer {
         let cli = cli_path();
         let log = tempfile::NamedTempFile::new().unwrap_or_else(|e| panic!("temp file: {e}"));
-        let port = free_port();
-        let child = Command::new(&cli)
-            .args(["server", "start-dev", "--headless", "--ip", "127.0.0.1"])
-            .args(["--port", &port.to_string()])
-            .args(["--http-port", &free_port().to_string()])
-            .args(["--metrics-port", &free_port().to_string()])
-            .args(["--log-level", "warn"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log.reopen().unwrap_or_else(|e| panic!("log: {e}")))
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", cli.display()));
+        let data = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
+        let ports = [free_port(), free_port(), free_port()];
+        let child = spawn(&cli, ports, &data, &log);
         let mut server = DevServer {
             child,
-            port,
+            ports,
             cli,
             log,
+            data,
         };
         server.wait_ready();
         server
+    }
+
+    /// Starts it again after [`DevServer::kill`], on the same port and with the same data.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.child = spawn(&self.cli, self.ports, &self.data, &self.log);
+        self.wait_ready();
     }
 
     fn wait_ready(&mut self) {
@@ -89,7 +91,7 @@ impl DevServer {
 
     /// Its frontend, `127.0.0.1:PORT`.
     pub fn address(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        format!("127.0.0.1:{}", self.ports[0])
     }
 
     /// What it logged.
@@ -102,6 +104,27 @@ impl DevServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+fn spawn(
+    cli: &PathBuf,
+    [port, http, metrics]: [u16; 3],
+    data: &tempfile::TempDir,
+    log: &tempfile::NamedTempFile,
+) -> Child {
+    Command::new(cli)
+        .args(["server", "start-dev", "--headless", "--ip", "127.0.0.1"])
+        .args(["--port", &port.to_string()])
+        .args(["--http-port", &http.to_string()])
+        .args(["--metrics-port", &metrics.to_string()])
+        .args(["--log-level", "warn"])
+        .arg("--db-filename")
+        .arg(data.path().join("temporal.db"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log.reopen().unwrap_or_else(|e| panic!("log: {e}")))
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", cli.display()))
 }
 
 impl Drop for DevServer {
