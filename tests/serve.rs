@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -596,41 +596,6 @@ fn pushed_events_upsert_exactly_their_objects_without_listing() {
     assert_eq!(eof_of(&messages)["status"], "succeeded", "{messages:?}");
 }
 
-const OPENAPI_VALIDATOR: &str = "openapi-spec-validator==0.9.0";
-
-/// A virtualenv with the OpenAPI validator, made once under the target directory.
-fn openapi_validator() -> PathBuf {
-    let target = bin_path("sync-engine")
-        .parent()
-        .and_then(Path::parent)
-        .unwrap()
-        .to_path_buf();
-    let venv = target.join("openapi-venv");
-    let bin = venv.join("bin");
-    if !bin.join("openapi-spec-validator").exists() {
-        let ok = Command::new("python3")
-            .args(["-m", "venv"])
-            .arg(&venv)
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(ok, "python3 -m venv failed: Python 3 with venv is needed");
-        let ok = Command::new(bin.join("pip"))
-            .args([
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                OPENAPI_VALIDATOR,
-            ])
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(
-            ok,
-            "pip install {OPENAPI_VALIDATOR} failed (PyPI must be reachable)"
-        );
-    }
-    bin.join("openapi-spec-validator")
-}
-
 #[test]
 fn a_batch_answers_json_and_the_document_lists_every_route() {
     let fake = fake(Faults::default());
@@ -735,7 +700,7 @@ fn a_batch_answers_json_and_the_document_lists_every_route() {
     }
     let file = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(file.path(), document.to_string()).unwrap();
-    let checked = Command::new(openapi_validator())
+    let checked = Command::new(test_support::openapi::validator())
         .arg(file.path())
         .output()
         .unwrap();

@@ -74,6 +74,10 @@ pub fn webhook_router(api: Arc<Api>) -> Router {
 pub fn router(api: Arc<Api>) -> Router {
     Router::new()
         .route("/health", get(|| async { Json(json!({"ok": true})) }))
+        .route(
+            "/openapi.json",
+            get(|| async { Json(crate::openapi::document()) }),
+        )
         .route("/pipelines", get(list).post(create))
         .route("/pipelines/{id}", get(show).patch(update).delete(delete))
         .route("/pipelines/{id}/runs", get(runs))
@@ -91,6 +95,7 @@ async fn authorize(
 ) -> Response {
     if let Some(token) = &api.token
         && req.uri().path() != "/health"
+        && req.uri().path() != "/openapi.json"
         // Stripe signs webhooks instead.
         && !req.uri().path().starts_with("/webhooks/")
     {

@@ -4,6 +4,7 @@
 pub mod activities;
 pub mod api;
 pub mod control;
+pub mod openapi;
 pub mod pipeline;
 pub mod temporal;
 pub mod workflow;

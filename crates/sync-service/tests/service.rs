@@ -277,6 +277,38 @@ impl Service {
 fn create_backfills_to_ready_then_pause_resume_sync_and_delete() {
     let service = Service::start("1", 400);
 
+    // The document is valid and every route it lists is served.
+    let (code, document) = call("GET", &service.url("/openapi.json"), None);
+    assert_eq!(code, 200);
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), document.to_string()).unwrap();
+    let checked = Command::new(test_support::openapi::validator())
+        .arg(file.path())
+        .output()
+        .unwrap();
+    assert!(
+        checked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&checked.stdout)
+    );
+    let paths = document["paths"].as_object().unwrap();
+    let mut listed = 0;
+    for (path, methods) in paths {
+        for method in methods.as_object().unwrap().keys() {
+            listed += 1;
+            let url = service.url(&path.replace("{id}", "nope"));
+            let (code, answer) = call(&method.to_uppercase(), &url, Some(&json!({})));
+            assert!(
+                ![405].contains(&code),
+                "{method} {path} answered {code}: {answer}"
+            );
+            if !path.contains("{id}") {
+                assert_ne!(code, 404, "{method} {path}");
+            }
+        }
+    }
+    assert_eq!(listed, sync_service::openapi::ROUTES.len());
+
     // Bad requests name the field and create nothing.
     let mut bad = service.pipeline_body("Bad Id", "x");
     let (code, answer) = call("POST", &service.url("/pipelines"), Some(&bad));
@@ -442,6 +474,30 @@ fn kill_9_of_the_worker_mid_backfill_then_a_new_worker_ends_exact_and_a_revoked_
         }) >= 3
     });
     assert_eq!(service.status("acct-2")["status"], "backfilling");
+    // Webhooks during the backfill: kept, applied, and their changes (made without events of
+    // their own) in the rows at the end.
+    let changed_ids: Vec<String> = service
+        .object_ids("customers")
+        .into_iter()
+        .take(3)
+        .collect();
+    for (i, id) in changed_ids.iter().enumerate() {
+        let changed = service
+            .fake
+            .change_silently(
+                Scope::test(None),
+                "customers",
+                id,
+                json!({"name": format!("hooked {i}")}),
+            )
+            .unwrap();
+        let event = json!({
+            "id": format!("evt_during_backfill_{i}"), "object": "event", "type": "customer.updated",
+            "created": service.fake.now(), "livemode": false, "data": {"object": changed},
+        });
+        let (code, answer) = post_webhook(&service.base, "acct-2", &event, WEBHOOK_SECRET);
+        assert_eq!(code, 200, "{answer}");
+    }
     let pid = service.worker.child.id();
     // SIGKILL: no chance to stop cleanly.
     test_support::process::signal(pid, 9);
@@ -449,6 +505,29 @@ fn kill_9_of_the_worker_mid_backfill_then_a_new_worker_ends_exact_and_a_revoked_
     service.worker = Service::worker(&service.temporal, &service.db, &service.task_queue, "1");
     service.wait_status("acct-2", "ready", Duration::from_secs(240));
     service.assert_exact("acct2");
+    let mut client = service.db.client();
+    for (i, id) in changed_ids.iter().enumerate() {
+        let name: Option<String> = client
+            .query_one("SELECT name FROM acct2.customers WHERE id = $1", &[id])
+            .unwrap()
+            .get(0);
+        assert_eq!(
+            name.as_deref(),
+            Some(format!("hooked {i}").as_str()),
+            "{id}"
+        );
+    }
+    let pending: i64 = client
+        .query_one(
+            "SELECT count(*) FROM sync_service.webhook_inbox WHERE applied_at IS NULL",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        pending, 0,
+        "every webhook event of the backfill was applied"
+    );
 
     // The key is revoked: the next step fails as a config error; a PATCH with a new key recovers.
     service

@@ -15,6 +15,7 @@ mod db;
 pub mod fixtures;
 /// Time and peak memory of child processes, for benchmarks.
 pub mod measure;
+pub mod openapi;
 pub mod process;
 pub mod temporal;
 
