@@ -34,6 +34,22 @@ fn post_webhook(base: &str, pipeline: &str, event: &Value, secret: &str) -> (u16
     })
 }
 
+/// Changes a customer without an event of its own; the event a webhook would carry for it.
+fn silent_change(fake: &FakeStripe, customer: &str, name: &str, event_id: &str) -> Value {
+    let changed = fake
+        .change_silently(
+            Scope::test(None),
+            "customers",
+            customer,
+            json!({"name": name}),
+        )
+        .unwrap();
+    json!({
+        "id": event_id, "object": "event", "type": "customer.updated",
+        "created": fake.now(), "livemode": false, "data": {"object": changed},
+    })
+}
+
 /// A child process killed when dropped; its stderr kept in a file.
 struct Process {
     child: Child,
@@ -262,6 +278,19 @@ impl Service {
         std::fs::write(&path, json).unwrap();
     }
 
+    /// A customer's `name` column.
+    fn name_of(&self, schema: &str, id: &str) -> Option<String> {
+        self.db
+            .client()
+            .query_opt(
+                &format!("SELECT name FROM {schema}.customers WHERE id = $1"),
+                &[&id],
+            )
+            .ok()
+            .flatten()
+            .and_then(|r| r.get(0))
+    }
+
     fn assert_exact(&self, schema: &str) {
         for stream in ["customers", "products"] {
             assert_eq!(
@@ -280,17 +309,7 @@ fn create_backfills_to_ready_then_pause_resume_sync_and_delete() {
     // The document is valid and every route it lists is served.
     let (code, document) = call("GET", &service.url("/openapi.json"), None);
     assert_eq!(code, 200);
-    let file = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(file.path(), document.to_string()).unwrap();
-    let checked = Command::new(test_support::openapi::validator())
-        .arg(file.path())
-        .output()
-        .unwrap();
-    assert!(
-        checked.status.success(),
-        "{}",
-        String::from_utf8_lossy(&checked.stdout)
-    );
+    test_support::openapi::assert_valid(&document);
     let paths = document["paths"].as_object().unwrap();
     let mut listed = 0;
     for (path, methods) in paths {
@@ -368,19 +387,12 @@ fn create_backfills_to_ready_then_pause_resume_sync_and_delete() {
 
     // A webhook: verified, kept once, applied. The change emits no event of its own, so only
     // the webhook can bring it.
-    let changed = service
-        .fake
-        .change_silently(
-            scope.clone(),
-            "customers",
-            &new_id,
-            json!({"name": "Via Webhook"}),
-        )
-        .unwrap();
-    let event = json!({
-        "id": "evt_service_webhook_1", "object": "event", "type": "customer.updated",
-        "created": service.fake.now(), "livemode": false, "data": {"object": changed},
-    });
+    let event = silent_change(
+        &service.fake,
+        &new_id,
+        "Via Webhook",
+        "evt_service_webhook_1",
+    );
     let (code, answer) = post_webhook(&service.base, "acct-1", &event, "whsec_wrong");
     assert_eq!(code, 401, "{answer}");
     let (code, answer) = post_webhook(&service.base, "acct-1", &event, WEBHOOK_SECRET);
@@ -398,16 +410,7 @@ fn create_backfills_to_ready_then_pause_resume_sync_and_delete() {
     service.wait(
         "the webhook's change to arrive",
         Duration::from_secs(60),
-        || {
-            let mut client = service.db.client();
-            client
-                .query_opt("SELECT name FROM acct1.customers WHERE id = $1", &[&new_id])
-                .ok()
-                .flatten()
-                .and_then(|r| r.get::<_, Option<String>>(0))
-                .as_deref()
-                == Some("Via Webhook")
-        },
+        || service.name_of("acct1", &new_id).as_deref() == Some("Via Webhook"),
     );
     let applied: i64 = service
         .db
@@ -482,19 +485,13 @@ fn kill_9_of_the_worker_mid_backfill_then_a_new_worker_ends_exact_and_a_revoked_
         .take(3)
         .collect();
     for (i, id) in changed_ids.iter().enumerate() {
-        let changed = service
-            .fake
-            .change_silently(
-                Scope::test(None),
-                "customers",
-                id,
-                json!({"name": format!("hooked {i}")}),
-            )
-            .unwrap();
-        let event = json!({
-            "id": format!("evt_during_backfill_{i}"), "object": "event", "type": "customer.updated",
-            "created": service.fake.now(), "livemode": false, "data": {"object": changed},
-        });
+        let name = format!("hooked {i}");
+        let event = silent_change(
+            &service.fake,
+            id,
+            &name,
+            &format!("evt_during_backfill_{i}"),
+        );
         let (code, answer) = post_webhook(&service.base, "acct-2", &event, WEBHOOK_SECRET);
         assert_eq!(code, 200, "{answer}");
     }
@@ -505,19 +502,17 @@ fn kill_9_of_the_worker_mid_backfill_then_a_new_worker_ends_exact_and_a_revoked_
     service.worker = Service::worker(&service.temporal, &service.db, &service.task_queue, "1");
     service.wait_status("acct-2", "ready", Duration::from_secs(240));
     service.assert_exact("acct2");
-    let mut client = service.db.client();
     for (i, id) in changed_ids.iter().enumerate() {
-        let name: Option<String> = client
-            .query_one("SELECT name FROM acct2.customers WHERE id = $1", &[id])
-            .unwrap()
-            .get(0);
+        let name = service.name_of("acct2", id);
         assert_eq!(
             name.as_deref(),
             Some(format!("hooked {i}").as_str()),
             "{id}"
         );
     }
-    let pending: i64 = client
+    let pending: i64 = service
+        .db
+        .client()
         .query_one(
             "SELECT count(*) FROM sync_service.webhook_inbox WHERE applied_at IS NULL",
             &[],
@@ -571,21 +566,13 @@ fn temporal_down_at_webhook_time_answers_503_and_loses_nothing_once_it_returns()
     assert_eq!(code, 201, "{created}");
     service.wait_status("acct-3", "ready", Duration::from_secs(120));
 
-    let scope = Scope::test(None);
     let id = service.object_ids("customers")[0].clone();
-    let changed = service
-        .fake
-        .change_silently(
-            scope,
-            "customers",
-            &id,
-            json!({"name": "While Temporal Was Down"}),
-        )
-        .unwrap();
-    let event = json!({
-        "id": "evt_service_down_1", "object": "event", "type": "customer.updated",
-        "created": service.fake.now(), "livemode": false, "data": {"object": changed},
-    });
+    let event = silent_change(
+        &service.fake,
+        &id,
+        "While Temporal Was Down",
+        "evt_service_down_1",
+    );
     service.temporal.kill();
     let (code, answer) = post_webhook(&service.base, "acct-3", &event, WEBHOOK_SECRET);
     assert_eq!(code, 503, "{answer}");
@@ -605,14 +592,7 @@ fn temporal_down_at_webhook_time_answers_503_and_loses_nothing_once_it_returns()
         || post_webhook(&service.base, "acct-3", &event, WEBHOOK_SECRET).0 == 200,
     );
     service.wait("the change to arrive", Duration::from_secs(90), || {
-        let mut client = service.db.client();
-        client
-            .query_opt("SELECT name FROM acct3.customers WHERE id = $1", &[&id])
-            .ok()
-            .flatten()
-            .and_then(|r| r.get::<_, Option<String>>(0))
-            .as_deref()
-            == Some("While Temporal Was Down")
+        service.name_of("acct3", &id).as_deref() == Some("While Temporal Was Down")
     });
     service.assert_exact("acct3");
 }

@@ -41,3 +41,19 @@ pub fn validator() -> PathBuf {
     }
     bin.join("openapi-spec-validator")
 }
+
+/// Panics, with the validator's report, unless `document` is a valid OpenAPI document.
+pub fn assert_valid(document: &serde_json::Value) {
+    let file = tempfile::NamedTempFile::new().unwrap_or_else(|e| panic!("temp file: {e}"));
+    std::fs::write(file.path(), document.to_string()).unwrap_or_else(|e| panic!("write: {e}"));
+    let checked = Command::new(validator())
+        .arg(file.path())
+        .output()
+        .unwrap_or_else(|e| panic!("openapi-spec-validator: {e}"));
+    assert!(
+        checked.status.success(),
+        "the document is not valid OpenAPI: {}{}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr)
+    );
+}
