@@ -113,7 +113,10 @@ fn every_flag_the_docs_mention_exists() {
         ("source-stripe", vec!["read", "check"]),
         ("dest-postgres", vec!["write", "setup", "teardown"]),
         ("example-connector", vec!["read"]),
-        ("sync-service", vec!["serve", "worker", "migrate"]),
+        (
+            "sync-service",
+            vec!["serve", "worker", "migrate", "webhook", "pipelines"],
+        ),
     ] {
         for sub in subs {
             helps.push_str(&help(binary, &[sub]));

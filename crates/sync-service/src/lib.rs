@@ -3,6 +3,7 @@
 
 pub mod activities;
 pub mod api;
+pub mod client;
 pub mod control;
 pub mod openapi;
 pub mod pipeline;

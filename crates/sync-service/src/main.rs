@@ -35,6 +35,8 @@ enum Command {
     Worker(WorkerArgs),
     /// Creates or upgrades the control database's schema (sync_service).
     Migrate(DatabaseArgs),
+    /// A client of serve: list, create, get, update, delete, sync, runs.
+    Pipelines(sync_service::client::ClientArgs),
 }
 
 #[derive(Args)]
@@ -180,6 +182,7 @@ fn main() -> std::process::ExitCode {
 
 async fn run(command: Command) -> Result<()> {
     match command {
+        Command::Pipelines(args) => sync_service::client::run(args).await,
         Command::Migrate(db) => {
             let control = Control::connect(&db.database_url)?;
             let n = control.migrate().await?;

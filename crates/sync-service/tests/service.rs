@@ -357,6 +357,31 @@ fn create_backfills_to_ready_then_pause_resume_sync_and_delete() {
     assert!(!created.to_string().contains("sk_test_service"));
     let (code, _) = call("POST", &service.url("/pipelines"), Some(&body));
     assert_eq!(code, 409, "the same id twice");
+    // The same through the CLI client.
+    let client = |args: &[&str]| {
+        Command::new(bin_path("sync-service"))
+            .args(["pipelines", "--service-url", &service.base])
+            .args(args)
+            .env_remove("SERVICE_URL")
+            .output()
+            .unwrap()
+    };
+    let listed = client(&["list"]);
+    assert!(
+        listed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    let listed: Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(listed["data"][0]["id"], "acct-1");
+    assert_eq!(listed["data"][0]["source"]["config"]["api_key"], "***");
+    let missing = client(&["get", "nope"]);
+    assert!(!missing.status.success());
+    assert!(
+        String::from_utf8_lossy(&missing.stderr).contains("404"),
+        "{}",
+        String::from_utf8_lossy(&missing.stderr)
+    );
     service.wait_status("acct-1", "ready", Duration::from_secs(240));
     service.assert_exact("acct1");
     let (_, runs) = call("GET", &service.url("/pipelines/acct-1/runs"), None);
