@@ -57,7 +57,7 @@ pub const SHORTCUTS: [Shortcut; 5] = [
 pub const LIVE_FLUSH_INTERVAL_MS: u64 = 250;
 
 /// What `sync --live` sets: the Stripe source keeps following changes after its backfill, and
-/// dest-postgres commits every half second (unless its config says otherwise).
+/// dest-postgres commits every quarter second (unless its config says otherwise).
 pub fn live_config(request: &mut crate::engine::PipelineRequest) -> anyhow::Result<()> {
     if request.source.name != STRIPE {
         anyhow::bail!(

@@ -158,7 +158,7 @@ pub struct SyncArgs {
     #[arg(long, value_name = "N")]
     pub state_limit: Option<u64>,
     /// After the backfill, stay live: apply Stripe changes as they happen (events polled,
-    /// webhooks received) until SIGINT or SIGTERM; dest-postgres commits every 500 ms.
+    /// webhooks received) until SIGINT or SIGTERM; dest-postgres commits every 250 ms.
     #[arg(long)]
     pub live: bool,
     /// A connector that neither writes output nor exits for this long is stopped as hung.
