@@ -254,6 +254,7 @@ def service():
     data = rows()
     ready = next(r for r in data if r["bench"] == "post_to_ready")
     hooks = next(r for r in data if r["bench"] == "webhook_to_row")
+    busy = next(r for r in data if r["bench"] == "webhook_to_row_during_backfill")
     print(f"{ready['customers']:,} customers and 60 products in the simulator; a Temporal dev server, the release "
           "`sync-service worker` (engine in-process, 300 s steps) and `serve`, one Postgres. First `sync-engine sync` "
           "of the same streams into another schema, then `POST /pipelines` and polling `GET` (every 200 ms) until "
@@ -266,10 +267,12 @@ def service():
     print(f"| `sync-engine sync` | {ready['engine_seconds']:.2f} s | |")
     print(f"| `POST /pipelines` → `ready` | {ready['service_seconds']:.2f} s | |")
     print(f"| service overhead | {ready['overhead'] * 100:+.1f} % | at most +10 % |")
-    print(f"| webhook → row, p50 / p99 (max) | {hooks['p50_ms']} / {hooks['p99_ms']} ms ({hooks['max_ms']} ms) | p99 under 2 s |")
+    print(f"| webhook → row, pipeline `ready`, p50 / p99 (max) | {hooks['p50_ms']} / {hooks['p99_ms']} ms ({hooks['max_ms']} ms) | p99 under 2 s |")
+    print(f"| webhook → row, during a backfill step, p50 / p99 (max) | {busy['p50_ms']} / {busy['p99_ms']} ms ({busy['max_ms']} ms) | p99 under 2 s |")
     print()
-    print("The webhooks arrive while the pipeline is `ready`: each rings the workflow, which applies the inbox in push "
-          "mode before its next step. During a long backfill step they wait for that step (no separate live lane yet).")
+    print("Each webhook rings the workflow, whose live lane applies the inbox in push mode through an activity on its own "
+          f"task queue, also while a backfill step runs. The second row's pipeline backfills at 5 requests/s, so its one "
+          f"step outlasts the webhooks ({busy['after_backfill']} of {busy['webhooks']} landed after the backfill ended).")
 
 
 if __name__ == "__main__":

@@ -67,25 +67,63 @@ fn main() {
     );
 
     // Webhooks one at a time: from the POST to the row showing the change.
+    let latencies = webhooks(&service, "bench", "svc", "ready", |_| {});
+    report("webhook_to_row", &latencies, 0);
+
+    // The same during a backfill: a second pipeline, slowed by a rate limit so that its one
+    // step outlasts the webhooks; they go through the live lane meanwhile.
+    let mut body = service.pipeline_body("bench-backfill", "svc2");
+    body["source"]["config"]["rate_limit"] = json!(5);
+    let (code, answer) = call("POST", &service.url("/pipelines"), Some(&body));
+    assert_eq!(code, 201, "{answer}");
+    service.wait(
+        "the backfill to write rows",
+        Duration::from_secs(120),
+        || !service.row_ids("svc2", "customers").is_empty(),
+    );
+    let mut after_backfill = 0;
+    let latencies = webhooks(&service, "bench-backfill", "svc2", "backfilling", |still| {
+        if !still {
+            after_backfill += 1;
+        }
+    });
+    report("webhook_to_row_during_backfill", &latencies, after_backfill);
+}
+
+fn report(name: &str, latencies: &[u128], after_backfill: usize) {
+    println!(
+        "{}",
+        json!({"bench": name, "webhooks": latencies.len(),
+               "p50_ms": percentile(latencies, 0.5), "p99_ms": percentile(latencies, 0.99),
+               "max_ms": latencies.last(), "after_backfill": after_backfill})
+    );
+}
+
+/// Posts webhooks one at a time to `pipeline`, each a change made without an event of its
+/// own; the sorted latencies from the POST to the row. `seen` is told after each whether the
+/// pipeline still had the status `during`.
+fn webhooks(
+    service: &Service,
+    pipeline: &str,
+    schema: &str,
+    during: &str,
+    mut seen: impl FnMut(bool),
+) -> Vec<u128> {
     let ids = service.object_ids("customers");
     let mut latencies = Vec::with_capacity(WEBHOOKS);
     for i in 0..WEBHOOKS {
-        let id = &ids[i % ids.len()];
-        let name = format!("webhook {i}");
-        let event = silent_change(&service.fake, id, &name, &format!("evt_bench_{i}"));
+        let id = &ids[(i * 7) % ids.len()];
+        let name = format!("{pipeline} webhook {i}");
+        let event = silent_change(&service.fake, id, &name, &format!("evt_{pipeline}_{i}"));
         let started = Instant::now();
-        let (code, answer) = post_webhook(&service.base, "bench", &event, WEBHOOK_SECRET);
+        let (code, answer) = post_webhook(&service.base, pipeline, &event, WEBHOOK_SECRET);
         assert_eq!(code, 200, "{answer}");
         service.wait("the webhook's change", Duration::from_secs(60), || {
-            service.name_of("svc", id).as_deref() == Some(name.as_str())
+            service.name_of(schema, id).as_deref() == Some(name.as_str())
         });
         latencies.push(started.elapsed().as_millis());
+        seen(service.status(pipeline)["status"] == during);
     }
     latencies.sort();
-    println!(
-        "{}",
-        json!({"bench": "webhook_to_row", "webhooks": WEBHOOKS,
-               "p50_ms": percentile(&latencies, 0.5), "p99_ms": percentile(&latencies, 0.99),
-               "max_ms": latencies.last()})
-    );
+    latencies
 }

@@ -5,17 +5,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Webhook events applied per engine run.
-const INBOX_BATCH: i64 = 1000;
+pub const INBOX_BATCH: i64 = 1000;
 /// A run applying webhook events stops after this long (they stay in the inbox).
 const INBOX_TIME_LIMIT_SECS: f64 = 120.0;
 /// Heartbeats while a step runs, well inside the workflow's 30 s heartbeat timeout.
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
+/// Heartbeats of the live lane, well inside its 10 s heartbeat timeout.
+const LIVE_HEARTBEAT_EVERY: Duration = Duration::from_secs(2);
 
 use serde::{Deserialize, Serialize};
 use sync_engine::engine::{Engine, EngineError, Messages, PipelineRequest, SyncRequest};
 use sync_engine::local::LocalEngine;
 use sync_engine::remote::RemoteEngine;
-use sync_protocol::{FailureType, Message, RunStatus, Status as CheckStatus};
+use sync_protocol::{FailureType, Message, Role, RunStatus, Status as CheckStatus};
 use temporalio_macros::activities;
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
 
@@ -35,6 +37,14 @@ pub enum StepOutcome {
     Interrupted,
 }
 
+/// One step of a pipeline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepRequest {
+    pub pipeline_id: String,
+    /// Read everything again (a reconcile's first step): the run starts from no checkpoint.
+    pub from_scratch: bool,
+}
+
 /// The engine the worker drives: in-process, or a `sync-engine serve` (`--engine-url`).
 pub enum AnyEngine {
     Local(LocalEngine),
@@ -49,45 +59,70 @@ impl AnyEngine {
         }
     }
 
-    async fn teardown(&self, p: &PipelineRequest) -> Result<Messages, EngineError> {
+    /// `teardown` of one side or both: the failures, each naming its connector.
+    pub async fn teardown(
+        &self,
+        p: &PipelineRequest,
+        only: Option<Role>,
+    ) -> Result<Vec<(Option<FailureType>, String)>, EngineError> {
+        let messages = match self {
+            AnyEngine::Local(e) => e.teardown(p, only).await?,
+            AnyEngine::Remote(e) => e.teardown(p, only).await?,
+        };
+        Ok(failures_of(messages).await)
+    }
+
+    /// `setup` of one side or both: its messages (config updates among them).
+    pub async fn setup(
+        &self,
+        p: &PipelineRequest,
+        only: Option<Role>,
+    ) -> Result<Messages, EngineError> {
         match self {
-            AnyEngine::Local(e) => e.teardown(p, None).await,
-            AnyEngine::Remote(e) => e.teardown(p, None).await,
+            AnyEngine::Local(e) => e.setup(p, only).await,
+            AnyEngine::Remote(e) => e.setup(p, only).await,
         }
     }
 
-    /// `check` of both connectors: the failures, each naming its connector, with who must act.
+    /// `check` of one side or both: the failures, each naming its connector, with who must act.
     pub async fn check(
         &self,
         p: &PipelineRequest,
+        only: Option<Role>,
     ) -> Result<Vec<(Option<FailureType>, String)>, EngineError> {
-        let mut messages = match self {
-            AnyEngine::Local(e) => e.check(p, None).await?,
-            AnyEngine::Remote(e) => e.check(p, None).await?,
+        let messages = match self {
+            AnyEngine::Local(e) => e.check(p, only).await?,
+            AnyEngine::Remote(e) => e.check(p, only).await?,
         };
-        let mut failures = Vec::new();
-        while let Some(message) = messages.next().await {
-            if let Message::ConnectionStatus(status) = message
-                && status.status == CheckStatus::Failed
-            {
-                let who = status
-                    .extra
-                    .get(sync_engine::engine::EMITTED_BY)
-                    .and_then(|v| v.as_str())
-                    .unwrap_or("a connector")
-                    .to_owned();
-                let why = status.message.unwrap_or_default();
-                failures.push((status.failure_type, format!("{who}: {why}")));
-            }
-        }
-        Ok(failures)
+        Ok(failures_of(messages).await)
     }
 }
 
-/// What the worker's activities share.
+/// The failed `connection_status` messages of a run, each naming its connector.
+pub async fn failures_of(mut messages: Messages) -> Vec<(Option<FailureType>, String)> {
+    let mut failures = Vec::new();
+    while let Some(message) = messages.next().await {
+        if let Message::ConnectionStatus(status) = message
+            && status.status == CheckStatus::Failed
+        {
+            let who = status
+                .extra
+                .get(sync_engine::engine::EMITTED_BY)
+                .and_then(|v| v.as_str())
+                .unwrap_or("a connector")
+                .to_owned();
+            let why = status.message.unwrap_or_default();
+            failures.push((status.failure_type, format!("{who}: {why}")));
+        }
+    }
+    failures
+}
+
+/// What the worker's activities share (cheap to clone: one per task queue).
+#[derive(Clone)]
 pub struct PipelineActivities {
     pub control: Control,
-    pub engine: AnyEngine,
+    pub engine: Arc<AnyEngine>,
     /// A step's graceful time limit, in seconds.
     pub step_secs: f64,
 }
@@ -98,7 +133,7 @@ struct Failure {
     message: String,
 }
 
-fn failure_name(kind: FailureType) -> &'static str {
+pub fn failure_name(kind: FailureType) -> &'static str {
     match kind {
         FailureType::ConfigError => "config_error",
         FailureType::TransientError => "transient_error",
@@ -114,12 +149,13 @@ fn retryable(e: ControlError) -> ActivityError {
 impl PipelineActivities {
     /// One bounded engine run from the pipeline's checkpoint; each committed checkpoint is
     /// saved, fenced, as it comes.
-    #[activity]
+    #[activity(name = "sync_step")]
     pub async fn sync_step(
         self: Arc<Self>,
         ctx: ActivityContext,
-        pipeline_id: String,
+        step: StepRequest,
     ) -> Result<StepOutcome, ActivityError> {
+        let pipeline_id = step.pipeline_id;
         let pipeline = self.control.get(&pipeline_id).await.map_err(retryable)?;
         let request = match pipeline.request() {
             Ok(request) => request,
@@ -131,7 +167,10 @@ impl PipelineActivities {
                 return self.failed(&pipeline_id, None, failure).await;
             }
         };
-        let claim = self.control.claim(&pipeline_id).await.map_err(retryable)?;
+        let mut claim = self.control.claim(&pipeline_id).await.map_err(retryable)?;
+        if step.from_scratch {
+            claim.state = Default::default();
+        }
         let run = self
             .control
             .start_run(&pipeline_id, claim.fence)
@@ -160,10 +199,10 @@ impl PipelineActivities {
 
     /// Applies the webhook events waiting in the inbox (push mode: nothing is listed), then
     /// marks them applied; returns how many.
-    #[activity]
+    #[activity(name = "apply_inbox")]
     pub async fn apply_inbox(
         self: Arc<Self>,
-        _ctx: ActivityContext,
+        ctx: ActivityContext,
         pipeline_id: String,
     ) -> Result<u64, ActivityError> {
         let pending = self
@@ -190,16 +229,11 @@ impl PipelineActivities {
             time_limit: Some(INBOX_TIME_LIMIT_SECS),
             ..Default::default()
         };
-        let mut messages =
+        let messages =
             self.engine.sync(&request, sync).await.map_err(|e| {
                 ActivityError::from(anyhow::anyhow!("applying webhook events: {e:#}"))
             })?;
-        let mut succeeded = false;
-        while let Some(message) = messages.next().await {
-            if let Message::Eof(eof) = message {
-                succeeded = eof.status == RunStatus::Succeeded;
-            }
-        }
+        let succeeded = self.follow_live(&ctx, &pipeline_id, messages).await?;
         if !succeeded {
             // Retried by Temporal; the events stay in the inbox meanwhile.
             return Err(ActivityError::from(anyhow::anyhow!(
@@ -215,7 +249,7 @@ impl PipelineActivities {
     }
 
     /// Marks a pipeline paused.
-    #[activity]
+    #[activity(name = "pause")]
     pub async fn pause(
         self: Arc<Self>,
         _ctx: ActivityContext,
@@ -229,7 +263,7 @@ impl PipelineActivities {
 
     /// Tears the pipeline down (both connectors) and forgets it. A teardown that fails is
     /// reported in the result; the pipeline is forgotten all the same (the user asked).
-    #[activity]
+    #[activity(name = "delete")]
     pub async fn delete(
         self: Arc<Self>,
         _ctx: ActivityContext,
@@ -246,15 +280,11 @@ impl PipelineActivities {
             .map_err(retryable)?;
         let mut outcome = "torn down".to_owned();
         match pipeline.request() {
-            Ok(request) => match self.engine.teardown(&request).await {
-                Ok(mut messages) => {
-                    while let Some(message) = messages.next().await {
-                        if let Message::ConnectionStatus(s) = message
-                            && s.status == CheckStatus::Failed
-                        {
-                            outcome = format!("teardown failed: {}", s.message.unwrap_or_default());
-                        }
-                    }
+            Ok(request) => match self.engine.teardown(&request, None).await {
+                Ok(failures) if failures.is_empty() => {}
+                Ok(failures) => {
+                    let why: Vec<_> = failures.into_iter().map(|(_, why)| why).collect();
+                    outcome = format!("teardown failed: {}", why.join("; "));
                 }
                 Err(e) => outcome = format!("teardown failed: {e:#}"),
             },
@@ -269,6 +299,38 @@ impl PipelineActivities {
 }
 
 impl PipelineActivities {
+    /// Reads a live-lane run to its end, heartbeating (a dead worker is noticed within the
+    /// lane's heartbeat timeout); whether it succeeded.
+    async fn follow_live(
+        &self,
+        ctx: &ActivityContext,
+        id: &str,
+        mut messages: Messages,
+    ) -> Result<bool, ActivityError> {
+        let mut beat = tokio::time::interval(LIVE_HEARTBEAT_EVERY);
+        let mut succeeded = false;
+        loop {
+            let message = tokio::select! {
+                message = messages.next() => message,
+                _ = ctx.cancelled() => return Err(ActivityError::cancelled()),
+                _ = beat.tick() => {
+                    let _ = ctx.record_heartbeat(()).await;
+                    continue;
+                }
+            };
+            match message {
+                None => return Ok(succeeded),
+                Some(Message::Eof(eof)) => succeeded = eof.status == RunStatus::Succeeded,
+                Some(Message::Control(update)) => self
+                    .control
+                    .merge_config(id, &update)
+                    .await
+                    .map_err(retryable)?,
+                Some(_) => {}
+            }
+        }
+    }
+
     /// Reads a run's messages to its end: saves each committed checkpoint, heartbeats, and
     /// turns the end into an outcome.
     async fn follow(
@@ -312,6 +374,13 @@ impl PipelineActivities {
                         .await
                         .map_err(retryable)?;
                     saved += 1;
+                }
+                Message::Control(update) => {
+                    // What setup made (a webhook endpoint's secret) outlives this run.
+                    self.control
+                        .merge_config(id, &update)
+                        .await
+                        .map_err(retryable)?;
                 }
                 Message::ConnectionStatus(s) if s.status == CheckStatus::Failed => {
                     failure = Some(Failure {
@@ -378,7 +447,7 @@ impl PipelineActivities {
             EngineError::Invalid(_) | EngineError::NotFound(_) => FailureType::ConfigError,
             EngineError::Busy(_) => FailureType::TransientError,
             EngineError::Connector(_) | EngineError::Internal(_) => {
-                let checked = self.engine.check(request).await.unwrap_or_default();
+                let checked = self.engine.check(request, None).await.unwrap_or_default();
                 if let Some((_, why)) = checked
                     .into_iter()
                     .find(|(kind, _)| *kind == Some(FailureType::ConfigError))

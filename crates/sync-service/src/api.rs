@@ -1,5 +1,5 @@
 //! The REST API: pipelines (create, list, get, update, delete), their runs, a sync request,
-//! and `/health`. Answers are JSON; errors are `{"error": {"message": …}}` naming the field.
+//! webhooks and `/health` (the other operations on one pipeline are in `operations`). Answers are JSON; errors are `{"error": {"message": …}}` naming the field.
 
 use std::sync::Arc;
 
@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 
 use crate::activities::AnyEngine;
 use crate::control::{Control, ControlError};
+use crate::operations;
 use crate::pipeline::{self, Desired, Pipeline, Status};
 use crate::temporal::Temporal;
 use crate::workflow::PipelineInput;
@@ -26,12 +27,13 @@ pub struct Api {
     pub engine: AnyEngine,
     /// Required as `Authorization: Bearer …` when set.
     pub token: Option<String>,
-    pub reconcile_secs: u64,
-    pub retry_secs: u64,
+    /// What a pipeline's workflow starts with (timers, the live task queue); the id and the
+    /// desired status are filled in per pipeline.
+    pub workflow: PipelineInput,
 }
 
 /// An error answer.
-pub struct Failure(StatusCode, String);
+pub struct Failure(pub StatusCode, pub String);
 
 impl IntoResponse for Failure {
     fn into_response(self) -> Response {
@@ -56,11 +58,11 @@ impl From<pipeline::Invalid> for Failure {
     }
 }
 
-fn unavailable(e: anyhow::Error) -> Failure {
+pub(crate) fn unavailable(e: anyhow::Error) -> Failure {
     Failure(StatusCode::SERVICE_UNAVAILABLE, format!("{e:#}"))
 }
 
-type Answer = Result<Response, Failure>;
+pub(crate) type Answer = Result<Response, Failure>;
 
 /// Webhook ingress only (`sync-service webhook`): `/webhooks/{id}` and `/health`.
 pub fn webhook_router(api: Arc<Api>) -> Router {
@@ -82,6 +84,11 @@ pub fn router(api: Arc<Api>) -> Router {
         .route("/pipelines/{id}", get(show).patch(update).delete(delete))
         .route("/pipelines/{id}/runs", get(runs))
         .route("/pipelines/{id}/sync", post(sync))
+        .route("/pipelines/{id}/sync_batch", post(operations::sync_batch))
+        .route("/pipelines/{id}/reconcile", post(operations::reconcile))
+        .route("/pipelines/{id}/check", post(operations::check))
+        .route("/pipelines/{id}/setup", post(operations::setup))
+        .route("/pipelines/{id}/teardown", post(operations::teardown))
         .route("/webhooks/{id}", post(webhook))
         .layer(middleware::from_fn_with_state(api.clone(), authorize))
         .with_state(api)
@@ -115,12 +122,11 @@ async fn authorize(
 }
 
 impl Api {
-    fn input(&self, id: &str, desired: Desired) -> PipelineInput {
+    pub(crate) fn input(&self, id: &str, desired: Desired) -> PipelineInput {
         PipelineInput {
             pipeline_id: id.to_owned(),
             desired,
-            reconcile_secs: self.reconcile_secs,
-            retry_secs: self.retry_secs,
+            ..self.workflow.clone()
         }
     }
 }
@@ -207,7 +213,7 @@ async fn create(
     if !query.skip_check {
         let failures = api
             .engine
-            .check(&request)
+            .check(&request, None)
             .await
             .map_err(|e| Failure(StatusCode::BAD_REQUEST, format!("check: {e:#}")))?;
         if !failures.is_empty() {

@@ -42,8 +42,39 @@ enum PipelinesCommand {
     Delete { id: String },
     /// Run a step now.
     Sync { id: String },
+    /// Run a step now and print it once it ended.
+    SyncBatch {
+        id: String,
+        /// Give up waiting after this many seconds (the step goes on).
+        #[arg(long, default_value_t = 300)]
+        timeout_secs: u64,
+    },
+    /// Read everything again (a full reconcile).
+    Reconcile { id: String },
+    /// Check the stored configs.
+    Check {
+        id: String,
+        #[arg(long, value_parser = ["source", "destination"])]
+        only: Option<String>,
+    },
+    /// Set the connectors up (a webhook endpoint's secret is stored).
+    Setup {
+        id: String,
+        #[arg(long, value_parser = ["source", "destination"])]
+        only: Option<String>,
+    },
+    /// Tear a paused pipeline's connectors down; its checkpoint is reset.
+    Teardown {
+        id: String,
+        #[arg(long, value_parser = ["source", "destination"])]
+        only: Option<String>,
+    },
     /// Its last runs.
     Runs { id: String },
+}
+
+fn only_query(only: Option<String>) -> String {
+    only.map(|side| format!("?only={side}")).unwrap_or_default()
 }
 
 fn body_of(text: &str) -> Result<Value> {
@@ -70,6 +101,27 @@ pub async fn run(args: ClientArgs) -> Result<()> {
         }
         PipelinesCommand::Delete { id } => ("DELETE", format!("/pipelines/{id}"), None),
         PipelinesCommand::Sync { id } => ("POST", format!("/pipelines/{id}/sync"), None),
+        PipelinesCommand::SyncBatch { id, timeout_secs } => (
+            "POST",
+            format!("/pipelines/{id}/sync_batch?timeout_secs={timeout_secs}"),
+            None,
+        ),
+        PipelinesCommand::Reconcile { id } => ("POST", format!("/pipelines/{id}/reconcile"), None),
+        PipelinesCommand::Check { id, only } => (
+            "POST",
+            format!("/pipelines/{id}/check{}", only_query(only)),
+            None,
+        ),
+        PipelinesCommand::Setup { id, only } => (
+            "POST",
+            format!("/pipelines/{id}/setup{}", only_query(only)),
+            None,
+        ),
+        PipelinesCommand::Teardown { id, only } => (
+            "POST",
+            format!("/pipelines/{id}/teardown{}", only_query(only)),
+            None,
+        ),
         PipelinesCommand::Runs { id } => ("GET", format!("/pipelines/{id}/runs"), None),
     };
     // reqwest is built without a TLS crypto provider of its own; this process picks ring.

@@ -176,6 +176,29 @@ impl Control {
         Ok(())
     }
 
+    /// Merges a connector's config update (a `control` message: the secret of a webhook
+    /// endpoint `setup` just made, say) into the stored config of that side, key by key.
+    pub async fn merge_config(
+        &self,
+        id: &str,
+        update: &sync_protocol::Control,
+    ) -> Result<(), ControlError> {
+        let (column, update) = match update {
+            sync_protocol::Control::SourceConfig(u) => ("source", u),
+            sync_protocol::Control::DestinationConfig(u) => ("destination", u),
+        };
+        let client = self.pool.get().await?;
+        let sql = format!(
+            "UPDATE sync_service.pipelines
+             SET {column} = jsonb_set({column}, '{{config}}',
+                 coalesce({column}->'config', '{{}}'::jsonb) || $2::jsonb),
+                 updated_at = now()
+             WHERE id = $1"
+        );
+        client.execute(&sql, &[&id, update]).await?;
+        Ok(())
+    }
+
     /// Records what a pipeline is doing, and why when it failed.
     pub async fn set_status(
         &self,

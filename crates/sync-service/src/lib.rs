@@ -6,6 +6,7 @@ pub mod api;
 pub mod client;
 pub mod control;
 pub mod openapi;
+pub mod operations;
 pub mod pipeline;
 pub mod temporal;
 pub mod workflow;

@@ -12,7 +12,8 @@ use sync_engine::remote::RemoteEngine;
 use sync_service::activities::{AnyEngine, PipelineActivities};
 use sync_service::api::{self, Api};
 use sync_service::control::Control;
-use sync_service::temporal::{Temporal, TemporalArgs};
+use sync_service::temporal::{Lanes, Temporal, TemporalArgs};
+use sync_service::workflow::PipelineInput;
 
 #[derive(Parser)]
 #[command(
@@ -35,7 +36,8 @@ enum Command {
     Worker(WorkerArgs),
     /// Creates or upgrades the control database's schema (sync_service).
     Migrate(DatabaseArgs),
-    /// A client of serve: list, create, get, update, delete, sync, runs.
+    /// A client of serve: list, create, get, update, delete, sync, sync-batch, reconcile,
+    /// check, setup, teardown, runs.
     Pipelines(sync_service::client::ClientArgs),
 }
 
@@ -61,6 +63,14 @@ struct TemporalFlags {
         default_value = "sync-pipelines"
     )]
     task_queue: String,
+    /// The task queue of the live lane (webhook events), apart so that they never wait
+    /// behind backfill steps.
+    #[arg(
+        long,
+        env = "SYNC_SERVICE_LIVE_TASK_QUEUE",
+        default_value = "sync-live"
+    )]
+    live_task_queue: String,
 }
 
 impl TemporalFlags {
@@ -69,6 +79,36 @@ impl TemporalFlags {
             address: self.temporal_address.clone(),
             namespace: self.temporal_namespace.clone(),
             task_queue: self.task_queue.clone(),
+            live_task_queue: self.live_task_queue.clone(),
+        }
+    }
+}
+
+/// The timers a pipeline's workflow starts with (set by whichever process starts it: serve,
+/// or webhook ingress for a workflow that had ended).
+#[derive(Args)]
+struct WorkflowFlags {
+    /// Seconds between catch-up steps of a ready pipeline (each reads Stripe's events since
+    /// the last).
+    #[arg(long, default_value_t = 60)]
+    poll_secs: u64,
+    /// Seconds between full reconciles (every object read again; new, changed and missed
+    /// rows fixed); 0: never (POST /pipelines/{id}/reconcile still works).
+    #[arg(long, default_value_t = 7 * 24 * 3600)]
+    reconcile_secs: u64,
+    /// Seconds before a failed pipeline is tried again.
+    #[arg(long, default_value_t = 60)]
+    retry_secs: u64,
+}
+
+impl WorkflowFlags {
+    fn input(&self, temporal: &TemporalFlags) -> PipelineInput {
+        PipelineInput {
+            poll_secs: self.poll_secs,
+            reconcile_secs: self.reconcile_secs,
+            retry_secs: self.retry_secs,
+            live_task_queue: Some(temporal.live_task_queue.clone()),
+            ..Default::default()
         }
     }
 }
@@ -118,17 +158,8 @@ struct ServeArgs {
     /// Require `Authorization: Bearer TOKEN` on every route but /health.
     #[arg(long, env = "SYNC_SERVICE_API_TOKEN", hide_env_values = true)]
     api_token: Option<String>,
-    /// Seconds between reconciles of a ready pipeline.
-    #[arg(long, default_value_t = ServeArgs::DEFAULT_RECONCILE_SECS)]
-    reconcile_secs: u64,
-    /// Seconds before a failed pipeline is tried again.
-    #[arg(long, default_value_t = ServeArgs::DEFAULT_RETRY_SECS)]
-    retry_secs: u64,
-}
-
-impl ServeArgs {
-    const DEFAULT_RECONCILE_SECS: u64 = 300;
-    const DEFAULT_RETRY_SECS: u64 = 60;
+    #[command(flatten)]
+    workflow: WorkflowFlags,
 }
 
 #[derive(Args)]
@@ -144,6 +175,8 @@ struct WebhookArgs {
         default_value = "127.0.0.1:4030"
     )]
     listen: SocketAddr,
+    #[command(flatten)]
+    workflow: WorkflowFlags,
 }
 
 #[derive(Args)]
@@ -153,6 +186,16 @@ struct WorkerArgs {
     /// A step's time limit in seconds: the engine stops gracefully, the next step resumes.
     #[arg(long, default_value_t = 300.0)]
     step_secs: f64,
+    /// The lanes this worker serves: backfill (workflows and their steps, --task-queue), live
+    /// (webhook events, --live-task-queue), or both.
+    #[arg(long, value_delimiter = ',', default_value = "backfill,live")]
+    lanes: Vec<Lane>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Lane {
+    Backfill,
+    Live,
 }
 
 fn main() -> std::process::ExitCode {
@@ -190,11 +233,19 @@ async fn run(command: Command) -> Result<()> {
             let temporal = Temporal::connect(&common.temporal.args()).await?;
             let activities = PipelineActivities {
                 control,
-                engine: common.engine.engine()?,
+                engine: Arc::new(common.engine.engine()?),
                 step_secs: args.step_secs,
             };
-            tracing::info!(task_queue = %common.temporal.task_queue, "worker: running");
-            temporal.run_worker(activities).await
+            let lanes = Lanes {
+                backfill: args.lanes.contains(&Lane::Backfill),
+                live: args.lanes.contains(&Lane::Live),
+            };
+            tracing::info!(
+                task_queue = %common.temporal.task_queue,
+                live_task_queue = %common.temporal.live_task_queue,
+                "worker: running"
+            );
+            temporal.run_worker(activities, lanes).await
         }
         Command::Serve(args) => {
             let common = &args.common;
@@ -203,8 +254,7 @@ async fn run(command: Command) -> Result<()> {
                 temporal: Temporal::connect(&common.temporal.args()).await?,
                 engine: common.engine.engine()?,
                 token: args.api_token,
-                reconcile_secs: args.reconcile_secs,
-                retry_secs: args.retry_secs,
+                workflow: args.workflow.input(&common.temporal),
             });
             listen(args.listen, api::router(api)).await
         }
@@ -214,8 +264,7 @@ async fn run(command: Command) -> Result<()> {
                 temporal: Temporal::connect(&args.temporal.args()).await?,
                 engine: EngineFlags::default().engine()?,
                 token: None,
-                reconcile_secs: ServeArgs::DEFAULT_RECONCILE_SECS,
-                retry_secs: ServeArgs::DEFAULT_RETRY_SECS,
+                workflow: args.workflow.input(&args.temporal),
             });
             listen(args.listen, api::webhook_router(api)).await
         }

@@ -91,6 +91,41 @@ pub const ROUTES: &[Route] = &[
     ),
     route(
         "post",
+        "/pipelines/{id}/sync_batch",
+        "Run a step now and answer with it once it ended (?timeout_secs=, default 300)",
+        None,
+        ("200", "Run"),
+    ),
+    route(
+        "post",
+        "/pipelines/{id}/reconcile",
+        "Read everything again (a full reconcile)",
+        None,
+        ("202", "Accepted"),
+    ),
+    route(
+        "post",
+        "/pipelines/{id}/check",
+        "Check the stored configs (?only=source|destination)",
+        None,
+        ("200", "Verdict"),
+    ),
+    route(
+        "post",
+        "/pipelines/{id}/setup",
+        "Set the connectors up; config updates (a webhook secret) are stored (?only=)",
+        None,
+        ("200", "Verdict"),
+    ),
+    route(
+        "post",
+        "/pipelines/{id}/teardown",
+        "Tear a paused pipeline's connectors down and reset its checkpoint (?only=)",
+        None,
+        ("200", "Verdict"),
+    ),
+    route(
+        "post",
         "/webhooks/{id}",
         "A Stripe webhook, verified with the pipeline's webhook_secret",
         Some("StripeEvent"),
@@ -128,10 +163,16 @@ fn schemas() -> Map<String, Value> {
     s.insert("PipelineUpdate".into(), json!({"type": "object", "additionalProperties": false, "properties": {
         "status": {"enum": ["active", "paused"]}, "source": reference("ConnectorSide"), "destination": reference("ConnectorSide"),
         "streams": {"type": "array", "minItems": 1, "items": {"type": "string"}}}}));
-    s.insert("RunList".into(), json!({"type": "object", "required": ["data"], "properties": {"data": {"type": "array", "items": {"type": "object", "properties": {
+    s.insert("Run".into(), json!({"type": "object", "properties": {
         "id": {"type": "integer"}, "fence": {"type": "integer"}, "started_at": {"type": "string"}, "ended_at": {"type": ["string", "null"]},
         "status": {"enum": ["started", "succeeded", "time_limit", "interrupted", "failed"]}, "has_more": {"type": ["boolean", "null"]},
-        "states": {"type": "integer"}, "error": {"type": ["string", "null"]}}}}}}));
+        "states": {"type": "integer"}, "error": {"type": ["string", "null"]}}}));
+    s.insert("RunList".into(), json!({"type": "object", "required": ["data"], "properties": {"data": {"type": "array", "items": reference("Run")}}}));
+    s.insert("Verdict".into(), json!({"type": "object", "required": ["id", "ok"], "properties": {
+        "id": {"type": "string"}, "ok": {"type": "boolean"},
+        "failures": {"type": "array", "items": {"type": "object", "properties": {"failure_type": {"type": ["string", "null"]}, "message": {"type": "string"}}}},
+        "config_updated": {"type": "array", "items": {"enum": ["source", "destination"]}},
+        "checkpoint": {"const": "reset"}}}));
     s.insert("Accepted".into(), json!({"type": "object"}));
     s.insert("StripeEvent".into(), json!({"type": "object", "required": ["id", "object"], "properties": {"id": {"type": "string"}, "object": {"const": "event"}}}));
     s.insert("WebhookReceived".into(), json!({"type": "object", "required": ["received", "duplicate"], "properties": {"received": {"type": "string"}, "duplicate": {"type": "boolean"}}}));

@@ -4,21 +4,33 @@
 use anyhow::{Context, Result, anyhow};
 use temporalio_client::{
     Client, ClientOptions, Connection, ConnectionOptions, Url, WorkflowFetchHistoryOptions,
-    WorkflowStartOptions,
+    WorkflowGetResultOptions, WorkflowStartOptions,
 };
 use temporalio_sdk::{Runtime, Worker, WorkerOptions};
 
 use crate::activities::PipelineActivities;
 use crate::pipeline::Desired;
-use crate::workflow::{PipelineInput, PipelineWorkflow};
+use crate::workflow::{PipelineInput, PipelineWorkflow, SyncWorkflow};
 
-/// Where Temporal is and which queue the pipelines run on.
+/// Where Temporal is and which queues the pipelines run on.
 #[derive(Debug, Clone)]
 pub struct TemporalArgs {
     /// `host:port` (as the temporal CLI takes it) or a URL.
     pub address: String,
     pub namespace: String,
+    /// Workflows and their backfill steps.
     pub task_queue: String,
+    /// The live lane: webhook events.
+    pub live_task_queue: String,
+}
+
+/// What a worker process serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lanes {
+    /// Workflows and their steps (`--task-queue`).
+    pub backfill: bool,
+    /// Webhook events (`--live-task-queue`).
+    pub live: bool,
 }
 
 /// A connected client.
@@ -26,6 +38,7 @@ pub struct TemporalArgs {
 pub struct Temporal {
     client: Client,
     task_queue: String,
+    live_task_queue: String,
 }
 
 impl Temporal {
@@ -51,7 +64,13 @@ impl Temporal {
         Ok(Temporal {
             client,
             task_queue: args.task_queue.clone(),
+            live_task_queue: args.live_task_queue.clone(),
         })
+    }
+
+    /// The underlying client (for workers of other activity implementations, as in tests).
+    pub fn client(&self) -> &Client {
+        &self.client
     }
 
     fn start_options(&self, id: &str) -> WorkflowStartOptions {
@@ -90,6 +109,15 @@ impl Temporal {
         Ok(())
     }
 
+    /// Waits for a pipeline's workflow to end (only a deletion ends it); its result.
+    pub async fn wait_for_end(&self, id: &str) -> Result<String> {
+        self.client
+            .get_workflow_handle::<PipelineWorkflow>(id.to_owned())
+            .get_result(WorkflowGetResultOptions::default())
+            .await
+            .map_err(|e| anyhow!("Temporal: result of {id}: {e}"))
+    }
+
     /// The history of a pipeline's latest workflow run, as the SDK's replayer reads it.
     pub async fn history_json(&self, id: &str) -> Result<Vec<u8>> {
         let history = self
@@ -102,18 +130,35 @@ impl Temporal {
         Ok(history)
     }
 
-    /// Runs a worker for the pipeline workflows and their activities until SIGINT or SIGTERM.
-    pub async fn run_worker(self, activities: PipelineActivities) -> Result<()> {
+    /// Runs the workers of `lanes` (one per task queue, each with its own slots, so webhook
+    /// events never wait for a free backfill slot) until SIGINT or SIGTERM.
+    pub async fn run_worker(self, activities: PipelineActivities, lanes: Lanes) -> Result<()> {
         let runtime = Runtime::from_current_tokio(Default::default())
             .map_err(|e| anyhow!("Temporal runtime: {e}"))?;
-        let options = WorkerOptions::new(self.task_queue.clone())
-            .register_workflow::<PipelineWorkflow>()
-            .map_err(|e| anyhow!("registering the pipeline workflow: {e}"))?
-            .register_activities(activities)
-            .build();
-        let mut worker = Worker::new(&runtime, self.client, options)
-            .map_err(|e| anyhow!("Temporal worker: {e}"))?;
-        let shutdown = worker.shutdown_handle();
+        let mut workers = Vec::new();
+        if lanes.backfill {
+            let options = WorkerOptions::new(self.task_queue.clone())
+                .register_workflow::<PipelineWorkflow>()
+                .map_err(|e| anyhow!("registering the pipeline workflow: {e}"))?
+                .register_workflow::<SyncWorkflow>()
+                .map_err(|e| anyhow!("registering the sync workflow: {e}"))?
+                .register_activities(activities.clone())
+                .build();
+            workers.push(
+                Worker::new(&runtime, self.client.clone(), options)
+                    .map_err(|e| anyhow!("Temporal worker: {e}"))?,
+            );
+        }
+        if lanes.live && (!lanes.backfill || self.live_task_queue != self.task_queue) {
+            let options = WorkerOptions::new(self.live_task_queue.clone())
+                .register_activities(activities)
+                .build();
+            workers.push(
+                Worker::new(&runtime, self.client.clone(), options)
+                    .map_err(|e| anyhow!("Temporal live worker: {e}"))?,
+            );
+        }
+        let shutdowns: Vec<_> = workers.iter().map(|w| w.shutdown_handle()).collect();
         tokio::spawn(async move {
             use tokio::signal::unix::{SignalKind, signal};
             if let (Ok(mut term), Ok(mut int)) = (
@@ -125,12 +170,15 @@ impl Temporal {
                     _ = int.recv() => {}
                 }
                 tracing::info!("worker: stopping");
-                shutdown();
+                for shutdown in shutdowns {
+                    shutdown();
+                }
             }
         });
-        worker
-            .run()
-            .await
-            .map_err(|e| anyhow!("Temporal worker: {e}"))
+        let runs = workers.iter_mut().map(|w| w.run());
+        for result in futures::future::join_all(runs).await {
+            result.map_err(|e| anyhow!("Temporal worker: {e}"))?;
+        }
+        Ok(())
     }
 }

@@ -1,48 +1,111 @@
-//! The pipeline's entity workflow (workflow id = pipeline id). It never fails: failures are
-//! statuses it leaves on a signal or a timer. Each step is one bounded engine run (an
-//! activity); the checkpoint lives in the control database, fenced, never in the history.
+//! The pipeline's workflows. The entity workflow (workflow id = pipeline id) never fails:
+//! failures are statuses it leaves on a signal or a timer. Reading from Stripe runs in child
+//! workflows (one per catch-up or reconcile) that loop bounded engine steps; webhook events run
+//! in the live lane, an activity on its own task queue, even while a child runs. Checkpoints
+//! live in the control database, fenced, never in the history.
 //!
 //! Changing what this code does on replay breaks running workflows: the replay tests
 //! (`tests/replay.rs`) run saved histories against it.
 
-use std::time::Duration;
+use std::time::{Duration, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use temporalio_common::RetryPolicy;
 use temporalio_macros::{workflow, workflow_methods};
 use temporalio_sdk::workflows::select;
 use temporalio_sdk::{
-    ActivityOptions, ContinueAsNewOptions, SyncWorkflowContext, WorkflowContext,
-    WorkflowContextView, WorkflowResult,
+    ActivityOptions, ChildWorkflowOptions, ContinueAsNewOptions, SyncWorkflowContext,
+    WorkflowContext, WorkflowContextView, WorkflowResult,
 };
 
-use crate::activities::{PipelineActivities, StepOutcome};
+use crate::activities::{INBOX_BATCH, PipelineActivities, StepOutcome, StepRequest};
 use crate::pipeline::Desired;
 
-/// The workflow type's name in Temporal.
+/// The entity workflow type's name in Temporal.
 pub const WORKFLOW_TYPE: &str = "pipeline";
-/// Steps before the workflow continues as new (bounded history).
+/// Children (and live batches) before the entity workflow continues as new (bounded history).
+const OPS_PER_RUN: u32 = 200;
+/// Steps before a child continues as new.
 const STEPS_PER_RUN: u32 = 100;
+/// Why a `ring` was sent, when it concerns only the live lane or a reconcile.
+pub const RING_WEBHOOK: &str = "webhook";
+pub const RING_RECONCILE: &str = "reconcile";
 
-/// What a run of the workflow starts with; carried over continue-as-new.
+/// What a run of the entity workflow starts with; carried over continue-as-new.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PipelineInput {
     pub pipeline_id: String,
     /// The desired status last signalled, so continue-as-new loses no signal.
     pub desired: Desired,
-    /// Seconds between reconciles of a ready pipeline (a step that finds what changed).
+    /// Seconds between catch-up steps of a ready pipeline (they read Stripe's events).
+    pub poll_secs: u64,
+    /// Seconds between full reconciles (everything read again); 0: never.
     pub reconcile_secs: u64,
     /// Seconds before a failed pipeline is tried again (a signal tries at once).
     pub retry_secs: u64,
+    /// The task queue of the live lane (webhook events); absent: the workflow's own.
+    #[serde(default)]
+    pub live_task_queue: Option<String>,
+    /// Children started so far (their ids stay unique over continue-as-new).
+    #[serde(default)]
+    pub children: u64,
+    /// When the next reconcile is due, in unix milliseconds (the timer survives
+    /// continue-as-new); absent: `reconcile_secs` from the first run's start.
+    #[serde(default)]
+    pub reconcile_due_ms: Option<u64>,
+    /// A reconcile was asked and has not started yet.
+    #[serde(default)]
+    pub reconcile_asked: bool,
+    /// Steps a child runs before continuing as new (tests lower it); 0: the default.
+    #[serde(default)]
+    pub steps_per_child_run: u32,
 }
 
-/// The workflow's state: what signals changed.
+/// The entity workflow's state: what signals changed.
 #[workflow]
 #[derive(Default)]
 pub struct PipelineWorkflow {
     desired: Option<Desired>,
-    /// Counts `ring` signals (updates, webhooks, sync requests): a change wakes the workflow.
-    rung: u64,
+    /// Rings asking for a step (updates, sync requests).
+    steps_asked: u64,
+    /// Rings saying webhook events wait in the inbox.
+    events_rung: u64,
+    /// Rings asking for a full reconcile (counted to wake the workflow).
+    reconciles_asked: u64,
+    /// A reconcile was asked and has not started yet.
+    reconcile_pending: bool,
+}
+
+impl PipelineWorkflow {
+    /// Everything a signal changes, to wake on any change.
+    fn marks(&self) -> (Option<Desired>, u64, u64, u64) {
+        (
+            self.desired,
+            self.steps_asked,
+            self.events_rung,
+            self.reconciles_asked,
+        )
+    }
+}
+
+/// What a child workflow does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChildKind {
+    /// From the checkpoint until nothing is left to read (the first backfill, then each poll).
+    CatchUp,
+    /// Everything read again from the start; the checkpoint is replaced as it goes.
+    Reconcile,
+}
+
+/// A child workflow's input; carried over its continue-as-new.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChildInput {
+    pub pipeline_id: String,
+    pub kind: ChildKind,
+    /// Steps run by earlier runs of this child (a reconcile starts afresh only at step 0).
+    pub steps: u64,
+    pub steps_per_run: u32,
 }
 
 /// Retried without end, backing off up to `max_interval`: infrastructure comes back.
@@ -66,6 +129,30 @@ fn short_options() -> ActivityOptions {
         .build()
 }
 
+/// The live lane: a few attempts, then the events wait in the inbox for the next ring or loop
+/// (so a poisoned batch cannot hold the pipeline); a short heartbeat timeout, so that a dead
+/// worker delays events by seconds.
+fn live_options(queue: Option<String>) -> ActivityOptions {
+    ActivityOptions::with_start_to_close_timeout(Duration::from_secs(180))
+        .heartbeat_timeout(Duration::from_secs(10))
+        .maybe_task_queue(queue)
+        .retry_policy(
+            RetryPolicy::builder()
+                .initial_interval(Duration::from_secs(1))
+                .maximum_interval(Duration::from_secs(10))
+                .maximum_attempts(3)
+                .build(),
+        )
+        .build()
+}
+
+/// The workflow's clock (deterministic on replay).
+fn unix_ms(ctx: &WorkflowContext<PipelineWorkflow>) -> u64 {
+    ctx.workflow_time()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 #[workflow_methods]
 impl PipelineWorkflow {
     #[run(name = "pipeline")]
@@ -73,11 +160,18 @@ impl PipelineWorkflow {
         ctx: &mut WorkflowContext<Self>,
         input: PipelineInput,
     ) -> WorkflowResult<String> {
+        let ctx: &WorkflowContext<Self> = ctx;
         let id = input.pipeline_id.clone();
-        let mut steps = 0u32;
+        let mut carry = input;
+        if carry.reconcile_due_ms.is_none() && carry.reconcile_secs > 0 {
+            carry.reconcile_due_ms = Some(unix_ms(ctx) + carry.reconcile_secs * 1000);
+        }
+        let mut ops = 0u32;
+        // None: drain the inbox once at start (events may have come while nothing ran).
+        let mut events_seen: Option<u64> = None;
         loop {
-            let desired = ctx.state(|s| s.desired).unwrap_or(input.desired);
-            match desired {
+            carry.desired = ctx.state(|s| s.desired).unwrap_or(carry.desired);
+            match carry.desired {
                 Desired::Deleted => {
                     ctx.execute_activity(PipelineActivities::delete, id.clone(), short_options())
                         .await?;
@@ -92,38 +186,28 @@ impl PipelineWorkflow {
                 }
                 Desired::Active => {}
             }
-            let rung = ctx.state(|s| s.rung);
-            // Webhook events first: they are the freshest changes.
-            ctx.execute_activity(PipelineActivities::apply_inbox, id.clone(), short_options())
-                .await?;
-            let outcome = ctx
-                .execute_activity(PipelineActivities::sync_step, id.clone(), step_options())
-                .await?;
-            steps += 1;
-            if steps >= STEPS_PER_RUN {
-                let desired = ctx.state(|s| s.desired).unwrap_or(input.desired);
-                ctx.continue_as_new(
-                    PipelineInput {
-                        desired,
-                        ..input.clone()
-                    },
-                    ContinueAsNewOptions::default(),
-                )?;
+            drain_inbox(ctx, &carry, &mut events_seen).await;
+            let kind = next_child(ctx, &mut carry);
+            let marks = ctx.state(|s| s.marks());
+            let outcome = run_child(ctx, &mut carry, kind, &mut events_seen).await?;
+            // Events whose ring went unserved (their worker died mid-batch) wait no longer.
+            events_seen = None;
+            drain_inbox(ctx, &carry, &mut events_seen).await;
+            ops += 1;
+            if ops >= OPS_PER_RUN || ctx.continue_as_new_suggested() {
+                carry.desired = ctx.state(|s| s.desired).unwrap_or(carry.desired);
+                carry.reconcile_asked |= ctx.state(|s| s.reconcile_pending);
+                match ctx.continue_as_new(carry.clone(), ContinueAsNewOptions::default())? {}
             }
             let wait = match outcome {
-                StepOutcome::More => continue,
-                StepOutcome::Ready => input.reconcile_secs,
-                StepOutcome::Failed => input.retry_secs,
+                // A child returns More only when its step was cut and it must be run again.
+                StepOutcome::More => 0,
+                StepOutcome::Ready => carry.poll_secs,
+                StepOutcome::Failed => carry.retry_secs,
                 // The signal that interrupted it is on its way.
                 StepOutcome::Interrupted => 5,
             };
-            // Until a signal arrives (since the step started) or the timer fires.
-            select! {
-                woke = ctx.wait_condition(move |s| s.rung != rung || s.desired.is_some_and(|d| d != Desired::Active)) => {
-                    woke?;
-                }
-                _ = ctx.timer(Duration::from_secs(wait.max(1))) => {}
-            };
+            idle(ctx, &carry, marks, wait, &mut events_seen).await?;
         }
     }
 
@@ -134,18 +218,192 @@ impl PipelineWorkflow {
         if self.desired != Some(Desired::Deleted) {
             self.desired = Some(desired);
         }
-        self.rung += 1;
+        // Sent on every update (a new key, say): try again at once.
+        self.steps_asked += 1;
     }
 
-    /// Something changed (config, webhooks, a sync request): run a step soon.
+    /// Something changed: webhook events wait (`webhook`), a reconcile is asked
+    /// (`reconcile`), or anything else (config, a sync request): run a step soon.
     #[signal(name = "ring")]
-    pub fn ring(&mut self, _ctx: &mut SyncWorkflowContext<Self>, _reason: String) {
-        self.rung += 1;
+    pub fn ring(&mut self, _ctx: &mut SyncWorkflowContext<Self>, reason: String) {
+        match reason.as_str() {
+            RING_WEBHOOK => self.events_rung += 1,
+            RING_RECONCILE => {
+                self.reconciles_asked += 1;
+                self.reconcile_pending = true;
+            }
+            _ => self.steps_asked += 1,
+        }
     }
 
     /// How many signals woke the workflow.
     #[query]
     pub fn rung(&self, _ctx: &WorkflowContextView) -> u64 {
-        self.rung
+        self.steps_asked + self.events_rung + self.reconciles_asked
+    }
+}
+
+/// What the next child does: a reconcile when one was asked or falls due (the due time then
+/// moves on), else a catch-up.
+fn next_child(ctx: &WorkflowContext<PipelineWorkflow>, carry: &mut PipelineInput) -> ChildKind {
+    let now = unix_ms(ctx);
+    let asked = ctx.state_mut(|s| std::mem::take(&mut s.reconcile_pending));
+    let asked = std::mem::take(&mut carry.reconcile_asked) || asked;
+    let due = carry.reconcile_due_ms.is_some_and(|due| now >= due);
+    if !asked && !due {
+        return ChildKind::CatchUp;
+    }
+    if carry.reconcile_secs > 0 {
+        carry.reconcile_due_ms = Some(now + carry.reconcile_secs * 1000);
+    }
+    ChildKind::Reconcile
+}
+
+/// Applies the webhook events waiting in the inbox when a `webhook` ring came since the last
+/// drain, batch after batch. A batch that fails stays in the inbox for the next ring or loop.
+async fn drain_inbox(
+    ctx: &WorkflowContext<PipelineWorkflow>,
+    carry: &PipelineInput,
+    events_seen: &mut Option<u64>,
+) {
+    let rung = ctx.state(|s| s.events_rung);
+    if *events_seen == Some(rung) {
+        return;
+    }
+    *events_seen = Some(rung);
+    loop {
+        let applied = ctx
+            .execute_activity(
+                PipelineActivities::apply_inbox,
+                carry.pipeline_id.clone(),
+                live_options(carry.live_task_queue.clone()),
+            )
+            .await;
+        match applied {
+            Ok(n) if n >= INBOX_BATCH as u64 => continue,
+            _ => return,
+        }
+    }
+}
+
+/// Runs a child workflow to its end, serving the live lane meanwhile.
+async fn run_child(
+    ctx: &WorkflowContext<PipelineWorkflow>,
+    carry: &mut PipelineInput,
+    kind: ChildKind,
+    events_seen: &mut Option<u64>,
+) -> WorkflowResult<StepOutcome> {
+    let name = match kind {
+        ChildKind::CatchUp => "sync",
+        ChildKind::Reconcile => "reconcile",
+    };
+    let child_id = format!("{}.{name}-{}", carry.pipeline_id, carry.children);
+    carry.children += 1;
+    let input = ChildInput {
+        pipeline_id: carry.pipeline_id.clone(),
+        kind,
+        steps: 0,
+        steps_per_run: carry.steps_per_child_run,
+    };
+    // A child that cannot start or fails (terminated by an operator, say) is a failed step:
+    // the pipeline retries on its timer rather than failing.
+    let started = match ctx
+        .start_child_workflow(
+            SyncWorkflow::run,
+            input,
+            ChildWorkflowOptions::workflow_id(child_id),
+        )
+        .await
+    {
+        Ok(started) => started,
+        Err(_) => return Ok(StepOutcome::Failed),
+    };
+    let mut result = std::pin::pin!(started.result());
+    loop {
+        let seen = *events_seen;
+        select! {
+            outcome = &mut result => return Ok(outcome.unwrap_or(StepOutcome::Failed)),
+            woke = ctx.wait_condition(move |s| Some(s.events_rung) != seen) => {
+                woke?;
+                drain_inbox(ctx, carry, events_seen).await;
+            }
+        };
+    }
+}
+
+/// Waits after a child: until a signal asks for something, the timer fires (`wait` seconds,
+/// or the reconcile falls due), serving the live lane meanwhile.
+async fn idle(
+    ctx: &WorkflowContext<PipelineWorkflow>,
+    carry: &PipelineInput,
+    marks: (Option<Desired>, u64, u64, u64),
+    wait: u64,
+    events_seen: &mut Option<u64>,
+) -> WorkflowResult<()> {
+    let (desired, steps, _, reconciles) = marks;
+    let asked = move |s: &PipelineWorkflow| {
+        s.desired != desired || s.steps_asked != steps || s.reconciles_asked != reconciles
+    };
+    if wait == 0 || ctx.state(asked) {
+        return Ok(());
+    }
+    let mut deadline = unix_ms(ctx) + wait * 1000;
+    if let Some(due) = carry.reconcile_due_ms {
+        deadline = deadline.min(due);
+    }
+    loop {
+        let left = deadline.saturating_sub(unix_ms(ctx));
+        if left == 0 {
+            return Ok(());
+        }
+        let seen = *events_seen;
+        select! {
+            woke = ctx.wait_condition(move |s| asked(s) || Some(s.events_rung) != seen) => {
+                woke?;
+                if ctx.state(asked) {
+                    return Ok(());
+                }
+                drain_inbox(ctx, carry, events_seen).await;
+            }
+            _ = ctx.timer(Duration::from_millis(left.max(1000))) => return Ok(()),
+        };
+    }
+}
+
+/// A child: bounded engine steps until the pipeline has read everything (or fails, or is
+/// paused or deleted meanwhile). Continues as new every `steps_per_run` steps.
+#[workflow]
+#[derive(Default)]
+pub struct SyncWorkflow;
+
+#[workflow_methods]
+impl SyncWorkflow {
+    #[run(name = "sync")]
+    pub async fn run(
+        ctx: &mut WorkflowContext<Self>,
+        input: ChildInput,
+    ) -> WorkflowResult<StepOutcome> {
+        let per_run = match input.steps_per_run {
+            0 => STEPS_PER_RUN,
+            n => n,
+        };
+        let mut steps = input.steps;
+        for _ in 0..per_run {
+            let request = StepRequest {
+                pipeline_id: input.pipeline_id.clone(),
+                from_scratch: input.kind == ChildKind::Reconcile && steps == 0,
+            };
+            let outcome = ctx
+                .execute_activity(PipelineActivities::sync_step, request, step_options())
+                .await?;
+            steps += 1;
+            if outcome != StepOutcome::More {
+                return Ok(outcome);
+            }
+        }
+        match ctx.continue_as_new(
+            ChildInput { steps, ..input },
+            ContinueAsNewOptions::default(),
+        )? {}
     }
 }

@@ -1,8 +1,8 @@
-//! Saved histories of the pipeline workflow (recorded by `tests/service.rs` with
+//! Saved histories of the pipeline workflow and its child (recorded by `tests/service.rs` with
 //! `RECORD_HISTORIES=1`) replay against the current workflow code: a change that would break
 //! running workflows (non-determinism) fails here, without a server.
 
-use sync_service::workflow::PipelineWorkflow;
+use sync_service::workflow::{PipelineWorkflow, SyncWorkflow};
 use temporalio_client::WorkflowHistory;
 use temporalio_sdk::workflow_replayer::{WorkflowReplayer, WorkflowReplayerOptions};
 
@@ -19,6 +19,8 @@ async fn saved_histories_replay_with_the_current_workflow() {
     let replayer = WorkflowReplayer::new(
         WorkflowReplayerOptions::new()
             .register_workflow::<PipelineWorkflow>()
+            .unwrap()
+            .register_workflow::<SyncWorkflow>()
             .unwrap()
             .build(),
     )

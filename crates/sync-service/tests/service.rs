@@ -182,6 +182,7 @@ fn create_backfills_to_ready_then_pause_resume_sync_and_delete() {
     });
     if std::env::var_os("RECORD_HISTORIES").is_some() {
         service.record_history("acct-1");
+        service.record_history("acct-1.sync-0");
     }
 }
 
@@ -236,6 +237,24 @@ fn kill_9_of_the_worker_mid_backfill_then_a_new_worker_ends_exact_and_a_revoked_
     service.worker = Service::worker(&service.temporal, &service.db, &service.task_queue, "1");
     service.wait_status("acct-2", "ready", Duration::from_secs(240));
     service.assert_exact("acct2");
+    // The live lane is apart from the backfill: a batch the killed worker held is taken again
+    // once its heartbeat times out (10 s), whether the backfill is done or not.
+    let pending = || -> i64 {
+        service
+            .db
+            .client()
+            .query_one(
+                "SELECT count(*) FROM sync_service.webhook_inbox WHERE applied_at IS NULL",
+                &[],
+            )
+            .unwrap()
+            .get(0)
+    };
+    service.wait(
+        "every webhook event of the backfill to be applied",
+        Duration::from_secs(60),
+        || pending() == 0,
+    );
     for (i, id) in changed_ids.iter().enumerate() {
         let name = service.name_of("acct2", id);
         assert_eq!(
@@ -244,19 +263,6 @@ fn kill_9_of_the_worker_mid_backfill_then_a_new_worker_ends_exact_and_a_revoked_
             "{id}"
         );
     }
-    let pending: i64 = service
-        .db
-        .client()
-        .query_one(
-            "SELECT count(*) FROM sync_service.webhook_inbox WHERE applied_at IS NULL",
-            &[],
-        )
-        .unwrap()
-        .get(0);
-    assert_eq!(
-        pending, 0,
-        "every webhook event of the backfill was applied"
-    );
 
     // The key is revoked: the next step fails as a config error; a PATCH with a new key recovers.
     service
@@ -329,4 +335,134 @@ fn temporal_down_at_webhook_time_answers_503_and_loses_nothing_once_it_returns()
         service.name_of("acct3", &id).as_deref() == Some("While Temporal Was Down")
     });
     service.assert_exact("acct3");
+}
+
+#[test]
+fn a_provisioned_endpoint_feeds_the_live_lane_during_a_long_backfill_step_and_delete_removes_it() {
+    // One step for the whole backfill (no time limit to cut it), slowed by a low rate limit.
+    let service = Service::start("600", 4000);
+    let hook_url = service.url("/webhooks/acct-4");
+    let mut body = service.pipeline_body("acct-4", "acct4");
+    let config = body["source"]["config"].as_object_mut().unwrap();
+    config.remove("webhook_secret");
+    config.insert("webhook_url".into(), json!(hook_url));
+    config.insert("rate_limit".into(), json!(2));
+    let (code, created) = call("POST", &service.url("/pipelines"), Some(&body));
+    assert_eq!(code, 201, "{created}");
+
+    // The step's setup made the endpoint; its secret is kept with the pipeline (shown redacted).
+    service.wait(
+        "the endpoint's secret to be stored",
+        Duration::from_secs(60),
+        || service.status("acct-4")["source"]["config"]["webhook_secret"] == "***",
+    );
+    let endpoints = || {
+        service
+            .fake
+            .objects(Scope::test(None), "webhook_endpoints")
+            .unwrap()
+            .into_iter()
+            .filter(|e| e["url"] == hook_url.as_str())
+            .count()
+    };
+    assert_eq!(endpoints(), 1);
+
+    // A change while that one step runs: the simulator delivers its event to the service, and
+    // the live lane applies it before the backfill ends.
+    let id = service.object_ids("customers")[7].clone();
+    let changed_at = std::time::Instant::now();
+    service
+        .fake
+        .update(
+            Scope::test(None),
+            "customers",
+            &id,
+            json!({"name": "Live Lane"}),
+        )
+        .unwrap();
+    service.wait(
+        "the webhook's change to land",
+        Duration::from_secs(60),
+        || service.name_of("acct4", &id).as_deref() == Some("Live Lane"),
+    );
+    let latency = changed_at.elapsed();
+    let status = service.status("acct-4");
+    assert_eq!(
+        status["status"], "backfilling",
+        "the change landed after {latency:?}, during the backfill: {status}"
+    );
+    let (_, runs) = call("GET", &service.url("/pipelines/acct-4/runs"), None);
+    assert!(
+        runs["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["ended_at"].is_null()),
+        "the backfill step still runs: {runs}"
+    );
+    eprintln!("webhook -> row during a backfill step: {latency:?}");
+    service.wait_status("acct-4", "ready", Duration::from_secs(300));
+    service.assert_exact("acct4");
+    assert_eq!(service.name_of("acct4", &id).as_deref(), Some("Live Lane"));
+
+    // check, setup (the endpoint is kept, not made twice), a step waited for.
+    let (code, verdict) = call("POST", &service.url("/pipelines/acct-4/check"), None);
+    assert_eq!((code, &verdict["ok"]), (200, &json!(true)), "{verdict}");
+    let (code, verdict) = call(
+        "POST",
+        &service.url("/pipelines/acct-4/check?only=sideways"),
+        None,
+    );
+    assert_eq!(code, 400, "{verdict}");
+    assert!(verdict.to_string().contains("only"), "{verdict}");
+    let (code, verdict) = call("POST", &service.url("/pipelines/acct-4/setup"), None);
+    assert_eq!((code, &verdict["ok"]), (200, &json!(true)), "{verdict}");
+    assert_eq!(endpoints(), 1);
+    let (code, run) = call("POST", &service.url("/pipelines/acct-4/sync_batch"), None);
+    assert_eq!(code, 200, "{run}");
+    assert_eq!(run["status"], "succeeded", "{run}");
+
+    // A reconcile reads everything again: a change that sent no event at all arrives.
+    let quiet = service.object_ids("customers")[9].clone();
+    service
+        .fake
+        .change_silently(
+            Scope::test(None),
+            "customers",
+            &quiet,
+            json!({"name": "Found By Reconcile"}),
+        )
+        .unwrap();
+    let (code, answer) = call(
+        "PATCH",
+        &service.url("/pipelines/acct-4"),
+        Some(&json!({"source": {"config": {"rate_limit": 1000}}})),
+    );
+    assert_eq!(code, 200, "{answer}");
+    assert_eq!(
+        call("POST", &service.url("/pipelines/acct-4/reconcile"), None).0,
+        202
+    );
+    service.wait(
+        "the reconcile to find the change",
+        Duration::from_secs(120),
+        || service.name_of("acct4", &quiet).as_deref() == Some("Found By Reconcile"),
+    );
+    service.wait_status("acct-4", "ready", Duration::from_secs(120));
+    service.assert_exact("acct4");
+
+    // Teardown wants a paused pipeline.
+    let (code, answer) = call("POST", &service.url("/pipelines/acct-4/teardown"), None);
+    assert_eq!(code, 409, "{answer}");
+
+    // Delete runs teardown: the endpoint it made is gone from Stripe, the tables too.
+    assert_eq!(
+        call("DELETE", &service.url("/pipelines/acct-4"), None).0,
+        202
+    );
+    service.wait("the pipeline to be gone", Duration::from_secs(60), || {
+        call("GET", &service.url("/pipelines/acct-4"), None).0 == 404
+    });
+    assert_eq!(endpoints(), 0, "teardown deletes the endpoint it made");
+    assert!(service.row_ids("acct4", "customers").is_empty());
 }

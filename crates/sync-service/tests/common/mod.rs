@@ -164,10 +164,14 @@ impl Service {
             &temporal.address(),
             "--task-queue",
             &task_queue,
+            "--live-task-queue",
+            &format!("{task_queue}-live"),
             "--listen",
             &listen,
-            "--reconcile-secs",
+            "--poll-secs",
             "600",
+            "--reconcile-secs",
+            "0",
             "--retry-secs",
             "2",
         ]);
@@ -196,6 +200,8 @@ impl Service {
             &temporal.address(),
             "--task-queue",
             task_queue,
+            "--live-task-queue",
+            &format!("{task_queue}-live"),
             "--step-secs",
             step_secs,
         ])
@@ -261,12 +267,13 @@ impl Service {
         ids
     }
 
-    /// Saves the workflow's history for `tests/replay.rs`.
+    /// Saves a workflow's history for `tests/replay.rs` (`id` is a pipeline's or a child's).
     pub fn record_history(&self, id: &str) {
         let args = sync_service::temporal::TemporalArgs {
             address: self.temporal.address(),
             namespace: "default".to_owned(),
             task_queue: self.task_queue.clone(),
+            live_task_queue: format!("{}-live", self.task_queue),
         };
         let json = runtime().block_on(async {
             let temporal = sync_service::temporal::Temporal::connect(&args)
@@ -276,7 +283,7 @@ impl Service {
         });
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("histories")
-            .join(format!("pipeline-{id}.json"));
+            .join(format!("{id}.json"));
         std::fs::write(&path, json).unwrap();
     }
 
