@@ -15,6 +15,7 @@ use tokio::sync::Semaphore;
 
 use crate::config::Config;
 use crate::error::{ErrorKind, StripeError};
+use crate::shared_rate::SharedBudget;
 
 /// One page of a list.
 #[derive(Debug)]
@@ -64,6 +65,8 @@ pub struct StripeClient {
     /// The server's time (`Date`) on the first answer this process got; `i64::MIN` before.
     first_answer_at: AtomicI64,
     endpoint_rate: u32,
+    /// The account's budget shared with other processes, when configured.
+    shared: Option<SharedBudget>,
 }
 
 fn quota(per_second: u32) -> Quota {
@@ -174,6 +177,12 @@ impl StripeClient {
             clock_offset: AtomicI64::new(0),
             first_answer_at: AtomicI64::new(i64::MIN),
             endpoint_rate: config.endpoint_rate(),
+            shared: config
+                .shared_rate_limit
+                .as_ref()
+                .map(|shared| SharedBudget::new(shared, f64::from(config.account_rate())))
+                .transpose()
+                .map_err(|e| e.to_string())?,
         })
     }
 
@@ -325,6 +334,12 @@ impl StripeClient {
             return Attempt::Fail(StripeError::local("the client is shutting down", request));
         };
         self.account_limiter.until_ready().await;
+        if let Some(shared) = &self.shared
+            && let Err(e) = shared.acquire().await
+        {
+            // The budget's database is unreachable: back off and try again (then fail, naming it).
+            return Attempt::retry(StripeError::local(e.to_string(), request), None);
+        }
         self.endpoint_limiter
             .until_key_ready(&endpoint.to_owned())
             .await;

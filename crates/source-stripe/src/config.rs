@@ -68,6 +68,9 @@ pub struct Config {
     /// webhook endpoint for it.
     #[serde(default)]
     pub webhook_url: Option<String>,
+    /// A rate budget shared with every other process syncing the same account.
+    #[serde(default)]
+    pub shared_rate_limit: Option<crate::shared_rate::SharedRateLimit>,
 }
 
 fn default_poll_interval_secs() -> f64 {
@@ -172,7 +175,12 @@ pub fn config_schema() -> Value {
             "poll_interval_secs": {"type": "number", "minimum": 0, "default": default_poll_interval_secs(), "description": "Live: seconds between reads of /v1/events (0: none, webhooks only; the events cursor then stays where the catch-up left it, and a restart reads every event since again)."},
             "webhook_listen": {"type": "string", "pattern": "^[^\\s]+:[0-9]+$", "description": "Live: address (host:port) of the source's own webhook endpoint, POST /webhooks. It answers 200 only for a verified event it has handed on, 400 or 401 otherwise. Needs webhook_secret."},
             "checkpoint_interval_secs": {"type": "number", "exclusiveMinimum": 0, "default": default_checkpoint_interval_secs(), "description": "Live: a state (the events cursor) at least this often, so the destination commits and the checkpoint moves."},
-            "webhook_url": {"type": "string", "pattern": "^https?://", "description": "The public URL Stripe sends events to. setup creates (or reuses) a webhook endpoint for it, marked metadata.managed_by=stripe-sync, and returns its secret as webhook_secret (a config update the engine saves); teardown deletes only that endpoint."}
+            "webhook_url": {"type": "string", "pattern": "^https?://", "description": "The public URL Stripe sends events to. setup creates (or reuses) a webhook endpoint for it, marked metadata.managed_by=stripe-sync, and returns its secret as webhook_secret (a config update the engine saves); teardown deletes only that endpoint."},
+            "shared_rate_limit": {"type": "object", "required": ["url", "key"], "additionalProperties": false, "description": "A rate budget shared by every process that syncs the same account (several pipelines, several workers): a token bucket in Postgres, one row per key, taken a few tokens at a time. Each request takes a token from it as well as from rate_limit. Fields: url (the Postgres holding the buckets; secret), key (the bucket: the same for every process syncing the account), max_rps (for all of them together; default rate_limit), table (default sync_service.rate_buckets, created when missing).", "properties": {
+                "url": {"type": "string", "minLength": 1, "secret": true, "description": "The Postgres database holding the buckets (a libpq URL)."},
+                "key": {"type": "string", "minLength": 1, "description": "The bucket: the same for every process syncing the account (sync-service uses a digest of the key and account)."},
+                "max_rps": {"type": "number", "exclusiveMinimum": 0, "description": "Requests per second for all of them together; default: rate_limit (or the key's default)."},
+                "table": {"type": "string", "minLength": 1, "default": "sync_service.rate_buckets", "description": "The buckets' table, created when missing."}}}
         }
     })
 }

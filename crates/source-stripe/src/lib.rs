@@ -24,8 +24,11 @@ mod ranges;
 mod read;
 mod recent;
 mod records;
+mod shared_rate;
 mod state;
 pub mod webhook;
+
+pub use shared_rate::budget_key;
 
 use sync_connector::{About, Capability, Connector, ConnectorError, InputLines, Output};
 use sync_protocol::{

@@ -21,6 +21,7 @@ use sync_protocol::{FailureType, Message, Role, RunStatus, Status as CheckStatus
 use temporalio_macros::activities;
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
 
+use crate::budget::AccountBudget;
 use crate::control::{Control, ControlError};
 use crate::pipeline::{Desired, Pipeline, Status};
 
@@ -125,6 +126,8 @@ pub struct PipelineActivities {
     pub engine: Arc<AnyEngine>,
     /// A step's graceful time limit, in seconds.
     pub step_secs: f64,
+    /// The per-account rate budget given to Stripe sources; `None`: each run on its own.
+    pub budget: Option<AccountBudget>,
 }
 
 /// Why a step failed: who must act, and what to tell them.
@@ -158,7 +161,7 @@ impl PipelineActivities {
         let pipeline_id = step.pipeline_id;
         let pipeline = self.control.get(&pipeline_id).await.map_err(retryable)?;
         let request = match pipeline.request() {
-            Ok(request) => request,
+            Ok(request) => self.budgeted(request),
             Err(e) => {
                 let failure = Failure {
                     kind: FailureType::ConfigError,
@@ -214,7 +217,7 @@ impl PipelineActivities {
             return Ok(0);
         }
         let pipeline = self.control.get(&pipeline_id).await.map_err(retryable)?;
-        let Ok(request) = pipeline.request() else {
+        let Ok(request) = pipeline.request().map(|r| self.budgeted(r)) else {
             return Ok(0);
         };
         let claim_state = self
@@ -299,6 +302,14 @@ impl PipelineActivities {
 }
 
 impl PipelineActivities {
+    /// The request with the account's shared rate budget, when the worker has one.
+    fn budgeted(&self, mut request: PipelineRequest) -> PipelineRequest {
+        if let Some(budget) = &self.budget {
+            budget.apply(&mut request);
+        }
+        request
+    }
+
     /// Reads a live-lane run to its end, heartbeating (a dead worker is noticed within the
     /// lane's heartbeat timeout); whether it succeeded.
     async fn follow_live(

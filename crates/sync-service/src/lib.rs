@@ -3,6 +3,7 @@
 
 pub mod activities;
 pub mod api;
+pub mod budget;
 pub mod client;
 pub mod control;
 pub mod openapi;

@@ -11,6 +11,7 @@ use sync_engine::local::LocalEngine;
 use sync_engine::remote::RemoteEngine;
 use sync_service::activities::{AnyEngine, PipelineActivities};
 use sync_service::api::{self, Api};
+use sync_service::budget::AccountBudget;
 use sync_service::control::Control;
 use sync_service::temporal::{Lanes, Temporal, TemporalArgs};
 use sync_service::workflow::PipelineInput;
@@ -190,6 +191,24 @@ struct WorkerArgs {
     /// (webhook events, --live-task-queue), or both.
     #[arg(long, value_delimiter = ',', default_value = "backfill,live")]
     lanes: Vec<Lane>,
+    /// Requests per second allowed to one Stripe account, shared by every pipeline of it on
+    /// every worker (a token bucket per account in the control database); default: the
+    /// source's rate_limit, else Stripe's default for the key (25 test, 100 live).
+    #[arg(long, value_parser = positive_rps)]
+    account_rps: Option<f64>,
+    /// Do not share a rate budget between the runs of one account (each engine run then keeps
+    /// its own limit).
+    #[arg(long)]
+    no_shared_budget: bool,
+}
+
+fn positive_rps(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(rps) if rps.is_finite() && rps > 0.0 => Ok(rps),
+        _ => Err(format!(
+            "{text:?} is not a positive number of requests per second"
+        )),
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -235,6 +254,10 @@ async fn run(command: Command) -> Result<()> {
                 control,
                 engine: Arc::new(common.engine.engine()?),
                 step_secs: args.step_secs,
+                budget: (!args.no_shared_budget).then(|| AccountBudget {
+                    url: common.database.database_url.clone(),
+                    rps: args.account_rps,
+                }),
             };
             let lanes = Lanes {
                 backfill: args.lanes.contains(&Lane::Backfill),

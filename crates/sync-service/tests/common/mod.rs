@@ -133,6 +133,11 @@ pub fn call(method: &str, url: &str, body: Option<&Value>) -> (u16, Value) {
 
 impl Service {
     pub fn start(step_secs: &str, customers: usize) -> Service {
+        Self::start_with(step_secs, customers, &[])
+    }
+
+    /// Also passes `worker_args` to the worker.
+    pub fn start_with(step_secs: &str, customers: usize, worker_args: &[&str]) -> Service {
         let temporal = DevServer::start();
         let db = TestDb::new();
         let fake = FakeStripe::start(Config {
@@ -153,7 +158,7 @@ impl Service {
             String::from_utf8_lossy(&migrate.stderr)
         );
         let task_queue = format!("test-{}", free_port());
-        let worker = Self::worker(&temporal, &db, &task_queue, step_secs);
+        let worker = Self::worker_with(&temporal, &db, &task_queue, step_secs, worker_args);
         let port = free_port();
         let listen = format!("127.0.0.1:{port}");
         let serve = Process::start(&[
@@ -192,19 +197,33 @@ impl Service {
     }
 
     pub fn worker(temporal: &DevServer, db: &TestDb, task_queue: &str, step_secs: &str) -> Process {
-        Process::start(&[
+        Self::worker_with(temporal, db, task_queue, step_secs, &[])
+    }
+
+    pub fn worker_with(
+        temporal: &DevServer,
+        db: &TestDb,
+        task_queue: &str,
+        step_secs: &str,
+        extra: &[&str],
+    ) -> Process {
+        let live = format!("{task_queue}-live");
+        let address = temporal.address();
+        let mut args = vec![
             "worker",
             "--database-url",
             db.url(),
             "--temporal-address",
-            &temporal.address(),
+            &address,
             "--task-queue",
             task_queue,
             "--live-task-queue",
-            &format!("{task_queue}-live"),
+            &live,
             "--step-secs",
             step_secs,
-        ])
+        ];
+        args.extend_from_slice(extra);
+        Process::start(&args)
     }
 
     pub fn wait(&self, what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
