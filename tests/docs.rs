@@ -122,6 +122,9 @@ fn every_flag_the_docs_mention_exists() {
             helps.push_str(&help(binary, &[sub]));
         }
     }
+    for sub in ["create", "sync-batch", "check", "setup", "teardown"] {
+        helps.push_str(&help("sync-service", &["pipelines", sub]));
+    }
     helps.push_str(&help("stripe-fake", &[]));
     let known: BTreeSet<String> = helps
         .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))

@@ -137,8 +137,11 @@ async fn list(State(api): State<Arc<Api>>) -> Answer {
     Ok(Json(json!({"data": data})).into_response())
 }
 
+/// One pipeline, with its checkpoint (the state a step resumes from, and when it was saved).
 async fn show(State(api): State<Arc<Api>>, Path(id): Path<String>) -> Answer {
-    Ok(Json(api.control.get(&id).await?.shown()).into_response())
+    let mut shown = api.control.get(&id).await?.shown();
+    shown["checkpoint"] = api.control.checkpoint(&id).await?;
+    Ok(Json(shown).into_response())
 }
 
 #[derive(Deserialize)]
@@ -249,6 +252,16 @@ async fn update(
     Json(body): Json<Value>,
 ) -> Answer {
     let fields = body_object(&body)?;
+    if fields.get("status").and_then(Value::as_str) == Some("deleted") {
+        // The same as DELETE.
+        if fields.len() > 1 {
+            return Err(Failure(
+                StatusCode::BAD_REQUEST,
+                "status: \"deleted\" takes no other field".to_owned(),
+            ));
+        }
+        return delete(State(api), Path(id)).await;
+    }
     let mut p = api.control.get(&id).await?;
     if p.desired == Desired::Deleted {
         return Err(Failure(
@@ -267,7 +280,7 @@ async fn update(
                     _ => {
                         return Err(Failure(
                             StatusCode::BAD_REQUEST,
-                            "status: must be \"active\" or \"paused\" (DELETE deletes)".to_owned(),
+                            "status: must be \"active\", \"paused\" or \"deleted\"".to_owned(),
                         ));
                     }
                 }

@@ -22,13 +22,16 @@ pub struct ClientArgs {
 enum PipelinesCommand {
     /// Every pipeline.
     List,
-    /// Create one from a JSON body (inline or a file): {"id"?, "source", "destination", "streams"?}.
+    /// Create one from a JSON body (inline or a file): {"id"?, "source", "destination",
+    /// "streams"?}, and/or from flags (which win over the body's fields).
     Create {
         #[arg(value_name = "JSON|FILE")]
-        body: String,
+        body: Option<String>,
         /// Do not run check first.
         #[arg(long)]
         skip_check: bool,
+        #[command(flatten)]
+        fields: CreateFields,
     },
     /// One pipeline.
     Get { id: String },
@@ -73,6 +76,62 @@ enum PipelinesCommand {
     Runs { id: String },
 }
 
+/// A pipeline's fields as flags.
+#[derive(Args)]
+struct CreateFields {
+    /// The pipeline id (default: generated).
+    #[arg(long)]
+    id: Option<String>,
+    /// source.config.api_key.
+    #[arg(long)]
+    stripe_api_key: Option<String>,
+    /// destination.config.url.
+    #[arg(long)]
+    postgres_url: Option<String>,
+    /// destination.config.schema.
+    #[arg(long)]
+    schema: Option<String>,
+    /// The streams, comma-separated (default: every stream).
+    #[arg(long, value_delimiter = ',')]
+    streams: Option<Vec<String>>,
+}
+
+impl CreateFields {
+    /// The body: `base` (or `{}`) with the flags' fields set.
+    fn body(self, base: Option<Value>) -> Result<Value> {
+        let mut body = base.unwrap_or_else(|| serde_json::json!({}));
+        if !body.is_object() {
+            bail!("the body must be a JSON object");
+        }
+        let mut set = |path: &[&str], value: Value| {
+            let mut at = &mut body;
+            for key in &path[..path.len() - 1] {
+                if !at[*key].is_object() {
+                    at[*key] = serde_json::json!({});
+                }
+                at = &mut at[*key];
+            }
+            at[path[path.len() - 1]] = value;
+        };
+        if let Some(id) = self.id {
+            set(&["id"], Value::String(id));
+        }
+        if let Some(key) = self.stripe_api_key {
+            set(&["source", "config", "api_key"], Value::String(key));
+        }
+        if let Some(url) = self.postgres_url {
+            set(&["destination", "config", "url"], Value::String(url));
+        }
+        if let Some(schema) = self.schema {
+            set(&["destination", "config", "schema"], Value::String(schema));
+        }
+        if let Some(streams) = self.streams {
+            set(&["streams"], serde_json::json!(streams));
+        }
+        Ok(body)
+    }
+}
+
 fn only_query(only: Option<String>) -> String {
     only.map(|side| format!("?only={side}")).unwrap_or_default()
 }
@@ -89,11 +148,21 @@ fn body_of(text: &str) -> Result<Value> {
 /// Runs one client command.
 pub async fn run(args: ClientArgs) -> Result<()> {
     let base = args.service_url.trim_end_matches('/');
+    let waits_for_a_step = matches!(args.command, PipelinesCommand::SyncBatch { .. });
     let (method, path, body) = match args.command {
         PipelinesCommand::List => ("GET", "/pipelines".to_owned(), None),
-        PipelinesCommand::Create { body, skip_check } => {
+        PipelinesCommand::Create {
+            body,
+            skip_check,
+            fields,
+        } => {
             let query = if skip_check { "?skip_check=true" } else { "" };
-            ("POST", format!("/pipelines{query}"), Some(body_of(&body)?))
+            let base = body.as_deref().map(body_of).transpose()?;
+            (
+                "POST",
+                format!("/pipelines{query}"),
+                Some(fields.body(base)?),
+            )
         }
         PipelinesCommand::Get { id } => ("GET", format!("/pipelines/{id}"), None),
         PipelinesCommand::Update { id, body } => {
@@ -149,5 +218,14 @@ pub async fn run(args: ClientArgs) -> Result<()> {
         bail!("{status}: {message}");
     }
     println!("{text}");
+    if waits_for_a_step {
+        let run: Value = serde_json::from_str(&text).unwrap_or_default();
+        if run["status"] == "failed" {
+            bail!(
+                "the step failed: {}",
+                run["error"].as_str().unwrap_or("see the runs")
+            );
+        }
+    }
     Ok(())
 }

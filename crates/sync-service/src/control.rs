@@ -272,6 +272,20 @@ impl Control {
         })
     }
 
+    /// The checkpoint as shown: `{"state", "saved_at", "saves"}`.
+    pub async fn checkpoint(&self, id: &str) -> Result<Value, ControlError> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_opt(
+                "SELECT json_build_object('state', state, 'saved_at', updated_at, 'saves', saves)
+                 FROM sync_service.pipeline_state WHERE pipeline_id = $1",
+                &[&id],
+            )
+            .await?
+            .ok_or_else(|| ControlError::NotFound(id.to_owned()))?;
+        Ok(row.get(0))
+    }
+
     /// Saves a committed checkpoint, unless a newer claim exists.
     pub async fn save_state(
         &self,

@@ -155,13 +155,15 @@ fn schemas() -> Map<String, Value> {
         "streams": {"type": ["array", "null"], "items": {"type": "string"}},
         "desired_status": {"enum": ["active", "paused", "deleted"]}, "status": status,
         "failure_type": {"type": ["string", "null"], "enum": ["config_error", "transient_error", "system_error", null]},
-        "error": {"type": ["string", "null"]}}}));
+        "error": {"type": ["string", "null"]},
+        "checkpoint": {"type": "object", "description": "GET /pipelines/{id} only: the state a step resumes from, when it was saved, how many saves", "properties": {
+            "state": {"type": "object"}, "saved_at": {"type": "string"}, "saves": {"type": "integer"}}}}}));
     s.insert("PipelineList".into(), json!({"type": "object", "required": ["data"], "properties": {"data": {"type": "array", "items": reference("Pipeline")}}}));
     s.insert("PipelineCreate".into(), json!({"type": "object", "required": ["source", "destination"], "additionalProperties": false, "properties": {
         "id": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,63}$"}, "source": reference("ConnectorSide"), "destination": reference("ConnectorSide"),
         "streams": {"type": "array", "minItems": 1, "items": {"type": "string"}}}}));
     s.insert("PipelineUpdate".into(), json!({"type": "object", "additionalProperties": false, "properties": {
-        "status": {"enum": ["active", "paused"]}, "source": reference("ConnectorSide"), "destination": reference("ConnectorSide"),
+        "status": {"enum": ["active", "paused", "deleted"]}, "source": reference("ConnectorSide"), "destination": reference("ConnectorSide"),
         "streams": {"type": "array", "minItems": 1, "items": {"type": "string"}}}}));
     s.insert("Run".into(), json!({"type": "object", "properties": {
         "id": {"type": "integer"}, "fence": {"type": "integer"}, "started_at": {"type": "string"}, "ended_at": {"type": ["string", "null"]},

@@ -59,6 +59,9 @@ pub struct PipelineInput {
     /// Steps a child runs before continuing as new (tests lower it); 0: the default.
     #[serde(default)]
     pub steps_per_child_run: u32,
+    /// Children this workflow runs before continuing as new (tests lower it); 0: the default.
+    #[serde(default)]
+    pub ops_per_run: u32,
 }
 
 /// The entity workflow's state: what signals changed.
@@ -194,11 +197,6 @@ impl PipelineWorkflow {
             events_seen = None;
             drain_inbox(ctx, &carry, &mut events_seen).await;
             ops += 1;
-            if ops >= OPS_PER_RUN || ctx.continue_as_new_suggested() {
-                carry.desired = ctx.state(|s| s.desired).unwrap_or(carry.desired);
-                carry.reconcile_asked |= ctx.state(|s| s.reconcile_pending);
-                match ctx.continue_as_new(carry.clone(), ContinueAsNewOptions::default())? {}
-            }
             let wait = match outcome {
                 // A child returns More only when its step was cut and it must be run again.
                 StepOutcome::More => 0,
@@ -208,6 +206,16 @@ impl PipelineWorkflow {
                 StepOutcome::Interrupted => 5,
             };
             idle(ctx, &carry, marks, wait, &mut events_seen).await?;
+            // After the wait, so that the next run starts with what woke this one.
+            let per_run = match carry.ops_per_run {
+                0 => OPS_PER_RUN,
+                n => n,
+            };
+            if ops >= per_run || ctx.continue_as_new_suggested() {
+                carry.desired = ctx.state(|s| s.desired).unwrap_or(carry.desired);
+                carry.reconcile_asked |= ctx.state(|s| s.reconcile_pending);
+                match ctx.continue_as_new(carry.clone(), ContinueAsNewOptions::default())? {}
+            }
         }
     }
 

@@ -93,6 +93,41 @@ fn create_backfills_to_ready_then_pause_resume_sync_and_delete() {
     );
     service.wait_status("acct-1", "ready", Duration::from_secs(240));
     service.assert_exact("acct1");
+    // The client builds a body from flags over a JSON one; sync-batch waits for a step and
+    // prints its run.
+    let base_url = json!({"source": {"config": {"base_url": service.fake.base_url()}}});
+    let made = client(&[
+        "create",
+        &base_url.to_string(),
+        "--id",
+        "acct-cli",
+        "--stripe-api-key",
+        "sk_test_service",
+        "--postgres-url",
+        service.db.url(),
+        "--schema",
+        "cli",
+        "--streams",
+        "products",
+    ]);
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let batch = client(&["sync-batch", "acct-cli"]);
+    assert!(
+        batch.status.success(),
+        "{}",
+        String::from_utf8_lossy(&batch.stderr)
+    );
+    let run: Value = serde_json::from_slice(&batch.stdout).unwrap();
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(
+        service.row_ids("cli", "products"),
+        service.object_ids("products")
+    );
+    assert!(client(&["delete", "acct-cli"]).status.success());
     let (_, runs) = call("GET", &service.url("/pipelines/acct-1/runs"), None);
     let runs = runs["data"].as_array().unwrap().clone();
     assert!(
@@ -465,4 +500,127 @@ fn a_provisioned_endpoint_feeds_the_live_lane_during_a_long_backfill_step_and_de
     });
     assert_eq!(endpoints(), 0, "teardown deletes the endpoint it made");
     assert!(service.row_ids("acct4", "customers").is_empty());
+}
+
+#[test]
+fn pause_mid_backfill_stops_requests_and_queues_webhooks_resume_continues_and_500s_heal() {
+    let service = Service::start("1", 3000);
+    let slow = Faults {
+        latency: Some(stripe_fake::Latency {
+            min_ms: 100,
+            max_ms: 100,
+        }),
+        ..Faults::default()
+    };
+    service.fake.set_faults(slow.clone()).unwrap();
+    let body = service.pipeline_body("acct-5", "acct5");
+    let (code, created) = call("POST", &service.url("/pipelines"), Some(&body));
+    assert_eq!(code, 201, "{created}");
+    service.wait("two saved steps", Duration::from_secs(120), || {
+        let (_, runs) = call("GET", &service.url("/pipelines/acct-5/runs"), None);
+        runs["data"].as_array().map_or(0, |r| {
+            r.iter().filter(|r| r["states"].as_i64() > Some(0)).count()
+        }) >= 2
+    });
+
+    // Paused within 30 s; then no request reaches Stripe, and webhooks are kept, not applied.
+    let (code, answer) = call(
+        "PATCH",
+        &service.url("/pipelines/acct-5"),
+        Some(&json!({"status": "paused"})),
+    );
+    assert_eq!(code, 200, "{answer}");
+    service.wait_status("acct-5", "paused", Duration::from_secs(30));
+    let checkpoint = service.status("acct-5")["checkpoint"].clone();
+    assert!(
+        checkpoint["saves"].as_i64() > Some(0) && checkpoint["state"] != json!({}),
+        "{checkpoint}"
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    service.fake.reset_stats();
+    let id = service.object_ids("customers")[0].clone();
+    let event = silent_change(&service.fake, &id, "While Paused", "evt_paused_1");
+    let (code, answer) = post_webhook(&service.base, "acct-5", &event, WEBHOOK_SECRET);
+    assert_eq!(code, 200, "{answer}");
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        service.fake.stats().total,
+        0,
+        "paused, yet Stripe was asked"
+    );
+    let applied: Option<std::time::SystemTime> = service
+        .db
+        .client()
+        .query_one(
+            "SELECT applied_at FROM sync_service.webhook_inbox WHERE event_id = 'evt_paused_1'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert!(applied.is_none(), "applied while paused");
+
+    // Resumed: the queued event lands, and the backfill goes on from the checkpoint (fewer
+    // customer pages than a whole listing).
+    let (code, _) = call(
+        "PATCH",
+        &service.url("/pipelines/acct-5"),
+        Some(&json!({"status": "active"})),
+    );
+    assert_eq!(code, 200);
+    service.wait_status("acct-5", "ready", Duration::from_secs(240));
+    service.assert_exact("acct5");
+    service.wait(
+        "the queued webhook's change",
+        Duration::from_secs(60),
+        || service.name_of("acct5", &id).as_deref() == Some("While Paused"),
+    );
+    let pages = service
+        .fake
+        .stats()
+        .by_endpoint
+        .get("GET /v1/customers")
+        .copied()
+        .unwrap_or(0);
+    assert!(
+        pages < 30,
+        "{pages} customer pages after resume: a whole listing is 30"
+    );
+
+    // Stripe answers 500 to everything for a while: the pipeline fails transiently and heals
+    // by itself once Stripe does.
+    service
+        .fake
+        .set_faults(Faults {
+            error_rate: 1.0,
+            ..Faults::default()
+        })
+        .unwrap();
+    service
+        .fake
+        .create(
+            Scope::test(None),
+            "customers",
+            json!({"email": "outage@example.com"}),
+        )
+        .unwrap();
+    assert_eq!(
+        call("POST", &service.url("/pipelines/acct-5/sync"), None).0,
+        202
+    );
+    std::thread::sleep(Duration::from_secs(15));
+    service.fake.set_faults(Faults::default()).unwrap();
+    service.wait(
+        "recovery after the outage",
+        Duration::from_secs(120),
+        || {
+            service.status("acct-5")["status"] == "ready"
+                && service.row_ids("acct5", "customers") == service.object_ids("customers")
+        },
+    );
+    service.assert_exact("acct5");
+
+    // No key in any log line.
+    for log in [service.worker.log_text(), service.serve.log_text()] {
+        assert!(!log.contains("sk_test_service"), "a key in the logs: {log}");
+    }
 }

@@ -346,3 +346,30 @@ fn a_failed_step_waits_for_an_update_and_pause_resume_and_delete_are_obeyed() {
     assert_eq!(result, "pipeline wf-3 deleted");
     assert_eq!(h.count("delete"), 1);
 }
+
+#[test]
+fn the_reconcile_timer_survives_continue_as_new() {
+    let h = Harness::start(Script::default());
+    // One child per run, a reconcile every 4 s: each reconcile comes from a later run.
+    let mut input = h.input("wf-4", 0);
+    input.ops_per_run = 1;
+    input.reconcile_secs = 4;
+    h.ring(&input, "created");
+    h.wait_calls("two reconciles", |c| {
+        c.iter()
+            .filter(|c| *c == "sync_step(from scratch) -> Ready")
+            .count()
+            >= 2
+    });
+    // The first catch-up is not repeated by each new run: runs wait for the timer they carry.
+    assert_eq!(h.count("sync_step started"), 1, "{:#?}", h.script.calls());
+    // Continued as new at least twice: the latest run is not the first.
+    let temporal = h.temporal();
+    let history = h.runtime.block_on(temporal.history_json("wf-4")).unwrap();
+    let history: serde_json::Value = serde_json::from_slice(&history).unwrap();
+    let started = &history["events"][0]["attributes"]["WorkflowExecutionStartedEventAttributes"];
+    assert_ne!(
+        started["continued_execution_run_id"], "",
+        "the latest run was continued from another: {started}"
+    );
+}
