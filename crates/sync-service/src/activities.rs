@@ -36,6 +36,8 @@ pub enum StepOutcome {
     Failed,
     /// Stopped because the pipeline is to be paused or deleted: wait for that signal.
     Interrupted,
+    /// Another pipeline of the same Stripe account is running a step: try again later.
+    Busy,
 }
 
 /// One step of a pipeline.
@@ -119,6 +121,16 @@ pub async fn failures_of(mut messages: Messages) -> Vec<(Option<FailureType>, St
     failures
 }
 
+/// The Stripe account a pipeline reads, as the shared budget keys it; `None` for other sources.
+fn account_key(request: &PipelineRequest) -> Option<String> {
+    let config = &request.source.config;
+    let api_key = config.get("api_key")?.as_str()?;
+    (request.source.name == "stripe").then(|| {
+        let account = config.get("account_id").and_then(|v| v.as_str());
+        source_stripe::budget_key(api_key, account)
+    })
+}
+
 /// What the worker's activities share (cheap to clone: one per task queue).
 #[derive(Clone)]
 pub struct PipelineActivities {
@@ -169,6 +181,15 @@ impl PipelineActivities {
                 };
                 return self.failed(&pipeline_id, None, failure).await;
             }
+        };
+        // Held until this step ends (dropped with it).
+        let _account = match account_key(&request) {
+            Some(key) => match self.control.try_lock_account(&key).await {
+                Ok(Some(lock)) => Some(lock),
+                Ok(None) => return Ok(StepOutcome::Busy),
+                Err(e) => return Err(retryable(e)),
+            },
+            None => None,
         };
         let mut claim = self.control.claim(&pipeline_id).await.map_err(retryable)?;
         if step.from_scratch {

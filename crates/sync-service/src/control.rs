@@ -74,6 +74,14 @@ impl Control {
         Ok(Control { pool })
     }
 
+    /// Takes the step lock of an account (see `account_lock`), if free.
+    pub async fn try_lock_account(
+        &self,
+        key: &str,
+    ) -> Result<Option<crate::account_lock::AccountLock>, ControlError> {
+        crate::account_lock::try_lock(&self.pool, key).await
+    }
+
     /// Applies the migrations not applied yet; returns how many it applied. Concurrent callers
     /// wait for each other (an advisory lock).
     pub async fn migrate(&self) -> Result<usize, ControlError> {

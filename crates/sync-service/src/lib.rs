@@ -1,6 +1,7 @@
 //! sync-service: pipelines as durable Temporal workflows over the sync engine, with a control
 //! database in Postgres and a REST API. See `docs/service.md`.
 
+mod account_lock;
 pub mod activities;
 pub mod api;
 pub mod budget;

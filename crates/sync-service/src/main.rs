@@ -196,6 +196,10 @@ struct WorkerArgs {
     /// source's rate_limit, else Stripe's default for the key (25 test, 100 live).
     #[arg(long, value_parser = positive_rps)]
     account_rps: Option<f64>,
+    /// Engine steps this worker runs at once (each runs a source and a destination); more wait
+    /// in Temporal's queue for any worker.
+    #[arg(long, default_value_t = 8)]
+    max_concurrent_steps: usize,
     /// Do not share a rate budget between the runs of one account (each engine run then keeps
     /// its own limit).
     #[arg(long)]
@@ -268,7 +272,9 @@ async fn run(command: Command) -> Result<()> {
                 live_task_queue = %common.temporal.live_task_queue,
                 "worker: running"
             );
-            temporal.run_worker(activities, lanes).await
+            temporal
+                .run_worker(activities, lanes, args.max_concurrent_steps)
+                .await
         }
         Command::Serve(args) => {
             let common = &args.common;

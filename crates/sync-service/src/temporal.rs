@@ -33,6 +33,19 @@ pub struct Lanes {
     pub live: bool,
 }
 
+/// Slots of the backfill lane: at most `steps` activities at once (each runs the engine), the
+/// SDK's default for workflow tasks (cheap).
+fn step_slots(steps: usize) -> temporalio_sdk::runtime::worker_tuner::WorkerTuner {
+    use temporalio_sdk::runtime::worker_tuner::{FixedSizeSlotSupplier, TunerHolder};
+    TunerHolder::builder()
+        .workflow_task_slot_supplier(FixedSizeSlotSupplier::new(100))
+        .activity_task_slot_supplier(FixedSizeSlotSupplier::new(steps.max(1)))
+        .local_activity_task_slot_supplier(FixedSizeSlotSupplier::new(100))
+        .nexus_task_slot_supplier(FixedSizeSlotSupplier::new(100))
+        .build()
+        .into()
+}
+
 /// A connected client.
 #[derive(Clone)]
 pub struct Temporal {
@@ -132,7 +145,12 @@ impl Temporal {
 
     /// Runs the workers of `lanes` (one per task queue, each with its own slots, so webhook
     /// events never wait for a free backfill slot) until SIGINT or SIGTERM.
-    pub async fn run_worker(self, activities: PipelineActivities, lanes: Lanes) -> Result<()> {
+    pub async fn run_worker(
+        self,
+        activities: PipelineActivities,
+        lanes: Lanes,
+        max_concurrent_steps: usize,
+    ) -> Result<()> {
         let runtime = Runtime::from_current_tokio(Default::default())
             .map_err(|e| anyhow!("Temporal runtime: {e}"))?;
         let mut workers = Vec::new();
@@ -143,6 +161,7 @@ impl Temporal {
                 .register_workflow::<SyncWorkflow>()
                 .map_err(|e| anyhow!("registering the sync workflow: {e}"))?
                 .register_activities(activities.clone())
+                .tuner(step_slots(max_concurrent_steps))
                 .build();
             workers.push(
                 Worker::new(&runtime, self.client.clone(), options)

@@ -27,6 +27,8 @@ pub const WORKFLOW_TYPE: &str = "pipeline";
 const OPS_PER_RUN: u32 = 200;
 /// Steps before a child continues as new.
 const STEPS_PER_RUN: u32 = 100;
+/// How long a child waits when its account is busy with another pipeline's step.
+const BUSY_WAIT: Duration = Duration::from_secs(3);
 /// Why a `ring` was sent, when it concerns only the live lane or a reconcile.
 pub const RING_WEBHOOK: &str = "webhook";
 pub const RING_RECONCILE: &str = "reconcile";
@@ -202,6 +204,8 @@ impl PipelineWorkflow {
                 StepOutcome::More => 0,
                 StepOutcome::Ready => carry.poll_secs,
                 StepOutcome::Failed => carry.retry_secs,
+                // A child waits out a busy account itself; never returned.
+                StepOutcome::Busy => 0,
                 // The signal that interrupted it is on its way.
                 StepOutcome::Interrupted => 5,
             };
@@ -404,9 +408,15 @@ impl SyncWorkflow {
             let outcome = ctx
                 .execute_activity(PipelineActivities::sync_step, request, step_options())
                 .await?;
-            steps += 1;
-            if outcome != StepOutcome::More {
-                return Ok(outcome);
+            match outcome {
+                // The account is busy with another pipeline's step: wait here, holding no
+                // worker slot.
+                StepOutcome::Busy => {
+                    ctx.timer(BUSY_WAIT).await;
+                    continue;
+                }
+                StepOutcome::More => steps += 1,
+                _ => return Ok(outcome),
             }
         }
         match ctx.continue_as_new(

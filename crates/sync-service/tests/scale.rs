@@ -1,12 +1,12 @@
-//! Scaling out: pipelines of one account on several workers share the account's rate budget.
-//! A real dev server, real workers and server, the simulator (which counts the requests) and a
-//! real Postgres.
+//! Scaling out: pipelines of one account on several workers share the account's rate budget;
+//! many pipelines spread over several workers, one of which dies. A real dev server, real
+//! workers and server, the simulator (which counts the requests) and a real Postgres.
 
 mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Service, call};
+use common::{Process, Service, call};
 
 const BUDGET: f64 = 20.0;
 
@@ -14,7 +14,7 @@ const BUDGET: f64 = 20.0;
 fn two_pipelines_of_one_account_on_two_workers_stay_within_its_budget() {
     // One step per backfill, so that both read all the while.
     let rps = BUDGET.to_string();
-    let mut service = Service::start_with("600", 8_000, &["--account-rps", &rps]);
+    let mut service = Service::start_with("600", 20_000, &["--account-rps", &rps], &[]);
     let _second = Service::worker_with(
         &service.temporal,
         &service.db,
@@ -29,7 +29,8 @@ fn two_pipelines_of_one_account_on_two_workers_stay_within_its_budget() {
         let (code, created) = call("POST", &service.url("/pipelines"), Some(&body));
         assert_eq!(code, 201, "{created}");
     }
-    // The simulator's count every 250 ms until one of them is ready.
+    // The simulator's count every 250 ms until one of them is ready (one backfills while the
+    // other waits for the account; both take from the budget).
     let mut samples = Vec::new();
     let ready = |s: &Service| {
         ["acct-a", "acct-b"]
@@ -58,5 +59,75 @@ fn two_pipelines_of_one_account_on_two_workers_stay_within_its_budget() {
         service.wait_status(id, "ready", Duration::from_secs(300));
         service.assert_exact(schema);
     }
+    // One step per account at a time: no step of one overlapped a step of the other.
+    let overlapping: i64 = service
+        .db
+        .client()
+        .query_one(
+            "SELECT count(*) FROM sync_service.runs a JOIN sync_service.runs b
+               ON a.pipeline_id = 'acct-a' AND b.pipeline_id = 'acct-b'
+              AND a.started_at < coalesce(b.ended_at, now())
+              AND b.started_at < coalesce(a.ended_at, now())",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(overlapping, 0, "steps of one account overlapped");
+    service.worker.kill();
+}
+
+#[test]
+fn thirty_pipelines_on_three_workers_all_reach_ready_exact_though_one_worker_dies() {
+    // Thirty keys: thirty budgets and step locks, so the pipelines run side by side.
+    let keys: Vec<String> = (0..30).map(|i| format!("sk_test_scale_{i:02}")).collect();
+    let mut service = Service::start_with("2", 300, &["--max-concurrent-steps", "4"], &keys);
+    let mut workers: Vec<Process> = (0..2)
+        .map(|_| {
+            Service::worker_with(
+                &service.temporal,
+                &service.db,
+                &service.task_queue,
+                "2",
+                &["--max-concurrent-steps", "4"],
+            )
+        })
+        .collect();
+    let ids: Vec<String> = (0..30).map(|i| format!("p-{i:02}")).collect();
+    for (i, id) in ids.iter().enumerate() {
+        let mut body = service.pipeline_body(id, &format!("s{i:02}"));
+        body["source"]["config"]["api_key"] = serde_json::json!(keys[i]);
+        let (code, created) = call(
+            "POST",
+            &service.url("/pipelines?skip_check=true"),
+            Some(&body),
+        );
+        assert_eq!(code, 201, "{created}");
+    }
+    let ready = |s: &Service| {
+        ids.iter()
+            .filter(|id| s.status(id)["status"] == "ready")
+            .count()
+    };
+    // One worker dies (SIGKILL) while most pipelines are still backfilling.
+    service.wait(
+        "the first pipelines to be ready",
+        Duration::from_secs(300),
+        || ready(&service) >= 3,
+    );
+    let pid = workers[0].child.id();
+    test_support::process::signal(pid, 9);
+    let _ = workers[0].child.wait();
+    let killed_at = Instant::now();
+    service.wait("all thirty to be ready", Duration::from_secs(600), || {
+        ready(&service) == 30
+    });
+    eprintln!(
+        "all 30 ready {:?} after the kill (ready at the kill: at least 3)",
+        killed_at.elapsed()
+    );
+    for i in 0..30 {
+        service.assert_exact(&format!("s{i:02}"));
+    }
+    workers.clear();
     service.worker.kill();
 }

@@ -245,6 +245,7 @@ fn a_child_loops_steps_across_continue_as_new_until_ready_then_the_pipeline_wait
     let h = Harness::start(Script {
         outcomes: Mutex::new(
             [
+                StepOutcome::Busy,
                 StepOutcome::More,
                 StepOutcome::More,
                 StepOutcome::More,
@@ -254,15 +255,16 @@ fn a_child_loops_steps_across_continue_as_new_until_ready_then_the_pipeline_wait
         ),
         ..Script::default()
     });
-    // Two steps per child run: four steps need two continue-as-new.
+    // A busy account first (the child waits on a timer and tries again), then two steps per
+    // child run: four steps need two continue-as-new.
     let input = h.input("wf-1", 2);
     h.ring(&input, "created");
-    h.wait_calls("four steps", |c| {
-        c.iter().filter(|c| c.starts_with("sync_step ->")).count() == 4
+    h.wait_calls("five steps", |c| {
+        c.iter().filter(|c| c.starts_with("sync_step ->")).count() == 5
     });
     // Ready: it waits (the poll timer is an hour) instead of stepping again.
     std::thread::sleep(Duration::from_secs(3));
-    assert_eq!(h.count("sync_step started"), 4, "{:#?}", h.script.calls());
+    assert_eq!(h.count("sync_step started"), 5, "{:#?}", h.script.calls());
     let backfill_queue = format!("apply_inbox on {}", h.args.task_queue);
     assert_eq!(
         h.count(&backfill_queue),
@@ -274,8 +276,8 @@ fn a_child_loops_steps_across_continue_as_new_until_ready_then_the_pipeline_wait
     assert_eq!(h.count(&live), 2, "{:#?}", h.script.calls());
     // A sync request runs a new child at once.
     h.ring(&input, "sync requested");
-    h.wait_calls("a fifth step", |c| {
-        c.iter().filter(|c| c.starts_with("sync_step ->")).count() == 5
+    h.wait_calls("a sixth step", |c| {
+        c.iter().filter(|c| c.starts_with("sync_step ->")).count() == 6
     });
     // A reconcile starts afresh.
     h.ring(&input, RING_RECONCILE);

@@ -133,18 +133,27 @@ pub fn call(method: &str, url: &str, body: Option<&Value>) -> (u16, Value) {
 
 impl Service {
     pub fn start(step_secs: &str, customers: usize) -> Service {
-        Self::start_with(step_secs, customers, &[])
+        Self::start_with(step_secs, customers, &[], &[])
     }
 
-    /// Also passes `worker_args` to the worker.
-    pub fn start_with(step_secs: &str, customers: usize, worker_args: &[&str]) -> Service {
+    /// Also passes `worker_args` to the worker; the simulator also takes `extra_keys`.
+    pub fn start_with(
+        step_secs: &str,
+        customers: usize,
+        worker_args: &[&str],
+        extra_keys: &[String],
+    ) -> Service {
         let temporal = DevServer::start();
         let db = TestDb::new();
         let fake = FakeStripe::start(Config {
             seed: 11,
             scale: 0.0,
             objects: vec![("customers".into(), customers), ("products".into(), 60)],
-            keys: vec!["sk_test_service".to_owned(), "sk_test_rotated".to_owned()],
+            keys: ["sk_test_service", "sk_test_rotated"]
+                .iter()
+                .map(|k| k.to_string())
+                .chain(extra_keys.iter().cloned())
+                .collect(),
             ..Default::default()
         })
         .unwrap();
