@@ -44,6 +44,8 @@ const OTHER_TOOLS: &[&str] = &[
     "--bins",
     "--yes",
     "--bench",
+    "--test",
+    "--nocapture",
     "--forward-to",
     // the temporal CLI's dev server
     "--headless",

@@ -404,7 +404,7 @@ impl Control {
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 
-    /// Marks events applied.
+    /// Marks events applied, and forgets the pipeline's events applied more than a week ago.
     pub async fn inbox_applied(&self, id: &str, event_ids: &[String]) -> Result<(), ControlError> {
         let client = self.pool.get().await?;
         client
@@ -412,6 +412,15 @@ impl Control {
                 "UPDATE sync_service.webhook_inbox SET applied_at = now()
                  WHERE pipeline_id = $1 AND event_id = ANY($2)",
                 &[&id, &event_ids],
+            )
+            .await?;
+        // Kept a week after they were applied: long enough to recognise Stripe's redeliveries
+        // (it retries for three days), short enough to bound the table.
+        client
+            .execute(
+                "DELETE FROM sync_service.webhook_inbox
+                 WHERE pipeline_id = $1 AND applied_at < now() - interval '7 days'",
+                &[&id],
             )
             .await?;
         Ok(())

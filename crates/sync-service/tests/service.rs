@@ -191,6 +191,39 @@ fn create_backfills_to_ready_then_pause_resume_sync_and_delete() {
         .unwrap()
         .get(0);
     assert_eq!(applied, 1, "the event is kept once and applied");
+    // Applied events are forgotten after a week, when the next batch is applied.
+    service
+        .db
+        .client()
+        .execute(
+            "UPDATE sync_service.webhook_inbox SET applied_at = now() - interval '8 days'",
+            &[],
+        )
+        .unwrap();
+    let event = silent_change(
+        &service.fake,
+        &new_id,
+        "Week Later",
+        "evt_service_webhook_2",
+    );
+    let (code, answer) = post_webhook(&service.base, "acct-1", &event, WEBHOOK_SECRET);
+    assert_eq!(code, 200, "{answer}");
+    service.wait(
+        "the old event to be forgotten",
+        Duration::from_secs(60),
+        || {
+            let ids: Vec<String> = service
+                .db
+                .client()
+                .query("SELECT event_id FROM sync_service.webhook_inbox", &[])
+                .unwrap()
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            ids == ["evt_service_webhook_2"]
+                && service.name_of("acct1", &new_id).as_deref() == Some("Week Later")
+        },
+    );
 
     // Pause and resume take effect within 30 s.
     let (code, answer) = call(
