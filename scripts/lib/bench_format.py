@@ -275,5 +275,28 @@ def service():
           f"step outlasts the webhooks ({busy['after_backfill']} of {busy['webhooks']} landed after the backfill ended).")
 
 
+def scale():
+    data = [r for r in rows() if r["bench"] == "scale"]
+    first = data[0]
+    print(f"{first['pipelines']} pipelines, each with its own key (so its own rate budget of 25 requests/s and its own "
+          f"step lock), each syncing {first['customers']:,} customers and 60 products into its own schema; a Temporal dev "
+          "server, release `sync-service serve` and 1, 2 or 3 release workers (default 8 steps at once each, 300 s steps), "
+          "the simulator and Postgres on the same machine. Timed from the first `POST /pipelines` until all are `ready` "
+          "(rows checked exact after). Worker memory is the largest `sync-service worker` process's peak RSS (the "
+          "connectors are processes of their own).")
+    print("Reproduce: `scripts/bench scale` (`BENCH_SCALE_CUSTOMERS`, default 5,000).")
+    print()
+    print("| workers | records | seconds | records/s in all | ratio to one worker | worker peak RSS | per pipeline it ran |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for r in data:
+        ratio = r["records_per_second"] / first["records_per_second"]
+        rss = r["worker_peak_rss_bytes"] / 2**20
+        print(f"| {r['workers']} | {r['records']:,} | {r['seconds']:.1f} | {r['records_per_second']:,.0f} | {ratio:.2f} | "
+              f"{rss:.0f} MiB | {rss / r['pipelines_per_worker']:.1f} MiB |")
+    print()
+    print("On this 2-core machine the workers, the connectors they start, the simulator, Postgres and Temporal share the "
+          "same two cores: a ratio near 1 says the machine, not the number of workers, is the limit.")
+
+
 if __name__ == "__main__":
     globals()[sys.argv[1].replace("-", "_")](*sys.argv[2:])
