@@ -100,20 +100,7 @@ struct UninstallArgs {
 fn main() -> std::process::ExitCode {
     sync_connector::logging::init(sync_connector::logging::LogFormat::Human, None);
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(cli.command)) {
-        Ok(code) => std::process::ExitCode::from(code),
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    sync_connector::binary::run_main(run(cli.command))
 }
 
 async fn run(command: Command) -> Result<u8> {

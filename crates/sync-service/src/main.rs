@@ -225,20 +225,7 @@ fn main() -> std::process::ExitCode {
     // The connectors' logging: stderr through the secret redactor.
     sync_connector::logging::init(sync_connector::logging::LogFormat::Human, None);
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(cli.command)) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    sync_connector::binary::run_main(async { run(cli.command).await.map(|()| 0) })
 }
 
 async fn run(command: Command) -> Result<()> {
