@@ -110,14 +110,21 @@ pub enum KeyMode {
     Test,
 }
 
-impl Config {
-    /// Whether the key reads live or test data.
-    pub fn key_mode(&self) -> KeyMode {
-        if self.api_key.starts_with("sk_live_") || self.api_key.starts_with("rk_live_") {
+impl KeyMode {
+    /// The mode of an API key.
+    pub fn of(api_key: &str) -> KeyMode {
+        if api_key.starts_with("sk_live_") || api_key.starts_with("rk_live_") {
             KeyMode::Live
         } else {
             KeyMode::Test
         }
+    }
+}
+
+impl Config {
+    /// Whether the key reads live or test data.
+    pub fn key_mode(&self) -> KeyMode {
+        KeyMode::of(&self.api_key)
     }
 
     /// Account-wide requests per second: live 100, test 25 (Stripe's published limits).

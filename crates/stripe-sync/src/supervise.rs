@@ -44,6 +44,9 @@ impl Managed {
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
+            // A start that fails half-way (Temporal never serves, migrate fails) leaves nothing
+            // running behind it.
+            .kill_on_drop(true)
             .spawn()
             .with_context(|| format!("starting {} ({})", self.name, self.program.display()))?;
         tracing::info!(pid = child.id(), "{} started", self.name);

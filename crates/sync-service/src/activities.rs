@@ -121,16 +121,6 @@ pub async fn failures_of(mut messages: Messages) -> Vec<(Option<FailureType>, St
     failures
 }
 
-/// The Stripe account a pipeline reads, as the shared budget keys it; `None` for other sources.
-fn account_key(request: &PipelineRequest) -> Option<String> {
-    let config = &request.source.config;
-    let api_key = config.get("api_key")?.as_str()?;
-    (request.source.name == "stripe").then(|| {
-        let account = config.get("account_id").and_then(|v| v.as_str());
-        source_stripe::budget_key(api_key, account)
-    })
-}
-
 /// What the worker's activities share (cheap to clone: one per task queue).
 #[derive(Clone)]
 pub struct PipelineActivities {
@@ -183,7 +173,7 @@ impl PipelineActivities {
             }
         };
         // Held until this step ends (dropped with it).
-        let _account = match account_key(&request) {
+        let _account = match crate::budget::account_key(&request) {
             Some(key) => match self.control.try_lock_account(&key).await {
                 Ok(Some(lock)) => Some(lock),
                 Ok(None) => return Ok(StepOutcome::Busy),
@@ -193,7 +183,13 @@ impl PipelineActivities {
         };
         let mut claim = self.control.claim(&pipeline_id).await.map_err(retryable)?;
         if step.from_scratch {
+            // Saved at once (fenced): a reconcile interrupted before its first checkpoint
+            // resumes as a reconcile instead of being dropped for the old checkpoint.
             claim.state = Default::default();
+            self.control
+                .save_state(&pipeline_id, claim.fence, &claim.state)
+                .await
+                .map_err(retryable)?;
         }
         let run = self
             .control

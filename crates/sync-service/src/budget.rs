@@ -18,21 +18,30 @@ pub struct AccountBudget {
 impl AccountBudget {
     /// Adds the budget to a Stripe source's config, unless it has one of its own.
     pub fn apply(&self, request: &mut PipelineRequest) {
-        let config = &mut request.source.config;
-        if request.source.name != "stripe" || config.contains_key("shared_rate_limit") {
+        if request.source.config.contains_key("shared_rate_limit") {
             return;
         }
-        let Some(api_key) = config.get("api_key").and_then(Value::as_str) else {
+        let Some(key) = account_key(request) else {
             return;
         };
-        let account = config.get("account_id").and_then(Value::as_str);
-        let mut shared = json!({
-            "url": self.url,
-            "key": source_stripe::budget_key(api_key, account),
-        });
+        let mut shared = json!({"url": self.url, "key": key});
         if let Some(rps) = self.rps {
             shared["max_rps"] = json!(rps);
         }
-        config.insert("shared_rate_limit".to_owned(), shared);
+        request
+            .source
+            .config
+            .insert("shared_rate_limit".to_owned(), shared);
     }
+}
+
+/// The Stripe account a pipeline reads, as buckets and step locks key it; `None` for other
+/// sources.
+pub fn account_key(request: &PipelineRequest) -> Option<String> {
+    let config = &request.source.config;
+    let api_key = config.get("api_key")?.as_str()?;
+    (request.source.name == "stripe").then(|| {
+        let account = config.get("account_id").and_then(Value::as_str);
+        source_stripe::budget_key(api_key, account)
+    })
 }

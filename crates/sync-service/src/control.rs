@@ -8,7 +8,13 @@ use sync_protocol::SyncState;
 use crate::pipeline::{Desired, Pipeline, Status};
 
 /// Versioned migrations, applied in order, each once.
-const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("../migrations/0001_control.sql"))];
+const MIGRATIONS: &[(i32, &str)] = &[
+    (1, include_str!("../migrations/0001_control.sql")),
+    (
+        2,
+        include_str!("../migrations/0002_inbox_applied_index.sql"),
+    ),
+];
 
 /// Why a control-database operation failed.
 #[derive(Debug, thiserror::Error)]

@@ -75,21 +75,16 @@ pub struct PipelineWorkflow {
     steps_asked: u64,
     /// Rings saying webhook events wait in the inbox.
     events_rung: u64,
-    /// Rings asking for a full reconcile (counted to wake the workflow).
-    reconciles_asked: u64,
     /// A reconcile was asked and has not started yet.
     reconcile_pending: bool,
 }
 
+/// What asks for a child: a change of it since it was taken wakes an idle workflow.
+type Marks = (Option<Desired>, u64, bool);
+
 impl PipelineWorkflow {
-    /// Everything a signal changes, to wake on any change.
-    fn marks(&self) -> (Option<Desired>, u64, u64, u64) {
-        (
-            self.desired,
-            self.steps_asked,
-            self.events_rung,
-            self.reconciles_asked,
-        )
+    fn marks(&self) -> Marks {
+        (self.desired, self.steps_asked, self.reconcile_pending)
     }
 }
 
@@ -240,18 +235,15 @@ impl PipelineWorkflow {
     pub fn ring(&mut self, _ctx: &mut SyncWorkflowContext<Self>, reason: String) {
         match reason.as_str() {
             RING_WEBHOOK => self.events_rung += 1,
-            RING_RECONCILE => {
-                self.reconciles_asked += 1;
-                self.reconcile_pending = true;
-            }
+            RING_RECONCILE => self.reconcile_pending = true,
             _ => self.steps_asked += 1,
         }
     }
 
-    /// How many signals woke the workflow.
+    /// How many step and webhook rings the workflow got.
     #[query]
     pub fn rung(&self, _ctx: &WorkflowContextView) -> u64 {
-        self.steps_asked + self.events_rung + self.reconciles_asked
+        self.steps_asked + self.events_rung
     }
 }
 
@@ -348,14 +340,11 @@ async fn run_child(
 async fn idle(
     ctx: &WorkflowContext<PipelineWorkflow>,
     carry: &PipelineInput,
-    marks: (Option<Desired>, u64, u64, u64),
+    marks: Marks,
     wait: u64,
     events_seen: &mut Option<u64>,
 ) -> WorkflowResult<()> {
-    let (desired, steps, _, reconciles) = marks;
-    let asked = move |s: &PipelineWorkflow| {
-        s.desired != desired || s.steps_asked != steps || s.reconciles_asked != reconciles
-    };
+    let asked = move |s: &PipelineWorkflow| s.marks() != marks;
     if wait == 0 || ctx.state(asked) {
         return Ok(());
     }
