@@ -549,12 +549,13 @@ fn pause_mid_backfill_stops_requests_and_queues_webhooks_resume_continues_and_50
     let body = service.pipeline_body("acct-5", "acct5");
     let (code, created) = call("POST", &service.url("/pipelines"), Some(&body));
     assert_eq!(code, 201, "{created}");
-    service.wait("two saved steps", Duration::from_secs(120), || {
-        let (_, runs) = call("GET", &service.url("/pipelines/acct-5/runs"), None);
-        runs["data"].as_array().map_or(0, |r| {
-            r.iter().filter(|r| r["states"].as_i64() > Some(0)).count()
-        }) >= 2
-    });
+    // Half the customers in, so that a resume from the checkpoint and a restart from zero
+    // differ by far more than the pages a parallel listing adds at its segments' edges.
+    service.wait(
+        "half the backfill committed",
+        Duration::from_secs(120),
+        || service.row_ids("acct5", "customers").len() >= 1500,
+    );
 
     // Paused within 30 s; then no request reaches Stripe, and webhooks are kept, not applied.
     let (code, answer) = call(
@@ -615,8 +616,8 @@ fn pause_mid_backfill_stops_requests_and_queues_webhooks_resume_continues_and_50
         .copied()
         .unwrap_or(0);
     assert!(
-        pages < 30,
-        "{pages} customer pages after resume: a whole listing is 30"
+        pages < 25,
+        "{pages} customer pages after resume: a whole listing is at least 30"
     );
 
     // Stripe answers 500 to everything for a while: the pipeline fails transiently and heals
