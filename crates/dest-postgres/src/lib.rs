@@ -5,7 +5,7 @@
 //!
 //! Modules: `router` (stdin to one loader per stream), `loader` (lanes, batches, the commit
 //! fence), `record`/`batch`/`copy` (encoding), `merge`/`flush` (the SQL of one batch),
-//! `ddl`/`table` (the tables), `rejected` (records set aside), `connect` (the pool).
+//! `ddl` (the tables; their model is the `pg-tables` crate), `rejected` (records set aside), `connect` (the pool).
 
 #![warn(missing_docs)]
 
@@ -15,14 +15,15 @@ mod connect;
 mod copy;
 mod ddl;
 mod flush;
-mod ident;
 mod loader;
 mod merge;
 mod record;
 mod rejected;
 mod router;
-mod table;
 mod tombstones;
+
+// The tables' model lives in its own crate, shared with the console's explorer.
+use pg_tables::{ident, table};
 
 use sync_connector::{About, Capability, Connector, ConnectorError, InputLines, Output};
 use sync_protocol::{ConfiguredCatalog, ConnectionStatus, FailureType, Spec};

@@ -42,7 +42,7 @@ pub enum Command {
     Serve(ServeArgs),
 }
 
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Default, Args)]
 pub struct RemoteArgs {
     /// Run the operation through a `sync-engine serve` at this URL instead of in this process
     /// (the checkpoint is still kept here).
@@ -71,6 +71,10 @@ pub struct ServeArgs {
     /// A connector that neither writes output nor exits for this long is stopped as hung.
     #[arg(long, value_name = "SECONDS", default_value = "600")]
     pub connector_timeout: f64,
+    /// A pipeline file (as `sync --config` takes) whose source's catalog the web explorer at
+    /// /explorer shows, with row counts from its destination when that is Postgres.
+    #[arg(long, value_name = "FILE")]
+    pub explorer_config: Option<PathBuf>,
     #[command(flatten)]
     pub resolver: ResolverArgs,
 }
@@ -89,7 +93,7 @@ pub struct ResolverArgs {
     pub connectors_from_registry: bool,
 }
 
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Default, Args)]
 pub struct PipelineArgs {
     /// A JSON file with the pipeline: {"source":{"name":…,"config":{…}},"destination":{…},"streams":[…]}.
     #[arg(long, value_name = "FILE")]

@@ -9,6 +9,14 @@ use crate::records::{ACCOUNT_ID, UPDATED_AT};
 /// The stream of one resource, its JSON Schema stamped with the account it belongs to.
 pub fn stream(resource: &Resource, account_id: &str) -> Stream {
     let mut properties: Map<String, Value> = resource.properties.clone();
+    for (field, schema) in properties.iter_mut() {
+        let objects = stripe_catalog::references(&resource.object, field);
+        if !objects.is_empty() {
+            // Which objects the id names (Stripe's `x-expansionResources`), so a reader of the
+            // catalog can draw the relations between tables.
+            schema["x-resources"] = json!(objects);
+        }
+    }
     properties.insert(
         ACCOUNT_ID.to_owned(),
         json!({"type": "string", "enum": [account_id]}),
@@ -54,5 +62,26 @@ pub fn catalog(account_id: &str) -> Catalog {
     Catalog {
         streams,
         ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn references_are_annotated() {
+        let catalog = super::catalog("acct_1");
+        let invoices = catalog.streams.iter().find(|s| s.name == "invoices");
+        let schema = invoices
+            .and_then(|s| s.json_schema.as_ref())
+            .expect("invoices");
+        assert_eq!(
+            schema["properties"]["customer"]["x-resources"],
+            serde_json::json!(["customer", "deleted_customer"])
+        );
+        assert!(
+            schema["properties"]["amount_due"]
+                .get("x-resources")
+                .is_none()
+        );
     }
 }

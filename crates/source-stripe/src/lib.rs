@@ -12,7 +12,7 @@ mod backfill;
 mod children;
 mod client;
 mod config;
-mod discover;
+pub mod discover;
 mod error;
 mod events;
 mod live;

@@ -24,6 +24,7 @@ use temporalio_sdk::activities::{ActivityContext, ActivityError};
 use crate::budget::AccountBudget;
 use crate::control::{Control, ControlError};
 use crate::pipeline::{Desired, Pipeline, Status};
+use crate::progress::RunLedger;
 
 /// How a step ended, for the workflow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -374,6 +375,7 @@ impl PipelineActivities {
         let mut saved = 0i64;
         let mut beat = tokio::time::interval(HEARTBEAT_EVERY);
         let mut failure: Option<Failure> = None;
+        let mut ledger = RunLedger::new(id, run);
         loop {
             let message = tokio::select! {
                 message = messages.next() => message,
@@ -394,6 +396,7 @@ impl PipelineActivities {
             };
             let Some(message) = message else { break };
             match message {
+                Message::Progress(progress) => ledger.record(&self.control, &progress).await,
                 Message::SourceState(committed) => {
                     state.apply(&committed);
                     // A zombie (fenced off) stops here: dropping the messages stops its run.

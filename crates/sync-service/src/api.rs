@@ -4,13 +4,15 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
+
+use sync_console::auth::Gate;
 
 use crate::activities::AnyEngine;
 use crate::control::{Control, ControlError};
@@ -72,8 +74,15 @@ pub fn webhook_router(api: Arc<Api>) -> Router {
         .with_state(api)
 }
 
-/// The routes.
+/// The routes: the API, and the web console (`/`, `/console/…`, `/explorer…`, `/login`).
 pub fn router(api: Arc<Api>) -> Router {
+    let data = Arc::new(crate::console::ConsoleData::new(api.control.clone()));
+    let chrome = sync_console::Chrome {
+        token: api.token.clone(),
+        pipelines: true,
+        host: "sync-service",
+    };
+    let console = sync_console::router(chrome, data.clone(), Some(data));
     Router::new()
         .route("/health", get(|| async { Json(json!({"ok": true})) }))
         .route(
@@ -90,35 +99,31 @@ pub fn router(api: Arc<Api>) -> Router {
         .route("/pipelines/{id}/setup", post(operations::setup))
         .route("/pipelines/{id}/teardown", post(operations::teardown))
         .route("/webhooks/{id}", post(webhook))
-        .layer(middleware::from_fn_with_state(api.clone(), authorize))
-        .with_state(api)
+        .with_state(api.clone())
+        .merge(console)
+        .layer(middleware::from_fn_with_state(api, authorize))
 }
 
-async fn authorize(
-    State(api): State<Arc<Api>>,
-    headers: HeaderMap,
-    req: Request,
-    next: Next,
-) -> Response {
-    if let Some(token) = &api.token
-        && req.uri().path() != "/health"
-        && req.uri().path() != "/openapi.json"
-        // Stripe signs webhooks instead.
-        && !req.uri().path().starts_with("/webhooks/")
-    {
-        let given = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        if given != Some(token.as_str()) {
-            return Failure(
-                StatusCode::UNAUTHORIZED,
-                "a bearer token is required (Authorization: Bearer …)".to_owned(),
-            )
-            .into_response();
-        }
+/// The bearer token (or the console's session cookie) on every route but `/health`,
+/// `/openapi.json` and webhooks (Stripe signs those instead); pages without it go to the
+/// login form.
+async fn authorize(State(api): State<Arc<Api>>, req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    if path == "/health" || path == "/openapi.json" || path.starts_with("/webhooks/") {
+        return next.run(req).await;
     }
-    next.run(req).await
+    let gate = sync_console::auth::gate(
+        req.method(),
+        path,
+        req.uri().query(),
+        req.headers(),
+        api.token.as_deref(),
+    );
+    match gate {
+        Gate::Pass => next.run(req).await,
+        Gate::Login(wanted) => sync_console::auth::to_login(&wanted),
+        Gate::Refuse(why) => Failure(StatusCode::UNAUTHORIZED, why.to_owned()).into_response(),
+    }
 }
 
 impl Api {

@@ -14,6 +14,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
         2,
         include_str!("../migrations/0002_inbox_applied_index.sql"),
     ),
+    (3, include_str!("../migrations/0003_run_progress.sql")),
 ];
 
 /// Why a control-database operation failed.
@@ -58,7 +59,7 @@ pub struct Claim {
 /// The control database.
 #[derive(Clone)]
 pub struct Control {
-    pool: Pool,
+    pub(crate) pool: Pool,
 }
 
 impl Control {

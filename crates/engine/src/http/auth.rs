@@ -1,58 +1,37 @@
-//! The optional bearer token: required on every route but `/health` when the server has one.
+//! The optional bearer token: required on every route but `/health` when the server has one
+//! (the web console's login form and assets aside).
 
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use sha2::{Digest, Sha256};
+use sync_console::auth::Gate;
 
 use super::AppState;
 use super::ndjson::error_response;
 
-/// Compares digests, so the time taken says nothing about how much of the token matched.
-fn same_token(given: &str, expected: &str) -> bool {
-    Sha256::digest(given.as_bytes()) == Sha256::digest(expected.as_bytes())
-}
-
+/// The bearer token, or the web console's session cookie (`sync_console::auth`); pages
+/// without either go to the login form.
 pub async fn require_token(
     State(state): State<Arc<AppState>>,
     request: Request,
     next: Next,
 ) -> Response {
-    let Some(expected) = &state.token else {
-        return next.run(request).await;
-    };
     if request.uri().path() == "/health" {
         return next.run(request).await;
     }
-    let given = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    match given {
-        Some(token) if same_token(token, expected) => next.run(request).await,
-        Some(_) => error_response(
-            StatusCode::UNAUTHORIZED,
-            "the bearer token is not this engine's",
-        )
-        .into_response(),
-        None => error_response(
-            StatusCode::UNAUTHORIZED,
-            "this engine requires Authorization: Bearer <token>",
-        )
-        .into_response(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn tokens_compare_by_value() {
-        assert!(super::same_token("abc", "abc"));
-        assert!(!super::same_token("abd", "abc"));
-        assert!(!super::same_token("", "abc"));
+    let gate = sync_console::auth::gate(
+        request.method(),
+        request.uri().path(),
+        request.uri().query(),
+        request.headers(),
+        state.token.as_deref(),
+    );
+    match gate {
+        Gate::Pass => next.run(request).await,
+        Gate::Login(wanted) => sync_console::auth::to_login(&wanted),
+        Gate::Refuse(why) => error_response(StatusCode::UNAUTHORIZED, why).into_response(),
     }
 }

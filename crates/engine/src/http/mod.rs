@@ -3,6 +3,7 @@
 //! miss a route the other has.
 
 mod auth;
+mod explorer;
 mod ndjson;
 mod openapi;
 mod routes;
@@ -36,6 +37,8 @@ pub struct AppState {
     pub token: Option<String>,
     /// Reported by /health.
     pub hostname: String,
+    /// The pipeline whose catalog /explorer shows (`--explorer-config`).
+    pub explorer: Option<crate::engine::PipelineRequest>,
 }
 
 /// The header carrying a fresh id on every response.
@@ -75,13 +78,24 @@ pub fn app(state: Arc<AppState>) -> Router {
     for route in ROUTES {
         router = router.route(route.path, routes::handler(route));
     }
+    let chrome = sync_console::Chrome {
+        token: state.token.clone(),
+        pipelines: false,
+        host: "sync-engine",
+    };
+    let explorer = explorer::EngineExplorer::new(state.clone(), state.explorer.clone());
+    let console = sync_console::router(chrome, Arc::new(explorer), None).route(
+        "/",
+        axum::routing::get(|| async { axum::response::Redirect::to("/explorer") }),
+    );
     router
+        .with_state(state.clone())
+        .merge(console)
         .layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,
         ))
         .layer(middleware::from_fn(stamp_request_id))
-        .with_state(state)
 }
 
 fn default_max_runs() -> usize {
@@ -101,10 +115,23 @@ pub async fn serve(args: ServeArgs) -> Result<u8> {
     if let Some(token) = &token {
         sync_connector::redact::register_secret(token);
     }
+    let explorer = match &args.explorer_config {
+        Some(path) => {
+            let settings = crate::settings::pipeline(&crate::cli::PipelineArgs {
+                config: Some(path.clone()),
+                ..Default::default()
+            })
+            .with_context(|| format!("--explorer-config {}", path.display()))
+            .map_err(usage)?;
+            Some(crate::engine::PipelineRequest::from(&settings))
+        }
+        None => None,
+    };
     let state = Arc::new(AppState {
         engine,
         token,
         hostname: hostname(),
+        explorer,
     });
     let addr: SocketAddr = format!("{}:{}", args.host, args.port)
         .parse()

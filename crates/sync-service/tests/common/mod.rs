@@ -143,6 +143,17 @@ impl Service {
         worker_args: &[&str],
         extra_keys: &[String],
     ) -> Service {
+        Self::start_full(step_secs, customers, worker_args, extra_keys, &[])
+    }
+
+    /// Also passes `serve_args` to the server.
+    pub fn start_full(
+        step_secs: &str,
+        customers: usize,
+        worker_args: &[&str],
+        extra_keys: &[String],
+        serve_args: &[&str],
+    ) -> Service {
         let temporal = DevServer::start();
         let db = TestDb::new();
         let fake = FakeStripe::start(Config {
@@ -170,16 +181,18 @@ impl Service {
         let worker = Self::worker_with(&temporal, &db, &task_queue, step_secs, worker_args);
         let port = free_port();
         let listen = format!("127.0.0.1:{port}");
-        let serve = Process::start(&[
+        let task_queue_live = format!("{task_queue}-live");
+        let temporal_address = temporal.address();
+        let mut args: Vec<&str> = vec![
             "serve",
             "--database-url",
             db.url(),
             "--temporal-address",
-            &temporal.address(),
+            &temporal_address,
             "--task-queue",
             &task_queue,
             "--live-task-queue",
-            &format!("{task_queue}-live"),
+            &task_queue_live,
             "--listen",
             &listen,
             "--poll-secs",
@@ -188,7 +201,9 @@ impl Service {
             "0",
             "--retry-secs",
             "2",
-        ]);
+        ];
+        args.extend_from_slice(serve_args);
+        let serve = Process::start(&args);
         let base = format!("http://{listen}");
         let service = Service {
             temporal,

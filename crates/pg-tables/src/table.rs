@@ -15,27 +15,44 @@ use sync_protocol::ConfiguredStream;
 use crate::ident::{fit, literal, quote};
 
 /// Columns the destination owns; a property with one of these names is not given a column.
+/// The column holding the whole object.
 pub const RAW_DATA: &str = "_raw_data";
+/// The column holding the version (the stream's newer-than field).
 pub const UPDATED_AT: &str = "_updated_at";
+/// When the row was last written.
 pub const SYNCED_AT: &str = "_synced_at";
+/// Whether the row is a tombstone.
 pub const DELETED: &str = "_deleted";
 /// The tombstone field when the catalog names none (Stripe's deleted objects carry it).
 pub const DEFAULT_SOFT_DELETE_FIELD: &str = "deleted";
 const SYSTEM: [&str; 4] = [RAW_DATA, UPDATED_AT, SYNCED_AT, DELETED];
+/// The system columns of every table and their definitions.
+pub const SYSTEM_COLUMNS: [(&str, &str); 4] = [
+    (RAW_DATA, "jsonb NOT NULL"),
+    (UPDATED_AT, "timestamptz"),
+    (SYNCED_AT, "timestamptz NOT NULL DEFAULT now()"),
+    (DELETED, "boolean NOT NULL DEFAULT false"),
+];
 
 /// A Postgres column type the destination produces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PgType {
+    /// `text`.
     Text,
+    /// `bigint`.
     BigInt,
+    /// `numeric`.
     Numeric,
+    /// `boolean`.
     Boolean,
+    /// `jsonb`: objects, arrays and mixed types.
     Jsonb,
     /// A string id, or the expanded object it refers to (Stripe's expandable fields): text, the id.
     Reference,
 }
 
 impl PgType {
+    /// The type as Postgres spells it.
     pub fn sql(self) -> &'static str {
         match self {
             PgType::Text | PgType::Reference => "text",
@@ -114,8 +131,11 @@ pub fn pg_type(schema: &Value) -> PgType {
 /// typed column (generated from `_raw_data`).
 #[derive(Debug, Clone)]
 pub struct FieldColumn {
+    /// The record's field.
     pub field: String,
+    /// The column (the field's name, cut to fit Postgres' limit).
     pub column: String,
+    /// Its type.
     pub pg_type: PgType,
 }
 
@@ -145,6 +165,7 @@ impl FieldColumn {
         }
     }
 
+    /// The column's definition in `CREATE TABLE`.
     pub fn definition(&self) -> String {
         format!(
             "{} {} GENERATED ALWAYS AS ({}) STORED",
@@ -158,17 +179,22 @@ impl FieldColumn {
 /// Everything about one stream's table.
 #[derive(Debug, Clone)]
 pub struct TableModel {
+    /// The stream.
     pub stream: String,
+    /// The table (the stream's name, cut to fit).
     pub table: String,
+    /// The primary key's columns, written by the loader.
     pub keys: Vec<FieldColumn>,
     /// The typed columns.
     pub columns: Vec<FieldColumn>,
+    /// The field whose value orders versions of a row.
     pub newer_than_field: Option<String>,
     /// The boolean field whose `true` marks a tombstone (the catalog's `soft_delete_field`).
     pub soft_delete_field: String,
 }
 
 impl TableModel {
+    /// The table of a configured stream.
     pub fn from_stream(configured: &ConfiguredStream) -> TableModel {
         let stream = &configured.stream;
         let properties = stream
@@ -236,12 +262,10 @@ impl TableModel {
 
     /// The system columns' definitions (key columns excluded).
     pub fn system_definitions(&self) -> Vec<String> {
-        vec![
-            format!("{} jsonb NOT NULL", quote(RAW_DATA)),
-            format!("{} timestamptz", quote(UPDATED_AT)),
-            format!("{} timestamptz NOT NULL DEFAULT now()", quote(SYNCED_AT)),
-            format!("{} boolean NOT NULL DEFAULT false", quote(DELETED)),
-        ]
+        SYSTEM_COLUMNS
+            .iter()
+            .map(|(name, definition)| format!("{} {definition}", quote(name)))
+            .collect()
     }
 }
 

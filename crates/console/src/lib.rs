@@ -1,0 +1,23 @@
+#![warn(missing_docs)]
+//! The web console: the pipelines at a glance (sync-service) and the schema explorer
+//! (sync-service and sync-engine), as server-rendered HTML with a little plain JavaScript.
+//! Templates, the stylesheet and the script are compiled into the binary; nothing is fetched
+//! from elsewhere at build or run time.
+//!
+//! A host gives the console its data through [`PipelineData`] and [`ExplorerData`], mounts
+//! [`router`], and puts [`auth::gate`] in front of its own routes and the console's.
+
+mod assets;
+pub mod auth;
+mod explorer;
+mod format;
+mod pages;
+mod pipelines;
+pub mod schema_map;
+pub mod table_stats;
+mod views;
+
+pub use explorer::join_sql;
+pub use pages::{Chrome, router};
+pub use table_stats::Destination;
+pub use views::{ExplorerData, PipelineData, PipelineDetail, PipelineRow, RunLine, StreamLine};

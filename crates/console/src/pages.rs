@@ -1,0 +1,119 @@
+//! What every page shares (the frame, rendering, error pages) and the console's routes.
+
+use std::sync::Arc;
+
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+
+use crate::pipelines::{self, Pipelines};
+use crate::views::{ExplorerData, PipelineData};
+use crate::{assets, auth, explorer};
+
+/// The frame of every page: which host serves it and what it offers.
+#[derive(Debug, Clone)]
+pub struct Chrome {
+    /// The host's bearer token; `None`: no login.
+    pub token: Option<String>,
+    /// The host has pipelines (sync-service); sync-engine has the explorer only.
+    pub pipelines: bool,
+    /// The host's name, shown in the header.
+    pub host: &'static str,
+}
+
+/// The explorer's side of the console.
+pub struct Console {
+    pub(crate) chrome: Chrome,
+    pub(crate) explorer: Arc<dyn ExplorerData>,
+}
+
+/// The console's routes: `/login`, `/logout`, `/assets/…`, `/explorer…`, and with
+/// `pipelines`, `/` and `/console/…`. The host puts its own gate ([`auth::gate`]) in front.
+pub fn router(
+    chrome: Chrome,
+    explorer: Arc<dyn ExplorerData>,
+    pipelines: Option<Arc<dyn PipelineData>>,
+) -> Router {
+    let chrome = Chrome {
+        pipelines: pipelines.is_some(),
+        ..chrome
+    };
+    let login_chrome = Arc::new(chrome.clone());
+    let form_chrome = login_chrome.clone();
+    let mut router = Router::new()
+        .route(
+            "/login",
+            get(move |q| async move { auth::login_form(&login_chrome, q) })
+                .post(move |f: Form<auth::LoginForm>| async move { auth::login(&form_chrome, f) }),
+        )
+        .route("/logout", post(|| async { auth::logout() }))
+        .route("/assets/{file}", get(assets::serve))
+        .merge(
+            Router::new()
+                .route("/explorer", get(explorer::index))
+                .route("/explorer/tables/{stream}", get(explorer::table))
+                .with_state(Arc::new(Console {
+                    chrome: chrome.clone(),
+                    explorer,
+                })),
+        );
+    if let Some(data) = pipelines {
+        router = router.merge(
+            Router::new()
+                .route("/", get(pipelines::list))
+                .route("/console/events", get(pipelines::list_events))
+                .route("/console/pipelines/{id}", get(pipelines::detail))
+                .route(
+                    "/console/pipelines/{id}/events",
+                    get(pipelines::detail_events),
+                )
+                .with_state(Arc::new(Pipelines { chrome, data })),
+        );
+    }
+    router
+}
+
+/// A template's page, or a plain error page when it cannot be rendered.
+pub(crate) fn render<T: askama::Template>(page: &T) -> Response {
+    match page.render() {
+        Ok(html) => Html(html).into_response(),
+        Err(e) => {
+            tracing::error!("a console page failed to render: {e}");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the page failed to render",
+            )
+                .into_response()
+        }
+    }
+}
+
+#[derive(askama::Template)]
+#[template(path = "message.html")]
+struct MessagePage<'a> {
+    chrome: &'a Chrome,
+    current: &'static str,
+    title: &'a str,
+    message: &'a str,
+}
+
+/// A page that only says something.
+pub(crate) fn message_page(chrome: &Chrome, title: &str, message: &str) -> String {
+    let page = MessagePage {
+        chrome,
+        current: "",
+        title,
+        message,
+    };
+    askama::Template::render(&page).unwrap_or_else(|_| message.to_owned())
+}
+
+/// The page for a host that cannot answer now (its database is down, say).
+pub(crate) fn unavailable(chrome: &Chrome, problem: &str) -> Response {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        Html(message_page(chrome, "Unavailable", problem)),
+    )
+        .into_response()
+}

@@ -1,0 +1,210 @@
+//! What the web console (crate `sync-console`) shows of this service: the pipelines from the
+//! control database, and for the explorer the Stripe catalog and the pipelines' Postgres
+//! destinations.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, OnceLock};
+
+use futures_util::future::BoxFuture;
+use serde_json::Value;
+use sync_console::{
+    Destination, ExplorerData, PipelineData, PipelineDetail, PipelineRow, RunLine, StreamLine,
+};
+use sync_protocol::{Catalog, Progress};
+
+use crate::control::{Control, ControlError};
+
+/// How many runs a pipeline's page lists.
+const RUNS_SHOWN: i64 = 20;
+
+/// The console's data source.
+pub struct ConsoleData {
+    control: Control,
+}
+
+impl ConsoleData {
+    /// Over the control database.
+    pub fn new(control: Control) -> ConsoleData {
+        ConsoleData { control }
+    }
+}
+
+fn text(e: ControlError) -> String {
+    e.to_string()
+}
+
+impl PipelineData for ConsoleData {
+    fn rows(&self) -> BoxFuture<'_, Result<Vec<PipelineRow>, String>> {
+        Box::pin(async move {
+            let rows = self.control.console_rows().await.map_err(text)?;
+            Ok(rows
+                .iter()
+                .map(|r| PipelineRow {
+                    id: r.get(0),
+                    status: r.get(1),
+                    desired: r.get(2),
+                    failure_type: r.get(3),
+                    error: r.get(4),
+                    records: r.get(5),
+                    checkpoint_age_secs: r.get(6),
+                })
+                .collect())
+        })
+    }
+
+    fn detail<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<PipelineDetail>, String>> {
+        Box::pin(async move {
+            let pipeline = match self.control.get(id).await {
+                Ok(p) => p,
+                Err(ControlError::NotFound(_)) => return Ok(None),
+                Err(e) => return Err(text(e)),
+            };
+            let Some(sums) = self.control.console_sums(id).await.map_err(text)? else {
+                return Ok(None);
+            };
+            let runs = self
+                .control
+                .console_runs(id, RUNS_SHOWN)
+                .await
+                .map_err(text)?;
+            let stream_records: Value = sums.get(1);
+            let newest = runs.first().map(|r| {
+                let progress: Option<Value> = r.get(7);
+                let running = r.get::<_, Option<f64>>(2).is_none();
+                (
+                    progress.and_then(|p| serde_json::from_value::<Progress>(p).ok()),
+                    running,
+                )
+            });
+            let destination = &pipeline.destination;
+            Ok(Some(PipelineDetail {
+                row: PipelineRow {
+                    id: pipeline.id.clone(),
+                    status: pipeline.status.as_str().to_owned(),
+                    desired: pipeline.desired.as_str().to_owned(),
+                    records: sums.get(0),
+                    checkpoint_age_secs: sums.get(4),
+                    failure_type: pipeline.failure_type.clone(),
+                    error: pipeline.error.clone(),
+                },
+                source: pipeline.source["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                destination: format!(
+                    "{} (schema {})",
+                    destination["name"].as_str().unwrap_or_default(),
+                    destination["config"]["schema"].as_str().unwrap_or("stripe")
+                ),
+                saves: sums.get(2),
+                saved_at: sums.get(3),
+                streams: stream_lines(&stream_records, configured(&pipeline.streams), newest),
+                runs: runs
+                    .iter()
+                    .map(|r| RunLine {
+                        id: r.get(0),
+                        started_at: r.get(1),
+                        duration_secs: r.get(2),
+                        status: r.get(3),
+                        records: r.get(4),
+                        states: r.get(5),
+                        error: r.get(6),
+                    })
+                    .collect(),
+            }))
+        })
+    }
+}
+
+/// The pipeline's chosen streams (none when it syncs all).
+fn configured(streams: &Option<Value>) -> Vec<String> {
+    streams
+        .as_ref()
+        .and_then(Value::as_array)
+        .map(|names| {
+            names
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Per stream (the chosen ones from the start, so rows do not appear one by one): the records
+/// of all runs, and the newest run's status, rate and ranges.
+fn stream_lines(
+    records: &Value,
+    chosen: Vec<String>,
+    newest: Option<(Option<Progress>, bool)>,
+) -> Vec<StreamLine> {
+    let (progress, running) = match newest {
+        Some((Some(p), running)) => (Some(p), running),
+        _ => (None, false),
+    };
+    let mut names: BTreeSet<String> = chosen.into_iter().collect();
+    names.extend(
+        records
+            .as_object()
+            .into_iter()
+            .flat_map(|m| m.keys().cloned()),
+    );
+    if let Some(p) = &progress {
+        names.extend(p.streams.keys().cloned());
+    }
+    names
+        .into_iter()
+        .map(|name| {
+            let now = progress
+                .as_ref()
+                .and_then(|p| p.streams.get(&name).map(|s| (p, s)));
+            let elapsed = progress
+                .as_ref()
+                .map_or(0.0, |p| p.elapsed_ms as f64 / 1000.0);
+            StreamLine {
+                records: records[&name].as_i64().unwrap_or(0),
+                status: now
+                    .and_then(|(_, s)| serde_json::to_value(s.status).ok())
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_else(|| "—".to_owned()),
+                rate: now
+                    .filter(|_| running && elapsed > 0.0)
+                    .map(|(_, s)| s.record_count as f64 / elapsed),
+                total_range: now.and_then(|(_, s)| s.total_range.clone()),
+                completed_ranges: now
+                    .map(|(_, s)| s.completed_ranges.clone())
+                    .unwrap_or_default(),
+                name,
+            }
+        })
+        .collect()
+}
+
+impl ExplorerData for ConsoleData {
+    fn catalog(&self) -> BoxFuture<'_, Result<Arc<Catalog>, String>> {
+        static CATALOG: OnceLock<Arc<Catalog>> = OnceLock::new();
+        // The Stripe source's own catalog; the account stamped in `_account_id`'s schema does
+        // not change the tables.
+        let catalog =
+            CATALOG.get_or_init(|| Arc::new(source_stripe::discover::catalog("acct_any")));
+        Box::pin(std::future::ready(Ok(catalog.clone())))
+    }
+
+    fn destinations(&self) -> BoxFuture<'_, Result<Vec<Destination>, String>> {
+        Box::pin(async move {
+            let pipelines = self.control.list().await.map_err(text)?;
+            Ok(pipelines
+                .iter()
+                .filter(|p| p.destination["name"] == "postgres")
+                .filter_map(|p| {
+                    let config = &p.destination["config"];
+                    Some(Destination {
+                        label: p.id.clone(),
+                        url: config["url"].as_str()?.to_owned(),
+                        schema: config["schema"].as_str().unwrap_or("stripe").to_owned(),
+                    })
+                })
+                .collect())
+        })
+    }
+}

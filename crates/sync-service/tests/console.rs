@@ -1,0 +1,467 @@
+//! The web console in a real browser: headless Chromium driven through ChromeDriver against
+//! the real `sync-service serve` and worker, a Temporal dev server, the simulator and Postgres.
+//! Screenshots are written to `<target>/tmp/console-screenshots/` (and to `docs/images/` with
+//! `UPDATE_SCREENSHOTS=1`).
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Service, runtime};
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{Value, json};
+use test_support::process::free_port;
+
+const TOKEN: &str = "console-test-token";
+
+/// ChromeDriver on a free port, stopped on drop.
+struct Driver {
+    child: Child,
+    port: u16,
+}
+
+impl Driver {
+    fn start() -> Driver {
+        let path = std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".to_owned());
+        let port = free_port();
+        let child = Command::new(&path)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot start {path}: {e} (scripts/test installs Debian's chromium and chromium-driver; or set CHROMEDRIVER)")
+            });
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "chromedriver did not listen"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Driver { child, port }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn open_browser(driver: &Driver) -> Client {
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({"args": ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                        "--window-size=1280,800", "--force-device-scale-factor=1"]}),
+    );
+    caps.insert("goog:loggingPrefs".into(), json!({"browser": "ALL"}));
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(&driver.url())
+        .await
+        .expect("a Chromium session through chromedriver")
+}
+
+/// The browser's console messages since the last call; panics on any error among them.
+async fn assert_no_console_errors(driver: &Driver, client: &Client, during: &str) {
+    let errors = console_errors(driver, client).await;
+    assert!(errors.is_empty(), "console errors {during}: {errors:#?}");
+}
+
+/// The browser's console errors since the last call.
+async fn console_errors(driver: &Driver, client: &Client) -> Vec<Value> {
+    let session = client.session_id().await.unwrap().unwrap();
+    let logs: Value = reqwest::Client::new()
+        .post(format!("{}/session/{session}/se/log", driver.url()))
+        .json(&json!({"type": "browser"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let entries = logs["value"].as_array().cloned().unwrap_or_default();
+    entries
+        .into_iter()
+        .filter(|e| e["level"] == "SEVERE")
+        .collect()
+}
+
+fn screenshots_dir() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("console-screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+async fn screenshot(client: &Client, name: &str) {
+    let png = client.screenshot().await.unwrap();
+    let path = screenshots_dir().join(format!("{name}.png"));
+    std::fs::write(&path, &png).unwrap();
+    if std::env::var_os("UPDATE_SCREENSHOTS").is_some() {
+        let docs = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/images");
+        std::fs::create_dir_all(&docs).unwrap();
+        std::fs::write(docs.join(format!("console-{name}.png")), &png).unwrap();
+    }
+}
+
+async fn text_of(client: &Client, css: &str) -> String {
+    match client.find(Locator::Css(css)).await {
+        Ok(e) => e.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
+    }
+}
+
+/// Waits until the element's text is `want`.
+async fn wait_text(client: &Client, css: &str, want: &str, timeout: Duration) {
+    let started = Instant::now();
+    loop {
+        let got = text_of(client, css).await;
+        if got == want {
+            return;
+        }
+        assert!(
+            started.elapsed() < timeout,
+            "{css}: waited {timeout:?} for {want:?}, it shows {got:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn api(service: &Service, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    let mut request = reqwest::Client::new()
+        .request(method.parse().unwrap(), service.url(path))
+        .bearer_auth(TOKEN);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+async fn click(client: &Client, css: &str) {
+    client
+        .find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"))
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("click {css}: {e}"));
+}
+
+async fn log_in(driver: &Driver, client: &Client, service: &Service) {
+    client.goto(&service.url("/")).await.unwrap();
+    let url = client.current_url().await.unwrap();
+    assert_eq!(
+        url.path(),
+        "/login",
+        "a page without a session goes to the login form"
+    );
+    let field = client.find(Locator::Id("token")).await.unwrap();
+    field.send_keys("not-the-token").await.unwrap();
+    click(client, "form.login button[type=submit]").await;
+    wait_text(
+        client,
+        "#login-problem",
+        "That is not this server's token.",
+        Duration::from_secs(5),
+    )
+    .await;
+    // The refused form is answered 401, which the browser reports; nothing else may be.
+    let errors = console_errors(driver, client).await;
+    assert!(
+        errors.len() == 1
+            && errors[0]["message"].as_str().unwrap_or("").contains(
+                "/login - Failed to load resource: the server responded with a status of 401"
+            ),
+        "{errors:#?}"
+    );
+    let field = client.find(Locator::Id("token")).await.unwrap();
+    field.clear().await.unwrap();
+    field.send_keys(TOKEN).await.unwrap();
+    click(client, "form.login button[type=submit]").await;
+    wait_text(client, "h1", "Pipelines", Duration::from_secs(5)).await;
+}
+
+/// The sum of layout shifts the page has had (Chrome's Layout Instability API).
+async fn layout_shift(client: &Client) -> f64 {
+    let script = r#"
+        const done = arguments[arguments.length - 1];
+        let total = 0;
+        new PerformanceObserver((list) => {
+            for (const e of list.getEntries()) if (!e.hadRecentInput) total += e.value;
+        }).observe({type: "layout-shift", buffered: true});
+        setTimeout(() => done(total), 100);
+    "#;
+    client
+        .execute_async(script, vec![])
+        .await
+        .unwrap()
+        .as_f64()
+        .unwrap_or(0.0)
+}
+
+#[test]
+fn the_console_in_a_real_browser() {
+    let service = Service::start_full("1", 1500, &[], &[], &["--api-token", TOKEN]);
+    let driver = Driver::start();
+    runtime().block_on(async {
+        let client = open_browser(&driver).await;
+        log_in(&driver, &client, &service).await;
+        pipelines_go_live(&client, &service).await;
+        assert_no_console_errors(&driver, &client, "on the pipelines list").await;
+        pipeline_page(&client, &service).await;
+        assert_no_console_errors(&driver, &client, "on the pipeline page").await;
+        explorer(&client, &service).await;
+        assert_no_console_errors(&driver, &client, "in the explorer").await;
+        phone_width(&client, &service).await;
+        delete_with_confirmation(&client, &service).await;
+        assert_no_console_errors(&driver, &client, "while deleting").await;
+        client.close().await.unwrap();
+    });
+}
+
+/// The list is open before the pipeline exists; it appears and reaches `ready` without a
+/// reload, and the live numbers move nothing.
+async fn pipelines_go_live(client: &Client, service: &Service) {
+    client
+        .execute("window.notReloaded = true", vec![])
+        .await
+        .unwrap();
+    let mut body = service.pipeline_body("pl_console", "console");
+    // Slow enough that the list shows the backfill before it shows `ready`.
+    body["source"]["config"]["rate_limit"] = json!(4);
+    let (status, answer) = api(service, "POST", "/pipelines", Some(body)).await;
+    assert_eq!(status, 201, "{answer}");
+    let status_cell = "tr[data-id=pl_console] [data-field=status]";
+    wait_text(client, status_cell, "backfilling", Duration::from_secs(30)).await;
+    wait_text(client, status_cell, "ready", Duration::from_secs(180)).await;
+    let still = client
+        .execute("return window.notReloaded === true", vec![])
+        .await
+        .unwrap();
+    assert_eq!(still, json!(true), "the page was reloaded");
+    let expected = service.object_ids("customers").len() + service.object_ids("products").len();
+    wait_text(
+        client,
+        "tr[data-id=pl_console] [data-field=records]",
+        &format_count(expected),
+        Duration::from_secs(10),
+    )
+    .await;
+    assert!(text_of(client, "#summary").await.contains("1 ready"));
+    let shift = layout_shift(client).await;
+    assert!(shift < 0.01, "the live list shifted its layout by {shift}");
+    screenshot(client, "pipelines").await;
+}
+
+fn format_count(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, d) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(d);
+    }
+    out
+}
+
+/// Per-stream numbers, runs, and pause / resume / reconcile through the REST API.
+async fn pipeline_page(client: &Client, service: &Service) {
+    click(client, "tr[data-id=pl_console] th a").await;
+    wait_text(client, "h1", "Pipeline pl_console", Duration::from_secs(5)).await;
+    let customers = service.object_ids("customers").len();
+    let rows = client
+        .find_all(Locator::Css("#stream-rows tr"))
+        .await
+        .unwrap();
+    let mut found = Vec::new();
+    for row in rows {
+        found.push(row.text().await.unwrap());
+    }
+    assert!(
+        found
+            .iter()
+            .any(|r| r.starts_with("customers") && r.contains(&format_count(customers))),
+        "streams: {found:?}"
+    );
+    assert!(
+        !text_of(client, "#run-rows tr").await.is_empty(),
+        "runs are listed"
+    );
+    assert_ne!(
+        text_of(client, "#pipeline [data-field=saved_at]").await,
+        "never"
+    );
+
+    click(client, "[data-action=pause]").await;
+    wait_text(
+        client,
+        "#pipeline [data-field=desired]",
+        "paused",
+        Duration::from_secs(10),
+    )
+    .await;
+    wait_text(
+        client,
+        "#pipeline [data-field=status]",
+        "paused",
+        Duration::from_secs(60),
+    )
+    .await;
+    let (_, shown) = api(service, "GET", "/pipelines/pl_console", None).await;
+    assert_eq!(shown["desired_status"], "paused");
+    click(client, "[data-action=resume]").await;
+    wait_text(
+        client,
+        "#pipeline [data-field=desired]",
+        "active",
+        Duration::from_secs(10),
+    )
+    .await;
+    wait_text(
+        client,
+        "#pipeline [data-field=status]",
+        "ready",
+        Duration::from_secs(120),
+    )
+    .await;
+    click(client, "[data-action=reconcile]").await;
+    wait_text(
+        client,
+        "#action-result",
+        "Reconcile: done.",
+        Duration::from_secs(10),
+    )
+    .await;
+}
+
+/// Find `invoices`, follow its edge to `customers`, copy a join, count rows.
+async fn explorer(client: &Client, service: &Service) {
+    click(client, "nav a[href='/explorer']").await;
+    wait_text(client, "h1", "Schema explorer", Duration::from_secs(10)).await;
+    // Keyboard: "/" goes to the search field.
+    client
+        .find(Locator::Css("body"))
+        .await
+        .unwrap()
+        .send_keys("/")
+        .await
+        .unwrap();
+    let active = client.active_element().await.unwrap();
+    assert_eq!(active.attr("id").await.unwrap().as_deref(), Some("search"));
+    active.send_keys("invoices").await.unwrap();
+    let count = text_of(client, "#match-count").await;
+    let numbers: Vec<usize> = count.split(' ').filter_map(|w| w.parse().ok()).collect();
+    assert!(
+        numbers.len() == 2 && numbers[0] >= 1 && numbers[0] < numbers[1],
+        "{count}"
+    );
+    let visible = client
+        .execute(
+            "return Array.from(document.querySelectorAll('#cards > li')).filter(c => !c.hidden).map(c => c.querySelector('h2').textContent)",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let visible: Vec<String> = serde_json::from_value(visible).unwrap();
+    assert!(visible.contains(&"invoices".to_owned()), "{visible:?}");
+    assert!(!visible.contains(&"customers".to_owned()), "{visible:?}");
+    click(client, "#cards a[href^='/explorer/tables/invoices']").await;
+    wait_text(client, "h1", "Table invoices", Duration::from_secs(10)).await;
+    assert!(
+        client
+            .find(Locator::Css("svg a[data-to=customers]"))
+            .await
+            .is_ok(),
+        "the graph draws invoices → customers"
+    );
+    screenshot(client, "explorer").await;
+    click(client, "table.relations button[data-copy]").await;
+    wait_text(
+        client,
+        "#copy-result",
+        "SQL copied.",
+        Duration::from_secs(5),
+    )
+    .await;
+    click(client, "a[data-relation=customers]").await;
+    wait_text(client, "h1", "Table customers", Duration::from_secs(10)).await;
+    let customers = service.object_ids("customers").len();
+    wait_text(
+        client,
+        "#row-count",
+        &format_count(customers),
+        Duration::from_secs(5),
+    )
+    .await;
+}
+
+/// At a phone's width nothing overflows the page sideways.
+async fn phone_width(client: &Client, service: &Service) {
+    client.set_window_size(390, 844).await.unwrap();
+    for path in [
+        "/",
+        "/explorer",
+        "/explorer/tables/invoices",
+        "/console/pipelines/pl_console",
+    ] {
+        client.goto(&service.url(path)).await.unwrap();
+        let overflow = client
+            .execute("return document.documentElement.scrollWidth - document.documentElement.clientWidth", vec![])
+            .await
+            .unwrap();
+        assert!(
+            overflow.as_i64().unwrap_or(99) <= 0,
+            "{path} overflows sideways by {overflow}px"
+        );
+    }
+    screenshot(client, "phone").await;
+    client.set_window_size(1280, 800).await.unwrap();
+}
+
+/// Delete asks first; cancelling keeps the pipeline.
+async fn delete_with_confirmation(client: &Client, service: &Service) {
+    client
+        .goto(&service.url("/console/pipelines/pl_console"))
+        .await
+        .unwrap();
+    click(client, "[data-action=delete]").await;
+    let open = client
+        .execute(
+            "return document.getElementById('confirm-delete').open",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(open, json!(true));
+    click(client, "#confirm-delete button[value=cancel]").await;
+    let (_, shown) = api(service, "GET", "/pipelines/pl_console", None).await;
+    assert_eq!(shown["desired_status"], "active", "cancel deletes nothing");
+    click(client, "[data-action=delete]").await;
+    click(client, "#confirm-delete-button").await;
+    let started = Instant::now();
+    while client.current_url().await.unwrap().path() != "/" {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "delete did not go back to the list"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (_, shown) = api(service, "GET", "/pipelines/pl_console", None).await;
+    assert!(
+        shown["desired_status"] == "deleted" || shown.is_null() || shown.get("error").is_some(),
+        "{shown}"
+    );
+}
