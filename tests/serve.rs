@@ -815,3 +815,93 @@ fn a_sync_through_serve_equals_the_in_process_one() {
     cli_sync(&fake, &db, "there", &there, Some(&serve.url));
     assert_eq!(lists(&fake, "GET /v1/customers"), listed);
 }
+
+#[test]
+fn the_explorer_shows_the_configured_pipeline_with_its_row_counts_behind_the_login() {
+    let fake = fake(Faults::default());
+    let db = TestDb::new();
+    let dir = tempfile::tempdir().unwrap();
+    cli_sync(&fake, &db, "explored", &dir.path().join("state.json"), None);
+    let settings = dir.path().join("pipeline.json");
+    std::fs::write(
+        &settings,
+        json!({
+            "source": {"name": "stripe", "config": {"api_key": "sk_test_fake", "base_url": fake.base_url()}},
+            "destination": {"name": "postgres", "config": {"url": db.url(), "schema": "explored"}}
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let serve = Serve::start(&[
+        "--api-token",
+        "explorer-token",
+        "--explorer-config",
+        settings.to_str().unwrap(),
+    ]);
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let get = |path: &str, cookie: Option<&str>| {
+        let mut request = browser.get(serve.at(path));
+        if let Some(c) = cookie {
+            request = request.header("cookie", c);
+        }
+        wait(async { request.send().await.unwrap() })
+    };
+    // A page without a session goes to the login form, which keeps where it was going.
+    let anonymous = get("/explorer?q=inv", None);
+    assert_eq!(anonymous.status(), 303);
+    assert_eq!(anonymous.headers()["location"], "/login?next=/explorer%3Fq%3Dinv");
+    assert_eq!(get("/", None).status(), 303);
+    let login = |token: &str| {
+        wait(async {
+            browser
+                .post(serve.at("/login"))
+                .form(&[("token", token), ("next", "/explorer")])
+                .send()
+                .await
+                .unwrap()
+        })
+    };
+    assert_eq!(login("wrong").status(), 401);
+    let accepted = login("explorer-token");
+    assert_eq!(accepted.status(), 303);
+    let cookie = accepted.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    assert!(!cookie.contains("explorer-token"), "the cookie does not hold the token");
+    let session = cookie.split(';').next().unwrap().to_owned();
+
+    let index = get("/explorer", Some(&session));
+    assert_eq!(index.status(), 200);
+    let html = wait(index.text()).unwrap();
+    assert!(html.contains("href=\"/explorer/tables/invoices\""), "every stream is a card");
+    let customers = get("/explorer/tables/customers", Some(&session));
+    let html = wait(customers.text()).unwrap();
+    let in_table = rows(&db, "explored", "customers").len();
+    assert!(in_table > 100);
+    assert!(
+        html.contains(&format!("<dd class=\"num\" id=\"row-count\">{in_table}</dd>")),
+        "the row count of the synced table ({in_table}): {html}"
+    );
+    assert!(html.contains("data-relation=\"invoices\""), "invoices refer to customers");
+    // An API route takes the cookie for reading, and refuses a change without the console's header.
+    let change = wait(async {
+        browser
+            .post(serve.at("/pipeline_check"))
+            .header("cookie", &session)
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap()
+    });
+    assert_eq!(change.status(), 401);
+    assert!(!serve.log().contains("explorer-token"), "the token is never logged");
+
+    // Without --explorer-config, the page says how to get one.
+    let bare = Serve::start(&[]);
+    let answer = wait(async { browser.get(bare.at("/explorer")).send().await.unwrap() });
+    assert_eq!(answer.status(), 503);
+    assert!(wait(answer.text()).unwrap().contains("--explorer-config"));
+}

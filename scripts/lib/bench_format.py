@@ -298,5 +298,24 @@ def scale():
           "same two cores: a ratio near 1 says the machine, not the number of workers, is the limit.")
 
 
+def console():
+    r = [r for r in rows() if r["bench"] == "console"][0]
+    print(f"The web console with {r['pipelines']:,} pipelines in the control database (every status, each with a "
+          "checkpoint, sums and three runs): release `sync-service serve` and Postgres on this machine; each page "
+          f"fetched {r['samples']} times after one warm-up, timed at the client over loopback (an upper bound of the "
+          "server's time: the query, the template and the transfer).")
+    print("Reproduce: `scripts/bench console` (`BENCH_CONSOLE_PIPELINES`, default 1,000).")
+    print()
+    print("| page | median | p95 | max | size | target |")
+    print("| --- | ---: | ---: | ---: | ---: | --- |")
+    names = {"list": "pipelines list `/`", "pipeline": "one pipeline", "explorer": "explorer `/explorer`",
+             "explorer_table": "explorer table `invoices`"}
+    for key, label in names.items():
+        m = r[key]
+        target = "< 200 ms" if key == "list" else ""
+        print(f"| {label} | {m['median_ms']:.1f} ms | {m['p95_ms']:.1f} ms | {m['max_ms']:.1f} ms | "
+              f"{m['bytes'] / 1024:,.0f} KiB | {target} |")
+
+
 if __name__ == "__main__":
     globals()[sys.argv[1].replace("-", "_")](*sys.argv[2:])

@@ -28,7 +28,7 @@ impl std::fmt::Debug for Destination {
 /// One table's numbers.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TableStats {
-    /// Rows, tombstones included.
+    /// Rows, tombstones (deleted objects) left out.
     pub rows: i64,
     /// The newest `_synced_at`, RFC 3339; `None` for an empty table.
     pub last_synced_at: Option<String>,
@@ -71,7 +71,7 @@ async fn read_exact(
     let existing: Vec<String> = client
         .query(
             "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-             JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = '_synced_at'
+             JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = '_deleted'
              WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND c.relname = ANY($2)",
             &[&destination.schema, &tables],
         )
@@ -88,7 +88,7 @@ async fn read_exact(
         .iter()
         .map(|t| {
             format!(
-                "SELECT {} AS t, count(*)::bigint AS n,
+                "SELECT {} AS t, (count(*) FILTER (WHERE NOT _deleted))::bigint AS n,
                         to_char(max(_synced_at) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS s
                  FROM {schema}.{}",
                 quote_literal(t),
