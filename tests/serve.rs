@@ -853,7 +853,10 @@ fn the_explorer_shows_the_configured_pipeline_with_its_row_counts_behind_the_log
     // A page without a session goes to the login form, which keeps where it was going.
     let anonymous = get("/explorer?q=inv", None);
     assert_eq!(anonymous.status(), 303);
-    assert_eq!(anonymous.headers()["location"], "/login?next=/explorer%3Fq%3Dinv");
+    assert_eq!(
+        anonymous.headers()["location"],
+        "/login?next=/explorer%3Fq%3Dinv"
+    );
     assert_eq!(get("/", None).status(), 303);
     let login = |token: &str| {
         wait(async {
@@ -868,24 +871,41 @@ fn the_explorer_shows_the_configured_pipeline_with_its_row_counts_behind_the_log
     assert_eq!(login("wrong").status(), 401);
     let accepted = login("explorer-token");
     assert_eq!(accepted.status(), 303);
-    let cookie = accepted.headers()["set-cookie"].to_str().unwrap().to_owned();
-    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
-    assert!(!cookie.contains("explorer-token"), "the cookie does not hold the token");
+    let cookie = accepted.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    assert!(
+        !cookie.contains("explorer-token"),
+        "the cookie does not hold the token"
+    );
     let session = cookie.split(';').next().unwrap().to_owned();
 
     let index = get("/explorer", Some(&session));
     assert_eq!(index.status(), 200);
     let html = wait(index.text()).unwrap();
-    assert!(html.contains("href=\"/explorer/tables/invoices\""), "every stream is a card");
+    assert!(
+        html.contains("href=\"/explorer/tables/invoices\""),
+        "every stream is a card"
+    );
     let customers = get("/explorer/tables/customers", Some(&session));
     let html = wait(customers.text()).unwrap();
     let in_table = rows(&db, "explored", "customers").len();
     assert!(in_table > 100);
     assert!(
-        html.contains(&format!("<dd class=\"num\" id=\"row-count\">{in_table}</dd>")),
+        html.contains(&format!(
+            "<dd class=\"num\" id=\"row-count\">{in_table}</dd>"
+        )),
         "the row count of the synced table ({in_table}): {html}"
     );
-    assert!(html.contains("data-relation=\"invoices\""), "invoices refer to customers");
+    assert!(
+        html.contains("data-relation=\"invoices\""),
+        "invoices refer to customers"
+    );
     // An API route takes the cookie for reading, and refuses a change without the console's header.
     let change = wait(async {
         browser
@@ -897,7 +917,10 @@ fn the_explorer_shows_the_configured_pipeline_with_its_row_counts_behind_the_log
             .unwrap()
     });
     assert_eq!(change.status(), 401);
-    assert!(!serve.log().contains("explorer-token"), "the token is never logged");
+    assert!(
+        !serve.log().contains("explorer-token"),
+        "the token is never logged"
+    );
 
     // Without --explorer-config, the page says how to get one.
     let bare = Serve::start(&[]);

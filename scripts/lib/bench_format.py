@@ -278,8 +278,8 @@ def service():
 def scale():
     data = [r for r in rows() if r["bench"] == "scale"]
     first = data[0]
-    print(f"{first['pipelines']} pipelines, each with its own key (so its own rate budget of 25 requests/s and its own "
-          f"step lock), each syncing {first['customers']:,} customers and 60 products into its own schema; a Temporal dev "
+    print(f"{first['pipelines']} pipelines, each of its own connected account (so its own rate budget of 25 requests/s "
+          f"and its own step lock), each syncing {first['customers']:,} customers and 60 products into its own schema; a Temporal dev "
           "server, release `sync-service serve` and 1, 2 or 3 release workers (default 8 steps at once each, 300 s steps), "
           "the simulator and Postgres on the same machine. Timed from the first `POST /pipelines` until all are `ready` "
           "(rows checked exact after). Worker memory is the largest `sync-service worker` process's peak RSS (the "

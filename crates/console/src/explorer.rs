@@ -119,22 +119,52 @@ fn numbers(stats: &SchemaStats, table: &str, measured: bool) -> (String, String)
     }
 }
 
+/// The catalog's map, the destination chosen (with the choices and the link suffix), and its
+/// numbers; or the page that says why not.
+struct Loaded {
+    map: SchemaMap,
+    destination: Option<Destination>,
+    choices: Vec<Choice>,
+    suffix: String,
+    stats: SchemaStats,
+}
+
+async fn load(console: &Console, wanted: Option<&str>) -> Result<Loaded, Response> {
+    let catalog = console
+        .explorer
+        .catalog()
+        .await
+        .map_err(|e| unavailable(&console.chrome, &e))?;
+    let map = SchemaMap::of(&catalog);
+    let (destination, choices, suffix) = chosen(console, wanted)
+        .await
+        .map_err(|e| unavailable(&console.chrome, &e))?;
+    let stats = stats_for(destination.as_ref(), &map).await;
+    Ok(Loaded {
+        map,
+        destination,
+        choices,
+        suffix,
+        stats,
+    })
+}
+
 /// `GET /explorer`.
 pub async fn index(
     State(console): State<Arc<Console>>,
     Query(query): Query<ExplorerQuery>,
 ) -> Response {
-    let catalog = match console.explorer.catalog().await {
-        Ok(c) => c,
-        Err(e) => return unavailable(&console.chrome, &e),
+    let loaded = match load(&console, query.destination.as_deref()).await {
+        Ok(l) => l,
+        Err(page) => return page,
     };
-    let map = SchemaMap::of(&catalog);
-    let (destination, choices, suffix) = match chosen(&console, query.destination.as_deref()).await
-    {
-        Ok(c) => c,
-        Err(e) => return unavailable(&console.chrome, &e),
-    };
-    let stats = stats_for(destination.as_ref(), &map).await;
+    let Loaded {
+        map,
+        destination,
+        choices,
+        suffix,
+        stats,
+    } = loaded;
     let needle = query.q.trim().to_ascii_lowercase();
     let cards = map
         .tables
@@ -255,22 +285,22 @@ pub async fn table(
     Path(stream): Path<String>,
     Query(query): Query<ExplorerQuery>,
 ) -> Response {
-    let catalog = match console.explorer.catalog().await {
-        Ok(c) => c,
-        Err(e) => return unavailable(&console.chrome, &e),
+    let Loaded {
+        map,
+        destination,
+        suffix,
+        stats,
+        ..
+    } = match load(&console, query.destination.as_deref()).await {
+        Ok(l) => l,
+        Err(page) => return page,
     };
-    let map = SchemaMap::of(&catalog);
     let Some(card) = map.table(&stream) else {
         return crate::auth::not_found(
             &console.chrome,
             &format!("The catalog has no stream {stream:?}."),
         );
     };
-    let (destination, _, suffix) = match chosen(&console, query.destination.as_deref()).await {
-        Ok(c) => c,
-        Err(e) => return unavailable(&console.chrome, &e),
-    };
-    let stats = stats_for(destination.as_ref(), &map).await;
     let (rows, last_synced) = numbers(&stats, &card.table, destination.is_some());
     let schema = destination.as_ref().map(|d| d.schema.as_str());
     let (outgoing, incoming) = map.edges_of(&stream);
@@ -289,19 +319,7 @@ pub async fn table(
         object: card.object.clone().unwrap_or_default(),
         parent: card.parent.clone().unwrap_or_default(),
         key: card.key().join(", "),
-        columns: card
-            .columns
-            .iter()
-            .map(|c| ColumnView {
-                name: c.name.clone(),
-                pg_type: c.pg_type,
-                kind: c.kind.label(),
-                refers_to: c
-                    .refers_to
-                    .as_ref()
-                    .map(|s| (s.clone(), map.table_name(s).to_owned())),
-            })
-            .collect(),
+        columns: column_views(&map, card),
         raw_only: card.raw_only.clone(),
         relations,
         nodes,
@@ -313,6 +331,21 @@ pub async fn table(
         suffix,
         problem: stats.problem,
     })
+}
+
+fn column_views(map: &SchemaMap, card: &TableCard) -> Vec<ColumnView> {
+    card.columns
+        .iter()
+        .map(|c| ColumnView {
+            name: c.name.clone(),
+            pg_type: c.pg_type,
+            kind: c.kind.label(),
+            refers_to: c
+                .refers_to
+                .as_ref()
+                .map(|s| (s.clone(), map.table_name(s).to_owned())),
+        })
+        .collect()
 }
 
 fn relation(map: &SchemaMap, edge: &Edge, outgoing: bool, schema: Option<&str>) -> RelationView {

@@ -10,7 +10,7 @@
 mod assets;
 pub mod auth;
 mod explorer;
-mod format;
+pub mod format;
 mod pages;
 mod pipelines;
 pub mod schema_map;

@@ -36,7 +36,7 @@ use sync_protocol::{
 };
 
 use crate::client::StripeClient;
-pub use crate::config::Config;
+pub use crate::config::{Config, KeyMode};
 
 /// The Stripe source.
 pub struct StripeSource;

@@ -38,6 +38,9 @@ pub struct Ports {
     pub pid: Option<u32>,
 }
 
+/// Held while a supervisor runs; dropping it (or the process ending) releases the lock.
+pub struct DirLock(#[allow(dead_code)] std::fs::File);
+
 impl Layout {
     pub fn new(dir: PathBuf) -> Layout {
         Layout { dir }
@@ -68,6 +71,30 @@ impl Layout {
     pub fn create(&self) -> Result<()> {
         std::fs::create_dir_all(self.dir.join("logs"))
             .with_context(|| format!("creating {}", self.dir.display()))
+    }
+
+    /// The supervisor's exclusive lock on the data directory, or `None` when another process
+    /// holds it. Two starts at once cannot both get it (a pid file alone would let both
+    /// through), and the kernel releases it however the holder ends, kill -9 included.
+    pub fn lock(&self) -> Result<Option<DirLock>> {
+        use std::os::fd::AsRawFd;
+        let path = self.dir.join("supervisor.lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        // SAFETY: flock(2) on a descriptor this function owns.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+            return Ok(Some(DirLock(file)));
+        }
+        let error = std::io::Error::last_os_error();
+        if error.raw_os_error() == Some(libc::EWOULDBLOCK) {
+            Ok(None)
+        } else {
+            Err(error).with_context(|| format!("locking {}", path.display()))
+        }
     }
 
     pub fn settings(&self) -> Result<Option<Settings>> {
@@ -145,4 +172,22 @@ pub fn signal(pid: u32, signal: i32) -> bool {
 pub fn free_port() -> Result<u16> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
     Ok(listener.local_addr()?.port())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_supervisor_holds_the_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::new(dir.path().to_path_buf());
+        layout.create().unwrap();
+        let first = layout.lock().unwrap();
+        assert!(first.is_some());
+        // flock(2) locks belong to the open file: a second open, even in this process, waits.
+        assert!(layout.lock().unwrap().is_none());
+        drop(first);
+        assert!(layout.lock().unwrap().is_some());
+    }
 }

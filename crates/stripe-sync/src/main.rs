@@ -182,6 +182,19 @@ async fn start(args: StartArgs) -> Result<()> {
             layout.dir.display()
         );
     }
+    // Held until this supervisor ends.
+    let _lock = if args.foreground {
+        let lock = layout.lock()?;
+        if lock.is_none() {
+            bail!(
+                "stripe-sync already runs for {} (another start holds its lock); see `stripe-sync status`",
+                layout.dir.display()
+            );
+        }
+        lock
+    } else {
+        None
+    };
     let settings = settings(&args, layout.settings()?)?;
     layout.save_settings(&settings)?;
     if !args.foreground {

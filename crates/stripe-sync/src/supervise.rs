@@ -186,7 +186,7 @@ pub async fn run(layout: &Layout, settings: &Settings, ports: &Ports) -> Result<
     worker.spawn(layout)?;
     serve.spawn(layout)?;
     println!(
-        "stripe-sync: API http://{listen}  Temporal {address}  data {}",
+        "stripe-sync: API http://{listen}  console http://{listen}/  Temporal {address}  data {}",
         layout.dir.display()
     );
 

@@ -46,10 +46,12 @@ fn fill(db: &TestDb, pipelines: usize) {
 /// Median, 95th percentile and largest of `SAMPLES` GETs of `path`, in milliseconds, and the
 /// page's size.
 fn time_get(base: &str, path: &str) -> (f64, f64, f64, usize) {
+    // The runtime installs the TLS crypto provider reqwest needs.
+    let runtime = runtime();
     let client = reqwest::Client::new();
     let mut samples = Vec::with_capacity(SAMPLES);
     let mut bytes = 0;
-    runtime().block_on(async {
+    runtime.block_on(async {
         for i in 0..=SAMPLES {
             let started = Instant::now();
             let response = client
@@ -80,7 +82,11 @@ fn main() {
         .args(["migrate", "--database-url", db.url()])
         .output()
         .unwrap();
-    assert!(migrate.status.success(), "{}", String::from_utf8_lossy(&migrate.stderr));
+    assert!(
+        migrate.status.success(),
+        "{}",
+        String::from_utf8_lossy(&migrate.stderr)
+    );
     fill(&db, pipelines);
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
@@ -97,14 +103,20 @@ fn main() {
     ]);
     let started = Instant::now();
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(started.elapsed() < Duration::from_secs(30), "serve did not listen");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "serve did not listen"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     let base = format!("http://{listen}");
     let mut line = json!({"bench": "console", "pipelines": pipelines, "samples": SAMPLES});
     for (name, path) in [
         ("list", "/".to_owned()),
-        ("pipeline", format!("/console/pipelines/pl_{:05}", pipelines / 2)),
+        (
+            "pipeline",
+            format!("/console/pipelines/pl_{:05}", pipelines / 2),
+        ),
         ("explorer", "/explorer".to_owned()),
         ("explorer_table", "/explorer/tables/invoices".to_owned()),
     ] {

@@ -1,4 +1,5 @@
-//! Scale-out: 30 pipelines (each with its own key, so its own rate budget and step lock) of N
+//! Scale-out: 30 pipelines (each of its own connected account, so its own rate budget and step
+//! lock) of N
 //! customers on 1, 2 and 3 workers: records per second in all, and the workers' own memory per
 //! pipeline (the connectors are processes of their own). Release binaries, a real dev server,
 //! the simulator and Postgres. Prints one JSON line per worker count.
@@ -15,11 +16,9 @@ const PIPELINES: usize = 30;
 
 fn main() {
     let customers = test_support::measure::count_from_args(5_000);
-    let keys: Vec<String> = (0..PIPELINES)
-        .map(|i| format!("sk_test_scale_{i:02}"))
-        .collect();
     for workers in 1..=3 {
-        let service = Service::start_with("300", customers, &[], &keys);
+        let service = Service::start_full("300", customers, &[], &[], &[], PIPELINES);
+        let accounts = service.fake.connected_accounts();
         let extra: Vec<Process> = (1..workers)
             .map(|_| {
                 Service::worker_with(
@@ -34,9 +33,9 @@ fn main() {
         let mut pids = vec![service.worker.child.id()];
         pids.extend(extra.iter().map(|p| p.child.id()));
         let started = Instant::now();
-        for (i, key) in keys.iter().enumerate() {
+        for (i, account) in accounts.iter().enumerate() {
             let mut body = service.pipeline_body(&format!("p-{i:02}"), &format!("s{i:02}"));
-            body["source"]["config"]["api_key"] = json!(key);
+            body["source"]["config"]["account_id"] = json!(account);
             let (code, answer) = call(
                 "POST",
                 &service.url("/pipelines?skip_check=true"),
@@ -67,8 +66,8 @@ fn main() {
         let seconds = started.elapsed().as_secs_f64();
         let per_pipeline = customers + service.object_ids("products").len();
         let records = PIPELINES * per_pipeline;
-        for i in 0..PIPELINES {
-            service.assert_exact(&format!("s{i:02}"));
+        for (i, account) in accounts.iter().enumerate() {
+            service.assert_exact_in(&format!("s{i:02}"), Some(account));
         }
         println!(
             "{}",

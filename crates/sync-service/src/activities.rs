@@ -21,7 +21,7 @@ use sync_protocol::{FailureType, Message, Role, RunStatus, Status as CheckStatus
 use temporalio_macros::activities;
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
 
-use crate::budget::AccountBudget;
+use crate::budget::{AccountBudget, AccountKeys};
 use crate::control::{Control, ControlError};
 use crate::pipeline::{Desired, Pipeline, Status};
 use crate::progress::RunLedger;
@@ -131,6 +131,8 @@ pub struct PipelineActivities {
     pub step_secs: f64,
     /// The per-account rate budget given to Stripe sources; `None`: each run on its own.
     pub budget: Option<AccountBudget>,
+    /// Which account each key acts on (asked once per key).
+    pub accounts: Arc<AccountKeys>,
 }
 
 /// Why a step failed: who must act, and what to tell them.
@@ -164,7 +166,7 @@ impl PipelineActivities {
         let pipeline_id = step.pipeline_id;
         let pipeline = self.control.get(&pipeline_id).await.map_err(retryable)?;
         let request = match pipeline.request() {
-            Ok(request) => self.budgeted(request),
+            Ok(request) => request,
             Err(e) => {
                 let failure = Failure {
                     kind: FailureType::ConfigError,
@@ -173,9 +175,11 @@ impl PipelineActivities {
                 return self.failed(&pipeline_id, None, failure).await;
             }
         };
+        let account = self.accounts.of(&request).await;
+        let request = self.budgeted(request, account.as_deref());
         // Held until this step ends (dropped with it).
-        let _account = match crate::budget::account_key(&request) {
-            Some(key) => match self.control.try_lock_account(&key).await {
+        let _account = match &account {
+            Some(key) => match self.control.try_lock_account(key).await {
                 Ok(Some(lock)) => Some(lock),
                 Ok(None) => return Ok(StepOutcome::Busy),
                 Err(e) => return Err(retryable(e)),
@@ -235,9 +239,11 @@ impl PipelineActivities {
             return Ok(0);
         }
         let pipeline = self.control.get(&pipeline_id).await.map_err(retryable)?;
-        let Ok(request) = pipeline.request().map(|r| self.budgeted(r)) else {
+        let Ok(request) = pipeline.request() else {
             return Ok(0);
         };
+        let account = self.accounts.of(&request).await;
+        let request = self.budgeted(request, account.as_deref());
         let claim_state = self
             .control
             .current_state(&pipeline_id)
@@ -321,9 +327,9 @@ impl PipelineActivities {
 
 impl PipelineActivities {
     /// The request with the account's shared rate budget, when the worker has one.
-    fn budgeted(&self, mut request: PipelineRequest) -> PipelineRequest {
-        if let Some(budget) = &self.budget {
-            budget.apply(&mut request);
+    fn budgeted(&self, mut request: PipelineRequest, account: Option<&str>) -> PipelineRequest {
+        if let (Some(budget), Some(account)) = (&self.budget, account) {
+            budget.apply(&mut request, account);
         }
         request
     }

@@ -2,6 +2,10 @@
 //! the control database, so that all pipelines of an account, on all workers, and their live
 //! lanes stay under the account's limit together.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
 use serde_json::{Value, json};
 use sync_engine::engine::PipelineRequest;
 
@@ -16,14 +20,12 @@ pub struct AccountBudget {
 }
 
 impl AccountBudget {
-    /// Adds the budget to a Stripe source's config, unless it has one of its own.
-    pub fn apply(&self, request: &mut PipelineRequest) {
+    /// Adds the budget of the account `key` names to a Stripe source's config, unless it has
+    /// one of its own.
+    pub fn apply(&self, request: &mut PipelineRequest, key: &str) {
         if request.source.config.contains_key("shared_rate_limit") {
             return;
         }
-        let Some(key) = account_key(request) else {
-            return;
-        };
         let mut shared = json!({"url": self.url, "key": key});
         if let Some(rps) = self.rps {
             shared["max_rps"] = json!(rps);
@@ -35,13 +37,85 @@ impl AccountBudget {
     }
 }
 
-/// The Stripe account a pipeline reads, as buckets and step locks key it; `None` for other
-/// sources.
-pub fn account_key(request: &PipelineRequest) -> Option<String> {
-    let config = &request.source.config;
-    let api_key = config.get("api_key")?.as_str()?;
-    (request.source.name == "stripe").then(|| {
-        let account = config.get("account_id").and_then(Value::as_str);
-        source_stripe::budget_key(api_key, account)
-    })
+/// How long finding a key's account may take before the key's digest stands in for it.
+const ACCOUNT_LOOKUP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The Stripe account a pipeline's requests act on, as rate buckets and step locks key it:
+/// `test:acct_…` or `live:acct_…`. Stripe limits requests per account, so two keys of one
+/// account (a secret key and a restricted key, say) share one budget. The connected account
+/// when the config names one (`account_id`, sent as `Stripe-Account`); otherwise the key's
+/// own, asked once per key and process (`GET /v1/account`).
+pub struct AccountKeys {
+    http: reqwest::Client,
+    /// Key digest → account id.
+    known: Mutex<HashMap<String, String>>,
+}
+
+impl Default for AccountKeys {
+    fn default() -> AccountKeys {
+        // reqwest is built without a TLS crypto provider of its own.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        AccountKeys {
+            http: reqwest::Client::new(),
+            known: Mutex::default(),
+        }
+    }
+}
+
+impl AccountKeys {
+    /// The account key of a Stripe pipeline; `None` for other sources. When the account cannot
+    /// be found (Stripe unreachable, the key refused), a digest of the key stands in, and the
+    /// next step asks again; the step itself reports what is wrong with the key.
+    pub async fn of(&self, request: &PipelineRequest) -> Option<String> {
+        if request.source.name != "stripe" {
+            return None;
+        }
+        let config: source_stripe::Config =
+            serde_json::from_value(Value::Object(request.source.config.clone())).ok()?;
+        let mode = match config.key_mode() {
+            source_stripe::KeyMode::Live => "live",
+            source_stripe::KeyMode::Test => "test",
+        };
+        if let Some(account) = &config.account_id {
+            return Some(format!("{mode}:{account}"));
+        }
+        let digest = source_stripe::budget_key(&config.api_key, None);
+        if let Some(account) = self.lock().get(&digest) {
+            return Some(format!("{mode}:{account}"));
+        }
+        match self.ask(&config).await {
+            Ok(account) => {
+                self.lock().insert(digest, account.clone());
+                Some(format!("{mode}:{account}"))
+            }
+            Err(e) => {
+                tracing::debug!("the key's account is unknown ({e}); its digest keys its budget");
+                Some(digest)
+            }
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
+        self.known.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    async fn ask(&self, config: &source_stripe::Config) -> Result<String, String> {
+        let url = format!("{}/v1/account", config.base_url.trim_end_matches('/'));
+        let response = self
+            .http
+            .get(&url)
+            .bearer_auth(&config.api_key)
+            .timeout(ACCOUNT_LOOKUP_TIMEOUT)
+            .send()
+            .await
+            .map_err(|e| e.without_url().to_string())?;
+        if !response.status().is_success() {
+            return Err(format!("GET /v1/account answered {}", response.status()));
+        }
+        let account: Value = response.json().await.map_err(|e| e.to_string())?;
+        account["id"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| "GET /v1/account gave no id".to_owned())
+    }
 }

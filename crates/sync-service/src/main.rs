@@ -249,6 +249,7 @@ async fn run(command: Command) -> Result<()> {
                     url: common.database.database_url.clone(),
                     rps: args.account_rps,
                 }),
+                accounts: Default::default(),
             };
             let lanes = Lanes {
                 backfill: args.lanes.contains(&Lane::Backfill),

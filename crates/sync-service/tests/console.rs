@@ -213,7 +213,7 @@ async fn layout_shift(client: &Client) -> f64 {
 
 #[test]
 fn the_console_in_a_real_browser() {
-    let service = Service::start_full("1", 1500, &[], &[], &["--api-token", TOKEN]);
+    let service = Service::start_full("1", 1500, &[], &[], &["--api-token", TOKEN], 2);
     let driver = Driver::start();
     runtime().block_on(async {
         let client = open_browser(&driver).await;
@@ -266,15 +266,7 @@ async fn pipelines_go_live(client: &Client, service: &Service) {
 }
 
 fn format_count(n: usize) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, d) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(d);
-    }
-    out
+    sync_console::format::count(n as i64)
 }
 
 /// Per-stream numbers, runs, and pause / resume / reconcile through the REST API.

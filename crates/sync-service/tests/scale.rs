@@ -11,7 +11,7 @@ use common::{Process, Service, call};
 const BUDGET: f64 = 20.0;
 
 #[test]
-fn two_pipelines_of_one_account_on_two_workers_stay_within_its_budget() {
+fn two_pipelines_of_one_account_with_two_keys_on_two_workers_stay_within_its_budget() {
     // One step per backfill, so that both read all the while.
     let rps = BUDGET.to_string();
     let mut service = Service::start_with("600", 20_000, &["--account-rps", &rps], &[]);
@@ -24,8 +24,14 @@ fn two_pipelines_of_one_account_on_two_workers_stay_within_its_budget() {
     );
     service.fake.reset_stats();
     let started = Instant::now();
-    for (id, schema) in [("acct-a", "a"), ("acct-b", "b")] {
-        let body = service.pipeline_body(id, schema);
+    // Two keys of the same account (the simulator's platform): Stripe limits the account, so
+    // the budget and the step lock are the account's, not a key's.
+    for (id, schema, key) in [
+        ("acct-a", "a", "sk_test_service"),
+        ("acct-b", "b", "sk_test_rotated"),
+    ] {
+        let mut body = service.pipeline_body(id, schema);
+        body["source"]["config"]["api_key"] = serde_json::json!(key);
         let (code, created) = call("POST", &service.url("/pipelines"), Some(&body));
         assert_eq!(code, 201, "{created}");
     }
@@ -78,9 +84,10 @@ fn two_pipelines_of_one_account_on_two_workers_stay_within_its_budget() {
 
 #[test]
 fn thirty_pipelines_on_three_workers_all_reach_ready_exact_though_one_worker_dies() {
-    // Thirty keys: thirty budgets and step locks, so the pipelines run side by side.
-    let keys: Vec<String> = (0..30).map(|i| format!("sk_test_scale_{i:02}")).collect();
-    let mut service = Service::start_with("2", 300, &["--max-concurrent-steps", "4"], &keys);
+    // Thirty connected accounts: thirty budgets and step locks, so the pipelines run side by
+    // side.
+    let mut service = Service::start_full("2", 300, &["--max-concurrent-steps", "4"], &[], &[], 30);
+    let accounts = service.fake.connected_accounts();
     let mut workers: Vec<Process> = (0..2)
         .map(|_| {
             Service::worker_with(
@@ -95,7 +102,7 @@ fn thirty_pipelines_on_three_workers_all_reach_ready_exact_though_one_worker_die
     let ids: Vec<String> = (0..30).map(|i| format!("p-{i:02}")).collect();
     for (i, id) in ids.iter().enumerate() {
         let mut body = service.pipeline_body(id, &format!("s{i:02}"));
-        body["source"]["config"]["api_key"] = serde_json::json!(keys[i]);
+        body["source"]["config"]["account_id"] = serde_json::json!(accounts[i]);
         let (code, created) = call(
             "POST",
             &service.url("/pipelines?skip_check=true"),
@@ -125,8 +132,8 @@ fn thirty_pipelines_on_three_workers_all_reach_ready_exact_though_one_worker_die
         "all 30 ready {:?} after the kill (ready at the kill: at least 3)",
         killed_at.elapsed()
     );
-    for i in 0..30 {
-        service.assert_exact(&format!("s{i:02}"));
+    for (i, account) in accounts.iter().enumerate() {
+        service.assert_exact_in(&format!("s{i:02}"), Some(account));
     }
     workers.clear();
     service.worker.kill();

@@ -143,16 +143,18 @@ impl Service {
         worker_args: &[&str],
         extra_keys: &[String],
     ) -> Service {
-        Self::start_full(step_secs, customers, worker_args, extra_keys, &[])
+        Self::start_full(step_secs, customers, worker_args, extra_keys, &[], 2)
     }
 
-    /// Also passes `serve_args` to the server.
+    /// Also passes `serve_args` to the server; the simulator has `accounts` connected
+    /// accounts, each with the same number of customers.
     pub fn start_full(
         step_secs: &str,
         customers: usize,
         worker_args: &[&str],
         extra_keys: &[String],
         serve_args: &[&str],
+        accounts: usize,
     ) -> Service {
         let temporal = DevServer::start();
         let db = TestDb::new();
@@ -160,6 +162,7 @@ impl Service {
             seed: 11,
             scale: 0.0,
             objects: vec![("customers".into(), customers), ("products".into(), 60)],
+            accounts,
             keys: ["sk_test_service", "sk_test_rotated"]
                 .iter()
                 .map(|k| k.to_string())
@@ -299,9 +302,14 @@ impl Service {
     }
 
     pub fn object_ids(&self, stream: &str) -> Vec<String> {
+        self.object_ids_in(stream, None)
+    }
+
+    /// The ids of a stream's objects in a connected account (`None`: the platform).
+    pub fn object_ids_in(&self, stream: &str, account: Option<&str>) -> Vec<String> {
         let mut ids: Vec<String> = self
             .fake
-            .objects(Scope::test(None), stream)
+            .objects(Scope::test(account), stream)
             .unwrap()
             .iter()
             .map(|o| o["id"].as_str().unwrap().to_owned())
@@ -344,10 +352,15 @@ impl Service {
     }
 
     pub fn assert_exact(&self, schema: &str) {
+        self.assert_exact_in(schema, None)
+    }
+
+    /// `assert_exact` for a pipeline of a connected account.
+    pub fn assert_exact_in(&self, schema: &str, account: Option<&str>) {
         for stream in ["customers", "products"] {
             assert_eq!(
                 self.row_ids(schema, stream),
-                self.object_ids(stream),
+                self.object_ids_in(stream, account),
                 "{schema}.{stream} differs from the simulator"
             );
         }
