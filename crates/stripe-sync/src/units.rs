@@ -189,4 +189,34 @@ mod tests {
         assert!(plist.contains("<string>/tmp/a&amp;b</string>"), "{plist}");
         assert!(plist.contains("<string>--foreground</string>"), "{plist}");
     }
+
+    /// systemd itself parses the unit: no warning, no error. Skipped (and said so) where
+    /// systemd-analyze is not installed; starting the unit needs a user session this machine
+    /// does not have.
+    #[test]
+    fn systemd_accepts_the_unit() {
+        let Ok(probe) = std::process::Command::new("systemd-analyze")
+            .arg("--version")
+            .output()
+        else {
+            eprintln!("systemd-analyze is not installed: the unit is checked as text only");
+            return;
+        };
+        assert!(probe.status.success());
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data dir");
+        let exe = std::env::current_exe().unwrap();
+        let path = dir.path().join("stripe-sync.service");
+        std::fs::write(&path, systemd_unit(&exe, &data)).unwrap();
+        let out = std::process::Command::new("systemd-analyze")
+            .arg("verify")
+            .arg(&path)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && stderr.trim().is_empty(),
+            "systemd-analyze verify: {stderr}"
+        );
+    }
 }
