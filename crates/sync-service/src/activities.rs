@@ -179,7 +179,7 @@ impl PipelineActivities {
         let request = self.budgeted(request, account.as_deref());
         // Held until this step ends (dropped with it).
         let _account = match &account {
-            Some(key) => match self.control.try_lock_account(key).await {
+            Some(key) => match self.control.take_account_turn(key, &pipeline_id).await {
                 Ok(Some(lock)) => Some(lock),
                 Ok(None) => return Ok(StepOutcome::Busy),
                 Err(e) => return Err(retryable(e)),

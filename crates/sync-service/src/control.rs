@@ -15,6 +15,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
         include_str!("../migrations/0002_inbox_applied_index.sql"),
     ),
     (3, include_str!("../migrations/0003_run_progress.sql")),
+    (4, include_str!("../migrations/0004_account_waiters.sql")),
 ];
 
 /// Why a control-database operation failed.
@@ -81,12 +82,14 @@ impl Control {
         Ok(Control { pool })
     }
 
-    /// Takes the step lock of an account (see `account_lock`), if free.
-    pub async fn try_lock_account(
+    /// Takes the step lock of an account for a pipeline when it is free and the pipeline's
+    /// turn (see `account_lock`).
+    pub async fn take_account_turn(
         &self,
         key: &str,
+        pipeline: &str,
     ) -> Result<Option<crate::account_lock::AccountLock>, ControlError> {
-        crate::account_lock::try_lock(&self.pool, key).await
+        crate::account_lock::take_turn(&self.pool, key, pipeline).await
     }
 
     /// Applies the migrations not applied yet; returns how many it applied. Concurrent callers

@@ -83,6 +83,55 @@ fn two_pipelines_of_one_account_with_two_keys_on_two_workers_stay_within_its_bud
 }
 
 #[test]
+fn pipelines_of_one_account_take_turns_step_by_step() {
+    // Short steps and a budget that makes each backfill take several of them.
+    let mut service = Service::start_with("1", 6_000, &["--account-rps", "20"], &[]);
+    let ids = ["turn-a", "turn-b"];
+    for (id, schema) in ids.iter().zip(["ta", "tb"]) {
+        let body = service.pipeline_body(id, schema);
+        let (code, created) = call("POST", &service.url("/pipelines"), Some(&body));
+        assert_eq!(code, 201, "{created}");
+    }
+    for (id, schema) in ids.iter().zip(["ta", "tb"]) {
+        service.wait_status(id, "ready", Duration::from_secs(300));
+        service.assert_exact(schema);
+    }
+    // Each pipeline's steps, in order: neither did its whole backfill before the other began.
+    let runs = |id: &str| -> Vec<(f64, f64)> {
+        service
+            .db
+            .client()
+            .query(
+                "SELECT extract(epoch FROM started_at)::float8, extract(epoch FROM ended_at)::float8
+                 FROM sync_service.runs WHERE pipeline_id = $1 ORDER BY id",
+                &[&id],
+            )
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get::<_, Option<f64>>(1).unwrap_or(f64::MAX)))
+            .collect()
+    };
+    let (a, b) = (runs("turn-a"), runs("turn-b"));
+    assert!(
+        a.len() >= 3 && b.len() >= 3,
+        "several steps each: {a:?} {b:?}"
+    );
+    let first_ready_at = a.last().unwrap().1.min(b.last().unwrap().1);
+    let both_started = a[0].0.max(b[0].0);
+    assert!(
+        both_started < first_ready_at,
+        "one backfill ran to its end before the other's first step: {a:?} {b:?}"
+    );
+    // Still one step at a time.
+    for (sa, ea) in &a {
+        for (sb, eb) in &b {
+            assert!(ea <= sb || eb <= sa, "steps overlapped: {a:?} {b:?}");
+        }
+    }
+    service.worker.kill();
+}
+
+#[test]
 fn thirty_pipelines_on_three_workers_all_reach_ready_exact_though_one_worker_dies() {
     // Thirty connected accounts: thirty budgets and step locks, so the pipelines run side by
     // side.
