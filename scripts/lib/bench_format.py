@@ -317,5 +317,21 @@ def console():
               f"{m['bytes'] / 1024:,.0f} KiB | {target} |")
 
 
+def poll():
+    r = [r for r in rows() if r["bench"] == "poll"][0]
+    print(f"One `ready` pipeline with nothing new (1,000 customers and 60 products synced), stepped {r['steps']} times "
+          "in a row through `POST /pipelines/{id}/sync_batch`, which answers once the step ended: release "
+          "`sync-service serve` and `worker`, a Temporal dev server, the simulator and Postgres on this machine. The "
+          "worker's CPU includes the connector processes it started (reaped children); Postgres' and Temporal's own "
+          "CPU are not in it.")
+    print("Reproduce: `scripts/bench poll` (`BENCH_POLL_STEPS`, default 20).")
+    print()
+    print("| measure | value |")
+    print("| --- | ---: |")
+    print(f"| wall time of a step, median | {r['wall_median_s']:.2f} s |")
+    print(f"| wall time of a step, largest | {r['wall_max_s']:.2f} s |")
+    print(f"| worker CPU a step (connectors included) | {r['worker_cpu_s_per_step']:.2f} core-s |")
+
+
 if __name__ == "__main__":
     globals()[sys.argv[1].replace("-", "_")](*sys.argv[2:])
