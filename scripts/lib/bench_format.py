@@ -321,16 +321,24 @@ def poll():
     r = [r for r in rows() if r["bench"] == "poll"][0]
     print(f"One `ready` pipeline with nothing new (1,000 customers and 60 products synced), stepped {r['steps']} times "
           "in a row through `POST /pipelines/{id}/sync_batch`, which answers once the step ended: release "
-          "`sync-service serve` and `worker`, a Temporal dev server, the simulator and Postgres on this machine. The "
-          "worker's CPU includes the connector processes it started (reaped children); Postgres' and Temporal's own "
-          "CPU are not in it.")
+          "`sync-service serve` and `worker`, a Temporal dev server, the simulator and Postgres on this machine, "
+          "nothing else running. CPU from `/proc/<pid>/stat` (user + system, reaped children included): the "
+          "worker with the connector processes it started, `serve`, every `postgres` process, the Temporal dev "
+          "server, and the bench process (the simulator and the HTTP client).")
     print("Reproduce: `scripts/bench poll` (`BENCH_POLL_STEPS`, default 20).")
     print()
-    print("| measure | value |")
+    print("| measure | a step |")
     print("| --- | ---: |")
-    print(f"| wall time of a step, median | {r['wall_median_s']:.2f} s |")
-    print(f"| wall time of a step, largest | {r['wall_max_s']:.2f} s |")
-    print(f"| worker CPU a step (connectors included) | {r['worker_cpu_s_per_step']:.2f} core-s |")
+    print(f"| wall time, median | {r['wall_median_s']:.2f} s |")
+    print(f"| wall time, largest | {r['wall_max_s']:.2f} s |")
+    print(f"| CPU: worker and its connectors | {r['worker_cpu_s_per_step']:.3f} core-s |")
+    print(f"| CPU: Postgres (control and destination) | {r['postgres_cpu_s_per_step']:.3f} core-s |")
+    print(f"| CPU: Temporal dev server | {r['temporal_cpu_s_per_step']:.3f} core-s |")
+    print(f"| CPU: `serve` | {r['serve_cpu_s_per_step']:.3f} core-s |")
+    print(f"| CPU: simulator and client | {r['simulator_and_client_cpu_s_per_step']:.3f} core-s |")
+    total = sum(r[k] for k in ["worker_cpu_s_per_step", "postgres_cpu_s_per_step", "temporal_cpu_s_per_step",
+                               "serve_cpu_s_per_step", "simulator_and_client_cpu_s_per_step"])
+    print(f"| CPU in all | {total:.3f} core-s |")
 
 
 if __name__ == "__main__":
