@@ -6,14 +6,13 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{Process, runtime};
 use serde_json::json;
+use test_support::TestDb;
 use test_support::process::free_port;
 use test_support::temporal::DevServer;
-use test_support::{TestDb, bin_path};
 
 const TOKEN: &str = "bench-token";
 const SAMPLES: usize = 40;
@@ -78,15 +77,7 @@ fn main() {
     let pipelines = test_support::measure::count_from_args(1_000);
     let temporal = DevServer::start();
     let db = TestDb::new();
-    let migrate = Command::new(bin_path("sync-service"))
-        .args(["migrate", "--database-url", db.url()])
-        .output()
-        .unwrap();
-    assert!(
-        migrate.status.success(),
-        "{}",
-        String::from_utf8_lossy(&migrate.stderr)
-    );
+    common::migrate(&db);
     fill(&db, pipelines);
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");

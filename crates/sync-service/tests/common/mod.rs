@@ -90,6 +90,19 @@ impl Drop for Process {
     }
 }
 
+/// `sync-service migrate` on a test database.
+pub fn migrate(db: &TestDb) {
+    let migrate = Command::new(bin_path("sync-service"))
+        .args(["migrate", "--database-url", db.url()])
+        .output()
+        .unwrap();
+    assert!(
+        migrate.status.success(),
+        "{}",
+        String::from_utf8_lossy(&migrate.stderr)
+    );
+}
+
 /// Everything one test runs against.
 pub struct Service {
     pub temporal: DevServer,
@@ -171,15 +184,7 @@ impl Service {
             ..Default::default()
         })
         .unwrap();
-        let migrate = Command::new(bin_path("sync-service"))
-            .args(["migrate", "--database-url", db.url()])
-            .output()
-            .unwrap();
-        assert!(
-            migrate.status.success(),
-            "{}",
-            String::from_utf8_lossy(&migrate.stderr)
-        );
+        migrate(&db);
         let task_queue = format!("test-{}", free_port());
         let worker = Self::worker_with(&temporal, &db, &task_queue, step_secs, worker_args);
         let port = free_port();
