@@ -38,6 +38,17 @@ use sync_protocol::{
 use crate::client::StripeClient;
 pub use crate::config::{Config, KeyMode};
 
+/// The id of the account a config's requests act on: its `account_id` (a connected account)
+/// when set, else the key's own, asked with `GET /v1/account` through the source's own client
+/// (its headers, retries and rate limit).
+pub async fn account_of(config: &Config) -> Result<String, ConnectorError> {
+    if let Some(account) = &config.account_id {
+        return Ok(account.clone());
+    }
+    let client = StripeClient::new(config).map_err(ConnectorError::config)?;
+    Ok(plan::account(&client, config).await?.id)
+}
+
 /// The Stripe source.
 pub struct StripeSource;
 

@@ -44,52 +44,51 @@ const ACCOUNT_LOOKUP_TIMEOUT: Duration = Duration::from_secs(10);
 /// `test:acct_…` or `live:acct_…`. Stripe limits requests per account, so two keys of one
 /// account (a secret key and a restricted key, say) share one budget. The connected account
 /// when the config names one (`account_id`, sent as `Stripe-Account`); otherwise the key's
-/// own, asked once per key and process (`GET /v1/account`).
+/// own, asked once per key and process (`GET /v1/account`, by source-stripe's own client).
+#[derive(Default)]
 pub struct AccountKeys {
-    http: reqwest::Client,
     /// Key digest → account id.
     known: Mutex<HashMap<String, String>>,
 }
 
-impl Default for AccountKeys {
-    fn default() -> AccountKeys {
-        // reqwest is built without a TLS crypto provider of its own.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        AccountKeys {
-            http: reqwest::Client::new(),
-            known: Mutex::default(),
-        }
-    }
-}
-
 impl AccountKeys {
     /// The account key of a Stripe pipeline; `None` for other sources. When the account cannot
-    /// be found (Stripe unreachable, the key refused), a digest of the key stands in, and the
-    /// next step asks again; the step itself reports what is wrong with the key.
+    /// be found (Stripe unreachable, the key refused, a config the source would refuse), a
+    /// digest of the key stands in, and the next step asks again; the step itself reports
+    /// what is wrong.
     pub async fn of(&self, request: &PipelineRequest) -> Option<String> {
         if request.source.name != "stripe" {
             return None;
         }
-        let config: source_stripe::Config =
-            serde_json::from_value(Value::Object(request.source.config.clone())).ok()?;
+        let source = &request.source.config;
+        let api_key = source.get("api_key")?.as_str()?;
+        let digest =
+            source_stripe::budget_key(api_key, source.get("account_id").and_then(Value::as_str));
+        let Ok(config) =
+            serde_json::from_value::<source_stripe::Config>(Value::Object(source.clone()))
+        else {
+            return Some(digest);
+        };
         let mode = match config.key_mode() {
             source_stripe::KeyMode::Live => "live",
             source_stripe::KeyMode::Test => "test",
         };
-        if let Some(account) = &config.account_id {
-            return Some(format!("{mode}:{account}"));
-        }
-        let digest = source_stripe::budget_key(&config.api_key, None);
         if let Some(account) = self.lock().get(&digest) {
             return Some(format!("{mode}:{account}"));
         }
-        match self.ask(&config).await {
-            Ok(account) => {
+        let asked =
+            tokio::time::timeout(ACCOUNT_LOOKUP_TIMEOUT, source_stripe::account_of(&config)).await;
+        match asked {
+            Ok(Ok(account)) => {
                 self.lock().insert(digest, account.clone());
                 Some(format!("{mode}:{account}"))
             }
-            Err(e) => {
+            Ok(Err(e)) => {
                 tracing::debug!("the key's account is unknown ({e}); its digest keys its budget");
+                Some(digest)
+            }
+            Err(_) => {
+                tracing::debug!("GET /v1/account took too long; the key's digest keys its budget");
                 Some(digest)
             }
         }
@@ -97,25 +96,5 @@ impl AccountKeys {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
         self.known.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    async fn ask(&self, config: &source_stripe::Config) -> Result<String, String> {
-        let url = format!("{}/v1/account", config.base_url.trim_end_matches('/'));
-        let response = self
-            .http
-            .get(&url)
-            .bearer_auth(&config.api_key)
-            .timeout(ACCOUNT_LOOKUP_TIMEOUT)
-            .send()
-            .await
-            .map_err(|e| e.without_url().to_string())?;
-        if !response.status().is_success() {
-            return Err(format!("GET /v1/account answered {}", response.status()));
-        }
-        let account: Value = response.json().await.map_err(|e| e.to_string())?;
-        account["id"]
-            .as_str()
-            .map(str::to_owned)
-            .ok_or_else(|| "GET /v1/account gave no id".to_owned())
     }
 }
