@@ -105,7 +105,6 @@ pub trait ExplorerData: Send + Sync + 'static {
 pub(crate) struct RowView {
     pub(crate) id: String,
     pub(crate) status: String,
-    pub(crate) paused: bool,
     pub(crate) records: String,
     pub(crate) lag: String,
     pub(crate) failure_type: String,
@@ -118,7 +117,6 @@ impl RowView {
         RowView {
             id: row.id.clone(),
             status: row.status.clone(),
-            paused: row.desired == "paused",
             records: format::count(row.records),
             lag: row
                 .checkpoint_age_secs
