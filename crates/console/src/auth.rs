@@ -10,7 +10,7 @@
 use axum::Form;
 use axum::extract::Query;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
@@ -209,15 +209,6 @@ pub fn logout() -> Response {
         ),
     );
     response
-}
-
-/// The page for an unknown path or item.
-pub fn not_found(chrome: &Chrome, what: &str) -> Response {
-    (
-        StatusCode::NOT_FOUND,
-        Html(crate::pages::message_page(chrome, "Not found", what)),
-    )
-        .into_response()
 }
 
 #[cfg(test)]

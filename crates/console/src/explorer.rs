@@ -296,7 +296,7 @@ pub async fn table(
         Err(page) => return page,
     };
     let Some(card) = map.table(&stream) else {
-        return crate::auth::not_found(
+        return crate::pages::not_found(
             &console.chrome,
             &format!("The catalog has no stream {stream:?}."),
         );

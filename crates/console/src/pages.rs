@@ -109,6 +109,15 @@ pub(crate) fn message_page(chrome: &Chrome, title: &str, message: &str) -> Strin
     askama::Template::render(&page).unwrap_or_else(|_| message.to_owned())
 }
 
+/// The page for an unknown item.
+pub(crate) fn not_found(chrome: &Chrome, what: &str) -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        Html(message_page(chrome, "Not found", what)),
+    )
+        .into_response()
+}
+
 /// The page for a host that cannot answer now (its database is down, say).
 pub(crate) fn unavailable(chrome: &Chrome, problem: &str) -> Response {
     (

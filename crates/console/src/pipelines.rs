@@ -67,7 +67,7 @@ pub async fn detail(State(console): State<Arc<Pipelines>>, Path(id): Path<String
             view: DetailView::of(&detail),
         }),
         Ok(None) => {
-            crate::auth::not_found(&console.chrome, &format!("There is no pipeline {id:?}."))
+            crate::pages::not_found(&console.chrome, &format!("There is no pipeline {id:?}."))
         }
         Err(e) => unavailable(&console.chrome, &e),
     }
