@@ -111,6 +111,22 @@ fn raw_copy(client: &mut Client, table: &str, columns: &str, rows: &[u8]) -> Dur
     start.elapsed()
 }
 
+/// The cluster's WAL position in bytes: the difference around a run is the WAL it wrote
+/// (and whatever else the cluster wrote meanwhile).
+fn wal_position(client: &mut Client) -> i64 {
+    client
+        .query_one("SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::bigint", &[])
+        .unwrap()
+        .get(0)
+}
+
+/// Runs `run`, returning its result and the WAL written meanwhile.
+fn with_wal<T>(client: &mut Client, run: impl FnOnce() -> T) -> (T, i64) {
+    let before = wal_position(client);
+    let result = run();
+    (result, wal_position(client) - before)
+}
+
 fn copy_text(s: &str) -> String {
     s.replace('\\', "\\\\")
         .replace('\t', "\\t")
@@ -184,18 +200,26 @@ fn main() {
     // Best of three for the baseline and of two for each pass, each after a CHECKPOINT so that
     // none pays for the previous one's dirty pages: this machine is shared and noisy.
     let mut raw = Duration::MAX;
+    let mut raw_wal = 0;
     for _ in 0..3 {
         client
             .batch_execute("TRUNCATE bench.raw_copy; CHECKPOINT")
             .unwrap();
+        let before = wal_position(&mut client);
         raw = raw.min(raw_copy(
             &mut client,
             "bench.raw_copy",
             "id, _raw_data, _updated_at, _deleted",
             generated_rows.as_bytes(),
         ));
+        raw_wal = wal_position(&mut client) - before;
     }
-    report("raw COPY, generated columns", records, raw, json!({}));
+    report(
+        "raw COPY, generated columns",
+        records,
+        raw,
+        json!({"wal_bytes": raw_wal}),
+    );
     // The same rows on two connections at once: the fair baseline for a stream that loads
     // through two (connections_per_stream).
     let halves: Vec<String> = {
@@ -235,8 +259,9 @@ fn main() {
     };
 
     client.batch_execute("CHECKPOINT").unwrap();
-    let (mut first, mut first_rss) =
-        run_write(&json!({"url": db.url(), "schema": "bench_first"}), &input);
+    let ((mut first, mut first_rss), first_wal) = with_wal(&mut client, || {
+        run_write(&json!({"url": db.url(), "schema": "bench_first"}), &input)
+    });
     client.batch_execute("CHECKPOINT").unwrap();
     let (again_first, again_rss) = run_write(&config, &input);
     if again_first < first {
@@ -251,6 +276,7 @@ fn main() {
     let mut extra = ratios(first);
     extra["peak_rss_bytes"] = json!(first_rss);
     extra["input_bytes"] = json!(bytes);
+    extra["wal_bytes"] = json!(first_wal);
     report("dest-postgres write, first load", records, first, extra);
 
     // The same load at a tenth of the size, into another schema: memory must not grow with input.
@@ -270,16 +296,19 @@ fn main() {
     // Every row changed, on a full table (twice, with newer versions each time).
     let mut update = Duration::MAX;
     let mut update_rss = 0;
+    let mut update_wal = 0;
     for version in [1, 2] {
         let updates = dir.join(format!("customers-{records}-v{version}.ndjson"));
         write_records(&updates, &["customers"], (0..records).map(|i| (i, version)));
         client.batch_execute("CHECKPOINT").unwrap();
-        let (elapsed, rss) = run_write(&config, &updates);
+        let ((elapsed, rss), wal) = with_wal(&mut client, || run_write(&config, &updates));
         update = update.min(elapsed);
         update_rss = update_rss.max(rss);
+        update_wal = wal;
     }
     let mut extra = ratios(update);
     extra["peak_rss_bytes"] = json!(update_rss);
+    extra["wal_bytes"] = json!(update_wal);
     report(
         "dest-postgres write, updates of a full table",
         records,
@@ -304,6 +333,7 @@ fn main() {
     );
     // Half new keys, half changes of existing rows, interleaved (twice, new keys each time).
     let mut mix = Duration::MAX;
+    let mut mix_wal = 0;
     for round in [1, 2] {
         let mixed = dir.join(format!("customers-{records}-mixed{round}.ndjson"));
         write_records(
@@ -318,22 +348,30 @@ fn main() {
             }),
         );
         client.batch_execute("CHECKPOINT").unwrap();
-        mix = mix.min(run_write(&config, &mixed).0);
+        let ((elapsed, _), wal) = with_wal(&mut client, || run_write(&config, &mixed));
+        mix = mix.min(elapsed);
+        mix_wal = wal;
     }
+    let mut extra = ratios(mix);
+    extra["wal_bytes"] = json!(mix_wal);
     report(
         "dest-postgres write, half inserts and half updates",
         records,
         mix,
-        ratios(mix),
+        extra,
     );
     // The first file once more: nothing changed (a reconcile of an unchanged account).
     client.batch_execute("CHECKPOINT").unwrap();
-    let (same, _) = run_write(&json!({"url": db.url(), "schema": "bench_first"}), &input);
+    let ((same, _), same_wal) = with_wal(&mut client, || {
+        run_write(&json!({"url": db.url(), "schema": "bench_first"}), &input)
+    });
+    let mut extra = ratios(same);
+    extra["wal_bytes"] = json!(same_wal);
     report(
         "dest-postgres write, a re-sync of unchanged records",
         records,
         same,
-        ratios(same),
+        extra,
     );
 
     parallel_streams(&db, dir, records);

@@ -9,7 +9,7 @@ use deadpool_postgres::Pool;
 use futures_util::SinkExt;
 use tokio_postgres::error::SqlState;
 
-use crate::merge::MergeSql;
+use crate::merge::{MERGE_PLAN_SETTINGS, Merge, MergeSql};
 use crate::rejected::{self, RejectedRecord};
 
 /// Attempts before a lost connection fails the stream.
@@ -144,6 +144,23 @@ async fn keep_rejected(
         .map_err(|e| FlushError::from_pg("keeping the rejected records", &e))
 }
 
+/// Merges the `staged` rows of the staging table into the target.
+async fn merge(
+    tx: &deadpool_postgres::Transaction<'_>,
+    merge: &Merge,
+    staged: u64,
+) -> Result<(), tokio_postgres::Error> {
+    tx.batch_execute(MERGE_PLAN_SETTINGS).await?;
+    let updated = match &merge.update {
+        Some(update) => tx.execute(update.as_str(), &[]).await?,
+        None => 0,
+    };
+    if updated < staged {
+        tx.execute(merge.insert.as_str(), &[]).await?;
+    }
+    Ok(())
+}
+
 async fn flush_once(
     pool: &Pool,
     sql: &MergeSql,
@@ -202,11 +219,15 @@ async fn flush_once(
     let rows = copy_rows(&tx, &sql.copy, data)
         .await
         .map_err(|e| FlushError::from_pg("COPY", &e))?;
-    tx.batch_execute(if dedupe {
-        &sql.merge_dedupe
-    } else {
-        &sql.merge
-    })
+    merge(
+        &tx,
+        if dedupe {
+            &sql.merge_dedupe
+        } else {
+            &sql.merge
+        },
+        rows,
+    )
     .await
     .map_err(|e| FlushError::from_pg("merge", &e))?;
     keep_rejected(&tx, sql, batch).await?;

@@ -17,12 +17,38 @@ pub struct MergeSql {
     /// way a batch must merge (a copy straight in would bring a deleted object back).
     pub target_has_rows: String,
     /// Merge when the batch has no duplicate keys.
-    pub merge: String,
+    pub merge: Merge,
     /// Merge reducing duplicate keys to the newest version.
-    pub merge_dedupe: String,
+    pub merge_dedupe: Merge,
     /// Keeps the records set aside (see [`crate::rejected`]).
     pub insert_rejected: String,
 }
+
+/// The statements that merge a staged batch into the target, run in this order in the
+/// batch's transaction.
+///
+/// A plain `UPDATE` costs less than `INSERT … ON CONFLICT DO UPDATE`, which probes the index
+/// for a conflict and then locks the row it finds, and that lock is written to the WAL and
+/// dirties the page even when the row is left alone (`docs/benchmarks.md` has the
+/// measurement). So stored rows are updated first, and only the batch's other rows go through
+/// the insert.
+#[derive(Debug, Clone)]
+pub struct Merge {
+    /// Hard deletes (with `DeleteMode::Hard`), then the update of the stored rows the batch's
+    /// rows are newer than; `None` for a table without a key. Its row count says how many of
+    /// the batch's rows it took.
+    pub update: Option<String>,
+    /// The batch's rows whose key is not stored, with `ON CONFLICT` and the same gate for a key
+    /// that another writer stores meanwhile. Needless when the update took every row.
+    pub insert: String,
+}
+
+/// Settings a merge's transaction runs with, to fix its plan. Each batch is small against its
+/// table, and without statistics for the staging table the planner may otherwise hash-join,
+/// reading the whole table once per batch instead of probing its key index once per row (a
+/// test counts the scans). JIT compilation costs more than it saves on a batch.
+pub const MERGE_PLAN_SETTINGS: &str =
+    "SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off; SET LOCAL jit = off";
 
 /// The quoted names one stream's statements use.
 struct Names {
@@ -95,9 +121,43 @@ impl Names {
         )
     }
 
-    /// `INSERT … ON CONFLICT DO UPDATE` from `source` (alias `s`). A row that would not change
-    /// is left alone: no new tuple, no WAL (`_synced_at` says when a row last changed).
-    fn upsert(&self, source: &str) -> String {
+    /// The columns a merge sets from `incoming`'s row; `_synced_at` says when a row last
+    /// changed.
+    fn assignments(&self, incoming: &str) -> String {
+        format!(
+            "{r} = {incoming}.{r}, {u} = {incoming}.{u}, {s} = now(), {d} = {incoming}.{d}",
+            r = self.raw,
+            u = self.updated,
+            s = self.synced,
+            d = self.deleted
+        )
+    }
+
+    /// Whether `incoming` differs from the stored row `t`: a row that would not change is left
+    /// alone (no new tuple, no WAL). The version is compared first: it is the cheapest, and
+    /// when a row did change it usually tells.
+    fn changed(&self, incoming: &str) -> String {
+        format!(
+            "(t.{u} IS DISTINCT FROM {incoming}.{u} OR t.{d} IS DISTINCT FROM {incoming}.{d} OR t.{r} IS DISTINCT FROM {incoming}.{r})",
+            r = self.raw,
+            d = self.deleted,
+            u = self.updated
+        )
+    }
+
+    /// The key columns of `left` equal to those of `right`.
+    fn same_key(&self, left: &str, right: &str) -> String {
+        let join: Vec<String> = self
+            .keys
+            .iter()
+            .map(|k| format!("{left}.{k} = {right}.{k}"))
+            .collect();
+        join.join(" AND ")
+    }
+
+    /// The insert of `source`'s rows (alias `s`) whose key is not stored. `with` holds the
+    /// statement's `WITH` list, if any.
+    fn insert(&self, with: &str, source: &str) -> String {
         let mut target_cols = self.keys.clone();
         target_cols.extend([
             self.raw.clone(),
@@ -113,29 +173,37 @@ impl Names {
             format!("s.{}", self.deleted),
         ]);
         let insert = format!(
-            "INSERT INTO {} AS t ({}) SELECT {} FROM {source} s",
+            "{with}INSERT INTO {} AS t ({}) SELECT {} FROM {source} s",
             self.target,
             target_cols.join(", "),
             select_cols.join(", ")
         );
         if self.keys.is_empty() {
+            // Without a key every record is a new row (hard deletes need a key, see `merge`).
             return insert;
         }
-        let set: Vec<String> = [&self.raw, &self.updated, &self.synced, &self.deleted]
-            .iter()
-            .map(|c| format!("{c} = EXCLUDED.{c}"))
-            .collect();
-        let changed = format!(
-            "(t.{r} IS DISTINCT FROM EXCLUDED.{r} OR t.{d} IS DISTINCT FROM EXCLUDED.{d} OR t.{u} IS DISTINCT FROM EXCLUDED.{u})",
-            r = self.raw,
-            d = self.deleted,
-            u = self.updated
-        );
         format!(
-            "{insert} ON CONFLICT ({}) DO UPDATE SET {} WHERE {} AND {changed}",
-            self.keys.join(", "),
-            set.join(", "),
-            self.newer("EXCLUDED")
+            "{insert} WHERE NOT EXISTS (SELECT 1 FROM {target} x WHERE {stored}) \
+             ON CONFLICT ({keys}) DO UPDATE SET {set} WHERE {newer} AND {changed}",
+            target = self.target,
+            stored = self.same_key("x", "s"),
+            keys = self.keys.join(", "),
+            set = self.assignments("EXCLUDED"),
+            newer = self.newer("EXCLUDED"),
+            changed = self.changed("EXCLUDED"),
+        )
+    }
+
+    /// The update of the stored rows that `source`'s rows (alias `s`) are newer than and
+    /// differ from. `with` holds the statement's `WITH` list, if any.
+    fn update(&self, with: &str, source: &str) -> String {
+        format!(
+            "{with}UPDATE {target} t SET {set} FROM {source} s WHERE {key} AND {newer} AND {changed}",
+            target = self.target,
+            set = self.assignments("s"),
+            key = self.same_key("t", "s"),
+            newer = self.newer("s"),
+            changed = self.changed("s"),
         )
     }
 
@@ -146,44 +214,52 @@ impl Names {
     }
 
     /// The merge of a batch: hard deletes first (tombstones delete the rows they are newer
-    /// than and are remembered in `_tombstones`), then the upsert of the rest, except versions
-    /// no newer than a remembered deletion.
-    fn merge(&self, delete_mode: DeleteMode, dedupe: bool) -> String {
+    /// than and are remembered in `_tombstones`), then the rest, except versions no newer than
+    /// a remembered deletion.
+    fn merge(&self, delete_mode: DeleteMode, dedupe: bool) -> Merge {
         let source = self.source(dedupe);
-        match delete_mode {
-            DeleteMode::Soft => self.upsert(&source),
-            DeleteMode::Hard if self.keys.is_empty() => self.upsert(&source),
-            DeleteMode::Hard => {
-                let join: Vec<String> =
-                    self.keys.iter().map(|k| format!("t.{k} = s.{k}")).collect();
-                let live = format!(
-                    "(SELECT * FROM batch b WHERE NOT b.{d} AND NOT EXISTS (SELECT 1 FROM {tomb} tb \
-                     WHERE tb.stream = {stream} AND tb.key = {key} AND tb.version >= b.{u}))",
-                    d = self.deleted,
-                    tomb = self.tombstones,
-                    stream = self.stream,
-                    key = self.key_text("b"),
-                    u = self.updated
-                );
-                format!(
-                    "WITH batch AS MATERIALIZED (SELECT * FROM {source} b), \
-                     removed AS (DELETE FROM {target} t USING batch s WHERE s.{d} AND {join} AND {newer}), \
-                     remembered AS (INSERT INTO {tomb} AS tb (stream, key, version) \
-                     SELECT DISTINCT ON ({key}) {stream}, {key}, s.{u} FROM batch s WHERE s.{d} \
-                     ORDER BY {key}, s.{u} DESC NULLS LAST \
-                     ON CONFLICT (stream, key) DO UPDATE SET version = GREATEST(tb.version, EXCLUDED.version), deleted_at = now()) \
-                     {upsert}",
-                    target = self.target,
-                    d = self.deleted,
-                    join = join.join(" AND "),
-                    newer = self.newer("s"),
-                    tomb = self.tombstones,
-                    stream = self.stream,
-                    key = self.key_text("s"),
-                    u = self.updated,
-                    upsert = self.upsert(&live)
-                )
-            }
+        if self.keys.is_empty() {
+            return Merge {
+                update: None,
+                insert: self.insert("", &source),
+            };
+        }
+        if delete_mode == DeleteMode::Soft {
+            return Merge {
+                update: Some(self.update("", &source)),
+                insert: self.insert("", &source),
+            };
+        }
+        let batch = format!("batch AS MATERIALIZED (SELECT * FROM {source} b)");
+        // The batch's rows that are not deletions and are newer than any remembered deletion
+        // of their key.
+        let live = format!(
+            "live AS MATERIALIZED (SELECT * FROM batch b WHERE NOT b.{d} AND NOT EXISTS (SELECT 1 FROM {tomb} tb \
+             WHERE tb.stream = {stream} AND tb.key = {key} AND tb.version >= b.{u}))",
+            d = self.deleted,
+            tomb = self.tombstones,
+            stream = self.stream,
+            key = self.key_text("b"),
+            u = self.updated
+        );
+        let deletions = format!(
+            "removed AS (DELETE FROM {target} t USING batch s WHERE s.{d} AND {join} AND {newer}), \
+             remembered AS (INSERT INTO {tomb} AS tb (stream, key, version) \
+             SELECT DISTINCT ON ({key}) {stream}, {key}, s.{u} FROM batch s WHERE s.{d} \
+             ORDER BY {key}, s.{u} DESC NULLS LAST \
+             ON CONFLICT (stream, key) DO UPDATE SET version = GREATEST(tb.version, EXCLUDED.version), deleted_at = now())",
+            target = self.target,
+            d = self.deleted,
+            join = self.same_key("t", "s"),
+            newer = self.newer("s"),
+            tomb = self.tombstones,
+            stream = self.stream,
+            key = self.key_text("s"),
+            u = self.updated,
+        );
+        Merge {
+            update: Some(self.update(&format!("WITH {batch}, {deletions}, {live} "), "live")),
+            insert: self.insert(&format!("WITH {batch}, {live} "), "live"),
         }
     }
 }
