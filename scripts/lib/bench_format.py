@@ -80,7 +80,9 @@ def dest_postgres(records):
     small = data["dest-postgres write, first load of a tenth"]
     print(f"Targets: first load, updates and the half-and-half pass at least 0.80 of raw COPY; five streams at least 0.80 of five raw COPYs; "
           f"peak RSS under 200 MB whatever the input size (measured {max(first['peak_rss_bytes'], update['peak_rss_bytes']) / 1e6:,.0f} MB at {n:,} records "
-          f"and {small['peak_rss_bytes'] / 1e6:,.0f} MB at {small['records']:,}: buffers are bounded by batch size and a 64 MiB total, not by input size). "
+          f"and {small['peak_rss_bytes'] / 1e6:,.0f} MB at {small['records']:,}, {five['peak_rss_bytes'] / 1e6:,.0f} MB for five streams at once: "
+          "buffers are bounded by batch size and a 64 MiB total, not by input size, but a batch in flight is not counted in that total, "
+          "so five streams come close to the target and have passed it in a noisy run). "
           "Updates are the hard case: an update writes a new version of the row and its index entry, leaves the old one for vacuum, and after a "
           "checkpoint logs a full image of every page it touches (twice the WAL of a COPY of the same rows), none of which a COPY into an empty table does; "
           "against a raw COPY that also uses two connections they stay well below 0.80. "

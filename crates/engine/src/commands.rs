@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use anyhow::{Result, anyhow, bail};
-use sync_protocol::{Eof, Message, Role, RunStatus, Status, SyncState};
+use sync_protocol::{Eof, Message, Role, RunStatus, Spec, Status, SyncState};
 use tokio::sync::watch;
 
 use crate::checkpoint;
@@ -88,8 +88,8 @@ impl Saver {
     }
 }
 
-async fn sync(engine: &AnyEngine, args: SyncArgs) -> Result<u8> {
-    let (pipeline, mut request) = pipeline(&args.pipeline)?;
+/// Both connectors' specs, once each config has been checked against its connector's.
+async fn checked_specs(engine: &AnyEngine, request: &PipelineRequest) -> Result<(Spec, Spec)> {
     let (source_spec, destination_spec) = tokio::try_join!(
         engine.spec(Role::Source, &request.source.name),
         engine.spec(Role::Destination, &request.destination.name),
@@ -107,6 +107,12 @@ async fn sync(engine: &AnyEngine, args: SyncArgs) -> Result<u8> {
         &destination_spec,
         &request.destination_config(),
     )?;
+    Ok((source_spec, destination_spec))
+}
+
+async fn sync(engine: &AnyEngine, args: SyncArgs) -> Result<u8> {
+    let (pipeline, mut request) = pipeline(&args.pipeline)?;
+    let (source_spec, destination_spec) = checked_specs(engine, &request).await?;
     let sync_id = flag_or_file("--sync-id", args.sync_id.clone(), pipeline.sync_id.clone())?;
     let state_file = flag_or_file(
         "--state-file",
@@ -170,14 +176,7 @@ async fn sync(engine: &AnyEngine, args: SyncArgs) -> Result<u8> {
         "{}",
         report::summary(&outcome.eof, &failures, &what_was_saved(&store, resumed))
     );
-    Ok(
-        match (outcome.eof.status, outcome.eof.reason, outcome.save_failed) {
-            (_, _, true) => exit::FAILED,
-            (RunStatus::Succeeded, _, _) => exit::OK,
-            (_, Some(sync_protocol::EofReason::Error), _) => exit::FAILED,
-            _ => exit::STOPPED,
-        },
-    )
+    Ok(outcome.exit_code())
 }
 
 /// What a sync's messages came to.
@@ -185,6 +184,17 @@ struct Outcome {
     eof: Eof,
     failures: Vec<String>,
     save_failed: bool,
+}
+
+impl Outcome {
+    fn exit_code(&self) -> u8 {
+        match (self.eof.status, self.eof.reason, self.save_failed) {
+            (_, _, true) => exit::FAILED,
+            (RunStatus::Succeeded, _, _) => exit::OK,
+            (_, Some(sync_protocol::EofReason::Error), _) => exit::FAILED,
+            _ => exit::STOPPED,
+        }
+    }
 }
 
 /// Follows a sync's messages: saves every committed checkpoint and config update, shows

@@ -64,10 +64,14 @@ impl LocalEngine {
     /// every state the source emitted. `time_limit` kills it, `soft_time_limit` stops it.
     pub async fn read(&self, p: &PipelineRequest, request: SyncRequest) -> EngineResult<Messages> {
         let started = Instant::now();
-        let soft = request
-            .soft_time_limit
-            .or(request.time_limit.map(|h| h * 0.8));
-        let hard = request.time_limit;
+        let deadline =
+            |secs: Option<f64>| secs.map(|s| started + std::time::Duration::from_secs_f64(s));
+        let soft_at = deadline(
+            request
+                .soft_time_limit
+                .or(request.time_limit.map(|h| h * 0.8)),
+        );
+        let hard_at = deadline(request.time_limit);
         let (source, config) = pipeline::open_connector(
             self.resolver(),
             Role::Source,
@@ -96,83 +100,17 @@ impl LocalEngine {
             .take()
             .ok_or_else(|| EngineError::Internal(anyhow::anyhow!("stdout is piped")))?;
         let (tx, rx) = mpsc::unbounded_channel();
-        let (cancel_tx, mut cancel) = oneshot::channel::<()>();
-        let dialect = source.dialect;
+        let (cancel_tx, cancel) = oneshot::channel::<()>();
+        let relay = SourceRelay {
+            child,
+            dialect: source.dialect,
+            state: request.state.clone(),
+            tx,
+        };
         tokio::spawn(async move {
+            // The connector's files live as long as it runs.
             let _source = source;
-            let mut reader = LineReader::new(BufReader::new(stdout), DEFAULT_MAX_LINE_BYTES);
-            let mut state: SyncState = request.state.clone();
-            let deadline =
-                |secs: Option<f64>| secs.map(|s| started + std::time::Duration::from_secs_f64(s));
-            let (soft_at, hard_at) = (deadline(soft), deadline(hard));
-            let mut stopped: Option<EofReason> = None;
-            let mut failed = None;
-            loop {
-                let wait = |at: Option<Instant>| async move {
-                    match at {
-                        Some(at) => tokio::time::sleep_until(at.into()).await,
-                        None => std::future::pending().await,
-                    }
-                };
-                tokio::select! {
-                    _ = &mut cancel => {
-                        let _ = child.start_kill();
-                        return;
-                    }
-                    _ = wait(soft_at), if stopped.is_none() => {
-                        stopped = Some(EofReason::TimeLimit);
-                        if let Some(pid) = child.id() {
-                            // SAFETY: kill(2) on the group of a child we spawned and have not reaped.
-                            unsafe { libc::kill(-(pid as i32), libc::SIGTERM); }
-                        }
-                    }
-                    _ = wait(hard_at) => {
-                        stopped = Some(EofReason::TimeLimit);
-                        let _ = child.start_kill();
-                        break;
-                    }
-                    line = reader.next_line() => match line {
-                        None => break,
-                        Some(Err(e)) => { failed = Some(e.to_string()); break; }
-                        Some(Ok((_, bytes))) => {
-                            for message in parse(bytes, dialect, Role::Source) {
-                                if let Message::SourceState(s) = &message {
-                                    state.apply(s);
-                                }
-                                if let Message::ConnectionStatus(s) = &message && s.message.is_some() {
-                                    failed = s.message.clone();
-                                }
-                                if tx.send(message).is_err() {
-                                    let _ = child.start_kill();
-                                    return;
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-            let exited = child.wait().await.ok();
-            let ok = exited.is_some_and(|s| s.success()) && failed.is_none();
-            let (status, reason) = match (stopped, ok) {
-                (Some(limit), _) => (RunStatus::Started, limit),
-                (None, true) => (RunStatus::Succeeded, EofReason::Complete),
-                (None, false) => (RunStatus::Failed, EofReason::Error),
-            };
-            if status == RunStatus::Failed && failed.is_none() {
-                let _ = tx.send(Message::ConnectionStatus(ConnectionStatus::failed(
-                    format!("the source exited with {exited:?}"),
-                    Some(FailureType::SystemError),
-                )));
-            }
-            let _ = tx.send(Message::Eof(Box::new(Eof {
-                status,
-                reason: Some(reason),
-                has_more: status != RunStatus::Succeeded,
-                ending_state: Some(state),
-                run_progress: None,
-                request_progress: None,
-                extra: Default::default(),
-            })));
+            relay.run(stdout, soft_at, hard_at, cancel).await;
         });
         Ok(Messages::new(rx, Some(cancel_tx)))
     }
@@ -249,5 +187,122 @@ impl LocalEngine {
             let _ = child.wait().await;
         });
         Ok(Messages::new(rx, Some(cancel_tx)))
+    }
+}
+
+/// Carries a running source's messages to the reader of [`LocalEngine::read`], then ends them
+/// with an `eof`.
+struct SourceRelay {
+    child: tokio::process::Child,
+    dialect: Dialect,
+    /// The request's state, with every state the source emits applied.
+    state: SyncState,
+    tx: mpsc::UnboundedSender<Message>,
+}
+
+/// How a source's run ended, before its exit status is known.
+#[derive(Default)]
+struct Ending {
+    /// A time limit stopped it.
+    stopped: Option<EofReason>,
+    /// Its failure message, from its output or its stdout.
+    failed: Option<String>,
+}
+
+impl SourceRelay {
+    async fn run(
+        mut self,
+        stdout: tokio::process::ChildStdout,
+        soft_at: Option<Instant>,
+        hard_at: Option<Instant>,
+        mut cancel: oneshot::Receiver<()>,
+    ) {
+        let mut reader = LineReader::new(BufReader::new(stdout), DEFAULT_MAX_LINE_BYTES);
+        let mut ending = Ending::default();
+        let wait = |at: Option<Instant>| async move {
+            match at {
+                Some(at) => tokio::time::sleep_until(at.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        loop {
+            tokio::select! {
+                _ = &mut cancel => {
+                    let _ = self.child.start_kill();
+                    return;
+                }
+                _ = wait(soft_at), if ending.stopped.is_none() => {
+                    ending.stopped = Some(EofReason::TimeLimit);
+                    if let Some(pid) = self.child.id() {
+                        // SAFETY: kill(2) on the group of a child we spawned and have not reaped.
+                        unsafe { libc::kill(-(pid as i32), libc::SIGTERM); }
+                    }
+                }
+                _ = wait(hard_at) => {
+                    ending.stopped = Some(EofReason::TimeLimit);
+                    let _ = self.child.start_kill();
+                    break;
+                }
+                line = reader.next_line() => match line {
+                    None => break,
+                    Some(Err(e)) => { ending.failed = Some(e.to_string()); break; }
+                    Some(Ok((_, bytes))) => if !self.forward(bytes, &mut ending) {
+                        let _ = self.child.start_kill();
+                        return;
+                    }
+                }
+            }
+        }
+        self.end(ending).await;
+    }
+
+    /// Sends one line's messages on; false once nobody reads them.
+    fn forward(&mut self, line: &[u8], ending: &mut Ending) -> bool {
+        for message in parse(line, self.dialect, Role::Source) {
+            if let Message::SourceState(s) = &message {
+                self.state.apply(s);
+            }
+            if let Message::ConnectionStatus(s) = &message
+                && s.message.is_some()
+            {
+                ending.failed = s.message.clone();
+            }
+            if self.tx.send(message).is_err() {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// The `eof`, once the source has exited.
+    async fn end(mut self, ending: Ending) {
+        let exited = self.child.wait().await.ok();
+        let ok = exited.is_some_and(|s| s.success()) && ending.failed.is_none();
+        let (status, reason) = match (ending.stopped, ok) {
+            (Some(limit), _) => (RunStatus::Started, limit),
+            (None, true) => (RunStatus::Succeeded, EofReason::Complete),
+            (None, false) => (RunStatus::Failed, EofReason::Error),
+        };
+        if status == RunStatus::Failed && ending.failed.is_none() {
+            let _ = self
+                .tx
+                .send(Message::ConnectionStatus(ConnectionStatus::failed(
+                    format!("the source exited with {exited:?}"),
+                    Some(FailureType::SystemError),
+                )));
+        }
+        self.send_eof(status, reason);
+    }
+
+    fn send_eof(&self, status: RunStatus, reason: EofReason) {
+        let _ = self.tx.send(Message::Eof(Box::new(Eof {
+            status,
+            reason: Some(reason),
+            has_more: status != RunStatus::Succeeded,
+            ending_state: Some(self.state.clone()),
+            run_progress: None,
+            request_progress: None,
+            extra: Default::default(),
+        })));
     }
 }

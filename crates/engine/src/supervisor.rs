@@ -570,17 +570,8 @@ impl ProgressReports {
 }
 
 impl Watchdog {
-    fn check(
-        &self,
-        shared: &Shared,
-        phases: &mut Phases,
-        source: &mut Process,
-        destination: &mut Process,
-    ) {
-        let now = shared.clock.now();
-        let waited = |since: u64| since > 0 && now.saturating_sub(since) > self.timeout_ms;
-        let secs = self.timeout_ms / 1000;
-        let tracker = &shared.tracker;
+    /// Stops the source at the soft time limit, and both connectors at the hard one.
+    fn time_limits(&self, shared: &Shared, source: &mut Process, destination: &mut Process) {
         if self.soft_deadline.is_some_and(|d| Instant::now() >= d) && source.running() {
             shared.stop_source(EofReason::TimeLimit);
         }
@@ -592,6 +583,42 @@ impl Watchdog {
             source.kill();
             destination.kill();
         }
+    }
+
+    /// What a running destination has failed to do for longer than the timeout, if anything.
+    fn destination_hung(&self, shared: &Shared, phases: &Phases, now: u64) -> Option<String> {
+        let waited = |since: u64| since > 0 && now.saturating_sub(since) > self.timeout_ms;
+        let secs = self.timeout_ms / 1000;
+        let input_ended_long_ago = phases
+            .pump_done_at
+            .is_some_and(|closed| waited(closed.max(shared.dest_activity.load(Ordering::Relaxed))));
+        if waited(shared.dest_write_since.load(Ordering::Relaxed)) {
+            Some(format!("read nothing of its input for {secs}s"))
+        } else if input_ended_long_ago {
+            Some(format!(
+                "neither wrote nor exited for {secs}s after its input ended"
+            ))
+        } else if waited(shared.ack_wait_since.load(Ordering::Relaxed)) {
+            Some(format!(
+                "acknowledged no state for {secs}s (a state it was sent is still not committed)"
+            ))
+        } else {
+            None
+        }
+    }
+
+    fn check(
+        &self,
+        shared: &Shared,
+        phases: &mut Phases,
+        source: &mut Process,
+        destination: &mut Process,
+    ) {
+        let now = shared.clock.now();
+        let waited = |since: u64| since > 0 && now.saturating_sub(since) > self.timeout_ms;
+        let secs = self.timeout_ms / 1000;
+        let tracker = &shared.tracker;
+        self.time_limits(shared, source, destination);
         if source.running()
             && !shared.stop.requested()
             && waited(shared.source_wait_since.load(Ordering::Relaxed))
@@ -603,31 +630,15 @@ impl Watchdog {
             shared.stop_source(EofReason::Error);
             source.kill();
         }
-        if destination.running() {
-            let input_ended_long_ago = phases.pump_done_at.is_some_and(|closed| {
-                waited(closed.max(shared.dest_activity.load(Ordering::Relaxed)))
-            });
-            let hung = if waited(shared.dest_write_since.load(Ordering::Relaxed)) {
-                Some(format!("read nothing of its input for {secs}s"))
-            } else if input_ended_long_ago {
-                Some(format!(
-                    "neither wrote nor exited for {secs}s after its input ended"
-                ))
-            } else if waited(shared.ack_wait_since.load(Ordering::Relaxed)) {
-                Some(format!(
-                    "acknowledged no state for {secs}s (a state it was sent is still not committed)"
-                ))
-            } else {
-                None
-            };
-            if let Some(what) = hung {
-                tracker.fail(format!(
-                    "{} {what}: stopped as hung",
-                    shared.destination_name
-                ));
-                destination.kill();
-                shared.stop_source(EofReason::Error);
-            }
+        if destination.running()
+            && let Some(what) = self.destination_hung(shared, phases, now)
+        {
+            tracker.fail(format!(
+                "{} {what}: stopped as hung",
+                shared.destination_name
+            ));
+            destination.kill();
+            shared.stop_source(EofReason::Error);
         }
         // A source asked to stop gets a grace period, then is killed.
         if let Some(sent) = phases.stop_sent_at

@@ -44,8 +44,14 @@ fn message(kind: &str, payload: Value) -> Value {
 
 /// The schemas that do not depend on the connectors.
 fn fixed_schemas() -> Map<String, Value> {
+    let mut schemas = request_schemas();
+    schemas.extend(message_schemas());
+    schemas
+}
+
+/// The schemas of what clients send, and of errors and health.
+fn request_schemas() -> Map<String, Value> {
     let any_object = json!({"type": "object"});
-    let time_range = json!({"type": "object", "properties": {"gte": {"type": "string", "format": "date-time"}, "lt": {"type": "string", "format": "date-time"}}});
     let mut schemas = Map::new();
     schemas.insert("Error".into(), json!({"type": "object", "required": ["error"], "properties": {"error": {"type": "string", "description": "What is wrong, naming the field"}}}));
     schemas.insert("Health".into(), json!({"type": "object", "required": ["ok", "hostname"], "properties": {"ok": {"const": true}, "hostname": {"type": "string"}, "version": {"type": "string"}}}));
@@ -73,6 +79,13 @@ fn fixed_schemas() -> Map<String, Value> {
         "RunStatus".into(),
         json!({"enum": ["started", "succeeded", "failed"]}),
     );
+    schemas
+}
+
+/// The schemas of protocol messages and of what the routes answer.
+fn message_schemas() -> Map<String, Value> {
+    let time_range = json!({"type": "object", "properties": {"gte": {"type": "string", "format": "date-time"}, "lt": {"type": "string", "format": "date-time"}}});
+    let mut schemas = Map::new();
     schemas.insert("StreamProgress".into(), json!({"type": "object", "properties": {"status": {"enum": ["not_started", "started", "completed", "skipped", "errored"]}, "state_count": {"type": "integer"}, "record_count": {"type": "integer"}, "committed_count": {"type": "integer"}, "rejected_count": {"type": "integer"}, "message": {"type": "string"}, "total_range": time_range.clone(), "completed_ranges": {"type": "array", "items": time_range}}}));
     schemas.insert("ProgressPayload".into(), json!({"type": "object", "required": ["started_at", "elapsed_ms", "derived"], "properties": {"started_at": {"type": "string", "format": "date-time"}, "elapsed_ms": {"type": "integer"}, "global_state_count": {"type": "integer"}, "derived": {"type": "object", "properties": {"status": reference("RunStatus"), "records_per_second": {"type": "number"}, "states_per_second": {"type": "number"}, "total_record_count": {"type": "integer"}, "total_state_count": {"type": "integer"}}}, "streams": {"type": "object", "additionalProperties": reference("StreamProgress")}}}));
     schemas.insert("EofPayload".into(), json!({"type": "object", "required": ["status", "has_more"], "properties": {"status": reference("RunStatus"), "reason": {"enum": ["complete", "time_limit", "state_limit", "aborted", "error"]}, "has_more": {"type": "boolean"}, "ending_state": reference("SyncState"), "run_progress": reference("ProgressPayload"), "request_progress": reference("ProgressPayload")}}));
