@@ -127,6 +127,13 @@ fn with_wal<T>(client: &mut Client, run: impl FnOnce() -> T) -> (T, i64) {
     (result, wal_position(client) - before)
 }
 
+/// Vacuums and checkpoints the database before a pass, so that none pays for the previous
+/// one's dead rows (pruned by whoever reads them next) or dirty pages.
+fn settle(client: &mut Client) {
+    client.batch_execute("VACUUM").unwrap();
+    client.batch_execute("CHECKPOINT").unwrap();
+}
+
 fn copy_text(s: &str) -> String {
     s.replace('\\', "\\\\")
         .replace('\t', "\\t")
@@ -197,8 +204,8 @@ fn main() {
         ));
     }
 
-    // Best of three for the baseline and of two for each pass, each after a CHECKPOINT so that
-    // none pays for the previous one's dirty pages: this machine is shared and noisy.
+    // Best of three for the baseline and of two for each pass, each settled first (see `settle`):
+    // this machine is shared and noisy.
     let mut raw = Duration::MAX;
     let mut raw_wal = 0;
     for _ in 0..3 {
@@ -258,11 +265,11 @@ fn main() {
                "ratio_to_raw_copy_two_connections": raw2.as_secs_f64() / elapsed.as_secs_f64()})
     };
 
-    client.batch_execute("CHECKPOINT").unwrap();
+    settle(&mut client);
     let ((mut first, mut first_rss), first_wal) = with_wal(&mut client, || {
         run_write(&json!({"url": db.url(), "schema": "bench_first"}), &input)
     });
-    client.batch_execute("CHECKPOINT").unwrap();
+    settle(&mut client);
     let (again_first, again_rss) = run_write(&config, &input);
     if again_first < first {
         first = again_first;
@@ -300,7 +307,7 @@ fn main() {
     for version in [1, 2] {
         let updates = dir.join(format!("customers-{records}-v{version}.ndjson"));
         write_records(&updates, &["customers"], (0..records).map(|i| (i, version)));
-        client.batch_execute("CHECKPOINT").unwrap();
+        settle(&mut client);
         let ((elapsed, rss), wal) = with_wal(&mut client, || run_write(&config, &updates));
         update = update.min(elapsed);
         update_rss = update_rss.max(rss);
@@ -317,12 +324,12 @@ fn main() {
     );
     // The same updates on a table made with fillfactor 75 (room on each page for an update).
     let spaced = json!({"url": db.url(), "schema": "bench_spaced", "fillfactor": 75});
-    client.batch_execute("CHECKPOINT").unwrap();
+    settle(&mut client);
     run_write(&spaced, &input);
     let mut spaced_update = Duration::MAX;
     for version in [1, 2] {
         let updates = dir.join(format!("customers-{records}-v{version}.ndjson"));
-        client.batch_execute("CHECKPOINT").unwrap();
+        settle(&mut client);
         spaced_update = spaced_update.min(run_write(&spaced, &updates).0);
     }
     report(
@@ -347,7 +354,7 @@ fn main() {
                 }
             }),
         );
-        client.batch_execute("CHECKPOINT").unwrap();
+        settle(&mut client);
         let ((elapsed, _), wal) = with_wal(&mut client, || run_write(&config, &mixed));
         mix = mix.min(elapsed);
         mix_wal = wal;
@@ -361,7 +368,7 @@ fn main() {
         extra,
     );
     // The first file once more: nothing changed (a reconcile of an unchanged account).
-    client.batch_execute("CHECKPOINT").unwrap();
+    settle(&mut client);
     let ((same, _), same_wal) = with_wal(&mut client, || {
         run_write(&json!({"url": db.url(), "schema": "bench_first"}), &input)
     });
@@ -487,7 +494,7 @@ fn parallel_streams(db: &TestDb, dir: &Path, records: usize) {
                 .batch_execute(&format!("TRUNCATE bench_five.raw_{s}"))
                 .unwrap();
         }
-        client.batch_execute("CHECKPOINT").unwrap();
+        settle(&mut client);
         let start = Instant::now();
         std::thread::scope(|scope| {
             for (s, rows) in streams.iter().zip(&per_stream) {
@@ -511,7 +518,7 @@ fn parallel_streams(db: &TestDb, dir: &Path, records: usize) {
         raw,
         json!({}),
     );
-    client.batch_execute("CHECKPOINT").unwrap();
+    settle(&mut client);
     let (parallel, rss) = run_write_catalog(&config, &catalog, &input);
     report(
         "dest-postgres write, five streams",
@@ -520,7 +527,7 @@ fn parallel_streams(db: &TestDb, dir: &Path, records: usize) {
         json!({"ratio_to_raw_copy": raw.as_secs_f64() / parallel.as_secs_f64(), "peak_rss_bytes": rss}),
     );
     let single = json!({"url": db.url(), "schema": "bench_five_single", "max_connections": 1, "connections_per_stream": 1});
-    client.batch_execute("CHECKPOINT").unwrap();
+    settle(&mut client);
     let (one, _) = run_write_catalog(&single, &catalog, &input);
     report(
         "dest-postgres write, five streams on one connection",

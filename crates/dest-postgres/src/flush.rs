@@ -15,6 +15,8 @@ use crate::rejected::{self, RejectedRecord};
 /// Attempts before a lost connection fails the stream.
 const ATTEMPTS: u32 = 6;
 const FIRST_BACKOFF: Duration = Duration::from_millis(250);
+/// A batch goes to Postgres in pieces of this size.
+const COPY_CHUNK_BYTES: usize = 1024 * 1024;
 
 #[derive(Debug)]
 pub struct FlushError {
@@ -129,7 +131,14 @@ async fn copy_rows(
 ) -> Result<u64, tokio_postgres::Error> {
     let sink = tx.copy_in(statement).await?;
     futures_util::pin_mut!(sink);
-    sink.send(data).await?;
+    // The connection copies what it sends into its write buffer, which keeps its size: sent
+    // whole, every batch would leave a batch-sized buffer on every connection of the pool.
+    let mut offset = 0;
+    while offset < data.len() {
+        let end = (offset + COPY_CHUNK_BYTES).min(data.len());
+        sink.send(data.slice(offset..end)).await?;
+        offset = end;
+    }
     sink.finish().await
 }
 

@@ -27,7 +27,8 @@ use crate::table::TableModel;
 
 /// A lane's buffer is flushed when it holds this many bytes, whatever `batch_size` says.
 const MAX_BATCH_BYTES: usize = 16 * 1024 * 1024;
-/// All streams' buffers together; above it, the lane that adds a record flushes.
+/// All streams' buffers and batches in flight together; above it, the lane that adds a record
+/// flushes (after its batch in flight, if any, has landed).
 const MAX_BUFFERED_BYTES: usize = 64 * 1024 * 1024;
 /// Rejected records reported one by one per stream; after that, one line per thousand.
 const REJECTIONS_DETAILED: u64 = 20;
@@ -79,6 +80,21 @@ enum Waiting {
 struct Pending {
     marks: Vec<u64>,
     what: Waiting,
+}
+
+/// A batch's bytes stay counted in [`Shared::buffered`] until its flush ends, however it ends,
+/// so that batches waiting for a connection count against [`MAX_BUFFERED_BYTES`] too.
+struct InFlight {
+    shared: Arc<Shared>,
+    bytes: usize,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.shared
+            .buffered
+            .fetch_sub(self.bytes, Ordering::Relaxed);
+    }
 }
 
 /// A flush that landed: (lane, records, whether later batches may still go straight in).
@@ -322,9 +338,10 @@ impl StreamLoader {
         }
         let load = self.load_for(lane).await;
         let batch = std::mem::replace(&mut self.lanes[lane].batch, Batch::new());
-        self.shared
-            .buffered
-            .fetch_sub(batch.bytes(), Ordering::Relaxed);
+        let budget = InFlight {
+            shared: self.shared.clone(),
+            bytes: batch.bytes(),
+        };
         let records = batch.records() as u64;
         let data = BatchData {
             row_count: batch.rows.len() as u64,
@@ -338,6 +355,7 @@ impl StreamLoader {
         );
         self.lanes[lane].busy = true;
         self.flights.spawn(async move {
+            let _budget = budget;
             let result = match flush(&shared.pool, &sql, &data, load, &stream).await {
                 Ok(loaded) if loaded.rows != data.row_count => Err(format!(
                     "COPY loaded {} rows of a batch of {}",

@@ -1243,3 +1243,38 @@ fn a_resync_of_unchanged_records_leaves_their_rows_untouched_not_even_locked() {
     );
     assert_eq!(after.len(), 310);
 }
+
+#[test]
+fn a_batch_larger_than_one_copy_piece_arrives_whole() {
+    let db = TestDb::new();
+    let cat = catalog(vec![customers_stream()]);
+    // About 3 MiB in one batch, sent to Postgres in 1 MiB pieces; first load, then updates.
+    let padding = "x".repeat(1500);
+    for version in [0, 1] {
+        let lines: Vec<String> = (0..2000)
+            .map(|i| {
+                record(
+                    "customers",
+                    json!({"id": format!("cus_{i:05}"), "email": format!("{i}-{version}-{padding}"), "_updated_at": 1_700_000_000 + version}),
+                )
+            })
+            .collect();
+        write_ok(
+            &db,
+            json!({"batch_size": 5000, "connections_per_stream": 1}),
+            &cat,
+            &lines,
+        );
+        let row = &query(
+            &db,
+            &format!(
+                "SELECT count(*), sum(length(email))::bigint FROM stripe.customers WHERE email LIKE '%-{version}-%'"
+            ),
+        )[0];
+        let (rows, length): (i64, i64) = (row.get(0), row.get(1));
+        let expected: i64 = (0..2000)
+            .map(|i| format!("{i}-{version}-{padding}").len() as i64)
+            .sum();
+        assert_eq!((rows, length), (2000, expected), "version {version}");
+    }
+}
