@@ -82,7 +82,7 @@ def dest_postgres(records):
           f"peak RSS under 200 MB whatever the input size (measured {max(first['peak_rss_bytes'], update['peak_rss_bytes']) / 1e6:,.0f} MB at {n:,} records "
           f"and {small['peak_rss_bytes'] / 1e6:,.0f} MB at {small['records']:,}, {five['peak_rss_bytes'] / 1e6:,.0f} MB for five streams at once: "
           "batches being encoded and in flight are bounded by batch size and a 64 MiB total, not by input size, and each is sent in 1 MiB pieces; "
-          "before commit `9ef6af3`, batches in flight were not counted and each connection kept a batch-sized write buffer, and five streams peaked at 187–215 MiB). "
+          "before commit `9ef6af3`, batches in flight were not counted and each connection kept a batch-sized write buffer, and five streams peaked at 185–205 MiB). "
           "Updates are the hard case: an update writes a new version of the row and its index entry, leaves the old one for vacuum, and after a "
           "checkpoint logs a full image of every page it touches (twice the WAL of a COPY of the same rows), none of which a COPY into an empty table does; "
           "against a raw COPY that also uses two connections they stay well below 0.80. "
