@@ -205,7 +205,7 @@ struct SourceRelay {
 struct Ending {
     /// A time limit stopped it.
     stopped: Option<EofReason>,
-    /// Its failure message, from its output or its stdout.
+    /// Why it failed: a failed `connection_status` it emitted, or an error reading its stdout.
     failed: Option<String>,
 }
 
