@@ -299,16 +299,15 @@ impl Connector {
             let status = child.wait().await?;
             Ok::<_, std::io::Error>((out, err, status))
         };
-        let (out, err, status) =
-            tokio::time::timeout(self.timeout, work)
-                .await
-                .map_err(|_| {
-                    anyhow!(
-                        "{} {subcommand} did not finish within {}s: stopped as hung",
-                        self.name(),
-                        self.timeout.as_secs()
-                    )
-                })??;
+        let Ok(finished) = tokio::time::timeout(self.timeout, work).await else {
+            kill_and_reap(&mut child).await;
+            bail!(
+                "{} {subcommand} did not finish within {}s: stopped as hung",
+                self.name(),
+                self.timeout.as_secs()
+            );
+        };
+        let (out, err, status) = finished?;
         for line in err.lines().filter(|l| !l.trim().is_empty()) {
             tracing::debug!(
                 connector = self.name(),
@@ -343,6 +342,20 @@ impl Connector {
     pub async fn run(&self, subcommand: &str, flags: &[(&str, &PathBuf)]) -> Result<Vec<Message>> {
         let (out, _) = self.run_raw(subcommand, flags).await?;
         Ok(parse_output(&out, self.dialect, self.role))
+    }
+}
+
+/// Kills a hung connector with whatever it started (it leads its own process group), and waits
+/// for it: the error is reported only once nothing of it is left running.
+async fn kill_and_reap(child: &mut tokio::process::Child) {
+    if let Some(pid) = child.id() {
+        // SAFETY: kill(2) on the group of a child we spawned and have not reaped.
+        unsafe {
+            libc::kill(-(pid as i32), libc::SIGKILL);
+        }
+    }
+    if let Err(e) = child.kill().await {
+        tracing::debug!("could not reap a killed connector: {e}");
     }
 }
 

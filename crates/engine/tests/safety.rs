@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use test_support::process::children_of;
+use test_support::process::child_running;
 use test_support::{Bin, Finished, TestDb, bin_path};
 
 fn command_map() -> String {
@@ -49,26 +49,21 @@ fn signal(pid: u32, sig: i32) {
     }
 }
 
-fn command_name(pid: u32) -> String {
-    std::fs::read_to_string(format!("/proc/{pid}/comm"))
-        .unwrap_or_default()
-        .trim()
-        .to_owned()
-}
-
-/// Waits until the engine has a child process named `name`.
+/// Waits until the engine runs connector `name`'s long subcommand (`read` or `write`).
 fn child_named(engine: u32, name: &str) -> u32 {
+    let subcommand = if name.starts_with("dest") {
+        "write"
+    } else {
+        "read"
+    };
     let started = Instant::now();
     loop {
-        if let Some(pid) = children_of(engine)
-            .into_iter()
-            .find(|p| command_name(*p).starts_with(name))
-        {
+        if let Some(pid) = child_running(engine, name, subcommand) {
             return pid;
         }
         assert!(
             started.elapsed() < Duration::from_secs(60),
-            "no {name} child"
+            "no {name} {subcommand} child"
         );
         std::thread::sleep(Duration::from_millis(50));
     }

@@ -26,6 +26,19 @@ pub fn child_named(pid: u32, name: &str) -> Option<u32> {
     })
 }
 
+/// The child of `pid` that runs connector `name`'s `subcommand` (a connector also runs short
+/// subcommands, such as `spec` and `check`, before its long one).
+pub fn child_running(pid: u32, name: &str, subcommand: &str) -> Option<u32> {
+    children_of(pid).into_iter().find(|kid| {
+        std::fs::read(format!("/proc/{kid}/cmdline")).is_ok_and(|cmdline| {
+            let args: Vec<_> = cmdline.split(|b| *b == 0).collect();
+            args.first()
+                .is_some_and(|program| String::from_utf8_lossy(program).ends_with(name))
+                && args.contains(&subcommand.as_bytes())
+        })
+    })
+}
+
 /// Sends `signal`; true when it was delivered.
 pub fn signal(pid: u32, signal: i32) -> bool {
     // SAFETY: kill(2) on a pid the test spawned (or its child); at worst it is already gone.
