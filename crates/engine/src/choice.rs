@@ -5,7 +5,7 @@ use std::time::Duration;
 use anyhow::{Result, bail};
 use sync_protocol::{Role, Spec};
 
-use crate::cli::PipelineArgs;
+use crate::cli::{DEFAULT_CONNECTOR_TIMEOUT_SECS, PipelineArgs};
 use crate::engine::{Engine, EngineResult, Messages, PipelineRequest, SyncRequest};
 use crate::local::LocalEngine;
 use crate::remote::RemoteEngine;
@@ -21,13 +21,9 @@ pub enum AnyEngine {
 }
 
 impl AnyEngine {
-    /// The engine the flags ask for. Connector lookup flags belong to whoever runs the
-    /// connectors, so they are refused with `--engine-url`.
-    pub fn choose(
-        args: &PipelineArgs,
-        connector_timeout_secs: f64,
-        handle_signals: bool,
-    ) -> Result<AnyEngine> {
+    /// The engine the flags ask for. Connector lookup flags and the connector timeout belong
+    /// to whoever runs the connectors, so they are refused with `--engine-url`.
+    pub fn choose(args: &PipelineArgs, handle_signals: bool) -> Result<AnyEngine> {
         if let Some(url) = &args.remote.engine_url {
             let r = &args.resolver;
             if r.connectors_from_command_map.is_some()
@@ -38,12 +34,20 @@ impl AnyEngine {
                     "--engine-url: connectors are looked up by the engine at {url}; give the --connectors-* flags to its serve instead"
                 )));
             }
+            if args.connector_timeout.is_some() {
+                bail!(usage(anyhow::anyhow!(
+                    "--engine-url: the engine at {url} runs the connectors, so their timeout is its serve's --connector-timeout"
+                )));
+            }
             return Ok(AnyEngine::Remote(
                 RemoteEngine::new(url, args.remote.api_token.clone()).map_err(usage)?,
             ));
         }
         let resolver = Resolver::new(&args.resolver).map_err(usage)?;
-        let timeout = Duration::from_secs_f64(connector_timeout_secs.max(1.0));
+        let timeout = Duration::from_secs_f64(
+            args.connector_timeout
+                .unwrap_or(DEFAULT_CONNECTOR_TIMEOUT_SECS),
+        );
         let engine = LocalEngine::new(resolver, timeout);
         Ok(AnyEngine::Local(if handle_signals {
             engine.handling_signals()

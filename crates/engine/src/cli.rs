@@ -69,7 +69,7 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N")]
     pub max_concurrent_runs: Option<usize>,
     /// A connector that neither writes output nor exits for this long is stopped as hung.
-    #[arg(long, value_name = "SECONDS", default_value = "600")]
+    #[arg(long, value_name = "SECONDS", default_value = "600", value_parser = timeout_seconds)]
     pub connector_timeout: f64,
     /// A pipeline file (as `sync --config` takes) whose source's catalog the web explorer at
     /// /explorer shows, with row counts from its destination when that is Postgres.
@@ -128,10 +128,25 @@ pub struct PipelineArgs {
     /// Stop each stream's backfill after this many records (a sample).
     #[arg(long)]
     pub backfill_limit: Option<u64>,
+    /// A connector that neither writes output nor exits for this long is stopped as hung
+    /// (default: 600).
+    #[arg(long, value_name = "SECONDS", value_parser = timeout_seconds)]
+    pub connector_timeout: Option<f64>,
     #[command(flatten)]
     pub resolver: ResolverArgs,
     #[command(flatten)]
     pub remote: RemoteArgs,
+}
+
+/// The connector timeout when none is given, in seconds.
+pub const DEFAULT_CONNECTOR_TIMEOUT_SECS: f64 = 600.0;
+
+/// A timeout in seconds: at least one, so a slow start is not taken for a hang.
+fn timeout_seconds(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(secs) if secs.is_finite() && secs >= 1.0 => Ok(secs),
+        _ => Err(format!("{text:?} is not a number of seconds of at least 1")),
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -165,9 +180,6 @@ pub struct SyncArgs {
     /// webhooks received) until SIGINT or SIGTERM; dest-postgres commits every 250 ms.
     #[arg(long)]
     pub live: bool,
-    /// A connector that neither writes output nor exits for this long is stopped as hung.
-    #[arg(long, value_name = "SECONDS", default_value = "600")]
-    pub connector_timeout: f64,
     #[arg(long, value_enum, default_value = "auto")]
     pub output: OutputMode,
 }

@@ -20,13 +20,13 @@ use crate::{exit, report, usage};
 pub async fn dispatch(command: Command) -> Result<u8> {
     match command {
         Command::Sync(args) => {
-            let engine = AnyEngine::choose(&args.pipeline, args.connector_timeout, true)?;
+            let engine = AnyEngine::choose(&args.pipeline, true)?;
             sync(&engine, args).await
         }
-        Command::Check(args) => check(&AnyEngine::choose(&args, 600.0, false)?, args).await,
-        Command::Discover(args) => discover(&AnyEngine::choose(&args, 600.0, false)?, args).await,
-        Command::Setup(args) => setup(&AnyEngine::choose(&args, 600.0, false)?, args).await,
-        Command::Teardown(args) => teardown(&AnyEngine::choose(&args, 600.0, false)?, args).await,
+        Command::Check(args) => check(&AnyEngine::choose(&args, false)?, args).await,
+        Command::Discover(args) => discover(&AnyEngine::choose(&args, false)?, args).await,
+        Command::Setup(args) => setup(&AnyEngine::choose(&args, false)?, args).await,
+        Command::Teardown(args) => teardown(&AnyEngine::choose(&args, false)?, args).await,
         Command::Connectors(args) => connectors(args),
         Command::Serve(args) => crate::http::serve(args).await,
     }

@@ -304,32 +304,10 @@ pub fn pipeline_with_env(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::ResolverArgs;
     use serde_json::json;
 
     fn args() -> PipelineArgs {
-        PipelineArgs {
-            config: None,
-            source: None,
-            source_config: None,
-            destination: None,
-            destination_config: None,
-            stripe_api_key: None,
-            stripe_base_url: None,
-            postgres_url: None,
-            schema: None,
-            streams: None,
-            backfill_limit: None,
-            resolver: ResolverArgs {
-                connectors_from_command_map: None,
-                no_connectors_from_path: false,
-                connectors_from_registry: false,
-            },
-            remote: crate::cli::RemoteArgs {
-                engine_url: None,
-                api_token: None,
-            },
-        }
+        PipelineArgs::default()
     }
 
     fn env_of(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {

@@ -49,13 +49,8 @@ fn signal(pid: u32, sig: i32) {
     }
 }
 
-/// Waits until the engine runs connector `name`'s long subcommand (`read` or `write`).
-fn child_named(engine: u32, name: &str) -> u32 {
-    let subcommand = if name.starts_with("dest") {
-        "write"
-    } else {
-        "read"
-    };
+/// Waits until the engine runs connector `name`'s `subcommand`.
+fn child_running_waited(engine: u32, name: &str, subcommand: &str) -> u32 {
     let started = Instant::now();
     loop {
         if let Some(pid) = child_running(engine, name, subcommand) {
@@ -67,6 +62,25 @@ fn child_named(engine: u32, name: &str) -> u32 {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// The processes of group `group` running `program` that have not exited (a zombie has).
+fn living_in_group(group: u32, program: &str) -> Vec<String> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| std::fs::read_to_string(entry.path().join("stat")).ok())
+        .filter(|stat| {
+            let fields: Vec<&str> = stat
+                .rfind(')')
+                .map(|end| stat[end + 1..].split_whitespace().collect())
+                .unwrap_or_default();
+            stat.contains(&format!("({program})"))
+                && fields.get(2) == Some(&group.to_string().as_str())
+                && fields.first() != Some(&"Z")
+        })
+        .collect()
 }
 
 /// Prepares the destination table, then holds an exclusive lock on it until dropped.
@@ -144,7 +158,7 @@ fn a_frozen_destination_is_named_and_killed() {
     .stderr(Stdio::piped())
     .spawn()
     .unwrap();
-    let dest = child_named(child.id(), "dest-postgres");
+    let dest = child_running_waited(child.id(), "dest-postgres", "write");
     let born = start_time(dest);
     signal(dest, libc::SIGSTOP);
     let started = Instant::now();
@@ -162,6 +176,98 @@ fn a_frozen_destination_is_named_and_killed() {
         stat.is_empty() || stat.contains(") Z") || start_time(dest) != born,
         "the frozen destination was killed: {stat}"
     );
+}
+
+#[test]
+fn a_hung_check_is_killed_with_what_it_started_before_it_is_reported() {
+    let db = TestDb::new();
+    let child = Command::new(bin_path("sync-engine"))
+        .args([
+            "check",
+            "--source",
+            "example",
+            "--source-config",
+            &json!({"check_hangs": true}).to_string(),
+            "--destination-config",
+            &json!({"url": db.url(), "schema": "ex"}).to_string(),
+            "--connectors-from-command-map",
+            &command_map(),
+            "--connector-timeout",
+            "2",
+        ])
+        .env_remove("DATABASE_URL")
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let source = child_running_waited(child.id(), "example-connector", "check");
+    let out = finished(child);
+    assert_ne!(out.code, Some(0), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("source/example: FAILED")
+            && out
+                .stdout
+                .contains("check did not finish within 2s: stopped as hung"),
+        "{}\n{}",
+        out.stdout,
+        out.stderr
+    );
+    // The connector leads its own group; its helper is in it. A kill takes a moment to land.
+    let started = Instant::now();
+    let left = || living_in_group(source, "sleep");
+    assert!(
+        std::fs::read_to_string(format!("/proc/{source}/stat")).is_err(),
+        "the engine reaped the connector it killed"
+    );
+    while !left().is_empty() && started.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let left = left();
+    assert!(left.is_empty(), "still running: {left:?}");
+}
+
+#[test]
+fn a_connector_timeout_is_refused_where_it_would_do_nothing_or_not_what_it_says() {
+    let run = |extra: &[&str]| -> Finished {
+        Command::new(bin_path("sync-engine"))
+            .args([
+                "check",
+                "--source",
+                "example",
+                "--source-config",
+                "{}",
+                "--destination-config",
+                r#"{"url": "postgres://nobody@127.0.0.1:9/none"}"#,
+            ])
+            .args(extra)
+            .env_remove("SYNC_ENGINE_API_TOKEN")
+            .output()
+            .unwrap()
+            .into()
+    };
+    // The engine at --engine-url runs the connectors: its own timeout applies, not this one.
+    let out = run(&[
+        "--engine-url",
+        "http://127.0.0.1:9",
+        "--connector-timeout",
+        "5",
+    ]);
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("--connector-timeout") && out.stderr.contains("serve"),
+        "{}",
+        out.stderr
+    );
+    for bad in ["0.5", "-3", "NaN", "inf", "soon"] {
+        let out = run(&[&format!("--connector-timeout={bad}")]);
+        assert_eq!(out.code, Some(2), "{bad}: {}", out.stderr);
+        assert!(
+            out.stderr.contains("--connector-timeout") && out.stderr.contains("at least 1"),
+            "{bad}: {}",
+            out.stderr
+        );
+    }
 }
 
 /// When a process started (field 22 of /proc/PID/stat), to tell a reused pid apart.
@@ -187,7 +293,7 @@ fn a_second_ctrl_c_kills_at_once_whatever_the_run_waits_for() {
     .spawn()
     .unwrap();
     let engine = child.id();
-    let dest = child_named(engine, "dest-postgres");
+    let dest = child_running_waited(engine, "dest-postgres", "write");
     std::thread::sleep(Duration::from_millis(800));
     signal(engine, libc::SIGINT);
     std::thread::sleep(Duration::from_millis(800));

@@ -4,7 +4,8 @@
 //! after that many records, `hang_after` stops producing output and never exits, `garbage_after`
 //! prints a line that is not JSON, `sleep_ms` paces records. `issue_token` makes the source ask
 //! the orchestrator (a `control` message) to store `issued_token` in its config; records carry
-//! `issued_token` when the config has one.
+//! `issued_token` when the config has one. `check_hangs` makes `check` start a long `sleep` and
+//! never answer, as a connector stuck on a network call with a helper process would.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -37,6 +38,8 @@ struct Config {
     sleep_ms: u64,
     #[serde(default)]
     check_fails: bool,
+    #[serde(default)]
+    check_hangs: bool,
     #[allow(dead_code)]
     #[serde(default)]
     secret_token: Option<String>,
@@ -92,6 +95,7 @@ impl Connector for Example {
                 "garbage_after": {"type": "integer", "minimum": 0},
                 "sleep_ms": {"type": "integer", "minimum": 0},
                 "check_fails": {"type": "boolean"},
+                "check_hangs": {"type": "boolean"},
                 "secret_token": {"type": "string", "secret": true},
                 "issue_token": {"type": "string"},
                 "issued_token": {"type": "string", "secret": true}
@@ -101,6 +105,11 @@ impl Connector for Example {
 
     async fn check(&self, config: Config) -> Result<ConnectionStatus, ConnectorError> {
         tracing::info!(token = ?config.secret_token, "checking");
+        if config.check_hangs {
+            let helper = std::process::Command::new("sleep").arg("600").spawn();
+            tracing::warn!(helper = ?helper.map(|c| c.id()), "hanging on purpose");
+            std::future::pending::<()>().await;
+        }
         if config.check_fails {
             return Ok(ConnectionStatus::failed(
                 format!(

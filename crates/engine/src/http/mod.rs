@@ -106,7 +106,7 @@ fn default_max_runs() -> usize {
 /// destinations committed stands).
 pub async fn serve(args: ServeArgs) -> Result<u8> {
     let resolver = Resolver::new(&args.resolver).map_err(usage)?;
-    let timeout = Duration::from_secs_f64(args.connector_timeout.max(1.0));
+    let timeout = Duration::from_secs_f64(args.connector_timeout);
     let max_runs = args.max_concurrent_runs.unwrap_or_else(default_max_runs);
     let engine = LocalEngine::new(resolver, timeout).with_max_runs(max_runs);
     // Connectors yield the CPU to the server, so its routes answer quickly under many syncs.
