@@ -119,9 +119,7 @@ fn refusal(
         endpoint,
     );
     let header = |name| headers.get(name).and_then(|v| v.to_str().ok());
-    let retry_after = header(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .map(Duration::from_secs_f64);
+    let retry_after = header(reqwest::header::RETRY_AFTER).and_then(retry_after);
     let retryable = match header(reqwest::header::HeaderName::from_static(
         "stripe-should-retry",
     )) {
@@ -134,6 +132,16 @@ fn refusal(
     } else {
         Attempt::Fail(error)
     }
+}
+
+/// The longest `Retry-After` obeyed: a run waits minutes at most, not what a proxy says.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+
+/// A `Retry-After` in seconds, capped at 60 s; `None` (back off as usual) for anything else,
+/// such as an HTTP date, a negative number or NaN.
+fn retry_after(value: &str) -> Option<Duration> {
+    let secs = value.trim().parse::<f64>().ok().filter(|s| *s >= 0.0)?;
+    Duration::try_from_secs_f64(secs.min(MAX_RETRY_AFTER.as_secs_f64())).ok()
 }
 
 impl StripeClient {
@@ -459,6 +467,18 @@ mod tests {
             let d = jittered_backoff(attempt, 0.5, 30.0).as_secs_f64();
             let nominal = (0.5 * 2f64.powi(attempt as i32 - 1)).min(30.0);
             assert!((nominal * 0.5..=nominal).contains(&d), "{attempt}: {d}");
+        }
+    }
+
+    #[test]
+    fn a_retry_after_is_obeyed_within_bounds_and_never_panics() {
+        assert_eq!(retry_after(" 2 "), Some(Duration::from_secs(2)));
+        assert_eq!(retry_after("0.5"), Some(Duration::from_millis(500)));
+        assert_eq!(retry_after("86400"), Some(MAX_RETRY_AFTER));
+        assert_eq!(retry_after("1e30"), Some(MAX_RETRY_AFTER));
+        assert_eq!(retry_after("inf"), Some(MAX_RETRY_AFTER));
+        for odd in ["-1", "NaN", "-inf", "", "Wed, 21 Oct 2026 07:28:00 GMT"] {
+            assert_eq!(retry_after(odd), None, "{odd:?}");
         }
     }
 

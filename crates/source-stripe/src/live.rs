@@ -146,7 +146,8 @@ fn read_error(e: ReadError) -> ConnectorError {
 
 fn interval(secs: f64) -> Option<tokio::time::Interval> {
     (secs > 0.0).then(|| {
-        let mut tick = tokio::time::interval(Duration::from_secs_f64(secs));
+        // The schema bounds it above; a tick under a millisecond is taken as one.
+        let mut tick = tokio::time::interval(Duration::from_secs_f64(secs.max(0.001)));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tick
     })

@@ -96,8 +96,14 @@ impl SharedBudget {
                 }
             };
             if owed > 0.0 {
+                let wait = Duration::try_from_secs_f64(owed / self.rate).map_err(|_| {
+                    BudgetError(format!(
+                        "{} says {owed} tokens are owed at {} a second: not a wait this process can make; delete the bucket's row to start it again",
+                        self.table, self.rate
+                    ))
+                })?;
                 // Holding the lock: this process's other requests wait behind this one.
-                tokio::time::sleep(Duration::from_secs_f64(owed / self.rate)).await;
+                tokio::time::sleep(wait).await;
             }
             local.tokens = self.batch;
         }
@@ -135,7 +141,12 @@ impl SharedBudget {
                     pg_connect::error_text(&e)
                 ))
             })?;
-        let tokens: f64 = row.get(0);
+        let tokens: f64 = row.try_get(0).map_err(|e| {
+            BudgetError(format!(
+                "{}: its tokens column is not double precision ({e}); drop the table to have it made again",
+                self.table
+            ))
+        })?;
         Ok((-tokens).max(0.0))
     }
 

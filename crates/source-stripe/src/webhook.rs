@@ -96,7 +96,7 @@ impl Verifier<'_> {
             return Err(InputError::Mismatch);
         }
         let age_secs = self.now - timestamp;
-        if age_secs > self.tolerance_secs as i64 {
+        if age_secs > i64::try_from(self.tolerance_secs).unwrap_or(i64::MAX) {
             return Err(InputError::Stale {
                 age_secs,
                 tolerance_secs: self.tolerance_secs,
