@@ -33,8 +33,9 @@ pub enum Command {
     Discover(PipelineArgs),
     /// Create the destination's tables for the selected streams.
     Setup(PipelineArgs),
-    /// Remove what setup created (stripe: its webhook endpoint; dest-postgres: its tables and schema).
-    Teardown(PipelineArgs),
+    /// Remove this sync's state, then what setup created (stripe: its webhook endpoint;
+    /// dest-postgres: its tables and schema).
+    Teardown(TeardownArgs),
     /// List the connectors that resolve, and from where.
     Connectors(ResolverArgs),
     /// Serve the engine over HTTP: every operation as a route, streaming NDJSON (see
@@ -66,8 +67,8 @@ pub struct ServeArgs {
     #[arg(long, env = "SYNC_ENGINE_API_TOKEN", hide_env_values = true)]
     pub api_token: Option<String>,
     /// Syncs running at once; more are answered 429 (default: 4 per core).
-    #[arg(long, value_name = "N")]
-    pub max_concurrent_runs: Option<usize>,
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub max_concurrent_runs: Option<u64>,
     /// A connector that neither writes output nor exits for this long is stopped as hung.
     #[arg(long, value_name = "SECONDS", default_value = "600", value_parser = timeout_seconds)]
     pub connector_timeout: f64,
@@ -141,6 +142,14 @@ pub struct PipelineArgs {
 /// The connector timeout when none is given, in seconds.
 pub const DEFAULT_CONNECTOR_TIMEOUT_SECS: f64 = 600.0;
 
+/// A duration in seconds: finite and above zero.
+pub fn positive_seconds(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(secs) if secs.is_finite() && secs > 0.0 => Ok(secs),
+        _ => Err(format!("{text:?} is not a positive number of seconds")),
+    }
+}
+
 /// A timeout in seconds: at least one, so a slow start is not taken for a hang.
 fn timeout_seconds(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
@@ -161,20 +170,16 @@ pub enum OutputMode {
 pub struct SyncArgs {
     #[command(flatten)]
     pub pipeline: PipelineArgs,
-    /// Keep the state in this JSON file instead of the destination database.
-    #[arg(long, value_name = "PATH")]
-    pub state_file: Option<PathBuf>,
-    /// The key of this sync's state (default: derived from the source and destination).
-    #[arg(long)]
-    pub sync_id: Option<String>,
+    #[command(flatten)]
+    pub checkpoint: CheckpointArgs,
     /// Forget the saved state and start over.
     #[arg(long)]
     pub reset: bool,
     /// Stop gracefully after this many seconds; a rerun continues.
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(long, value_name = "SECONDS", value_parser = positive_seconds)]
     pub time_limit: Option<f64>,
     /// Stop gracefully after this many source states.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub state_limit: Option<u64>,
     /// After the backfill, stay live: apply Stripe changes as they happen (events polled,
     /// webhooks received) until SIGINT or SIGTERM; dest-postgres commits every 250 ms.
@@ -182,4 +187,65 @@ pub struct SyncArgs {
     pub live: bool,
     #[arg(long, value_enum, default_value = "auto")]
     pub output: OutputMode,
+}
+
+/// Where a sync's checkpoint is kept, and under which key.
+#[derive(Debug, Clone, Default, Args)]
+pub struct CheckpointArgs {
+    /// Keep the state in this JSON file instead of the destination database.
+    #[arg(long, value_name = "PATH")]
+    pub state_file: Option<PathBuf>,
+    /// The key of this sync's state (default: derived from the source and destination).
+    #[arg(long)]
+    pub sync_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TeardownArgs {
+    #[command(flatten)]
+    pub pipeline: PipelineArgs,
+    /// The checkpoint to remove: the one `sync` kept with the same flags.
+    #[command(flatten)]
+    pub checkpoint: CheckpointArgs,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parses(args: &[&str]) -> Result<Cli, String> {
+        Cli::try_parse_from(["sync-engine"].iter().chain(args)).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_number_that_would_do_nothing_or_something_else_is_refused_naming_its_flag() {
+        for (args, flag) in [
+            (&["sync", "--time-limit", "nan"][..], "--time-limit"),
+            (&["sync", "--time-limit", "inf"], "--time-limit"),
+            (&["sync", "--time-limit", "0"], "--time-limit"),
+            (&["sync", "--state-limit", "0"], "--state-limit"),
+            (
+                &["check", "--connector-timeout", "0.5"],
+                "--connector-timeout",
+            ),
+            (
+                &["serve", "--max-concurrent-runs", "0"],
+                "--max-concurrent-runs",
+            ),
+            (
+                &["serve", "--connector-timeout", "0"],
+                "--connector-timeout",
+            ),
+        ] {
+            let e = parses(args).map(|_| ()).unwrap_err();
+            assert!(e.contains(flag), "{args:?}: {e}");
+        }
+        for args in [
+            &["sync", "--time-limit", "0.5", "--state-limit", "1"][..],
+            &["teardown", "--sync-id", "prod", "--state-file", "s.json"],
+            &["serve", "--max-concurrent-runs", "1"],
+        ] {
+            assert!(parses(args).is_ok(), "{args:?}");
+        }
+    }
 }

@@ -9,7 +9,7 @@ use tokio::sync::watch;
 
 use crate::checkpoint;
 use crate::choice::AnyEngine;
-use crate::cli::{Command, PipelineArgs, ResolverArgs, SyncArgs};
+use crate::cli::{CheckpointArgs, Command, PipelineArgs, ResolverArgs, SyncArgs, TeardownArgs};
 use crate::engine::{EMITTED_BY, Engine, EngineError, PipelineRequest, SyncRequest};
 use crate::resolve::Resolver;
 use crate::settings::{self, Pipeline};
@@ -26,7 +26,7 @@ pub async fn dispatch(command: Command) -> Result<u8> {
         Command::Check(args) => check(&AnyEngine::choose(&args, false)?, args).await,
         Command::Discover(args) => discover(&AnyEngine::choose(&args, false)?, args).await,
         Command::Setup(args) => setup(&AnyEngine::choose(&args, false)?, args).await,
-        Command::Teardown(args) => teardown(&AnyEngine::choose(&args, false)?, args).await,
+        Command::Teardown(args) => teardown(&AnyEngine::choose(&args.pipeline, false)?, args).await,
         Command::Connectors(args) => connectors(args),
         Command::Serve(args) => crate::http::serve(args).await,
     }
@@ -112,15 +112,18 @@ async fn checked_specs(engine: &AnyEngine, request: &PipelineRequest) -> Result<
 
 async fn sync(engine: &AnyEngine, args: SyncArgs) -> Result<u8> {
     let (pipeline, mut request) = pipeline(&args.pipeline)?;
+    // Every setting is checked before the checkpoint is touched: a refused run resets nothing.
+    let time_limit = flag_or_file("--time-limit", args.time_limit, pipeline.time_limit)?;
+    let state_limit = flag_or_file("--state-limit", args.state_limit, pipeline.state_limit)?;
+    if args.live {
+        crate::builtin::live_config(&mut request).map_err(usage)?;
+    }
     let (source_spec, destination_spec) = checked_specs(engine, &request).await?;
-    let sync_id = flag_or_file("--sync-id", args.sync_id.clone(), pipeline.sync_id.clone())?;
-    let state_file = flag_or_file(
-        "--state-file",
-        args.state_file.clone(),
-        pipeline.state_file.clone(),
-    )?;
-    let owner = checkpoint::owner(&pipeline, &source_spec, &destination_spec, sync_id);
-    let store = Arc::new(checkpoint::state_store(&pipeline, state_file, owner));
+    let store = Arc::new(checkpoint_store(
+        &pipeline,
+        &args.checkpoint,
+        [&source_spec, &destination_spec],
+    )?);
     store.lock().await?;
     if args.reset {
         store.reset().await?;
@@ -133,9 +136,6 @@ async fn sync(engine: &AnyEngine, args: SyncArgs) -> Result<u8> {
         &loaded.control,
         [&source_spec, &destination_spec],
     )?;
-    if args.live {
-        crate::builtin::live_config(&mut request).map_err(usage)?;
-    }
     let initial = loaded.state.unwrap_or_default();
     let resumed = initial != SyncState::default();
     let from = if resumed {
@@ -150,8 +150,6 @@ async fn sync(engine: &AnyEngine, args: SyncArgs) -> Result<u8> {
         engine.describe(),
         store.describe()
     );
-    let time_limit = flag_or_file("--time-limit", args.time_limit, pipeline.time_limit)?;
-    let state_limit = flag_or_file("--state-limit", args.state_limit, pipeline.state_limit)?;
     let messages = engine
         .sync(
             &request,
@@ -347,23 +345,44 @@ async fn setup(engine: &AnyEngine, args: PipelineArgs) -> Result<u8> {
     Ok(exit::OK)
 }
 
+/// The checkpoint store of the sync the flags and the pipeline file name.
+fn checkpoint_store(
+    pipeline: &Pipeline,
+    flags: &CheckpointArgs,
+    [source_spec, destination_spec]: [&Spec; 2],
+) -> Result<StateStore> {
+    let sync_id = flag_or_file("--sync-id", flags.sync_id.clone(), pipeline.sync_id.clone())?;
+    let state_file = flag_or_file(
+        "--state-file",
+        flags.state_file.clone(),
+        pipeline.state_file.clone(),
+    )?;
+    let owner = checkpoint::owner(pipeline, source_spec, destination_spec, sync_id);
+    Ok(checkpoint::state_store(pipeline, state_file, owner))
+}
+
 /// Removes this sync's state, then what the connectors' setup created.
-async fn teardown(engine: &AnyEngine, args: PipelineArgs) -> Result<u8> {
-    let (pipeline, request) = pipeline(&args)?;
+async fn teardown(engine: &AnyEngine, args: TeardownArgs) -> Result<u8> {
+    let (pipeline, request) = pipeline(&args.pipeline)?;
     let (source_spec, destination_spec) = tokio::try_join!(
         engine.spec(Role::Source, &request.source.name),
         engine.spec(Role::Destination, &request.destination.name),
     )
     .map_err(engine_error)?;
-    let owner = checkpoint::owner(
+    let store = checkpoint_store(
         &pipeline,
-        &source_spec,
-        &destination_spec,
-        pipeline.sync_id.clone(),
-    );
-    let store = checkpoint::state_store(&pipeline, None, owner);
+        &args.checkpoint,
+        [&source_spec, &destination_spec],
+    )?;
     store.lock().await?;
-    store.remove().await?;
+    let others = store.remove().await?;
+    if !others.is_empty() {
+        tracing::warn!(
+            "{} still holds the state of other syncs ({}): resumed, they would skip what is torn down now; give their --sync-id to teardown too, or run them with --reset",
+            store.describe(),
+            others.join(", ")
+        );
+    }
     // Both sides: the source removes what its setup made (stripe: its webhook endpoint).
     let mut messages = engine
         .teardown(&request, None)

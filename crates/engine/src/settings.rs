@@ -64,15 +64,13 @@ struct FileSide {
     config: Map<String, Value>,
 }
 
+/// A stream entry given as an object (an entry may also be just the name).
 #[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum FileStream {
-    Name(String),
-    Options {
-        name: String,
-        backfill_limit: Option<u64>,
-        fields: Option<Vec<String>>,
-    },
+#[serde(deny_unknown_fields)]
+struct FileStream {
+    name: String,
+    backfill_limit: Option<u64>,
+    fields: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -82,7 +80,7 @@ struct ConfigFile {
     source: FileSide,
     #[serde(default)]
     destination: FileSide,
-    streams: Option<Vec<FileStream>>,
+    streams: Option<Vec<Value>>,
     state_file: Option<PathBuf>,
     sync_id: Option<String>,
     time_limit: Option<f64>,
@@ -197,25 +195,38 @@ pub fn one_of<T: PartialEq>(what: &str, flag: Option<T>, file: Option<T>) -> Res
     }
 }
 
-fn streams_of(list: Vec<FileStream>) -> Vec<StreamChoice> {
+/// The config file's streams; an entry is a name or `{name, backfill_limit?, fields?}`.
+fn streams_of(list: Vec<Value>) -> Result<Vec<StreamChoice>> {
     list.into_iter()
-        .map(|s| match s {
-            FileStream::Name(name) => StreamChoice {
-                name,
-                backfill_limit: None,
-                fields: None,
-            },
-            FileStream::Options {
-                name,
-                backfill_limit,
-                fields,
-            } => StreamChoice {
-                name,
-                backfill_limit,
-                fields,
-            },
+        .enumerate()
+        .map(|(i, entry)| {
+            let entry = match entry {
+                Value::String(name) => FileStream {
+                    name,
+                    backfill_limit: None,
+                    fields: None,
+                },
+                other => serde_json::from_value(other)
+                    .map_err(|e| anyhow::anyhow!("the config file's streams[{i}]: {e}"))?,
+            };
+            Ok(StreamChoice {
+                name: entry.name,
+                backfill_limit: entry.backfill_limit,
+                fields: entry.fields,
+            })
         })
         .collect()
+}
+
+/// The config file's limits, checked as the flags are.
+fn limits_of(file: &ConfigFile) -> Result<()> {
+    if file.time_limit.is_some_and(|secs| secs <= 0.0) {
+        bail!("the config file's time_limit: must be a positive number of seconds");
+    }
+    if file.state_limit == Some(0) {
+        bail!("the config file's state_limit: must be at least 1");
+    }
+    Ok(())
 }
 
 /// Builds the pipeline from a config file, flags and the process environment.
@@ -232,6 +243,7 @@ pub fn pipeline_with_env(
         Some(path) => read_file(path)?,
         None => ConfigFile::default(),
     };
+    limits_of(&file)?;
     let source_name = one_of("source", args.source.clone(), file.source.name)?
         .unwrap_or_else(|| builtin::STRIPE.to_owned());
     let destination_name = one_of(
@@ -283,7 +295,8 @@ pub fn pipeline_with_env(
             })
             .collect::<Vec<_>>()
     });
-    let streams = one_of("streams", flag_streams, file.streams.map(streams_of))?;
+    let file_streams = file.streams.map(streams_of).transpose()?;
+    let streams = one_of("streams", flag_streams, file_streams)?;
     Ok(Pipeline {
         source: Side {
             name: source_name,
@@ -328,6 +341,37 @@ mod tests {
         let path = dir.path().join("sync.json");
         std::fs::write(&path, text).unwrap();
         path
+    }
+
+    #[test]
+    fn a_config_file_entry_or_limit_that_would_be_ignored_or_meaningless_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let env = env_of(ENV);
+        let refused = |text: &str| -> String {
+            let mut a = args();
+            a.config = Some(file(&dir, text));
+            format!("{:#}", pipeline_with_env(&a, &env).unwrap_err())
+        };
+        let e = refused(r#"{"streams": ["charges", {"name": "invoices", "backfil_limit": 10}]}"#);
+        assert!(
+            e.contains("streams[1]") && e.contains("backfil_limit"),
+            "{e}"
+        );
+        assert!(refused(r#"{"streams": [7]}"#).contains("streams[0]"));
+        assert!(refused(r#"{"time_limit": 0}"#).contains("time_limit"));
+        assert!(refused(r#"{"time_limit": -5}"#).contains("time_limit"));
+        assert!(refused(r#"{"state_limit": 0}"#).contains("state_limit"));
+        let mut a = args();
+        a.config = Some(file(
+            &dir,
+            r#"{"streams": ["charges", {"name": "invoices", "backfill_limit": 10, "fields": ["id"]}], "time_limit": 0.5, "state_limit": 1}"#,
+        ));
+        let p = pipeline_with_env(&a, &env).unwrap();
+        let streams = p.streams.unwrap();
+        assert_eq!(
+            (streams[1].backfill_limit, p.time_limit, p.state_limit),
+            (Some(10), Some(0.5), Some(1))
+        );
     }
 
     #[test]

@@ -25,6 +25,30 @@ fn object<'a>(value: &'a Value, path: &str) -> Result<&'a Map<String, Value>, Bo
         .ok_or_else(|| BodyError(format!("{path}: must be a JSON object")))
 }
 
+/// Refuses a key the body has no use for: a typo or a misplaced field is never ignored.
+pub fn known_fields(
+    map: &Map<String, Value>,
+    path: &str,
+    allowed: &[&str],
+) -> Result<(), BodyError> {
+    match map.keys().find(|k| !allowed.contains(&k.as_str())) {
+        Some(key) => err(format!(
+            "{}: unknown field (expected one of: {})",
+            join(path, key),
+            allowed.join(", ")
+        )),
+        None => Ok(()),
+    }
+}
+
+fn join(path: &str, key: &str) -> String {
+    if path.is_empty() || path == "body" {
+        key.to_owned()
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
 /// Reads one side of a pipeline.
 pub fn connector(value: &Value, path: &str) -> Result<ConnectorConfig, BodyError> {
     let side = object(value, path)?;
@@ -37,7 +61,10 @@ pub fn connector(value: &Value, path: &str) -> Result<ConnectorConfig, BodyError
         return err(format!("{path}.type: must be a non-empty string"));
     };
     let config = match side.get(name) {
-        Some(Value::Object(config)) => config.clone(),
+        Some(Value::Object(config)) => {
+            known_fields(side, path, &["type", name])?;
+            config.clone()
+        }
         Some(_) => return err(format!("{path}.{name}: must be a JSON object (the config)")),
         None => side
             .iter()
@@ -67,6 +94,7 @@ fn streams(value: &Value, path: &str) -> Result<Vec<StreamChoice>, BodyError> {
                 });
             }
             let stream = object(item, &at)?;
+            known_fields(stream, &at, &["name", "backfill_limit", "fields"])?;
             let Some(name) = stream.get("name").and_then(Value::as_str) else {
                 return err(format!("{at}.name: missing"));
             };
@@ -96,6 +124,7 @@ fn streams(value: &Value, path: &str) -> Result<Vec<StreamChoice>, BodyError> {
 /// Reads a pipeline.
 pub fn pipeline(value: &Value, path: &str) -> Result<PipelineRequest, BodyError> {
     let p = object(value, path)?;
+    known_fields(p, path, &["source", "destination", "streams"])?;
     let side = |key: &str| match p.get(key) {
         Some(v) => connector(v, &format!("{path}.{key}")),
         None => err(format!("{path}.{key}: missing")),
@@ -147,6 +176,7 @@ fn seconds(body: &Map<String, Value>, key: &str) -> Result<Option<f64>, BodyErro
 /// A pipeline operation's body: `{pipeline, only?}`.
 pub fn operation(body: &Value) -> Result<(PipelineRequest, Option<Only>), BodyError> {
     let b = object(body, "body")?;
+    known_fields(b, "body", &["pipeline", "only"])?;
     let Some(p) = b.get("pipeline") else {
         return err("pipeline: missing");
     };
@@ -165,6 +195,18 @@ pub fn operation(body: &Value) -> Result<(PipelineRequest, Option<Only>), BodyEr
 /// ones go to the source).
 pub fn sync(body: &Value) -> Result<(PipelineRequest, SyncRequest), BodyError> {
     let b = object(body, "body")?;
+    known_fields(
+        b,
+        "body",
+        &[
+            "pipeline",
+            "state",
+            "time_limit",
+            "soft_time_limit",
+            "state_limit",
+            "stdin",
+        ],
+    )?;
     let Some(p) = b.get("pipeline") else {
         return err("pipeline: missing");
     };
@@ -204,7 +246,16 @@ pub fn sync(body: &Value) -> Result<(PipelineRequest, SyncRequest), BodyError> {
 }
 
 /// The messages of `pipeline_write`'s `stdin` (records and states for the destination).
-pub fn write_input(body: &Value) -> Result<Vec<Message>, BodyError> {
+pub fn write(body: &Value) -> Result<(PipelineRequest, Vec<Message>), BodyError> {
+    let b = object(body, "body")?;
+    known_fields(b, "body", &["pipeline", "stdin"])?;
+    let Some(p) = b.get("pipeline") else {
+        return err("pipeline: missing");
+    };
+    Ok((pipeline(p, "pipeline")?, write_input(b)?))
+}
+
+fn write_input(body: &Map<String, Value>) -> Result<Vec<Message>, BodyError> {
     let Some(items) = body.get("stdin").and_then(Value::as_array) else {
         return err("stdin: missing (an array of messages for the destination)");
     };
@@ -315,6 +366,46 @@ mod tests {
                 .0
                 .starts_with("stdin[0]: a record message")
         );
+    }
+
+    #[test]
+    fn a_field_the_body_has_no_use_for_is_refused_naming_it() {
+        let pipeline = json!({"source": {"type": "a"}, "destination": {"type": "b"}});
+        let refused = |body: Value| -> String {
+            let by_sync = sync(&body).map(|_| ()).unwrap_err().0;
+            by_sync.split(':').next().unwrap_or_default().to_owned()
+        };
+        assert_eq!(
+            refused(json!({"pipeline": pipeline, "streams": ["customers"]})),
+            "streams"
+        );
+        assert_eq!(
+            refused(json!({"pipeline": pipeline, "run_id": "r"})),
+            "run_id"
+        );
+        assert_eq!(
+            refused(
+                json!({"pipeline": {"source": {"type": "a"}, "destination": {"type": "b"}, "stream": []}})
+            ),
+            "pipeline.stream"
+        );
+        assert_eq!(
+            refused(
+                json!({"pipeline": {"source": {"type": "a"}, "destination": {"type": "b"}, "streams": [{"name": "x", "backfil_limit": 5}]}})
+            ),
+            "pipeline.streams[0].backfil_limit"
+        );
+        assert_eq!(
+            refused(
+                json!({"pipeline": {"source": {"type": "stripe", "stripe": {}, "backfill_limit": 5}, "destination": {"type": "b"}}})
+            ),
+            "pipeline.source.backfill_limit"
+        );
+        let e = operation(&json!({"pipeline": pipeline, "stdin": []})).unwrap_err();
+        assert!(e.0.starts_with("stdin: unknown field"), "{e}");
+        let e = write(&json!({"pipeline": pipeline, "only": "source", "stdin": []})).unwrap_err();
+        assert!(e.0.starts_with("only: unknown field"), "{e}");
+        assert!(write(&json!({"pipeline": pipeline, "stdin": []})).is_ok());
     }
 
     #[test]

@@ -270,6 +270,121 @@ fn a_connector_timeout_is_refused_where_it_would_do_nothing_or_not_what_it_says(
     }
 }
 
+#[test]
+fn a_run_refused_for_its_settings_resets_nothing() {
+    let db = TestDb::new();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("s.json");
+    let config = json!({"records": 20, "state_every": 5});
+    let out: Finished = sync_command(&db, &state, config.clone(), &[])
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let saved = std::fs::read_to_string(&state).unwrap();
+    let file = dir.path().join("pipeline.json");
+    std::fs::write(&file, r#"{"time_limit": 30}"#).unwrap();
+    for (refused, named) in [
+        (
+            &[
+                "--reset",
+                "--config",
+                file.to_str().unwrap(),
+                "--time-limit",
+                "60",
+            ][..],
+            "time-limit",
+        ),
+        // The engine knows the live mode of the stripe source only.
+        (&["--reset", "--live"], "--live"),
+    ] {
+        let out: Finished = sync_command(&db, &state, config.clone(), refused)
+            .output()
+            .unwrap()
+            .into();
+        assert_eq!(out.code, Some(2), "{refused:?}: {}", out.stderr);
+        assert!(out.stderr.contains(named), "{refused:?}: {}", out.stderr);
+        assert_eq!(
+            std::fs::read_to_string(&state).unwrap(),
+            saved,
+            "{refused:?} left the checkpoint as it was"
+        );
+    }
+}
+
+#[test]
+fn teardown_removes_the_checkpoint_a_named_sync_kept_and_warns_of_the_others() {
+    let db = TestDb::new();
+    let engine = |args: &[&str]| -> Finished {
+        Command::new(bin_path("sync-engine"))
+            .args(args)
+            .args([
+                "--source",
+                "example",
+                "--source-config",
+                r#"{"records": 10}"#,
+                "--destination-config",
+                &json!({"url": db.url(), "schema": "ex"}).to_string(),
+                "--connectors-from-command-map",
+                &command_map(),
+            ])
+            .env_remove("DATABASE_URL")
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap()
+            .into()
+    };
+    for id in ["prod", "other"] {
+        let out = engine(&["sync", "--output", "ndjson", "--sync-id", id]);
+        assert_eq!(out.code, Some(0), "{}", out.stderr);
+    }
+    let kept = |id: &str| db.count(&format!("ex._sync_state WHERE sync_id = '{id}'"));
+    assert!(kept("prod") > 0 && kept("other") > 0);
+    let out = engine(&["teardown", "--sync-id", "prod"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(kept("prod"), 0, "the named sync's checkpoint is gone");
+    assert!(
+        out.stderr.contains("other syncs (other)"),
+        "a checkpoint left for torn-down tables is named: {}",
+        out.stderr
+    );
+    let out = engine(&["teardown", "--sync-id", "other"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(!out.stderr.contains("other syncs"), "{}", out.stderr);
+    assert_eq!(
+        db.count("pg_tables WHERE schemaname = 'ex' AND tablename = '_sync_state'"),
+        0,
+        "the last checkpoint gone, its table goes too"
+    );
+}
+
+#[test]
+fn an_empty_api_token_is_refused_rather_than_served_without_auth() {
+    for how in [&["--api-token", ""][..], &["--api-token", "  "]] {
+        let out: Finished = Command::new(bin_path("sync-engine"))
+            .args(["serve", "--port", "0"])
+            .args(how)
+            .env_remove("SYNC_ENGINE_API_TOKEN")
+            .output()
+            .unwrap()
+            .into();
+        assert_eq!(out.code, Some(2), "{how:?}: {}", out.stderr);
+        assert!(out.stderr.contains("--api-token"), "{}", out.stderr);
+    }
+    let out: Finished = Command::new(bin_path("sync-engine"))
+        .args(["serve", "--port", "0"])
+        .env("SYNC_ENGINE_API_TOKEN", "")
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!(
+        out.code,
+        Some(2),
+        "empty in the environment: {}",
+        out.stderr
+    );
+}
+
 /// When a process started (field 22 of /proc/PID/stat), to tell a reused pid apart.
 fn start_time(pid: u32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;

@@ -107,11 +107,23 @@ fn default_max_runs() -> usize {
 pub async fn serve(args: ServeArgs) -> Result<u8> {
     let resolver = Resolver::new(&args.resolver).map_err(usage)?;
     let timeout = Duration::from_secs_f64(args.connector_timeout);
-    let max_runs = args.max_concurrent_runs.unwrap_or_else(default_max_runs);
+    let max_runs = args
+        .max_concurrent_runs
+        .map_or_else(default_max_runs, |n| n as usize);
     let engine = LocalEngine::new(resolver, timeout).with_max_runs(max_runs);
     // Connectors yield the CPU to the server, so its routes answer quickly under many syncs.
     crate::connector::set_connector_niceness(CONNECTOR_NICENESS);
-    let token = args.api_token.filter(|t| !t.is_empty());
+    // An empty token (say `--api-token "$TOKEN"` with TOKEN unset) would mean no auth at all.
+    if args
+        .api_token
+        .as_deref()
+        .is_some_and(|t| t.trim().is_empty())
+    {
+        return Err(usage(anyhow::anyhow!(
+            "--api-token (or SYNC_ENGINE_API_TOKEN) is empty: give a token, or neither to serve without one"
+        )));
+    }
+    let token = args.api_token;
     if let Some(token) = &token {
         sync_connector::redact::register_secret(token);
     }

@@ -65,7 +65,6 @@ fn request_schemas() -> Map<String, Value> {
             "time_limit": {"type": "number", "exclusiveMinimum": 0, "description": "Hard limit in seconds: both connectors are stopped; what is committed stands"},
             "soft_time_limit": {"type": "number", "exclusiveMinimum": 0, "description": "Graceful limit in seconds (default 0.8 × time_limit): the source stops, the destination commits"},
             "state_limit": {"type": "integer", "minimum": 1, "description": "Stop gracefully after this many source states"},
-            "run_id": {"type": "string"},
             "stdin": {"type": "array", "items": reference("SourceInputMessage"), "description": "Push-mode input for the source"}
         }}));
     schemas.insert(

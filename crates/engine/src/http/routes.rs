@@ -278,6 +278,11 @@ async fn source_discover(
         Ok(v) => v,
         Err(response) => return *response,
     };
+    if let Some(body) = value.as_object()
+        && let Err(e) = wire::known_fields(body, "body", &["source", "streams"])
+    {
+        return bad_request(e);
+    }
     let source = match value.get("source") {
         Some(s) => match wire::connector(s, "source") {
             Ok(c) => c,
@@ -401,12 +406,8 @@ async fn pipeline_write(
         Ok(v) => v,
         Err(response) => return *response,
     };
-    let (pipeline, _) = match wire::operation(&value) {
+    let (pipeline, lines) = match wire::write(&value) {
         Ok(found) => found,
-        Err(e) => return bad_request(e),
-    };
-    let lines = match wire::write_input(&value) {
-        Ok(lines) => lines,
         Err(e) => return bad_request(e),
     };
     match state.engine.write(&pipeline, lines).await {

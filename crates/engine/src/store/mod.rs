@@ -175,9 +175,10 @@ impl StateStore {
     }
 
     /// Removes this sync's state (teardown); for Postgres, the table too once no sync is left.
-    pub async fn remove(&self) -> Result<()> {
+    /// Returns the other syncs whose state stays.
+    pub async fn remove(&self) -> Result<Vec<String>> {
         match self {
-            StateStore::File(f) => f.reset().await,
+            StateStore::File(f) => f.reset().await.map(|()| Vec::new()),
             StateStore::Postgres(p) => p.remove().await,
         }
     }

@@ -208,15 +208,24 @@ impl PostgresStore {
         Ok(())
     }
 
-    /// Removes this sync's rows, then the table when no other sync has any.
-    pub async fn remove(&self) -> Result<()> {
+    /// Removes this sync's rows, then the table when no other sync has any; returns the other
+    /// syncs that have.
+    pub async fn remove(&self) -> Result<Vec<String>> {
         self.reset().await?;
-        let sql = format!(
-            "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM {t}) THEN DROP TABLE {t}; END IF; END $$",
-            t = self.table()
-        );
-        self.with_client(async |c| c.batch_execute(&sql).await)
-            .await
+        let others = format!("SELECT DISTINCT sync_id FROM {} ORDER BY 1", self.table());
+        let rows = self
+            .with_client(async |c| c.query(&others, &[]).await)
+            .await?;
+        let others: Vec<String> = rows.iter().map(|row| row.get(0)).collect();
+        if others.is_empty() {
+            let sql = format!(
+                "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM {t}) THEN DROP TABLE {t}; END IF; END $$",
+                t = self.table()
+            );
+            self.with_client(async |c| c.batch_execute(&sql).await)
+                .await?;
+        }
+        Ok(others)
     }
 
     /// Upserts the rows that changed since the last save, the owner with the first.
