@@ -17,6 +17,7 @@ mod ddl;
 mod flush;
 mod loader;
 mod merge;
+mod numeric;
 mod record;
 mod rejected;
 mod router;

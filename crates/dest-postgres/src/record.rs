@@ -102,8 +102,25 @@ impl RowPlan {
                     .join(", "),
             )
         };
+        let key_bytes: usize = keys.iter().map(|k| k.as_text().len()).sum();
+        if key_bytes > MAX_KEY_BYTES {
+            return Err(reject(
+                None,
+                Some(self.fields[0].as_str()),
+                format!(
+                    "the key is {key_bytes} bytes; a Postgres index holds keys up to about 2,700 (this destination takes {MAX_KEY_BYTES})"
+                ),
+            ));
+        }
         if let Some((field, reason)) = unstorable_text(data) {
             return Err(reject(key_text(), field.as_deref(), reason));
+        }
+        if let Some((at, reason)) = crate::numeric::unstorable_number(data) {
+            return Err(reject(
+                key_text(),
+                top_level_field_at(data, at).as_deref(),
+                reason,
+            ));
         }
         let version = match self.newer_than.and_then(|i| values[i]) {
             None => None,
@@ -207,6 +224,20 @@ fn key_value(raw: &RawValue, pg_type: PgType) -> Result<KeyValue<'_>, String> {
             )),
         },
     }
+}
+
+/// The most bytes a record's key may take (a btree entry is at most a third of an 8 kB page).
+const MAX_KEY_BYTES: usize = 2_000;
+
+/// The top-level field of a JSON object whose value spans byte offset `at`.
+fn top_level_field_at(json: &str, at: usize) -> Option<String> {
+    let fields: std::collections::BTreeMap<String, &RawValue> = serde_json::from_str(json).ok()?;
+    fields.into_iter().find_map(|(name, value)| {
+        let start = (value.get().as_ptr() as usize).checked_sub(json.as_ptr() as usize)?;
+        (start..start + value.get().len())
+            .contains(&at)
+            .then_some(name)
+    })
 }
 
 fn clip(text: &str) -> String {
@@ -408,6 +439,13 @@ mod tests {
         ] {
             assert!(version_micros(&raw(bad)).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_number_postgres_cannot_store_is_found_with_its_field() {
+        let json = r#"{"id": "x", "meta": {"n": [1, 1e999999]}, "z": 2}"#;
+        let (at, _) = crate::numeric::unstorable_number(json).unwrap();
+        assert_eq!(top_level_field_at(json, at).as_deref(), Some("meta"));
     }
 
     #[test]

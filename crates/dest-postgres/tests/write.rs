@@ -1097,6 +1097,53 @@ fn a_record_without_its_key_is_set_aside_and_its_stream_goes_on() {
 }
 
 #[test]
+fn a_record_postgres_cannot_index_or_hold_is_set_aside_not_wedging_its_stream() {
+    let db = TestDb::new();
+    let cat = catalog(vec![customers_stream()]);
+    let huge_key = "k".repeat(3_000);
+    let lines = vec![
+        record(
+            "customers",
+            json!({"id": "c1", "meta": {"n": "NUMBER"}, "_updated_at": 1}),
+        )
+        .replace("\"NUMBER\"", "1e999999"),
+        record("customers", json!({"id": "c2", "_updated_at": 1})),
+        record("customers", json!({"id": huge_key, "_updated_at": 1})),
+        record(
+            "customers",
+            json!({"id": "c4", "fine": "NUMBER", "_updated_at": 1}),
+        )
+        .replace("\"NUMBER\"", "-1.5e-300"),
+        state("customers", json!({"n": 4})),
+    ];
+    // Twice: the second time the rows merge into a table that has keys.
+    for round in 0..2 {
+        let out = write(&db, json!({}), &cat, &lines);
+        assert_eq!(out.code, Some(0), "{}", out.stderr);
+        assert!(out.of_type("stream_status").is_empty(), "{}", out.stdout);
+        let states = out.of_type("source_state");
+        assert_eq!(
+            states[0]["destination_stats"],
+            json!({"committed": 2, "rejected": 2}),
+            "round {round}"
+        );
+    }
+    assert_eq!(db.count("stripe.customers"), 2);
+    let kept = rejected(&db);
+    // Each round kept both, by line.
+    let reasons: Vec<(i64, String)> = kept.iter().map(|r| (r.1, r.3.clone())).collect();
+    assert_eq!(reasons.len(), 4, "{reasons:?}");
+    assert!(
+        reasons[0].0 == 1 && reasons[0].1.contains("1e999999") && reasons[0].1.contains("meta"),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons[2].0 == 3 && reasons[2].1.contains("3000 bytes"),
+        "{reasons:?}"
+    );
+}
+
+#[test]
 fn a_first_load_goes_straight_in_and_falls_back_to_merging_when_keys_repeat() {
     let db = TestDb::new();
     let cat = catalog(vec![customers_stream()]);
