@@ -400,6 +400,10 @@ fn webhooks_through_a_managed_endpoint_end_exact_despite_duplicates_and_reorderi
     assert_eq!(post_webhook(port, &event, None), 401);
     let good = stripe_fake::signature_header(b"not json", &secret, now);
     assert_eq!(post_webhook(port, "not json", Some(good)), 400);
+    // Signed, but not an event the source can read: refused (Stripe retries it), not lost as 200.
+    let odd = r#"{"id": "evt_unreadable", "object": "event", "created": "yesterday"}"#;
+    let signed_odd = stripe_fake::signature_header(odd.as_bytes(), &secret, now);
+    assert_eq!(post_webhook(port, odd, Some(signed_odd)), 400);
     let signed = stripe_fake::signature_header(event.as_bytes(), &secret, now);
     assert_eq!(post_webhook(port, &event, Some(signed)), 200);
 
@@ -407,7 +411,11 @@ fn webhooks_through_a_managed_endpoint_end_exact_despite_duplicates_and_reorderi
     let eof = live.stop();
     assert_eq!(eof["status"], "succeeded", "{eof}");
     let stderr = std::fs::read_to_string(stderr_before_stop).unwrap();
-    assert!(stderr.contains("webhooks_refused=5"), "{stderr}");
+    assert!(stderr.contains("webhooks_refused=6"), "{stderr}");
+    assert!(
+        stderr.contains("event evt_unreadable is not readable"),
+        "{stderr}"
+    );
     assert!(stderr.contains("webhook_events_applied="), "{stderr}");
     assert!(differences(&fake, &db).is_empty());
     let gone: i64 = db

@@ -317,7 +317,8 @@ impl WindowRead {
             let event = match serde_json::from_str::<Event<'_>>(raw.get()) {
                 Ok(event) => event,
                 Err(e) => {
-                    tracing::warn!("skipping an unreadable event: {e}");
+                    // Listed by Stripe, so it is Stripe's shape that changed: said, then passed.
+                    tracing::warn!("skipping {}", unreadable_event(raw.get(), &e));
                     continue;
                 }
             };
@@ -353,6 +354,29 @@ impl WindowRead {
     }
 }
 
+/// What became of one pushed event.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Taken {
+    /// Its records were emitted.
+    Applied,
+    /// It was applied before (a redelivery).
+    AlreadyApplied,
+    /// It is not an event this source can read, and why (with its id when it has one).
+    Unreadable(String),
+}
+
+/// Why an event cannot be read, naming it by id when it has one.
+fn unreadable_event(text: &str, e: &serde_json::Error) -> String {
+    #[derive(serde::Deserialize)]
+    struct Id {
+        id: String,
+    }
+    match serde_json::from_str::<Id>(text) {
+        Ok(Id { id }) => format!("event {id} is not readable: {e}"),
+        Err(_) => format!("not a readable event: {e}"),
+    }
+}
+
 /// Applies events pushed to the source (webhooks, given events) one at a time, exactly as the
 /// events path applies the ones it lists.
 #[derive(Default)]
@@ -362,29 +386,23 @@ pub struct Pushed {
 
 impl Pushed {
     /// Emits the records one event's JSON text carries, unless `applied` says it was applied
-    /// already; an unreadable event is skipped with a warning. True when it was applied.
+    /// already. An unreadable event is the caller's to refuse, so it is never lost unnoticed.
     pub async fn apply(
         &mut self,
         ctx: &EventsCtx,
         text: &str,
         applied: &mut Applied,
-    ) -> Result<bool, ReadError> {
+    ) -> Result<Taken, ReadError> {
         let raw: Box<RawValue> = match serde_json::from_str(text) {
             Ok(raw) => raw,
-            Err(e) => {
-                tracing::warn!("skipping an unreadable event: {e}");
-                return Ok(false);
-            }
+            Err(e) => return Ok(Taken::Unreadable(format!("not JSON: {e}"))),
         };
         let event = match serde_json::from_str::<Event<'_>>(raw.get()) {
             Ok(event) => event,
-            Err(e) => {
-                tracing::warn!("skipping an unreadable event: {e}");
-                return Ok(false);
-            }
+            Err(e) => return Ok(Taken::Unreadable(unreadable_event(raw.get(), &e))),
         };
         if !applied.ids.insert(&event.id, event.created) {
-            return Ok(false);
+            return Ok(Taken::AlreadyApplied);
         }
         let how = Apply {
             event: &event,
@@ -393,7 +411,7 @@ impl Pushed {
         };
         let catalog = stripe_catalog::catalog();
         apply(ctx, catalog, how, &mut self.counts, &mut applied.refetched).await?;
-        Ok(true)
+        Ok(Taken::Applied)
     }
 
     /// Records emitted per stream so far.

@@ -19,15 +19,25 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::config::Config;
 use crate::error::ReadError;
-use crate::events::{self, Applied, EventsCtx, Pushed};
+use crate::events::{self, Applied, EventsCtx, Pushed, Taken};
 use crate::plan::fatal;
 use crate::state::{EventsCursor, GlobalCheckpoint};
 use crate::webhook::Verifier;
 
-/// A verified webhook event, and where to say whether it was handed on.
+/// A verified webhook event, and where to say what became of it.
 struct Delivery {
     event: String,
-    handed_on: oneshot::Sender<bool>,
+    handed_on: oneshot::Sender<Handed>,
+}
+
+/// What became of a delivered webhook event, as its answer says.
+enum Handed {
+    /// Its records went on (or it had already been applied): 200.
+    On,
+    /// Signed, but not an event this source can read: 400, counted as refused.
+    Unreadable(String),
+    /// It could not be applied now: 503, so Stripe delivers it again.
+    NotNow,
 }
 
 /// What the webhook endpoint needs, and what it refused.
@@ -90,7 +100,13 @@ async fn receive(
         return (StatusCode::SERVICE_UNAVAILABLE, "the source is stopping").into_response();
     }
     match answer.await {
-        Ok(true) => (StatusCode::OK, "ok").into_response(),
+        Ok(Handed::On) => (StatusCode::OK, "ok").into_response(),
+        Ok(Handed::Unreadable(why)) => {
+            // Stripe shows the failed delivery, and retries it for days.
+            let refused = endpoint.refused.fetch_add(1, Ordering::Relaxed) + 1;
+            tracing::warn!(refused, "webhook refused: {why}");
+            (StatusCode::BAD_REQUEST, why).into_response()
+        }
         _ => (
             StatusCode::SERVICE_UNAVAILABLE,
             "the event could not be handed on",
@@ -192,18 +208,20 @@ pub async fn run(
             _ = interrupt.recv() => break,
             Some(delivery) = arriving.recv() => {
                 let result = pushed.apply(ctx, &delivery.event, &mut applied).await;
-                let ok = match result {
-                    Ok(applied) => {
-                        received += u64::from(applied);
-                        true
+                let handed = match result {
+                    Ok(Taken::Applied) => {
+                        received += 1;
+                        Handed::On
                     }
+                    Ok(Taken::AlreadyApplied) => Handed::On,
+                    Ok(Taken::Unreadable(why)) => Handed::Unreadable(why),
                     Err(ReadError::Output(closed)) => return Err(closed.into()),
                     Err(e) => {
                         tracing::warn!("a webhook event could not be applied: {e}");
-                        false
+                        Handed::NotNow
                     }
                 };
-                let _ = delivery.handed_on.send(ok);
+                let _ = delivery.handed_on.send(handed);
             }
             _ = tick(&mut poll) => {
                 let (_, advanced) = events::follow(ctx, cursor.clone(), &mut applied)

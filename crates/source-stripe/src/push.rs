@@ -11,7 +11,7 @@ use sync_protocol::{ConfiguredCatalog, Message, SourceStateSet};
 use crate::client::StripeClient;
 use crate::config::Config;
 use crate::error::ReadError;
-use crate::events::{Applied, EventsCtx, Pushed};
+use crate::events::{Applied, EventsCtx, Pushed, Taken};
 use crate::plan::{Plan, fatal};
 use crate::webhook::Verifier;
 
@@ -69,7 +69,12 @@ pub async fn read_input(
             }
         };
         match pushed.apply(&ctx, &text, &mut applied).await {
-            Ok(applied) => taken += u64::from(applied),
+            Ok(Taken::Applied) => taken += 1,
+            Ok(Taken::AlreadyApplied) => {}
+            Ok(Taken::Unreadable(why)) => {
+                refused += 1;
+                tracing::warn!("--input line {}: refused: {why}", line.number);
+            }
             Err(ReadError::Output(closed)) => return Err(closed.into()),
             Err(ReadError::Stripe(e)) => return Err(fatal(&e, "applying a pushed event")),
             Err(ReadError::Framing(e)) => {

@@ -88,6 +88,8 @@ async fn backfill_all(
 ) -> Result<HashMap<String, i64>, ConnectorError> {
     let mut tasks: JoinSet<(String, Result<Backfilled, ReadError>)> = JoinSet::new();
     let mut listed_until: HashMap<String, i64> = HashMap::new();
+    // Which stream each task backfills: a task that panics returns no name of its own.
+    let mut names: HashMap<tokio::task::Id, String> = HashMap::new();
     for stream in std::mem::take(&mut plan.streams) {
         let name = stream.configured.stream.name.clone();
         let time_range = match &stream.checkpoint {
@@ -117,11 +119,26 @@ async fn backfill_all(
             max_concurrency: config.max_concurrency,
         });
         let checkpoint = stream.checkpoint;
-        tasks.spawn(async move { (name, backfill::run(ctx, checkpoint).await) });
+        let task_name = name.clone();
+        let task = tasks.spawn(async move { (name, backfill::run(ctx, checkpoint).await) });
+        names.insert(task.id(), task_name);
     }
-    while let Some(joined) = tasks.join_next().await {
-        let (name, result) =
-            joined.map_err(|e| ConnectorError::system(format!("a stream task failed: {e}")))?;
+    while let Some(joined) = tasks.join_next_with_id().await {
+        let (name, result) = match joined {
+            Ok((_, finished)) => finished,
+            Err(e) => {
+                // A bug in one stream's backfill ends that stream, not the others.
+                let name = names.get(&e.id()).cloned().unwrap_or_default();
+                let error = sync_connector::redact::redact(&format!("its backfill failed: {e}"))
+                    .into_owned();
+                tracing::error!(stream = %name, "{error}");
+                output
+                    .stream_status(&name, StreamStatusKind::Error { error })
+                    .await?;
+                plan.ended.insert(name);
+                continue;
+            }
+        };
         match result {
             Ok(done) => {
                 tracing::info!(stream = %name, records = done.records, "backfill complete");
