@@ -128,6 +128,19 @@ struct EngineFlags {
 
 impl EngineFlags {
     fn engine(&self) -> Result<AnyEngine> {
+        let r = &self.resolver;
+        let looks_up = r.connectors_from_command_map.is_some()
+            || r.no_connectors_from_path
+            || r.connectors_from_registry;
+        match &self.engine_url {
+            Some(url) if looks_up => anyhow::bail!(
+                "--engine-url: connectors are looked up by the engine at {url}; give the --connectors-* flags to its serve instead"
+            ),
+            None if self.engine_token.is_some() => anyhow::bail!(
+                "--engine-token (or SYNC_ENGINE_TOKEN) without --engine-url (or SYNC_ENGINE_URL): the engine runs in this process and takes no token"
+            ),
+            _ => {}
+        }
         Ok(match &self.engine_url {
             Some(url) => AnyEngine::Remote(RemoteEngine::new(url, self.engine_token.clone())?),
             None => AnyEngine::Local(LocalEngine::from_args(
@@ -184,8 +197,9 @@ struct WebhookArgs {
 struct WorkerArgs {
     #[command(flatten)]
     common: CommonArgs,
-    /// A step's time limit in seconds: the engine stops gracefully, the next step resumes.
-    #[arg(long, default_value_t = 300.0)]
+    /// A step's time limit in seconds: the engine stops gracefully, the next step resumes
+    /// (above 0, at most 600: a step's activity is stopped after 15 minutes).
+    #[arg(long, default_value_t = 300.0, value_parser = step_seconds)]
     step_secs: f64,
     /// The lanes this worker serves: backfill (workflows and their steps, --task-queue), live
     /// (webhook events, --live-task-queue), or both.
@@ -204,6 +218,18 @@ struct WorkerArgs {
     /// its own limit).
     #[arg(long)]
     no_shared_budget: bool,
+}
+
+/// The longest step: its graceful stop must end well within the activity's 15 minutes.
+const MAX_STEP_SECS: f64 = 600.0;
+
+fn step_seconds(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(secs) if secs.is_finite() && secs > 0.0 && secs <= MAX_STEP_SECS => Ok(secs),
+        _ => Err(format!(
+            "{text:?} is not a number of seconds above 0 and at most {MAX_STEP_SECS}"
+        )),
+    }
 }
 
 fn positive_rps(text: &str) -> Result<f64, String> {
@@ -299,4 +325,35 @@ async fn listen(address: SocketAddr, router: axum::Router) -> Result<()> {
         })
         .await
         .context("serving HTTP")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_step_must_end_within_its_activity_timeout() {
+        for bad in ["0", "-5", "NaN", "inf", "601", "3600"] {
+            assert!(step_seconds(bad).is_err(), "{bad}");
+        }
+        assert_eq!(step_seconds("0.5"), Ok(0.5));
+        assert_eq!(step_seconds("600"), Ok(600.0));
+    }
+
+    #[test]
+    fn engine_flags_that_would_be_ignored_are_refused() {
+        let mut flags = EngineFlags {
+            engine_url: Some("http://127.0.0.1:9".into()),
+            ..Default::default()
+        };
+        flags.resolver.no_connectors_from_path = true;
+        let e = flags.engine().map(|_| ()).unwrap_err().to_string();
+        assert!(e.contains("--connectors-*"), "{e}");
+        let flags = EngineFlags {
+            engine_token: Some("t".into()),
+            ..Default::default()
+        };
+        let e = flags.engine().map(|_| ()).unwrap_err().to_string();
+        assert!(e.contains("--engine-token"), "{e}");
+    }
 }
