@@ -278,10 +278,13 @@ pub fn run<C: Connector>(connector: C) -> ExitCode {
         .get_one::<LogFormat>("log-format")
         .copied()
         .unwrap_or(LogFormat::Human);
-    logging::init(
+    if let Err(e) = logging::init(
         format,
         matches.get_one::<String>("log-level").map(String::as_str),
-    );
+    ) {
+        eprintln!("error: {e}");
+        return ExitCode::from(exit::USAGE);
+    }
     let Some((name, sub)) = matches.subcommand() else {
         return ExitCode::from(exit::USAGE);
     };

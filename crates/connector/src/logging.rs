@@ -12,13 +12,19 @@ pub enum LogFormat {
 }
 
 /// Sends tracing to stderr through the redactor. The level comes from `--log-level`, else
-/// `RUST_LOG`, else `info`.
-pub fn init(format: LogFormat, level: Option<&str>) {
+/// `RUST_LOG`, else `info`; one that does not parse is an error naming where it came from.
+pub fn init(format: LogFormat, level: Option<&str>) -> Result<(), String> {
     let filter = match level {
-        Some(level) => EnvFilter::try_new(level).ok(),
-        None => EnvFilter::try_from_default_env().ok(),
-    }
-    .unwrap_or_else(|| EnvFilter::new("info"));
+        Some(level) => {
+            EnvFilter::try_new(level).map_err(|e| format!("--log-level {level:?}: {e}"))?
+        }
+        None => match std::env::var("RUST_LOG") {
+            Ok(value) if !value.trim().is_empty() => {
+                EnvFilter::try_new(&value).map_err(|e| format!("RUST_LOG {value:?}: {e}"))?
+            }
+            _ => EnvFilter::new("info"),
+        },
+    };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(RedactingStderr::default)
@@ -31,4 +37,5 @@ pub fn init(format: LogFormat, level: Option<&str>) {
     };
     // A second init (tests running several connectors in one process) keeps the first.
     drop(result);
+    Ok(())
 }

@@ -9,7 +9,10 @@ use sync_engine::{Usage, clean_stale_run_dirs, commands, exit};
 fn main() -> ExitCode {
     sync_connector::redact::install_panic_hook();
     let cli = Cli::parse();
-    sync_connector::logging::init(cli.log_format, cli.log_level.as_deref());
+    if let Err(e) = sync_connector::logging::init(cli.log_format, cli.log_level.as_deref()) {
+        eprintln!("error: {e}");
+        return ExitCode::from(exit::USAGE);
+    }
     clean_stale_run_dirs();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

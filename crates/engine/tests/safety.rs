@@ -385,6 +385,39 @@ fn an_empty_api_token_is_refused_rather_than_served_without_auth() {
     );
 }
 
+#[test]
+fn a_log_level_that_does_not_parse_is_refused_naming_where_it_came_from() {
+    let run = |program: &str, args: &[&str], rust_log: Option<&str>| -> Finished {
+        let mut cmd = Command::new(bin_path(program));
+        cmd.args(args).env_remove("RUST_LOG");
+        if let Some(value) = rust_log {
+            cmd.env("RUST_LOG", value);
+        }
+        cmd.output().unwrap().into()
+    };
+    let out = run(
+        "sync-engine",
+        &["connectors", "--log-level", "info,x=loud"],
+        None,
+    );
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert!(out.stderr.contains("--log-level"), "{}", out.stderr);
+    for program in ["sync-engine", "dest-postgres"] {
+        let args: &[&str] = if program == "sync-engine" {
+            &["connectors"]
+        } else {
+            &["spec"]
+        };
+        let out = run(program, args, Some("x=loud"));
+        assert_eq!(out.code, Some(2), "{program}: {}", out.stderr);
+        assert!(out.stderr.contains("RUST_LOG"), "{program}: {}", out.stderr);
+        assert!(
+            run(program, args, Some("debug")).code == Some(0),
+            "{program}"
+        );
+    }
+}
+
 /// When a process started (field 22 of /proc/PID/stat), to tell a reused pid apart.
 fn start_time(pid: u32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;

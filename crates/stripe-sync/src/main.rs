@@ -98,7 +98,10 @@ struct UninstallArgs {
 }
 
 fn main() -> std::process::ExitCode {
-    sync_connector::logging::init(sync_connector::logging::LogFormat::Human, None);
+    if let Err(e) = sync_connector::logging::init(sync_connector::logging::LogFormat::Human, None) {
+        eprintln!("error: {e}");
+        return std::process::ExitCode::from(2);
+    }
     let cli = Cli::parse();
     sync_connector::binary::run_main(run(cli.command))
 }

@@ -212,8 +212,8 @@ struct WorkerArgs {
     account_rps: Option<f64>,
     /// Engine steps this worker runs at once (each runs a source and a destination); more wait
     /// in Temporal's queue for any worker.
-    #[arg(long, default_value_t = 8)]
-    max_concurrent_steps: usize,
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    max_concurrent_steps: u64,
     /// Do not share a rate budget between the runs of one account (each engine run then keeps
     /// its own limit).
     #[arg(long)]
@@ -249,7 +249,10 @@ enum Lane {
 
 fn main() -> std::process::ExitCode {
     // The connectors' logging: stderr through the secret redactor.
-    sync_connector::logging::init(sync_connector::logging::LogFormat::Human, None);
+    if let Err(e) = sync_connector::logging::init(sync_connector::logging::LogFormat::Human, None) {
+        eprintln!("error: {e}");
+        return std::process::ExitCode::from(2);
+    }
     let cli = Cli::parse();
     sync_connector::binary::run_main(async { run(cli.command).await.map(|()| 0) })
 }
@@ -287,7 +290,7 @@ async fn run(command: Command) -> Result<()> {
                 "worker: running"
             );
             temporal
-                .run_worker(activities, lanes, args.max_concurrent_steps)
+                .run_worker(activities, lanes, args.max_concurrent_steps as usize)
                 .await
         }
         Command::Serve(args) => {
@@ -330,6 +333,23 @@ async fn listen(address: SocketAddr, router: axum::Router) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_worker_runs_at_least_one_step_at_once() {
+        let parse = |n: &str| {
+            Cli::try_parse_from([
+                "sync-service",
+                "worker",
+                "--database-url",
+                "postgres://x/y",
+                "--max-concurrent-steps",
+                n,
+            ])
+            .map(|_| ())
+        };
+        assert!(parse("0").is_err());
+        assert!(parse("1").is_ok());
+    }
 
     #[test]
     fn a_step_must_end_within_its_activity_timeout() {
