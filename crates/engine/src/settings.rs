@@ -209,6 +209,10 @@ fn streams_of(list: Vec<Value>) -> Result<Vec<StreamChoice>> {
                 other => serde_json::from_value(other)
                     .map_err(|e| anyhow::anyhow!("the config file's streams[{i}]: {e}"))?,
             };
+            if entry.backfill_limit == Some(0) {
+                // A sample of nothing would mark the stream complete with no rows.
+                bail!("the config file's streams[{i}].backfill_limit: must be at least 1");
+            }
             Ok(StreamChoice {
                 name: entry.name,
                 backfill_limit: entry.backfill_limit,
@@ -358,6 +362,10 @@ mod tests {
             "{e}"
         );
         assert!(refused(r#"{"streams": [7]}"#).contains("streams[0]"));
+        assert!(
+            refused(r#"{"streams": [{"name": "x", "backfill_limit": 0}]}"#)
+                .contains("streams[0].backfill_limit")
+        );
         assert!(refused(r#"{"time_limit": 0}"#).contains("time_limit"));
         assert!(refused(r#"{"time_limit": -5}"#).contains("time_limit"));
         assert!(refused(r#"{"state_limit": 0}"#).contains("state_limit"));

@@ -100,10 +100,8 @@ fn streams(value: &Value, path: &str) -> Result<Vec<StreamChoice>, BodyError> {
             };
             let backfill_limit = match stream.get("backfill_limit") {
                 None | Some(Value::Null) => None,
-                Some(v) => Some(v.as_u64().ok_or_else(|| {
-                    BodyError(format!(
-                        "{at}.backfill_limit: must be a non-negative integer"
-                    ))
+                Some(v) => Some(v.as_u64().filter(|n| *n > 0).ok_or_else(|| {
+                    BodyError(format!("{at}.backfill_limit: must be a positive integer"))
                 })?),
             };
             let fields = match stream.get("fields") {
@@ -400,6 +398,13 @@ mod tests {
                 json!({"pipeline": {"source": {"type": "stripe", "stripe": {}, "backfill_limit": 5}, "destination": {"type": "b"}}})
             ),
             "pipeline.source.backfill_limit"
+        );
+        let zero = json!({"pipeline": {"source": {"type": "a"}, "destination": {"type": "b"}, "streams": [{"name": "x", "backfill_limit": 0}]}});
+        assert!(
+            sync(&zero)
+                .unwrap_err()
+                .0
+                .starts_with("pipeline.streams[0].backfill_limit")
         );
         let e = operation(&json!({"pipeline": pipeline, "stdin": []})).unwrap_err();
         assert!(e.0.starts_with("stdin: unknown field"), "{e}");

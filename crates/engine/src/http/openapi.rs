@@ -55,7 +55,7 @@ fn request_schemas() -> Map<String, Value> {
     let mut schemas = Map::new();
     schemas.insert("Error".into(), json!({"type": "object", "required": ["error"], "properties": {"error": {"type": "string", "description": "What is wrong, naming the field"}}}));
     schemas.insert("Health".into(), json!({"type": "object", "required": ["ok", "hostname"], "properties": {"ok": {"const": true}, "hostname": {"type": "string"}, "version": {"type": "string"}}}));
-    schemas.insert("StreamSelection".into(), json!({"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}, "backfill_limit": {"type": "integer", "minimum": 0}, "fields": {"type": "array", "items": {"type": "string"}}}}));
+    schemas.insert("StreamSelection".into(), json!({"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}, "backfill_limit": {"type": "integer", "minimum": 1}, "fields": {"type": "array", "items": {"type": "string"}}}}));
     schemas.insert("PipelineConfig".into(), json!({"type": "object", "required": ["source", "destination"], "properties": {"source": reference("SourceConfig"), "destination": reference("DestinationConfig"), "streams": {"type": "array", "items": reference("StreamSelection")}}}));
     schemas.insert("PipelineOperation".into(), json!({"type": "object", "required": ["pipeline"], "properties": {"pipeline": reference("PipelineConfig"), "only": {"enum": ["source", "destination"]}}}));
     schemas.insert("SourceDiscover".into(), json!({"type": "object", "required": ["source"], "properties": {"source": reference("SourceConfig"), "streams": {"type": "array", "items": reference("StreamSelection")}}}));
