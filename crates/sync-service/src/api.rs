@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -40,6 +40,28 @@ pub struct Failure(pub StatusCode, pub String);
 impl IntoResponse for Failure {
     fn into_response(self) -> Response {
         (self.0, Json(json!({"error": {"message": self.1}}))).into_response()
+    }
+}
+
+/// A query string naming only the parameters its route takes: anything else (a typo such as
+/// `?side=source` on teardown) is a 400 naming it, never a request that does more than asked.
+pub struct StrictQuery<T>(pub T);
+
+impl<T, S> axum::extract::FromRequestParts<S> for StrictQuery<T>
+where
+    T: serde::de::DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = Failure;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Failure> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(query)| StrictQuery(query))
+            .map_err(|e| Failure(StatusCode::BAD_REQUEST, e.body_text()))
     }
 }
 
@@ -150,6 +172,7 @@ async fn show(State(api): State<Arc<Api>>, Path(id): Path<String>) -> Answer {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct CreateQuery {
     #[serde(default)]
     skip_check: bool,
@@ -212,7 +235,7 @@ fn new_pipeline(fields: &serde_json::Map<String, Value>) -> Result<Pipeline, Fai
 
 async fn create(
     State(api): State<Arc<Api>>,
-    Query(query): Query<CreateQuery>,
+    StrictQuery(query): StrictQuery<CreateQuery>,
     Json(body): Json<Value>,
 ) -> Answer {
     let p = new_pipeline(body_object(&body)?)?;
@@ -308,12 +331,27 @@ async fn update(
 }
 
 /// A side's update: `config` keys replace the stored ones (null removes one); `name` replaces.
+/// A value exactly as a GET shows the stored one (a secret as `***`) leaves it as it is; any
+/// other value holding `***` where a secret goes is refused, so a secret is never overwritten
+/// with its mask.
 fn merged_side(field: &str, stored: &Value, update: &Value) -> Result<Value, Failure> {
     let update = pipeline::connector_side(field, update, stored["name"].as_str().unwrap_or(""))?;
     let mut config = stored["config"].as_object().cloned().unwrap_or_default();
     for (k, v) in update["config"].as_object().into_iter().flatten() {
+        let as_shown = config
+            .get(k)
+            .is_some_and(|kept| pipeline::shown_entry(k, kept) == *v);
         if v.is_null() {
             config.remove(k);
+        } else if as_shown {
+            continue;
+        } else if pipeline::holds_a_hidden_secret(k, v) {
+            return Err(Failure(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "{field}.config.{k}: holds \"***\", which is how the API shows a secret; give the real value, or leave the key out to keep the stored one"
+                ),
+            ));
         } else {
             config.insert(k.clone(), v.clone());
         }

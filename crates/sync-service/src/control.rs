@@ -443,12 +443,20 @@ const SELECT_PIPELINE: &str = "SELECT id, source, destination, streams, desired_
 fn pipeline_of(row: &tokio_postgres::Row) -> Pipeline {
     let desired: String = row.get(4);
     let status: String = row.get(5);
+    let id: String = row.get(0);
+    // A value this version does not know (a hand edit) never makes a pipeline run.
+    let desired = Desired::parse(&desired).unwrap_or_else(|| {
+        tracing::warn!(
+            "pipeline {id:?}: desired_status {desired:?} is not active, paused or deleted; taken as paused"
+        );
+        Desired::Paused
+    });
     Pipeline {
-        id: row.get(0),
+        id,
         source: row.get(1),
         destination: row.get(2),
         streams: row.get(3),
-        desired: Desired::parse(&desired).unwrap_or_default(),
+        desired,
         status: Status::parse(&status).unwrap_or(Status::Error),
         failure_type: row.get(6),
         error: row.get(7),

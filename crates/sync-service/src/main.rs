@@ -90,7 +90,8 @@ impl TemporalFlags {
 #[derive(Args)]
 struct WorkflowFlags {
     /// Seconds between catch-up steps of a ready pipeline (each reads Stripe's events since
-    /// the last).
+    /// the last). Like the two below, it applies to the pipelines whose workflow starts from
+    /// now on: a running workflow keeps the timers it started with.
     #[arg(long, default_value_t = 60)]
     poll_secs: u64,
     /// Seconds between full reconciles (every object read again; new, changed and missed
@@ -216,7 +217,7 @@ struct WorkerArgs {
     max_concurrent_steps: u64,
     /// Do not share a rate budget between the runs of one account (each engine run then keeps
     /// its own limit).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "account_rps")]
     no_shared_budget: bool,
 }
 
@@ -349,6 +350,20 @@ mod tests {
         };
         assert!(parse("0").is_err());
         assert!(parse("1").is_ok());
+    }
+
+    #[test]
+    fn an_account_budget_without_sharing_is_refused_not_dropped() {
+        let parsed = Cli::try_parse_from([
+            "sync-service",
+            "worker",
+            "--database-url",
+            "postgres://x/y",
+            "--no-shared-budget",
+            "--account-rps",
+            "5",
+        ]);
+        assert!(parsed.is_err());
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use serde::Deserialize;
@@ -13,13 +13,13 @@ use serde_json::{Value, json};
 use sync_protocol::{FailureType, Message, Role, SyncState};
 
 use crate::activities::failure_name;
-use crate::api::{Answer, Api, Failure, unavailable};
+use crate::api::{Answer, Api, Failure, StrictQuery, unavailable};
 use crate::pipeline::Desired;
 use crate::workflow::RING_RECONCILE;
 
 /// `?only=source|destination`.
 #[derive(Deserialize, Default)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct OnlyQuery {
     only: Option<String>,
 }
@@ -53,7 +53,7 @@ fn engine_failed(what: &str, e: impl std::fmt::Display) -> Failure {
 pub async fn check(
     State(api): State<Arc<Api>>,
     Path(id): Path<String>,
-    Query(query): Query<OnlyQuery>,
+    StrictQuery(query): StrictQuery<OnlyQuery>,
 ) -> Answer {
     let p = api.control.get(&id).await?;
     let request = p.request()?;
@@ -71,7 +71,7 @@ pub async fn check(
 pub async fn setup(
     State(api): State<Arc<Api>>,
     Path(id): Path<String>,
-    Query(query): Query<OnlyQuery>,
+    StrictQuery(query): StrictQuery<OnlyQuery>,
 ) -> Answer {
     let p = api.control.get(&id).await?;
     let request = p.request()?;
@@ -110,7 +110,7 @@ pub async fn setup(
 pub async fn teardown(
     State(api): State<Arc<Api>>,
     Path(id): Path<String>,
-    Query(query): Query<OnlyQuery>,
+    StrictQuery(query): StrictQuery<OnlyQuery>,
 ) -> Answer {
     let p = api.control.get(&id).await?;
     if p.desired != Desired::Paused {
@@ -156,7 +156,7 @@ pub async fn reconcile(State(api): State<Arc<Api>>, Path(id): Path<String>) -> A
 
 /// `?timeout_secs=` of `sync_batch`.
 #[derive(Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct BatchQuery {
     timeout_secs: u64,
 }
@@ -167,18 +167,27 @@ impl Default for BatchQuery {
     }
 }
 
+/// The longest `sync_batch` waits for its step (a day).
+const MAX_BATCH_WAIT_SECS: u64 = 86_400;
+
 /// Runs a step now and answers with it once it ended (the first step started after the
 /// request); 504 when none ended within `timeout_secs` (it goes on; see `/runs`).
 pub async fn sync_batch(
     State(api): State<Arc<Api>>,
     Path(id): Path<String>,
-    Query(query): Query<BatchQuery>,
+    StrictQuery(query): StrictQuery<BatchQuery>,
 ) -> Answer {
     let p = api.control.get(&id).await?;
     if p.desired != Desired::Active {
         return Err(Failure(
             StatusCode::CONFLICT,
             format!("pipeline {id:?} is {}: no step runs", p.desired.as_str()),
+        ));
+    }
+    if !(1..=MAX_BATCH_WAIT_SECS).contains(&query.timeout_secs) {
+        return Err(Failure(
+            StatusCode::BAD_REQUEST,
+            format!("timeout_secs: must be 1 to {MAX_BATCH_WAIT_SECS}"),
         ));
     }
     let before = newest_run(&api, &id).await?;

@@ -212,26 +212,47 @@ impl Pipeline {
     }
 }
 
+/// What the API shows in place of a secret.
+const HIDDEN: &str = "***";
+
 /// A copy of `value` with the values of secret-looking keys replaced, and passwords cut out of
-/// URLs.
+/// connection strings.
 pub fn redact(value: &Value) -> Value {
     match value {
         Value::Object(map) => Value::Object(
             map.iter()
-                .map(|(k, v)| {
-                    let shown = if is_secret_key(k) && !v.is_null() {
-                        Value::String("***".to_owned())
-                    } else if let Value::String(text) = v {
-                        Value::String(without_password(text))
-                    } else {
-                        redact(v)
-                    };
-                    (k.clone(), shown)
-                })
+                .map(|(k, v)| (k.clone(), shown_entry(k, v)))
                 .collect(),
         ),
         Value::Array(items) => Value::Array(items.iter().map(redact).collect()),
         other => other.clone(),
+    }
+}
+
+/// How the API shows the value of key `key`.
+pub fn shown_entry(key: &str, value: &Value) -> Value {
+    if is_secret_key(key) && !value.is_null() {
+        Value::String(HIDDEN.to_owned())
+    } else if let Value::String(text) = value {
+        Value::String(without_password_parameters(&without_password(text)))
+    } else {
+        redact(value)
+    }
+}
+
+/// Whether a value holds what the API shows instead of a secret (sent back from a GET).
+pub fn holds_a_hidden_secret(key: &str, value: &Value) -> bool {
+    match value {
+        Value::String(text) => {
+            (is_secret_key(key) && text == HIDDEN)
+                || text.contains(&format!(":{HIDDEN}@"))
+                || password_values(text)
+                    .into_iter()
+                    .any(|v| &text[v] == HIDDEN)
+        }
+        Value::Object(map) => map.iter().any(|(k, v)| holds_a_hidden_secret(k, v)),
+        Value::Array(items) => items.iter().any(|v| holds_a_hidden_secret("", v)),
+        _ => false,
     }
 }
 
@@ -264,9 +285,92 @@ fn without_password(text: &str) -> String {
     )
 }
 
+/// Every `password=VALUE` (a key=value connection string's, a URL query's) with its value
+/// replaced; a quoted value is replaced whole.
+fn without_password_parameters(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut from = 0;
+    for value in password_values(text) {
+        out.push_str(&text[from..value.start]);
+        out.push_str(HIDDEN);
+        from = value.end;
+    }
+    out.push_str(&text[from..]);
+    out
+}
+
+/// Where the values of `password=…` parameters are in a connection string.
+fn password_values(text: &str) -> Vec<std::ops::Range<usize>> {
+    const KEY: &str = "password";
+    let lower = text.to_ascii_lowercase();
+    let bytes = text.as_bytes();
+    let mut values = Vec::new();
+    let mut from = 0;
+    while let Some(found) = lower[from..].find(KEY) {
+        let mut i = from + found + KEY.len();
+        from = i;
+        while bytes.get(i) == Some(&b' ') {
+            i += 1;
+        }
+        if bytes.get(i) != Some(&b'=') {
+            continue;
+        }
+        i += 1;
+        while bytes.get(i) == Some(&b' ') {
+            i += 1;
+        }
+        let end = if bytes.get(i) == Some(&b'\'') {
+            let mut j = i + 1;
+            while j < bytes.len() && bytes[j] != b'\'' {
+                j += if bytes[j] == b'\\' { 2 } else { 1 };
+            }
+            (j + 1).min(bytes.len())
+        } else {
+            text[i..]
+                .find(|c: char| c.is_whitespace() || c == '&' || c == '#')
+                .map_or(text.len(), |n| i + n)
+        };
+        values.push(i..end);
+        from = end;
+    }
+    values
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn passwords_in_every_connection_string_form_are_hidden() {
+        for (given, shown) in [
+            (
+                "host=db user=app password=hunter2 dbname=x",
+                "host=db user=app password=*** dbname=x",
+            ),
+            (
+                "host=db password = 'hunt er\\'2' dbname=x",
+                "host=db password = *** dbname=x",
+            ),
+            (
+                "postgres://app@db/x?sslmode=require&password=hunter2",
+                "postgres://app@db/x?sslmode=require&password=***",
+            ),
+            (
+                "postgres://app:hunter2@db/x?PASSWORD=hunter3#f",
+                "postgres://app:***@db/x?PASSWORD=***#f",
+            ),
+            (
+                "no secret here; passwords are elsewhere",
+                "no secret here; passwords are elsewhere",
+            ),
+        ] {
+            assert_eq!(shown_entry("url", &json!(given)), json!(shown), "{given}");
+            assert!(
+                holds_a_hidden_secret("url", &json!(shown)) || shown == given,
+                "{shown}"
+            );
+        }
+    }
 
     #[test]
     fn ids() {

@@ -233,6 +233,59 @@ fn create_backfills_to_ready_then_pause_resume_sync_and_delete() {
     );
     assert_eq!(code, 200, "{answer}");
     service.wait_status("acct-1", "paused", Duration::from_secs(30));
+
+    // What a GET shows can be sent back: the secrets it hides stay as stored.
+    let stored = |side: &str| -> Value {
+        service
+            .db
+            .client()
+            .query_one(
+                &format!("SELECT {side}::text FROM sync_service.pipelines WHERE id = 'acct-1'"),
+                &[],
+            )
+            .unwrap()
+            .get::<_, String>(0)
+            .parse()
+            .unwrap()
+    };
+    let before = (stored("source"), stored("destination"));
+    let (code, shown) = call("GET", &service.url("/pipelines/acct-1"), None);
+    assert_eq!(code, 200, "{shown}");
+    assert!(shown.to_string().contains("***"), "{shown}");
+    let (code, answer) = call(
+        "PATCH",
+        &service.url("/pipelines/acct-1"),
+        Some(&json!({"source": shown["source"], "destination": shown["destination"]})),
+    );
+    assert_eq!(code, 200, "{answer}");
+    assert_eq!((stored("source"), stored("destination")), before);
+    // A mask where no such secret is stored would overwrite one with "***": refused.
+    let (code, answer) = call(
+        "PATCH",
+        &service.url("/pipelines/acct-1"),
+        Some(&json!({"destination": {"config": {"password": "***"}}})),
+    );
+    assert_eq!(
+        (
+            code,
+            answer.to_string().contains("destination.config.password")
+        ),
+        (400, true),
+        "{answer}"
+    );
+    // A query parameter the route does not take never widens what it does.
+    let (code, answer) = call(
+        "POST",
+        &service.url("/pipelines/acct-1/teardown?side=source"),
+        None,
+    );
+    assert_eq!(
+        (code, answer.to_string().contains("side")),
+        (400, true),
+        "{answer}"
+    );
+    assert_eq!((stored("source"), stored("destination")), before);
+
     let (code, _) = call(
         "PATCH",
         &service.url("/pipelines/acct-1"),
