@@ -102,7 +102,7 @@ impl RowPlan {
                     .join(", "),
             )
         };
-        let key_bytes: usize = keys.iter().map(|k| k.as_text().len()).sum();
+        let key_bytes: usize = keys.iter().map(KeyValue::stored_len).sum();
         if key_bytes > MAX_KEY_BYTES {
             return Err(reject(
                 None,
@@ -194,6 +194,14 @@ impl KeyValue<'_> {
         match self {
             KeyValue::Int(n) => n.to_string(),
             KeyValue::Text(s) => s.to_string(),
+        }
+    }
+
+    /// Bytes the key takes in the index, about (without building its text: it runs per record).
+    fn stored_len(&self) -> usize {
+        match self {
+            KeyValue::Int(_) => 8,
+            KeyValue::Text(s) => s.len(),
         }
     }
 }

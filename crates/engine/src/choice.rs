@@ -25,15 +25,9 @@ impl AnyEngine {
     /// to whoever runs the connectors, so they are refused with `--engine-url`.
     pub fn choose(args: &PipelineArgs, handle_signals: bool) -> Result<AnyEngine> {
         if let Some(url) = &args.remote.engine_url {
-            let r = &args.resolver;
-            if r.connectors_from_command_map.is_some()
-                || r.no_connectors_from_path
-                || r.connectors_from_registry
-            {
-                bail!(usage(anyhow::anyhow!(
-                    "--engine-url: connectors are looked up by the engine at {url}; give the --connectors-* flags to its serve instead"
-                )));
-            }
+            args.resolver
+                .refused_with_engine_url(url)
+                .map_err(|e| usage(anyhow::anyhow!(e)))?;
             if args.connector_timeout.is_some() {
                 bail!(usage(anyhow::anyhow!(
                     "--engine-url: the engine at {url} runs the connectors, so their timeout is its serve's --connector-timeout"

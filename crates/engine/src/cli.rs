@@ -94,6 +94,22 @@ pub struct ResolverArgs {
     pub connectors_from_registry: bool,
 }
 
+impl ResolverArgs {
+    /// Refuses these flags for an engine at `url`: it looks connectors up itself, so they would
+    /// do nothing here.
+    pub fn refused_with_engine_url(&self, url: &str) -> Result<(), String> {
+        if self.connectors_from_command_map.is_some()
+            || self.no_connectors_from_path
+            || self.connectors_from_registry
+        {
+            return Err(format!(
+                "--engine-url: connectors are looked up by the engine at {url}; give the --connectors-* flags to its serve instead"
+            ));
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Default, Args)]
 pub struct PipelineArgs {
     /// A JSON file with the pipeline: {"source":{"name":…,"config":{…}},"destination":{…},"streams":[…]}.

@@ -64,15 +64,6 @@ struct FileSide {
     config: Map<String, Value>,
 }
 
-/// A stream entry given as an object (an entry may also be just the name).
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileStream {
-    name: String,
-    backfill_limit: Option<u64>,
-    fields: Option<Vec<String>>,
-}
-
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ConfigFile {
@@ -80,7 +71,7 @@ struct ConfigFile {
     source: FileSide,
     #[serde(default)]
     destination: FileSide,
-    streams: Option<Vec<Value>>,
+    streams: Option<Value>,
     state_file: Option<PathBuf>,
     sync_id: Option<String>,
     time_limit: Option<f64>,
@@ -195,33 +186,6 @@ pub fn one_of<T: PartialEq>(what: &str, flag: Option<T>, file: Option<T>) -> Res
     }
 }
 
-/// The config file's streams; an entry is a name or `{name, backfill_limit?, fields?}`.
-fn streams_of(list: Vec<Value>) -> Result<Vec<StreamChoice>> {
-    list.into_iter()
-        .enumerate()
-        .map(|(i, entry)| {
-            let entry = match entry {
-                Value::String(name) => FileStream {
-                    name,
-                    backfill_limit: None,
-                    fields: None,
-                },
-                other => serde_json::from_value(other)
-                    .map_err(|e| anyhow::anyhow!("the config file's streams[{i}]: {e}"))?,
-            };
-            if entry.backfill_limit == Some(0) {
-                // A sample of nothing would mark the stream complete with no rows.
-                bail!("the config file's streams[{i}].backfill_limit: must be at least 1");
-            }
-            Ok(StreamChoice {
-                name: entry.name,
-                backfill_limit: entry.backfill_limit,
-                fields: entry.fields,
-            })
-        })
-        .collect()
-}
-
 /// The config file's limits, checked as the flags are.
 fn limits_of(file: &ConfigFile) -> Result<()> {
     if file.time_limit.is_some_and(|secs| secs <= 0.0) {
@@ -299,7 +263,10 @@ pub fn pipeline_with_env(
             })
             .collect::<Vec<_>>()
     });
-    let file_streams = file.streams.map(streams_of).transpose()?;
+    let file_streams = file
+        .streams
+        .map(|list| crate::wire::streams(&list, "the config file's streams"))
+        .transpose()?;
     let streams = one_of("streams", flag_streams, file_streams)?;
     Ok(Pipeline {
         source: Side {

@@ -78,7 +78,9 @@ pub fn connector(value: &Value, path: &str) -> Result<ConnectorConfig, BodyError
     })
 }
 
-fn streams(value: &Value, path: &str) -> Result<Vec<StreamChoice>, BodyError> {
+/// A list of streams, each a name or `{name, backfill_limit?, fields?}` (the pipeline file's
+/// `streams` too).
+pub fn streams(value: &Value, path: &str) -> Result<Vec<StreamChoice>, BodyError> {
     let Some(list) = value.as_array() else {
         return err(format!("{path}: must be an array of streams"));
     };

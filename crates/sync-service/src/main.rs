@@ -129,21 +129,16 @@ struct EngineFlags {
 
 impl EngineFlags {
     fn engine(&self) -> Result<AnyEngine> {
-        let r = &self.resolver;
-        let looks_up = r.connectors_from_command_map.is_some()
-            || r.no_connectors_from_path
-            || r.connectors_from_registry;
-        match &self.engine_url {
-            Some(url) if looks_up => anyhow::bail!(
-                "--engine-url: connectors are looked up by the engine at {url}; give the --connectors-* flags to its serve instead"
-            ),
+        Ok(match &self.engine_url {
+            Some(url) => {
+                self.resolver
+                    .refused_with_engine_url(url)
+                    .map_err(anyhow::Error::msg)?;
+                AnyEngine::Remote(RemoteEngine::new(url, self.engine_token.clone())?)
+            }
             None if self.engine_token.is_some() => anyhow::bail!(
                 "--engine-token (or SYNC_ENGINE_TOKEN) without --engine-url (or SYNC_ENGINE_URL): the engine runs in this process and takes no token"
             ),
-            _ => {}
-        }
-        Ok(match &self.engine_url {
-            Some(url) => AnyEngine::Remote(RemoteEngine::new(url, self.engine_token.clone())?),
             None => AnyEngine::Local(LocalEngine::from_args(
                 &self.resolver,
                 Duration::from_secs(120),
