@@ -345,14 +345,20 @@ impl Connector {
     }
 }
 
+/// Signals the process group a connector leads or led (it runs in its own, with whatever it
+/// started); at worst the group is empty.
+pub fn signal_group(pid: u32, signal: i32) {
+    // SAFETY: kill(2) has no memory effects; the group is one a connector of ours leads.
+    unsafe {
+        libc::kill(-(pid as i32), signal);
+    }
+}
+
 /// Kills a hung connector with whatever it started (it leads its own process group), and waits
 /// for it: the error is reported only once nothing of it is left running.
 async fn kill_and_reap(child: &mut tokio::process::Child) {
     if let Some(pid) = child.id() {
-        // SAFETY: kill(2) on the group of a child we spawned and have not reaped.
-        unsafe {
-            libc::kill(-(pid as i32), libc::SIGKILL);
-        }
+        signal_group(pid, libc::SIGKILL);
     }
     if let Err(e) = child.kill().await {
         tracing::debug!("could not reap a killed connector: {e}");

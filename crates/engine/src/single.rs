@@ -234,8 +234,7 @@ impl SourceRelay {
                 _ = wait(soft_at), if ending.stopped.is_none() => {
                     ending.stopped = Some(EofReason::TimeLimit);
                     if let Some(pid) = self.child.id() {
-                        // SAFETY: kill(2) on the group of a child we spawned and have not reaped.
-                        unsafe { libc::kill(-(pid as i32), libc::SIGTERM); }
+                        crate::connector::signal_group(pid, libc::SIGTERM);
                     }
                 }
                 _ = wait(hard_at) => {

@@ -21,7 +21,7 @@ use tokio::io::{AsyncBufReadExt, BufReader, BufWriter};
 use tokio::process::Child;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::connector::{Connector, Dialect, tail};
+use crate::connector::{Connector, Dialect, signal_group, tail};
 use crate::pump::{Clock, DestInput, Shared, Stop, pump, read_destination};
 use crate::tracker::Tracker;
 
@@ -119,10 +119,7 @@ impl Process {
         if let (Some(pid), Some(at)) = (self.pid, self.exited_at)
             && at.elapsed() > STOP_GRACE
         {
-            // SAFETY: kill(2) on the process group the connector led; at worst it is empty.
-            unsafe {
-                libc::kill(-(pid as i32), libc::SIGKILL);
-            }
+            signal_group(pid, libc::SIGKILL);
         }
     }
 
@@ -133,10 +130,7 @@ impl Process {
     /// Signals the connector's process group (it runs in its own, with whatever it started).
     fn signal(&self, signal: i32) {
         if let Some(pid) = self.pid.filter(|_| self.running()) {
-            // SAFETY: kill(2) on the group of a child we spawned and have not reaped.
-            unsafe {
-                libc::kill(-(pid as i32), signal);
-            }
+            signal_group(pid, signal);
         }
     }
 
