@@ -590,3 +590,127 @@ fn is_zombie(pid: u32) -> bool {
         .map(|stat| stat[stat.rfind(')').unwrap_or(0)..].starts_with(") Z"))
         .unwrap_or(true)
 }
+
+/// The account each customer row named `name` is stamped with.
+fn rows_named(db: &TestDb, name: &str) -> Vec<String> {
+    db.client()
+        .query(
+            "SELECT _account_id FROM stripe.customers WHERE name = $1",
+            &[&name],
+        )
+        .map(|rows| rows.iter().map(|r| r.get(0)).collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn webhooks_of_another_account_or_mode_are_refused_never_stamped_with_this_account() {
+    let port = free_port();
+    let secret = "whsec_origin_test";
+    // The simulator's own endpoint gets every event, of every account and mode, as a
+    // platform's Connect endpoint or a secret shared by mistake would.
+    let mut webhook =
+        stripe_fake::WebhookConfig::new(format!("http://127.0.0.1:{port}/webhooks"), secret);
+    webhook.max_attempts = 1;
+    let fake = FakeStripe::start(Config {
+        seed: 29,
+        scale: 0.0,
+        objects: vec![("customers".into(), 20), ("products".into(), 5)],
+        accounts: 1,
+        webhook: Some(webhook),
+        ..Default::default()
+    })
+    .expect("the simulator starts");
+    let db = TestDb::new();
+    let dir = tempfile::tempdir().unwrap();
+    let source = json!({
+        "rate_limit": 1000, "endpoint_rate_limit": 500, "poll_interval_secs": 0,
+        "webhook_listen": format!("127.0.0.1:{port}"), "webhook_secret": secret,
+    });
+    let live = Live::start(&fake, &db, dir.path(), &source, &[]);
+    wait_backfilled(&fake, &db, &live);
+    wait_listening(port, &live);
+
+    let connected = fake.connected_accounts()[0].clone();
+    let first = |scope: Scope| -> String {
+        fake.objects(scope, "customers").unwrap()[0]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let theirs = first(Scope::test(Some(&connected)));
+    fake.update(
+        Scope::test(Some(&connected)),
+        "customers",
+        &theirs,
+        json!({"name": "Connected Shop's"}),
+    )
+    .unwrap();
+    let live_mode = first(Scope::live(None));
+    fake.update(
+        Scope::live(None),
+        "customers",
+        &live_mode,
+        json!({"name": "Live mode's"}),
+    )
+    .unwrap();
+    // Deliveries go out in order: once this one landed, the two before it were answered.
+    let ours = first(Scope::test(None));
+    fake.update(
+        Scope::test(None),
+        "customers",
+        &ours,
+        json!({"name": "The platform's"}),
+    )
+    .unwrap();
+    let started = Instant::now();
+    while rows_named(&db, "The platform's").is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the platform's own webhook never landed: {}",
+            live.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let platform = fake.platform_account().to_owned();
+    assert_eq!(rows_named(&db, "The platform's"), vec![platform.clone()]);
+    assert_eq!(
+        rows_named(&db, "Connected Shop's"),
+        Vec::<String>::new(),
+        "a connected account's event became a row of this account"
+    );
+    assert_eq!(
+        rows_named(&db, "Live mode's"),
+        Vec::<String>::new(),
+        "a live-mode event became a row of this test-mode sync"
+    );
+    let stats = fake.stats();
+    assert_eq!(
+        (stats.webhooks_delivered, stats.webhook_failures),
+        (1, 2),
+        "both foreign deliveries are refused (Stripe shows them failed): {stats:?}"
+    );
+    let event_of = |scope: Scope, name: &str| -> String {
+        fake.events(scope)
+            .unwrap()
+            .iter()
+            .find(|e| e["data"]["object"]["name"] == name)
+            .and_then(|e| e["id"].as_str())
+            .unwrap()
+            .to_owned()
+    };
+    let their_event = event_of(Scope::test(Some(&connected)), "Connected Shop's");
+    let live_event = event_of(Scope::live(None), "Live mode's");
+    let stderr_path = live.stderr.clone();
+    let eof = live.stop();
+    assert_eq!(eof["status"], "succeeded", "{eof}");
+    let stderr = std::fs::read_to_string(stderr_path).unwrap();
+    assert!(stderr.contains("webhooks_refused=2"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("event {their_event} is of account {connected}")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("event {live_event} is a live-mode event")),
+        "{stderr}"
+    );
+}

@@ -27,6 +27,7 @@ use sync_protocol::peek::top_level_fields;
 use crate::children::{children_of, embedded_items};
 use crate::client::StripeClient;
 use crate::error::ReadError;
+use crate::origin::{NotOurs, Origin, Owner};
 use crate::pager::Pager;
 use crate::recent::RecentIds;
 use crate::records::{Head, stamp, tombstone};
@@ -48,6 +49,8 @@ pub struct EventsCtx {
     pub account_id: String,
     /// The account and mode, recorded with the cursor.
     pub account: AccountMark,
+    /// Whose pushed events may be applied (stamped with `account_id`).
+    pub owner: Owner,
     /// The selected streams and their backfill generations, recorded with the cursor.
     pub streams: BTreeMap<String, Generation>,
     /// Per stream, the last second its backfill listed objects in: events up to then may be
@@ -72,6 +75,11 @@ struct Event<'a> {
     kind: Cow<'a, str>,
     #[serde(borrow, default)]
     data: Option<EventData<'a>>,
+    /// A connected account's id; none on a platform's own event.
+    #[serde(borrow, default)]
+    account: Option<Cow<'a, str>>,
+    #[serde(default)]
+    livemode: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -363,6 +371,8 @@ pub enum Taken {
     AlreadyApplied,
     /// It is not an event this source can read, and why (with its id when it has one).
     Unreadable(String),
+    /// It is another account's or mode's event.
+    NotOurs(NotOurs),
 }
 
 /// Why an event cannot be read, naming it by id when it has one.
@@ -401,6 +411,15 @@ impl Pushed {
             Ok(event) => event,
             Err(e) => return Ok(Taken::Unreadable(unreadable_event(raw.get(), &e))),
         };
+        let origin = Origin {
+            event: &event.id,
+            account: event.account.as_deref(),
+            livemode: event.livemode,
+        };
+        // Its records would be stamped with this source's account.
+        if let Err(not_ours) = ctx.owner.admits(&origin) {
+            return Ok(Taken::NotOurs(not_ours));
+        }
         if !applied.ids.insert(&event.id, event.created) {
             return Ok(Taken::AlreadyApplied);
         }

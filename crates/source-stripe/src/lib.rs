@@ -16,6 +16,7 @@ pub mod discover;
 mod error;
 mod events;
 mod live;
+pub mod origin;
 mod pager;
 mod plan;
 mod provision;

@@ -34,8 +34,9 @@ struct Delivery {
 enum Handed {
     /// Its records went on (or it had already been applied): 200.
     On,
-    /// Signed, but not an event this source can read: 400, counted as refused.
-    Unreadable(String),
+    /// Signed, but not an event this source can read or takes (another account's or mode's):
+    /// 400, counted as refused.
+    Refused(String),
     /// It could not be applied now: 503, so Stripe delivers it again.
     NotNow,
 }
@@ -101,7 +102,7 @@ async fn receive(
     }
     match answer.await {
         Ok(Handed::On) => (StatusCode::OK, "ok").into_response(),
-        Ok(Handed::Unreadable(why)) => {
+        Ok(Handed::Refused(why)) => {
             // Stripe shows the failed delivery, and retries it for days.
             let refused = endpoint.refused.fetch_add(1, Ordering::Relaxed) + 1;
             tracing::warn!(refused, "webhook refused: {why}");
@@ -214,7 +215,8 @@ pub async fn run(
                         Handed::On
                     }
                     Ok(Taken::AlreadyApplied) => Handed::On,
-                    Ok(Taken::Unreadable(why)) => Handed::Unreadable(why),
+                    Ok(Taken::Unreadable(why)) => Handed::Refused(why),
+                    Ok(Taken::NotOurs(why)) => Handed::Refused(why.to_string()),
                     Err(ReadError::Output(closed)) => return Err(closed.into()),
                     Err(e) => {
                         tracing::warn!("a webhook event could not be applied: {e}");
@@ -241,7 +243,7 @@ pub async fn run(
         tracing::warn!(
             webhook_events_applied = received,
             webhooks_refused = refused,
-            "live: stopping; webhooks were refused (bad signature, wrong secret, stale or not an event)"
+            "live: stopping; webhooks were refused (bad signature, wrong secret, stale, not an event, another account's or mode's event)"
         );
     } else {
         tracing::info!(webhook_events_applied = received, "live: stopping");

@@ -17,6 +17,7 @@ use crate::client::StripeClient;
 use crate::config::{Config, KeyMode};
 use crate::error::{ErrorKind, StripeError};
 use crate::events;
+use crate::origin::Owner;
 use crate::state::{
     AccountMark, EventsCursor, Generation, GlobalCheckpoint, Span, StreamCheckpoint, new_generation,
 };
@@ -219,6 +220,13 @@ impl<'a> Plan<'a> {
             .await?;
         }
         Ok(plan)
+    }
+
+    /// Whose pushed events this read applies.
+    pub fn owner(&self, config: &Config) -> Owner {
+        // Without account_id, the account read is the key's own.
+        let own = config.account_id.is_none().then(|| self.account.id.clone());
+        Owner::of(config, own)
     }
 
     /// The global state of this run: the cursor covers exactly the streams of this run, at

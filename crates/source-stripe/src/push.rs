@@ -29,6 +29,7 @@ pub async fn read_input(
         output: output.clone(),
         account_id: plan.account.id.clone(),
         account: plan.mark.clone(),
+        owner: plan.owner(&config),
         streams: plan.generations.clone(),
         listed_until: HashMap::new(),
         pushed_trusted_after: client.first_answer_at(),
@@ -72,6 +73,10 @@ pub async fn read_input(
             Ok(Taken::Applied) => taken += 1,
             Ok(Taken::AlreadyApplied) => {}
             Ok(Taken::Unreadable(why)) => {
+                refused += 1;
+                tracing::warn!("--input line {}: refused: {why}", line.number);
+            }
+            Ok(Taken::NotOurs(why)) => {
                 refused += 1;
                 tracing::warn!("--input line {}: refused: {why}", line.number);
             }

@@ -43,6 +43,7 @@ pub async fn read(
             output: output.clone(),
             account_id: plan.account.id.clone(),
             account: plan.mark.clone(),
+            owner: plan.owner(&config),
             streams: plan.generations.clone(),
             listed_until,
             pushed_trusted_after: client.first_answer_at(),

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, Request, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -13,6 +13,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use sync_console::auth::Gate;
+
+use sync_engine::engine::{EngineError, PipelineRequest};
 
 use crate::activities::AnyEngine;
 use crate::control::{Control, ControlError};
@@ -92,7 +94,7 @@ pub(crate) type Answer = Result<Response, Failure>;
 pub fn webhook_router(api: Arc<Api>) -> Router {
     Router::new()
         .route("/health", get(|| async { Json(json!({"ok": true})) }))
-        .route("/webhooks/{id}", post(webhook))
+        .route("/webhooks/{id}", post(crate::webhook::receive))
         .with_state(api)
 }
 
@@ -120,7 +122,7 @@ pub fn router(api: Arc<Api>) -> Router {
         .route("/pipelines/{id}/check", post(operations::check))
         .route("/pipelines/{id}/setup", post(operations::setup))
         .route("/pipelines/{id}/teardown", post(operations::teardown))
-        .route("/webhooks/{id}", post(webhook))
+        .route("/webhooks/{id}", post(crate::webhook::receive))
         .with_state(api.clone())
         .merge(console)
         .layer(middleware::from_fn_with_state(api, authorize))
@@ -260,6 +262,7 @@ async fn create(
                 ),
             ));
         }
+        streams_offered(&api, &request).await?;
     }
     api.control.create(&p).await?;
     if let Err(e) = api
@@ -321,13 +324,37 @@ async fn update(
             }
         }
     }
-    p.request()?;
+    let request = p.request()?;
+    if fields.get("streams").is_some_and(|s| !s.is_null()) {
+        streams_offered(&api, &request).await?;
+    }
     api.control.update(&p).await?;
     api.temporal
         .desire(api.input(&id, p.desired), p.desired)
         .await
         .map_err(unavailable)?;
     Ok(Json(p.shown()).into_response())
+}
+
+/// Refuses streams the source does not offer, naming them, before anything is stored (as
+/// `sync-engine serve` does); otherwise every step would fail on them. A pipeline of every
+/// stream needs no catalog.
+async fn streams_offered(api: &Api, request: &PipelineRequest) -> Result<(), Failure> {
+    if request.streams.is_none() {
+        return Ok(());
+    }
+    match api.engine.discover(request).await {
+        Ok(_) => Ok(()),
+        Err(EngineError::Invalid(why)) => {
+            Err(Failure(StatusCode::BAD_REQUEST, format!("streams: {why}")))
+        }
+        Err(e) => Err(Failure(
+            StatusCode::BAD_GATEWAY,
+            format!(
+                "streams: the source's catalog, needed to check them, could not be read: {e:#}"
+            ),
+        )),
+    }
 }
 
 /// A side's update: `config` keys replace the stored ones (null removes one); `name` replaces.
@@ -387,69 +414,4 @@ async fn sync(State(api): State<Arc<Api>>, Path(id): Path<String>) -> Answer {
         Json(json!({"id": id, "requested": "sync"})),
     )
         .into_response())
-}
-
-/// Signatures older than this are refused (Stripe's libraries use the same default).
-const WEBHOOK_TOLERANCE_SECS: u64 = 300;
-
-/// A webhook from Stripe: verified with the pipeline's `webhook_secret`, kept in the inbox
-/// (durable before the answer), then the workflow is rung. 200 once kept and rung; 503 when
-/// either cannot be done (Stripe delivers again; a kept event is not kept twice).
-async fn webhook(
-    State(api): State<Arc<Api>>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    body: String,
-) -> Answer {
-    let p = api.control.get(&id).await?;
-    let secret = p.source["config"]["webhook_secret"]
-        .as_str()
-        .ok_or_else(|| {
-            Failure(
-                StatusCode::CONFLICT,
-                format!(
-                    "pipeline {id:?} has no source.config.webhook_secret to verify webhooks with"
-                ),
-            )
-        })?;
-    let signature = headers
-        .get("stripe-signature")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    let verifier = source_stripe::webhook::Verifier {
-        secret: Some(secret),
-        tolerance_secs: WEBHOOK_TOLERANCE_SECS,
-        now: unix_now(),
-    };
-    let payload = json!({"body": body, "headers": {"stripe-signature": signature}});
-    let text = verifier.event_text(&payload).map_err(|e| {
-        let code = match e {
-            source_stripe::webhook::InputError::NotAnEvent => StatusCode::BAD_REQUEST,
-            _ => StatusCode::UNAUTHORIZED,
-        };
-        Failure(code, format!("webhook refused: {e}"))
-    })?;
-    let event: Value = serde_json::from_str(&text)
-        .map_err(|e| Failure(StatusCode::BAD_REQUEST, format!("webhook body: {e}")))?;
-    let event_id = event["id"]
-        .as_str()
-        .ok_or_else(|| {
-            Failure(
-                StatusCode::BAD_REQUEST,
-                "webhook body: the event has no id".to_owned(),
-            )
-        })?
-        .to_owned();
-    let new = api.control.inbox_insert(&id, &event_id, &event).await?;
-    api.temporal
-        .ring(api.input(&id, p.desired), "webhook")
-        .await
-        .map_err(unavailable)?;
-    Ok(Json(json!({"received": event_id, "duplicate": !new})).into_response())
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }

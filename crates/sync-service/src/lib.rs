@@ -13,4 +13,5 @@ pub mod operations;
 pub mod pipeline;
 mod progress;
 pub mod temporal;
+mod webhook;
 pub mod workflow;

@@ -1,0 +1,269 @@
+//! Whose event a pushed event is (a webhook, a `source_input`): only the account and mode the
+//! source syncs may become its records, which are stamped with that account's id. Every
+//! surface that takes pushed events (the live webhook endpoint, `read --input`, sync-service's
+//! `/webhooks/{id}`) asks [`Owner::admits`].
+//!
+//! Stripe's rules: a platform's own events carry no `account`; an event of a connected account
+//! carries `account: "acct_…"` (a platform's Connect endpoint receives those of every connected
+//! account); `livemode` is the mode of the key that can read the event.
+
+use serde_json::Value;
+
+use crate::config::{Config, KeyMode};
+
+/// The account and mode a source syncs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owner {
+    /// `account_id` of the config: a connected account, whose events name it.
+    pub connected: Option<String>,
+    /// The key's own account (`GET /v1/account`), when it was looked up.
+    pub own: Option<String>,
+    /// Whether the key is a live-mode key.
+    pub livemode: bool,
+}
+
+/// Where one event says it comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Origin<'a> {
+    /// The event's id, to name it.
+    pub event: &'a str,
+    /// Its `account`: none for a platform's own event.
+    pub account: Option<&'a str>,
+    /// Its `livemode`, when it has one.
+    pub livemode: Option<bool>,
+}
+
+/// Why an event is not the source's own.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NotOurs {
+    /// Another account's event.
+    #[error("event {event} is of account {theirs}, not {ours}, which this source syncs")]
+    OtherAccount {
+        /// The event.
+        event: String,
+        /// The account it names.
+        theirs: String,
+        /// The account the source syncs.
+        ours: String,
+    },
+    /// A platform's own event, at a source of one of its connected accounts.
+    #[error(
+        "event {event} is the platform's own (it names no account), not of connected account {ours}, which this source syncs"
+    )]
+    PlatformEvent {
+        /// The event.
+        event: String,
+        /// The connected account the source syncs.
+        ours: String,
+    },
+    /// An event of the other mode.
+    #[error("event {event} is a {theirs}-mode event, but this source's key reads {ours}-mode data")]
+    OtherMode {
+        /// The event.
+        event: String,
+        /// The event's mode.
+        theirs: &'static str,
+        /// The key's mode.
+        ours: &'static str,
+    },
+    /// The event names an account and the key's own was not looked up: no verdict yet.
+    #[error("event {event} names account {theirs}; the key's own account is not known yet")]
+    OwnAccountUnknown {
+        /// The event.
+        event: String,
+        /// The account it names.
+        theirs: String,
+    },
+}
+
+fn mode(livemode: bool) -> &'static str {
+    if livemode { "live" } else { "test" }
+}
+
+impl<'a> Origin<'a> {
+    /// The origin of an event as JSON; `None` when it has no string `id`, or an `account` or
+    /// `livemode` of the wrong type (not a readable event).
+    pub fn of(event: &'a Value) -> Option<Origin<'a>> {
+        let account = match event.get("account") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(account)) => Some(account.as_str()),
+            Some(_) => return None,
+        };
+        let livemode = match event.get("livemode") {
+            None | Some(Value::Null) => None,
+            Some(Value::Bool(livemode)) => Some(*livemode),
+            Some(_) => return None,
+        };
+        Some(Origin {
+            event: event.get("id")?.as_str()?,
+            account,
+            livemode,
+        })
+    }
+}
+
+impl Owner {
+    /// The owner a config reads, its key's own account `own` when known.
+    pub fn of(config: &Config, own: Option<String>) -> Owner {
+        Owner {
+            connected: config.account_id.clone(),
+            own,
+            livemode: config.key_mode() == KeyMode::Live,
+        }
+    }
+
+    /// `Ok` when the event is this source's own to apply; otherwise why not, naming it.
+    pub fn admits(&self, origin: &Origin<'_>) -> Result<(), NotOurs> {
+        if let Some(livemode) = origin.livemode
+            && livemode != self.livemode
+        {
+            return Err(NotOurs::OtherMode {
+                event: origin.event.to_owned(),
+                theirs: mode(livemode),
+                ours: mode(self.livemode),
+            });
+        }
+        let ours = match (&self.connected, &self.own, origin.account) {
+            (None, _, None) => return Ok(()),
+            (Some(connected), _, None) => {
+                return Err(NotOurs::PlatformEvent {
+                    event: origin.event.to_owned(),
+                    ours: connected.clone(),
+                });
+            }
+            (Some(connected), _, Some(_)) => connected,
+            (None, Some(own), Some(_)) => own,
+            (None, None, Some(theirs)) => {
+                return Err(NotOurs::OwnAccountUnknown {
+                    event: origin.event.to_owned(),
+                    theirs: theirs.to_owned(),
+                });
+            }
+        };
+        match origin.account {
+            Some(theirs) if theirs != ours => Err(NotOurs::OtherAccount {
+                event: origin.event.to_owned(),
+                theirs: theirs.to_owned(),
+                ours: ours.clone(),
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Why a receiver that knows only the config (not the key's account) refuses an event.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// Not the source's own event.
+    #[error(transparent)]
+    NotOurs(NotOurs),
+    /// No string `id`, or an `account` or `livemode` of the wrong type.
+    #[error("not a readable Stripe event (no id, or an account or livemode of the wrong type)")]
+    Unreadable,
+    /// The event names an account, and the key's own could not be looked up to compare.
+    #[error("the key's account could not be looked up: {0}")]
+    AccountUnknown(String),
+}
+
+/// [`Owner::admits`] for a receiver that knows only the config: the key's own account is
+/// looked up (`GET /v1/account`) only when the event names an account and the config has no
+/// `account_id`.
+pub async fn admit(config: &Config, event: &Value) -> Result<(), Refusal> {
+    let origin = Origin::of(event).ok_or(Refusal::Unreadable)?;
+    let mut owner = Owner::of(config, None);
+    match owner.admits(&origin) {
+        Err(NotOurs::OwnAccountUnknown { .. }) => {
+            let own = crate::account_of(config)
+                .await
+                .map_err(|e| Refusal::AccountUnknown(e.to_string()))?;
+            owner.own = Some(own);
+            owner.admits(&origin).map_err(Refusal::NotOurs)
+        }
+        verdict => verdict.map_err(Refusal::NotOurs),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn origin<'a>(account: Option<&'a str>, livemode: Option<bool>) -> Origin<'a> {
+        Origin {
+            event: "evt_1",
+            account,
+            livemode,
+        }
+    }
+
+    fn platform() -> Owner {
+        Owner {
+            connected: None,
+            own: Some("acct_platform".into()),
+            livemode: false,
+        }
+    }
+
+    #[test]
+    fn a_platform_source_takes_its_own_events_only() {
+        let owner = platform();
+        assert_eq!(owner.admits(&origin(None, Some(false))), Ok(()));
+        assert_eq!(owner.admits(&origin(Some("acct_platform"), None)), Ok(()));
+        assert!(matches!(
+            owner.admits(&origin(Some("acct_other"), Some(false))),
+            Err(NotOurs::OtherAccount { .. })
+        ));
+        let live = owner.admits(&origin(None, Some(true))).unwrap_err();
+        assert_eq!(
+            live.to_string(),
+            "event evt_1 is a live-mode event, but this source's key reads test-mode data"
+        );
+    }
+
+    #[test]
+    fn a_connected_source_refuses_the_platforms_own_events() {
+        let owner = Owner {
+            connected: Some("acct_c".into()),
+            own: None,
+            livemode: true,
+        };
+        assert_eq!(owner.admits(&origin(Some("acct_c"), Some(true))), Ok(()));
+        assert!(matches!(
+            owner.admits(&origin(None, Some(true))),
+            Err(NotOurs::PlatformEvent { .. })
+        ));
+        assert!(matches!(
+            owner.admits(&origin(Some("acct_d"), Some(true))),
+            Err(NotOurs::OtherAccount { .. })
+        ));
+    }
+
+    #[test]
+    fn without_the_keys_account_only_events_naming_none_are_settled() {
+        let owner = Owner {
+            own: None,
+            ..platform()
+        };
+        assert_eq!(owner.admits(&origin(None, None)), Ok(()));
+        assert!(matches!(
+            owner.admits(&origin(Some("acct_x"), None)),
+            Err(NotOurs::OwnAccountUnknown { .. })
+        ));
+    }
+
+    #[test]
+    fn origins_are_read_from_json() {
+        let event = serde_json::json!({"id": "evt_1", "account": "acct_1", "livemode": true});
+        assert_eq!(
+            Origin::of(&event),
+            Some(Origin {
+                event: "evt_1",
+                account: Some("acct_1"),
+                livemode: Some(true)
+            })
+        );
+        assert_eq!(
+            Origin::of(&serde_json::json!({"id": "evt_1", "account": 5})),
+            None
+        );
+    }
+}

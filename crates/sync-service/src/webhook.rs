@@ -1,0 +1,135 @@
+//! `POST /webhooks/{id}`: a Stripe webhook, verified with the pipeline's `webhook_secret`,
+//! judged by the source's rule of whose events it applies, kept in the inbox (durable before
+//! the answer), then the workflow is rung. It needs no bearer token: Stripe signs instead.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use serde_json::{Value, json};
+use source_stripe::origin::Refusal;
+
+use crate::api::{Answer, Api, Failure, unavailable};
+use crate::pipeline::Pipeline;
+
+/// Signatures older than this are refused (Stripe's libraries use the same default).
+const WEBHOOK_TOLERANCE_SECS: u64 = 300;
+
+/// Webhooks refused since the process started; each refusal's log line carries the count.
+static REFUSED: AtomicU64 = AtomicU64::new(0);
+
+/// A refusal: logged with its real reason and the running count, answered with `answer`.
+fn refuse(pipeline: &str, reason: &str, answer: Failure) -> Failure {
+    let refused = REFUSED.fetch_add(1, Ordering::Relaxed) + 1;
+    tracing::warn!(
+        pipeline,
+        webhooks_refused = refused,
+        "webhook refused: {reason}"
+    );
+    answer
+}
+
+/// 200 once the event is kept and the workflow rung; 503 when either cannot be done (Stripe
+/// delivers again; a kept event is not kept twice).
+pub async fn receive(
+    State(api): State<Arc<Api>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: String,
+) -> Answer {
+    let p = api.control.get(&id).await?;
+    let secret = p.source["config"]["webhook_secret"]
+        .as_str()
+        .ok_or_else(|| {
+            let reason = format!(
+                "pipeline {id:?} has no source.config.webhook_secret to verify webhooks with"
+            );
+            refuse(&id, &reason, Failure(StatusCode::CONFLICT, reason.clone()))
+        })?;
+    let signature = headers
+        .get("stripe-signature")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let verifier = source_stripe::webhook::Verifier {
+        secret: Some(secret),
+        tolerance_secs: WEBHOOK_TOLERANCE_SECS,
+        now: unix_now(),
+    };
+    let payload = json!({"body": body, "headers": {"stripe-signature": signature}});
+    let text = verifier.event_text(&payload).map_err(|e| {
+        let code = match e {
+            source_stripe::webhook::InputError::NotAnEvent => StatusCode::BAD_REQUEST,
+            _ => StatusCode::UNAUTHORIZED,
+        };
+        let reason = e.to_string();
+        refuse(&id, &reason, Failure(code, format!("webhook refused: {e}")))
+    })?;
+    let event: Value = serde_json::from_str(&text).map_err(|e| {
+        let reason = format!("webhook body: {e}");
+        refuse(
+            &id,
+            &reason,
+            Failure(StatusCode::BAD_REQUEST, reason.clone()),
+        )
+    })?;
+    let event_id = event["id"]
+        .as_str()
+        .ok_or_else(|| {
+            let reason = "webhook body: the event has no id";
+            refuse(
+                &id,
+                reason,
+                Failure(StatusCode::BAD_REQUEST, reason.to_owned()),
+            )
+        })?
+        .to_owned();
+    admit(&p, &event).await.map_err(|(code, reason)| {
+        refuse(
+            &id,
+            &reason,
+            Failure(code, format!("webhook refused: {reason}")),
+        )
+    })?;
+    let new = api.control.inbox_insert(&id, &event_id, &event).await?;
+    api.temporal
+        .ring(api.input(&id, p.desired), "webhook")
+        .await
+        .map_err(unavailable)?;
+    Ok(Json(json!({"received": event_id, "duplicate": !new})).into_response())
+}
+
+/// Whether a Stripe pipeline applies this event (its account's and mode's, by the source's own
+/// rule); another source's events are its own business.
+async fn admit(p: &Pipeline, event: &Value) -> Result<(), (StatusCode, String)> {
+    if p.source["name"] != "stripe" {
+        return Ok(());
+    }
+    let config = serde_json::from_value::<source_stripe::Config>(p.source["config"].clone())
+        .map_err(|e| {
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "the pipeline's source.config is not a Stripe source config: {}",
+                    sync_connector::redact::redact(&e.to_string())
+                ),
+            )
+        })?;
+    source_stripe::origin::admit(&config, event)
+        .await
+        .map_err(|refusal| match refusal {
+            // Stripe delivers it again; by then the account may be known.
+            Refusal::AccountUnknown(_) => (StatusCode::SERVICE_UNAVAILABLE, refusal.to_string()),
+            Refusal::NotOurs(_) | Refusal::Unreadable => {
+                (StatusCode::BAD_REQUEST, refusal.to_string())
+            }
+        })
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}

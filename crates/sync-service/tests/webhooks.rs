@@ -1,0 +1,93 @@
+//! `POST /webhooks/{id}` end to end (a Temporal dev server, the real `sync-service` worker and
+//! server, the simulator, a real Postgres): what the unauthenticated route reveals, and which
+//! events it keeps for a pipeline.
+
+mod common;
+
+use common::{Service, WEBHOOK_SECRET, call, post_webhook, silent_change};
+use serde_json::{Value, json};
+use stripe_fake::Scope;
+
+/// The event ids kept in the inbox, sorted.
+fn inbox(service: &Service) -> Vec<String> {
+    service
+        .db
+        .client()
+        .query(
+            "SELECT event_id FROM sync_service.webhook_inbox ORDER BY event_id",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+fn create(service: &Service, body: &Value) {
+    let (code, created) = call("POST", &service.url("/pipelines"), Some(body));
+    assert_eq!(code, 201, "{created}");
+}
+
+#[test]
+fn signed_events_of_another_account_or_mode_are_refused_naming_them_and_never_kept() {
+    let service = Service::start("1", 20);
+    create(&service, &service.pipeline_body("own", "own"));
+    let connected = service.fake.connected_accounts()[0].clone();
+    let mut of_connected = service.pipeline_body("conn", "conn");
+    of_connected["source"]["config"]["account_id"] = json!(connected);
+    create(&service, &of_connected);
+    let customer = service.object_ids("customers")[0].clone();
+    let event = silent_change(&service.fake, &customer, "Signed", "evt_own_1");
+
+    // A signed event of this pipeline's account and mode is kept.
+    let (code, answer) = post_webhook(&service.base, "own", &event, WEBHOOK_SECRET);
+    assert_eq!(code, 200, "{answer}");
+
+    // Signed, but another account's or mode's: refused, naming the event and why, not kept.
+    let theirs = service
+        .fake
+        .objects(Scope::test(Some(&connected)), "customers")
+        .unwrap()[0]
+        .clone();
+    let of_theirs = json!({
+        "id": "evt_of_connected", "object": "event", "type": "customer.updated",
+        "account": connected, "created": service.fake.now(), "livemode": false,
+        "data": {"object": theirs},
+    });
+    let (code, answer) = post_webhook(&service.base, "own", &of_theirs, WEBHOOK_SECRET);
+    assert_eq!(code, 400, "{answer}");
+    let message = answer["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains(&format!("event evt_of_connected is of account {connected}")),
+        "{answer}"
+    );
+    let mut live = event.clone();
+    live["id"] = json!("evt_live_mode");
+    live["livemode"] = json!(true);
+    let (code, answer) = post_webhook(&service.base, "own", &live, WEBHOOK_SECRET);
+    assert_eq!(code, 400, "{answer}");
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("event evt_live_mode is a live-mode event"),
+        "{answer}"
+    );
+    // A connected account's pipeline: the platform's own event (no `account`) is not its own;
+    // the connected account's is.
+    let (code, answer) = post_webhook(&service.base, "conn", &event, WEBHOOK_SECRET);
+    assert_eq!(code, 400, "{answer}");
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("event evt_own_1 is the platform's own"),
+        "{answer}"
+    );
+    let (code, answer) = post_webhook(&service.base, "conn", &of_theirs, WEBHOOK_SECRET);
+    assert_eq!(code, 200, "{answer}");
+    assert_eq!(inbox(&service), ["evt_of_connected", "evt_own_1"]);
+    let log = service.serve.log_text();
+    assert!(log.contains("webhooks_refused=3"), "{log}");
+    assert!(log.contains("evt_live_mode"), "{log}");
+}
