@@ -88,6 +88,15 @@ impl AnyEngine {
         }
     }
 
+    /// The source's catalog, narrowed to the pipeline's streams: a stream it does not offer is
+    /// [`EngineError::Invalid`], naming it.
+    pub async fn discover(&self, p: &PipelineRequest) -> Result<Messages, EngineError> {
+        match self {
+            AnyEngine::Local(e) => e.discover(p).await,
+            AnyEngine::Remote(e) => e.discover(p).await,
+        }
+    }
+
     /// `check` of one side or both: the failures, each naming its connector, with who must act.
     pub async fn check(
         &self,

@@ -50,7 +50,7 @@ pub const ROUTES: &[Route] = &[
     route(
         "post",
         "/pipelines",
-        "Create a pipeline: check both connectors, store it, start its workflow",
+        "Create a pipeline: check both connectors and its streams, store it, start its workflow",
         Some("PipelineCreate"),
         ("201", "Pipeline"),
     ),
