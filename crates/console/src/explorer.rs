@@ -8,10 +8,10 @@ use axum::response::Response;
 use pg_connect::quote_ident;
 use serde::Deserialize;
 
-use crate::format;
 use crate::pages::{Console, render, unavailable};
 use crate::schema_map::{ColumnKind, Edge, SchemaMap, TableCard};
 use crate::table_stats::{self, Destination, SchemaStats};
+use crate::{format, link};
 
 /// The explorer's query: the search text and the destination to count rows in.
 #[derive(Debug, Default, Deserialize)]
@@ -24,7 +24,8 @@ pub struct ExplorerQuery {
 }
 
 struct CardView {
-    stream: String,
+    /// The table's page.
+    href: String,
     table: String,
     key: String,
     columns: usize,
@@ -52,8 +53,6 @@ struct ExplorerPage<'a> {
     total: usize,
     relations: usize,
     choices: Vec<Choice>,
-    /// `?destination=…` to carry the choice along links.
-    suffix: String,
     problem: Option<String>,
 }
 
@@ -70,7 +69,7 @@ async fn chosen(
         None => None,
     };
     let suffix = match (&pick, all.len()) {
-        (Some(d), n) if n > 1 => format!("?destination={}", encode(&d.label)),
+        (Some(d), n) if n > 1 => format!("?destination={}", link::component(&d.label)),
         _ => String::new(),
     };
     let choices = all
@@ -81,18 +80,6 @@ async fn chosen(
         })
         .collect();
     Ok((pick, choices, suffix))
-}
-
-fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
 }
 
 async fn stats_for(destination: Option<&Destination>, map: &SchemaMap) -> SchemaStats {
@@ -170,7 +157,7 @@ pub async fn index(
         .tables
         .iter()
         .filter(|t| t.matches(&needle))
-        .map(|t| card_view(&map, t, &needle, &stats, destination.is_some()))
+        .map(|t| card_view(&map, t, &needle, &stats, destination.is_some(), &suffix))
         .collect();
     render(&ExplorerPage {
         chrome: &console.chrome,
@@ -181,7 +168,6 @@ pub async fn index(
         total: map.tables.len(),
         relations: map.edges.len(),
         choices,
-        suffix,
         problem: stats.problem.clone(),
     })
 }
@@ -192,6 +178,7 @@ fn card_view(
     needle: &str,
     stats: &SchemaStats,
     measured: bool,
+    suffix: &str,
 ) -> CardView {
     let (outgoing, incoming) = map.edges_of(&t.stream);
     let (rows, last_synced) = numbers(stats, &t.table, measured);
@@ -201,7 +188,7 @@ fn card_view(
         search.push_str(&c.name);
     }
     CardView {
-        stream: t.stream.clone(),
+        href: link::table_page(&t.stream, suffix),
         table: t.table.clone(),
         key: t.key().join(", "),
         columns: t.columns.len(),
@@ -221,6 +208,7 @@ struct ColumnView {
     name: String,
     pg_type: &'static str,
     kind: &'static str,
+    /// The referred table's page and name.
     refers_to: Option<(String, String)>,
 }
 
@@ -228,6 +216,8 @@ struct RelationView {
     outgoing: bool,
     column: String,
     other_stream: String,
+    /// The other table's page.
+    href: String,
     other_table: String,
     declared: bool,
     sql: String,
@@ -242,8 +232,8 @@ struct Node {
     label: String,
     /// The label cut to fit the box.
     short: String,
-    /// The stream it links to; `None` for the table itself.
-    stream: Option<String>,
+    /// The stream it links to and its page; `None` for the table itself.
+    link: Option<(String, String)>,
 }
 
 /// One line of the graph, with the column it stands for.
@@ -265,6 +255,8 @@ struct TablePage<'a> {
     table: String,
     object: String,
     parent: String,
+    /// The parent's page.
+    parent_href: String,
     key: String,
     columns: Vec<ColumnView>,
     raw_only: Vec<String>,
@@ -306,8 +298,12 @@ pub async fn table(
     let (outgoing, incoming) = map.edges_of(&stream);
     let relations: Vec<RelationView> = outgoing
         .iter()
-        .map(|e| relation(&map, e, true, schema))
-        .chain(incoming.iter().map(|e| relation(&map, e, false, schema)))
+        .map(|e| relation(&map, e, true, schema, &suffix))
+        .chain(
+            incoming
+                .iter()
+                .map(|e| relation(&map, e, false, schema, &suffix)),
+        )
         .collect();
     let (nodes, lines, graph_height) = graph(card, &relations);
     render(&TablePage {
@@ -318,8 +314,13 @@ pub async fn table(
         table: card.table.clone(),
         object: card.object.clone().unwrap_or_default(),
         parent: card.parent.clone().unwrap_or_default(),
+        parent_href: card
+            .parent
+            .as_deref()
+            .map(|p| link::table_page(p, &suffix))
+            .unwrap_or_default(),
         key: card.key().join(", "),
-        columns: column_views(&map, card),
+        columns: column_views(&map, card, &suffix),
         raw_only: card.raw_only.clone(),
         relations,
         nodes,
@@ -333,7 +334,7 @@ pub async fn table(
     })
 }
 
-fn column_views(map: &SchemaMap, card: &TableCard) -> Vec<ColumnView> {
+fn column_views(map: &SchemaMap, card: &TableCard, suffix: &str) -> Vec<ColumnView> {
     card.columns
         .iter()
         .map(|c| ColumnView {
@@ -343,17 +344,24 @@ fn column_views(map: &SchemaMap, card: &TableCard) -> Vec<ColumnView> {
             refers_to: c
                 .refers_to
                 .as_ref()
-                .map(|s| (s.clone(), map.table_name(s).to_owned())),
+                .map(|s| (link::table_page(s, suffix), map.table_name(s).to_owned())),
         })
         .collect()
 }
 
-fn relation(map: &SchemaMap, edge: &Edge, outgoing: bool, schema: Option<&str>) -> RelationView {
+fn relation(
+    map: &SchemaMap,
+    edge: &Edge,
+    outgoing: bool,
+    schema: Option<&str>,
+    suffix: &str,
+) -> RelationView {
     let other = if outgoing { &edge.to } else { &edge.from };
     RelationView {
         outgoing,
         column: edge.column.clone(),
         other_stream: other.clone(),
+        href: link::table_page(other, suffix),
         other_table: map.table_name(other).to_owned(),
         declared: edge.declared,
         sql: join_sql(map, edge, schema),
@@ -436,7 +444,7 @@ fn graph(card: &TableCard, relations: &[RelationView]) -> (Vec<Node>, Vec<Line>,
         width: CENTER_WIDTH,
         short: fitted(&card.table, CENTER_LABEL_CHARS),
         label: card.table.clone(),
-        stream: None,
+        link: None,
     }];
     let mut lines = Vec::new();
     for (side, items) in [(false, &left), (true, &right)] {
@@ -454,7 +462,7 @@ fn graph(card: &TableCard, relations: &[RelationView]) -> (Vec<Node>, Vec<Line>,
                 width: SIDE_WIDTH,
                 short: fitted(&label, SIDE_LABEL_CHARS),
                 label,
-                stream: Some(r.other_stream.clone()),
+                link: Some((r.other_stream.clone(), r.href.clone())),
             });
             let mid = y + NODE_HEIGHT / 2;
             let center_mid = center_y + NODE_HEIGHT / 2;

@@ -11,6 +11,7 @@ mod assets;
 pub mod auth;
 mod explorer;
 pub mod format;
+mod link;
 mod pages;
 mod pipelines;
 pub mod schema_map;

@@ -112,6 +112,16 @@ pub(crate) struct RowView {
 }
 
 impl RowView {
+    /// The pipeline's page.
+    pub(crate) fn page(&self) -> String {
+        format!("/console/pipelines/{}", crate::link::component(&self.id))
+    }
+
+    /// The explorer with row counts from the pipeline's destination.
+    pub(crate) fn explorer(&self) -> String {
+        format!("/explorer?destination={}", crate::link::component(&self.id))
+    }
+
     /// How a row is shown.
     pub(crate) fn of(row: &PipelineRow) -> RowView {
         RowView {

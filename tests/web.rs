@@ -1,0 +1,256 @@
+//! `sync-engine serve` against hostile web input, over real HTTP (and raw TCP where a header
+//! must be exactly as an attacker writes it): the login redirect stays on this site, pages of
+//! other sites cannot drive or read a tokenless server, durations are bounded, the 429 names
+//! the cap, and the explorer's links survive stream names with reserved characters.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::json;
+use test_support::{TestDb, bin_path};
+
+/// A running `sync-engine serve` on a free port, killed when dropped.
+struct Serve {
+    child: Child,
+    url: String,
+    log: tempfile::NamedTempFile,
+}
+
+impl Serve {
+    fn start(extra: &[&str]) -> Serve {
+        let log = tempfile::NamedTempFile::new().unwrap();
+        let mut child = Command::new(bin_path("sync-engine"))
+            .args(["serve", "--port", "0"])
+            .args(extra)
+            .env_remove("SYNC_ENGINE_API_TOKEN")
+            .env_remove("PORT")
+            .stdout(Stdio::piped())
+            .stderr(log.reopen().unwrap())
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        let url = first
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| {
+                panic!(
+                    "serve printed {first:?}; stderr: {}",
+                    std::fs::read_to_string(log.path()).unwrap_or_default()
+                )
+            })
+            .to_owned();
+        Serve { child, url, log }
+    }
+
+    /// `127.0.0.1:PORT`.
+    fn address(&self) -> &str {
+        self.url.trim_start_matches("http://")
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.log.path()).unwrap_or_default()
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A response read off the wire.
+#[derive(Debug)]
+struct Answer {
+    status: u16,
+    head: String,
+    body: String,
+}
+
+impl Answer {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.head.lines().skip(1).find_map(|line| {
+            let (key, value) = line.split_once(':')?;
+            key.eq_ignore_ascii_case(name).then(|| value.trim())
+        })
+    }
+}
+
+/// One HTTP/1.1 request written byte for byte (the Host, Origin and Content-Type headers
+/// exactly as given), on a connection of its own.
+fn raw(serve: &Serve, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Answer {
+    let mut stream = TcpStream::connect(serve.address()).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(120)))
+        .unwrap();
+    let mut request = format!("{method} {path} HTTP/1.1\r\n");
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        request.push_str(&format!("Host: {}\r\n", serve.address()));
+    }
+    for (k, v) in headers {
+        request.push_str(&format!("{k}: {v}\r\n"));
+    }
+    request.push_str(&format!(
+        "Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    ));
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut bytes = Vec::new();
+    let _ = stream.read_to_end(&mut bytes);
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or_else(|| {
+        panic!(
+            "{method} {path}: no answer ({text:?}); serve's log:\n{}",
+            serve.log()
+        )
+    });
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("{method} {path}: status line {head:?}"));
+    Answer {
+        status,
+        head: head.to_owned(),
+        body: body.to_owned(),
+    }
+}
+
+// ---- 16: explorer links of streams with reserved characters ----------------------------
+
+/// A source whose catalog names streams with `/`, `?`, `#` and a space, one listed through
+/// another and referring to it.
+const RESERVED_NAMES_SOURCE: &str = r##"
+import json, sys
+def emit(kind, payload):
+    sys.stdout.write(json.dumps({"type": kind, kind: payload}) + "\n")
+command = sys.argv[1]
+if command == "spec":
+    emit("spec", {"config": {"type": "object"}})
+elif command == "check":
+    emit("connection_status", {"status": "succeeded"})
+elif command == "discover":
+    key = {"primary_key": [["id"]]}
+    emit("catalog", {"streams": [
+        dict(key, name="billing/accounts", metadata={"resource_name": "billing_account"},
+             json_schema={"type": "object", "properties": {"id": {"type": "string"}}}),
+        dict(key, name="notes?draft=1", metadata={"parent_stream": "billing/accounts"},
+             json_schema={"type": "object", "properties": {"id": {"type": "string"},
+                 "account": {"type": "string", "x-resources": ["billing_account"]}}}),
+        dict(key, name="tags #1 & more", json_schema={"type": "object", "properties": {"id": {"type": "string"}}}),
+    ]})
+"##;
+
+fn hrefs(html: &str) -> Vec<String> {
+    html.split("href=\"")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .map(|h| h.replace("&amp;", "&"))
+        .filter(|h| h.starts_with("/explorer/tables/"))
+        .collect()
+}
+
+#[test]
+fn explorer_links_to_streams_with_reserved_characters_lead_to_their_tables() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("source.py");
+    std::fs::write(&script, RESERVED_NAMES_SOURCE).unwrap();
+    let db = TestDb::new();
+    let settings = dir.path().join("pipeline.json");
+    std::fs::write(
+        &settings,
+        json!({
+            "source": {"name": "reserved", "config": {}},
+            "destination": {"name": "postgres", "config": {"url": db.url(), "schema": "reserved"}}
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let map = json!({"source-reserved": format!("python3 {}", script.display())}).to_string();
+    let serve = Serve::start(&[
+        "--connectors-from-command-map",
+        &map,
+        "--explorer-config",
+        settings.to_str().unwrap(),
+    ]);
+    let get = |path: &str| -> Answer { raw(&serve, "GET", path, &[], "") };
+    let index = get("/explorer");
+    assert_eq!(index.status, 200, "{index:?}");
+    let links = hrefs(&index.body);
+    for encoded in [
+        "/explorer/tables/billing%2Faccounts",
+        "/explorer/tables/notes%3Fdraft%3D1",
+        "/explorer/tables/tags%20%231%20%26%20more",
+    ] {
+        assert!(links.iter().any(|l| l == encoded), "{encoded} in {links:?}");
+    }
+    // Every link of every page leads to the table it names.
+    let mut seen = std::collections::BTreeSet::new();
+    let mut todo = links;
+    while let Some(link) = todo.pop() {
+        if !seen.insert(link.clone()) {
+            continue;
+        }
+        let page = get(&link);
+        assert_eq!(page.status, 200, "{link}: {page:?}");
+        assert!(
+            page.header("content-type")
+                .is_some_and(|t| t.starts_with("text/html")),
+            "{link}: {page:?}"
+        );
+        let stream = stream_of(&link);
+        assert!(
+            page.body.contains(&format!(
+                "<dt>Stream</dt><dd>{}</dd>",
+                html_escaped(&stream)
+            )),
+            "{link} shows stream {stream:?}"
+        );
+        todo.extend(hrefs(&page.body));
+    }
+    let notes = get("/explorer/tables/notes%3Fdraft%3D1");
+    let notes_links = hrefs(&notes.body);
+    assert!(
+        notes_links
+            .iter()
+            .filter(|l| *l == "/explorer/tables/billing%2Faccounts")
+            .count()
+            >= 3,
+        "the parent, the relation and the column link to billing/accounts: {notes_links:?}"
+    );
+}
+
+/// The stream a table link names (its last segment, decoded).
+fn stream_of(link: &str) -> String {
+    let segment = link
+        .trim_start_matches("/explorer/tables/")
+        .split('?')
+        .next()
+        .unwrap();
+    let bytes = segment.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            out.push(u8::from_str_radix(&segment[i + 1..i + 3], 16).unwrap());
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).unwrap()
+}
+
+fn html_escaped(text: &str) -> String {
+    text.replace('&', "&#38;")
+        .replace('<', "&#60;")
+        .replace('>', "&#62;")
+        .replace('"', "&#34;")
+        .replace('\'', "&#39;")
+}
