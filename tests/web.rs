@@ -121,6 +121,69 @@ fn raw(serve: &Serve, method: &str, path: &str, headers: &[(&str, &str)], body: 
     }
 }
 
+// ---- 5: the login form's `next` stays on this site -------------------------------------
+
+/// `next` values (as they appear in a URL) that browsers take to another host: tab, CR and LF
+/// are dropped inside URLs, `\` is read as `/`, and a second decoding must not make one either.
+const ELSEWHERE: &[&str] = &[
+    "/%09/evil.example",
+    "/%0A/evil.example",
+    "/%0D/evil.example",
+    "/%5C/evil.example",
+    "/%5Cevil.example",
+    "%2F%2Fevil.example",
+    "%09//evil.example",
+    "/%20/evil.example",
+    "/%2509/evil.example",
+    "/%252F/evil.example",
+    "/%255Cevil.example",
+    "https://evil.example",
+    "//evil.example",
+];
+
+#[test]
+fn the_login_form_sends_the_browser_only_to_a_path_of_this_site() {
+    let open = Serve::start(&[]);
+    let guarded = Serve::start(&["--api-token", "next-token"]);
+    for next in ELSEWHERE {
+        let path = format!("/login?next={next}");
+        // Without a token the form redirects at once.
+        let answer = raw(&open, "GET", &path, &[], "");
+        assert_eq!(answer.status, 303, "{next}: {answer:?}");
+        assert_eq!(answer.header("location"), Some("/"), "{next}");
+        // With one, the form must not carry it into its hidden field...
+        let answer = raw(&guarded, "GET", &path, &[], "");
+        assert_eq!(answer.status, 200, "{next}: {answer:?}");
+        assert!(
+            answer.body.contains(r#"name="next" value="/">"#) && !answer.body.contains("evil"),
+            "{next}: the form reflects it: {}",
+            answer.body
+        );
+        // ...nor follow it once the token is right (a form value decodes as a query does).
+        let form = format!("token=next-token&next={next}");
+        let answer = raw(
+            &guarded,
+            "POST",
+            "/login",
+            &[
+                ("Content-Type", "application/x-www-form-urlencoded"),
+                ("Origin", &guarded.url.clone()),
+            ],
+            &form,
+        );
+        assert_eq!(answer.status, 303, "{next}: {answer:?}");
+        assert_eq!(answer.header("location"), Some("/"), "{next}");
+    }
+    // A path of this site is kept, query included; an encoded `/` inside a segment stays one.
+    for (next, location) in [
+        ("/explorer%3Fq%3Dinv", "/explorer?q=inv"),
+        ("/explorer/tables/a%252Fb", "/explorer/tables/a%2Fb"),
+    ] {
+        let answer = raw(&open, "GET", &format!("/login?next={next}"), &[], "");
+        assert_eq!(answer.header("location"), Some(location), "{next}");
+    }
+}
+
 // ---- 16: explorer links of streams with reserved characters ----------------------------
 
 /// A source whose catalog names streams with `/`, `?`, `#` and a space, one listed through

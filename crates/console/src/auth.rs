@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
+use crate::link;
 use crate::pages::{Chrome, render};
 
 /// The session cookie's name.
@@ -103,6 +104,11 @@ pub fn gate(
 
 /// The redirect to the login form for a page.
 pub fn to_login(wanted: &str) -> Response {
+    // `next` may hold no whitespace, even encoded; in a query `+` means the same as `%20`.
+    let wanted = match wanted.split_once('?') {
+        Some((path, query)) => format!("{path}?{}", query.replace("%20", "+")),
+        None => wanted.to_owned(),
+    };
     let mut target = String::from("/login?next=");
     for b in wanted.bytes() {
         if b.is_ascii_alphanumeric() || b"/-_.~".contains(&b) {
@@ -125,13 +131,22 @@ fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v)
 }
 
-/// Only a path of this site: never `//host` or `https://…`, so the form cannot send a browser
-/// elsewhere.
+/// Only a path of this site, so the form cannot send a browser elsewhere: a single `/` then
+/// neither `/` nor `\` (browsers read `\` as `/`, so `/\host` is `//host`), and no control
+/// character or whitespace anywhere (browsers drop tab, CR and LF inside a URL, so `/\t/host`
+/// is `//host` too); the same of the value decoded once more, for whatever decodes it again.
 fn safe_next(next: Option<&str>) -> &str {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n,
+        Some(n) if is_local_path(n) && is_local_path(&link::decoded(n)) => n,
         _ => "/",
     }
+}
+
+fn is_local_path(text: &str) -> bool {
+    let mut chars = text.chars();
+    chars.next() == Some('/')
+        && !matches!(chars.next(), Some('/' | '\\'))
+        && !text.chars().any(|c| c.is_control() || c.is_whitespace())
 }
 
 /// The login form's query.
@@ -270,12 +285,39 @@ mod tests {
     #[test]
     fn next_stays_on_this_site() {
         assert_eq!(safe_next(Some("/explorer?q=a")), "/explorer?q=a");
-        for bad in ["//evil.example", "https://evil.example", "\\\\evil", "x"] {
-            assert_eq!(safe_next(Some(bad)), "/", "{bad}");
+        assert_eq!(safe_next(Some("/")), "/");
+        for bad in [
+            "//evil.example",
+            "https://evil.example",
+            "\\\\evil",
+            "x",
+            "/\\evil.example",
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/\r/evil.example",
+            "\t//evil.example",
+            "/ /evil.example",
+            "/%09/evil.example",
+            "/%2F/evil.example",
+            "/%5Cevil.example",
+            "/explorer\u{0}",
+            "/explorer\u{a0}x",
+        ] {
+            assert_eq!(safe_next(Some(bad)), "/", "{bad:?}");
         }
+        assert_eq!(
+            safe_next(Some("/explorer/tables/a%2Fb")),
+            "/explorer/tables/a%2Fb"
+        );
         assert_eq!(
             to_login("/explorer?q=a b").headers()["location"],
             "/login?next=/explorer%3Fq%3Da%20b"
         );
+        // A search with spaces survives the login: `+` is a space in a query.
+        assert_eq!(
+            to_login("/explorer?q=a%20b").headers()["location"],
+            "/login?next=/explorer%3Fq%3Da%2Bb"
+        );
+        assert_eq!(safe_next(Some("/explorer?q=a+b")), "/explorer?q=a+b");
     }
 }

@@ -20,6 +20,28 @@ pub fn table_page(stream: &str, suffix: &str) -> String {
     format!("/explorer/tables/{}{suffix}", component(stream))
 }
 
+/// `text` with each `%XX` decoded once (bytes that are not UTF-8 become U+FFFD); a `%` not
+/// followed by two hex digits stays as it is.
+pub fn decoded(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |at: usize| bytes.get(at).and_then(|b| (*b as char).to_digit(16));
+        match (bytes[i], hex(i + 1), hex(i + 2)) {
+            (b'%', Some(high), Some(low)) => {
+                out.push((high * 16 + low) as u8);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
