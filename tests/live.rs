@@ -714,3 +714,45 @@ fn webhooks_of_another_account_or_mode_are_refused_never_stamped_with_this_accou
         "{stderr}"
     );
 }
+
+#[test]
+fn a_webhook_body_over_the_limit_is_answered_413_logged_with_its_size_and_counted() {
+    let fake = FakeStripe::start(Config {
+        seed: 31,
+        scale: 0.0,
+        objects: vec![("customers".into(), 3), ("products".into(), 1)],
+        ..Default::default()
+    })
+    .expect("the simulator starts");
+    let db = TestDb::new();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let secret = "whsec_size_test";
+    let source = json!({
+        "rate_limit": 1000, "endpoint_rate_limit": 500, "poll_interval_secs": 0,
+        "webhook_listen": format!("127.0.0.1:{port}"), "webhook_secret": secret,
+    });
+    let live = Live::start(&fake, &db, dir.path(), &source, &[]);
+    wait_backfilled(&fake, &db, &live);
+    wait_listening(port, &live);
+    // A signed event padded past 2 MiB: Stripe would see the 413 and retry, in vain.
+    let padding = "x".repeat(3 * 1024 * 1024);
+    let body = json!({"id": "evt_huge", "object": "event", "type": "customer.updated",
+        "created": fake.now(), "livemode": false, "data": {"object": {"id": "cus_x", "object": "customer", "padding": padding}}})
+    .to_string();
+    let signed =
+        stripe_fake::signature_header(body.as_bytes(), secret, stripe_fake::real_unix_now());
+    assert_eq!(post_webhook(port, &body, Some(signed)), 413);
+    let stderr_path = live.stderr.clone();
+    let eof = live.stop();
+    assert_eq!(eof["status"], "succeeded", "{eof}");
+    let stderr = std::fs::read_to_string(stderr_path).unwrap();
+    assert!(
+        stderr.contains(&format!(
+            "the body is {} bytes, more than the 2097152 bytes (2 MiB) a webhook may have",
+            body.len()
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("webhooks_refused=1"), "{stderr}");
+}

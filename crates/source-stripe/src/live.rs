@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::State;
+use axum::extract::rejection::{BytesRejection, FailedToBufferBody};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
@@ -55,15 +56,55 @@ fn unix_now() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
+/// The largest webhook body taken (axum's default, made explicit); Stripe's events are far
+/// smaller.
+const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
+
+impl Endpoint {
+    /// Logs a refused delivery with the running count; `why` is also the answer's body.
+    fn refuse(&self, status: StatusCode, why: String) -> Response {
+        let refused = self.refused.fetch_add(1, Ordering::Relaxed) + 1;
+        tracing::warn!(refused, "webhook refused: {why}");
+        (status, why).into_response()
+    }
+}
+
+/// Why a body was not read: its size when it is over [`MAX_BODY_BYTES`].
+fn unread_body(headers: &HeaderMap, rejection: &BytesRejection) -> (StatusCode, String) {
+    let BytesRejection::FailedToBufferBody(FailedToBufferBody::LengthLimitError(_)) = rejection
+    else {
+        return (
+            StatusCode::BAD_REQUEST,
+            format!("the body could not be read: {rejection}"),
+        );
+    };
+    let size = headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+        .map_or("more than".to_owned(), |n| format!("{n} bytes, more than"));
+    (
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("the body is {size} the {MAX_BODY_BYTES} bytes (2 MiB) a webhook may have"),
+    )
+}
+
 /// `POST /webhooks`: 200 once the verified event's records are on their way to the
-/// destination; 400 for a body that is not an event, 401 for a signature that does not verify.
+/// destination; 400 for a body that is not an event, 401 for a signature that does not verify,
+/// 413 for a body over [`MAX_BODY_BYTES`].
 async fn receive(
     State(endpoint): State<Arc<Endpoint>>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => {
+            let (status, why) = unread_body(&headers, &rejection);
+            return endpoint.refuse(status, why);
+        }
+    };
     let Ok(body) = std::str::from_utf8(&body) else {
-        return (StatusCode::BAD_REQUEST, "the body is not UTF-8").into_response();
+        return endpoint.refuse(StatusCode::BAD_REQUEST, "the body is not UTF-8".to_owned());
     };
     let headers: Map<String, Value> = headers
         .iter()
@@ -82,13 +123,11 @@ async fn receive(
     let event = match verifier.event_text(&json!({"body": body, "headers": headers})) {
         Ok(event) => event,
         Err(e) => {
-            let refused = endpoint.refused.fetch_add(1, Ordering::Relaxed) + 1;
-            tracing::warn!(refused, "webhook refused: {e}");
             let status = match e {
                 crate::webhook::InputError::NotAnEvent => StatusCode::BAD_REQUEST,
                 _ => StatusCode::UNAUTHORIZED,
             };
-            return (status, e.to_string()).into_response();
+            return endpoint.refuse(status, e.to_string());
         }
     };
     let (handed_on, answer) = oneshot::channel();
@@ -102,12 +141,8 @@ async fn receive(
     }
     match answer.await {
         Ok(Handed::On) => (StatusCode::OK, "ok").into_response(),
-        Ok(Handed::Refused(why)) => {
-            // Stripe shows the failed delivery, and retries it for days.
-            let refused = endpoint.refused.fetch_add(1, Ordering::Relaxed) + 1;
-            tracing::warn!(refused, "webhook refused: {why}");
-            (StatusCode::BAD_REQUEST, why).into_response()
-        }
+        // Stripe shows the failed delivery, and retries it for days.
+        Ok(Handed::Refused(why)) => endpoint.refuse(StatusCode::BAD_REQUEST, why),
         _ => (
             StatusCode::SERVICE_UNAVAILABLE,
             "the event could not be handed on",
@@ -143,6 +178,7 @@ async fn listen(
     });
     let app = axum::Router::new()
         .route("/webhooks", axum::routing::post(receive))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(endpoint.clone());
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
@@ -243,7 +279,7 @@ pub async fn run(
         tracing::warn!(
             webhook_events_applied = received,
             webhooks_refused = refused,
-            "live: stopping; webhooks were refused (bad signature, wrong secret, stale, not an event, another account's or mode's event)"
+            "live: stopping; webhooks were refused (bad signature, wrong secret, stale, not an event, another account's or mode's event, a body over 2 MiB)"
         );
     } else {
         tracing::info!(webhook_events_applied = received, "live: stopping");
