@@ -1,6 +1,8 @@
 //! `POST /webhooks/{id}`: a Stripe webhook, verified with the pipeline's `webhook_secret`,
 //! judged by the source's rule of whose events it applies, kept in the inbox (durable before
-//! the answer), then the workflow is rung. It needs no bearer token: Stripe signs instead.
+//! the answer), then the workflow is rung. It needs no bearer token: Stripe signs instead, so
+//! its answers before a signature verifies reveal nothing (not whether the pipeline exists, nor
+//! whether it has a secret); the real reason is logged.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,6 +15,7 @@ use serde_json::{Value, json};
 use source_stripe::origin::Refusal;
 
 use crate::api::{Answer, Api, Failure, unavailable};
+use crate::control::ControlError;
 use crate::pipeline::Pipeline;
 
 /// Signatures older than this are refused (Stripe's libraries use the same default).
@@ -20,6 +23,15 @@ const WEBHOOK_TOLERANCE_SECS: u64 = 300;
 
 /// Webhooks refused since the process started; each refusal's log line carries the count.
 static REFUSED: AtomicU64 = AtomicU64::new(0);
+
+/// The one answer to a delivery that does not verify, whatever the reason: an unknown
+/// pipeline, one without a webhook secret, a wrong, stale or missing signature.
+fn unverified() -> Failure {
+    Failure(
+        StatusCode::UNAUTHORIZED,
+        "webhook refused: no valid Stripe-Signature for this endpoint".to_owned(),
+    )
+}
 
 /// A refusal: logged with its real reason and the running count, answered with `answer`.
 fn refuse(pipeline: &str, reason: &str, answer: Failure) -> Failure {
@@ -33,21 +45,28 @@ fn refuse(pipeline: &str, reason: &str, answer: Failure) -> Failure {
 }
 
 /// 200 once the event is kept and the workflow rung; 503 when either cannot be done (Stripe
-/// delivers again; a kept event is not kept twice).
+/// delivers again; a kept event is not kept twice); 401 ([`unverified`]) for anything that
+/// does not verify.
 pub async fn receive(
     State(api): State<Arc<Api>>,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: String,
 ) -> Answer {
-    let p = api.control.get(&id).await?;
+    let p = match api.control.get(&id).await {
+        Ok(p) => p,
+        Err(ControlError::NotFound(_)) => {
+            return Err(refuse(&id, &format!("no pipeline {id:?}"), unverified()));
+        }
+        Err(e) => return Err(e.into()),
+    };
     let secret = p.source["config"]["webhook_secret"]
         .as_str()
         .ok_or_else(|| {
             let reason = format!(
                 "pipeline {id:?} has no source.config.webhook_secret to verify webhooks with"
             );
-            refuse(&id, &reason, Failure(StatusCode::CONFLICT, reason.clone()))
+            refuse(&id, &reason, unverified())
         })?;
     let signature = headers
         .get("stripe-signature")
@@ -60,12 +79,14 @@ pub async fn receive(
     };
     let payload = json!({"body": body, "headers": {"stripe-signature": signature}});
     let text = verifier.event_text(&payload).map_err(|e| {
-        let code = match e {
-            source_stripe::webhook::InputError::NotAnEvent => StatusCode::BAD_REQUEST,
-            _ => StatusCode::UNAUTHORIZED,
+        let answer = match e {
+            // Signed with the pipeline's secret: whoever sent it knows the pipeline.
+            source_stripe::webhook::InputError::NotAnEvent => {
+                Failure(StatusCode::BAD_REQUEST, format!("webhook refused: {e}"))
+            }
+            _ => unverified(),
         };
-        let reason = e.to_string();
-        refuse(&id, &reason, Failure(code, format!("webhook refused: {e}")))
+        refuse(&id, &e.to_string(), answer)
     })?;
     let event: Value = serde_json::from_str(&text).map_err(|e| {
         let reason = format!("webhook body: {e}");
