@@ -8,7 +8,7 @@ use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use serde_json::json;
+use serde_json::{Value, json};
 use test_support::{TestDb, bin_path};
 
 /// A running `sync-engine serve` on a free port, killed when dropped.
@@ -121,6 +121,16 @@ fn raw(serve: &Serve, method: &str, path: &str, headers: &[(&str, &str)], body: 
     }
 }
 
+fn example_map() -> String {
+    let example = bin_path("example-connector").display().to_string();
+    json!({"source-example": example, "destination-example": example}).to_string()
+}
+
+/// A pipeline of the example connectors (no Stripe, no Postgres).
+fn example_pipeline(source: Value) -> Value {
+    json!({"source": {"type": "example", "example": source}, "destination": {"type": "example", "example": {}}})
+}
+
 // ---- 5: the login form's `next` stays on this site -------------------------------------
 
 /// `next` values (as they appear in a URL) that browsers take to another host: tab, CR and LF
@@ -182,6 +192,53 @@ fn the_login_form_sends_the_browser_only_to_a_path_of_this_site() {
         let answer = raw(&open, "GET", &format!("/login?next={next}"), &[], "");
         assert_eq!(answer.header("location"), Some(location), "{next}");
     }
+}
+
+// ---- 15: the 429 names the cap --------------------------------------------------------
+
+#[test]
+fn the_refusal_over_the_run_cap_names_the_cap() {
+    let map = example_map();
+    let serve = Serve::start(&[
+        "--connectors-from-command-map",
+        &map,
+        "--max-concurrent-runs",
+        "2",
+    ]);
+    // Two slow syncs hold both slots while their answers stay open.
+    let body =
+        json!({"pipeline": example_pipeline(json!({"records": 1000, "sleep_ms": 50}))}).to_string();
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut stream = TcpStream::connect(serve.address()).unwrap();
+        write!(
+            stream,
+            "POST /pipeline_sync HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            serve.address(),
+            body.len()
+        )
+        .unwrap();
+        let mut first = [0u8; 12];
+        stream.read_exact(&mut first).unwrap();
+        assert_eq!(&first, b"HTTP/1.1 200", "the sync started");
+        held.push(stream);
+    }
+    let answer = raw(
+        &serve,
+        "POST",
+        "/pipeline_sync",
+        &[("Content-Type", "application/json")],
+        &body,
+    );
+    assert_eq!(answer.status, 429, "{answer:?}");
+    assert!(answer.header("retry-after").is_some());
+    let error: Value = serde_json::from_str(&answer.body).unwrap();
+    let error = error["error"].as_str().unwrap();
+    assert!(
+        error.contains("at most 2 syncs at once") && error.contains("--max-concurrent-runs"),
+        "the refusal names the cap of 2: {error}"
+    );
+    drop(held);
 }
 
 // ---- 16: explorer links of streams with reserved characters ----------------------------

@@ -31,8 +31,8 @@ pub struct LocalEngine {
     connector_timeout: Duration,
     /// Runs handle the engine's SIGINT and SIGTERM (the CLI); a server handles its own.
     handle_signals: bool,
-    /// Caps concurrent syncs (a server); `None`: no cap.
-    runs: Option<Arc<Semaphore>>,
+    /// Caps concurrent syncs (a server), with the cap; `None`: no cap.
+    runs: Option<(Arc<Semaphore>, usize)>,
     specs: Mutex<HashMap<(Role, String), Spec>>,
 }
 
@@ -64,7 +64,8 @@ impl LocalEngine {
 
     /// At most `n` syncs at once; more are refused with [`EngineError::Busy`].
     pub fn with_max_runs(mut self, n: usize) -> LocalEngine {
-        self.runs = Some(Arc::new(Semaphore::new(n.max(1))));
+        let cap = n.max(1);
+        self.runs = Some((Arc::new(Semaphore::new(cap)), cap));
         self
     }
 
@@ -81,10 +82,9 @@ impl LocalEngine {
     fn permit(&self) -> EngineResult<Option<OwnedSemaphorePermit>> {
         match &self.runs {
             None => Ok(None),
-            Some(runs) => runs.clone().try_acquire_owned().map(Some).map_err(|_| {
+            Some((runs, cap)) => runs.clone().try_acquire_owned().map(Some).map_err(|_| {
                 EngineError::Busy(format!(
-                    "the engine runs as many syncs as it may ({}); retry later",
-                    runs.available_permits().max(1)
+                    "the engine runs at most {cap} syncs at once (--max-concurrent-runs) and all are running; retry later"
                 ))
             }),
         }
