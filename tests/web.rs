@@ -6,7 +6,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use test_support::{TestDb, bin_path};
@@ -192,6 +192,155 @@ fn the_login_form_sends_the_browser_only_to_a_path_of_this_site() {
         let answer = raw(&open, "GET", &format!("/login?next={next}"), &[], "");
         assert_eq!(answer.header("location"), Some(location), "{next}");
     }
+}
+
+// ---- 11: durations are bounded ---------------------------------------------------------
+
+#[test]
+fn a_duration_beyond_its_maximum_is_a_400_naming_the_field() {
+    let map = example_map();
+    let serve = Serve::start(&["--connectors-from-command-map", &map]);
+    let pipeline = example_pipeline(json!({"records": 3})).to_string();
+    let json_type = ("Content-Type", "application/json");
+    for (field, value) in [
+        ("time_limit", "1e308"),
+        ("time_limit", "18446744073709551616"),
+        ("time_limit", "1e10"),
+        ("time_limit", "604801"),
+        ("soft_time_limit", "1e308"),
+        ("soft_time_limit", "18446744073709551616"),
+    ] {
+        let body = format!(r#"{{"pipeline": {pipeline}, "{field}": {value}}}"#);
+        for route in ["/pipeline_sync", "/pipeline_read", "/pipeline_sync_batch"] {
+            let answer = raw(&serve, "POST", route, &[json_type], &body);
+            assert_eq!(answer.status, 400, "{route} {field}={value}: {answer:?}");
+            let error: Value = serde_json::from_str(&answer.body).unwrap();
+            let error = error["error"].as_str().unwrap();
+            assert!(
+                error.starts_with(field) && error.contains("604800"),
+                "{route} {field}={value}: {error}"
+            );
+        }
+        let ndjson = format!(
+            "{{\"type\":\"start\",\"start\":{{\"pipeline\":{pipeline},\"{field}\":{value}}}}}\n"
+        );
+        let answer = raw(
+            &serve,
+            "POST",
+            "/pipeline_sync",
+            &[("Content-Type", "application/x-ndjson")],
+            &ndjson,
+        );
+        assert_eq!(answer.status, 400, "ndjson {field}={value}: {answer:?}");
+    }
+    // The maximum itself is a time limit like any other.
+    let body = format!(r#"{{"pipeline": {pipeline}, "time_limit": 604800}}"#);
+    let answer = raw(&serve, "POST", "/pipeline_sync_batch", &[json_type], &body);
+    assert_eq!(answer.status, 200, "{answer:?}");
+    let eof: Value = serde_json::from_str(&answer.body).unwrap();
+    assert_eq!(eof["status"], "succeeded", "{eof}");
+    assert!(!serve.log().contains("panicked"), "{}", serve.log());
+}
+
+/// Runs a command that must exit on its own within a minute.
+fn exits(mut command: Command) -> (Option<i32>, String) {
+    let mut child = command
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .env_remove("SYNC_ENGINE_API_TOKEN")
+        .env_remove("PORT")
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut stderr = String::new();
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut stderr)
+                .unwrap();
+            return (status.code(), stderr);
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{command:?} did not exit: it accepted the duration");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_duration_flag_beyond_its_maximum_exits_2_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.json");
+    let map = example_map();
+    let sync = |extra: &[&str]| {
+        let mut command = Command::new(bin_path("sync-engine"));
+        command
+            .args(["sync", "--source", "example", "--destination", "example"])
+            .args(["--source-config", r#"{"records": 3}"#])
+            .args(["--destination-config", "{}"])
+            .args(["--state-file", state.to_str().unwrap()])
+            .args(["--connectors-from-command-map", &map, "--output", "ndjson"])
+            .args(extra);
+        command
+    };
+    for (flag, value) in [
+        ("--time-limit", "1e308"),
+        ("--time-limit", "18446744073709551616"),
+        ("--time-limit", "604801"),
+        ("--connector-timeout", "1e308"),
+        ("--connector-timeout", "86401"),
+    ] {
+        let (code, stderr) = exits(sync(&[flag, value]));
+        assert_eq!(code, Some(2), "sync {flag} {value}: {stderr}");
+        assert!(stderr.contains(flag), "sync {flag} {value}: {stderr}");
+    }
+    for sub in ["check", "discover", "setup"] {
+        let mut command = Command::new(bin_path("sync-engine"));
+        command.args([sub, "--connector-timeout", "1e308"]);
+        let (code, stderr) = exits(command);
+        assert_eq!(code, Some(2), "{sub}: {stderr}");
+        assert!(stderr.contains("--connector-timeout"), "{sub}: {stderr}");
+    }
+    let mut serve = Command::new(bin_path("sync-engine"));
+    serve.args(["serve", "--port", "0", "--connector-timeout", "1e308"]);
+    let (code, stderr) = exits(serve);
+    assert_eq!(code, Some(2), "serve: {stderr}");
+    assert!(stderr.contains("--connector-timeout"), "serve: {stderr}");
+
+    // The pipeline file's time_limit likewise.
+    let file = dir.path().join("pipeline.json");
+    std::fs::write(
+        &file,
+        json!({
+            "source": {"name": "example", "config": {"records": 3}},
+            "destination": {"name": "example", "config": {}},
+            "time_limit": 1e308
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let mut command = Command::new(bin_path("sync-engine"));
+    command
+        .args(["sync", "--config", file.to_str().unwrap()])
+        .args(["--state-file", state.to_str().unwrap()])
+        .args(["--connectors-from-command-map", &map, "--output", "ndjson"]);
+    let (code, stderr) = exits(command);
+    assert_eq!(code, Some(2), "config file: {stderr}");
+    assert!(stderr.contains("time_limit"), "config file: {stderr}");
+
+    // The maxima themselves are accepted.
+    let (code, stderr) = exits(sync(&[
+        "--time-limit",
+        "604800",
+        "--connector-timeout",
+        "86400",
+    ]));
+    assert_eq!(code, Some(0), "{stderr}");
 }
 
 // ---- 15: the 429 names the cap --------------------------------------------------------

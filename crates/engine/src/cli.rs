@@ -69,7 +69,8 @@ pub struct ServeArgs {
     /// Syncs running at once; more are answered 429 (default: 4 per core).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=100_000))]
     pub max_concurrent_runs: Option<u64>,
-    /// A connector that neither writes output nor exits for this long is stopped as hung.
+    /// A connector that neither writes output nor exits for this long is stopped as hung (1 to
+    /// 86400).
     #[arg(long, value_name = "SECONDS", default_value = "600", value_parser = timeout_seconds)]
     pub connector_timeout: f64,
     /// A pipeline file (as `sync --config` takes) whose source's catalog the web explorer at
@@ -146,7 +147,7 @@ pub struct PipelineArgs {
     #[arg(long)]
     pub backfill_limit: Option<u64>,
     /// A connector that neither writes output nor exits for this long is stopped as hung
-    /// (default: 600).
+    /// (default: 600; 1 to 86400).
     #[arg(long, value_name = "SECONDS", value_parser = timeout_seconds)]
     pub connector_timeout: Option<f64>,
     #[command(flatten)]
@@ -158,19 +159,36 @@ pub struct PipelineArgs {
 /// The connector timeout when none is given, in seconds.
 pub const DEFAULT_CONNECTOR_TIMEOUT_SECS: f64 = 600.0;
 
-/// A duration in seconds: finite and above zero.
-pub fn positive_seconds(text: &str) -> Result<f64, String> {
+/// The longest time limit, in seconds (a week): a longer run is better left to a rerun, which
+/// continues where it stopped. Beyond what a clock can add, a limit would panic.
+pub const MAX_TIME_LIMIT_SECS: f64 = 604_800.0;
+
+/// The longest connector timeout, in seconds (a day of silence is a hang).
+pub const MAX_CONNECTOR_TIMEOUT_SECS: f64 = 86_400.0;
+
+/// Whether `secs` can be a time limit: above zero and at most [`MAX_TIME_LIMIT_SECS`].
+pub fn is_time_limit(secs: f64) -> bool {
+    secs.is_finite() && secs > 0.0 && secs <= MAX_TIME_LIMIT_SECS
+}
+
+/// A time limit in seconds, as [`is_time_limit`] takes it.
+pub fn time_limit_seconds(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
-        Ok(secs) if secs.is_finite() && secs > 0.0 => Ok(secs),
-        _ => Err(format!("{text:?} is not a positive number of seconds")),
+        Ok(secs) if is_time_limit(secs) => Ok(secs),
+        _ => Err(format!(
+            "{text:?} is not a number of seconds above 0 and at most {MAX_TIME_LIMIT_SECS}"
+        )),
     }
 }
 
-/// A timeout in seconds: at least one, so a slow start is not taken for a hang.
+/// A timeout in seconds: at least one, so a slow start is not taken for a hang, and at most
+/// [`MAX_CONNECTOR_TIMEOUT_SECS`].
 fn timeout_seconds(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
-        Ok(secs) if secs.is_finite() && secs >= 1.0 => Ok(secs),
-        _ => Err(format!("{text:?} is not a number of seconds of at least 1")),
+        Ok(secs) if (1.0..=MAX_CONNECTOR_TIMEOUT_SECS).contains(&secs) => Ok(secs),
+        _ => Err(format!(
+            "{text:?} is not a number of seconds from 1 to {MAX_CONNECTOR_TIMEOUT_SECS}"
+        )),
     }
 }
 
@@ -191,8 +209,8 @@ pub struct SyncArgs {
     /// Forget the saved state and start over.
     #[arg(long)]
     pub reset: bool,
-    /// Stop gracefully after this many seconds; a rerun continues.
-    #[arg(long, value_name = "SECONDS", value_parser = positive_seconds)]
+    /// Stop gracefully after this many seconds (at most 604800, a week); a rerun continues.
+    #[arg(long, value_name = "SECONDS", value_parser = time_limit_seconds)]
     pub time_limit: Option<f64>,
     /// Stop gracefully after this many source states.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
@@ -239,6 +257,16 @@ mod tests {
             (&["sync", "--time-limit", "nan"][..], "--time-limit"),
             (&["sync", "--time-limit", "inf"], "--time-limit"),
             (&["sync", "--time-limit", "0"], "--time-limit"),
+            (&["sync", "--time-limit", "1e308"], "--time-limit"),
+            (&["sync", "--time-limit", "604800.5"], "--time-limit"),
+            (
+                &["check", "--connector-timeout", "1e308"],
+                "--connector-timeout",
+            ),
+            (
+                &["serve", "--connector-timeout", "86401"],
+                "--connector-timeout",
+            ),
             (&["sync", "--state-limit", "0"], "--state-limit"),
             (
                 &["check", "--connector-timeout", "0.5"],
@@ -258,6 +286,13 @@ mod tests {
         }
         for args in [
             &["sync", "--time-limit", "0.5", "--state-limit", "1"][..],
+            &[
+                "sync",
+                "--time-limit",
+                "604800",
+                "--connector-timeout",
+                "86400",
+            ],
             &["teardown", "--sync-id", "prod", "--state-file", "s.json"],
             &["serve", "--max-concurrent-runs", "1"],
         ] {

@@ -291,13 +291,14 @@ impl Engine for LocalEngine {
 }
 
 /// When the source is stopped gracefully, and when both connectors are killed.
-fn deadlines(
+pub(crate) fn deadlines(
     started: Instant,
     request: &SyncRequest,
 ) -> EngineResult<(Option<Instant>, Option<Instant>)> {
     let seconds = |what: &str, value: Option<f64>| match value {
-        Some(s) if !(s.is_finite() && s > 0.0) => Err(EngineError::Invalid(format!(
-            "{what} must be a positive number of seconds, got {s}"
+        Some(s) if !crate::cli::is_time_limit(s) => Err(EngineError::Invalid(format!(
+            "{what} must be a number of seconds above 0 and at most {}, got {s}",
+            crate::cli::MAX_TIME_LIMIT_SECS
         ))),
         other => Ok(other.map(Duration::from_secs_f64)),
     };

@@ -188,8 +188,14 @@ pub fn one_of<T: PartialEq>(what: &str, flag: Option<T>, file: Option<T>) -> Res
 
 /// The config file's limits, checked as the flags are.
 fn limits_of(file: &ConfigFile) -> Result<()> {
-    if file.time_limit.is_some_and(|secs| secs <= 0.0) {
-        bail!("the config file's time_limit: must be a positive number of seconds");
+    if file
+        .time_limit
+        .is_some_and(|secs| !crate::cli::is_time_limit(secs))
+    {
+        bail!(
+            "the config file's time_limit: must be a number of seconds above 0 and at most {}",
+            crate::cli::MAX_TIME_LIMIT_SECS
+        );
     }
     if file.state_limit == Some(0) {
         bail!("the config file's state_limit: must be at least 1");
@@ -335,6 +341,7 @@ mod tests {
         );
         assert!(refused(r#"{"time_limit": 0}"#).contains("time_limit"));
         assert!(refused(r#"{"time_limit": -5}"#).contains("time_limit"));
+        assert!(refused(r#"{"time_limit": 1e308}"#).contains("time_limit"));
         assert!(refused(r#"{"state_limit": 0}"#).contains("state_limit"));
         let mut a = args();
         a.config = Some(file(

@@ -63,15 +63,7 @@ impl LocalEngine {
     /// The source's whole output (records included), then an `eof` whose `ending_state` holds
     /// every state the source emitted. `time_limit` kills it, `soft_time_limit` stops it.
     pub async fn read(&self, p: &PipelineRequest, request: SyncRequest) -> EngineResult<Messages> {
-        let started = Instant::now();
-        let deadline =
-            |secs: Option<f64>| secs.map(|s| started + std::time::Duration::from_secs_f64(s));
-        let soft_at = deadline(
-            request
-                .soft_time_limit
-                .or(request.time_limit.map(|h| h * 0.8)),
-        );
-        let hard_at = deadline(request.time_limit);
+        let (soft_at, hard_at) = crate::local::deadlines(Instant::now(), &request)?;
         let (source, config) = pipeline::open_connector(
             self.resolver(),
             Role::Source,

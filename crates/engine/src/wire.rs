@@ -167,8 +167,11 @@ fn seconds(body: &Map<String, Value>, key: &str) -> Result<Option<f64>, BodyErro
     match body.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(v) => match v.as_f64() {
-            Some(s) if s.is_finite() && s > 0.0 => Ok(Some(s)),
-            _ => err(format!("{key}: must be a positive number of seconds")),
+            Some(s) if crate::cli::is_time_limit(s) => Ok(Some(s)),
+            _ => err(format!(
+                "{key}: must be a number of seconds above 0 and at most {}",
+                crate::cli::MAX_TIME_LIMIT_SECS
+            )),
         },
     }
 }
@@ -359,6 +362,10 @@ mod tests {
         assert!(e.0.starts_with("pipeline.source.type:"), "{e}");
         let body = json!({"pipeline": {"source": {"type": "a"}, "destination": {"type": "b"}}, "time_limit": -1});
         assert!(sync(&body).unwrap_err().0.starts_with("time_limit:"));
+        for huge in [json!(1e308), json!(604_801), json!(u64::MAX)] {
+            let body = json!({"pipeline": {"source": {"type": "a"}, "destination": {"type": "b"}}, "soft_time_limit": huge});
+            assert!(sync(&body).unwrap_err().0.starts_with("soft_time_limit:"));
+        }
         let body = json!({"pipeline": {"source": {"type": "a"}, "destination": {"type": "b"}}, "stdin": [{"type": "record", "record": {"stream": "s", "data": {}}}]});
         assert!(
             sync(&body)

@@ -85,21 +85,28 @@ impl TemporalFlags {
     }
 }
 
+/// The longest wait between two steps (a day). Workflows count time in milliseconds from the
+/// Unix epoch; an unbounded wait would overflow there.
+const MAX_WAIT_SECS: u64 = 86_400;
+/// The longest time between reconciles (a year).
+const MAX_RECONCILE_SECS: u64 = 365 * 86_400;
+
 /// The timers a pipeline's workflow starts with (set by whichever process starts it: serve,
 /// or webhook ingress for a workflow that had ended).
 #[derive(Args)]
 struct WorkflowFlags {
     /// Seconds between catch-up steps of a ready pipeline (each reads Stripe's events since
-    /// the last). Like the two below, it applies to the pipelines whose workflow starts from
-    /// now on: a running workflow keeps the timers it started with.
-    #[arg(long, default_value_t = 60)]
+    /// the last; at most 86400). Like the two below, it applies to the pipelines whose workflow
+    /// starts from now on: a running workflow keeps the timers it started with.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(..=MAX_WAIT_SECS))]
     poll_secs: u64,
     /// Seconds between full reconciles (every object read again; new, changed and missed
-    /// rows fixed); 0: never (POST /pipelines/{id}/reconcile still works).
-    #[arg(long, default_value_t = 7 * 24 * 3600)]
+    /// rows fixed; at most 31536000, a year); 0: never (POST /pipelines/{id}/reconcile still
+    /// works).
+    #[arg(long, default_value_t = 7 * 24 * 3600, value_parser = clap::value_parser!(u64).range(..=MAX_RECONCILE_SECS))]
     reconcile_secs: u64,
-    /// Seconds before a failed pipeline is tried again.
-    #[arg(long, default_value_t = 60)]
+    /// Seconds before a failed pipeline is tried again (at most 86400).
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(..=MAX_WAIT_SECS))]
     retry_secs: u64,
 }
 
