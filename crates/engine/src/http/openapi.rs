@@ -62,8 +62,8 @@ fn request_schemas() -> Map<String, Value> {
     schemas.insert("SyncRequest".into(), json!({"type": "object", "required": ["pipeline"], "properties": {
             "pipeline": reference("PipelineConfig"),
             "state": reference("SyncState"),
-            "time_limit": {"type": "number", "exclusiveMinimum": 0, "description": "Hard limit in seconds: both connectors are stopped; what is committed stands"},
-            "soft_time_limit": {"type": "number", "exclusiveMinimum": 0, "description": "Graceful limit in seconds (default 0.8 × time_limit): the source stops, the destination commits"},
+            "time_limit": {"type": "number", "exclusiveMinimum": 0, "maximum": 604800, "description": "Hard limit in seconds: both connectors are stopped; what is committed stands"},
+            "soft_time_limit": {"type": "number", "exclusiveMinimum": 0, "maximum": 604800, "description": "Graceful limit in seconds (default 0.8 × time_limit): the source stops, the destination commits"},
             "state_limit": {"type": "integer", "minimum": 1, "description": "Stop gracefully after this many source states"},
             "stdin": {"type": "array", "items": reference("SourceInputMessage"), "description": "Push-mode input for the source"}
         }}));
