@@ -23,6 +23,7 @@ use temporalio_sdk::activities::{ActivityContext, ActivityError};
 
 use crate::budget::{AccountBudget, AccountKeys};
 use crate::control::{Control, ControlError};
+use crate::owner::Owner;
 use crate::pipeline::{Desired, Pipeline, Status};
 use crate::progress::RunLedger;
 
@@ -85,6 +86,14 @@ impl AnyEngine {
         match self {
             AnyEngine::Local(e) => e.setup(p, only).await,
             AnyEngine::Remote(e) => e.setup(p, only).await,
+        }
+    }
+
+    /// A connector's spec.
+    pub async fn spec(&self, role: Role, name: &str) -> Result<sync_protocol::Spec, EngineError> {
+        match self {
+            AnyEngine::Local(e) => e.spec(role, name).await,
+            AnyEngine::Remote(e) => e.spec(role, name).await,
         }
     }
 
@@ -196,6 +205,18 @@ impl PipelineActivities {
             None => None,
         };
         let mut claim = self.control.claim(&pipeline_id).await.map_err(retryable)?;
+        // A PATCH between the read above and the claim (which fenced off the old place's
+        // steps): step again at once with what is stored now.
+        let current = self.control.get(&pipeline_id).await.map_err(retryable)?;
+        if (&current.source, &current.destination, &current.streams)
+            != (&pipeline.source, &pipeline.destination, &pipeline.streams)
+        {
+            return Ok(StepOutcome::More);
+        }
+        let reset = match self.own_checkpoint(&pipeline, &mut claim).await? {
+            Ok(reset) => reset,
+            Err(failure) => return self.failed(&pipeline_id, None, failure).await,
+        };
         if step.from_scratch {
             // Saved at once (fenced): a reconcile interrupted before its first checkpoint
             // resumes as a reconcile instead of being dropped for the old checkpoint.
@@ -210,7 +231,7 @@ impl PipelineActivities {
             .start_run(&pipeline_id, claim.fence)
             .await
             .map_err(retryable)?;
-        if pipeline.status != Status::Ready {
+        if reset || pipeline.status != Status::Ready {
             self.control
                 .set_status(&pipeline_id, Status::Backfilling, None)
                 .await
@@ -341,6 +362,54 @@ impl PipelineActivities {
             budget.apply(&mut request, account);
         }
         request
+    }
+
+    /// Makes sure a claimed checkpoint was written for what the pipeline now reads and writes:
+    /// one written for another place (a config changed behind the API, or by a PATCH racing
+    /// this step) is emptied, saying why, so that the step reads everything into the new place;
+    /// one whose owner is not known yet is taken as this place's. Whether it was reset, or why
+    /// the owner cannot be told.
+    async fn own_checkpoint(
+        &self,
+        pipeline: &Pipeline,
+        claim: &mut crate::control::Claim,
+    ) -> Result<Result<bool, Failure>, ActivityError> {
+        let id = pipeline.id.as_str();
+        let request = match pipeline.request() {
+            Ok(request) => request,
+            Err(e) => {
+                return Ok(Err(Failure {
+                    kind: FailureType::ConfigError,
+                    message: e.to_string(),
+                }));
+            }
+        };
+        let owner = match Owner::of(&self.engine, &request).await {
+            Ok(owner) => owner,
+            Err(e) => return Ok(Err(self.classify(&request, e).await)),
+        };
+        let Some(written_for) = &claim.owner else {
+            self.control
+                .adopt_owner(id, claim.fence, &owner)
+                .await
+                .map_err(retryable)?;
+            claim.owner = Some(owner);
+            return Ok(Ok(false));
+        };
+        let Some(moved) = written_for.moved_to(&owner) else {
+            return Ok(Ok(false));
+        };
+        let reason = format!(
+            "{moved}: the checkpoint, written for the old place, was reset when a step claimed it; the step reads everything into the new place"
+        );
+        tracing::warn!(pipeline = %id, "checkpoint reset: {reason}");
+        self.control
+            .reset_for_owner(id, claim.fence, &owner, &reason)
+            .await
+            .map_err(retryable)?;
+        claim.state = Default::default();
+        claim.owner = Some(owner);
+        Ok(Ok(true))
     }
 
     /// Reads a live-lane run to its end, heartbeating (a dead worker is noticed within the

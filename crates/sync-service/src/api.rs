@@ -19,6 +19,7 @@ use sync_engine::engine::{EngineError, PipelineRequest};
 use crate::activities::AnyEngine;
 use crate::control::{Control, ControlError};
 use crate::operations;
+use crate::owner::{self, Owner};
 use crate::pipeline::{self, Desired, Pipeline, Status};
 use crate::temporal::Temporal;
 use crate::workflow::PipelineInput;
@@ -300,6 +301,7 @@ async fn update(
             format!("pipeline {id:?} is being deleted"),
         ));
     }
+    let before = p.request()?;
     for (key, value) in fields {
         match key.as_str() {
             "source" => p.source = merged_side("source", &p.source, value)?,
@@ -328,12 +330,45 @@ async fn update(
     if fields.get("streams").is_some_and(|s| !s.is_null()) {
         streams_offered(&api, &request).await?;
     }
-    api.control.update(&p).await?;
+    let reset = store_update(&api, &mut p, &before, &request).await?;
     api.temporal
         .desire(api.input(&id, p.desired), p.desired)
         .await
         .map_err(unavailable)?;
-    Ok(Json(p.shown()).into_response())
+    let mut shown = p.shown();
+    shown["checkpoint_reset"] = json!(reset);
+    Ok(Json(shown).into_response())
+}
+
+/// Stores an update. One that changes what the source reads or where the destination writes
+/// leaves the checkpoint behind (it says how far the old place was read, not the new one):
+/// it is reset with the update, and why is returned, logged, and shown with the checkpoint.
+async fn store_update(
+    api: &Api,
+    p: &mut Pipeline,
+    before: &PipelineRequest,
+    after: &PipelineRequest,
+) -> Result<Option<String>, Failure> {
+    let moved = owner::moved(&api.engine, before, after)
+        .await
+        .map_err(|e| {
+            Failure(
+                StatusCode::BAD_GATEWAY,
+                format!("cannot tell whether this change moves the pipeline elsewhere: {e:#}"),
+            )
+        })?;
+    let Some(moved) = moved else {
+        api.control.update(p).await?;
+        return Ok(None);
+    };
+    // Unknown (a connector the engine cannot find): the next step records it.
+    let owner = Owner::of(&api.engine, after).await.ok();
+    let reason = api.control.update_moved(p, owner.as_ref(), &moved).await?;
+    tracing::warn!(pipeline = %p.id, "checkpoint reset: {reason}");
+    if p.status == Status::Ready {
+        p.status = Status::Backfilling;
+    }
+    Ok(Some(reason))
 }
 
 /// Refuses streams the source does not offer, naming them, before anything is stored (as

@@ -16,6 +16,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     ),
     (3, include_str!("../migrations/0003_run_progress.sql")),
     (4, include_str!("../migrations/0004_account_waiters.sql")),
+    (5, include_str!("../migrations/0005_checkpoint_owner.sql")),
 ];
 
 /// Why a control-database operation failed.
@@ -55,6 +56,8 @@ impl From<deadpool_postgres::PoolError> for ControlError {
 pub struct Claim {
     pub state: SyncState,
     pub fence: i64,
+    /// What the checkpoint was written for; `None`: not known yet.
+    pub owner: Option<crate::owner::Owner>,
 }
 
 /// The control database.
@@ -173,21 +176,7 @@ impl Control {
     /// Replaces a pipeline's configs and desired status.
     pub async fn update(&self, p: &Pipeline) -> Result<(), ControlError> {
         let client = self.pool.get().await?;
-        let n = client
-            .execute(
-                "UPDATE sync_service.pipelines
-                 SET source = $2, destination = $3, streams = $4, desired_status = $5,
-                     updated_at = now()
-                 WHERE id = $1",
-                &[
-                    &p.id,
-                    &p.source,
-                    &p.destination,
-                    &p.streams,
-                    &p.desired.as_str(),
-                ],
-            )
-            .await?;
+        let n = write_pipeline(&**client, p).await?;
         if n == 0 {
             return Err(ControlError::NotFound(p.id.clone()));
         }
@@ -256,7 +245,7 @@ impl Control {
         let row = client
             .query_opt(
                 "UPDATE sync_service.pipeline_state SET fence = fence + 1
-                 WHERE pipeline_id = $1 RETURNING state, fence",
+                 WHERE pipeline_id = $1 RETURNING state, fence, owner",
                 &[&id],
             )
             .await?
@@ -267,9 +256,12 @@ impl Control {
                 "pipeline {id:?}: the stored checkpoint is unreadable: {e}"
             ))
         })?;
+        let owner: Option<Value> = row.get(2);
         Ok(Claim {
             state,
             fence: row.get(1),
+            // One this version cannot read is as good as unknown: the step records its own.
+            owner: owner.and_then(|o| serde_json::from_value(o).ok()),
         })
     }
 
@@ -290,12 +282,15 @@ impl Control {
         })
     }
 
-    /// The checkpoint as shown: `{"state", "saved_at", "saves"}`.
+    /// The checkpoint as shown: `{"state", "saved_at", "saves", "written_for", "reset"}`.
     pub async fn checkpoint(&self, id: &str) -> Result<Value, ControlError> {
         let client = self.pool.get().await?;
         let row = client
             .query_opt(
-                "SELECT json_build_object('state', state, 'saved_at', updated_at, 'saves', saves)
+                "SELECT json_build_object('state', state, 'saved_at', updated_at, 'saves', saves,
+                        'written_for', owner,
+                        'reset', CASE WHEN reset_at IS NOT NULL THEN
+                            json_build_object('at', reset_at, 'reason', reset_reason) END)
                  FROM sync_service.pipeline_state WHERE pipeline_id = $1",
                 &[&id],
             )
@@ -435,6 +430,24 @@ impl Control {
             .await?;
         Ok(())
     }
+}
+
+/// Replaces a pipeline's configs and desired status, on a connection or in a transaction;
+/// returns how many rows changed.
+pub(crate) async fn write_pipeline(
+    client: &impl tokio_postgres::GenericClient,
+    p: &Pipeline,
+) -> Result<u64, ControlError> {
+    let desired = p.desired.as_str();
+    Ok(client
+        .execute(
+            "UPDATE sync_service.pipelines
+             SET source = $2, destination = $3, streams = $4, desired_status = $5,
+                 updated_at = now()
+             WHERE id = $1",
+            &[&p.id, &p.source, &p.destination, &p.streams, &desired],
+        )
+        .await?)
 }
 
 const SELECT_PIPELINE: &str = "SELECT id, source, destination, streams, desired_status, status,

@@ -9,6 +9,7 @@ pub mod client;
 pub mod console;
 pub mod control;
 pub mod openapi;
+pub mod owner;
 pub mod operations;
 pub mod pipeline;
 mod progress;

@@ -64,7 +64,7 @@ pub const ROUTES: &[Route] = &[
     route(
         "patch",
         "/pipelines/{id}",
-        "Pause, resume, or change configs and streams",
+        "Pause, resume, or change configs and streams; a move elsewhere resets the checkpoint",
         Some("PipelineUpdate"),
         ("200", "Pipeline"),
     ),
@@ -156,8 +156,11 @@ fn schemas() -> Map<String, Value> {
         "desired_status": {"enum": ["active", "paused", "deleted"]}, "status": status,
         "failure_type": {"type": ["string", "null"], "enum": ["config_error", "transient_error", "system_error", null]},
         "error": {"type": ["string", "null"]},
-        "checkpoint": {"type": "object", "description": "GET /pipelines/{id} only: the state a step resumes from, when it was saved, how many saves", "properties": {
-            "state": {"type": "object"}, "saved_at": {"type": "string"}, "saves": {"type": "integer"}}}}}));
+        "checkpoint": {"type": "object", "description": "GET /pipelines/{id} only: the state a step resumes from, when it was saved, how many saves, what it was written for, and when and why it was last reset", "properties": {
+            "state": {"type": "object"}, "saved_at": {"type": "string"}, "saves": {"type": "integer"},
+            "written_for": {"type": ["object", "null"], "properties": {"source": {"type": "string"}, "destination": {"type": "string"}}},
+            "reset": {"type": ["object", "null"], "properties": {"at": {"type": "string"}, "reason": {"type": "string"}}}}},
+        "checkpoint_reset": {"type": ["string", "null"], "description": "PATCH only: why the update reset the checkpoint (it moved what the source reads or where the destination writes), else null"}}}));
     s.insert("PipelineList".into(), json!({"type": "object", "required": ["data"], "properties": {"data": {"type": "array", "items": reference("Pipeline")}}}));
     s.insert("PipelineCreate".into(), json!({"type": "object", "required": ["source", "destination"], "additionalProperties": false, "properties": {
         "id": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,63}$"}, "source": reference("ConnectorSide"), "destination": reference("ConnectorSide"),

@@ -77,3 +77,135 @@ fn an_unknown_stream_is_refused_naming_it_before_anything_is_stored() {
         "{failed}"
     );
 }
+
+/// Ids of the rows of `schema.customers` of one Stripe account, sorted.
+fn customer_ids_of(db: &test_support::TestDb, schema: &str, account: &str) -> Vec<String> {
+    db.client()
+        .query(
+            &format!(
+                "SELECT id FROM {schema}.customers WHERE _account_id = $1 AND NOT _deleted ORDER BY id"
+            ),
+            &[&account],
+        )
+        .map(|rows| rows.iter().map(|r| r.get(0)).collect())
+        .unwrap_or_default()
+}
+
+fn patch(service: &Service, id: &str, body: Value) -> Value {
+    let (code, answer) = call(
+        "PATCH",
+        &service.url(&format!("/pipelines/{id}")),
+        Some(&body),
+    );
+    assert_eq!(code, 200, "{answer}");
+    answer
+}
+
+#[test]
+fn a_pipeline_moved_to_another_place_starts_over_there_and_says_so() {
+    let service = Service::start("1", 300);
+    let body = service.pipeline_body("acct-m", "m1");
+    let (code, created) = call("POST", &service.url("/pipelines"), Some(&body));
+    assert_eq!(code, 201, "{created}");
+    service.wait_status("acct-m", "ready", Duration::from_secs(180));
+    service.assert_exact("m1");
+
+    // What changes neither what the source reads nor where the destination writes (a rotated
+    // key of the same account, a rate) keeps the checkpoint.
+    let kept = patch(
+        &service,
+        "acct-m",
+        json!({"source": {"config": {"api_key": "sk_test_rotated", "rate_limit": 50}}}),
+    );
+    assert!(kept["checkpoint_reset"].is_null(), "{kept}");
+    assert_ne!(service.status("acct-m")["checkpoint"]["state"], json!({}));
+
+    // Another schema: the pipeline backfills it, and is not ready before it has.
+    let moved = patch(
+        &service,
+        "acct-m",
+        json!({"destination": {"config": {"schema": "m2"}}}),
+    );
+    service.wait_status("acct-m", "ready", Duration::from_secs(180));
+    service.assert_exact("m2");
+    let said = moved["checkpoint_reset"].as_str().unwrap_or_default();
+    assert!(
+        said.contains("destination") && said.contains("m2"),
+        "the PATCH answer says why the checkpoint was reset: {moved}"
+    );
+    let shown = service.status("acct-m");
+    let reason = shown["checkpoint"]["reset"]["reason"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(reason.contains("m2"), "{shown}");
+    assert!(shown["checkpoint"]["reset"]["at"].is_string(), "{shown}");
+    assert!(!shown.to_string().contains("sk_test"), "{shown}");
+
+    // Another database.
+    let other = test_support::TestDb::new();
+    let moved = patch(
+        &service,
+        "acct-m",
+        json!({"destination": {"config": {"url": other.url()}}}),
+    );
+    assert!(moved["checkpoint_reset"].is_string(), "{moved}");
+    service.wait_status("acct-m", "ready", Duration::from_secs(180));
+    let platform = service.fake.platform_account().to_owned();
+    assert_eq!(
+        customer_ids_of(&other, "m2", &platform),
+        service.object_ids("customers"),
+        "the new database is backfilled"
+    );
+
+    // Another source (a connected account): its objects are backfilled into the same tables.
+    let connected = service.fake.connected_accounts()[0].clone();
+    let moved = patch(
+        &service,
+        "acct-m",
+        json!({"source": {"config": {"account_id": connected}}}),
+    );
+    let said = moved["checkpoint_reset"].as_str().unwrap_or_default();
+    assert!(said.contains("source"), "{moved}");
+    service.wait_status("acct-m", "ready", Duration::from_secs(180));
+    assert_eq!(
+        customer_ids_of(&other, "m2", &connected),
+        service.object_ids_in("customers", Some(&connected)),
+        "the connected account is backfilled"
+    );
+
+    // A config changed behind the API's back (a hand edit, or a PATCH racing a step) is caught
+    // when the next step claims the checkpoint: it was written for another place.
+    service
+        .db
+        .client()
+        .execute(
+            "UPDATE sync_service.pipelines
+             SET destination = jsonb_set(destination, '{config,schema}', '\"m3\"')
+             WHERE id = 'acct-m'",
+            &[],
+        )
+        .unwrap();
+    assert_eq!(
+        call("POST", &service.url("/pipelines/acct-m/sync"), None).0,
+        202
+    );
+    service.wait(
+        "the hand-edited schema to be backfilled",
+        Duration::from_secs(180),
+        || {
+            customer_ids_of(&other, "m3", &connected)
+                == service.object_ids_in("customers", Some(&connected))
+        },
+    );
+    service.wait_status("acct-m", "ready", Duration::from_secs(60));
+    let shown = service.status("acct-m");
+    let reason = shown["checkpoint"]["reset"]["reason"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(reason.contains("m3"), "{shown}");
+    assert!(
+        service.worker.log_text().contains("checkpoint"),
+        "the worker logs the reset: {}",
+        service.worker.log_text()
+    );
+}
