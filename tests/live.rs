@@ -756,3 +756,49 @@ fn a_webhook_body_over_the_limit_is_answered_413_logged_with_its_size_and_counte
     );
     assert!(stderr.contains("webhooks_refused=1"), "{stderr}");
 }
+
+#[test]
+fn live_ends_promptly_naming_the_cause_when_the_destination_database_stops_taking_connections() {
+    let fake = fake(Faults::default());
+    let db = TestDb::new();
+    let dir = tempfile::tempdir().unwrap();
+    let source =
+        json!({"rate_limit": 1000, "endpoint_rate_limit": 500, "poll_interval_secs": 0.25});
+    let mut live = Live::start(&fake, &db, dir.path(), &source, &[]);
+    wait_backfilled(&fake, &db, &live);
+    // The destination's own throwaway database stops taking connections and loses those it
+    // had (as a database being dropped or moved would); nothing else on the server is touched.
+    // The test database is dropped WITH (FORCE) at the end, whatever its state.
+    let mut admin =
+        postgres::Client::connect(&test_support::server_url(), postgres::NoTls).unwrap();
+    admin
+        .batch_execute(&format!(
+            "ALTER DATABASE \"{}\" ALLOW_CONNECTIONS false",
+            db.name()
+        ))
+        .unwrap();
+    admin
+        .execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
+            &[&db.name()],
+        )
+        .unwrap();
+    let cut = Instant::now();
+    // Changes to write: the destination finds out on its next flush.
+    mutate(&fake, &mut Lcg(13), 0);
+    let status = wait_for(&mut live.child, Duration::from_secs(120));
+    let took = cut.elapsed();
+    let stderr = live.stderr();
+    assert!(
+        took < Duration::from_secs(60),
+        "the run went on {took:?} after its destination failed (status {status:?}):\n{stderr}"
+    );
+    assert_eq!(status, Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "database \"{}\" is not currently accepting connections",
+            db.name()
+        )),
+        "the destination's failure does not name the cause:\n{stderr}"
+    );
+}

@@ -48,6 +48,14 @@ pub fn explain_connect_error(err: &PoolError, url: &str) -> (FailureKind, String
     }
 }
 
+/// Why the pool gave no connection: Postgres' own reason when it has one.
+pub fn pool_error_text(err: &PoolError) -> String {
+    match err {
+        PoolError::Backend(e) => pg_connect::error_text(e),
+        other => other.to_string(),
+    }
+}
+
 /// Postgres' message for an error, with what the destination's own limits mean when one was
 /// hit (`lock_timeout_ms`, `statement_timeout_ms`).
 pub fn pg_message(e: &tokio_postgres::Error) -> String {

@@ -22,6 +22,9 @@ const COPY_CHUNK_BYTES: usize = 1024 * 1024;
 pub struct FlushError {
     pub message: String,
     pub retryable: bool,
+    /// No connection could be had or kept: the database's failure, which every stream meets,
+    /// not this batch's.
+    pub database_down: bool,
 }
 
 impl FlushError {
@@ -29,7 +32,36 @@ impl FlushError {
         FlushError {
             message: format!("{context}: {}", crate::connect::pg_message(e)),
             retryable: is_retryable(e),
+            database_down: is_connection_lost(e),
         }
+    }
+
+    /// A connection the pool could not make, named by Postgres' own reason ("database … is
+    /// not currently accepting connections", "connection refused"), not the pool's wrapper.
+    fn connecting(e: &deadpool_postgres::PoolError) -> FlushError {
+        FlushError {
+            message: format!("connecting: {}", crate::connect::pool_error_text(e)),
+            retryable: true,
+            database_down: true,
+        }
+    }
+}
+
+/// True when the connection itself is gone (closed, a connection-class SQLSTATE, the server
+/// shutting it down), as opposed to a statement that failed on a working connection.
+fn is_connection_lost(e: &tokio_postgres::Error) -> bool {
+    match e.code() {
+        Some(code) => {
+            code.code().starts_with("08")
+                || [
+                    SqlState::ADMIN_SHUTDOWN,
+                    SqlState::CRASH_SHUTDOWN,
+                    SqlState::CANNOT_CONNECT_NOW,
+                ]
+                .contains(code)
+        }
+        // No SQLSTATE: an I/O or protocol failure on the connection.
+        None => true,
     }
 }
 
@@ -68,10 +100,7 @@ pub enum Load {
 
 /// Whether the target holds any row (a stream's first load goes straight in when it does not).
 pub async fn target_has_rows(pool: &Pool, sql: &MergeSql) -> Result<bool, FlushError> {
-    let client = pool.get().await.map_err(|e| FlushError {
-        message: format!("connecting: {e}"),
-        retryable: true,
-    })?;
+    let client = pool.get().await.map_err(|e| FlushError::connecting(&e))?;
     let row = client
         .query_one(&sql.target_has_rows, &[])
         .await
@@ -176,10 +205,7 @@ async fn flush_once(
     batch: &BatchData,
     load: Load,
 ) -> Result<Loaded, FlushError> {
-    let mut client = pool.get().await.map_err(|e| FlushError {
-        message: format!("connecting: {e}"),
-        retryable: true,
-    })?;
+    let mut client = pool.get().await.map_err(|e| FlushError::connecting(&e))?;
     if batch.row_count == 0 {
         let tx = client
             .transaction()

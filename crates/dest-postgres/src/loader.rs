@@ -19,7 +19,7 @@ use tokio::time::Instant;
 
 use crate::batch::Batch;
 use crate::config::{Config, DeleteMode};
-use crate::flush::{BatchData, Load, flush, target_has_rows};
+use crate::flush::{BatchData, FlushError, Load, flush, target_has_rows};
 use crate::merge::MergeSql;
 use crate::record::{Rejection, RowPlan};
 use crate::rejected::RejectedRecord;
@@ -48,8 +48,17 @@ pub enum ToLoader {
 
 /// A loader's report to the router.
 pub enum LoaderNote {
-    Reached { stream: usize, barrier: u64 },
-    Failed { stream: usize },
+    Reached {
+        stream: usize,
+        barrier: u64,
+    },
+    Failed {
+        stream: usize,
+    },
+    /// No connection could be had or kept, after retries: every stream would meet it.
+    DatabaseDown {
+        message: String,
+    },
 }
 
 /// Shared by the router and the loaders.
@@ -60,6 +69,8 @@ pub struct Shared {
     pub buffered: AtomicUsize,
     /// Set on a fatal input error: loaders then commit only what states cover.
     pub aborting: AtomicBool,
+    /// Set when a flush found the database gone: loaders flush nothing more.
+    pub database_down: AtomicBool,
     pub notes: mpsc::UnboundedSender<LoaderNote>,
 }
 
@@ -98,7 +109,7 @@ impl Drop for InFlight {
 }
 
 /// A flush that landed: (lane, records, whether later batches may still go straight in).
-type Flight = (usize, u64, Result<bool, String>);
+type Flight = (usize, u64, Result<bool, FlushError>);
 
 pub struct StreamLoader {
     index: usize,
@@ -333,7 +344,8 @@ impl StreamLoader {
                 None => self.lanes[lane].busy = false,
             }
         }
-        if self.failed || self.lanes[lane].batch.is_empty() {
+        let database_down = self.shared.database_down.load(Ordering::SeqCst);
+        if self.failed || database_down || self.lanes[lane].batch.is_empty() {
             return;
         }
         let load = self.load_for(lane).await;
@@ -357,12 +369,16 @@ impl StreamLoader {
         self.flights.spawn(async move {
             let _budget = budget;
             let result = match flush(&shared.pool, &sql, &data, load, &stream).await {
-                Ok(loaded) if loaded.rows != data.row_count => Err(format!(
-                    "COPY loaded {} rows of a batch of {}",
-                    loaded.rows, data.row_count
-                )),
+                Ok(loaded) if loaded.rows != data.row_count => Err(FlushError {
+                    message: format!(
+                        "COPY loaded {} rows of a batch of {}",
+                        loaded.rows, data.row_count
+                    ),
+                    retryable: false,
+                    database_down: false,
+                }),
                 Ok(loaded) => Ok(loaded.direct_ok),
-                Err(e) => Err(e.message),
+                Err(e) => Err(e),
             };
             (lane, records, result)
         });
@@ -408,7 +424,15 @@ impl StreamLoader {
                 self.lanes[lane].committed += records;
                 self.emit_ready().await;
             }
-            Err(message) => self.fail(&message).await,
+            Err(e) => {
+                if e.database_down {
+                    self.shared.database_down.store(true, Ordering::SeqCst);
+                    let _ = self.shared.notes.send(LoaderNote::DatabaseDown {
+                        message: e.message.clone(),
+                    });
+                }
+                self.fail(&e.message).await;
+            }
         }
     }
 

@@ -52,6 +52,8 @@ struct Router {
     since_global: u64,
     unknown_reported: HashSet<String>,
     output: Output,
+    /// Why the database is gone, once a loader found it so.
+    database_down: Option<String>,
 }
 
 impl Router {
@@ -63,6 +65,9 @@ impl Router {
                 }
             }
             LoaderNote::Failed { stream } => self.routes[stream].failed = true,
+            LoaderNote::DatabaseDown { message } => {
+                self.database_down.get_or_insert(message);
+            }
         }
     }
 
@@ -179,6 +184,7 @@ impl Router {
             since_global: 0,
             unknown_reported: HashSet::new(),
             output,
+            database_down: None,
         }
     }
 
@@ -246,6 +252,7 @@ pub async fn write(
         config,
         buffered: AtomicUsize::new(0),
         aborting: AtomicBool::new(false),
+        database_down: AtomicBool::new(false),
         notes: notes_tx,
     });
     let mut router = Router::new(output);
@@ -257,6 +264,11 @@ pub async fn write(
             biased;
             Some(note) = notes_rx.recv() => {
                 router.note(note);
+                if router.database_down.is_some() {
+                    // Every stream writes there: going on would only fail them one by one
+                    // while the source keeps reading (forever, when it is live).
+                    break;
+                }
                 router.emit_ready_globals().await?;
             }
             line = input.next() => {
@@ -273,7 +285,7 @@ pub async fn write(
         }
     }
 
-    if fatal.is_some() {
+    if fatal.is_some() || router.database_down.is_some() {
         shared.aborting.store(true, Ordering::SeqCst);
     }
     router.finish_loaders(handles).await?;
@@ -282,6 +294,11 @@ pub async fn write(
         router.note(note);
     }
     router.emit_ready_globals().await?;
+    if let Some(message) = router.database_down {
+        return Err(ConnectorError::transient(format!(
+            "Postgres failed, after retries: {message}; every stream writes there, so the write stops (nothing after the last acknowledged state was committed)"
+        )));
+    }
     if let Some(message) = fatal {
         return Err(ConnectorError::system(format!(
             "invalid input, nothing after the last acknowledged state was committed: {message}"
