@@ -161,12 +161,29 @@ fn committed(initial: &Value, messages: &[Value]) -> Value {
     if state.is_null() {
         state = json!({"source": {"streams": {}, "global": {}}, "destination": {}, "sync_run": {}});
     }
-    for m in messages.iter().filter(|m| m["type"] == "source_state") {
+    for m in messages {
+        if m["type"] == "control" && m["control"]["control_type"] == "destination_tables" {
+            // The tables setup reported; a table seen before with rows keeps its flag.
+            for (stream, table) in m["control"]["destination_tables"].as_object().unwrap() {
+                let before = &state["destination"]["tables"][stream];
+                let rows = table["has_rows"] == true
+                    || (before["identity"] == table["identity"] && before["rows"] == true);
+                state["destination"]["tables"][stream] =
+                    json!({"identity": table["identity"], "rows": rows});
+            }
+        }
+        if m["type"] != "source_state" {
+            continue;
+        }
         let s = &m["source_state"];
         if s["state_type"] == "global" {
             state["source"]["global"] = s["data"].clone();
         } else {
-            state["source"]["streams"][s["stream"].as_str().unwrap()] = s["data"].clone();
+            let stream = s["stream"].as_str().unwrap();
+            state["source"]["streams"][stream] = s["data"].clone();
+            if s["destination_stats"]["committed"].as_u64() > Some(0) {
+                state["destination"]["tables"][stream]["rows"] = json!(true);
+            }
         }
     }
     state

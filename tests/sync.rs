@@ -365,3 +365,194 @@ fn an_event_from_the_same_second_as_the_listing_never_leaves_a_row_stale() {
     // The rule's cost: one retrieve per object whose event ties with the listing.
     assert_eq!(refetches, 1, "{:?}", fake.stats().by_endpoint);
 }
+
+/// A `sync-engine` subcommand against the simulator and the test database, one sync id.
+fn engine(
+    fake: &FakeStripe,
+    db: &TestDb,
+    command: &str,
+    sync_id: &str,
+    streams: &[&str],
+) -> Finished {
+    let mut cmd = Command::new(bin_path("sync-engine"));
+    cmd.args([command, "--stripe-api-key", "sk_test_fake"])
+        .args(["--stripe-base-url", &fake.base_url()])
+        .args(["--postgres-url", db.url(), "--schema", "stripe"])
+        .args(["--streams", &streams.join(","), "--sync-id", sync_id])
+        .env_remove("STRIPE_API_KEY")
+        .env_remove("DATABASE_URL");
+    if command == "sync" {
+        cmd.args(["--source-config", FAST, "--output", "ndjson"]);
+    }
+    cmd.output().unwrap().into()
+}
+
+/// Rows a complete customers table holds: the live customers (deleted ones were never listed).
+fn live_customers(fake: &FakeStripe) -> i64 {
+    fake.objects(Scope::test(None), "customers").unwrap().len() as i64
+}
+
+/// Records the run read for a stream (its eof's progress).
+fn records_read(run: &Finished, stream: &str) -> u64 {
+    let eof = run.of_type("eof").pop().expect("an eof");
+    let streams = eof["run_progress"]["streams"]
+        .as_object()
+        .unwrap_or_else(|| panic!("the eof has per-stream progress: {eof}"))
+        .clone();
+    streams
+        .get(stream)
+        .map(|s| s["record_count"].as_u64().expect("a record count"))
+        .unwrap_or(0)
+}
+
+#[test]
+fn teardown_of_one_sync_keeps_the_tables_another_sync_uses() {
+    let fake = fake(Faults::default());
+    let db = TestDb::new();
+    let a = engine(&fake, &db, "sync", "a", &["customers", "products"]);
+    assert_eq!(a.code, Some(0), "{}", a.stderr);
+    let b = engine(&fake, &db, "sync", "b", &["customers"]);
+    assert_eq!(b.code, Some(0), "{}", b.stderr);
+    assert_eq!(db.count("stripe.customers"), live_customers(&fake));
+
+    let down = engine(&fake, &db, "teardown", "a", &["customers", "products"]);
+    assert_eq!(down.code, Some(0), "{}", down.stderr);
+    assert!(
+        down.stderr.contains("kept table stripe.customers") && down.stderr.contains("\"b\""),
+        "teardown names the table it kept and who uses it: {}",
+        down.stderr
+    );
+    assert_eq!(
+        db.count("stripe.customers"),
+        live_customers(&fake),
+        "sync b's table is kept with its rows"
+    );
+    let products: bool = db
+        .client()
+        .query_one("SELECT to_regclass('stripe.products') IS NULL", &[])
+        .unwrap()
+        .get(0);
+    assert!(products, "the table only sync a used is dropped");
+
+    let again = engine(&fake, &db, "sync", "b", &["customers"]);
+    assert_eq!(again.code, Some(0), "{}", again.stderr);
+    assert_eq!(db.count("stripe.customers"), live_customers(&fake));
+    assert_eq!(
+        records_read(&again, "customers"),
+        0,
+        "b continues: nothing to re-read"
+    );
+
+    // The last user's teardown drops the table.
+    let last = engine(&fake, &db, "teardown", "b", &["customers"]);
+    assert_eq!(last.code, Some(0), "{}", last.stderr);
+    let gone: bool = db
+        .client()
+        .query_one("SELECT to_regclass('stripe.customers') IS NULL", &[])
+        .unwrap()
+        .get(0);
+    assert!(gone, "{}", last.stderr);
+}
+
+#[test]
+fn a_sync_whose_table_was_recreated_or_emptied_behind_its_back_reads_it_again() {
+    let fake = fake(Faults::default());
+    let db = TestDb::new();
+    let streams = ["customers", "products"];
+    let first = engine(&fake, &db, "sync", "a", &streams);
+    assert_eq!(first.code, Some(0), "{}", first.stderr);
+    assert_eq!(db.count("stripe.customers"), live_customers(&fake));
+
+    // Dropped by hand (or by another tool's teardown): setup creates it again, empty.
+    db.client()
+        .batch_execute("DROP TABLE stripe.customers")
+        .unwrap();
+    let second = engine(&fake, &db, "sync", "a", &streams);
+    assert_eq!(second.code, Some(0), "{}", second.stderr);
+    assert!(
+        second
+            .stderr
+            .contains("stream customers: its table stripe.customers is not the table"),
+        "the run says why it reads the stream again: {}",
+        second.stderr
+    );
+    assert_eq!(
+        db.count("stripe.customers"),
+        live_customers(&fake),
+        "backfilled again"
+    );
+    assert_eq!(
+        records_read(&second, "products"),
+        0,
+        "the intact stream is not re-read"
+    );
+
+    // Emptied behind its back.
+    db.client()
+        .batch_execute("TRUNCATE stripe.customers")
+        .unwrap();
+    let third = engine(&fake, &db, "sync", "a", &streams);
+    assert_eq!(third.code, Some(0), "{}", third.stderr);
+    assert!(
+        third
+            .stderr
+            .contains("is empty although rows were committed"),
+        "{}",
+        third.stderr
+    );
+    assert_eq!(
+        db.count("stripe.customers"),
+        live_customers(&fake),
+        "backfilled again"
+    );
+
+    // Nothing changed: an incremental run.
+    let fourth = engine(&fake, &db, "sync", "a", &streams);
+    assert_eq!(fourth.code, Some(0), "{}", fourth.stderr);
+    assert_eq!(records_read(&fourth, "customers"), 0);
+}
+
+#[test]
+fn setup_never_takes_over_a_table_it_did_not_create() {
+    let fake = fake(Faults::default());
+    let db = TestDb::new();
+    // A user's table with exactly the stream's layout: made by setup, then unmarked.
+    let setup = engine(&fake, &db, "setup", "a", &["customers"]);
+    assert_eq!(setup.code, Some(0), "{}", setup.stderr);
+    db.client()
+        .batch_execute(
+            "COMMENT ON TABLE stripe.customers IS NULL; \
+             INSERT INTO stripe.customers (id, _account_id, _raw_data, _updated_at, _synced_at) \
+             VALUES ('mine', 'acct_user', '{\"id\":\"mine\"}', now(), now())",
+        )
+        .unwrap();
+    let run = engine(&fake, &db, "sync", "a", &["customers"]);
+    assert_ne!(run.code, Some(0), "a user's table is not written into");
+    assert!(
+        run.stderr.contains("stripe.customers") && run.stderr.contains("did not create it"),
+        "{}",
+        run.stderr
+    );
+    let down = engine(&fake, &db, "teardown", "a", &["customers"]);
+    assert_eq!(down.code, Some(0), "{}", down.stderr);
+    assert_eq!(
+        db.count("stripe.customers"),
+        1,
+        "teardown left the user's table and row"
+    );
+
+    // A user's table with the key but other columns: the same clear error, not raw SQL.
+    let db = TestDb::new();
+    db.client()
+        .batch_execute(
+            "CREATE SCHEMA stripe; CREATE TABLE stripe.customers (id text PRIMARY KEY, note text)",
+        )
+        .unwrap();
+    let run = engine(&fake, &db, "sync", "a", &["customers"]);
+    assert_ne!(run.code, Some(0));
+    assert!(
+        run.stderr.contains("table stripe.customers (for stream \"customers\") exists but dest-postgres did not create it"),
+        "{}",
+        run.stderr
+    );
+}

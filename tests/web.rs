@@ -9,7 +9,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use test_support::{TestDb, bin_path};
+use stripe_fake::{Config, FakeStripe};
+use test_support::{Bin, TestDb, bin_path};
 
 /// A running `sync-engine serve` on a free port, killed when dropped.
 struct Serve {
@@ -192,6 +193,209 @@ fn the_login_form_sends_the_browser_only_to_a_path_of_this_site() {
         let answer = raw(&open, "GET", &format!("/login?next={next}"), &[], "");
         assert_eq!(answer.header("location"), Some(location), "{next}");
     }
+}
+
+// ---- 6: pages of other sites cannot drive or read a server -----------------------------
+
+fn simulator() -> FakeStripe {
+    FakeStripe::start(Config {
+        seed: 25,
+        scale: 0.0,
+        objects: vec![("customers".into(), 20)],
+        ..Default::default()
+    })
+    .expect("the simulator starts")
+}
+
+fn table_exists(db: &TestDb, table: &str) -> bool {
+    db.client()
+        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&table])
+        .unwrap()
+        .get(0)
+}
+
+/// The port a server listens on.
+fn port_of(serve: &Serve) -> u16 {
+    serve.address().rsplit(':').next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn a_page_of_another_site_cannot_tear_down_through_a_tokenless_server() {
+    let fake = simulator();
+    let db = TestDb::new();
+    let serve = Serve::start(&[]);
+    let pipeline = json!({
+        "source": {"type": "stripe", "stripe": {"api_key": "sk_test_fake", "base_url": fake.base_url()}},
+        "destination": {"type": "postgres", "postgres": {"url": db.url(), "schema": "xsite"}},
+        "streams": [{"name": "customers"}]
+    });
+    let body = json!({"pipeline": pipeline, "only": "destination"}).to_string();
+    let json_type = ("Content-Type", "application/json");
+    let setup = raw(&serve, "POST", "/pipeline_setup", &[json_type], &body);
+    assert_eq!(setup.status, 200, "{setup:?}");
+    assert!(table_exists(&db, "xsite.customers"));
+
+    // A form of another site can post text/plain (or form-encoded, or multipart) without a
+    // preflight; a script can post text/plain with no-cors.
+    for content_type in [
+        "text/plain",
+        "text/plain;charset=UTF-8",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+    ] {
+        let answer = raw(
+            &serve,
+            "POST",
+            "/pipeline_teardown",
+            &[("Content-Type", content_type)],
+            &body,
+        );
+        assert_eq!(answer.status, 415, "{content_type}: {answer:?}");
+        assert!(
+            answer.body.contains("application/json"),
+            "{content_type}: the refusal says what is taken: {}",
+            answer.body
+        );
+        assert!(table_exists(&db, "xsite.customers"), "{content_type}");
+    }
+    // JSON from a page of another origin (a browser sends its Origin) is refused too.
+    for origin in ["http://evil.example", "null", "http://127.0.0.1:1"] {
+        let answer = raw(
+            &serve,
+            "POST",
+            "/pipeline_teardown",
+            &[json_type, ("Origin", origin)],
+            &body,
+        );
+        assert_eq!(answer.status, 403, "{origin}: {answer:?}");
+        assert!(answer.body.contains("Origin"), "{}", answer.body);
+        assert!(table_exists(&db, "xsite.customers"), "{origin}");
+    }
+    // NDJSON is taken only where a route reads it.
+    let answer = raw(
+        &serve,
+        "POST",
+        "/pipeline_teardown",
+        &[("Content-Type", "application/x-ndjson")],
+        &body,
+    );
+    assert_eq!(answer.status, 415, "{answer:?}");
+    // This server's own origin, and clients that send none, still work.
+    let answer = raw(
+        &serve,
+        "POST",
+        "/pipeline_teardown",
+        &[
+            ("Content-Type", "application/json; charset=utf-8"),
+            ("Origin", &serve.url.clone()),
+        ],
+        &body,
+    );
+    assert_eq!(answer.status, 200, "{answer:?}");
+    assert!(!table_exists(&db, "xsite.customers"), "the teardown ran");
+}
+
+#[test]
+fn a_tokenless_server_answers_only_its_own_names() {
+    let serve = Serve::start(&[]);
+    let port = port_of(&serve);
+    // DNS rebinding: a name of the attacker's now pointing at 127.0.0.1. The page is then of
+    // the same origin as its requests, so only the Host header tells.
+    for host in [
+        format!("evil.example:{port}"),
+        "evil.example".to_owned(),
+        format!("localhost.evil.example:{port}"),
+        format!("localhost:{}", port.wrapping_add(1)),
+        format!("127.0.0.1:{}", port.wrapping_add(1)),
+    ] {
+        for path in ["/meta/sources", "/openapi.json", "/explorer", "/login"] {
+            let answer = raw(&serve, "GET", path, &[("Host", &host)], "");
+            assert_eq!(answer.status, 403, "{host} {path}: {answer:?}");
+            assert!(
+                answer.body.contains("--allowed-host"),
+                "the refusal says how to allow a name: {}",
+                answer.body
+            );
+        }
+    }
+    for host in [
+        format!("localhost:{port}"),
+        format!("LOCALHOST:{port}"),
+        format!("127.0.0.1:{port}"),
+    ] {
+        let answer = raw(&serve, "GET", "/meta/sources", &[("Host", &host)], "");
+        assert_eq!(answer.status, 200, "{host}: {answer:?}");
+    }
+    // Liveness probes come with whatever name the prober uses.
+    let health = raw(
+        &serve,
+        "GET",
+        "/health",
+        &[("Host", "probe.internal:80")],
+        "",
+    );
+    assert_eq!(health.status, 200, "{health:?}");
+
+    // A name the operator allows; and with a token the token guards every name.
+    let named = Serve::start(&["--allowed-host", "engine.internal"]);
+    let host = format!("engine.internal:{}", port_of(&named));
+    let answer = raw(&named, "GET", "/meta/sources", &[("Host", &host)], "");
+    assert_eq!(answer.status, 200, "{answer:?}");
+    let tokened = Serve::start(&["--api-token", "host-token"]);
+    let host = format!("engine.example.com:{}", port_of(&tokened));
+    let answer = raw(
+        &tokened,
+        "GET",
+        "/meta/sources",
+        &[("Host", &host), ("Authorization", "Bearer host-token")],
+        "",
+    );
+    assert_eq!(answer.status, 200, "{answer:?}");
+    let answer = raw(&tokened, "GET", "/meta/sources", &[("Host", &host)], "");
+    assert_eq!(answer.status, 401, "{answer:?}");
+    // A name that cannot be one is refused at start, naming the flag.
+    let out = Bin::new("sync-engine")
+        .args(["serve", "--port", "0", "--allowed-host", "http://x/"])
+        .run();
+    assert_eq!(out.code, Some(2), "{out:?}");
+    assert!(
+        out.stderr.contains("--allowed-host") && !out.stderr.contains("unexpected argument"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn the_console_forms_work_from_their_own_pages_only() {
+    let serve = Serve::start(&["--api-token", "form-token"]);
+    let form = [("Content-Type", "application/x-www-form-urlencoded")];
+    let own = serve.url.clone();
+    let login = |origin: &str| {
+        raw(
+            &serve,
+            "POST",
+            "/login",
+            &[form[0], ("Origin", origin)],
+            "token=form-token&next=%2Fexplorer",
+        )
+    };
+    let accepted = login(&own);
+    assert_eq!(accepted.status, 303, "{accepted:?}");
+    assert!(accepted.header("set-cookie").is_some());
+    // Login CSRF: another site logging the browser in.
+    let refused = login("http://evil.example");
+    assert_eq!(refused.status, 403, "{refused:?}");
+    assert!(refused.header("set-cookie").is_none());
+    let logout = raw(&serve, "POST", "/logout", &[form[0], ("Origin", &own)], "");
+    assert_eq!(logout.status, 303, "{logout:?}");
+    let logout = raw(
+        &serve,
+        "POST",
+        "/logout",
+        &[form[0], ("Origin", "http://evil.example")],
+        "",
+    );
+    assert_eq!(logout.status, 403, "{logout:?}");
 }
 
 // ---- 11: durations are bounded ---------------------------------------------------------

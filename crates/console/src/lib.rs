@@ -5,7 +5,8 @@
 //! from elsewhere at build or run time.
 //!
 //! A host gives the console its data through [`PipelineData`] and [`ExplorerData`], mounts
-//! [`router`], and puts [`auth::gate`] in front of its own routes and the console's.
+//! [`router`], and puts [`auth::gate`] in front of its own routes and the console's, and
+//! [`same_site::enforce`] in front of everything.
 
 mod assets;
 pub mod auth;
@@ -14,6 +15,7 @@ pub mod format;
 mod link;
 mod pages;
 mod pipelines;
+pub mod same_site;
 pub mod schema_map;
 pub mod table_stats;
 mod views;

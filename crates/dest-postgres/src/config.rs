@@ -48,9 +48,17 @@ pub struct Config {
     /// Longest one statement may run; 0: no limit.
     #[serde(default)]
     pub statement_timeout_ms: u64,
+    /// The sync using the tables (setup registers it, teardown keeps tables others use).
+    #[serde(default)]
+    pub sync_id: Option<String>,
 }
 
 impl Config {
+    /// Who setup registers as a user of the tables, and teardown takes off.
+    pub fn user(&self) -> &str {
+        self.sync_id.as_deref().unwrap_or(crate::registry::UNNAMED)
+    }
+
     /// Checks what the JSON Schema cannot say; the error names the field.
     pub fn validate(&self) -> Result<(), String> {
         if crate::ddl::is_system_schema(&self.schema) {
@@ -157,6 +165,11 @@ pub fn config_schema() -> Value {
                 "minimum": 0,
                 "default": 0,
                 "description": "Longest a single statement (a batch's COPY or merge) may run before the stream fails; 0 (the default) sets no limit."
+            },
+            "sync_id": {
+                "type": "string",
+                "minLength": 1,
+                "description": "The sync (pipeline) that uses these tables. Setup registers it as a user of each table it needs (in the schema's _sync_tables); teardown takes it off and drops only the tables no other sync uses, naming the ones it keeps. sync-engine fills it with the sync id, sync-service with the pipeline id; unset, the sync is unnamed."
             },
             "ssl_ca_pem": {
                 "type": "string",

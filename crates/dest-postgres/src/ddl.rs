@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use deadpool_postgres::{Client, Transaction};
 
 use crate::ident::{literal, qualified, quote};
+use crate::registry;
 use crate::table::TableModel;
 
 /// The comment that marks what this destination created; teardown removes nothing else.
@@ -36,6 +37,17 @@ pub enum DdlError {
         existing: String,
         wanted: String,
     },
+    #[error(
+        "table {schema}.{table} (for {purpose}) exists but dest-postgres did not create it (its comment does not \
+         say \"{MARK}\"): setup never takes over a table it did not make, since teardown would then drop it with \
+         its rows. Rename or drop that table, or set another schema (a table a build of stripe-sync from before \
+         2026-11-30 created is unmarked: mark it with COMMENT ON TABLE {schema}.{table} IS '{MARK}')"
+    )]
+    NotOurs {
+        schema: String,
+        table: String,
+        purpose: String,
+    },
 }
 
 impl DdlError {
@@ -43,12 +55,12 @@ impl DdlError {
     pub fn is_config_error(&self) -> bool {
         matches!(
             self,
-            DdlError::SystemSchema(_) | DdlError::KeyChanged { .. }
+            DdlError::SystemSchema(_) | DdlError::KeyChanged { .. } | DdlError::NotOurs { .. }
         )
     }
 }
 
-fn pg_err(context: impl Into<String>) -> impl FnOnce(tokio_postgres::Error) -> DdlError {
+pub(crate) fn pg_err(context: impl Into<String>) -> impl FnOnce(tokio_postgres::Error) -> DdlError {
     let context = context.into();
     move |e| DdlError::Postgres {
         context,
@@ -56,9 +68,38 @@ fn pg_err(context: impl Into<String>) -> impl FnOnce(tokio_postgres::Error) -> D
     }
 }
 
+/// A stream's table as setup left it.
+#[derive(Debug)]
+pub struct StreamTable {
+    pub stream: String,
+    pub table: String,
+    /// Set when setup created the table ([`crate::registry`]).
+    pub generation: String,
+}
+
+/// Whether a table holds any row (a scan that stops at the first). A table another session
+/// holds locked (a `LOCK TABLE`, a long `ALTER`) is taken to hold rows rather than waited for:
+/// the answer only serves to notice a table emptied behind a checkpoint's back.
+pub async fn holds_rows(client: &mut Client, schema: &str, table: &str) -> Result<bool, DdlError> {
+    let tx = client.transaction().await.map_err(pg_err("begin"))?;
+    tx.batch_execute("SET LOCAL lock_timeout = '500ms'")
+        .await
+        .map_err(pg_err("setting a lock timeout"))?;
+    let sql = format!("SELECT EXISTS (SELECT 1 FROM {})", qualified(schema, table));
+    match tx.query_one(&sql, &[]).await {
+        Ok(row) => Ok(row.get(0)),
+        Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE) => {
+            tracing::debug!("{schema}.{table} is locked by another session; taken to hold rows");
+            Ok(true)
+        }
+        Err(e) => Err(pg_err(format!("looking into {schema}.{table}"))(e)),
+    }
+}
+
 /// What setup changed or noticed, for logs.
 #[derive(Debug, Default)]
 pub struct SetupReport {
+    pub tables: Vec<StreamTable>,
     pub created_tables: Vec<String>,
     pub added_columns: Vec<(String, String)>,
     /// (table, column, existing type, catalog type): kept as they are.
@@ -72,6 +113,7 @@ pub async fn setup(
     schema: &str,
     tables: &[TableModel],
     fillfactor: u8,
+    user: &str,
 ) -> Result<SetupReport, DdlError> {
     if is_system_schema(schema) {
         return Err(DdlError::SystemSchema(schema.to_owned()));
@@ -82,7 +124,7 @@ pub async fn setup(
     let mut report = SetupReport::default();
     for table in tables {
         let existing = existing_columns(&tx, schema, &table.table).await?;
-        if existing.is_empty() {
+        let generation = if existing.is_empty() {
             tx.batch_execute(&create_table_sql(schema, table, fillfactor))
                 .await
                 .map_err(pg_err(format!(
@@ -90,9 +132,16 @@ pub async fn setup(
                     table.table, table.stream
                 )))?;
             report.created_tables.push(table.table.clone());
+            registry::created(&tx, schema, &table.table, &table.stream, user).await?
         } else {
             update_table(&tx, schema, table, &existing, &mut report).await?;
-        }
+            registry::used(&tx, schema, &table.table, &table.stream, user).await?
+        };
+        report.tables.push(StreamTable {
+            stream: table.stream.clone(),
+            table: table.table.clone(),
+            generation,
+        });
     }
     tx.commit().await.map_err(pg_err("committing setup"))?;
     Ok(report)
@@ -117,20 +166,25 @@ async fn create_schema(tx: &Transaction<'_>, schema: &str) -> Result<(), DdlErro
         .await
         .map_err(pg_err(format!("creating schema {schema:?}")))?;
     }
-    for (create, table) in [
-        (crate::rejected::create_sql(schema), crate::rejected::TABLE),
-        (
-            crate::tombstones::create_sql(schema),
-            crate::tombstones::TABLE,
-        ),
-    ] {
-        tx.batch_execute(&format!(
-            "{create}; COMMENT ON TABLE {} IS {}",
-            qualified(schema, table),
-            literal(MARK)
-        ))
-        .await
-        .map_err(pg_err(format!("creating {schema}.{table}")))?;
+    for (create, table, purpose) in bookkeeping(schema) {
+        match table_comment(tx, schema, table).await? {
+            Some(Some(comment)) if comment.starts_with(MARK) => {}
+            Some(_) => {
+                return Err(DdlError::NotOurs {
+                    schema: schema.to_owned(),
+                    table: table.to_owned(),
+                    purpose: purpose.to_owned(),
+                });
+            }
+            None => tx
+                .batch_execute(&format!(
+                    "{create}; COMMENT ON TABLE {} IS {}",
+                    qualified(schema, table),
+                    literal(MARK)
+                ))
+                .await
+                .map_err(pg_err(format!("creating {schema}.{table}")))?,
+        }
     }
     tx.batch_execute(&crate::tombstones::prune_sql(schema))
         .await
@@ -138,6 +192,27 @@ async fn create_schema(tx: &Transaction<'_>, schema: &str) -> Result<(), DdlErro
             "pruning {schema}.{}",
             crate::tombstones::TABLE
         )))
+}
+
+/// The schema's own tables besides the streams': (creation SQL, name, what it is for).
+fn bookkeeping(schema: &str) -> [(String, &'static str, &'static str); 3] {
+    [
+        (
+            crate::rejected::create_sql(schema),
+            crate::rejected::TABLE,
+            "records set aside",
+        ),
+        (
+            crate::tombstones::create_sql(schema),
+            crate::tombstones::TABLE,
+            "hard deletes",
+        ),
+        (
+            registry::create_sql(schema),
+            registry::TABLE,
+            "the syncs using each table",
+        ),
+    ]
 }
 
 /// Brings a table that exists up to the catalog: checks its key, adds the columns of new
@@ -149,13 +224,19 @@ async fn update_table(
     existing: &HashMap<String, String>,
     report: &mut SetupReport,
 ) -> Result<(), DdlError> {
+    let comment = table_comment(tx, schema, &table.table).await?.flatten();
+    if !comment.as_deref().is_some_and(|c| c.starts_with(MARK)) {
+        return Err(DdlError::NotOurs {
+            schema: schema.to_owned(),
+            table: table.table.clone(),
+            purpose: format!("stream {:?}", table.stream),
+        });
+    }
     check_key(tx, schema, table).await?;
-    // Tables of earlier versions (unmarked, or with the integer cast that rounded fractions
-    // and failed on values beyond 64 bits) are brought up to date once; reading generation
-    // expressions locks the table, so current ones are told apart by their comment.
-    let current = table_comment(tx, schema, &table.table)
-        .await?
-        .is_some_and(|c| c.starts_with(MARK) && c.ends_with(&format!("({COLUMNS_VERSION})")));
+    // Tables of earlier versions (with the integer cast that rounded fractions and failed on
+    // values beyond 64 bits) are brought up to date once; reading generation expressions
+    // locks the table, so current ones are told apart by their comment.
+    let current = comment.is_some_and(|c| c.ends_with(&format!("({COLUMNS_VERSION})")));
     let old_integers = if current {
         Vec::new()
     } else {
@@ -201,9 +282,7 @@ async fn update_table(
             column.column, table.table
         )))?;
     }
-    let is_ours = existing.contains_key(crate::table::RAW_DATA)
-        && existing.contains_key(crate::table::SYNCED_AT);
-    if !current && is_ours {
+    if !current {
         tx.batch_execute(&format!(
             "COMMENT ON TABLE {target} IS {}",
             literal(&table_mark(&table.stream))
@@ -228,21 +307,22 @@ async fn lock_schema(
         .map_err(pg_err("taking the setup lock"))
 }
 
-/// A table's comment (reading it takes no lock on the table).
+/// A table's comment, `None` when there is no such table (reading it takes no lock on the
+/// table).
 async fn table_comment(
     tx: &deadpool_postgres::Transaction<'_>,
     schema: &str,
     table: &str,
-) -> Result<Option<String>, DdlError> {
+) -> Result<Option<Option<String>>, DdlError> {
     let row = tx
-        .query_one(
+        .query_opt(
             "SELECT obj_description(c.oid, 'pg_class') FROM pg_class c \
              JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2",
             &[&schema, &table],
         )
         .await
         .map_err(pg_err(format!("reading the comment of {schema}.{table}")))?;
-    Ok(row.get(0))
+    Ok(row.map(|r| r.get(0)))
 }
 
 /// The comment of a stream's table: the mark, and the version of its column definitions.
@@ -344,24 +424,33 @@ pub fn create_table_sql(schema: &str, table: &TableModel, fillfactor: u8) -> Str
     )
 }
 
-/// What teardown removed.
+/// What teardown removed, and what it kept for other syncs.
 #[derive(Debug, Default)]
 pub struct TeardownReport {
     pub dropped_tables: Vec<String>,
+    /// Tables other syncs still use, with those syncs.
+    pub kept_tables: Vec<(String, Vec<String>)>,
     pub dropped_schema: bool,
     /// Why the schema stayed, when it did.
     pub kept_schema_because: Option<String>,
 }
 
-/// Drops what setup created: the tables it marked, then the schema when setup created it and
-/// nothing else is left in it. Other tables, views and functions stay; one that depends on a
-/// table of ours stops teardown with Postgres' message naming it.
-pub async fn teardown(client: &mut Client, schema: &str) -> Result<TeardownReport, DdlError> {
+/// Takes `user` off every table's users, then drops what setup created that no other sync
+/// uses: the tables it marked, the schema's bookkeeping tables once no stream table is left,
+/// then the schema when setup created it and nothing else is left in it. Other tables, views
+/// and functions stay; one that depends on a table of ours stops teardown with Postgres'
+/// message naming it.
+pub async fn teardown(
+    client: &mut Client,
+    schema: &str,
+    user: &str,
+) -> Result<TeardownReport, DdlError> {
     if is_system_schema(schema) {
         return Err(DdlError::SystemSchema(schema.to_owned()));
     }
     let tx = client.transaction().await.map_err(pg_err("begin"))?;
     lock_schema(&tx, schema).await?;
+    let users = registry::leave(&tx, schema, user).await?;
     let ours = tx
         .query(
             "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
@@ -371,13 +460,34 @@ pub async fn teardown(client: &mut Client, schema: &str) -> Result<TeardownRepor
         )
         .await
         .map_err(pg_err(format!("listing the tables of {schema:?}")))?;
+    let bookkeeping: Vec<&str> = bookkeeping(schema).iter().map(|(_, t, _)| *t).collect();
     let mut report = TeardownReport::default();
-    for row in ours {
+    let (mut doomed, mut ours_bookkeeping) = (Vec::new(), Vec::new());
+    for row in &ours {
         let table: String = row.get(0);
-        tx.batch_execute(&format!("DROP TABLE {}", qualified(schema, &table)))
-            .await
-            .map_err(pg_err(format!("dropping {schema}.{table}")))?;
+        if bookkeeping.contains(&table.as_str()) {
+            ours_bookkeeping.push(table);
+            continue;
+        }
+        match users.get(&table).filter(|u| !u.is_empty()) {
+            Some(others) => report.kept_tables.push((table, others.clone())),
+            None => doomed.push(table),
+        }
+    }
+    let keeping_any = !report.kept_tables.is_empty();
+    for table in doomed {
+        drop_table(&tx, schema, &table).await?;
+        if keeping_any {
+            registry::dropped(&tx, schema, &table).await?;
+        }
         report.dropped_tables.push(table);
+    }
+    // Records set aside, tombstones and the registry serve every stream table of the schema.
+    if !keeping_any {
+        for table in ours_bookkeeping {
+            drop_table(&tx, schema, &table).await?;
+            report.dropped_tables.push(table);
+        }
     }
     let schema_row = tx
         .query_opt(
@@ -408,4 +518,10 @@ pub async fn teardown(client: &mut Client, schema: &str) -> Result<TeardownRepor
     }
     tx.commit().await.map_err(pg_err("committing teardown"))?;
     Ok(report)
+}
+
+async fn drop_table(tx: &Transaction<'_>, schema: &str, table: &str) -> Result<(), DdlError> {
+    tx.batch_execute(&format!("DROP TABLE {}", qualified(schema, table)))
+        .await
+        .map_err(pg_err(format!("dropping {schema}.{table}")))
 }

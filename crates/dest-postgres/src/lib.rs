@@ -19,6 +19,7 @@ mod loader;
 mod merge;
 mod numeric;
 mod record;
+mod registry;
 mod rejected;
 mod router;
 mod tombstones;
@@ -27,7 +28,10 @@ mod tombstones;
 use pg_tables::{ident, table};
 
 use sync_connector::{About, Capability, Connector, ConnectorError, InputLines, Output};
-use sync_protocol::{ConfiguredCatalog, ConnectionStatus, FailureType, Spec};
+use sync_protocol::{
+    ConfiguredCatalog, ConnectionStatus, Control, FailureType, Log, LogLevel, Message, Spec,
+    TableReport,
+};
 
 pub use crate::config::{Config, DeleteMode};
 use crate::table::TableModel;
@@ -66,16 +70,22 @@ async fn ensure_tables(
     config: &Config,
     pool: &deadpool_postgres::Pool,
     catalog: &ConfiguredCatalog,
-) -> Result<(), ConnectorError> {
+) -> Result<ddl::SetupReport, ConnectorError> {
     let tables: Vec<TableModel> = catalog
         .streams
         .iter()
         .map(TableModel::from_stream)
         .collect();
     let mut client = client(config, pool).await?;
-    let report = ddl::setup(&mut client, &config.schema, &tables, config.fillfactor)
-        .await
-        .map_err(ddl_error)?;
+    let report = ddl::setup(
+        &mut client,
+        &config.schema,
+        &tables,
+        config.fillfactor,
+        config.user(),
+    )
+    .await
+    .map_err(ddl_error)?;
     for table in &report.created_tables {
         tracing::info!("created table {}.{table}", config.schema);
     }
@@ -88,7 +98,31 @@ async fn ensure_tables(
             config.schema
         );
     }
-    Ok(())
+    Ok(report)
+}
+
+/// The tables setup left, as the checkpoint's holder ties the checkpoint to them.
+async fn tables_control(
+    config: &Config,
+    pool: &deadpool_postgres::Pool,
+    report: &ddl::SetupReport,
+) -> Result<Message, ConnectorError> {
+    let mut client = client(config, pool).await?;
+    let mut tables = std::collections::BTreeMap::new();
+    for t in &report.tables {
+        let has_rows = ddl::holds_rows(&mut client, &config.schema, &t.table)
+            .await
+            .map_err(ddl_error)?;
+        tables.insert(
+            t.stream.clone(),
+            TableReport {
+                identity: t.generation.clone(),
+                has_rows,
+                table: Some(format!("{}.{}", config.schema, t.table)),
+            },
+        );
+    }
+    Ok(Message::Control(Control::DestinationTables(tables)))
 }
 
 impl Connector for PostgresDestination {
@@ -161,20 +195,36 @@ impl Connector for PostgresDestination {
         &self,
         config: Config,
         catalog: ConfiguredCatalog,
-        _output: Output,
+        output: Output,
     ) -> Result<(), ConnectorError> {
         let pool = pool(&config)?;
-        ensure_tables(&config, &pool, &catalog).await
+        let report = ensure_tables(&config, &pool, &catalog).await?;
+        let tables = tables_control(&config, &pool, &report).await?;
+        // A closed stdout is the reader's choice; there is nothing to report to.
+        let _ = output.emit(tables).await;
+        Ok(())
     }
 
-    async fn teardown(&self, config: Config, _output: Output) -> Result<(), ConnectorError> {
+    async fn teardown(&self, config: Config, output: Output) -> Result<(), ConnectorError> {
         let pool = pool(&config)?;
         let mut client = client(&config, &pool).await?;
-        let report = ddl::teardown(&mut client, &config.schema)
+        let report = ddl::teardown(&mut client, &config.schema, config.user())
             .await
             .map_err(ddl_error)?;
         for table in &report.dropped_tables {
             tracing::info!("dropped table {}.{table}", config.schema);
+        }
+        for (table, users) in &report.kept_tables {
+            let users: Vec<String> = users.iter().map(|u| registry::describe_user(u)).collect();
+            let message = format!(
+                "kept table {}.{table}: {} still use(s) it",
+                config.schema,
+                users.join(", ")
+            );
+            tracing::warn!("{message}");
+            let _ = output
+                .emit(Message::Log(Log::new(LogLevel::Warn, message)))
+                .await;
         }
         match (&report.kept_schema_because, report.dropped_schema) {
             (_, true) => tracing::info!("dropped schema {:?}", config.schema),

@@ -351,11 +351,11 @@ fn integer_columns_made_by_an_earlier_version_are_recomputed() {
         &cat,
         &[record("customers", json!({"id": "c", "balance": 1.5}))],
     );
-    // The table as the earlier version made it: no comment, and a bare cast, which rounds and
-    // overflows.
+    // The table as the earlier version made it: marked without a columns version, and a bare
+    // cast, which rounds and overflows.
     db.client()
         .batch_execute(
-            "COMMENT ON TABLE stripe.customers IS NULL; \
+            "COMMENT ON TABLE stripe.customers IS 'created by dest-postgres for stream customers'; \
              ALTER TABLE stripe.customers DROP COLUMN balance, ADD COLUMN balance bigint \
              GENERATED ALWAYS AS (CASE WHEN jsonb_typeof(_raw_data -> 'balance') = 'number' THEN (_raw_data -> 'balance')::bigint END) STORED",
         )

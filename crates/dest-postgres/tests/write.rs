@@ -49,7 +49,7 @@ fn setup_is_idempotent_and_safe_to_run_concurrently() {
     );
     let tables: i64 = query(
         &db,
-        "SELECT count(*) FROM pg_tables WHERE schemaname = 'stripe' AND tablename NOT IN ('_rejected_records', '_tombstones')",
+        "SELECT count(*) FROM pg_tables WHERE schemaname = 'stripe' AND tablename NOT IN ('_rejected_records', '_tombstones', '_sync_tables')",
     )[0]
     .get(0);
     assert_eq!(tables, 1);

@@ -32,7 +32,7 @@ pub enum Command {
     /// Print the source's catalog (after stream selection).
     Discover(PipelineArgs),
     /// Create the destination's tables for the selected streams.
-    Setup(PipelineArgs),
+    Setup(SetupArgs),
     /// Remove this sync's state, then what setup created (stripe: its webhook endpoint;
     /// dest-postgres: its tables and schema).
     Teardown(TeardownArgs),
@@ -73,6 +73,11 @@ pub struct ServeArgs {
     /// 86400).
     #[arg(long, value_name = "SECONDS", default_value = "600", value_parser = timeout_seconds)]
     pub connector_timeout: f64,
+    /// Without --api-token, a name (NAME or NAME:PORT) requests may give as Host besides this
+    /// server's own (the loopback names, or its address); also the public name behind a proxy
+    /// that rewrites Host. Repeat or separate with commas.
+    #[arg(long, value_name = "NAME", value_delimiter = ',', value_parser = sync_console::same_site::allowed_host)]
+    pub allowed_host: Vec<sync_console::same_site::AllowedHost>,
     /// A pipeline file (as `sync --config` takes) whose source's catalog the web explorer at
     /// /explorer shows, with row counts from its destination when that is Postgres.
     #[arg(long, value_name = "FILE")]
@@ -230,6 +235,16 @@ pub struct CheckpointArgs {
     #[arg(long, value_name = "PATH")]
     pub state_file: Option<PathBuf>,
     /// The key of this sync's state (default: derived from the source and destination).
+    #[arg(long)]
+    pub sync_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SetupArgs {
+    #[command(flatten)]
+    pub pipeline: PipelineArgs,
+    /// The sync the tables are set up for (default: derived from the source and destination,
+    /// as for sync): dest-postgres registers it as a user of each table.
     #[arg(long)]
     pub sync_id: Option<String>,
 }

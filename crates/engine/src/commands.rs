@@ -9,7 +9,9 @@ use tokio::sync::watch;
 
 use crate::checkpoint;
 use crate::choice::AnyEngine;
-use crate::cli::{CheckpointArgs, Command, PipelineArgs, ResolverArgs, SyncArgs, TeardownArgs};
+use crate::cli::{
+    CheckpointArgs, Command, PipelineArgs, ResolverArgs, SetupArgs, SyncArgs, TeardownArgs,
+};
 use crate::engine::{EMITTED_BY, Engine, EngineError, PipelineRequest, SyncRequest};
 use crate::resolve::Resolver;
 use crate::settings::{self, Pipeline};
@@ -25,7 +27,7 @@ pub async fn dispatch(command: Command) -> Result<u8> {
         }
         Command::Check(args) => check(&AnyEngine::choose(&args, false)?, args).await,
         Command::Discover(args) => discover(&AnyEngine::choose(&args, false)?, args).await,
-        Command::Setup(args) => setup(&AnyEngine::choose(&args, false)?, args).await,
+        Command::Setup(args) => setup(&AnyEngine::choose(&args.pipeline, false)?, args).await,
         Command::Teardown(args) => teardown(&AnyEngine::choose(&args.pipeline, false)?, args).await,
         Command::Connectors(args) => connectors(args),
         Command::Serve(args) => crate::http::serve(args).await,
@@ -124,6 +126,7 @@ async fn sync(engine: &AnyEngine, args: SyncArgs) -> Result<u8> {
         &args.checkpoint,
         [&source_spec, &destination_spec],
     )?);
+    request.sync_id = Some(store.sync_id().to_owned());
     store.lock().await?;
     if args.reset {
         store.reset().await?;
@@ -213,10 +216,19 @@ async fn follow(
                 state.apply(&committed);
                 saver.tx.send_replace(Some(state.clone()));
             }
+            Message::Control(sync_protocol::Control::DestinationTables(tables)) => {
+                // As the engine did to its copy: streams whose tables changed start over. Their
+                // saved states go now; the tables seen are saved with the next commit.
+                let resets = state.reconcile_tables(&tables);
+                if !resets.is_empty() {
+                    saver.tx.send_replace(Some(state.clone()));
+                }
+            }
             Message::Control(control) => {
                 let (side, config) = match control {
                     sync_protocol::Control::SourceConfig(c) => (Side::Source, c),
                     sync_protocol::Control::DestinationConfig(c) => (Side::Destination, c),
+                    sync_protocol::Control::DestinationTables(_) => continue,
                 };
                 if let serde_json::Value::Object(map) = config {
                     sync_connector::redact::register_config_secrets(
@@ -331,11 +343,18 @@ async fn discover(engine: &AnyEngine, args: PipelineArgs) -> Result<u8> {
     bail!("{} answered no catalog", engine.describe())
 }
 
-async fn setup(engine: &AnyEngine, args: PipelineArgs) -> Result<u8> {
-    let (_, request) = pipeline(&args)?;
+async fn setup(engine: &AnyEngine, args: SetupArgs) -> Result<u8> {
+    let (pipeline, mut request) = pipeline(&args.pipeline)?;
+    let (source_spec, destination_spec) = checked_specs(engine, &request).await?;
+    let sync_id = flag_or_file("--sync-id", args.sync_id, pipeline.sync_id.clone())?;
+    let owner = checkpoint::owner(&pipeline, &source_spec, &destination_spec, sync_id);
+    request.sync_id = Some(owner.sync_id);
     let mut messages = engine.setup(&request, None).await.map_err(engine_error)?;
     while let Some(message) = messages.next().await {
-        if let Message::Control(_) = message {
+        if let Message::Control(
+            sync_protocol::Control::SourceConfig(_) | sync_protocol::Control::DestinationConfig(_),
+        ) = message
+        {
             tracing::warn!(
                 "setup returned a config update (stripe: a new webhook endpoint's secret); only sync saves such updates, so sync will replace what this setup made"
             );
@@ -363,7 +382,7 @@ fn checkpoint_store(
 
 /// Removes this sync's state, then what the connectors' setup created.
 async fn teardown(engine: &AnyEngine, args: TeardownArgs) -> Result<u8> {
-    let (pipeline, request) = pipeline(&args.pipeline)?;
+    let (pipeline, mut request) = pipeline(&args.pipeline)?;
     let (source_spec, destination_spec) = tokio::try_join!(
         engine.spec(Role::Source, &request.source.name),
         engine.spec(Role::Destination, &request.destination.name),
@@ -374,6 +393,7 @@ async fn teardown(engine: &AnyEngine, args: TeardownArgs) -> Result<u8> {
         &args.checkpoint,
         [&source_spec, &destination_spec],
     )?;
+    request.sync_id = Some(store.sync_id().to_owned());
     store.lock().await?;
     let others = store.remove().await?;
     if !others.is_empty() {
@@ -388,7 +408,14 @@ async fn teardown(engine: &AnyEngine, args: TeardownArgs) -> Result<u8> {
         .teardown(&request, None)
         .await
         .map_err(engine_error)?;
-    while messages.next().await.is_some() {}
+    while let Some(message) = messages.next().await {
+        // What the connectors kept (dest-postgres: tables other syncs still use) is news.
+        if let Message::Log(log) = message
+            && log.level >= sync_protocol::LogLevel::Warn
+        {
+            eprintln!("{}", sync_connector::redact::redact(&log.message));
+        }
+    }
     println!(
         "{} and {} torn down; the sync's state in {} is removed",
         request.source.name,

@@ -36,6 +36,9 @@ pub struct PipelineRequest {
     pub destination: ConnectorConfig,
     /// The streams to sync; `None`: every stream the source offers.
     pub streams: Option<Vec<StreamChoice>>,
+    /// Which sync (pipeline) this is: a destination whose spec has a `sync_id` property gets
+    /// it there, so that it knows which syncs use its tables.
+    pub sync_id: Option<String>,
 }
 
 impl From<&crate::settings::Pipeline> for PipelineRequest {
@@ -50,6 +53,7 @@ impl From<&crate::settings::Pipeline> for PipelineRequest {
                 config: p.destination.config.clone(),
             },
             streams: p.streams.clone(),
+            sync_id: p.sync_id.clone(),
         }
     }
 }

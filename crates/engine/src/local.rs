@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use serde_json::Value;
 use sync_protocol::{
-    Catalog, ConfiguredCatalog, ConnectionStatus, Eof, EofReason, FailureType, Message, Role,
-    RunStatus, Spec, Status,
+    Catalog, ConfiguredCatalog, ConnectionStatus, Control, Eof, EofReason, FailureType, Log,
+    LogLevel, Message, Role, RunStatus, Spec, Status,
 };
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
@@ -99,7 +99,14 @@ impl LocalEngine {
             Role::Source => &pipeline.source,
             Role::Destination => &pipeline.destination,
         };
-        open_connector(&self.resolver, role, side, self.connector_timeout).await
+        open_connector(
+            &self.resolver,
+            role,
+            side,
+            self.connector_timeout,
+            pipeline.sync_id.as_deref(),
+        )
+        .await
     }
 }
 
@@ -261,10 +268,22 @@ impl Engine for LocalEngine {
             .await
             .map_err(|e| EngineError::Connector(format!("{e:#}")))?;
         let (tx, rx) = mpsc::unbounded_channel();
+        let mut request = request;
         for message in lifecycle_output(source_setup).chain(lifecycle_output(setup)) {
-            // What setup just made (a webhook secret) is needed by this very run.
-            if let Message::Control(control) = &message {
-                pipeline::apply_update(&mut opened, control);
+            match &message {
+                Message::Control(Control::DestinationTables(tables)) => {
+                    // The caller applies the same report to its copy of the state.
+                    let resets = request.state.reconcile_tables(tables);
+                    let _ = tx.send(message);
+                    for reset in resets {
+                        tracing::warn!("{reset}");
+                        let _ = tx.send(Message::Log(Log::new(LogLevel::Warn, reset.to_string())));
+                    }
+                    continue;
+                }
+                // What setup just made (a webhook secret) is needed by this very run.
+                Message::Control(control) => pipeline::apply_update(&mut opened, control),
+                _ => {}
             }
             let _ = tx.send(message);
         }

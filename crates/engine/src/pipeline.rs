@@ -15,6 +15,9 @@ use crate::engine::{ConnectorConfig, EngineError, EngineResult, PipelineRequest}
 use crate::resolve::Resolver;
 use crate::settings::StreamChoice;
 
+/// The destination config property that names the sync using its tables.
+const SYNC_ID: &str = "sync_id";
+
 /// The pipeline's connectors, opened (spec run) and their configs validated.
 pub struct Opened {
     pub source: Connector,
@@ -31,6 +34,7 @@ pub async fn open_connector(
     role: Role,
     side: &ConnectorConfig,
     timeout: Duration,
+    sync_id: Option<&str>,
 ) -> EngineResult<(Connector, Value)> {
     let candidates = resolver
         .resolve(role, &side.name)
@@ -39,7 +43,17 @@ pub async fn open_connector(
         .await
         .map_err(|e| EngineError::Connector(format!("{e:#}")))?;
     connector.timeout = timeout;
-    let config = Value::Object(side.config.clone());
+    let mut config = side.config.clone();
+    if role == Role::Destination
+        && let Some(sync_id) = sync_id
+        && connector.spec.config["properties"].get(SYNC_ID).is_some()
+    {
+        // The config's own value, when it has one, wins.
+        config
+            .entry(SYNC_ID)
+            .or_insert_with(|| Value::String(sync_id.to_owned()));
+    }
+    let config = Value::Object(config);
     connector
         .validate_config(&config)
         .map_err(|e| EngineError::Invalid(format!("{e:#}")))?;
@@ -53,8 +67,14 @@ pub async fn open(
     timeout: Duration,
 ) -> EngineResult<Opened> {
     let ((source, source_config), (destination, destination_config)) = tokio::try_join!(
-        open_connector(resolver, Role::Source, &pipeline.source, timeout),
-        open_connector(resolver, Role::Destination, &pipeline.destination, timeout),
+        open_connector(resolver, Role::Source, &pipeline.source, timeout, None),
+        open_connector(
+            resolver,
+            Role::Destination,
+            &pipeline.destination,
+            timeout,
+            pipeline.sync_id.as_deref(),
+        ),
     )?;
     Ok(Opened {
         source,
@@ -185,6 +205,7 @@ pub fn apply_update(opened: &mut Opened, control: &sync_protocol::Control) {
     let (config, update) = match control {
         sync_protocol::Control::SourceConfig(u) => (&mut opened.source_config, u),
         sync_protocol::Control::DestinationConfig(u) => (&mut opened.destination_config, u),
+        sync_protocol::Control::DestinationTables(_) => return,
     };
     if let (Value::Object(config), Value::Object(update)) = (config, update) {
         for (key, value) in update {

@@ -276,7 +276,14 @@ pub async fn pump(
 
 /// Reports a connector's config update; whoever runs the sync saves it.
 fn report_control(shared: &Shared, connector: &str, control: Control) {
-    let (Control::SourceConfig(config) | Control::DestinationConfig(config)) = &control;
+    let config = match &control {
+        Control::SourceConfig(config) | Control::DestinationConfig(config) => config,
+        Control::DestinationTables(_) => {
+            // Tables are reported by setup, before the checkpoint is handed to the source.
+            tracing::debug!("{connector} reported its tables during the run; ignored");
+            return;
+        }
+    };
     match config {
         Value::Object(map) => {
             tracing::info!(

@@ -69,6 +69,7 @@ impl LocalEngine {
             Role::Source,
             &p.source,
             self.connector_timeout(),
+            None,
         )
         .await?;
         let catalog = catalog(&source, &config, p).await?;

@@ -124,10 +124,15 @@ pub fn streams(value: &Value, path: &str) -> Result<Vec<StreamChoice>, BodyError
 /// Reads a pipeline.
 pub fn pipeline(value: &Value, path: &str) -> Result<PipelineRequest, BodyError> {
     let p = object(value, path)?;
-    known_fields(p, path, &["source", "destination", "streams"])?;
+    known_fields(p, path, &["id", "source", "destination", "streams"])?;
     let side = |key: &str| match p.get(key) {
         Some(v) => connector(v, &format!("{path}.{key}")),
         None => err(format!("{path}.{key}: missing")),
+    };
+    let sync_id = match p.get("id") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(id)) if !id.is_empty() => Some(id.clone()),
+        Some(_) => return err(format!("{path}.id: must be a non-empty string")),
     };
     Ok(PipelineRequest {
         source: side("source")?,
@@ -136,6 +141,7 @@ pub fn pipeline(value: &Value, path: &str) -> Result<PipelineRequest, BodyError>
             None | Some(Value::Null) => None,
             Some(v) => Some(streams(v, &format!("{path}.streams"))?),
         },
+        sync_id,
     })
 }
 
@@ -143,6 +149,9 @@ pub fn pipeline(value: &Value, path: &str) -> Result<PipelineRequest, BodyError>
 pub fn pipeline_json(p: &PipelineRequest) -> Value {
     let side = |c: &ConnectorConfig| json!({"type": c.name, c.name.clone(): c.config});
     let mut out = json!({"source": side(&p.source), "destination": side(&p.destination)});
+    if let Some(id) = &p.sync_id {
+        out["id"] = json!(id);
+    }
     if let Some(streams) = &p.streams {
         out["streams"] = Value::Array(
             streams

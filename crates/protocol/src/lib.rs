@@ -37,6 +37,7 @@ mod role;
 mod spec;
 mod state;
 mod status;
+mod tables;
 pub mod time;
 
 pub use catalog::{
@@ -57,6 +58,7 @@ pub use state::{
     DestinationStats, GlobalState, SourceState, SourceStateSet, StreamState, SyncRun, SyncState,
 };
 pub use status::{ConnectionStatus, FailureType, Status, StreamStatus, StreamStatusKind};
+pub use tables::{StreamReset, TableChange, TableReport};
 
 /// A JSON object, the type of every open-ended payload field.
 pub type JsonMap = serde_json::Map<String, serde_json::Value>;

@@ -254,7 +254,8 @@ pub struct SyncState {
     /// The source's states.
     #[serde(default)]
     pub source: SourceStateSet,
-    /// Reserved for destinations.
+    /// What the state knows of the destination: the tables it was written into (see
+    /// [`SyncState::reconcile_tables`]).
     #[serde(default)]
     pub destination: JsonMap,
     /// The engine's notes on the run.
@@ -283,6 +284,7 @@ impl SyncState {
     /// Applies one committed state (see [`SourceStateSet::apply`]).
     pub fn apply(&mut self, state: &SourceState) {
         self.source.apply(state);
+        self.note_committed(state);
     }
 
     /// Folds a sequence of states, in order, into a state.

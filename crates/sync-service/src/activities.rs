@@ -490,6 +490,14 @@ impl PipelineActivities {
                         .map_err(retryable)?;
                     saved += 1;
                 }
+                Message::Control(sync_protocol::Control::DestinationTables(tables)) => {
+                    // As the engine did to its copy: streams whose tables changed start over.
+                    state.reconcile_tables(&tables);
+                    self.control
+                        .save_state(id, claim.fence, &state)
+                        .await
+                        .map_err(retryable)?;
+                }
                 Message::Control(update) => {
                     // What setup made (a webhook endpoint's secret) outlives this run.
                     self.control

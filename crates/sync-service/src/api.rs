@@ -1,6 +1,7 @@
 //! The REST API: pipelines (create, list, get, update, delete), their runs, a sync request,
 //! webhooks and `/health` (the other operations on one pipeline are in `operations`). Answers are JSON; errors are `{"error": {"message": …}}` naming the field.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::{Path, Request, State};
@@ -13,6 +14,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use sync_console::auth::Gate;
+use sync_console::same_site::{AllowedHost, SameSite};
 
 use sync_engine::engine::{EngineError, PipelineRequest};
 
@@ -99,8 +101,15 @@ pub fn webhook_router(api: Arc<Api>) -> Router {
         .with_state(api)
 }
 
-/// The routes: the API, and the web console (`/`, `/console/…`, `/explorer…`, `/login`).
-pub fn router(api: Arc<Api>) -> Router {
+/// The routes: the API, and the web console (`/`, `/console/…`, `/explorer…`, `/login`), for a
+/// server listening on `bound`; a tokenless one answers its own names and `allowed_hosts`
+/// only (`sync_console::same_site`).
+pub fn router(api: Arc<Api>, bound: SocketAddr, allowed_hosts: &[AllowedHost]) -> Router {
+    let same_site = SameSite::new(bound, allowed_hosts, api.token.is_some(), |status, why| {
+        Failure(status, why.to_owned()).into_response()
+    })
+    // Stripe signs webhooks and posts them by the public name; probes ask by any name.
+    .exempt(&["/health", "/webhooks/"]);
     let data = Arc::new(crate::console::ConsoleData::new(api.control.clone()));
     let chrome = sync_console::Chrome {
         token: api.token.clone(),
@@ -127,6 +136,10 @@ pub fn router(api: Arc<Api>) -> Router {
         .with_state(api.clone())
         .merge(console)
         .layer(middleware::from_fn_with_state(api, authorize))
+        .layer(middleware::from_fn_with_state(
+            Arc::new(same_site),
+            sync_console::same_site::enforce,
+        ))
 }
 
 /// The bearer token (or the console's session cookie) on every route but `/health`,
@@ -232,6 +245,8 @@ fn new_pipeline(fields: &serde_json::Map<String, Value>) -> Result<Pipeline, Fai
         status: Status::Backfilling,
         failure_type: None,
         error: None,
+        live_failure_type: None,
+        live_error: None,
     };
     Ok(p)
 }

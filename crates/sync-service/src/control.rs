@@ -193,6 +193,8 @@ impl Control {
         let (column, update) = match update {
             sync_protocol::Control::SourceConfig(u) => ("source", u),
             sync_protocol::Control::DestinationConfig(u) => ("destination", u),
+            // Not config: the step applies it to the checkpoint.
+            sync_protocol::Control::DestinationTables(_) => return Ok(()),
         };
         let client = self.pool.get().await?;
         let sql = format!(

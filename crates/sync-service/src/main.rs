@@ -175,6 +175,11 @@ struct ServeArgs {
     /// Require `Authorization: Bearer TOKEN` on every route but /health.
     #[arg(long, env = "SYNC_SERVICE_API_TOKEN", hide_env_values = true)]
     api_token: Option<String>,
+    /// Without --api-token, a name (NAME or NAME:PORT) requests may give as Host besides this
+    /// server's own (the loopback names, or its address); also the public name behind a proxy
+    /// that rewrites Host. Repeat or separate with commas.
+    #[arg(long, value_name = "NAME", value_delimiter = ',', value_parser = sync_console::same_site::allowed_host)]
+    allowed_host: Vec<sync_console::same_site::AllowedHost>,
     #[command(flatten)]
     workflow: WorkflowFlags,
 }
@@ -305,7 +310,10 @@ async fn run(command: Command) -> Result<()> {
                 token: args.api_token,
                 workflow: args.workflow.input(&common.temporal),
             });
-            listen(args.listen, api::router(api)).await
+            listen(args.listen, |bound| {
+                api::router(api, bound, &args.allowed_host)
+            })
+            .await
         }
         Command::Webhook(args) => {
             let api = Arc::new(Api {
@@ -315,17 +323,22 @@ async fn run(command: Command) -> Result<()> {
                 token: None,
                 workflow: args.workflow.input(&args.temporal),
             });
-            listen(args.listen, api::webhook_router(api)).await
+            listen(args.listen, |_| api::webhook_router(api)).await
         }
     }
 }
 
-async fn listen(address: SocketAddr, router: axum::Router) -> Result<()> {
+/// Serves the router built for the address bound (port 0 picks one).
+async fn listen(
+    address: SocketAddr,
+    router: impl FnOnce(SocketAddr) -> axum::Router,
+) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(address)
         .await
         .with_context(|| format!("cannot listen on {address}"))?;
-    tracing::info!("listening on http://{}", listener.local_addr()?);
-    axum::serve(listener, router)
+    let bound = listener.local_addr()?;
+    tracing::info!("listening on http://{bound}");
+    axum::serve(listener, router(bound))
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })

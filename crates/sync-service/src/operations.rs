@@ -84,11 +84,14 @@ pub async fn setup(
     let mut failures = Vec::new();
     while let Some(message) = messages.next().await {
         match message {
+            // The next step's setup reports the tables again, to its checkpoint.
+            Message::Control(sync_protocol::Control::DestinationTables(_)) => {}
             Message::Control(update) => {
                 api.control.merge_config(&id, &update).await?;
                 updated.push(match update {
                     sync_protocol::Control::SourceConfig(_) => "source",
-                    sync_protocol::Control::DestinationConfig(_) => "destination",
+                    sync_protocol::Control::DestinationConfig(_)
+                    | sync_protocol::Control::DestinationTables(_) => "destination",
                 });
             }
             Message::ConnectionStatus(s) if s.status == sync_protocol::Status::Failed => {

@@ -194,6 +194,7 @@ impl Pipeline {
             source: side("source", &self.source)?,
             destination: side("destination", &self.destination)?,
             streams,
+            sync_id: Some(self.id.clone()),
         })
     }
 

@@ -18,6 +18,7 @@ use axum::extract::Request;
 use axum::http::HeaderValue;
 use axum::middleware::{self, Next};
 use axum::response::Response;
+use sync_console::same_site::{AllowedHost, SameSite};
 
 use crate::cli::ServeArgs;
 use crate::local::LocalEngine;
@@ -72,8 +73,19 @@ async fn stamp_request_id(request: Request, next: Next) -> Response {
     response
 }
 
+/// The routes whose bodies may be NDJSON (a `start` line, then `source_input` lines).
+const NDJSON_ROUTES: [&str; 3] = ["/pipeline_sync", "/pipeline_sync_batch", "/pipeline_read"];
+
+/// The guard against pages of other sites for a server listening on `bound`.
+fn same_site(bound: SocketAddr, allowed: &[AllowedHost], token_set: bool) -> SameSite {
+    SameSite::new(bound, allowed, token_set, ndjson::error_response)
+        .ndjson_routes(&NDJSON_ROUTES)
+        // Liveness probes ask by whatever name they know.
+        .exempt(&["/health"])
+}
+
 /// The whole service.
-pub fn app(state: Arc<AppState>) -> Router {
+pub fn app(state: Arc<AppState>, same_site: SameSite) -> Router {
     let mut router = Router::new();
     for route in ROUTES {
         router = router.route(route.path, routes::handler(route));
@@ -94,6 +106,10 @@ pub fn app(state: Arc<AppState>) -> Router {
         .layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,
+        ))
+        .layer(middleware::from_fn_with_state(
+            Arc::new(same_site),
+            sync_console::same_site::enforce,
         ))
         .layer(middleware::from_fn(stamp_request_id))
 }
@@ -152,6 +168,7 @@ pub async fn serve(args: ServeArgs) -> Result<u8> {
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
     let bound = listener.local_addr()?;
+    let same_site = same_site(bound, &args.allowed_host, state.token.is_some());
     if !bound.ip().is_loopback() && state.token.is_none() {
         tracing::warn!(
             "listening on {bound} without --api-token: anyone who can reach it can run syncs with the credentials they send"
@@ -163,7 +180,7 @@ pub async fn serve(args: ServeArgs) -> Result<u8> {
     // Open responses are dropped on shutdown, which cancels their syncs at once (a graceful
     // shutdown would wait for syncs that may run for hours).
     tokio::select! {
-        served = axum::serve(listener, app(state)) => served.context("the server stopped")?,
+        served = axum::serve(listener, app(state, same_site)) => served.context("the server stopped")?,
         _ = shutdown_signal() => {}
     }
     Ok(exit::OK)

@@ -308,6 +308,7 @@ async fn source_discover(
             config: Default::default(),
         },
         streams,
+        sync_id: None,
     };
     match state.engine.discover(&pipeline).await {
         Ok(messages) => stream_response(messages, Ending::AsIs),

@@ -48,6 +48,10 @@ impl FileStore {
         }
     }
 
+    pub fn owner(&self) -> &Owner {
+        &self.owner
+    }
+
     pub fn describe(&self) -> String {
         format!("file {}", self.path.display())
     }

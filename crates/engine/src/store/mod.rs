@@ -118,6 +118,14 @@ impl StateStore {
         StateStore::Postgres(Box::new(PostgresStore::new(location, owner)))
     }
 
+    /// The sync the state belongs to.
+    pub fn sync_id(&self) -> &str {
+        match self {
+            StateStore::File(f) => &f.owner().sync_id,
+            StateStore::Postgres(p) => &p.owner().sync_id,
+        }
+    }
+
     /// Where the state is, for messages (no secrets).
     pub fn describe(&self) -> String {
         match self {

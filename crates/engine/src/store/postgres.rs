@@ -18,6 +18,7 @@ const GLOBAL_KEY: &str = "_global";
 const RUN_KEY: &str = "_sync_run";
 const OWNER_KEY: &str = "_owner";
 const CONTROL_KEY: &str = "_control";
+const DESTINATION_KEY: &str = "_destination";
 /// First key of the two-part advisory lock that marks a running sync.
 const RUN_LOCK_CLASS: i32 = 0x5359_4e43; // "SYNC"
 
@@ -41,6 +42,10 @@ impl PostgresStore {
             saved: Mutex::new(BTreeMap::new()),
             saved_any: AtomicBool::new(false),
         }
+    }
+
+    pub fn owner(&self) -> &Owner {
+        &self.owner
     }
 
     pub fn describe(&self) -> String {
@@ -181,6 +186,11 @@ impl PostgresStore {
                 }
                 OWNER_KEY => owner = serde_json::from_value(value).ok(),
                 CONTROL_KEY => control = serde_json::from_value(value).unwrap_or_default(),
+                DESTINATION_KEY => {
+                    if let Value::Object(destination) = value {
+                        state.destination = destination;
+                    }
+                }
                 _ => {
                     state.source.streams.insert(stream, value);
                 }
@@ -267,8 +277,38 @@ impl PostgresStore {
         if !(global.is_null() || global.as_object().is_some_and(|g| g.is_empty())) {
             rows.push((GLOBAL_KEY.to_owned(), global.clone()));
         }
+        if !state.destination.is_empty() {
+            rows.push((
+                DESTINATION_KEY.to_owned(),
+                Value::Object(state.destination.clone()),
+            ));
+        }
+        self.forget_streams_not_in(state).await?;
         self.upsert(rows).await?;
         self.saved_any.store(true, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Deletes the saved states of streams the state no longer has (a stream started over).
+    async fn forget_streams_not_in(&self, state: &SyncState) -> Result<()> {
+        let mut saved = self.saved.lock().await;
+        let gone: Vec<String> = saved
+            .keys()
+            .filter(|k| !is_reserved(k) && !state.source.streams.contains_key(*k))
+            .cloned()
+            .collect();
+        if gone.is_empty() {
+            return Ok(());
+        }
+        let sql = format!(
+            "DELETE FROM {} WHERE sync_id = $1 AND stream = ANY($2)",
+            self.table()
+        );
+        self.with_client(async |c| c.execute(&sql, &[&self.owner.sync_id, &gone]).await)
+            .await?;
+        for stream in gone {
+            saved.remove(&stream);
+        }
         Ok(())
     }
 
@@ -291,4 +331,9 @@ impl PostgresStore {
     pub fn saved_anything(&self) -> bool {
         self.saved_any.load(Ordering::Relaxed)
     }
+}
+
+/// Keys of rows that are not a stream's state.
+fn is_reserved(key: &str) -> bool {
+    [GLOBAL_KEY, RUN_KEY, OWNER_KEY, CONTROL_KEY, DESTINATION_KEY].contains(&key)
 }

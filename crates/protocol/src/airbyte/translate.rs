@@ -92,8 +92,9 @@ pub fn to_airbyte(message: &Message) -> Option<AirbyteMessage> {
             })
         }
         Message::StreamStatus(s) => AirbyteMessage::Trace(stream_status_to_trace(s)),
-        Message::Control(c) => {
-            let (Control::SourceConfig(config) | Control::DestinationConfig(config)) = c;
+        // Airbyte has no counterpart: its destinations report no tables.
+        Message::Control(Control::DestinationTables(_)) => return None,
+        Message::Control(Control::SourceConfig(config) | Control::DestinationConfig(config)) => {
             AirbyteMessage::Control(AirbyteControl {
                 control_type: "CONNECTOR_CONFIG".to_owned(),
                 emitted_at: now_ms() as f64,
