@@ -174,7 +174,8 @@ pub fn handler(route: &Route) -> MethodRouter<Arc<AppState>> {
     }
 }
 
-/// The JSON body (whatever the Content-Type says), or a 400 naming what is wrong with it.
+/// The JSON body (the same-site guard let only JSON types through), or a 400 naming what is
+/// wrong with it.
 fn json_body(_headers: &HeaderMap, body: &Bytes) -> Result<Value, Box<Response>> {
     if body.is_empty() {
         return Err(Box::new(error_response(
