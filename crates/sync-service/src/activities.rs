@@ -4,8 +4,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Webhook events applied per engine run.
-pub const INBOX_BATCH: i64 = 1000;
 /// A run applying webhook events stops after this long (they stay in the inbox).
 const INBOX_TIME_LIMIT_SECS: f64 = 120.0;
 /// Heartbeats while a step runs, well inside the workflow's 30 s heartbeat timeout.
@@ -23,6 +21,7 @@ use temporalio_sdk::activities::{ActivityContext, ActivityError};
 
 use crate::budget::{AccountBudget, AccountKeys};
 use crate::control::{Control, ControlError};
+use crate::inbox::{self, InboxBatch};
 use crate::owner::Owner;
 use crate::pipeline::{Desired, Pipeline, Status};
 use crate::progress::RunLedger;
@@ -159,6 +158,16 @@ struct Failure {
     message: String,
 }
 
+/// Who must act on a live-lane run that could not start: an engine that cannot be reached
+/// or is busy comes back by itself.
+fn live_failure_type(e: &EngineError) -> FailureType {
+    match e {
+        EngineError::Invalid(_) | EngineError::NotFound(_) => FailureType::ConfigError,
+        EngineError::Busy(_) | EngineError::Internal(_) => FailureType::TransientError,
+        EngineError::Connector(_) => FailureType::SystemError,
+    }
+}
+
 pub fn failure_name(kind: FailureType) -> &'static str {
     match kind {
         FailureType::ConfigError => "config_error",
@@ -252,57 +261,79 @@ impl PipelineActivities {
         self.follow(&ctx, &pipeline, claim, run, messages).await
     }
 
-    /// Applies the webhook events waiting in the inbox (push mode: nothing is listed), then
-    /// marks them applied; returns how many.
+    /// Applies a batch of the webhook events waiting in the inbox (push mode: nothing is
+    /// listed; as many as fit one engine request), then marks them applied. A batch that cannot
+    /// be applied is recorded as the live lane's failure, shown in the pipeline's status, until
+    /// one is.
     #[activity(name = "apply_inbox")]
     pub async fn apply_inbox(
         self: Arc<Self>,
         ctx: ActivityContext,
         pipeline_id: String,
-    ) -> Result<u64, ActivityError> {
-        let pending = self
-            .control
-            .inbox_pending(&pipeline_id, INBOX_BATCH)
-            .await
-            .map_err(retryable)?;
-        if pending.is_empty() {
-            return Ok(0);
-        }
-        let pipeline = self.control.get(&pipeline_id).await.map_err(retryable)?;
-        let Ok(request) = pipeline.request() else {
-            return Ok(0);
+    ) -> Result<InboxBatch, ActivityError> {
+        let id = pipeline_id.as_str();
+        let pipeline = self.control.get(id).await.map_err(retryable)?;
+        let request = match pipeline.request() {
+            Ok(request) => request,
+            Err(e) => {
+                // Nothing to retry until the pipeline is updated; its steps fail the same way.
+                self.live_failed(id, FailureType::ConfigError, &e.to_string())
+                    .await?;
+                return Ok(InboxBatch::default());
+            }
         };
         let account = self.accounts.of(&request).await;
         let request = self.budgeted(request, account.as_deref());
-        let claim_state = self
-            .control
-            .current_state(&pipeline_id)
-            .await
-            .map_err(retryable)?;
-        let (ids, events): (Vec<String>, Vec<serde_json::Value>) = pending.into_iter().unzip();
-        let sync = SyncRequest {
-            state: claim_state,
-            input: events,
+        let template = SyncRequest {
+            state: self.control.current_state(id).await.map_err(retryable)?,
             time_limit: Some(INBOX_TIME_LIMIT_SECS),
             ..Default::default()
         };
-        let messages =
-            self.engine.sync(&request, sync).await.map_err(|e| {
-                ActivityError::from(anyhow::anyhow!("applying webhook events: {e:#}"))
-            })?;
-        let succeeded = self.follow_live(&ctx, &pipeline_id, messages).await?;
-        if !succeeded {
+        let batch = match inbox::next_batch(&self.control, id, &request, template).await {
+            Ok(Some(batch)) => batch,
+            Ok(None) => {
+                self.control
+                    .set_live_failure(id, None)
+                    .await
+                    .map_err(retryable)?;
+                return Ok(InboxBatch::default());
+            }
+            Err(inbox::BatchError::Control(e)) => return Err(retryable(e)),
+            Err(e @ inbox::BatchError::TooLarge { .. }) => {
+                let why = e.to_string();
+                return Err(self.live_failed(id, FailureType::SystemError, &why).await?);
+            }
+        };
+        let count = batch.ids.len();
+        let failed = |why: String| {
+            format!(
+                "webhook events: {count} event(s) from {} could not be applied: {why}",
+                batch.ids[0]
+            )
+        };
+        let messages = match self.engine.sync(&request, batch.sync).await {
+            Ok(messages) => messages,
+            Err(e) => {
+                let why = failed(format!("{e:#}"));
+                return Err(self.live_failed(id, live_failure_type(&e), &why).await?);
+            }
+        };
+        if let Err((kind, why)) = self.follow_live(&ctx, id, messages).await? {
             // Retried by Temporal; the events stay in the inbox meanwhile.
-            return Err(ActivityError::from(anyhow::anyhow!(
-                "applying {} webhook event(s) of {pipeline_id} failed",
-                ids.len()
-            )));
+            return Err(self.live_failed(id, kind, &failed(why)).await?);
         }
         self.control
-            .inbox_applied(&pipeline_id, &ids)
+            .inbox_applied(id, &batch.ids)
             .await
             .map_err(retryable)?;
-        Ok(ids.len() as u64)
+        self.control
+            .set_live_failure(id, None)
+            .await
+            .map_err(retryable)?;
+        Ok(InboxBatch {
+            applied: count as u64,
+            more: batch.more,
+        })
     }
 
     /// Marks a pipeline paused.
@@ -412,16 +443,34 @@ impl PipelineActivities {
         Ok(Ok(true))
     }
 
+    /// Records why the live lane cannot apply webhook events (shown in the pipeline's status,
+    /// logged); the error the activity fails with.
+    async fn live_failed(
+        &self,
+        id: &str,
+        kind: FailureType,
+        why: &str,
+    ) -> Result<ActivityError, ActivityError> {
+        let kind = failure_name(kind);
+        tracing::warn!(pipeline = %id, failure_type = kind, "live lane: {why}");
+        self.control
+            .set_live_failure(id, Some((kind, why)))
+            .await
+            .map_err(retryable)?;
+        Ok(ActivityError::from(anyhow::anyhow!("{why}")))
+    }
+
     /// Reads a live-lane run to its end, heartbeating (a dead worker is noticed within the
-    /// lane's heartbeat timeout); whether it succeeded.
+    /// lane's heartbeat timeout); why it failed, if it did.
     async fn follow_live(
         &self,
         ctx: &ActivityContext,
         id: &str,
         mut messages: Messages,
-    ) -> Result<bool, ActivityError> {
+    ) -> Result<Result<(), (FailureType, String)>, ActivityError> {
         let mut beat = tokio::time::interval(LIVE_HEARTBEAT_EVERY);
         let mut succeeded = false;
+        let mut failure = None;
         loop {
             let message = tokio::select! {
                 message = messages.next() => message,
@@ -432,8 +481,20 @@ impl PipelineActivities {
                 }
             };
             match message {
-                None => return Ok(succeeded),
+                None if succeeded => return Ok(Ok(())),
+                None => {
+                    return Ok(Err(failure.unwrap_or((
+                        FailureType::SystemError,
+                        "the run ended without success".to_owned(),
+                    ))));
+                }
                 Some(Message::Eof(eof)) => succeeded = eof.status == RunStatus::Succeeded,
+                Some(Message::ConnectionStatus(s)) if s.status == CheckStatus::Failed => {
+                    failure = Some((
+                        s.failure_type.unwrap_or(FailureType::SystemError),
+                        s.message.unwrap_or_default(),
+                    ));
+                }
                 Some(Message::Control(update)) => self
                     .control
                     .merge_config(id, &update)

@@ -77,15 +77,16 @@ impl PipelineData for ConsoleData {
                 )
             });
             let destination = &pipeline.destination;
+            let (status, failure_type, error) = pipeline.condition();
             Ok(Some(PipelineDetail {
                 row: PipelineRow {
                     id: pipeline.id.clone(),
-                    status: pipeline.status.as_str().to_owned(),
+                    status: status.as_str().to_owned(),
                     desired: pipeline.desired.as_str().to_owned(),
                     records: sums.get(0),
                     checkpoint_age_secs: sums.get(4),
-                    failure_type: pipeline.failure_type.clone(),
-                    error: pipeline.error.clone(),
+                    failure_type: failure_type.map(str::to_owned),
+                    error: error.map(str::to_owned),
                 },
                 source: pipeline.source["name"]
                     .as_str()

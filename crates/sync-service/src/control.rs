@@ -17,6 +17,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (3, include_str!("../migrations/0003_run_progress.sql")),
     (4, include_str!("../migrations/0004_account_waiters.sql")),
     (5, include_str!("../migrations/0005_checkpoint_owner.sql")),
+    (6, include_str!("../migrations/0006_live_lane_failure.sql")),
 ];
 
 /// Why a control-database operation failed.
@@ -393,22 +394,59 @@ impl Control {
         Ok(n == 1)
     }
 
-    /// Up to `limit` events not applied yet, oldest first.
-    pub async fn inbox_pending(
+    /// Up to `limit` events not applied yet, oldest first: their ids and sizes (as Postgres
+    /// prints them, never shorter than their compact JSON), without reading the events.
+    pub async fn inbox_sizes(
         &self,
         id: &str,
         limit: i64,
-    ) -> Result<Vec<(String, Value)>, ControlError> {
+    ) -> Result<Vec<(String, i64)>, ControlError> {
         let client = self.pool.get().await?;
         let rows = client
             .query(
-                "SELECT event_id, payload FROM sync_service.webhook_inbox
+                "SELECT event_id, octet_length(payload::text)::bigint
+                 FROM sync_service.webhook_inbox
                  WHERE pipeline_id = $1 AND applied_at IS NULL
                  ORDER BY received_at, event_id LIMIT $2",
                 &[&id, &limit],
             )
             .await?;
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    /// The events of these ids not applied yet, oldest first.
+    pub async fn inbox_events(
+        &self,
+        id: &str,
+        event_ids: &[String],
+    ) -> Result<Vec<(String, Value)>, ControlError> {
+        let client = self.pool.get().await?;
+        let rows = client
+            .query(
+                "SELECT event_id, payload FROM sync_service.webhook_inbox
+                 WHERE pipeline_id = $1 AND event_id = ANY($2) AND applied_at IS NULL
+                 ORDER BY received_at, event_id",
+                &[&id, &event_ids],
+            )
+            .await?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    /// Records why the live lane cannot apply webhook events (`None`: it applies them again).
+    pub async fn set_live_failure(
+        &self,
+        id: &str,
+        failure: Option<(&str, &str)>,
+    ) -> Result<(), ControlError> {
+        let client = self.pool.get().await?;
+        client
+            .execute(
+                "UPDATE sync_service.pipelines SET live_failure_type = $2, live_error = $3
+                 WHERE id = $1 AND live_error IS DISTINCT FROM $3",
+                &[&id, &failure.map(|f| f.0), &failure.map(|f| f.1)],
+            )
+            .await?;
+        Ok(())
     }
 
     /// Marks events applied, and forgets the pipeline's events applied more than a week ago.
@@ -453,7 +491,7 @@ pub(crate) async fn write_pipeline(
 }
 
 const SELECT_PIPELINE: &str = "SELECT id, source, destination, streams, desired_status, status,
-    failure_type, error FROM sync_service.pipelines";
+    failure_type, error, live_failure_type, live_error FROM sync_service.pipelines";
 
 fn pipeline_of(row: &tokio_postgres::Row) -> Pipeline {
     let desired: String = row.get(4);
@@ -475,5 +513,7 @@ fn pipeline_of(row: &tokio_postgres::Row) -> Pipeline {
         status: Status::parse(&status).unwrap_or(Status::Error),
         failure_type: row.get(6),
         error: row.get(7),
+        live_failure_type: row.get(8),
+        live_error: row.get(9),
     }
 }

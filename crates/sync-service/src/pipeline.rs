@@ -88,6 +88,9 @@ pub struct Pipeline {
     pub status: Status,
     pub failure_type: Option<String>,
     pub error: Option<String>,
+    /// Why the live lane cannot apply webhook events, and who must act; `None` while it can.
+    pub live_failure_type: Option<String>,
+    pub live_error: Option<String>,
 }
 
 /// Why an id or a pipeline body is refused; names the field.
@@ -200,16 +203,34 @@ impl Pipeline {
 
     /// The pipeline as the API shows it: every secret in its configs replaced by `"***"`.
     pub fn shown(&self) -> Value {
+        let (status, failure_type, error) = self.condition();
         json!({
             "id": self.id,
             "source": redact(&self.source),
             "destination": redact(&self.destination),
             "streams": self.streams,
             "desired_status": self.desired,
-            "status": self.status,
-            "failure_type": self.failure_type,
-            "error": self.error,
+            "status": status,
+            "failure_type": failure_type,
+            "error": error,
         })
+    }
+
+    /// The status, failure type and error shown: a live lane that cannot apply webhook events
+    /// turns a pipeline otherwise ready (or backfilling) to `error`, with the lane's failure.
+    pub fn condition(&self) -> (Status, Option<&str>, Option<&str>) {
+        match (&self.live_error, self.status) {
+            (Some(live), Status::Ready | Status::Backfilling) => (
+                Status::Error,
+                self.live_failure_type.as_deref(),
+                Some(live.as_str()),
+            ),
+            _ => (
+                self.status,
+                self.failure_type.as_deref(),
+                self.error.as_deref(),
+            ),
+        }
     }
 }
 

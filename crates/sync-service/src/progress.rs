@@ -107,10 +107,17 @@ impl Control {
         let client = self.pool.get().await?;
         Ok(client
             .query(
-                "SELECT p.id, p.status, p.desired_status, p.failure_type, p.error,
+                // As Pipeline::condition shows them: a failing live lane turns ready to error.
+                "SELECT p.id,
+                        CASE WHEN live.failing THEN 'error' ELSE p.status END,
+                        p.desired_status,
+                        CASE WHEN live.failing THEN p.live_failure_type ELSE p.failure_type END,
+                        CASE WHEN live.failing THEN p.live_error ELSE p.error END,
                         coalesce(s.records, 0),
                         CASE WHEN s.saves > 0 THEN extract(epoch FROM now() - s.updated_at)::float8 END
                  FROM sync_service.pipelines p
+                 CROSS JOIN LATERAL (SELECT p.live_error IS NOT NULL
+                     AND p.status IN ('ready', 'backfilling') AS failing) live
                  LEFT JOIN sync_service.pipeline_state s ON s.pipeline_id = p.id
                  ORDER BY p.created_at, p.id",
                 &[],

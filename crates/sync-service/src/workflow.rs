@@ -18,7 +18,7 @@ use temporalio_sdk::{
     WorkflowContext, WorkflowContextView, WorkflowResult,
 };
 
-use crate::activities::{INBOX_BATCH, PipelineActivities, StepOutcome, StepRequest};
+use crate::activities::{PipelineActivities, StepOutcome, StepRequest};
 use crate::pipeline::Desired;
 
 /// The entity workflow type's name in Temporal.
@@ -284,7 +284,7 @@ async fn drain_inbox(
             )
             .await;
         match applied {
-            Ok(n) if n >= INBOX_BATCH as u64 => continue,
+            Ok(batch) if batch.more => continue,
             _ => return,
         }
     }

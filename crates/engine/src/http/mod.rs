@@ -42,6 +42,10 @@ pub struct AppState {
     pub explorer: Option<crate::engine::PipelineRequest>,
 }
 
+/// The largest request body a route takes (axum's default is 2 MB). sync-service sizes its
+/// webhook batches by it: one webhook event may be 2 MB, so a batch of them needs more.
+pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+
 /// The header carrying a fresh id on every response.
 pub const REQUEST_ID: &str = "sync-engine-request-id";
 
@@ -112,6 +116,7 @@ pub fn app(state: Arc<AppState>, same_site: SameSite) -> Router {
             sync_console::same_site::enforce,
         ))
         .layer(middleware::from_fn(stamp_request_id))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
 }
 
 fn default_max_runs() -> usize {
