@@ -16,7 +16,8 @@ use test_support::process::free_port;
 struct EngineServe {
     child: Child,
     port: u16,
-    log: tempfile::NamedTempFile,
+    // Where its stderr goes, kept for as long as it runs.
+    _log: tempfile::NamedTempFile,
 }
 
 impl EngineServe {
@@ -39,7 +40,11 @@ impl EngineServe {
             );
             std::thread::sleep(Duration::from_millis(100));
         }
-        EngineServe { child, port, log }
+        EngineServe {
+            child,
+            port,
+            _log: log,
+        }
     }
 
     fn url(&self) -> String {
@@ -135,13 +140,9 @@ fn webhook_batches_fit_a_remote_engine_and_a_failing_live_lane_shows_in_the_stat
                 })
         },
     );
+    // (A batch the engine refused as too large would never have landed: it is refused on
+    // every try.)
     service.wait_status("acct-l", "ready", Duration::from_secs(60));
-    assert!(
-        !std::fs::read_to_string(engine.log.path())
-            .unwrap_or_default()
-            .contains("413"),
-        "no batch was refused"
-    );
 
     // The engine is gone: the lane cannot apply an event, and the status says so.
     engine.stop();
