@@ -802,3 +802,38 @@ fn live_ends_promptly_naming_the_cause_when_the_destination_database_stops_takin
         "the destination's failure does not name the cause:\n{stderr}"
     );
 }
+
+#[test]
+fn live_ends_promptly_when_the_destination_fails_a_stream_it_cannot_write() {
+    let fake = fake(Faults::default());
+    let db = TestDb::new();
+    let dir = tempfile::tempdir().unwrap();
+    let source = json!({"rate_limit": 1000, "endpoint_rate_limit": 500,
+        "poll_interval_secs": 0.25, "checkpoint_interval_secs": 0.5});
+    let quick_lock_timeout = ["--destination-config", r#"{"lock_timeout_ms": 500}"#];
+    let mut live = Live::start(&fake, &db, dir.path(), &source, &quick_lock_timeout);
+    wait_backfilled(&fake, &db, &live);
+    // Another session holds the customers table: the destination's next load of it waits
+    // past lock_timeout_ms and fails that stream (a statement Postgres refuses, not an outage).
+    let mut holder = db.client();
+    let mut lock = holder.transaction().unwrap();
+    lock.batch_execute("LOCK TABLE stripe.customers IN ACCESS EXCLUSIVE MODE")
+        .unwrap();
+    let failed_at = Instant::now();
+    mutate(&fake, &mut Lcg(17), 0);
+    let status = wait_for(&mut live.child, Duration::from_secs(120));
+    let took = failed_at.elapsed();
+    lock.rollback().unwrap();
+    let stderr = live.stderr();
+    // No later checkpoint can be committed (a global state covers every stream): running on
+    // until --connector-timeout would only hide that.
+    assert!(
+        took < Duration::from_secs(60),
+        "the run went on {took:?} after the destination failed a stream (status {status:?}):\n{stderr}"
+    );
+    assert_eq!(status, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("another session holds a lock on the table"),
+        "{stderr}"
+    );
+}

@@ -12,7 +12,7 @@ use serde_json::Value;
 use sync_protocol::airbyte::{self, AirbyteMessage};
 use sync_protocol::framing::DEFAULT_MAX_LINE_BYTES;
 use sync_protocol::peek::{Peeked, peek};
-use sync_protocol::{Control, EofReason, LogLevel, Message};
+use sync_protocol::{Control, EofReason, LogLevel, Message, StreamStatusKind};
 use tokio::io::{AsyncWriteExt, BufReader, BufWriter};
 use tokio::process::ChildStdin;
 use tokio::sync::mpsc;
@@ -75,6 +75,8 @@ pub struct Shared {
     pub ack_wait_since: AtomicU64,
     /// When the destination last printed a line.
     pub dest_activity: AtomicU64,
+    /// The first stream the destination reported failed.
+    pub destination_failed: std::sync::OnceLock<String>,
     pub source_name: String,
     pub destination_name: String,
     pub source_dialect: Dialect,
@@ -92,6 +94,23 @@ impl Shared {
     pub fn stop_source(&self, reason: EofReason) {
         if self.stop.request(reason) {
             let _ = self.stop_requests.send(reason);
+        }
+    }
+
+    /// Stops the source when a global state waits behind a stream the destination failed: a
+    /// global state covers every stream's records, and the failed stream's are dropped, so it
+    /// and every later checkpoint can never be acknowledged. Waiting would only end at
+    /// --connector-timeout, and a live source never ends by itself.
+    fn stop_if_checkpoints_blocked(&self) {
+        let Some(stream) = self.destination_failed.get() else {
+            return;
+        };
+        if self.tracker.pending_global_states() > 0 && !self.stop.requested() {
+            tracing::error!(
+                "{} failed stream {stream:?}: no later checkpoint can be committed, so the run stops",
+                self.destination_name
+            );
+            self.stop_source(EofReason::Error);
         }
     }
 }
@@ -336,6 +355,7 @@ async fn handle_source_message(
             if shared.state_limit.is_some_and(|limit| count >= limit) {
                 shared.stop_source(EofReason::StateLimit);
             }
+            shared.stop_if_checkpoints_blocked();
             ok
         }
         Message::StreamStatus(status) => {
@@ -408,6 +428,10 @@ pub async fn read_destination(
                 Message::SourceState(state) => acknowledge(&shared, &state),
                 Message::StreamStatus(status) => {
                     shared.tracker.stream_status(&status);
+                    if matches!(status.kind, StreamStatusKind::Error { .. }) {
+                        let _ = shared.destination_failed.set(status.stream.clone());
+                        shared.stop_if_checkpoints_blocked();
+                    }
                     let _ = shared.events.send(Message::StreamStatus(status));
                 }
                 Message::ConnectionStatus(status) => shared.tracker.connection_status(status),

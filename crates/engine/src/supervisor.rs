@@ -278,6 +278,7 @@ fn start_shared(
         dest_write_since: Default::default(),
         ack_wait_since: Default::default(),
         dest_activity: Default::default(),
+        destination_failed: Default::default(),
         source_name: spec.source.name().to_owned(),
         destination_name: spec.destination.name().to_owned(),
         source_dialect: spec.source.dialect,

@@ -269,6 +269,11 @@ impl Tracker {
             + inner.global_expected.len()
     }
 
+    /// Global states forwarded and not yet acknowledged.
+    pub fn pending_global_states(&self) -> usize {
+        self.lock().global_expected.len()
+    }
+
     /// Marks every stream still waiting or running as completed.
     pub fn complete_open_streams(&self) {
         for t in self.lock().streams.values_mut() {
