@@ -1,6 +1,7 @@
 //! The data directory: what `start` keeps between runs (settings, ports, the Temporal
 //! database, logs) and how the other commands find a running bundle.
 
+use std::net::{Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -97,6 +98,30 @@ impl Layout {
         }
     }
 
+    /// The lock, waiting up to `patience` for it: `status` and `stop` take it for an instant to
+    /// learn whether a supervisor runs.
+    pub async fn lock_within(&self, patience: std::time::Duration) -> Result<Option<DirLock>> {
+        let started = std::time::Instant::now();
+        loop {
+            if let Some(lock) = self.lock()? {
+                return Ok(Some(lock));
+            }
+            if started.elapsed() >= patience {
+                return Ok(None);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Whether a supervisor runs for this directory: it holds the lock for as long as it runs,
+    /// so a pid left in ports.json by one that was killed (and maybe reused since) says nothing.
+    pub fn supervised(&self) -> Result<bool> {
+        if !self.dir.join("supervisor.lock").exists() {
+            return Ok(false);
+        }
+        Ok(self.lock()?.is_none())
+    }
+
     pub fn settings(&self) -> Result<Option<Settings>> {
         read_json(&self.settings_path())
     }
@@ -143,23 +168,30 @@ fn write_json<T: Serialize>(path: &Path, value: &T, private: bool) -> Result<()>
 }
 
 /// Whether a process with this pid runs (signal 0 checks without sending anything). A zombie
-/// (exited, not yet reaped by its parent) does not count.
+/// (exited, not yet reaped by its parent) does not count, once all its threads have ended: its
+/// first thread shows as a zombie while the others still close its descriptors, ports included.
 pub fn alive(pid: u32) -> bool {
     // SAFETY: kill(2) with signal 0 only checks that the pid exists.
     let exists = unsafe { libc::kill(pid as i32, 0) == 0 };
-    exists && !zombie(pid)
+    exists && !ended(pid)
 }
 
-/// Linux's /proc says `Z` in the state field of a zombie; elsewhere this is never known.
-fn zombie(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|stat| {
+/// Linux's /proc says `Z` (zombie) or `X` (dead) in the state field of each thread of a process
+/// that has ended; elsewhere this is never known.
+fn ended(pid: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    let states: Vec<String> = tasks
+        .flatten()
+        .filter_map(|task| std::fs::read_to_string(task.path().join("stat")).ok())
+        .filter_map(|stat| {
             // The state follows the parenthesised command name, which may hold spaces.
-            let after = stat.rsplit_once(')')?.1;
-            after.split_whitespace().next().map(|state| state == "Z")
+            let after = stat.rsplit_once(')')?.1.to_owned();
+            after.split_whitespace().next().map(str::to_owned)
         })
-        .unwrap_or(false)
+        .collect();
+    !states.is_empty() && states.iter().all(|state| state == "Z" || state == "X")
 }
 
 /// Sends `signal` to `pid`; false when there is no such process.
@@ -168,10 +200,46 @@ pub fn signal(pid: u32, signal: i32) -> bool {
     unsafe { libc::kill(pid as i32, signal) == 0 }
 }
 
-/// A port no one listens on now.
-pub fn free_port() -> Result<u16> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
-    Ok(listener.local_addr()?.port())
+/// Sends `signal` to the process group `leader` leads (or led); false when the group is empty.
+pub fn signal_group(leader: u32, signal: i32) -> bool {
+    // SAFETY: kill(2) on a process group the supervisor started.
+    unsafe { libc::kill(-(leader as i32), signal) == 0 }
+}
+
+/// A port that is free now and outside the kernel's ephemeral range (from
+/// /proc/sys/net/ipv4/ip_local_port_range), so that no outgoing connection takes it as its
+/// local port while the bundle is stopped: the ports kept across starts. Falls back to a port
+/// the kernel picks where the range is unknown or leaves no room below it.
+pub fn lasting_free_port(avoid: &[u16]) -> Result<u16> {
+    let ephemeral_from = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(0);
+    const FROM: u16 = 10_000;
+    if ephemeral_from > FROM + 1_000 {
+        let span = u32::from(ephemeral_from - FROM);
+        // Where to begin looking, varied so that two bundles started together differ.
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0)
+            ^ std::process::id().wrapping_mul(2_654_435_761);
+        for step in 0..span {
+            let port = FROM + (seed.wrapping_add(step) % span) as u16;
+            if !avoid.contains(&port) && TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok() {
+                return Ok(port);
+            }
+        }
+    }
+    loop {
+        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .and_then(|listener| listener.local_addr())
+            .context("finding a free port")?
+            .port();
+        if !avoid.contains(&port) {
+            return Ok(port);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -189,5 +257,16 @@ mod tests {
         assert!(layout.lock().unwrap().is_none());
         drop(first);
         assert!(layout.lock().unwrap().is_some());
+    }
+
+    #[test]
+    fn a_lasting_port_is_free_and_below_the_ephemeral_range() {
+        let port = lasting_free_port(&[]).unwrap();
+        assert!(TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok());
+        let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap();
+        let ephemeral_from: u16 = range.split_whitespace().next().unwrap().parse().unwrap();
+        if ephemeral_from > 11_000 {
+            assert!((10_000..ephemeral_from).contains(&port), "{port}");
+        }
     }
 }

@@ -3,6 +3,7 @@
 //! `stop`, `status`, `logs` and `uninstall` manage it.
 
 mod layout;
+mod processes;
 mod status;
 mod supervise;
 mod units;
@@ -13,7 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 
-use layout::{Layout, Ports, Settings, alive, free_port};
+use layout::{Layout, Ports, Settings, alive};
 
 #[derive(Parser)]
 #[command(
@@ -38,6 +39,9 @@ enum Command {
     Logs(LogsArgs),
     /// Stop and remove the user service; --purge also deletes the data directory.
     Uninstall(UninstallArgs),
+    /// Started by the supervisor: when it ends, however it ends, stop what it left running.
+    #[command(hide = true)]
+    Reap(DirArgs),
 }
 
 #[derive(Args)]
@@ -114,6 +118,7 @@ async fn run(command: Command) -> Result<u8> {
         Command::Logs(args) => {
             status::logs(&args.dir.layout()?, args.lines, args.name.as_deref()).map(|()| 0)
         }
+        Command::Reap(args) => processes::reap(&args.layout()?).await.map(|()| 0),
         Command::Uninstall(args) => {
             let layout = args.dir.layout()?;
             stop(&layout).await?;
@@ -176,31 +181,26 @@ fn on_path(program: &str) -> Option<PathBuf> {
 async fn start(args: StartArgs) -> Result<()> {
     let layout = args.dir.layout()?;
     layout.create()?;
-    if let Some(Ports { pid: Some(pid), .. }) = layout.ports()?
-        && alive(pid)
-        && pid != std::process::id()
-    {
+    // Held until this supervisor ends; without --foreground, until the user service is asked
+    // to start (its supervisor takes it then).
+    let Some(lock) = layout.lock_within(Duration::from_secs(2)).await? else {
+        let pid = match layout.ports()? {
+            Some(Ports { pid: Some(pid), .. }) if alive(pid) => format!(" (pid {pid})"),
+            _ => String::new(),
+        };
         bail!(
-            "stripe-sync already runs for {} (pid {pid}); see `stripe-sync status`",
+            "stripe-sync already runs for {}{pid}; see `stripe-sync status`",
             layout.dir.display()
         );
-    }
-    // Held until this supervisor ends.
-    let _lock = if args.foreground {
-        let lock = layout.lock()?;
-        if lock.is_none() {
-            bail!(
-                "stripe-sync already runs for {} (another start holds its lock); see `stripe-sync status`",
-                layout.dir.display()
-            );
-        }
-        lock
-    } else {
-        None
     };
     let settings = settings(&args, layout.settings()?)?;
+    stop_leftovers(&layout).await?;
+    let mut ports = kept_or_new_ports(&layout, settings.port)?;
     layout.save_settings(&settings)?;
+    ports.api = settings.port;
     if !args.foreground {
+        layout.save_ports(&ports)?;
+        drop(lock);
         let exe = std::env::current_exe()?;
         let unit = units::install_and_start(&exe, &layout.dir)?;
         println!(
@@ -209,46 +209,97 @@ async fn start(args: StartArgs) -> Result<()> {
         );
         return Ok(());
     }
-    // Temporal's ports are kept, so that its address stays the same across starts.
-    let mut ports = match layout.ports()? {
-        Some(kept) => kept,
-        None => Ports {
-            api: settings.port,
-            temporal: free_port()?,
-            temporal_http: free_port()?,
-            temporal_metrics: free_port()?,
-            pid: None,
-        },
-    };
-    ports.api = settings.port;
     ports.pid = Some(std::process::id());
     layout.save_ports(&ports)?;
     let outcome = supervise::run(&layout, &settings, &ports).await;
     ports.pid = None;
     layout.save_ports(&ports)?;
+    drop(lock);
     outcome
 }
 
-async fn stop(layout: &Layout) -> Result<()> {
-    // The supervisor stops its processes in order on SIGTERM, whoever started it.
-    let pid = match layout.ports()? {
-        Some(Ports { pid: Some(pid), .. }) if layout::signal(pid, libc::SIGTERM) => pid,
-        _ => {
-            println!("stripe-sync: not running");
-            return Ok(());
-        }
+/// Stops what an earlier supervisor of this directory left running when it died (kill -9):
+/// its processes carry the directory's mark. Called with the lock held, so none of them has a
+/// supervisor.
+async fn stop_leftovers(layout: &Layout) -> Result<Vec<processes::Process>> {
+    let mark = processes::mark(layout);
+    let left = processes::marked(&mark);
+    if left.is_empty() {
+        return Ok(left);
+    }
+    tracing::warn!(
+        "an earlier stripe-sync for {} ended without stopping {}: stopping them",
+        layout.dir.display(),
+        processes::named(&left)
+    );
+    processes::stop_marked(&mark, processes::LEFTOVER_GRACE).await
+}
+
+/// Temporal's ports as kept (so that its address stays the same across starts), else new ones,
+/// kept at once so that a start that fails does not change them.
+fn kept_or_new_ports(layout: &Layout, api: u16) -> Result<Ports> {
+    if let Some(kept) = layout.ports()? {
+        return Ok(kept);
+    }
+    let mut chosen = vec![api];
+    while chosen.len() < 4 {
+        chosen.push(layout::lasting_free_port(&chosen)?);
+    }
+    let ports = Ports {
+        api,
+        temporal: chosen[1],
+        temporal_http: chosen[2],
+        temporal_metrics: chosen[3],
+        pid: None,
     };
-    let started = Instant::now();
-    while alive(pid) {
-        if started.elapsed() > Duration::from_secs(90) {
-            bail!("stripe-sync (pid {pid}) did not stop within 90 s");
+    layout.save_ports(&ports)?;
+    Ok(ports)
+}
+
+async fn stop(layout: &Layout) -> Result<()> {
+    if !layout.dir.exists() {
+        println!("stripe-sync: not running");
+        return Ok(());
+    }
+    // The supervisor stops its processes in order on SIGTERM, whoever started it.
+    let supervisor = match layout.ports()? {
+        Some(Ports { pid: Some(pid), .. }) if layout.supervised()? => Some(pid),
+        _ => None,
+    };
+    if let Some(pid) = supervisor {
+        layout::signal(pid, libc::SIGTERM);
+        let started = Instant::now();
+        while alive(pid) {
+            if started.elapsed() > Duration::from_secs(90) {
+                bail!("stripe-sync (pid {pid}) did not stop within 90 s");
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        if units::installed() {
+            // Keep the service manager's view in step (it would not restart a clean exit).
+            let _ = units::stop();
+        }
     }
-    if units::installed() {
-        // Keep the service manager's view in step (it would not restart a clean exit).
-        let _ = units::stop();
+    // What a supervisor killed with -9 left (none when one stopped in order).
+    let Some(_lock) = layout.lock_within(Duration::from_secs(2)).await? else {
+        bail!(
+            "stripe-sync for {} runs, but its pid is not in {}: try again",
+            layout.dir.display(),
+            layout.ports_path().display()
+        );
+    };
+    let left = stop_leftovers(layout).await?;
+    let leftovers = if left.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " (an earlier stripe-sync had left {} running)",
+            processes::named(&left)
+        )
+    };
+    match supervisor {
+        Some(_) => println!("stripe-sync: stopped{leftovers}"),
+        None => println!("stripe-sync: not running{leftovers}"),
     }
-    println!("stripe-sync: stopped");
     Ok(())
 }

@@ -6,11 +6,23 @@ use anyhow::Result;
 use serde_json::{Value, json};
 
 use crate::layout::{Layout, alive};
+use crate::processes;
 
 /// Prints the bundle's state as JSON; the exit code: 0 running and healthy, 3 otherwise.
+/// `leftover` lists what a supervisor that died without stopping its processes left running
+/// (`start` and `stop` stop them).
 pub async fn print(layout: &Layout) -> Result<u8> {
     let ports = layout.ports()?;
-    let pid = ports.as_ref().and_then(|p| p.pid).filter(|pid| alive(*pid));
+    let running = layout.dir.exists() && layout.supervised()?;
+    let pid = ports
+        .as_ref()
+        .and_then(|p| p.pid)
+        .filter(|pid| running && alive(*pid));
+    let leftover = if running {
+        Vec::new()
+    } else {
+        processes::marked(&processes::mark(layout))
+    };
     let api = ports
         .as_ref()
         .map(|p| format!("http://127.0.0.1:{}", p.api));
@@ -20,8 +32,9 @@ pub async fn print(layout: &Layout) -> Result<u8> {
     };
     let state = json!({
         "data_dir": layout.dir,
-        "running": pid.is_some(),
+        "running": running,
         "pid": pid,
+        "leftover": leftover,
         "api": api,
         "temporal": ports.as_ref().map(|p| format!("127.0.0.1:{}", p.temporal)),
         "healthy": healthy,
@@ -29,7 +42,7 @@ pub async fn print(layout: &Layout) -> Result<u8> {
         "logs": layout.dir.join("logs"),
     });
     println!("{}", serde_json::to_string_pretty(&state)?);
-    Ok(if pid.is_some() && healthy { 0 } else { 3 })
+    Ok(if running && healthy { 0 } else { 3 })
 }
 
 /// Whether the API answers /health, and how many pipelines it has.

@@ -1,6 +1,8 @@
 //! `start --foreground`: the Temporal dev server (its SQLite file in the data directory), then
 //! `sync-service migrate`, `serve` and `worker`; each restarted with backoff when it exits; on
-//! SIGTERM or SIGINT, stopped in order (the API first, Temporal last).
+//! SIGTERM or SIGINT, stopped in order (the API first, Temporal last). Should the supervisor
+//! itself die, its processes get SIGTERM from the kernel, and a reaper stops whatever else
+//! they started (see [`crate::processes`]).
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -8,7 +10,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use tokio::process::{Child, Command};
 
-use crate::layout::{Layout, Ports, Settings};
+use crate::layout::{Layout, Ports, Settings, signal_group};
+use crate::processes;
 
 /// Restarts wait this long at first, doubling up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
@@ -22,6 +25,8 @@ struct Managed {
     args: Vec<String>,
     program: std::path::PathBuf,
     env: Vec<(&'static str, String)>,
+    /// The bundle's mark (its data directory), which every process of it carries.
+    mark: String,
     child: Option<Child>,
     started_at: Instant,
     /// When it exited, and how long it waits before starting again.
@@ -38,7 +43,9 @@ impl Managed {
             .append(true)
             .open(layout.log_path(self.name))
             .with_context(|| format!("opening the log of {}", self.name))?;
-        let child = Command::new(&self.program)
+        let mut command = Command::new(&self.program);
+        processes::supervised(&mut command, &self.mark)?;
+        let child = command
             .args(&self.args)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
@@ -84,23 +91,31 @@ impl Managed {
         }
     }
 
-    /// SIGTERM, then SIGKILL if it is still running after `stop_within`.
+    /// SIGTERM to its process group (it and what it started), then SIGKILL to what is still
+    /// running after `stop_within`.
     async fn stop(&mut self) {
         let Some(mut child) = self.child.take() else {
             return;
         };
-        if let Some(pid) = child.id() {
-            crate::layout::signal(pid, libc::SIGTERM);
-        }
-        if tokio::time::timeout(self.stop_within, child.wait())
-            .await
-            .is_err()
-        {
+        let Some(pid) = child.id() else {
+            return;
+        };
+        // The group is named by the pid of the process that leads it, which stays reserved
+        // while any member runs.
+        signal_group(pid, libc::SIGTERM);
+        let ended = async {
+            let _ = child.wait().await;
+            while signal_group(pid, 0) {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        };
+        if tokio::time::timeout(self.stop_within, ended).await.is_err() {
             tracing::warn!(
                 "{} did not stop within {:?}: killed",
                 self.name,
                 self.stop_within
             );
+            signal_group(pid, libc::SIGKILL);
             let _ = child.kill().await;
         }
         tracing::info!("{} stopped", self.name);
@@ -112,6 +127,7 @@ fn managed(
     program: &std::path::Path,
     args: &[&str],
     env: Vec<(&'static str, String)>,
+    mark: &str,
     stop_within: Duration,
 ) -> Managed {
     Managed {
@@ -119,6 +135,7 @@ fn managed(
         args: args.iter().map(|a| a.to_string()).collect(),
         program: program.to_owned(),
         env,
+        mark: mark.to_owned(),
         child: None,
         started_at: Instant::now(),
         down_since: None,
@@ -127,16 +144,92 @@ fn managed(
     }
 }
 
-/// Runs the bundle until SIGTERM or SIGINT.
+/// Runs the bundle until SIGTERM or SIGINT, with a reaper that stops whatever is left should
+/// this process end without doing so.
 pub async fn run(layout: &Layout, settings: &Settings, ports: &Ports) -> Result<()> {
+    let mark = processes::mark(layout);
+    let mut reaper = Command::new(std::env::current_exe()?)
+        .args(["reap", "--data-dir"])
+        .arg(&layout.dir)
+        .env_remove(processes::MARK)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .context("starting the reaper (stripe-sync reap)")?;
+    // Its end of the pipe closes when this process ends, however it ends.
+    let lifeline = reaper.stdin.take();
+    let outcome = supervise(layout, settings, ports, &mark).await;
+    drop(lifeline);
+    // After a failed start it stops what the Temporal CLI may have left.
+    if let Err(e) = reaper.wait().await {
+        tracing::warn!("waiting for the reaper: {e}");
+    }
+    outcome
+}
+
+/// The three long-running processes, in the order they start.
+struct Bundle {
+    temporal: Managed,
+    worker: Managed,
+    serve: Managed,
+}
+
+async fn supervise(layout: &Layout, settings: &Settings, ports: &Ports, mark: &str) -> Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    // Listened for from the first moment: a stop that comes while starting stops what started.
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
     let address = format!("127.0.0.1:{}", ports.temporal);
+    let mut bundle = bundle(layout, settings, ports, mark, &address);
+    let started = tokio::select! {
+        started = start(&mut bundle, layout, settings, mark, &address) => Some(started),
+        _ = term.recv() => None,
+        _ = int.recv() => None,
+    };
+    match started {
+        Some(Ok(())) => {
+            println!(
+                "stripe-sync: API http://127.0.0.1:{api}  console http://127.0.0.1:{api}/  Temporal {address}  data {}",
+                layout.dir.display(),
+                api = ports.api
+            );
+            let mut tick = tokio::time::interval(Duration::from_millis(500));
+            loop {
+                tokio::select! {
+                    _ = term.recv() => break,
+                    _ = int.recv() => break,
+                    _ = tick.tick() => {
+                        for process in [&mut bundle.temporal, &mut bundle.worker, &mut bundle.serve] {
+                            process.watch(layout);
+                        }
+                    }
+                }
+            }
+        }
+        Some(Err(e)) => {
+            stop(&mut bundle).await;
+            return Err(e);
+        }
+        None => tracing::info!("asked to stop while starting"),
+    }
+    stop(&mut bundle).await;
+    Ok(())
+}
+
+fn bundle(
+    layout: &Layout,
+    settings: &Settings,
+    ports: &Ports,
+    mark: &str,
+    address: &str,
+) -> Bundle {
     let db = layout.temporal_db().display().to_string();
     let (port, http, metrics) = (
         ports.temporal.to_string(),
         ports.temporal_http.to_string(),
         ports.temporal_metrics.to_string(),
     );
-    let mut temporal = managed(
+    let temporal = managed(
         "temporal",
         &settings.temporal,
         &[
@@ -157,59 +250,59 @@ pub async fn run(layout: &Layout, settings: &Settings, ports: &Ports) -> Result<
             &db,
         ],
         Vec::new(),
+        mark,
         Duration::from_secs(10),
     );
-    temporal.spawn(layout)?;
-    wait_for_temporal(settings, &address, &mut temporal).await?;
-
     // The database URL goes by environment, not argv: `ps` shows arguments to everyone.
     let env = vec![
         ("SYNC_SERVICE_DATABASE_URL", settings.database_url.clone()),
-        ("TEMPORAL_ADDRESS", address.clone()),
+        ("TEMPORAL_ADDRESS", address.to_owned()),
     ];
-    migrate(settings, &env).await?;
     let listen = format!("127.0.0.1:{}", ports.api);
-    let mut serve = managed(
+    let serve = managed(
         "serve",
         &settings.sync_service,
         &["serve", "--listen", &listen],
         env.clone(),
+        mark,
         Duration::from_secs(10),
     );
-    let mut worker = managed(
+    let worker = managed(
         "worker",
         &settings.sync_service,
         &["worker"],
         env,
+        mark,
         Duration::from_secs(30),
     );
-    worker.spawn(layout)?;
-    serve.spawn(layout)?;
-    println!(
-        "stripe-sync: API http://{listen}  console http://{listen}/  Temporal {address}  data {}",
-        layout.dir.display()
-    );
-
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    let mut tick = tokio::time::interval(Duration::from_millis(500));
-    loop {
-        tokio::select! {
-            _ = term.recv() => break,
-            _ = int.recv() => break,
-            _ = tick.tick() => {
-                for process in [&mut temporal, &mut worker, &mut serve] {
-                    process.watch(layout);
-                }
-            }
-        }
+    Bundle {
+        temporal,
+        worker,
+        serve,
     }
+}
+
+/// Temporal until it serves, the control database's migrations, then the worker and serve.
+async fn start(
+    bundle: &mut Bundle,
+    layout: &Layout,
+    settings: &Settings,
+    mark: &str,
+    address: &str,
+) -> Result<()> {
+    bundle.temporal.spawn(layout)?;
+    wait_for_temporal(settings, address, &mut bundle.temporal, mark).await?;
+    migrate(settings, &bundle.worker.env, mark).await?;
+    bundle.worker.spawn(layout)?;
+    bundle.serve.spawn(layout)
+}
+
+/// Serve, the worker, then Temporal.
+async fn stop(bundle: &mut Bundle) {
     tracing::info!("stopping: serve, worker, then temporal");
-    serve.stop().await;
-    worker.stop().await;
-    temporal.stop().await;
-    Ok(())
+    bundle.serve.stop().await;
+    bundle.worker.stop().await;
+    bundle.temporal.stop().await;
 }
 
 /// Waits until Temporal's frontend serves (a minute at most).
@@ -217,11 +310,15 @@ async fn wait_for_temporal(
     settings: &Settings,
     address: &str,
     temporal: &mut Managed,
+    mark: &str,
 ) -> Result<()> {
     let started = Instant::now();
     loop {
-        let health = Command::new(&settings.temporal)
+        let mut probe = Command::new(&settings.temporal);
+        processes::supervised(&mut probe, mark)?;
+        let health = probe
             .args(["operator", "cluster", "health", "--address", address])
+            .kill_on_drop(true)
             .output()
             .await;
         if health.is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("SERVING")) {
@@ -239,10 +336,13 @@ async fn wait_for_temporal(
     }
 }
 
-async fn migrate(settings: &Settings, env: &[(&'static str, String)]) -> Result<()> {
-    let out = Command::new(&settings.sync_service)
+async fn migrate(settings: &Settings, env: &[(&'static str, String)], mark: &str) -> Result<()> {
+    let mut command = Command::new(&settings.sync_service);
+    processes::supervised(&mut command, mark)?;
+    let out = command
         .arg("migrate")
         .envs(env.iter().map(|(k, v)| (k, v)))
+        .kill_on_drop(true)
         .output()
         .await
         .with_context(|| format!("running {} migrate", settings.sync_service.display()))?;

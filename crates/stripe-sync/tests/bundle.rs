@@ -1,15 +1,15 @@
 //! `stripe-sync start --foreground` in a temporary data directory, for real: the Temporal dev
 //! server, `sync-service serve` and `worker` come up; a pipeline created through the API reaches
 //! `ready` with the simulator's rows; `status` reports it; `stop` then `start` keeps it and its
-//! workflow.
+//! workflow. A supervisor killed with -9 takes its processes (and theirs) with it, and a later start
+//! or stop ends whatever an earlier generation left.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use stripe_fake::{Config, FakeStripe, Scope};
-use test_support::process::free_port;
 use test_support::{TestDb, bin_path};
 
 fn stripe_sync(args: &[&str]) -> Output {
@@ -22,19 +22,25 @@ fn stripe_sync(args: &[&str]) -> Output {
 }
 
 fn start(dir: &Path, db: &TestDb, port: u16, log: &Path) -> Child {
+    start_command(dir, db, port, &test_support::temporal::cli_path(), log)
+        .spawn()
+        .unwrap()
+}
+
+fn start_command(dir: &Path, db: &TestDb, port: u16, temporal: &Path, log: &Path) -> Command {
     let log = std::fs::File::create(log).unwrap();
-    Command::new(bin_path("stripe-sync"))
+    let mut command = Command::new(bin_path("stripe-sync"));
+    command
         .args(["start", "--foreground", "--data-dir"])
         .arg(dir)
         .args(["--database-url", db.url(), "--port", &port.to_string()])
         .arg("--temporal")
-        .arg(test_support::temporal::cli_path())
+        .arg(temporal)
         .env_remove("STRIPE_SYNC_DATA_DIR")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap()
+        .stderr(log);
+    command
 }
 
 fn status(dir: &Path) -> (Option<i32>, Value) {
@@ -53,6 +59,20 @@ fn wait(what: &str, timeout: Duration, log: &Path, mut done: impl FnMut() -> boo
         );
         std::thread::sleep(Duration::from_millis(250));
     }
+}
+
+/// Waits until `status` says the bundle serves; fails at once, with its log, if the supervisor
+/// exits meanwhile.
+fn wait_serving(what: &str, supervisor: &mut Child, data: &Path, log: &Path) {
+    wait(what, Duration::from_secs(120), log, || {
+        if let Some(exit) = supervisor.try_wait().unwrap() {
+            panic!(
+                "the supervisor exited ({exit}) before serving; its log:\n{}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+        }
+        status(data).0 == Some(0)
+    });
 }
 
 fn call(method: &str, url: &str, body: Option<&Value>) -> (u16, Value) {
@@ -93,7 +113,7 @@ fn start_foreground_runs_a_pipeline_to_ready_and_stop_then_start_keeps_it() {
         ..Default::default()
     })
     .unwrap();
-    let port = free_port();
+    let port = lasting_port();
     let api = format!("http://127.0.0.1:{port}");
 
     // Nothing yet.
@@ -200,4 +220,231 @@ fn start_foreground_runs_a_pipeline_to_ready_and_stop_then_start_keeps_it() {
             .success()
     );
     assert!(supervisor.wait().unwrap().success());
+}
+
+/// A free port below the kernel's ephemeral range (32768 and up here), for an API port a test
+/// starts a bundle on twice: no outgoing connection takes it as its local port in between.
+fn lasting_port() -> u16 {
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    (0..20_000)
+        .map(|step| 10_000 + ((seed + step) % 20_000) as u16)
+        .find(|port| std::net::TcpListener::bind(("127.0.0.1", *port)).is_ok())
+        .unwrap()
+}
+
+/// A Temporal CLI that forks: the dev server runs as the supervisor's grandchild, under a shell
+/// that waits for it (as a wrapper script, or a CLI that starts its server as a subprocess).
+fn forking_temporal(dir: &Path) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join("temporal-forking");
+    let script = format!(
+        "#!/bin/sh\n\"{}\" \"$@\" &\nwait $!\n",
+        test_support::temporal::cli_path().display()
+    );
+    std::fs::write(&path, script).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+/// A process's state and name from /proc: None once it is gone (a zombie counts as gone).
+fn process_name(pid: u32) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (head, tail) = stat.rsplit_once(')')?;
+    let name = head.split_once('(')?.1.to_owned();
+    (tail.split_whitespace().next()? != "Z").then_some(name)
+}
+
+fn parent_of(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// Every process below `pid`, with its name.
+fn descendants(pid: u32) -> Vec<(u32, String)> {
+    let mut found = Vec::new();
+    let mut next = vec![pid];
+    while let Some(parent) = next.pop() {
+        for child in test_support::process::children_of(parent) {
+            if let Some(name) = process_name(child) {
+                found.push((child, name));
+            }
+            next.push(child);
+        }
+    }
+    found
+}
+
+/// The processes a test saw in a bundle, killed when the test ends (so a failing test leaves
+/// nothing behind); a pid is killed only while it still runs the program it ran.
+struct Seen(Vec<(u32, String)>);
+
+impl Drop for Seen {
+    fn drop(&mut self) {
+        for (pid, name) in &self.0 {
+            if process_name(*pid).as_deref() == Some(name) {
+                test_support::process::kill9(*pid);
+            }
+        }
+    }
+}
+
+/// The dev server when it runs under the forking wrapper: a `temporal` that is not a child of
+/// the supervisor.
+fn dev_server(supervisor: u32, family: &[(u32, String)]) -> u32 {
+    family
+        .iter()
+        .find(|(pid, name)| name == "temporal" && parent_of(*pid) != Some(supervisor))
+        .unwrap_or_else(|| panic!("no grandchild temporal among {family:?}"))
+        .0
+}
+
+fn leftover_pids(state: &Value) -> Vec<u64> {
+    state["leftover"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no leftover list in {state}"))
+        .iter()
+        .filter_map(|p| p["pid"].as_u64())
+        .collect()
+}
+
+#[test]
+fn kill_9_of_the_supervisor_ends_its_processes_and_theirs_and_status_stop_start_tell_the_truth() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let log = dir.path().join("supervisor.log");
+    let db = TestDb::new();
+    let port = lasting_port();
+    let temporal = forking_temporal(dir.path());
+    let mut supervisor = start_command(&data, &db, port, &temporal, &log)
+        .spawn()
+        .unwrap();
+    let mut seen = Seen(Vec::new());
+    wait_serving("the bundle to serve", &mut supervisor, &data, &log);
+    seen.0 = descendants(supervisor.id());
+    let server = dev_server(supervisor.id(), &seen.0);
+    for name in ["temporal", "sync-service"] {
+        assert!(
+            seen.0.iter().any(|(_, n)| n == name),
+            "no {name} among {:?}",
+            seen.0
+        );
+    }
+
+    test_support::process::kill9(supervisor.id());
+    supervisor.wait().unwrap();
+    let started = Instant::now();
+    loop {
+        let left: Vec<_> = seen
+            .0
+            .iter()
+            .filter(|(pid, _)| process_name(*pid).is_some())
+            .collect();
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "60 s after kill -9 of the supervisor, still running: {left:?} (the dev server was {server})"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+
+    let (code, state) = status(&data);
+    assert_eq!(code, Some(3), "{state}");
+    assert_eq!(state["running"], false, "{state}");
+    assert_eq!(leftover_pids(&state), Vec::<u64>::new(), "{state}");
+    let stopped = stripe_sync(&["stop", "--data-dir", data.to_str().unwrap()]);
+    assert!(stopped.status.success(), "{stopped:?}");
+    assert!(
+        String::from_utf8_lossy(&stopped.stdout).contains("not running"),
+        "{stopped:?}"
+    );
+
+    // A new generation starts on the same ports.
+    let log2 = dir.path().join("supervisor-2.log");
+    let mut supervisor = start_command(&data, &db, port, &temporal, &log2)
+        .spawn()
+        .unwrap();
+    wait_serving("the bundle to serve again", &mut supervisor, &data, &log2);
+    seen.0.extend(descendants(supervisor.id()));
+    let stopped = stripe_sync(&["stop", "--data-dir", data.to_str().unwrap()]);
+    assert!(stopped.status.success(), "{stopped:?}");
+    let exit = supervisor.wait().unwrap();
+    assert!(
+        exit.success(),
+        "the supervisor exited {exit}: {}",
+        std::fs::read_to_string(&log2).unwrap_or_default()
+    );
+}
+
+/// kill -9 of the supervisor's whole process group (as a CI runner ends a job) leaves the dev
+/// server under the forking wrapper running: nothing of the supervisor's is left to end it.
+/// `status` names it, and `start` and `stop` end it.
+#[test]
+fn start_and_stop_end_what_an_earlier_generation_left_running() {
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let db = TestDb::new();
+    let port = lasting_port();
+    let temporal = forking_temporal(dir.path());
+    let mut seen = Seen(Vec::new());
+    let kill_group = |supervisor: &mut Child| {
+        // SAFETY: kill(2) on the process group this test started.
+        unsafe { libc::kill(-(supervisor.id() as i32), libc::SIGKILL) };
+        supervisor.wait().unwrap();
+    };
+
+    let log = dir.path().join("supervisor.log");
+    let mut supervisor = start_command(&data, &db, port, &temporal, &log)
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    wait_serving("the bundle to serve", &mut supervisor, &data, &log);
+    seen.0 = descendants(supervisor.id());
+    let first = dev_server(supervisor.id(), &seen.0);
+    kill_group(&mut supervisor);
+    let (code, state) = status(&data);
+    assert_eq!(
+        (code, &state["running"]),
+        (Some(3), &json!(false)),
+        "{state}"
+    );
+    assert!(
+        leftover_pids(&state).contains(&u64::from(first)),
+        "status does not name the dev server left running ({first}): {state}"
+    );
+
+    let log2 = dir.path().join("supervisor-2.log");
+    let mut supervisor = start_command(&data, &db, port, &temporal, &log2)
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    wait_serving("the bundle to serve again", &mut supervisor, &data, &log2);
+    assert_eq!(process_name(first), None, "start left the old dev server");
+    let said = std::fs::read_to_string(&log2).unwrap();
+    assert!(said.contains(&format!("pid {first}")), "{said}");
+    let family = descendants(supervisor.id());
+    let second = dev_server(supervisor.id(), &family);
+    seen.0.extend(family);
+    kill_group(&mut supervisor);
+
+    let stopped = stripe_sync(&["stop", "--data-dir", data.to_str().unwrap()]);
+    assert!(stopped.status.success(), "{stopped:?}");
+    assert!(
+        String::from_utf8_lossy(&stopped.stdout).contains(&format!("pid {second}")),
+        "{stopped:?}"
+    );
+    assert_eq!(process_name(second), None, "stop left the dev server");
+    let (code, state) = status(&data);
+    assert_eq!(code, Some(3), "{state}");
+    assert_eq!(leftover_pids(&state), Vec::<u64>::new(), "{state}");
 }
