@@ -3,6 +3,7 @@
 //! `stop`, `status`, `logs` and `uninstall` manage it.
 
 mod layout;
+mod port_check;
 mod processes;
 mod status;
 mod supervise;
@@ -196,6 +197,7 @@ async fn start(args: StartArgs) -> Result<()> {
     let settings = settings(&args, layout.settings()?)?;
     stop_leftovers(&layout).await?;
     let mut ports = kept_or_new_ports(&layout, settings.port)?;
+    port_check::ensure_free(&bundle_ports(&layout, &ports, settings.port))?;
     layout.save_settings(&settings)?;
     ports.api = settings.port;
     if !args.foreground {
@@ -254,6 +256,29 @@ fn kept_or_new_ports(layout: &Layout, api: u16) -> Result<Ports> {
     };
     layout.save_ports(&ports)?;
     Ok(ports)
+}
+
+/// Every port the bundle listens on (Temporal runs headless: no UI port; its internal services
+/// take ports of its own choosing).
+fn bundle_ports(layout: &Layout, ports: &Ports, api: u16) -> Vec<port_check::Wanted> {
+    let kept = layout.ports_path();
+    let temporal = |port, what: &str| {
+        port_check::Wanted {
+        port,
+        what: format!("Temporal's {what}, kept in {}", kept.display()),
+        remedy: "stop what holds it, or delete that file while stripe-sync is stopped to choose new ones".to_owned(),
+    }
+    };
+    vec![
+        port_check::Wanted {
+            port: api,
+            what: "the API and console's, --port".to_owned(),
+            remedy: "choose another --port".to_owned(),
+        },
+        temporal(ports.temporal, "frontend"),
+        temporal(ports.temporal_http, "HTTP API"),
+        temporal(ports.temporal_metrics, "metrics"),
+    ]
 }
 
 async fn stop(layout: &Layout) -> Result<()> {

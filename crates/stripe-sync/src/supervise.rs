@@ -176,13 +176,14 @@ struct Bundle {
 
 async fn supervise(layout: &Layout, settings: &Settings, ports: &Ports, mark: &str) -> Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
-    // Listened for from the first moment: a stop that comes while starting stops what started.
+    // Listened for from the first moment: a stop that comes while starting stops what started
+    // (serve may answer before this process notices that it listens).
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let address = format!("127.0.0.1:{}", ports.temporal);
     let mut bundle = bundle(layout, settings, ports, mark, &address);
     let started = tokio::select! {
-        started = start(&mut bundle, layout, settings, mark, &address) => Some(started),
+        started = start(&mut bundle, layout, settings, ports, mark, &address) => Some(started),
         _ = term.recv() => None,
         _ = int.recv() => None,
     };
@@ -282,11 +283,13 @@ fn bundle(
     }
 }
 
-/// Temporal until it serves, the control database's migrations, then the worker and serve.
+/// Temporal until it serves, the control database's migrations, then the worker and serve,
+/// until serve listens.
 async fn start(
     bundle: &mut Bundle,
     layout: &Layout,
     settings: &Settings,
+    ports: &Ports,
     mark: &str,
     address: &str,
 ) -> Result<()> {
@@ -294,7 +297,8 @@ async fn start(
     wait_for_temporal(settings, address, &mut bundle.temporal, mark).await?;
     migrate(settings, &bundle.worker.env, mark).await?;
     bundle.worker.spawn(layout)?;
-    bundle.serve.spawn(layout)
+    bundle.serve.spawn(layout)?;
+    wait_for_serve(layout, ports.api, &mut bundle.serve).await
 }
 
 /// Serve, the worker, then Temporal.
@@ -333,6 +337,38 @@ async fn wait_for_temporal(
             bail!("the Temporal dev server at {address} is not serving after a minute");
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Waits until serve accepts connections on the API's port (a minute at most), so that
+/// nothing is reported as started before it is; fails with the end of its log if it exits.
+async fn wait_for_serve(layout: &Layout, port: u16, serve: &mut Managed) -> Result<()> {
+    let started = Instant::now();
+    loop {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return Ok(());
+        }
+        if let Some(child) = &mut serve.child
+            && let Ok(Some(status)) = child.try_wait()
+        {
+            let log = std::fs::read_to_string(layout.log_path("serve")).unwrap_or_default();
+            let lines: Vec<&str> = log.lines().collect();
+            bail!(
+                "sync-service serve exited ({status}) before listening on 127.0.0.1:{port}; the end of {}:\n{}",
+                layout.log_path("serve").display(),
+                lines[lines.len().saturating_sub(10)..].join("\n")
+            );
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            bail!(
+                "sync-service serve is not listening on 127.0.0.1:{port} after a minute: see {}",
+                layout.log_path("serve").display()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 

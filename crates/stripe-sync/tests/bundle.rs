@@ -1,8 +1,8 @@
 //! `stripe-sync start --foreground` in a temporary data directory, for real: the Temporal dev
 //! server, `sync-service serve` and `worker` come up; a pipeline created through the API reaches
 //! `ready` with the simulator's rows; `status` reports it; `stop` then `start` keeps it and its
-//! workflow. A supervisor killed with -9 takes its processes (and theirs) with it, and a later start
-//! or stop ends whatever an earlier generation left.
+//! workflow. A supervisor killed with -9 takes its processes (and theirs) with it, a later start
+//! or stop ends whatever an earlier generation left, and a port in use fails the start, named.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use stripe_fake::{Config, FakeStripe, Scope};
+use test_support::process::free_port;
 use test_support::{TestDb, bin_path};
 
 fn stripe_sync(args: &[&str]) -> Output {
@@ -447,4 +448,136 @@ fn start_and_stop_end_what_an_earlier_generation_left_running() {
     let (code, state) = status(&data);
     assert_eq!(code, Some(3), "{state}");
     assert_eq!(leftover_pids(&state), Vec::<u64>::new(), "{state}");
+}
+
+/// Runs a command to its end, or fails the test (killing it and its processes) after `limit`.
+fn finish_within(mut command: Command, limit: Duration) -> Output {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, err) = (dir.path().join("out"), dir.path().join("err"));
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > limit {
+            let _seen = Seen(descendants(child.id()));
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "still running after {limit:?}; stdout: {}\nstderr: {}",
+                std::fs::read_to_string(&out).unwrap_or_default(),
+                std::fs::read_to_string(&err).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    Output {
+        status,
+        stdout: std::fs::read(&out).unwrap(),
+        stderr: std::fs::read(&err).unwrap(),
+    }
+}
+
+fn assert_refused_naming(out: &Output, port: u16, what: &str) {
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(!out.status.success(), "{stdout}\n{stderr}");
+    for needle in [
+        format!("port {port}"),
+        "in use".to_owned(),
+        what.to_owned(),
+        format!("pid {}", std::process::id()),
+    ] {
+        assert!(stderr.contains(&needle), "no {needle:?} in: {stderr}");
+    }
+    assert!(!stdout.contains("API"), "reported as started: {stdout}");
+}
+
+#[test]
+fn start_on_an_api_port_in_use_fails_naming_it_before_reporting_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let db = TestDb::new();
+    let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy = holder.local_addr().unwrap().port();
+    let log = dir.path().join("supervisor.log");
+    let command = start_command(&data, &db, busy, &test_support::temporal::cli_path(), &log);
+    let out = finish_within(command, Duration::from_secs(60));
+    assert_refused_naming(&out, busy, "--port");
+    let (code, state) = status(&data);
+    assert_eq!(
+        (code, &state["running"]),
+        (Some(3), &json!(false)),
+        "{state}"
+    );
+
+    // Without --foreground too, before a user service is installed (HOME and the session bus
+    // point nowhere, so no real service manager is reached).
+    let home = dir.path().join("home");
+    let out = finish_within(
+        {
+            let mut command = Command::new(bin_path("stripe-sync"));
+            command
+                .args(["start", "--data-dir"])
+                .arg(&data)
+                .args(["--database-url", db.url(), "--port", &busy.to_string()])
+                .arg("--temporal")
+                .arg(test_support::temporal::cli_path())
+                .env("HOME", &home)
+                .env_remove("XDG_RUNTIME_DIR")
+                .env_remove("DBUS_SESSION_BUS_ADDRESS")
+                .env_remove("STRIPE_SYNC_DATA_DIR");
+            command
+        },
+        Duration::from_secs(60),
+    );
+    assert_refused_naming(&out, busy, "--port");
+    assert!(!home.join(".config/systemd").exists());
+}
+
+/// Temporal's ports are kept in ports.json across starts; one in use fails the start, named,
+/// and nothing is left listening on the others.
+#[test]
+fn start_on_a_temporal_port_in_use_fails_naming_it_before_reporting_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let db = TestDb::new();
+    for (i, key) in ["temporal", "temporal_http", "temporal_metrics"]
+        .into_iter()
+        .enumerate()
+    {
+        let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let busy = holder.local_addr().unwrap().port();
+        let mut ports = json!({
+            "api": free_port(),
+            "temporal": free_port(),
+            "temporal_http": free_port(),
+            "temporal_metrics": free_port(),
+        });
+        ports[key] = json!(busy);
+        std::fs::write(data.join("ports.json"), ports.to_string()).unwrap();
+        let log = dir.path().join(format!("supervisor-{i}.log"));
+        let api = ports["api"].as_u64().unwrap() as u16;
+        let command = start_command(&data, &db, api, &test_support::temporal::cli_path(), &log);
+        let out = finish_within(command, Duration::from_secs(90));
+        assert_refused_naming(&out, busy, "Temporal");
+        for other in ["api", "temporal", "temporal_http", "temporal_metrics"] {
+            let port = ports[other].as_u64().unwrap() as u16;
+            if port != busy {
+                assert!(
+                    std::net::TcpListener::bind(("127.0.0.1", port)).is_ok(),
+                    "{other} port {port} is listened on after a refused start"
+                );
+            }
+        }
+    }
 }
