@@ -28,6 +28,7 @@ mod supervisor;
 mod tracker;
 pub mod wire;
 
+pub use builtin::{destination_identity, source_identity};
 pub use connector::{clean_stale_run_dirs, set_connector_niceness};
 pub use sync_protocol::exit;
 

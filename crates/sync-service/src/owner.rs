@@ -19,9 +19,6 @@ pub struct Owner {
     pub destination: String,
 }
 
-/// The schema dest-postgres writes to when its config names none.
-const DEFAULT_SCHEMA: &str = "stripe";
-
 impl Owner {
     /// The owner of the pipeline's checkpoint.
     pub async fn of(engine: &AnyEngine, p: &PipelineRequest) -> Result<Owner, EngineError> {
@@ -96,15 +93,22 @@ async fn side_moved(
     Ok((was != is).then(|| format!("the {role_name} moved ({was} → {is})")))
 }
 
-/// What one side reads or where it writes. Connectors other than Stripe and Postgres say which
-/// of their settings change the data (their spec marks them `x-sync-identity`), so their spec
-/// is asked of the engine.
+/// What one side reads or where it writes, by `sync-engine`'s rule. Connectors other than
+/// Stripe and Postgres say which of their settings change the data (their spec marks them
+/// `x-sync-identity`), so their spec is asked of the engine.
 async fn side(engine: &AnyEngine, role: Role, c: &ConnectorConfig) -> Result<String, EngineError> {
-    Ok(match (role, c.name.as_str()) {
-        (Role::Source, "stripe") => stripe(&c.config),
-        (Role::Destination, "postgres") => postgres(&c.config),
-        (_, name) => marked(name, &c.config, &engine.spec(role, name).await?),
-    })
+    let spec = match (role, c.name.as_str()) {
+        (Role::Source, "stripe") | (Role::Destination, "postgres") => Value::Null,
+        (_, name) => engine.spec(role, name).await?.config,
+    };
+    Ok(identity(role, &c.name, &c.config, &spec))
+}
+
+fn identity(role: Role, name: &str, config: &Map<String, Value>, spec: &Value) -> String {
+    match role {
+        Role::Source => sync_engine::source_identity(name, config, spec),
+        Role::Destination => sync_engine::destination_identity(name, config, spec),
+    }
 }
 
 impl Control {
@@ -212,88 +216,6 @@ fn fenced(id: &str, changed: u64) -> Result<(), ControlError> {
     Ok(())
 }
 
-fn text<'a>(config: &'a Map<String, Value>, key: &str) -> &'a str {
-    config.get(key).and_then(Value::as_str).unwrap_or("")
-}
-
-/// Test or live data, the account (a connected one, or the key's own), the API's address: a key
-/// rotated within one account reads the same data.
-fn stripe(config: &Map<String, Value>) -> String {
-    let key = text(config, "api_key");
-    let mode = if key.contains("_live_") {
-        "live"
-    } else if key.contains("_test_") {
-        "test"
-    } else {
-        "unknown"
-    };
-    let account = match text(config, "account_id") {
-        "" => "of the key",
-        id => id,
-    };
-    let base_url = match text(config, "base_url") {
-        "" => "https://api.stripe.com",
-        url => url,
-    };
-    format!(
-        "stripe ({mode} mode, account {account}, {})",
-        crate::pipeline::shown_entry("base_url", &Value::String(base_url.to_owned()))
-            .as_str()
-            .unwrap_or_default()
-    )
-}
-
-/// The server, database and schema (never the user or password: a rotated password writes to
-/// the same tables).
-fn postgres(config: &Map<String, Value>) -> String {
-    let schema = match text(config, "schema") {
-        "" => DEFAULT_SCHEMA,
-        schema => schema,
-    };
-    format!(
-        "postgres {} schema {schema}",
-        pg_connect::describe_target(text(config, "url"))
-    )
-}
-
-/// The connector's name and the settings its spec marks `"x-sync-identity": true`; a secret one
-/// is represented by a digest, never its value.
-fn marked(name: &str, config: &Map<String, Value>, spec: &sync_protocol::Spec) -> String {
-    let Some(properties) = spec.config.get("properties").and_then(Value::as_object) else {
-        return name.to_owned();
-    };
-    let mut fields = Vec::new();
-    for (key, schema) in properties {
-        if schema.get("x-sync-identity").and_then(Value::as_bool) != Some(true) {
-            continue;
-        }
-        let value = config.get(key).cloned().unwrap_or(Value::Null);
-        let secret = schema.get("secret").and_then(Value::as_bool) == Some(true)
-            || sync_connector::redact::is_secret_name(key);
-        let shown = if secret {
-            format!("sha256:{}", digest(&value.to_string()))
-        } else {
-            crate::pipeline::shown_entry(key, &value).to_string()
-        };
-        fields.push(format!("{key}={shown}"));
-    }
-    if fields.is_empty() {
-        name.to_owned()
-    } else {
-        format!("{name} ({})", fields.join(", "))
-    }
-}
-
-/// The first 6 bytes of the SHA-256 of `text`, in hex.
-fn digest(text: &str) -> String {
-    use sha2::{Digest, Sha256};
-    Sha256::digest(text.as_bytes())
-        .iter()
-        .take(6)
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -306,8 +228,13 @@ mod tests {
     #[test]
     fn a_rotated_key_stays_and_another_mode_account_or_schema_moves() {
         let owner = |source: Value, destination: Value| Owner {
-            source: stripe(&map(source)),
-            destination: postgres(&map(destination)),
+            source: identity(Role::Source, "stripe", &map(source), &Value::Null),
+            destination: identity(
+                Role::Destination,
+                "postgres",
+                &map(destination),
+                &Value::Null,
+            ),
         };
         let db = "postgres://app:pw1@db:5432/x";
         let first = owner(json!({"api_key": "sk_test_a"}), json!({"url": db}));
