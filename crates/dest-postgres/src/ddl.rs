@@ -132,10 +132,10 @@ pub async fn setup(
                     table.table, table.stream
                 )))?;
             report.created_tables.push(table.table.clone());
-            registry::created(&tx, schema, &table.table, &table.stream, user).await?
+            registry::register(&tx, schema, &table.table, &table.stream, user, true).await?
         } else {
             update_table(&tx, schema, table, &existing, &mut report).await?;
-            registry::used(&tx, schema, &table.table, &table.stream, user).await?
+            registry::register(&tx, schema, &table.table, &table.stream, user, false).await?
         };
         report.tables.push(StreamTable {
             stream: table.stream.clone(),

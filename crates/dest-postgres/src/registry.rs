@@ -38,42 +38,26 @@ pub fn describe_user(user: &str) -> String {
 const NEW_GENERATION: &str =
     "md5(random()::text || clock_timestamp()::text || pg_backend_pid()::text)";
 
-/// Records a table setup just created: a new generation, and `user` among its users (syncs
-/// that registered under the same table name before keep their place: they notice the new
-/// generation on their next run).
-pub async fn created(
+/// Adds `user` to a table's users and returns the table's generation. `created`: setup just
+/// created the table, so it gets a new generation (syncs registered under the same name before
+/// keep their place: they notice the new generation on their next run); otherwise a table setup
+/// made before tables were registered gets its generation now.
+pub async fn register(
     tx: &Transaction<'_>,
     schema: &str,
     table: &str,
     stream: &str,
     user: &str,
+    created: bool,
 ) -> Result<String, DdlError> {
+    let renew = if created {
+        "stream = EXCLUDED.stream, generation = EXCLUDED.generation, "
+    } else {
+        ""
+    };
     let sql = format!(
         "INSERT INTO {t} AS r (table_name, stream, generation, users) VALUES ($1, $2, {NEW_GENERATION}, ARRAY[$3]) \
-         ON CONFLICT (table_name) DO UPDATE SET stream = EXCLUDED.stream, generation = EXCLUDED.generation, \
-         users = CASE WHEN $3 = ANY (r.users) THEN r.users ELSE r.users || $3 END \
-         RETURNING generation",
-        t = qualified(schema, TABLE)
-    );
-    let row = tx
-        .query_one(&sql, &[&table, &stream, &user])
-        .await
-        .map_err(pg_err(format!("registering {schema}.{table}")))?;
-    Ok(row.get(0))
-}
-
-/// Adds `user` to the users of a table that exists; a table setup made before tables were
-/// registered gets its generation now.
-pub async fn used(
-    tx: &Transaction<'_>,
-    schema: &str,
-    table: &str,
-    stream: &str,
-    user: &str,
-) -> Result<String, DdlError> {
-    let sql = format!(
-        "INSERT INTO {t} AS r (table_name, stream, generation, users) VALUES ($1, $2, {NEW_GENERATION}, ARRAY[$3]) \
-         ON CONFLICT (table_name) DO UPDATE SET \
+         ON CONFLICT (table_name) DO UPDATE SET {renew}\
          users = CASE WHEN $3 = ANY (r.users) THEN r.users ELSE r.users || $3 END \
          RETURNING generation",
         t = qualified(schema, TABLE)
