@@ -131,7 +131,7 @@ impl Connector for PostgresDestination {
     fn about(&self) -> About {
         About {
             name: "dest-postgres",
-            version: env!("CARGO_PKG_VERSION"),
+            version: build_info::VERSION,
             about: "Postgres destination: COPY-fast, crash-safe upserts of stream records",
         }
     }

@@ -8,7 +8,7 @@ use sync_connector::logging::LogFormat;
 #[derive(Debug, Parser)]
 #[command(
     name = "sync-engine",
-    version,
+    version = build_info::VERSION,
     about = "Sync Stripe (or any source connector) into Postgres (or any destination connector), resumably."
 )]
 pub struct Cli {

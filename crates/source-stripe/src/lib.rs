@@ -59,7 +59,7 @@ impl Connector for StripeSource {
     fn about(&self) -> About {
         About {
             name: "source-stripe",
-            version: env!("CARGO_PKG_VERSION"),
+            version: build_info::VERSION,
             about: "Stripe source: parallel resumable backfill, then incremental updates from events",
         }
     }

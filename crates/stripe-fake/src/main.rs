@@ -6,7 +6,7 @@ use stripe_fake::{Config, Faults, WebhookConfig};
 
 /// A Stripe API simulator: deterministic data, Stripe-shaped lists and events, faults.
 #[derive(Debug, Parser)]
-#[command(name = "stripe-fake", version)]
+#[command(name = "stripe-fake", version = build_info::VERSION)]
 struct Args {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1")]

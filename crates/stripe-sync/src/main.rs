@@ -20,7 +20,7 @@ use layout::{Layout, Ports, Settings, alive};
 #[derive(Parser)]
 #[command(
     name = "stripe-sync",
-    version,
+    version = build_info::VERSION,
     about = "Run sync-service on this machine: a Temporal dev server, the API and a worker"
 )]
 struct Cli {

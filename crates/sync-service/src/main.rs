@@ -19,7 +19,7 @@ use sync_service::workflow::PipelineInput;
 #[derive(Parser)]
 #[command(
     name = "sync-service",
-    version,
+    version = build_info::VERSION,
     about = "Stripe sync pipelines as durable Temporal workflows"
 )]
 struct Cli {

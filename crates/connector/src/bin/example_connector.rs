@@ -67,7 +67,7 @@ impl Connector for Example {
     fn about(&self) -> About {
         About {
             name: "example-connector",
-            version: env!("CARGO_PKG_VERSION"),
+            version: build_info::VERSION,
             about: "A configurable test connector",
         }
     }
