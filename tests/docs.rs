@@ -38,6 +38,16 @@ fn help(binary: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// A script's `--help`.
+fn script_help(script: &str) -> String {
+    let out = Command::new(root().join(script))
+        .arg("--help")
+        .output()
+        .unwrap_or_else(|e| panic!("{script} --help: {e}"));
+    assert!(out.status.success(), "{script} --help failed");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// Flags of other tools the docs show in passing (cargo, npx/uvx, scripts/bench).
 const OTHER_TOOLS: &[&str] = &[
     "--release",
@@ -132,6 +142,7 @@ fn every_flag_the_docs_mention_exists() {
         helps.push_str(&help("sync-service", &["pipelines", sub]));
     }
     helps.push_str(&help("stripe-fake", &[]));
+    helps.push_str(&script_help("scripts/release"));
     let known: BTreeSet<String> = helps
         .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
         .filter(|w| w.starts_with("--"))

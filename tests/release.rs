@@ -1,8 +1,13 @@
-//! Release: what every binary says it is (`--version`: the version and the commit).
+//! Release: what every binary says it is (`--version`), and what `scripts/release` makes of the
+//! binaries `scripts/test` has just built (the archive, the npm packages, the wheel), installed
+//! the way a user would and run with no Rust toolchain on PATH.
+
+mod release_support;
 
 use std::process::Command;
 
-use test_support::bin_path;
+use release_support::{Simulator, no_rust_path, release, run_ok, workspace};
+use test_support::{TestDb, bin_path};
 
 const BINARIES: &[&str] = &[
     "sync-engine",
@@ -15,10 +20,9 @@ const BINARIES: &[&str] = &[
 ];
 
 fn git(args: &[&str]) -> Option<std::process::Output> {
-    let workspace = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
     Command::new("git")
         .args(args)
-        .current_dir(workspace)
+        .current_dir(workspace())
         .output()
         .ok()
 }
@@ -54,6 +58,92 @@ fn every_binary_prints_its_version_and_the_commit_it_was_built_from() {
         assert!(
             ancestor,
             "{name}: {commit} is not a commit of HEAD's history"
+        );
+    }
+}
+
+#[test]
+fn the_archive_unpacked_into_an_empty_directory_runs_the_demo_sync_without_rust() {
+    let out = release();
+    let archive = out.join(format!(
+        "stripe-sync-{}-x86_64-unknown-linux-gnu.tar.gz",
+        release_support::VERSION
+    ));
+    assert!(archive.exists(), "{} is missing", archive.display());
+    run_ok(
+        Command::new("sha256sum")
+            .args(["-c", "SHA256SUMS"])
+            .current_dir(out),
+    );
+
+    let empty = tempfile::tempdir().unwrap();
+    run_ok(
+        Command::new("tar")
+            .arg("xzf")
+            .arg(&archive)
+            .current_dir(empty.path()),
+    );
+    let top = empty.path().join(format!(
+        "stripe-sync-{}-x86_64-unknown-linux-gnu",
+        release_support::VERSION
+    ));
+    for file in ["README.md", "LICENSE", "SHA256SUMS"] {
+        assert!(top.join(file).is_file(), "the archive has no {file}");
+    }
+    run_ok(
+        Command::new("sha256sum")
+            .args(["-c", "SHA256SUMS"])
+            .current_dir(&top),
+    );
+    let version = run_ok(
+        Command::new(top.join("sync-engine"))
+            .arg("--version")
+            .env_clear()
+            .env("PATH", no_rust_path()),
+    );
+    assert!(
+        version.starts_with(&format!(
+            "sync-engine {} (commit ",
+            env!("CARGO_PKG_VERSION")
+        )),
+        "{version}"
+    );
+
+    // The demo's sync, with only the archive's binaries: the simulator, then the engine, which
+    // finds the connectors beside itself.
+    let simulator = Simulator::start(&top.join("stripe-fake"));
+    let db = TestDb::new();
+    let sync = run_ok(
+        Command::new(top.join("sync-engine"))
+            .args([
+                "sync",
+                "--stripe-api-key",
+                "sk_test_fake",
+                "--stripe-base-url",
+            ])
+            .arg(&simulator.url)
+            .args(["--postgres-url", db.url(), "--schema", "stripe_demo"])
+            .args([
+                "--streams",
+                "customers,products,prices",
+                "--output",
+                "ndjson",
+            ])
+            .args([
+                "--source-config",
+                r#"{"rate_limit":200,"endpoint_rate_limit":100}"#,
+            ])
+            .current_dir(empty.path())
+            .env_clear()
+            .env("PATH", no_rust_path())
+            .env("HOME", empty.path()),
+    );
+    assert!(sync.contains("\"eof\""), "no eof: {sync}");
+    for stream in ["customers", "products", "prices"] {
+        assert_eq!(
+            db.count(&format!("stripe_demo.{stream} WHERE NOT _deleted")),
+            simulator.count(stream),
+            "{stream}"
         );
     }
 }
