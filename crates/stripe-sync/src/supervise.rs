@@ -255,10 +255,16 @@ fn bundle(
         Duration::from_secs(10),
     );
     // The database URL goes by environment, not argv: `ps` shows arguments to everyone.
-    let env = vec![
-        ("SYNC_SERVICE_DATABASE_URL", settings.database_url.clone()),
-        ("TEMPORAL_ADDRESS", address.to_owned()),
-    ];
+    let mut env = vec![("TEMPORAL_ADDRESS", address.to_owned())];
+    match &settings.database_url {
+        Some(url) => env.push(("SYNC_SERVICE_DATABASE_URL", url.clone())),
+        // sync-service finds it as libpq does, from the variables kept at the first start.
+        None => env.extend(
+            crate::layout::LIBPQ_VARIABLES
+                .iter()
+                .filter_map(|name| Some((*name, settings.database_env.get(*name)?.clone()))),
+        ),
+    }
     let listen = format!("127.0.0.1:{}", ports.api);
     let serve = managed(
         "serve",

@@ -17,6 +17,7 @@ pub mod fixtures;
 pub mod measure;
 pub mod openapi;
 pub mod process;
+pub mod pypi;
 pub mod temporal;
 
 pub use bin::{Bin, Finished, bin_path, lines_of, succeed};
