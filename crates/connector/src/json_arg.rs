@@ -2,7 +2,8 @@ use std::path::Path;
 
 use serde_json::Value;
 
-/// Reads a flag value: inline JSON when it starts with `{` or `[`, otherwise a path to a JSON file.
+/// Reads a flag value: inline JSON when it starts with `{` or `[`, otherwise a path to a JSON file
+/// (`@path` too, as the reference implementation's help writes it, unless a file is named so).
 /// Errors name the flag and, for a file, the path; never the value (it may hold secrets).
 pub fn json_or_file(flag: &str, value: &str) -> Result<Value, String> {
     let trimmed = value.trim_start();
@@ -10,6 +11,10 @@ pub fn json_or_file(flag: &str, value: &str) -> Result<Value, String> {
         return serde_json::from_str(trimmed)
             .map_err(|e| format!("--{flag}: invalid inline JSON ({})", position(&e)));
     }
+    let value = match value.strip_prefix('@') {
+        Some(rest) if !Path::new(value).exists() => rest,
+        _ => value,
+    };
     let path = Path::new(value);
     let text = std::fs::read_to_string(path).map_err(|e| {
         // The value may be a secret pasted in the wrong place: name it only when it looks
@@ -67,6 +72,8 @@ mod tests {
         std::fs::write(&path, r#"{"api_key":"x"}"#).unwrap();
         let from_file = json_or_file("config", path.to_str().unwrap()).unwrap();
         assert_eq!(inline, from_file);
+        let at_file = json_or_file("config", &format!("@{}", path.display())).unwrap();
+        assert_eq!(inline, at_file);
     }
 
     #[test]

@@ -16,40 +16,48 @@ pub struct Shortcut {
     pub connector: &'static str,
     pub key: &'static str,
     pub flag: &'static str,
-    /// The environment variable that fills it when nothing explicit does.
-    pub env: Option<&'static str>,
+    /// The environment variables that fill it when nothing explicit does (two of them set to
+    /// different values is an error).
+    pub env: &'static [&'static str],
 }
 
-pub const SHORTCUTS: [Shortcut; 5] = [
+pub const SHORTCUTS: [Shortcut; 6] = [
     Shortcut {
         connector: STRIPE,
         key: "api_key",
         flag: "--stripe-api-key",
-        env: Some("STRIPE_API_KEY"),
+        env: &["STRIPE_API_KEY"],
     },
     Shortcut {
         connector: STRIPE,
         key: "base_url",
         flag: "--stripe-base-url",
-        env: None,
+        env: &[],
     },
     Shortcut {
         connector: STRIPE,
         key: "backfill_limit",
         flag: "--backfill-limit",
-        env: None,
+        env: &[],
+    },
+    Shortcut {
+        connector: STRIPE,
+        key: "rate_limit",
+        flag: "--stripe-rate-limit",
+        env: &[],
     },
     Shortcut {
         connector: POSTGRES,
         key: "url",
         flag: "--postgres-url",
-        env: Some("DATABASE_URL"),
+        // POSTGRES_URL is the reference implementation's name for it.
+        env: &["DATABASE_URL", "POSTGRES_URL"],
     },
     Shortcut {
         connector: POSTGRES,
         key: "schema",
         flag: "--schema",
-        env: None,
+        env: &[],
     },
 ];
 
@@ -95,7 +103,7 @@ pub fn required_key(connector: &str) -> Option<(&'static str, &'static str)> {
         )),
         POSTGRES => Some((
             "url",
-            "missing the Postgres URL: pass --postgres-url, set DATABASE_URL, or give destination.config.url in --config",
+            "missing the Postgres URL: pass --postgres-url (or --database-url), set DATABASE_URL (or POSTGRES_URL), or give destination.config.url in --config",
         )),
         _ => None,
     }

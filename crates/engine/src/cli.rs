@@ -9,11 +9,19 @@ use sync_connector::logging::LogFormat;
 #[command(
     name = "sync-engine",
     version = build_info::VERSION,
-    about = "Sync Stripe (or any source connector) into Postgres (or any destination connector), resumably."
+    about = "Sync Stripe (or any source connector) into Postgres (or any destination connector), resumably.",
+    arg_required_else_help = true,
+    args_conflicts_with_subcommands = true
 )]
 pub struct Cli {
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
+    /// Without a subcommand, `sync-engine --port N …` serves, as `sync-engine serve --port N …`.
+    #[command(
+        flatten,
+        next_help_heading = "Serve (without a subcommand, as `serve`)"
+    )]
+    pub serve: ServeArgs,
     /// Format of the engine's logs on stderr.
     #[arg(long, global = true, value_enum, default_value = "human")]
     pub log_format: LogFormat,
@@ -98,6 +106,10 @@ pub struct ResolverArgs {
     /// Allow running connectors from package registries (PyPI through uvx or pipx, npm through npx).
     #[arg(long)]
     pub connectors_from_registry: bool,
+    /// Allow running connectors from npm only (through npx): the reference implementation's
+    /// lookup (@stripe/sync-source-NAME, @stripe/sync-destination-NAME).
+    #[arg(long)]
+    pub connectors_from_npm: bool,
 }
 
 impl ResolverArgs {
@@ -107,6 +119,7 @@ impl ResolverArgs {
         if self.connectors_from_command_map.is_some()
             || self.no_connectors_from_path
             || self.connectors_from_registry
+            || self.connectors_from_npm
         {
             return Err(format!(
                 "--engine-url: connectors are looked up by the engine at {url}; give the --connectors-* flags to its serve instead"
@@ -118,8 +131,10 @@ impl ResolverArgs {
 
 #[derive(Debug, Clone, Default, Args)]
 pub struct PipelineArgs {
-    /// A JSON file with the pipeline: {"source":{"name":…,"config":{…}},"destination":{…},"streams":[…]}.
-    #[arg(long, value_name = "FILE")]
+    /// The pipeline, as a JSON file or inline JSON (starting with {):
+    /// {"source":{"name":…,"config":{…}},"destination":{…},"streams":[…]}; a side's config keys
+    /// may also sit beside its name, as the reference implementation writes them.
+    #[arg(long, value_name = "FILE|JSON")]
     pub config: Option<PathBuf>,
     /// Source connector name (default: stripe).
     #[arg(long)]
@@ -139,12 +154,17 @@ pub struct PipelineArgs {
     /// Stripe API base URL (a simulator, for tests and the demo).
     #[arg(long)]
     pub stripe_base_url: Option<String>,
-    /// Postgres URL for the postgres destination (default: DATABASE_URL, when no config gives one).
-    #[arg(long)]
+    /// Postgres URL for the postgres destination (default: DATABASE_URL or POSTGRES_URL, when no
+    /// config gives one; both set to different URLs is an error).
+    #[arg(long, visible_alias = "database-url")]
     pub postgres_url: Option<String>,
-    /// Destination schema (postgres destination; default stripe).
-    #[arg(long)]
+    /// Destination schema (postgres destination; default stripe, where the reference
+    /// implementation's --postgres-schema defaults to public).
+    #[arg(long, visible_alias = "postgres-schema")]
     pub schema: Option<String>,
+    /// Requests per second to Stripe for the whole account (the stripe source's rate_limit).
+    #[arg(long, value_name = "N")]
+    pub stripe_rate_limit: Option<u64>,
     /// Streams to sync, comma separated (default: all the source offers).
     #[arg(long, value_delimiter = ',')]
     pub streams: Option<Vec<String>>,
@@ -201,8 +221,11 @@ fn timeout_seconds(text: &str) -> Result<f64, String> {
 pub enum OutputMode {
     /// A live display on a terminal, progress lines otherwise, and a summary on stderr.
     Auto,
-    /// Progress and eof messages as NDJSON on stdout, summary on stderr.
+    /// NDJSON on stdout (committed states, stream statuses, progress, the eof), summary on
+    /// stderr.
     Ndjson,
+    /// Progress as plain text on stderr, and the summary; nothing on stdout.
+    Plain,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -226,6 +249,29 @@ pub struct SyncArgs {
     pub live: bool,
     #[arg(long, value_enum, default_value = "auto")]
     pub output: OutputMode,
+    /// Progress as plain text on stderr (a line every 2 s and a last one), instead of the live
+    /// display; nothing on stdout. The same as --output plain.
+    #[arg(long, conflicts_with = "output")]
+    pub plain: bool,
+    /// Neither read nor save a checkpoint: the run starts from scratch and saves nothing (nor
+    /// takes the run lock, nor keeps connectors' config updates).
+    #[arg(long, conflicts_with_all = ["reset", "state_file", "sync_id"])]
+    pub no_state: bool,
+    /// Refused: the reference implementation's live events over the Stripe CLI's websocket.
+    /// Use --live (events polled, and webhooks with the source's webhook_listen).
+    #[arg(long)]
+    pub websocket: bool,
+}
+
+impl SyncArgs {
+    /// The output mode `--output` and `--plain` choose.
+    pub fn output_mode(&self) -> OutputMode {
+        if self.plain {
+            OutputMode::Plain
+        } else {
+            self.output
+        }
+    }
 }
 
 /// Where a sync's checkpoint is kept, and under which key.

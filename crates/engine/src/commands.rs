@@ -12,10 +12,13 @@ use crate::choice::AnyEngine;
 use crate::cli::{
     CheckpointArgs, Command, PipelineArgs, ResolverArgs, SetupArgs, SyncArgs, TeardownArgs,
 };
-use crate::engine::{EMITTED_BY, Engine, EngineError, PipelineRequest, SyncRequest};
+use crate::engine::{
+    EMITTED_BY, Emitted, Emitter, Engine, EngineError, PipelineRequest, SyncRequest,
+};
 use crate::resolve::Resolver;
 use crate::settings::{self, Pipeline};
 use crate::store::{Side, StateStore};
+use crate::tracker::FailureCode;
 use crate::{exit, report, usage};
 
 /// Runs a subcommand; returns the exit code.
@@ -112,8 +115,32 @@ async fn checked_specs(engine: &AnyEngine, request: &PipelineRequest) -> Result<
     Ok((source_spec, destination_spec))
 }
 
+/// Why `--websocket` is refused, and what does its job here.
+const WEBSOCKET_REFUSED: &str = "--websocket (live events over the Stripe CLI's websocket) is not supported: use --live, which polls Stripe's /v1/events every 2 s, and for webhooks as well give the source webhook_listen and webhook_url (--source-config '{\"webhook_listen\": \"0.0.0.0:8088\", \"webhook_url\": \"https://…/webhooks\"}'); see docs/live.md";
+
+/// `--no-state` keeps no checkpoint: a pipeline file naming one contradicts it.
+fn no_state_refusals(pipeline: &Pipeline) -> Result<()> {
+    for (given, key) in [
+        (pipeline.state_file.is_some(), "state_file"),
+        (pipeline.sync_id.is_some(), "sync_id"),
+    ] {
+        if given {
+            bail!(usage(anyhow!(
+                "--no-state and --config's {key} contradict each other: with --no-state no checkpoint is read or saved; give one of them"
+            )));
+        }
+    }
+    Ok(())
+}
+
 async fn sync(engine: &AnyEngine, args: SyncArgs) -> Result<u8> {
+    if args.websocket {
+        bail!(usage(anyhow!(WEBSOCKET_REFUSED)));
+    }
     let (pipeline, mut request) = pipeline(&args.pipeline)?;
+    if args.no_state {
+        no_state_refusals(&pipeline)?;
+    }
     // Every setting is checked before the checkpoint is touched: a refused run resets nothing.
     let time_limit = flag_or_file("--time-limit", args.time_limit, pipeline.time_limit)?;
     let state_limit = flag_or_file("--state-limit", args.state_limit, pipeline.state_limit)?;
@@ -125,6 +152,7 @@ async fn sync(engine: &AnyEngine, args: SyncArgs) -> Result<u8> {
         &pipeline,
         &args.checkpoint,
         [&source_spec, &destination_spec],
+        args.no_state,
     )?);
     request.sync_id = Some(store.sync_id().to_owned());
     store.lock().await?;
@@ -165,9 +193,9 @@ async fn sync(engine: &AnyEngine, args: SyncArgs) -> Result<u8> {
         )
         .await
         .map_err(engine_error)?;
-    let mut reporter = report::Reporter::new(args.output);
+    let mut reporter = report::Reporter::new(args.output_mode());
     let outcome = follow(engine, messages, &store, initial, &mut reporter).await;
-    reporter.finish(&outcome.eof);
+    reporter.finish(&outcome.eof_line);
     let failures: Vec<String> = outcome
         .failures
         .iter()
@@ -183,6 +211,8 @@ async fn sync(engine: &AnyEngine, args: SyncArgs) -> Result<u8> {
 /// What a sync's messages came to.
 struct Outcome {
     eof: Eof,
+    /// The eof as the engine stamped it, for the output.
+    eof_line: Emitted,
     failures: Vec<String>,
     save_failed: bool,
 }
@@ -210,8 +240,13 @@ async fn follow(
     let saver = Saver::start(store.clone());
     let mut failures = Vec::new();
     let mut eof = None;
-    while let Some(message) = messages.next().await {
-        match message {
+    while let Some(emitted) = messages.next_emitted().await {
+        if let Message::Eof(_) = &emitted.message {
+            eof = Some(emitted);
+            continue;
+        }
+        reporter.message(&emitted);
+        match emitted.message {
             Message::SourceState(committed) => {
                 state.apply(&committed);
                 saver.tx.send_replace(Some(state.clone()));
@@ -240,7 +275,6 @@ async fn follow(
                     }
                 }
             }
-            Message::Progress(progress) => reporter.tick(&progress),
             Message::ConnectionStatus(status) if status.status == Status::Failed => {
                 failures.extend(
                     status
@@ -251,7 +285,6 @@ async fn follow(
                 );
             }
             Message::Log(log) if engine.is_remote() => crate::pump::relay_log("engine", &log),
-            Message::Eof(end) => eof = Some(*end),
             _ => {}
         }
     }
@@ -260,23 +293,31 @@ async fn follow(
         failures.push(failure);
         save_failed = true;
     }
-    let eof = eof.unwrap_or_else(|| {
-        failures.push(format!(
+    let eof_line = eof.unwrap_or_else(|| {
+        let why = format!(
             "{} ended the sync without an eof; what was committed before is saved",
             engine.describe()
-        ));
-        Eof {
+        );
+        failures.push(why.clone());
+        let eof = Eof {
             status: RunStatus::Failed,
             reason: Some(sync_protocol::EofReason::Error),
             has_more: true,
             ending_state: Some(state.clone()),
             run_progress: None,
             request_progress: None,
+            error: Some(FailureCode::Internal.error(why)),
             extra: Default::default(),
-        }
+        };
+        Emitted::new(&Emitter::engine(), Message::Eof(Box::new(eof)))
     });
+    let eof = match &eof_line.message {
+        Message::Eof(eof) => (**eof).clone(),
+        _ => unreachable!("only an eof is kept as the eof line"),
+    };
     Outcome {
         eof,
+        eof_line,
         failures,
         save_failed,
     }
@@ -284,7 +325,9 @@ async fn follow(
 
 /// The summary's last line: where the state went, or why none was saved.
 fn what_was_saved(store: &StateStore, resumed: bool) -> String {
-    if store.saved_anything() {
+    if store.keeps_nothing() {
+        "--no-state: no state was read or saved".to_owned()
+    } else if store.saved_anything() {
         format!("state saved in {}", store.describe())
     } else if resumed {
         format!(
@@ -369,6 +412,7 @@ fn checkpoint_store(
     pipeline: &Pipeline,
     flags: &CheckpointArgs,
     [source_spec, destination_spec]: [&Spec; 2],
+    no_state: bool,
 ) -> Result<StateStore> {
     let sync_id = flag_or_file("--sync-id", flags.sync_id.clone(), pipeline.sync_id.clone())?;
     let state_file = flag_or_file(
@@ -377,6 +421,9 @@ fn checkpoint_store(
         pipeline.state_file.clone(),
     )?;
     let owner = checkpoint::owner(pipeline, source_spec, destination_spec, sync_id);
+    if no_state {
+        return Ok(StateStore::Nowhere(owner));
+    }
     Ok(checkpoint::state_store(pipeline, state_file, owner))
 }
 
@@ -392,6 +439,7 @@ async fn teardown(engine: &AnyEngine, args: TeardownArgs) -> Result<u8> {
         &pipeline,
         &args.checkpoint,
         [&source_spec, &destination_spec],
+        false,
     )?;
     request.sync_id = Some(store.sync_id().to_owned());
     store.lock().await?;

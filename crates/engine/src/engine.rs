@@ -8,8 +8,10 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sync_protocol::{Message, Role, Spec, SyncState};
@@ -161,16 +163,94 @@ pub trait Engine: Send + Sync {
     ) -> impl Future<Output = EngineResult<Messages>> + Send;
 }
 
+/// Who emitted a message: `source/<name>`, `destination/<name>` or `engine` (the values of
+/// `_emitted_by` on the lines the engine writes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Emitter(Arc<str>);
+
+impl Emitter {
+    /// The engine itself (progress, eof, its own failures and warnings).
+    pub fn engine() -> Emitter {
+        static ENGINE: std::sync::OnceLock<Emitter> = std::sync::OnceLock::new();
+        ENGINE.get_or_init(|| Emitter(Arc::from("engine"))).clone()
+    }
+
+    /// A connector of the pipeline, by the name the pipeline gives it.
+    pub fn connector(role: Role, name: &str) -> Emitter {
+        Emitter(Arc::from(emitted_by(role, name)))
+    }
+
+    /// As another engine named it on its lines.
+    pub fn named(text: &str) -> Emitter {
+        Emitter(Arc::from(text))
+    }
+
+    /// `source/stripe`, `engine`…
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A message, who emitted it and when the engine saw it.
+#[derive(Debug, Clone)]
+pub struct Emitted {
+    /// The message.
+    pub message: Message,
+    /// Who emitted it.
+    pub by: Emitter,
+    /// When the engine saw it.
+    pub at: DateTime<Utc>,
+}
+
+impl Emitted {
+    /// `message` from `by`, seen now.
+    pub fn new(by: &Emitter, message: Message) -> Emitted {
+        Emitted {
+            message,
+            by: by.clone(),
+            at: Utc::now(),
+        }
+    }
+
+    /// The line a caller gets: the message with `_emitted_by` and `_ts` on its envelope.
+    pub fn to_line(&self) -> String {
+        let ts = self.at.to_rfc3339_opts(SecondsFormat::Millis, true);
+        self.message.to_line_stamped(self.by.as_str(), &ts)
+    }
+}
+
+/// Where an operation sends its messages, each with who emitted it.
+#[derive(Debug, Clone)]
+pub struct Outbox(mpsc::UnboundedSender<Emitted>);
+
+impl Outbox {
+    /// An outbox and the receiver [`Messages::new`] reads.
+    pub fn channel() -> (Outbox, mpsc::UnboundedReceiver<Emitted>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (Outbox(tx), rx)
+    }
+
+    /// Sends `message` from `by`; false once nobody reads the messages any more.
+    pub fn send(&self, by: &Emitter, message: Message) -> bool {
+        self.forward(Emitted::new(by, message))
+    }
+
+    /// Sends a message as it was stamped (by another engine); false once nobody reads.
+    pub fn forward(&self, emitted: Emitted) -> bool {
+        self.0.send(emitted).is_ok()
+    }
+}
+
 /// The messages of an operation, in order. Dropping it cancels the operation.
 pub struct Messages {
-    rx: mpsc::UnboundedReceiver<Message>,
+    rx: mpsc::UnboundedReceiver<Emitted>,
     /// Dropped with the stream: tells the operation to stop.
     _cancel: Option<oneshot::Sender<()>>,
 }
 
 impl Messages {
     /// A stream fed through `rx`; dropping it drops `cancel`.
-    pub fn new(rx: mpsc::UnboundedReceiver<Message>, cancel: Option<oneshot::Sender<()>>) -> Self {
+    pub fn new(rx: mpsc::UnboundedReceiver<Emitted>, cancel: Option<oneshot::Sender<()>>) -> Self {
         Messages {
             rx,
             _cancel: cancel,
@@ -178,24 +258,29 @@ impl Messages {
     }
 
     /// A stream of messages already at hand.
-    pub fn of(messages: Vec<Message>) -> Self {
-        let (tx, rx) = mpsc::unbounded_channel();
+    pub fn of(messages: Vec<Emitted>) -> Self {
+        let (outbox, rx) = Outbox::channel();
         for message in messages {
-            let _ = tx.send(message);
+            outbox.forward(message);
         }
         Messages::new(rx, None)
     }
 
     /// The next message; `None` once the operation ended.
     pub async fn next(&mut self) -> Option<Message> {
+        self.rx.recv().await.map(|e| e.message)
+    }
+
+    /// The next message with who emitted it and when; `None` once the operation ended.
+    pub async fn next_emitted(&mut self) -> Option<Emitted> {
         self.rx.recv().await
     }
 }
 
 impl futures_util::Stream for Messages {
-    type Item = Message;
+    type Item = Emitted;
 
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Message>> {
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Emitted>> {
         self.rx.poll_recv(cx)
     }
 }

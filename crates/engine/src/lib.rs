@@ -17,6 +17,7 @@ pub mod http;
 mod lines;
 pub mod local;
 mod pipeline;
+mod pipeline_file;
 mod pump;
 pub mod remote;
 mod report;

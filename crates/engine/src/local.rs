@@ -10,16 +10,17 @@ use sync_protocol::{
     Catalog, ConfiguredCatalog, ConnectionStatus, Control, Eof, EofReason, FailureType, Log,
     LogLevel, Message, Role, RunStatus, Spec, Status,
 };
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
 use crate::connector::Connector;
 use crate::engine::{
-    EMITTED_BY, Engine, EngineError, EngineResult, Messages, PipelineRequest, SyncRequest,
-    emitted_by,
+    EMITTED_BY, Emitted, Emitter, Engine, EngineError, EngineResult, Messages, Outbox,
+    PipelineRequest, SyncRequest, emitted_by,
 };
 use crate::pipeline::{self, Opened, open, open_connector, run_lifecycle, selected_catalog};
 use crate::resolve::Resolver;
 use crate::supervisor::{self, RunSpec, Signals};
+use crate::tracker::FailureCode;
 
 /// Share of a hard time limit after which the source is stopped gracefully, when no soft limit
 /// is given.
@@ -110,16 +111,28 @@ impl LocalEngine {
     }
 }
 
-/// A `connection_status` tagged with the connector that emitted it.
-fn tagged_status(mut status: ConnectionStatus, role: Role, name: &str) -> Message {
+/// A `connection_status` tagged with the connector that emitted it, in its payload (as this
+/// engine always did) and on its envelope.
+fn tagged_status(mut status: ConnectionStatus, role: Role, name: &str) -> Emitted {
     status
         .extra
         .insert(EMITTED_BY.to_owned(), Value::String(emitted_by(role, name)));
-    Message::ConnectionStatus(status)
+    Emitted::new(
+        &Emitter::connector(role, name),
+        Message::ConnectionStatus(status),
+    )
+}
+
+/// The name the pipeline gives the connector of `role`.
+fn name_of(p: &PipelineRequest, role: Role) -> &str {
+    match role {
+        Role::Source => &p.source.name,
+        Role::Destination => &p.destination.name,
+    }
 }
 
 /// Runs `check` on one connector and reports its status (a failure to run is a failed status).
-async fn check_one(connector: &Connector, config: &Value, role: Role, name: &str) -> Message {
+async fn check_one(connector: &Connector, config: &Value, role: Role, name: &str) -> Emitted {
     let result = async {
         let path = connector.file("check-config.json", config)?;
         let messages = connector.run("check", &[("config", &path)]).await?;
@@ -141,10 +154,11 @@ async fn check_one(connector: &Connector, config: &Value, role: Role, name: &str
 }
 
 /// The messages of `setup` and `teardown` worth passing on: config updates and logs.
-fn lifecycle_output(messages: Vec<Message>) -> impl Iterator<Item = Message> {
+fn lifecycle_output(messages: Vec<Message>, by: Emitter) -> impl Iterator<Item = Emitted> {
     messages
         .into_iter()
         .filter(|m| matches!(m, Message::Control(_) | Message::Log(_)))
+        .map(move |m| Emitted::new(&by, m))
 }
 
 fn sides(only: Option<Role>) -> Vec<Role> {
@@ -187,11 +201,7 @@ impl Engine for LocalEngine {
         }
         let mut out = Vec::new();
         for (role, (connector, config)) in &opened {
-            let name = match role {
-                Role::Source => &p.source.name,
-                Role::Destination => &p.destination.name,
-            };
-            out.push(check_one(connector, config, *role, name).await);
+            out.push(check_one(connector, config, *role, name_of(p, *role)).await);
         }
         Ok(Messages::of(out))
     }
@@ -203,10 +213,14 @@ impl Engine for LocalEngine {
             .map_err(|e| EngineError::Connector(format!("{e:#}")))?;
         let selected = pipeline::select(catalog, &p.streams, source.dialect)
             .map_err(|e| EngineError::Invalid(format!("{e:#}")))?;
-        Ok(Messages::of(vec![Message::Catalog(Catalog {
+        let catalog = Message::Catalog(Catalog {
             streams: selected.streams.into_iter().map(|s| s.stream).collect(),
             ..Default::default()
-        })]))
+        });
+        Ok(Messages::of(vec![Emitted::new(
+            &Emitter::connector(Role::Source, &p.source.name),
+            catalog,
+        )]))
     }
 
     async fn setup(&self, p: &PipelineRequest, only: Option<Role>) -> EngineResult<Messages> {
@@ -221,7 +235,10 @@ impl Engine for LocalEngine {
             let messages = run_lifecycle(connector, "setup", config, Some(&catalog))
                 .await
                 .map_err(|e| EngineError::Connector(format!("{e:#}")))?;
-            out.extend(lifecycle_output(messages));
+            out.extend(lifecycle_output(
+                messages,
+                Emitter::connector(role, name_of(p, role)),
+            ));
         }
         Ok(Messages::of(out))
     }
@@ -233,7 +250,10 @@ impl Engine for LocalEngine {
             let messages = run_lifecycle(&connector, "teardown", &config, None)
                 .await
                 .map_err(|e| EngineError::Connector(format!("{e:#}")))?;
-            out.extend(lifecycle_output(messages));
+            out.extend(lifecycle_output(
+                messages,
+                Emitter::connector(role, name_of(p, role)),
+            ));
         }
         Ok(Messages::of(out))
     }
@@ -267,17 +287,24 @@ impl Engine for LocalEngine {
         let setup = pipeline::setup_destination(&opened, &catalog)
             .await
             .map_err(|e| EngineError::Connector(format!("{e:#}")))?;
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = Outbox::channel();
+        let source_by = Emitter::connector(Role::Source, &p.source.name);
+        let destination_by = Emitter::connector(Role::Destination, &p.destination.name);
         let mut request = request;
-        for message in lifecycle_output(source_setup).chain(lifecycle_output(setup)) {
-            match &message {
+        for emitted in lifecycle_output(source_setup, source_by.clone())
+            .chain(lifecycle_output(setup, destination_by.clone()))
+        {
+            match &emitted.message {
                 Message::Control(Control::DestinationTables(tables)) => {
                     // The caller applies the same report to its copy of the state.
                     let resets = request.state.reconcile_tables(tables);
-                    let _ = tx.send(message);
+                    tx.forward(emitted);
                     for reset in resets {
                         tracing::warn!("{reset}");
-                        let _ = tx.send(Message::Log(Log::new(LogLevel::Warn, reset.to_string())));
+                        tx.send(
+                            &Emitter::engine(),
+                            Message::Log(Log::new(LogLevel::Warn, reset.to_string())),
+                        );
                     }
                     continue;
                 }
@@ -285,7 +312,7 @@ impl Engine for LocalEngine {
                 Message::Control(control) => pipeline::apply_update(&mut opened, control),
                 _ => {}
             }
-            let _ = tx.send(message);
+            tx.forward(emitted);
         }
         let (cancel_tx, cancel_rx) = oneshot::channel();
         let signals = if self.handle_signals {
@@ -295,6 +322,8 @@ impl Engine for LocalEngine {
         };
         let run = Run {
             opened,
+            source_by,
+            destination_by,
             catalog,
             request,
             soft_deadline,
@@ -330,6 +359,8 @@ pub(crate) fn deadlines(
 /// One sync, once its connectors are open and the destination is set up.
 struct Run {
     opened: Opened,
+    source_by: Emitter,
+    destination_by: Emitter,
     catalog: ConfiguredCatalog,
     request: SyncRequest,
     soft_deadline: Option<Instant>,
@@ -339,12 +370,7 @@ struct Run {
 
 impl Run {
     /// Runs the sync and reports it on `tx`, ending with exactly one `eof`.
-    async fn execute(
-        self,
-        tx: mpsc::UnboundedSender<Message>,
-        cancel: oneshot::Receiver<()>,
-        signals: Option<Signals>,
-    ) {
+    async fn execute(self, tx: Outbox, cancel: oneshot::Receiver<()>, signals: Option<Signals>) {
         let initial = self.request.state.clone();
         let spec = RunSpec {
             source: &self.opened.source,
@@ -354,6 +380,8 @@ impl Run {
             catalog: self.catalog.clone(),
             initial: initial.clone(),
             events: tx.clone(),
+            source_by: self.source_by.clone(),
+            destination_by: self.destination_by.clone(),
             cancel,
             soft_deadline: self.soft_deadline,
             hard_deadline: self.hard_deadline,
@@ -365,31 +393,40 @@ impl Run {
             Ok((eof, tracker)) => {
                 let failures = tracker.failures();
                 if !failures.is_empty() {
-                    let _ = tx.send(Message::ConnectionStatus(ConnectionStatus::failed(
-                        failures.join("\n"),
-                        tracker.failure_type(),
-                    )));
+                    tx.send(
+                        &Emitter::engine(),
+                        Message::ConnectionStatus(ConnectionStatus::failed(
+                            failures.join("\n"),
+                            tracker.failure_type(),
+                        )),
+                    );
                 }
                 if let Some(progress) = &eof.run_progress {
-                    let _ = tx.send(Message::Progress(Box::new(progress.clone())));
+                    tx.send(
+                        &Emitter::engine(),
+                        Message::Progress(Box::new(progress.clone())),
+                    );
                 }
                 eof
             }
             Err(e) => {
                 let message = sync_connector::redact::redact(&format!("{e:#}")).into_owned();
-                let _ = tx.send(Message::ConnectionStatus(ConnectionStatus::failed(
-                    message,
-                    Some(FailureType::SystemError),
-                )));
-                failed_eof(initial)
+                tx.send(
+                    &Emitter::engine(),
+                    Message::ConnectionStatus(ConnectionStatus::failed(
+                        message.clone(),
+                        Some(FailureType::SystemError),
+                    )),
+                );
+                failed_eof(initial, message)
             }
         };
-        let _ = tx.send(Message::Eof(Box::new(eof)));
+        tx.send(&Emitter::engine(), Message::Eof(Box::new(eof)));
     }
 }
 
 /// The eof of a run that could not start: nothing committed, the state as it was.
-fn failed_eof(state: sync_protocol::SyncState) -> Eof {
+fn failed_eof(state: sync_protocol::SyncState, why: String) -> Eof {
     Eof {
         status: RunStatus::Failed,
         reason: Some(EofReason::Error),
@@ -397,6 +434,7 @@ fn failed_eof(state: sync_protocol::SyncState) -> Eof {
         ending_state: Some(state),
         run_progress: None,
         request_progress: None,
+        error: Some(FailureCode::ConnectorFailed.error(why)),
         extra: Default::default(),
     }
 }

@@ -2,13 +2,29 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-use sync_engine::cli::Cli;
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches};
+use sync_engine::cli::{Cli, Command};
 use sync_engine::{Usage, clean_stale_run_dirs, commands, exit};
 
 fn main() -> ExitCode {
     sync_connector::redact::install_panic_hook();
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    // Without a subcommand it serves, as the reference implementation documents, once a port is
+    // given (--port, or PORT); otherwise the help, as before.
+    let port_given = matches!(
+        matches.value_source("port"),
+        Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+    );
+    let command = match cli.command {
+        Some(command) => command,
+        None if port_given => Command::Serve(cli.serve),
+        None => {
+            eprintln!("{}", Cli::command().render_help());
+            return ExitCode::from(exit::USAGE);
+        }
+    };
     if let Err(e) = sync_connector::logging::init(cli.log_format, cli.log_level.as_deref()) {
         eprintln!("error: {e}");
         return ExitCode::from(exit::USAGE);
@@ -25,7 +41,7 @@ fn main() -> ExitCode {
             return ExitCode::from(exit::FAILED);
         }
     };
-    match runtime.block_on(commands::dispatch(cli.command)) {
+    match runtime.block_on(commands::dispatch(command)) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             let message = sync_connector::redact::redact(&format!("{e:#}")).into_owned();

@@ -18,6 +18,7 @@ use tokio::process::ChildStdin;
 use tokio::sync::mpsc;
 
 use crate::connector::Dialect;
+use crate::engine::{Emitter, Outbox};
 use crate::lines::LineReader;
 use crate::resolve::Role;
 use crate::tracker::Tracker;
@@ -84,7 +85,11 @@ pub struct Shared {
     pub streams: HashSet<String>,
     pub state_limit: Option<u64>,
     /// What the run reports: committed states, statuses, config updates, logs, progress.
-    pub events: mpsc::UnboundedSender<Message>,
+    pub events: Outbox,
+    /// Who the source's messages are from (`source/stripe`).
+    pub source_by: Emitter,
+    /// Who the destination's messages are from (`destination/postgres`).
+    pub destination_by: Emitter,
     /// Asks the source to stop (the supervisor signals it).
     pub stop_requests: mpsc::UnboundedSender<EofReason>,
 }
@@ -294,7 +299,7 @@ pub async fn pump(
 }
 
 /// Reports a connector's config update; whoever runs the sync saves it.
-fn report_control(shared: &Shared, connector: &str, control: Control) {
+fn report_control(shared: &Shared, connector: &str, by: &Emitter, control: Control) {
     let config = match &control {
         Control::SourceConfig(config) | Control::DestinationConfig(config) => config,
         Control::DestinationTables(_) => {
@@ -309,7 +314,7 @@ fn report_control(shared: &Shared, connector: &str, control: Control) {
                 "{connector} updated its config (keys: {}); it is saved and applied from the next run",
                 map.keys().cloned().collect::<Vec<_>>().join(", ")
             );
-            let _ = shared.events.send(Message::Control(control));
+            shared.events.send(by, Message::Control(control));
         }
         _ => tracing::warn!("{connector} sent a config update that is not a JSON object; ignored"),
     }
@@ -360,20 +365,24 @@ async fn handle_source_message(
         }
         Message::StreamStatus(status) => {
             shared.tracker.stream_status(&status);
-            let _ = shared.events.send(Message::StreamStatus(status));
+            shared
+                .events
+                .send(&shared.source_by, Message::StreamStatus(status));
             true
         }
         Message::Log(log) => {
             relay_log(&shared.source_name, &log);
-            let _ = shared.events.send(Message::Log(log));
+            shared.events.send(&shared.source_by, Message::Log(log));
             true
         }
         Message::ConnectionStatus(status) => {
-            shared.tracker.connection_status(status);
+            shared
+                .tracker
+                .connection_status(status, shared.source_by.as_str());
             true
         }
         Message::Control(control) => {
-            report_control(shared, &shared.source_name, control);
+            report_control(shared, &shared.source_name, &shared.source_by, control);
             true
         }
         other => {
@@ -432,16 +441,25 @@ pub async fn read_destination(
                         let _ = shared.destination_failed.set(status.stream.clone());
                         shared.stop_if_checkpoints_blocked();
                     }
-                    let _ = shared.events.send(Message::StreamStatus(status));
+                    shared
+                        .events
+                        .send(&shared.destination_by, Message::StreamStatus(status));
                 }
-                Message::ConnectionStatus(status) => shared.tracker.connection_status(status),
+                Message::ConnectionStatus(status) => shared
+                    .tracker
+                    .connection_status(status, shared.destination_by.as_str()),
                 Message::Log(log) => {
                     relay_log(&shared.destination_name, &log);
-                    let _ = shared.events.send(Message::Log(log));
+                    shared
+                        .events
+                        .send(&shared.destination_by, Message::Log(log));
                 }
-                Message::Control(control) => {
-                    report_control(&shared, &shared.destination_name, control)
-                }
+                Message::Control(control) => report_control(
+                    &shared,
+                    &shared.destination_name,
+                    &shared.destination_by,
+                    control,
+                ),
                 _ => {}
             }
         }
@@ -458,12 +476,15 @@ fn acknowledge(shared: &Shared, state: &sync_protocol::SourceState) {
                 0
             };
             shared.ack_wait_since.store(next, Ordering::Relaxed);
-            let _ = shared.events.send(Message::SourceState(state.clone()));
+            shared
+                .events
+                .send(&shared.destination_by, Message::SourceState(state.clone()));
         }
         Err(mismatch) => {
-            shared
-                .tracker
-                .fail(format!("{}: {}", shared.destination_name, mismatch.0));
+            shared.tracker.fail_as(
+                crate::tracker::FailureCode::InvariantViolation,
+                format!("{}: {}", shared.destination_name, mismatch.0),
+            );
             shared.stop_source(EofReason::Error);
         }
     }

@@ -9,10 +9,13 @@ use reqwest::StatusCode;
 use reqwest::header::{AUTHORIZATION, HeaderValue};
 use serde_json::{Value, json};
 use sync_protocol::framing::{LineDecoder, Outcome};
-use sync_protocol::{Message, Role, Spec};
-use tokio::sync::{mpsc, oneshot};
+use sync_protocol::{Message, Role, Spec, Stamp};
+use tokio::sync::oneshot;
 
-use crate::engine::{Engine, EngineError, EngineResult, Messages, PipelineRequest, SyncRequest};
+use crate::engine::{
+    Emitted, Emitter, Engine, EngineError, EngineResult, Messages, Outbox, PipelineRequest,
+    SyncRequest,
+};
 use crate::wire::{pipeline_json, sync_json};
 
 /// Longest line accepted from the engine.
@@ -98,7 +101,7 @@ impl RemoteEngine {
     async fn stream(&self, path: &str, body: Value) -> EngineResult<Messages> {
         let request = self.client.post(format!("{}{path}", self.url)).json(&body);
         let response = self.send(request, path).await?;
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = Outbox::channel();
         let (cancel_tx, cancel_rx) = oneshot::channel();
         tokio::spawn(read_lines(response, tx, cancel_rx, self.url.clone()));
         Ok(Messages::new(rx, Some(cancel_tx)))
@@ -108,7 +111,7 @@ impl RemoteEngine {
 /// Reads the answer's lines into messages until it ends or the stream is dropped.
 async fn read_lines(
     mut response: reqwest::Response,
-    tx: mpsc::UnboundedSender<Message>,
+    tx: Outbox,
     mut cancel: oneshot::Receiver<()>,
     url: String,
 ) {
@@ -138,9 +141,9 @@ async fn read_lines(
             let (consumed, outcome) = decoder.advance(available);
             at += consumed;
             match outcome {
-                Some(Outcome::Line) => match Message::from_slice(decoder.line()) {
-                    Ok(message) => {
-                        if tx.send(message).is_err() {
+                Some(Outcome::Line) => match Message::from_slice_stamped(decoder.line()) {
+                    Ok((message, stamp)) => {
+                        if !tx.forward(as_stamped(message, stamp)) {
                             return;
                         }
                     }
@@ -155,6 +158,24 @@ async fn read_lines(
         }
         pending.drain(..at);
     }
+}
+
+/// A message as the engine at the other end stamped it; an engine that did not stamp it is
+/// taken for its emitter, now.
+fn as_stamped(message: Message, stamp: Stamp) -> Emitted {
+    let by = stamp
+        .emitted_by
+        .as_deref()
+        .map_or_else(Emitter::engine, Emitter::named);
+    let mut emitted = Emitted::new(&by, message);
+    if let Some(at) = stamp
+        .ts
+        .as_deref()
+        .and_then(|ts| chrono::DateTime::parse_from_rfc3339(ts).ok())
+    {
+        emitted.at = at.with_timezone(&chrono::Utc);
+    }
+    emitted
 }
 
 fn only_json(only: Option<Role>) -> Value {

@@ -1,14 +1,17 @@
 //! What the engine shows while it runs and when it ends: a live per-stream display on a
-//! terminal, periodic `progress` lines otherwise, the final `eof`, and a human summary.
+//! terminal; otherwise NDJSON lines on stdout (committed states, stream statuses, a progress
+//! every 2 s, the final `eof`), each stamped with who emitted it (`_emitted_by`) and when
+//! (`_ts`); or, with `--plain`, a text line on stderr every 2 s; and a human summary.
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use sync_protocol::{Eof, Message, Progress, StreamProgressStatus};
+use sync_protocol::{Eof, Message, Progress, RunStatus, Status, StreamProgressStatus};
 
 use crate::cli::OutputMode;
+use crate::engine::Emitted;
 
 const LINE_INTERVAL: Duration = Duration::from_secs(2);
 
@@ -18,6 +21,9 @@ pub enum Reporter {
         streams: BTreeMap<String, ProgressBar>,
     },
     Lines {
+        last: Option<Instant>,
+    },
+    Plain {
         last: Option<Instant>,
     },
 }
@@ -44,20 +50,39 @@ fn thousands(n: u64) -> String {
     out
 }
 
+/// Whether a message of a sync goes to stdout as a line: what the engine's HTTP answer of
+/// `pipeline_sync` carries but for logs (already on stderr) and config updates (saved with the
+/// checkpoint; they hold secrets); progress is thinned to one every 2 s.
+fn is_a_line(message: &Message) -> bool {
+    matches!(
+        message,
+        Message::SourceState(_) | Message::StreamStatus(_) | Message::ConnectionStatus(_)
+    )
+}
+
 impl Reporter {
     pub fn new(mode: OutputMode) -> Reporter {
-        if mode == OutputMode::Auto && std::io::stderr().is_terminal() {
-            Reporter::Live {
+        match mode {
+            OutputMode::Auto if std::io::stderr().is_terminal() => Reporter::Live {
                 bars: MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(5)),
                 streams: BTreeMap::new(),
-            }
-        } else {
-            Reporter::Lines { last: None }
+            },
+            OutputMode::Plain => Reporter::Plain { last: None },
+            _ => Reporter::Lines { last: None },
+        }
+    }
+
+    /// Shows one of the run's messages (the eof goes to [`Reporter::finish`]).
+    pub fn message(&mut self, emitted: &Emitted) {
+        if let Message::Progress(progress) = &emitted.message {
+            self.tick(emitted, progress);
+        } else if matches!(self, Reporter::Lines { .. }) && is_a_line(&emitted.message) {
+            print_line(emitted);
         }
     }
 
     /// Updates the display; prints a progress line when due.
-    pub fn tick(&mut self, progress: &Progress) {
+    fn tick(&mut self, emitted: &Emitted, progress: &Progress) {
         match self {
             Reporter::Live { bars, streams } => {
                 let elapsed = (progress.elapsed_ms as f64 / 1000.0).max(0.001);
@@ -93,33 +118,86 @@ impl Reporter {
             Reporter::Lines { last } => {
                 if last.is_none_or(|t| t.elapsed() >= LINE_INTERVAL) {
                     *last = Some(Instant::now());
-                    print_line(&Message::Progress(Box::new(progress.clone())));
+                    print_line(emitted);
+                }
+            }
+            Reporter::Plain { last } => {
+                if last.is_none_or(|t| t.elapsed() >= LINE_INTERVAL) {
+                    *last = Some(Instant::now());
+                    eprintln!("{}", plain_line(progress, "Syncing"));
                 }
             }
         }
     }
 
-    /// Ends the display and prints the eof line.
-    pub fn finish(&mut self, eof: &Eof) {
-        if let Reporter::Live { bars, streams } = self {
-            for bar in streams.values() {
-                bar.finish();
+    /// Ends the display and prints the eof line (with `--plain`, a last text line instead).
+    pub fn finish(&mut self, eof: &Emitted) {
+        match self {
+            Reporter::Live { bars, streams } => {
+                for bar in streams.values() {
+                    bar.finish();
+                }
+                let _ = bars.clear();
+                if !std::io::stdout().is_terminal() {
+                    print_line(eof);
+                }
             }
-            let _ = bars.clear();
-        }
-        if matches!(self, Reporter::Lines { .. }) || !std::io::stdout().is_terminal() {
-            print_line(&Message::Eof(Box::new(eof.clone())));
+            Reporter::Lines { .. } => print_line(eof),
+            Reporter::Plain { .. } => {
+                if let Message::Eof(end) = &eof.message
+                    && let Some(progress) = &end.run_progress
+                {
+                    let label = match end.status {
+                        RunStatus::Succeeded => "Sync complete",
+                        RunStatus::Failed => "Sync failed",
+                        RunStatus::Started => "Sync stopped",
+                    };
+                    eprintln!("{}", plain_line(progress, label));
+                }
+            }
         }
     }
 }
 
-fn print_line(message: &Message) {
+/// One line of `--plain`: `Syncing 3 streams (1 completed, 2 started) — 4.2s — 1,234 records,
+/// 293.8/s`, as the reference implementation prints it.
+fn plain_line(progress: &Progress, label: &str) -> String {
+    let mut counts: BTreeMap<u8, (usize, &str)> = BTreeMap::new();
+    for p in progress.streams.values() {
+        let (order, word) = match p.status {
+            StreamProgressStatus::Completed => (0, "completed"),
+            StreamProgressStatus::Started => (1, "started"),
+            StreamProgressStatus::Errored => (2, "errored"),
+            StreamProgressStatus::Skipped => (3, "skipped"),
+            StreamProgressStatus::NotStarted => (4, "not started"),
+        };
+        counts.entry(order).or_insert((0, word)).0 += 1;
+    }
+    let parts: Vec<String> = counts
+        .values()
+        .map(|(n, word)| format!("{n} {word}"))
+        .collect();
+    let failure = match &progress.connection_status {
+        Some(s) if s.status == Status::Failed => " — a connector failed (see below)",
+        _ => "",
+    };
+    format!(
+        "{label} {} streams ({}) — {:.1}s — {} records, {:.1}/s{failure}",
+        progress.streams.len(),
+        parts.join(", "),
+        progress.elapsed_ms as f64 / 1000.0,
+        thousands(progress.derived.total_record_count),
+        progress.derived.records_per_second
+    )
+}
+
+fn print_line(emitted: &Emitted) {
     let mut out = std::io::stdout().lock();
     // Connector messages can echo anything; registered secrets never leave the engine.
     let _ = writeln!(
         out,
         "{}",
-        sync_connector::redact::redact(&message.to_line())
+        sync_connector::redact::redact(&emitted.to_line())
     );
     let _ = out.flush();
 }

@@ -4,7 +4,8 @@
 //! Registry names: `npm:<package>[@version]` runs through `npx --yes`, `pypi:<package>[==version]`
 //! through `uvx --from` (or `pipx run --spec`), the executable being the package name without an
 //! `airbyte-` prefix. A bare name, when registries are enabled, tries `@stripe/sync-<role>-<name>`
-//! on npm first, then `airbyte-<role>-<name>` on PyPI. Such names may also be the value of a
+//! on npm first, then `airbyte-<role>-<name>` on PyPI (`--connectors-from-npm`: npm only, the
+//! reference implementation's lookup). Such names may also be the value of a
 //! command-map key, which pins a version. A registry candidate counts only once it answers
 //! `spec` (see [`crate::connector::Connector::open`]); every candidate tried is named in the
 //! error when none does.
@@ -151,7 +152,10 @@ impl RegistryName {
 pub struct Resolver {
     command_map: BTreeMap<String, String>,
     use_path: bool,
-    use_registry: bool,
+    /// Bare names are looked up on npm (`--connectors-from-registry`, `--connectors-from-npm`).
+    use_npm: bool,
+    /// ... and on PyPI (`--connectors-from-registry`).
+    use_pypi: bool,
     bundled_dir: Option<PathBuf>,
 }
 
@@ -192,7 +196,8 @@ impl Resolver {
         Ok(Resolver {
             command_map,
             use_path: !args.no_connectors_from_path,
-            use_registry: args.connectors_from_registry,
+            use_npm: args.connectors_from_registry || args.connectors_from_npm,
+            use_pypi: args.connectors_from_registry,
             bundled_dir,
         })
     }
@@ -314,15 +319,15 @@ impl Resolver {
         name: &str,
         tried: &mut Vec<String>,
     ) -> Option<Vec<Resolved>> {
-        if !self.use_registry {
+        if !self.use_npm && !self.use_pypi {
             tried.push("package registries (enable with --connectors-from-registry)".into());
             return None;
         }
         let mut found = Vec::new();
-        for package in [
-            RegistryName::Npm(format!("@stripe/sync-{}-{name}", role.as_str())),
-            RegistryName::PyPi(format!("airbyte-{}-{name}", role.as_str())),
-        ] {
+        let npm = RegistryName::Npm(format!("@stripe/sync-{}-{name}", role.as_str()));
+        let pypi = RegistryName::PyPi(format!("airbyte-{}-{name}", role.as_str()));
+        let enabled = [(self.use_npm, npm), (self.use_pypi, pypi)];
+        for package in enabled.into_iter().filter(|(on, _)| *on).map(|(_, p)| p) {
             let launchers = package.launchers(role, name);
             if launchers.is_empty() {
                 tried.push(package.no_launcher());
@@ -385,6 +390,7 @@ mod tests {
             connectors_from_command_map: Some(map.into()),
             no_connectors_from_path: !path,
             connectors_from_registry: false,
+            connectors_from_npm: false,
         })
         .unwrap()
     }

@@ -4,18 +4,19 @@
 //! `--destination-config`, the shortcut flags) always beats the environment, which only fills
 //! what nothing explicit gives. Two explicit sources giving one setting different values is an
 //! error that names both (never which value won); equal values agree. Configs are merged key by
-//! key under that rule.
+//! key under that rule. Of two environment variables for one setting (`DATABASE_URL` and
+//! `POSTGRES_URL`), either fills it; both set to different values is an error naming both.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use anyhow::{Context, Result, bail};
-use serde::Deserialize;
+use anyhow::{Result, bail};
 use serde_json::{Map, Value};
 use sync_connector::json_arg::json_or_file;
 
 use crate::builtin::{self, SHORTCUTS};
 use crate::cli::PipelineArgs;
+use crate::pipeline_file::ConfigFile;
 
 /// One side of the pipeline: a connector name and its config.
 #[derive(Debug, Clone)]
@@ -54,35 +55,6 @@ pub struct Pipeline {
     pub time_limit: Option<f64>,
     /// Stop gracefully after this many source states.
     pub state_limit: Option<u64>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileSide {
-    name: Option<String>,
-    #[serde(default)]
-    config: Map<String, Value>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ConfigFile {
-    #[serde(default)]
-    source: FileSide,
-    #[serde(default)]
-    destination: FileSide,
-    streams: Option<Value>,
-    state_file: Option<PathBuf>,
-    sync_id: Option<String>,
-    time_limit: Option<f64>,
-    state_limit: Option<u64>,
-}
-
-fn read_file(path: &Path) -> Result<ConfigFile> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read the config file {}", path.display()))?;
-    serde_json::from_str(&text)
-        .map_err(|e| anyhow::anyhow!("invalid config file {}: {e}", path.display()))
 }
 
 fn object(flag: &str, text: &str) -> Result<Map<String, Value>> {
@@ -148,9 +120,8 @@ fn side_config(
     }
     let mut config = layers.into_config();
     for shortcut in SHORTCUTS.iter().filter(|s| s.connector == connector) {
-        if let Some(var) = shortcut.env
-            && !config.contains_key(shortcut.key)
-            && let Some(value) = env(var).filter(|v| !v.is_empty())
+        if !config.contains_key(shortcut.key)
+            && let Some(value) = from_environment(shortcut.env, env)?
         {
             config.insert(shortcut.key.to_owned(), Value::String(value));
         }
@@ -163,8 +134,28 @@ fn side_config(
     Ok(config)
 }
 
+/// The value the environment gives a setting; two of its variables set to different values
+/// is an error naming both (never the values: they may be secrets).
+fn from_environment(vars: &[&str], env: &dyn Fn(&str) -> Option<String>) -> Result<Option<String>> {
+    let mut found: Option<(&str, String)> = None;
+    for var in vars {
+        let Some(value) = env(var).filter(|v| !v.is_empty()) else {
+            continue;
+        };
+        match &found {
+            Some((first, seen)) if *seen != value => bail!(
+                "{first} and {var} are both set, to different values; unset one, or pass the setting explicitly"
+            ),
+            Some(_) => {}
+            None => found = Some((var, value)),
+        }
+    }
+    Ok(found.map(|(_, value)| value))
+}
+
 fn shortcut_value(args: &PipelineArgs, flag: &str) -> Option<Value> {
     match flag {
+        "--stripe-rate-limit" => args.stripe_rate_limit.map(Value::from),
         "--stripe-api-key" => args.stripe_api_key.clone().map(Value::String),
         "--stripe-base-url" => args.stripe_base_url.clone().map(Value::String),
         "--backfill-limit" => args.backfill_limit.map(Value::from),
@@ -214,7 +205,7 @@ pub fn pipeline_with_env(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Pipeline> {
     let file = match &args.config {
-        Some(path) => read_file(path)?,
+        Some(arg) => crate::pipeline_file::read(arg)?,
         None => ConfigFile::default(),
     };
     limits_of(&file)?;
@@ -479,6 +470,37 @@ mod tests {
                 fields: None
             }
         );
+    }
+
+    #[test]
+    fn either_postgres_url_variable_fills_the_url_and_two_different_ones_are_refused() {
+        let mut a = args();
+        a.stripe_api_key = Some("sk_test_x".into());
+        for env in [
+            &[("POSTGRES_URL", "postgres://p/db")][..],
+            &[
+                ("DATABASE_URL", "postgres://p/db"),
+                ("POSTGRES_URL", "postgres://p/db"),
+            ],
+        ] {
+            let pairs: &'static [(&'static str, &'static str)] = Box::leak(env.to_vec().into());
+            let p = pipeline_with_env(&a, &env_of(pairs)).unwrap();
+            assert_eq!(p.destination.config["url"], "postgres://p/db");
+        }
+        let env = env_of(&[
+            ("DATABASE_URL", "postgres://d/db"),
+            ("POSTGRES_URL", "postgres://p/db"),
+        ]);
+        let err = pipeline_with_env(&a, &env).unwrap_err().to_string();
+        assert!(
+            err.contains("DATABASE_URL") && err.contains("POSTGRES_URL"),
+            "{err}"
+        );
+        assert!(!err.contains("postgres://"), "{err}");
+        // An explicit URL needs neither.
+        a.postgres_url = Some("postgres://flag/db".into());
+        let p = pipeline_with_env(&a, &env).unwrap();
+        assert_eq!(p.destination.config["url"], "postgres://flag/db");
     }
 
     #[test]

@@ -12,13 +12,16 @@ use sync_protocol::{
     SyncState,
 };
 use tokio::io::{AsyncWriteExt, BufReader};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use crate::connector::{Connector, Dialect};
-use crate::engine::{EngineError, EngineResult, Messages, PipelineRequest, SyncRequest};
+use crate::engine::{
+    Emitter, EngineError, EngineResult, Messages, Outbox, PipelineRequest, SyncRequest,
+};
 use crate::lines::LineReader;
 use crate::local::LocalEngine;
 use crate::pipeline;
+use crate::tracker::FailureCode;
 
 fn connector_error(e: anyhow::Error) -> EngineError {
     EngineError::Connector(format!("{e:#}"))
@@ -92,13 +95,14 @@ impl LocalEngine {
             .stdout
             .take()
             .ok_or_else(|| EngineError::Internal(anyhow::anyhow!("stdout is piped")))?;
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = Outbox::channel();
         let (cancel_tx, cancel) = oneshot::channel::<()>();
         let relay = SourceRelay {
             child,
             dialect: source.dialect,
             state: request.state.clone(),
             tx,
+            by: Emitter::connector(Role::Source, &p.source.name),
         };
         tokio::spawn(async move {
             // The connector's files live as long as it runs.
@@ -148,7 +152,8 @@ impl LocalEngine {
                 text.push('\n');
             }
         }
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = Outbox::channel();
+        let by = Emitter::connector(Role::Destination, &p.destination.name);
         let (cancel_tx, mut cancel) = oneshot::channel::<()>();
         tokio::spawn(async move {
             let _destination = destination;
@@ -167,7 +172,7 @@ impl LocalEngine {
                     line = reader.next_line() => match line {
                         Some(Ok((_, bytes))) => {
                             for message in parse(bytes, dialect, Role::Destination) {
-                                if tx.send(message).is_err() {
+                                if !tx.send(&by, message) {
                                     let _ = child.start_kill();
                                     return;
                                 }
@@ -190,7 +195,9 @@ struct SourceRelay {
     dialect: Dialect,
     /// The request's state, with every state the source emits applied.
     state: SyncState,
-    tx: mpsc::UnboundedSender<Message>,
+    tx: Outbox,
+    /// Who the source's messages are from (`source/stripe`).
+    by: Emitter,
 }
 
 /// How a source's run ended, before its exit status is known.
@@ -259,7 +266,7 @@ impl SourceRelay {
             {
                 ending.failed = s.message.clone();
             }
-            if self.tx.send(message).is_err() {
+            if !self.tx.send(&self.by, message) {
                 return false;
             }
         }
@@ -275,26 +282,44 @@ impl SourceRelay {
             (None, true) => (RunStatus::Succeeded, EofReason::Complete),
             (None, false) => (RunStatus::Failed, EofReason::Error),
         };
-        if status == RunStatus::Failed && ending.failed.is_none() {
-            let _ = self
-                .tx
-                .send(Message::ConnectionStatus(ConnectionStatus::failed(
-                    format!("the source exited with {exited:?}"),
-                    Some(FailureType::SystemError),
-                )));
+        let mut error = None;
+        if status == RunStatus::Failed {
+            let why = match ending.failed {
+                Some(failed) => format!("{}: {failed}", self.by.as_str()),
+                None => {
+                    let why = format!("the source exited with {exited:?}");
+                    self.tx.send(
+                        &Emitter::engine(),
+                        Message::ConnectionStatus(ConnectionStatus::failed(
+                            why.clone(),
+                            Some(FailureType::SystemError),
+                        )),
+                    );
+                    why
+                }
+            };
+            error = Some(FailureCode::ConnectorFailed.error(why));
         }
-        self.send_eof(status, reason);
+        self.send_eof(status, reason, error);
     }
 
-    fn send_eof(&self, status: RunStatus, reason: EofReason) {
-        let _ = self.tx.send(Message::Eof(Box::new(Eof {
+    fn send_eof(
+        &self,
+        status: RunStatus,
+        reason: EofReason,
+        error: Option<sync_protocol::EofError>,
+    ) {
+        let eof = Eof {
             status,
             reason: Some(reason),
             has_more: status != RunStatus::Succeeded,
             ending_state: Some(self.state.clone()),
             run_progress: None,
             request_progress: None,
+            error,
             extra: Default::default(),
-        })));
+        };
+        self.tx
+            .send(&Emitter::engine(), Message::Eof(Box::new(eof)));
     }
 }

@@ -22,7 +22,9 @@ use tokio::process::Child;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::connector::{Connector, Dialect, signal_group, tail};
+use crate::engine::{Emitter, Outbox};
 use crate::pump::{Clock, DestInput, Shared, Stop, pump, read_destination};
+use crate::tracker::FailureCode;
 use crate::tracker::Tracker;
 
 /// How long a stopped source may take to exit before it is killed.
@@ -37,7 +39,11 @@ pub struct RunSpec<'a> {
     pub catalog: ConfiguredCatalog,
     pub initial: SyncState,
     /// Where the run reports committed states, statuses, config updates, logs and progress.
-    pub events: mpsc::UnboundedSender<Message>,
+    pub events: Outbox,
+    /// Who the source's messages are from (`source/stripe`).
+    pub source_by: Emitter,
+    /// Who the destination's messages are from (`destination/postgres`).
+    pub destination_by: Emitter,
     /// Resolves (or is dropped) when whoever asked for the run goes away: both connectors are
     /// killed at once.
     pub cancel: oneshot::Receiver<()>,
@@ -286,6 +292,8 @@ fn start_shared(
         streams: streams.into_iter().collect(),
         state_limit: spec.state_limit,
         events: spec.events.clone(),
+        source_by: spec.source_by.clone(),
+        destination_by: spec.destination_by.clone(),
         stop_requests: stop_tx,
     });
     (shared, stop_rx)
@@ -518,11 +526,14 @@ fn conclude(spec: &RunSpec<'_>, tracker: &Tracker, pair: &Pair, stopped: Option<
     if destination.status.is_some_and(|s| s.success()) {
         let unacknowledged = tracker.unacknowledged();
         if !unacknowledged.is_empty() {
-            tracker.fail(format!(
-                "{} exited without acknowledging every state it was sent: {}",
-                spec.destination.name(),
-                unacknowledged.join(", ")
-            ));
+            tracker.fail_as(
+                FailureCode::InvariantViolation,
+                format!(
+                    "{} exited without acknowledging every state it was sent: {}",
+                    spec.destination.name(),
+                    unacknowledged.join(", ")
+                ),
+            );
         }
     }
 }
@@ -559,7 +570,9 @@ impl ProgressReports {
         );
         if self.last != Some(moved) {
             self.last = Some(moved);
-            let _ = shared.events.send(Message::Progress(Box::new(progress)));
+            shared
+                .events
+                .send(&Emitter::engine(), Message::Progress(Box::new(progress)));
         }
     }
 }
@@ -618,7 +631,7 @@ impl Watchdog {
             && !shared.stop.requested()
             && waited(shared.source_wait_since.load(Ordering::Relaxed))
         {
-            tracker.fail(format!(
+            tracker.fail_as(FailureCode::ConnectorTimeout, format!(
                 "{} wrote nothing for {secs}s while the engine waited for it, and did not exit: stopped as hung",
                 shared.source_name
             ));
@@ -628,10 +641,10 @@ impl Watchdog {
         if destination.running()
             && let Some(what) = self.destination_hung(shared, phases, now)
         {
-            tracker.fail(format!(
-                "{} {what}: stopped as hung",
-                shared.destination_name
-            ));
+            tracker.fail_as(
+                FailureCode::ConnectorTimeout,
+                format!("{} {what}: stopped as hung", shared.destination_name),
+            );
             destination.kill();
             shared.stop_source(EofReason::Error);
         }
@@ -708,6 +721,11 @@ pub fn eof(
         Some(limit) => (RunStatus::Started, limit),
         None => (RunStatus::Succeeded, EofReason::Complete),
     };
+    let error = if reason == EofReason::Error {
+        tracker.error(&progress)
+    } else {
+        None
+    };
     Eof {
         status,
         reason: Some(reason),
@@ -715,6 +733,7 @@ pub fn eof(
         ending_state: Some(tracker.state()),
         run_progress: Some(progress.clone()),
         request_progress: Some(progress),
+        error,
         extra: Default::default(),
     }
 }

@@ -6,8 +6,8 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use sync_protocol::{
-    ConnectionStatus, DerivedProgress, Progress, RunStatus, SourceState, Status, StreamProgress,
-    StreamProgressStatus, StreamStatus, StreamStatusKind, SyncState, TimeRange,
+    ConnectionStatus, DerivedProgress, EofError, Progress, RunStatus, SourceState, Status,
+    StreamProgress, StreamProgressStatus, StreamStatus, StreamStatusKind, SyncState, TimeRange,
 };
 
 #[derive(Debug, Default, Clone)]
@@ -37,7 +37,7 @@ struct Inner {
     global_expected: VecDeque<(u64, Vec<(String, u64)>)>,
     global_states: u64,
     source_states: u64,
-    failures: Vec<String>,
+    failures: Vec<Failure>,
     connection_status: Option<ConnectionStatus>,
     state: SyncState,
 }
@@ -53,6 +53,54 @@ pub struct Tracker {
 /// A committed state that does not match what was sent.
 #[derive(Debug)]
 pub struct Mismatch(pub String);
+
+/// What kind of failure ended a run: `eof.error.code` (listed in docs/protocol.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureCode {
+    /// A connector exited with an error, reported a fatal failure, or broke the protocol.
+    ConnectorFailed,
+    /// A connector reported a failure only a change of its config can fix (a bad key).
+    ConfigError,
+    /// A connector stopped answering for longer than the connector timeout and was stopped.
+    ConnectorTimeout,
+    /// The destination's acknowledgements did not match what it was sent.
+    InvariantViolation,
+    /// No failure of the run as a whole, but at least one stream failed.
+    StreamFailed,
+    /// The engine itself failed.
+    Internal,
+}
+
+impl FailureCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureCode::ConnectorFailed => "connector_failed",
+            FailureCode::ConfigError => "config_error",
+            FailureCode::ConnectorTimeout => "connector_timeout",
+            FailureCode::InvariantViolation => "invariant_violation",
+            FailureCode::StreamFailed => "stream_failed",
+            FailureCode::Internal => "internal",
+        }
+    }
+
+    /// The error an eof carries.
+    pub fn error(self, message: impl Into<String>) -> EofError {
+        EofError {
+            code: self.as_str().to_owned(),
+            message: message.into(),
+        }
+    }
+}
+
+/// One failure of the run.
+#[derive(Debug)]
+struct Failure {
+    code: FailureCode,
+    /// As the connector or the engine said it (the `connection_status` the run ends with).
+    message: String,
+    /// With the connector that reported it named, for `eof.error`.
+    named: String,
+}
 
 impl Tracker {
     pub fn new(
@@ -201,22 +249,62 @@ impl Tracker {
         }
     }
 
-    pub fn connection_status(&self, status: ConnectionStatus) {
+    /// A connector's `connection_status`; `by` names it (`source/stripe`).
+    pub fn connection_status(&self, status: ConnectionStatus, by: &str) {
         let mut inner = self.lock();
         if status.status == Status::Failed {
-            inner.failures.push(
-                status
-                    .message
-                    .clone()
-                    .unwrap_or_else(|| "a connector failed".into()),
-            );
+            let message = status
+                .message
+                .clone()
+                .unwrap_or_else(|| "a connector failed".into());
+            let code = match status.failure_type {
+                Some(sync_protocol::FailureType::ConfigError) => FailureCode::ConfigError,
+                _ => FailureCode::ConnectorFailed,
+            };
+            inner.failures.push(Failure {
+                code,
+                named: format!("{by}: {message}"),
+                message,
+            });
         }
         inner.connection_status = Some(status);
     }
 
-    /// A failure that ends the run as failed.
+    /// A failure that ends the run as failed: a connector's (its name is in the message).
     pub fn fail(&self, message: impl Into<String>) {
-        self.lock().failures.push(message.into());
+        self.fail_as(FailureCode::ConnectorFailed, message);
+    }
+
+    /// A failure of a kind that ends the run as failed.
+    pub fn fail_as(&self, code: FailureCode, message: impl Into<String>) {
+        let message = message.into();
+        self.lock().failures.push(Failure {
+            code,
+            named: message.clone(),
+            message,
+        });
+    }
+
+    /// What ended the run, for its `eof`: the first failure's kind with every failure's message,
+    /// else the streams that failed; `None` when nothing did.
+    pub fn error(&self, progress: &Progress) -> Option<EofError> {
+        let inner = self.lock();
+        if let Some(first) = inner.failures.first() {
+            let messages: Vec<&str> = inner.failures.iter().map(|f| f.named.as_str()).collect();
+            return Some(first.code.error(messages.join("\n")));
+        }
+        let failed: Vec<String> = progress
+            .streams
+            .iter()
+            .filter(|(_, p)| p.status == StreamProgressStatus::Errored)
+            .map(|(name, p)| {
+                format!(
+                    "stream {name:?}: {}",
+                    p.message.as_deref().unwrap_or("failed")
+                )
+            })
+            .collect();
+        (!failed.is_empty()).then(|| FailureCode::StreamFailed.error(failed.join("\n")))
     }
 
     /// How the failures should be treated: as the connector said, else a system error.
@@ -230,7 +318,11 @@ impl Tracker {
     }
 
     pub fn failures(&self) -> Vec<String> {
-        self.lock().failures.clone()
+        self.lock()
+            .failures
+            .iter()
+            .map(|f| f.message.clone())
+            .collect()
     }
 
     pub fn state(&self) -> SyncState {

@@ -45,6 +45,14 @@ impl<'a> RawEnvelope<'a> {
             source,
         })
     }
+
+    /// A text field of the envelope beside `type` and the payload, if it is there.
+    pub fn text(&self, key: &str) -> Option<String> {
+        self.fields
+            .iter()
+            .find(|(k, _)| k == key)
+            .and_then(|(_, v)| serde_json::from_str::<String>(v.get()).ok())
+    }
 }
 
 impl<'de: 'a, 'a> Deserialize<'de> for RawEnvelope<'a> {
@@ -77,18 +85,28 @@ impl<'de: 'a, 'a> Deserialize<'de> for RawEnvelope<'a> {
     }
 }
 
-/// Serialises `{"type": kind, key: payload}`.
+/// Serialises `{"type": kind, key: payload}`, then `_emitted_by` and `_ts` when stamped.
 pub(crate) fn serialize_envelope<S: Serializer, T: Serialize + ?Sized>(
     serializer: S,
     kind: &str,
     key: &str,
     payload: &T,
+    stamp: Option<(&str, &str)>,
 ) -> Result<S::Ok, S::Error> {
-    let mut map = serializer.serialize_map(Some(2))?;
+    let mut map = serializer.serialize_map(Some(if stamp.is_some() { 4 } else { 2 }))?;
     map.serialize_entry("type", kind)?;
     map.serialize_entry(key, payload)?;
+    if let Some((emitted_by, ts)) = stamp {
+        map.serialize_entry(EMITTED_BY, emitted_by)?;
+        map.serialize_entry(TS, ts)?;
+    }
     map.end()
 }
+
+/// The envelope field naming who wrote a line: `source/<name>`, `destination/<name>`, `engine`.
+pub const EMITTED_BY: &str = "_emitted_by";
+/// The envelope field holding when the engine saw a line (RFC 3339).
+pub const TS: &str = "_ts";
 
 /// Adapts a [`ParseError`] to a serde error for the generic `Deserialize` impls.
 pub(crate) fn to_de_error<E: de::Error>(err: ParseError) -> E {

@@ -17,7 +17,9 @@
 //!
 //! Unknown fields inside payloads are kept (in each payload's `extra` map) and re-serialised,
 //! except in `stream_status` and `control`, which carry only their defined fields; unknown
-//! top-level envelope fields are ignored. An unknown `type` is a distinct error
+//! top-level envelope fields are ignored, but for the engine's [`Stamp`] (`_emitted_by`, `_ts`),
+//! which [`Message::to_line_stamped`] writes and [`Message::from_slice_stamped`] reads. An
+//! unknown `type` is a distinct error
 //! ([`ParseError::UnknownType`]) so that an orchestrator can log and skip it.
 
 pub mod airbyte;
@@ -47,9 +49,10 @@ pub use catalog::{
 pub use control::Control;
 pub use error::ParseError;
 pub use log::{Log, LogLevel};
-pub use message::{Message, MessageType};
+pub use message::{Message, MessageType, Stamp};
 pub use progress::{
-    DerivedProgress, Eof, EofReason, Progress, RunStatus, StreamProgress, StreamProgressStatus,
+    DerivedProgress, Eof, EofError, EofReason, Progress, RunStatus, StreamProgress,
+    StreamProgressStatus,
 };
 pub use record::Record;
 pub use role::Role;

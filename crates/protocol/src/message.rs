@@ -3,7 +3,7 @@ use serde::ser::Serializer;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::envelope::{RawEnvelope, serialize_envelope, to_de_error};
+use crate::envelope::{EMITTED_BY, RawEnvelope, TS, serialize_envelope, to_de_error};
 use crate::{
     Catalog, ConnectionStatus, Control, Eof, Log, ParseError, Progress, Record, SourceState, Spec,
     StreamStatus,
@@ -128,7 +128,20 @@ impl Message {
 
     /// Parses one NDJSON line (without its newline).
     pub fn from_slice(line: &[u8]) -> Result<Message, ParseError> {
+        Message::from_envelope(&RawEnvelope::parse(line)?)
+    }
+
+    /// Parses one NDJSON line with its envelope's [`Stamp`] (an engine's lines carry one).
+    pub fn from_slice_stamped(line: &[u8]) -> Result<(Message, Stamp), ParseError> {
         let envelope = RawEnvelope::parse(line)?;
+        let stamp = Stamp {
+            emitted_by: envelope.text(EMITTED_BY),
+            ts: envelope.text(TS),
+        };
+        Ok((Message::from_envelope(&envelope)?, stamp))
+    }
+
+    fn from_envelope(envelope: &RawEnvelope<'_>) -> Result<Message, ParseError> {
         let kind = envelope.kind()?;
         let ty =
             MessageType::from_wire(kind).ok_or_else(|| ParseError::UnknownType(kind.to_owned()))?;
@@ -160,24 +173,65 @@ impl Message {
         // Serialising plain data structures to a String cannot fail.
         serde_json::to_string(self).unwrap_or_default()
     }
+
+    /// Serialises the message as one line with `_emitted_by` and `_ts` on its envelope, after
+    /// the payload: `{"type":"eof","eof":{…},"_emitted_by":"engine","_ts":"…"}`.
+    pub fn to_line_stamped(&self, emitted_by: &str, ts: &str) -> String {
+        let stamped = Stamped {
+            message: self,
+            stamp: (emitted_by, ts),
+        };
+        serde_json::to_string(&stamped).unwrap_or_default()
+    }
+
+    fn serialize_with<S: Serializer>(
+        &self,
+        s: S,
+        stamp: Option<(&str, &str)>,
+    ) -> Result<S::Ok, S::Error> {
+        let key = self.message_type().as_str();
+        match self {
+            Message::Record(p) => serialize_envelope(s, key, key, p, stamp),
+            Message::SourceState(p) => serialize_envelope(s, key, key, p, stamp),
+            Message::Catalog(p) => serialize_envelope(s, key, key, p, stamp),
+            Message::Spec(p) => serialize_envelope(s, key, key, p, stamp),
+            Message::ConnectionStatus(p) => serialize_envelope(s, key, key, p, stamp),
+            Message::Log(p) => serialize_envelope(s, key, key, p, stamp),
+            Message::StreamStatus(p) => serialize_envelope(s, key, key, p, stamp),
+            Message::Control(p) => serialize_envelope(s, key, key, p, stamp),
+            Message::Progress(p) => serialize_envelope(s, key, key, p, stamp),
+            Message::Eof(p) => serialize_envelope(s, key, key, p, stamp),
+            Message::SourceInput(p) => serialize_envelope(s, key, key, p, stamp),
+        }
+    }
+}
+
+/// Who wrote a line and when, as an engine puts it on the envelope beside `type`
+/// (`_emitted_by`: `source/<name>`, `destination/<name>` or `engine`; `_ts`: RFC 3339).
+/// Connectors do not write it; parsing ignores it unless asked
+/// ([`Message::from_slice_stamped`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stamp {
+    /// `_emitted_by`, when the line has it.
+    pub emitted_by: Option<String>,
+    /// `_ts`, when the line has it.
+    pub ts: Option<String>,
+}
+
+struct Stamped<'a> {
+    message: &'a Message,
+    stamp: (&'a str, &'a str),
+}
+
+impl Serialize for Stamped<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.message.serialize_with(s, Some(self.stamp))
+    }
 }
 
 impl Serialize for Message {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let key = self.message_type().as_str();
-        match self {
-            Message::Record(p) => serialize_envelope(s, key, key, p),
-            Message::SourceState(p) => serialize_envelope(s, key, key, p),
-            Message::Catalog(p) => serialize_envelope(s, key, key, p),
-            Message::Spec(p) => serialize_envelope(s, key, key, p),
-            Message::ConnectionStatus(p) => serialize_envelope(s, key, key, p),
-            Message::Log(p) => serialize_envelope(s, key, key, p),
-            Message::StreamStatus(p) => serialize_envelope(s, key, key, p),
-            Message::Control(p) => serialize_envelope(s, key, key, p),
-            Message::Progress(p) => serialize_envelope(s, key, key, p),
-            Message::Eof(p) => serialize_envelope(s, key, key, p),
-            Message::SourceInput(p) => serialize_envelope(s, key, key, p),
-        }
+        self.serialize_with(s, None)
     }
 }
 
@@ -218,5 +272,29 @@ impl From<Progress> for Message {
 impl From<Eof> for Message {
     fn from(p: Eof) -> Message {
         Message::Eof(Box::new(p))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Log, LogLevel};
+
+    #[test]
+    fn a_stamp_rides_on_the_envelope_and_is_read_back() {
+        let message = Message::Log(Log::new(LogLevel::Info, "hello"));
+        let line = message.to_line_stamped("source/stripe", "2026-04-20T12:00:00.000Z");
+        assert_eq!(
+            line,
+            r#"{"type":"log","log":{"level":"info","message":"hello"},"_emitted_by":"source/stripe","_ts":"2026-04-20T12:00:00.000Z"}"#
+        );
+        let (parsed, stamp) = Message::from_slice_stamped(line.as_bytes()).unwrap();
+        assert_eq!(parsed, message);
+        assert_eq!(stamp.emitted_by.as_deref(), Some("source/stripe"));
+        assert_eq!(stamp.ts.as_deref(), Some("2026-04-20T12:00:00.000Z"));
+        // Plain parsing ignores it; a line without one has an empty stamp.
+        assert_eq!(Message::from_slice(line.as_bytes()).unwrap(), message);
+        let (_, none) = Message::from_slice_stamped(message.to_line().as_bytes()).unwrap();
+        assert_eq!(none, Stamp::default());
     }
 }

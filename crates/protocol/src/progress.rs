@@ -145,7 +145,20 @@ pub struct Eof {
     /// Progress of this request (for `sync`, the whole run).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_progress: Option<Progress>,
+    /// What failed, when `reason` is `error`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<EofError>,
     /// Fields this version does not know, kept for round trips.
     #[serde(flatten)]
     pub extra: JsonMap,
+}
+
+/// Why a run failed, on an `eof` whose `reason` is `error`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EofError {
+    /// A stable word a program can branch on; the engine's codes are listed in
+    /// docs/protocol.md. Kept as text so that an engine's new code still parses.
+    pub code: String,
+    /// What failed, for people.
+    pub message: String,
 }

@@ -9,7 +9,8 @@ use futures_util::StreamExt;
 use serde_json::json;
 use sync_protocol::{ConnectionStatus, Eof, EofReason, FailureType, Message, RunStatus};
 
-use crate::engine::{EngineError, Messages};
+use crate::engine::{Emitted, Emitter, EngineError, Messages};
+use crate::tracker::FailureCode;
 
 /// `{"error": message}` with a status.
 pub fn error_response(status: StatusCode, message: &str) -> Response {
@@ -39,9 +40,10 @@ pub fn engine_error_response(e: EngineError) -> Response {
     response
 }
 
-fn line(message: &Message) -> Bytes {
+/// One line: the message with who emitted it and when (`_emitted_by`, `_ts`) on its envelope.
+fn line(emitted: &Emitted) -> Bytes {
     // Connector messages can echo anything; registered secrets never leave the engine.
-    let mut text = sync_connector::redact::redact(&message.to_line()).into_owned();
+    let mut text = sync_connector::redact::redact(&emitted.to_line()).into_owned();
     text.push('\n');
     Bytes::from(text)
 }
@@ -65,13 +67,13 @@ pub fn stream_response(messages: Messages, ending: Ending) -> Response {
         .chain(futures_util::stream::once(async { None }))
         .filter_map(move |item| {
             let out = match item {
-                Some(message) => {
+                Some(emitted) => {
                     if saw_eof {
                         // Nothing follows the eof.
                         None
                     } else {
-                        saw_eof = matches!(message, Message::Eof(_));
-                        Some(line(&message))
+                        saw_eof = matches!(emitted.message, Message::Eof(_));
+                        Some(line(&emitted))
                     }
                 }
                 None if ending == Ending::Eof && !saw_eof => Some(truncated_ending()),
@@ -91,8 +93,10 @@ pub fn stream_response(messages: Messages, ending: Ending) -> Response {
 
 /// The end of a stream whose operation stopped without an eof.
 fn truncated_ending() -> Bytes {
+    let why = "the engine's run ended without an eof (an internal error; see the engine's log)";
+    let engine = Emitter::engine();
     let status = Message::ConnectionStatus(ConnectionStatus::failed(
-        "the engine's run ended without an eof (an internal error; see the engine's log)",
+        why,
         Some(FailureType::SystemError),
     ));
     let eof = Message::Eof(Box::new(Eof {
@@ -102,9 +106,10 @@ fn truncated_ending() -> Bytes {
         ending_state: None,
         run_progress: None,
         request_progress: None,
+        error: Some(FailureCode::Internal.error(why)),
         extra: Default::default(),
     }));
-    let mut bytes = line(&status).to_vec();
-    bytes.extend_from_slice(&line(&eof));
+    let mut bytes = line(&Emitted::new(&engine, status)).to_vec();
+    bytes.extend_from_slice(&line(&Emitted::new(&engine, eof)));
     Bytes::from(bytes)
 }

@@ -107,6 +107,8 @@ pub struct Loaded {
 pub enum StateStore {
     File(Box<FileStore>),
     Postgres(Box<PostgresStore>),
+    /// `--no-state`: nothing is read or saved, and no run lock is taken.
+    Nowhere(Owner),
 }
 
 impl StateStore {
@@ -123,6 +125,7 @@ impl StateStore {
         match self {
             StateStore::File(f) => &f.owner().sync_id,
             StateStore::Postgres(p) => &p.owner().sync_id,
+            StateStore::Nowhere(owner) => &owner.sync_id,
         }
     }
 
@@ -131,6 +134,7 @@ impl StateStore {
         match self {
             StateStore::File(f) => f.describe(),
             StateStore::Postgres(p) => p.describe(),
+            StateStore::Nowhere(_) => "no store (--no-state)".to_owned(),
         }
     }
 
@@ -139,6 +143,7 @@ impl StateStore {
         match self {
             StateStore::File(f) => f.lock().await,
             StateStore::Postgres(p) => p.lock().await,
+            StateStore::Nowhere(_) => Ok(()),
         }
     }
 
@@ -147,6 +152,7 @@ impl StateStore {
         match self {
             StateStore::File(f) => f.load().await,
             StateStore::Postgres(p) => p.load().await,
+            StateStore::Nowhere(_) => Ok(Loaded::default()),
         }
     }
 
@@ -155,6 +161,7 @@ impl StateStore {
         match self {
             StateStore::File(f) => f.reset().await,
             StateStore::Postgres(p) => p.reset().await,
+            StateStore::Nowhere(_) => Ok(()),
         }
     }
 
@@ -163,6 +170,7 @@ impl StateStore {
         match self {
             StateStore::File(f) => f.save(state).await,
             StateStore::Postgres(p) => p.save(state).await,
+            StateStore::Nowhere(_) => Ok(()),
         }
     }
 
@@ -171,6 +179,7 @@ impl StateStore {
         match self {
             StateStore::File(f) => f.save_control(side, config).await,
             StateStore::Postgres(p) => p.save_control(side, config).await,
+            StateStore::Nowhere(_) => Ok(()),
         }
     }
 
@@ -179,7 +188,13 @@ impl StateStore {
         match self {
             StateStore::File(f) => f.saved_anything(),
             StateStore::Postgres(p) => p.saved_anything(),
+            StateStore::Nowhere(_) => false,
         }
+    }
+
+    /// Whether this is `--no-state`'s store, which keeps nothing.
+    pub fn keeps_nothing(&self) -> bool {
+        matches!(self, StateStore::Nowhere(_))
     }
 
     /// Removes this sync's state (teardown); for Postgres, the table too once no sync is left.
@@ -188,6 +203,7 @@ impl StateStore {
         match self {
             StateStore::File(f) => f.reset().await.map(|()| Vec::new()),
             StateStore::Postgres(p) => p.remove().await,
+            StateStore::Nowhere(_) => Ok(Vec::new()),
         }
     }
 }

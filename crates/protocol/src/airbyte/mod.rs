@@ -91,15 +91,15 @@ impl Serialize for AirbyteMessage {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let (kind, key) = self.wire_names();
         match self {
-            AirbyteMessage::Record(p) => serialize_envelope(s, kind, key, p),
-            AirbyteMessage::State(p) => serialize_envelope(s, kind, key, p),
-            AirbyteMessage::Log(p) => serialize_envelope(s, kind, key, p),
-            AirbyteMessage::Spec(p) => serialize_envelope(s, kind, key, p),
-            AirbyteMessage::ConnectionStatus(p) => serialize_envelope(s, kind, key, p),
-            AirbyteMessage::Catalog(p) => serialize_envelope(s, kind, key, p),
-            AirbyteMessage::Trace(p) => serialize_envelope(s, kind, key, p),
-            AirbyteMessage::Control(p) => serialize_envelope(s, kind, key, p),
-            AirbyteMessage::DestinationCatalog(p) => serialize_envelope(s, kind, key, p),
+            AirbyteMessage::Record(p) => serialize_envelope(s, kind, key, p, None),
+            AirbyteMessage::State(p) => serialize_envelope(s, kind, key, p, None),
+            AirbyteMessage::Log(p) => serialize_envelope(s, kind, key, p, None),
+            AirbyteMessage::Spec(p) => serialize_envelope(s, kind, key, p, None),
+            AirbyteMessage::ConnectionStatus(p) => serialize_envelope(s, kind, key, p, None),
+            AirbyteMessage::Catalog(p) => serialize_envelope(s, kind, key, p, None),
+            AirbyteMessage::Trace(p) => serialize_envelope(s, kind, key, p, None),
+            AirbyteMessage::Control(p) => serialize_envelope(s, kind, key, p, None),
+            AirbyteMessage::DestinationCatalog(p) => serialize_envelope(s, kind, key, p, None),
         }
     }
 }
