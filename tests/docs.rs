@@ -59,6 +59,14 @@ const OTHER_TOOLS: &[&str] = &[
     "--forward-to",
     // the temporal CLI's dev server
     "--headless",
+    // installing: cargo install, uvx and pipx run, npm
+    "--path",
+    "--git",
+    "--locked",
+    "--root",
+    "--from",
+    "--spec",
+    "--global",
 ];
 
 /// The lines of the documents' fenced code blocks.
