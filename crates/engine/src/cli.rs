@@ -219,7 +219,7 @@ fn timeout_seconds(text: &str) -> Result<f64, String> {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum OutputMode {
-    /// A live display on a terminal, progress lines otherwise, and a summary on stderr.
+    /// A live display on a terminal, NDJSON lines otherwise (as ndjson), and a summary on stderr.
     Auto,
     /// NDJSON on stdout (committed states, stream statuses, progress, the eof), summary on
     /// stderr.

@@ -545,6 +545,28 @@ fn every_line_of_an_ndjson_sync_says_who_emitted_it() {
         pairs.last().unwrap(),
         &("eof".to_owned(), "engine".to_owned())
     );
+    // Through a serve at --engine-url (the reference's flag), the serve's stamps come through.
+    let serving = Serving::start(&["serve", "--port", "0"]);
+    let remote = run(engine()
+        .args(["sync", "--stripe-api-key", KEY, "--output", "ndjson"])
+        .args([
+            "--stripe-base-url",
+            &fake.base_url(),
+            "--engine-url",
+            &serving.url,
+        ])
+        .args(["--postgres-url", db.url(), "--schema", "remote"])
+        .args(["--streams", "customers,products"]));
+    succeeded(&remote);
+    let through = emitters(&remote.messages());
+    for kind in ["stream_status", "source_state", "progress", "eof"] {
+        assert_eq!(
+            emitter_of(&through, kind),
+            emitter_of(&pairs, kind),
+            "{kind}: {through:?}"
+        );
+    }
+    assert_eq!(rows(&db, "remote"), rows(&db, "stripe"));
 }
 
 #[test]
