@@ -22,6 +22,7 @@ mod record;
 mod registry;
 mod rejected;
 mod router;
+mod stream_names;
 mod tombstones;
 
 // The tables' model lives in its own crate, shared with the console's explorer.
@@ -197,6 +198,7 @@ impl Connector for PostgresDestination {
         catalog: ConfiguredCatalog,
         output: Output,
     ) -> Result<(), ConnectorError> {
+        let catalog = stream_names::canonical(catalog)?;
         let pool = pool(&config)?;
         let report = ensure_tables(&config, &pool, &catalog).await?;
         let tables = tables_control(&config, &pool, &report).await?;
@@ -241,6 +243,7 @@ impl Connector for PostgresDestination {
         input: InputLines,
         output: Output,
     ) -> Result<(), ConnectorError> {
+        let catalog = stream_names::canonical(catalog)?;
         let pool = pool(&config)?;
         ensure_tables(&config, &pool, &catalog).await?;
         router::write(config, pool, catalog, input, output).await

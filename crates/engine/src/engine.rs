@@ -83,6 +83,8 @@ pub struct SyncRequest {
     pub soft_time_limit: Option<f64>,
     /// Stop gracefully after this many source states.
     pub state_limit: Option<u64>,
+    /// The run's name: kept in `eof.ending_state.sync_run.run_id` and shown in the logs.
+    pub run_id: Option<String>,
     /// Push-mode input handed to the source (`source_input` payloads, e.g. Stripe events).
     pub input: Vec<Value>,
 }

@@ -11,6 +11,7 @@ use sync_protocol::{
     LogLevel, Message, Role, RunStatus, Spec, Status,
 };
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
+use tracing::Instrument;
 
 use crate::connector::Connector;
 use crate::engine::{
@@ -275,6 +276,8 @@ impl Engine for LocalEngine {
                 "the source offers no streams to sync".to_owned(),
             ));
         }
+        let mut request = request;
+        let refreshed = begin_run(&mut request, &catalog, &p.streams);
         let mut opened = opened;
         let source_setup = run_lifecycle(
             &opened.source,
@@ -290,7 +293,16 @@ impl Engine for LocalEngine {
         let (tx, rx) = Outbox::channel();
         let source_by = Emitter::connector(Role::Source, &p.source.name);
         let destination_by = Emitter::connector(Role::Destination, &p.destination.name);
-        let mut request = request;
+        for stream in refreshed {
+            let note = format!(
+                "{stream}: sync_mode full_refresh, read from scratch (its saved state is not used)"
+            );
+            tracing::info!("{note}");
+            tx.send(
+                &Emitter::engine(),
+                Message::Log(Log::new(LogLevel::Info, note)),
+            );
+        }
         for emitted in lifecycle_output(source_setup, source_by.clone())
             .chain(lifecycle_output(setup, destination_by.clone()))
         {
@@ -330,12 +342,43 @@ impl Engine for LocalEngine {
             hard_deadline,
             connector_timeout: self.connector_timeout,
         };
-        tokio::spawn(async move {
-            let _permit = permit;
-            run.execute(tx, cancel_rx, signals).await;
-        });
+        let span = run_span(run.request.run_id.as_deref());
+        tokio::spawn(
+            async move {
+                let _permit = permit;
+                run.execute(tx, cancel_rx, signals).await;
+            }
+            .instrument(span),
+        );
         Ok(Messages::new(rx, Some(cancel_tx)))
     }
+}
+
+/// The span a run's logs carry: the run's name (`run_id`), inside the caller's span (the HTTP
+/// request's action id).
+pub(crate) fn run_span(run_id: Option<&str>) -> tracing::Span {
+    match run_id {
+        Some(run_id) => tracing::info_span!("run", run_id = %run_id),
+        None => tracing::info_span!("run"),
+    }
+}
+
+/// Prepares a run's state: the run's name in `sync_run.run_id`, and the saved state of every
+/// stream chosen with `sync_mode: full_refresh` dropped, so that it is read from scratch.
+/// Returns those streams.
+pub(crate) fn begin_run(
+    request: &mut SyncRequest,
+    catalog: &ConfiguredCatalog,
+    choices: &Option<Vec<crate::settings::StreamChoice>>,
+) -> Vec<String> {
+    if let Some(run_id) = &request.run_id {
+        request.state.sync_run.run_id = Some(run_id.clone());
+    }
+    let refreshed = pipeline::full_refresh_streams(catalog, choices);
+    for stream in &refreshed {
+        request.state.source.streams.remove(stream);
+    }
+    refreshed
 }
 
 /// When the source is stopped gracefully, and when both connectors are killed.
@@ -389,6 +432,7 @@ impl Run {
             connector_timeout: self.connector_timeout,
             input: self.request.input.clone(),
         };
+        tracing::info!(streams = self.catalog.streams.len(), "sync started");
         let eof = match supervisor::run(spec, signals).await {
             Ok((eof, tracker)) => {
                 let failures = tracker.failures();
@@ -421,6 +465,7 @@ impl Run {
                 failed_eof(initial, message)
             }
         };
+        tracing::info!(status = ?eof.status, has_more = eof.has_more, "sync ended");
         tx.send(&Emitter::engine(), Message::Eof(Box::new(eof)));
     }
 }

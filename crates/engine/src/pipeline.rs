@@ -104,6 +104,38 @@ pub async fn discover(source: &Connector, config: &Value) -> Result<Catalog> {
     ))
 }
 
+/// The name of the objects a stream holds, as its catalog entry gives it
+/// (`metadata.resource_name`, e.g. `customer` for `customers`).
+fn object_name(stream: &sync_protocol::Stream) -> Option<&str> {
+    stream.metadata.as_ref()?.get("resource_name")?.as_str()
+}
+
+/// The stream a chosen name names: the stream of that name, else the stream whose objects are
+/// named so (`customer`, `checkout.session`, also written `checkout_session`), as the reference
+/// system's users write stream names. `Ok(None)`: no such stream; `Err`: several.
+pub fn resolve_name<'a>(
+    streams: impl IntoIterator<Item = &'a sync_protocol::Stream>,
+    name: &str,
+) -> Result<Option<&'a str>> {
+    let mut by_object = Vec::new();
+    for stream in streams {
+        if stream.name == name {
+            return Ok(Some(stream.name.as_str()));
+        }
+        if object_name(stream).is_some_and(|o| o == name || o.replace('.', "_") == name) {
+            by_object.push(stream.name.as_str());
+        }
+    }
+    match by_object.as_slice() {
+        [] => Ok(None),
+        [one] => Ok(Some(one)),
+        several => bail!(
+            "stream {name:?} is ambiguous: it names the objects of {}; give one of those names",
+            several.join(", ")
+        ),
+    }
+}
+
 /// The configured catalog of the selected streams; an unknown name is an error listing the others.
 pub fn select(
     catalog: Catalog,
@@ -119,6 +151,9 @@ pub fn select(
         if let Some(choice) = choice {
             configured.backfill_limit = choice.backfill_limit;
             configured.fields = choice.fields.clone();
+            if let Some(mode) = choice.sync_mode {
+                configured.sync_mode = mode;
+            }
         }
         configured
     };
@@ -132,15 +167,30 @@ pub fn select(
             extra: Default::default(),
         });
     };
+    let mut resolved: Vec<(String, &StreamChoice)> = Vec::new();
+    let mut unknown = Vec::new();
+    for choice in choices {
+        match resolve_name(&catalog.streams, &choice.name)? {
+            Some(name) => {
+                if let Some((_, earlier)) = resolved
+                    .iter()
+                    .find(|(n, c)| n == name && c.name != choice.name)
+                {
+                    bail!(
+                        "streams {:?} and {:?} both name stream {name}; give it once",
+                        earlier.name,
+                        choice.name
+                    );
+                }
+                resolved.push((name.to_owned(), choice));
+            }
+            None => unknown.push(choice.name.as_str()),
+        }
+    }
     let mut by_name: BTreeMap<String, sync_protocol::Stream> = catalog
         .streams
         .into_iter()
         .map(|s| (s.name.clone(), s))
-        .collect();
-    let unknown: Vec<&str> = choices
-        .iter()
-        .filter(|c| !by_name.contains_key(&c.name))
-        .map(|c| c.name.as_str())
         .collect();
     if !unknown.is_empty() {
         let known: Vec<&str> = by_name.keys().map(String::as_str).collect();
@@ -150,11 +200,11 @@ pub fn select(
             known.join(", ")
         );
     }
-    let streams = choices
-        .iter()
-        .filter_map(|choice| {
+    let streams = resolved
+        .into_iter()
+        .filter_map(|(name, choice)| {
             by_name
-                .remove(&choice.name)
+                .remove(&name)
                 .map(|stream| configure(stream, Some(choice)))
         })
         .collect();
@@ -162,6 +212,26 @@ pub fn select(
         streams,
         extra: Default::default(),
     })
+}
+
+/// The selected streams to read from scratch (`sync_mode: full_refresh`), by their names in
+/// the catalog.
+pub fn full_refresh_streams(
+    catalog: &ConfiguredCatalog,
+    choices: &Option<Vec<StreamChoice>>,
+) -> Vec<String> {
+    let streams: Vec<&sync_protocol::Stream> = catalog.streams.iter().map(|c| &c.stream).collect();
+    choices
+        .iter()
+        .flatten()
+        .filter(|c| c.sync_mode == Some(SyncMode::FullRefresh))
+        .filter_map(|c| {
+            resolve_name(streams.iter().copied(), &c.name)
+                .ok()
+                .flatten()
+                .map(str::to_owned)
+        })
+        .collect()
 }
 
 /// The source's catalog, configured for the selected streams: a failed discover is
@@ -223,4 +293,94 @@ pub async fn setup_destination(o: &Opened, catalog: &ConfiguredCatalog) -> Resul
         Some(catalog),
     )
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn stream(name: &str, object: Option<&str>) -> sync_protocol::Stream {
+        let mut s = sync_protocol::Stream::new(name);
+        s.metadata = object.map(|o| json!({"resource_name": o}));
+        s
+    }
+
+    fn catalog(streams: Vec<sync_protocol::Stream>) -> Catalog {
+        Catalog {
+            streams,
+            ..Default::default()
+        }
+    }
+
+    fn choose(names: &[&str]) -> Option<Vec<StreamChoice>> {
+        Some(
+            names
+                .iter()
+                .map(|n| StreamChoice {
+                    name: (*n).to_owned(),
+                    ..Default::default()
+                })
+                .collect(),
+        )
+    }
+
+    fn selected(c: &ConfiguredCatalog) -> Vec<&str> {
+        c.streams.iter().map(|s| s.stream.name.as_str()).collect()
+    }
+
+    #[test]
+    fn a_stream_is_chosen_by_its_name_or_its_objects_name() {
+        let c = || {
+            catalog(vec![
+                stream("checkout_sessions", Some("checkout.session")),
+                stream("customers", Some("customer")),
+                stream("plain", None),
+            ])
+        };
+        let picked = select(
+            c(),
+            &choose(&["customer", "checkout_session", "plain"]),
+            Dialect::Native,
+        )
+        .unwrap();
+        assert_eq!(
+            selected(&picked),
+            ["customers", "checkout_sessions", "plain"]
+        );
+        let picked = select(c(), &choose(&["checkout.session"]), Dialect::Native).unwrap();
+        assert_eq!(selected(&picked), ["checkout_sessions"]);
+        let e = select(c(), &choose(&["customer", "customers"]), Dialect::Native).unwrap_err();
+        assert!(e.to_string().contains("both name stream customers"), "{e}");
+        let e = select(c(), &choose(&["customerz"]), Dialect::Native).unwrap_err();
+        assert!(
+            e.to_string().starts_with("unknown stream(s) customerz"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn an_object_name_two_streams_share_is_refused_naming_both() {
+        let c = catalog(vec![
+            stream("items_a", Some("item")),
+            stream("items_b", Some("item")),
+        ]);
+        let e = select(c, &choose(&["item"]), Dialect::Native).unwrap_err();
+        assert!(e.to_string().contains("items_a, items_b"), "{e}");
+    }
+
+    #[test]
+    fn full_refresh_streams_are_named_as_the_catalog_names_them() {
+        let c = catalog(vec![
+            stream("customers", Some("customer")),
+            stream("invoices", Some("invoice")),
+        ]);
+        let mut choices = choose(&["customer", "invoices"]).unwrap();
+        choices[0].sync_mode = Some(SyncMode::FullRefresh);
+        choices[1].sync_mode = Some(SyncMode::Incremental);
+        let choices = Some(choices);
+        let picked = select(c, &choices, Dialect::Native).unwrap();
+        assert_eq!(full_refresh_streams(&picked, &choices), ["customers"]);
+        assert_eq!(picked.streams[1].sync_mode, SyncMode::Incremental);
+    }
 }

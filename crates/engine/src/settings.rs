@@ -28,14 +28,17 @@ pub struct Side {
 }
 
 /// A stream the user selected, with its options.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct StreamChoice {
-    /// The stream's name.
+    /// The stream's name, or the name of its objects (`customer` for `customers`).
     pub name: String,
     /// Stop its backfill after this many records.
     pub backfill_limit: Option<u64>,
     /// Top-level properties to keep; all when absent.
     pub fields: Option<Vec<String>>,
+    /// `full_refresh`: read the stream from scratch, its saved state dropped for the run;
+    /// `incremental` (as when absent): continue from it.
+    pub sync_mode: Option<sync_protocol::SyncMode>,
 }
 
 /// A pipeline as the CLI gives it: both sides, the streams, and the checkpoint settings.
@@ -255,8 +258,7 @@ pub fn pipeline_with_env(
             .filter(|n| !n.trim().is_empty())
             .map(|n| StreamChoice {
                 name: n.trim().to_owned(),
-                backfill_limit: None,
-                fields: None,
+                ..Default::default()
             })
             .collect::<Vec<_>>()
     });
@@ -467,7 +469,7 @@ mod tests {
             StreamChoice {
                 name: "invoices".into(),
                 backfill_limit: Some(3),
-                fields: None
+                ..Default::default()
             }
         );
     }

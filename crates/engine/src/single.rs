@@ -13,6 +13,7 @@ use sync_protocol::{
 };
 use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::sync::oneshot;
+use tracing::Instrument;
 
 use crate::connector::{Connector, Dialect};
 use crate::engine::{
@@ -76,6 +77,8 @@ impl LocalEngine {
         )
         .await?;
         let catalog = catalog(&source, &config, p).await?;
+        let mut request = request;
+        crate::local::begin_run(&mut request, &catalog, &p.streams);
         let config_file = source
             .file("source-config.json", &config)
             .map_err(connector_error)?;
@@ -104,11 +107,15 @@ impl LocalEngine {
             tx,
             by: Emitter::connector(Role::Source, &p.source.name),
         };
-        tokio::spawn(async move {
-            // The connector's files live as long as it runs.
-            let _source = source;
-            relay.run(stdout, soft_at, hard_at, cancel).await;
-        });
+        let span = crate::local::run_span(request.run_id.as_deref());
+        tokio::spawn(
+            async move {
+                // The connector's files live as long as it runs.
+                let _source = source;
+                relay.run(stdout, soft_at, hard_at, cancel).await;
+            }
+            .instrument(span),
+        );
         Ok(Messages::new(rx, Some(cancel_tx)))
     }
 

@@ -78,8 +78,8 @@ pub fn connector(value: &Value, path: &str) -> Result<ConnectorConfig, BodyError
     })
 }
 
-/// A list of streams, each a name or `{name, backfill_limit?, fields?}` (the pipeline file's
-/// `streams` too).
+/// A list of streams, each a name or `{name, backfill_limit?, fields?, sync_mode?}` (the
+/// pipeline file's `streams` too). A name may be the stream's or its objects' (`customer`).
 pub fn streams(value: &Value, path: &str) -> Result<Vec<StreamChoice>, BodyError> {
     let Some(list) = value.as_array() else {
         return err(format!("{path}: must be an array of streams"));
@@ -91,12 +91,15 @@ pub fn streams(value: &Value, path: &str) -> Result<Vec<StreamChoice>, BodyError
             if let Some(name) = item.as_str() {
                 return Ok(StreamChoice {
                     name: name.to_owned(),
-                    backfill_limit: None,
-                    fields: None,
+                    ..Default::default()
                 });
             }
             let stream = object(item, &at)?;
-            known_fields(stream, &at, &["name", "backfill_limit", "fields"])?;
+            known_fields(
+                stream,
+                &at,
+                &["name", "backfill_limit", "fields", "sync_mode"],
+            )?;
             let Some(name) = stream.get("name").and_then(Value::as_str) else {
                 return err(format!("{at}.name: missing"));
             };
@@ -112,19 +115,35 @@ pub fn streams(value: &Value, path: &str) -> Result<Vec<StreamChoice>, BodyError
                     BodyError(format!("{at}.fields: must be an array of field names"))
                 })?),
             };
+            let sync_mode = match stream.get("sync_mode") {
+                None | Some(Value::Null) => None,
+                Some(v) => Some(serde_json::from_value(v.clone()).map_err(|_| {
+                    BodyError(format!(
+                        "{at}.sync_mode: must be \"incremental\" (continue from the saved state) or \"full_refresh\" (read the stream from scratch)"
+                    ))
+                })?),
+            };
             Ok(StreamChoice {
                 name: name.to_owned(),
                 backfill_limit,
                 fields,
+                sync_mode,
             })
         })
         .collect()
 }
 
+/// Keys of a pipeline as the reference's service stores and sends it whole: taken, and not
+/// acted on here (the caller keeps what they mean: whether to run, and the state it sends as
+/// `state`).
+const STORED_PIPELINE_KEYS: [&str; 3] = ["desired_status", "status", "sync_state"];
+
 /// Reads a pipeline.
 pub fn pipeline(value: &Value, path: &str) -> Result<PipelineRequest, BodyError> {
     let p = object(value, path)?;
-    known_fields(p, path, &["id", "source", "destination", "streams"])?;
+    let mut allowed = vec!["id", "source", "destination", "streams"];
+    allowed.extend(STORED_PIPELINE_KEYS);
+    known_fields(p, path, &allowed)?;
     let side = |key: &str| match p.get(key) {
         Some(v) => connector(v, &format!("{path}.{key}")),
         None => err(format!("{path}.{key}: missing")),
@@ -163,6 +182,9 @@ pub fn pipeline_json(p: &PipelineRequest) -> Value {
                     }
                     if let Some(fields) = &s.fields {
                         item["fields"] = json!(fields);
+                    }
+                    if let Some(mode) = s.sync_mode {
+                        item["sync_mode"] = json!(mode);
                     }
                     item
                 })
@@ -203,8 +225,8 @@ pub fn operation(body: &Value) -> Result<(PipelineRequest, Option<Only>), BodyEr
 }
 
 /// A sync's body (`pipeline_sync`, `pipeline_sync_batch`, `pipeline_read`): the pipeline,
-/// `state`, `time_limit`, `soft_time_limit`, `state_limit`, `stdin` (messages; `source_input`
-/// ones go to the source).
+/// `state`, `time_limit`, `soft_time_limit`, `state_limit`, `run_id`, `stdin` (messages;
+/// `source_input` ones go to the source).
 pub fn sync(body: &Value) -> Result<(PipelineRequest, SyncRequest), BodyError> {
     let b = object(body, "body")?;
     known_fields(
@@ -216,6 +238,7 @@ pub fn sync(body: &Value) -> Result<(PipelineRequest, SyncRequest), BodyError> {
             "time_limit",
             "soft_time_limit",
             "state_limit",
+            "run_id",
             "stdin",
         ],
     )?;
@@ -236,6 +259,11 @@ pub fn sync(body: &Value) -> Result<(PipelineRequest, SyncRequest), BodyError> {
                 .ok_or_else(|| BodyError("state_limit: must be a positive integer".into()))?,
         ),
     };
+    let run_id = match b.get("run_id") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(id)) if !id.trim().is_empty() => Some(id.clone()),
+        Some(_) => return err("run_id: must be a non-empty string (the run's name)"),
+    };
     let mut input = Vec::new();
     if let Some(stdin) = b.get("stdin").filter(|v| !v.is_null()) {
         let Some(items) = stdin.as_array() else {
@@ -252,6 +280,7 @@ pub fn sync(body: &Value) -> Result<(PipelineRequest, SyncRequest), BodyError> {
             time_limit: seconds(b, "time_limit")?,
             soft_time_limit: seconds(b, "soft_time_limit")?,
             state_limit,
+            run_id,
             input,
         },
     ))
@@ -339,6 +368,7 @@ pub fn sync_json(p: &PipelineRequest, r: &SyncRequest) -> Value {
         r.soft_time_limit.map(|s| json!(s)),
     );
     set(&mut body, "state_limit", r.state_limit.map(|n| json!(n)));
+    set(&mut body, "run_id", r.run_id.as_ref().map(|id| json!(id)));
     if !r.input.is_empty() {
         body["stdin"] = Value::Array(
             r.input
@@ -395,9 +425,16 @@ mod tests {
             refused(json!({"pipeline": pipeline, "streams": ["customers"]})),
             "streams"
         );
+        assert_eq!(refused(json!({"pipeline": pipeline, "run": "r"})), "run");
         assert_eq!(
-            refused(json!({"pipeline": pipeline, "run_id": "r"})),
+            refused(json!({"pipeline": pipeline, "run_id": 5})),
             "run_id"
+        );
+        assert_eq!(
+            refused(
+                json!({"pipeline": {"source": {"type": "a"}, "destination": {"type": "b"}, "streams": [{"name": "x", "sync_mode": "sometimes"}]}})
+            ),
+            "pipeline.streams[0].sync_mode"
         );
         assert_eq!(
             refused(
@@ -432,9 +469,33 @@ mod tests {
     }
 
     #[test]
+    fn a_sync_body_as_the_reference_sends_it_is_read() {
+        let body = json!({
+            "pipeline": {
+                "id": "pipe_1", "desired_status": "active", "status": "ready", "sync_state": null,
+                "source": {"type": "stripe", "api_key": "k"},
+                "destination": {"type": "postgres", "postgres": {"url": "u"}},
+                "streams": [{"name": "customer", "sync_mode": "full_refresh"}, {"name": "invoices", "sync_mode": "incremental"}]},
+            "state": null, "time_limit": 30, "soft_time_limit": 20, "run_id": "run-001"
+        });
+        let (p, r) = sync(&body).unwrap();
+        assert_eq!(r.run_id.as_deref(), Some("run-001"));
+        assert_eq!(p.sync_id.as_deref(), Some("pipe_1"));
+        let modes: Vec<_> = p.streams.unwrap().iter().map(|s| s.sync_mode).collect();
+        assert_eq!(
+            modes,
+            [
+                Some(sync_protocol::SyncMode::FullRefresh),
+                Some(sync_protocol::SyncMode::Incremental)
+            ]
+        );
+    }
+
+    #[test]
     fn a_sync_body_round_trips() {
         let body = json!({
-            "pipeline": {"source": {"type": "stripe", "stripe": {"api_key": "k"}}, "destination": {"type": "postgres", "postgres": {"url": "u"}}, "streams": [{"name": "customers", "backfill_limit": 3}]},
+            "pipeline": {"source": {"type": "stripe", "stripe": {"api_key": "k"}}, "destination": {"type": "postgres", "postgres": {"url": "u"}}, "streams": [{"name": "customers", "backfill_limit": 3, "sync_mode": "full_refresh"}]},
+            "run_id": "r1",
             "time_limit": 2.5,
             "state_limit": 1,
             "stdin": [{"type": "source_input", "source_input": {"id": "evt_1"}}]
@@ -444,6 +505,7 @@ mod tests {
         assert_eq!(p, again.0);
         assert_eq!(r.input, again.1.input);
         assert_eq!(again.1.time_limit, Some(2.5));
+        assert_eq!(again.1.run_id.as_deref(), Some("r1"));
     }
 
     #[test]

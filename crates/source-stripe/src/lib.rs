@@ -25,8 +25,10 @@ mod ranges;
 mod read;
 mod recent;
 mod records;
+mod reference_state;
 mod shared_rate;
 mod state;
+mod stream_names;
 pub mod webhook;
 
 pub use shared_rate::budget_key;
@@ -78,7 +80,10 @@ impl Connector for StripeSource {
     fn spec(&self) -> Spec {
         let mut spec = Spec::new(config::config_schema());
         spec.source_state_stream = Some(
-            serde_json::json!({"type": "object", "required": ["v", "phase"], "properties": {"v": {"const": 1}, "phase": {"enum": ["ranges", "sequential", "complete"]}}}),
+            serde_json::json!({"anyOf": [
+                {"type": "object", "required": ["v", "phase"], "properties": {"v": {"const": 1}, "phase": {"enum": ["ranges", "sequential", "complete"]}}},
+                {"description": "A checkpoint of the reference system (stripe/sync-engine), continued", "type": "object", "required": ["remaining"], "properties": {"accounted_range": {"type": "object"}, "remaining": {"type": "array"}}}
+            ]}),
         );
         spec.source_input = Some(serde_json::json!({
             "description": "A Stripe event, or a raw webhook {body, headers} verified with webhook_secret",
@@ -120,6 +125,7 @@ impl Connector for StripeSource {
         state: SourceStateSet,
         output: Output,
     ) -> Result<(), ConnectorError> {
+        let catalog = stream_names::canonical(catalog)?;
         read::read(config, catalog, state, output).await
     }
 
@@ -144,6 +150,7 @@ impl Connector for StripeSource {
         input: InputLines,
         output: Output,
     ) -> Result<(), ConnectorError> {
+        let catalog = stream_names::canonical(catalog)?;
         push::read_input(config, catalog, state, input, output).await
     }
 }

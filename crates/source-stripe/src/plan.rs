@@ -18,6 +18,7 @@ use crate::config::{Config, KeyMode};
 use crate::error::{ErrorKind, StripeError};
 use crate::events;
 use crate::origin::Owner;
+use crate::reference_state;
 use crate::state::{
     AccountMark, EventsCursor, Generation, GlobalCheckpoint, Span, StreamCheckpoint, new_generation,
 };
@@ -126,6 +127,36 @@ fn resume(
     }
 }
 
+/// A checkpoint the reference system saved, as this source's own (see
+/// [`reference_state`]); one it cannot read is dropped, with a warning, like ours.
+async fn continue_reference(
+    state: &SourceStateSet,
+    start: i64,
+    now: i64,
+    output: &Output,
+) -> Result<SourceStateSet, ConnectorError> {
+    match reference_state::import(state, start, now) {
+        Ok(imported) => {
+            tracing::info!(
+                streams = imported.state.streams.len(),
+                "continuing a checkpoint of the reference system (stripe/sync-engine)"
+            );
+            for note in imported.notes {
+                warn(output, format!("the reference's checkpoint: {note}")).await?;
+            }
+            Ok(imported.state)
+        }
+        Err(reason) => {
+            warn(
+                output,
+                format!("discarding the state ({reason}); every stream is backfilled again"),
+            )
+            .await?;
+            Ok(SourceStateSet::default())
+        }
+    }
+}
+
 /// One stream's starting point.
 pub struct StreamPlan<'a> {
     pub configured: &'a ConfiguredStream,
@@ -166,6 +197,13 @@ impl<'a> Plan<'a> {
         let mark = AccountMark {
             id: account.id.clone(),
             livemode: config.key_mode() == KeyMode::Live,
+        };
+        let imported;
+        let state = if reference_state::is_reference_state(state) {
+            imported = continue_reference(state, start, now, output).await?;
+            &imported
+        } else {
+            state
         };
         let (cursor, covered) = events_cursor(state, now, &mark, output).await?;
         let stripe = stripe_catalog::catalog();

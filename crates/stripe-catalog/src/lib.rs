@@ -108,6 +108,19 @@ impl Catalog {
             .or_else(|| self.resources.iter().find(|r| r.object == object))
     }
 
+    /// The resource a name given by a user names: a stream (`customers`), or the `object` of
+    /// its objects (`customer`, `checkout.session`), also written with `_` for `.`
+    /// (`checkout_session`), as the reference system's documentation writes stream names.
+    pub fn named(&self, name: &str) -> Option<&Resource> {
+        self.resource(name).or_else(|| {
+            self.by_object(name).or_else(|| {
+                self.resources
+                    .iter()
+                    .find(|r| r.object.contains('.') && r.object.replace('.', "_") == name)
+            })
+        })
+    }
+
     /// Nested resources listed through `parent_stream`.
     pub fn children_of<'a>(
         &'a self,
@@ -244,6 +257,43 @@ mod tests {
         );
         assert_eq!(c.children_of("invoices").count(), 1);
         assert_eq!(c.by_object("customer").unwrap().stream, "customers");
+    }
+
+    #[test]
+    fn object_names_name_their_streams_without_ambiguity() {
+        let c = catalog();
+        assert_eq!(c.named("customer").unwrap().stream, "customers");
+        assert_eq!(c.named("customers").unwrap().stream, "customers");
+        assert_eq!(
+            c.named("checkout.session").unwrap().stream,
+            "checkout_sessions"
+        );
+        assert_eq!(
+            c.named("checkout_session").unwrap().stream,
+            "checkout_sessions"
+        );
+        assert_eq!(
+            c.named("radar.early_fraud_warning").unwrap().stream,
+            "early_fraud_warnings"
+        );
+        assert!(c.named("customerz").is_none());
+        // Every spelling names one resource only: no object (or its `_` form) is another's
+        // stream name or another's object.
+        let mut seen = std::collections::BTreeMap::new();
+        for r in &c.resources {
+            for name in [
+                r.stream.clone(),
+                r.object.clone(),
+                r.object.replace('.', "_"),
+            ] {
+                let before = seen.insert(name.clone(), r.stream.clone());
+                assert!(
+                    before.is_none() || before.as_deref() == Some(r.stream.as_str()),
+                    "{name} names both {before:?} and {}",
+                    r.stream
+                );
+            }
+        }
     }
 
     #[test]

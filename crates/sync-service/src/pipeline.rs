@@ -186,8 +186,7 @@ impl Pipeline {
                     .filter_map(Value::as_str)
                     .map(|name| sync_engine::settings::StreamChoice {
                         name: name.to_owned(),
-                        backfill_limit: None,
-                        fields: None,
+                        ..Default::default()
                     })
                     .collect(),
             ),

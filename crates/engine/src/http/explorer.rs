@@ -77,7 +77,12 @@ impl ExplorerData for EngineExplorer {
             (p.destination.name == crate::builtin::POSTGRES).then_some(())?;
             Some(Destination {
                 label: "destination".to_owned(),
-                url: config.get("url")?.as_str()?.to_owned(),
+                // `connection_string` is the reference's name for it, which dest-postgres takes.
+                url: config
+                    .get("url")
+                    .or_else(|| config.get("connection_string"))?
+                    .as_str()?
+                    .to_owned(),
                 schema: config
                     .get("schema")
                     .and_then(|s| s.as_str())

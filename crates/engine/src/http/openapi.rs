@@ -55,8 +55,22 @@ fn request_schemas() -> Map<String, Value> {
     let mut schemas = Map::new();
     schemas.insert("Error".into(), json!({"type": "object", "required": ["error"], "properties": {"error": {"type": "string", "description": "What is wrong, naming the field"}}}));
     schemas.insert("Health".into(), json!({"type": "object", "required": ["ok", "hostname"], "properties": {"ok": {"const": true}, "hostname": {"type": "string"}, "version": {"type": "string"}}}));
-    schemas.insert("StreamSelection".into(), json!({"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}, "backfill_limit": {"type": "integer", "minimum": 1}, "fields": {"type": "array", "items": {"type": "string"}}}}));
-    schemas.insert("PipelineConfig".into(), json!({"type": "object", "required": ["source", "destination"], "properties": {"id": {"type": "string", "minLength": 1, "description": "names the pipeline; a destination that tracks which syncs use its tables (dest-postgres: sync_id) gets it"}, "source": reference("SourceConfig"), "destination": reference("DestinationConfig"), "streams": {"type": "array", "items": reference("StreamSelection")}}}));
+    schemas.insert("StreamSelection".into(), json!({"type": "object", "required": ["name"], "properties": {
+            "name": {"type": "string", "description": "The stream (customers), or the name of its objects (customer, checkout.session) as the catalog's metadata.resource_name gives it"},
+            "backfill_limit": {"type": "integer", "minimum": 1},
+            "fields": {"type": "array", "items": {"type": "string"}},
+            "sync_mode": {"enum": ["incremental", "full_refresh"], "description": "incremental (the default): continue from the saved state; full_refresh: read the stream from scratch, its saved state dropped for this run"}
+        }}));
+    let stored = |what: &str| json!({"description": format!("{what}: taken as the reference's service sends its stored pipeline, not acted on")});
+    schemas.insert("PipelineConfig".into(), json!({"type": "object", "required": ["source", "destination"], "properties": {
+            "id": {"type": "string", "minLength": 1, "description": "names the pipeline; a destination that tracks which syncs use its tables (dest-postgres: sync_id) gets it"},
+            "source": reference("SourceConfig"),
+            "destination": reference("DestinationConfig"),
+            "streams": {"type": "array", "items": reference("StreamSelection")},
+            "desired_status": stored("desired_status"),
+            "status": stored("status"),
+            "sync_state": stored("sync_state (send the state to resume from as the request's state)")
+        }}));
     schemas.insert("PipelineOperation".into(), json!({"type": "object", "required": ["pipeline"], "properties": {"pipeline": reference("PipelineConfig"), "only": {"enum": ["source", "destination"]}}}));
     schemas.insert("SourceDiscover".into(), json!({"type": "object", "required": ["source"], "properties": {"source": reference("SourceConfig"), "streams": {"type": "array", "items": reference("StreamSelection")}}}));
     schemas.insert("SyncRequest".into(), json!({"type": "object", "required": ["pipeline"], "properties": {
@@ -65,6 +79,7 @@ fn request_schemas() -> Map<String, Value> {
             "time_limit": {"type": "number", "exclusiveMinimum": 0, "maximum": 604800, "description": "Hard limit in seconds: both connectors are stopped; what is committed stands"},
             "soft_time_limit": {"type": "number", "exclusiveMinimum": 0, "maximum": 604800, "description": "Graceful limit in seconds (default 0.8 × time_limit): the source stops, the destination commits"},
             "state_limit": {"type": "integer", "minimum": 1, "description": "Stop gracefully after this many source states"},
+            "run_id": {"type": "string", "minLength": 1, "description": "Names the run: kept in eof.ending_state.sync_run.run_id and shown in the logs (also ?run_id=)"},
             "stdin": {"type": "array", "items": reference("SourceInputMessage"), "description": "Push-mode input for the source"}
         }}));
     schemas.insert(
@@ -189,6 +204,7 @@ async fn connector_schemas(state: &AppState, schemas: &mut Map<String, Value>) {
                 json!({
                     "type": "object",
                     "required": ["type"],
+                    "description": format!("The config under \"{name}\", or its keys beside type"),
                     "properties": {"type": {"const": name}, name.clone(): reference(&value_component)}
                 }),
             );
@@ -242,6 +258,16 @@ fn operation(route: &super::routes::Route) -> Value {
         op["parameters"] =
             json!([{"name": "type", "in": "path", "required": true, "schema": {"type": "string"}}]);
         op["responses"]["404"] = json!({"description": "Unknown connector", "content": {"application/json": {"schema": reference("Error")}}});
+    }
+    let action_id = json!({"name": "X-Action-Id", "in": "header", "required": false, "schema": {"type": "string"}, "description": "The caller's name for this action, shown in the logs"});
+    if route.body == Some("PipelineOperation") {
+        op["parameters"] = json!([action_id]);
+    }
+    if route.body == Some("SyncRequest") {
+        op["parameters"] = json!([
+            {"name": "run_id", "in": "query", "required": false, "schema": {"type": "string", "minLength": 1}, "description": "Names the run when the body gives no run_id (a different one is a 400)"},
+            action_id
+        ]);
     }
     if let Some(body) = route.body {
         let mut content = json!({"application/json": {"schema": reference(body)}});

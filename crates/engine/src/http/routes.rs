@@ -4,12 +4,13 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
 use serde_json::{Value, json};
 use sync_protocol::{Message, Role};
+use tracing::Instrument;
 
 use super::AppState;
 use super::ndjson::{Ending, engine_error_response, error_response, stream_response};
@@ -235,10 +236,22 @@ async fn side_operation(
         Ok(found) => found,
         Err(response) => return *response,
     };
+    let route = match operation_kind {
+        SideOperation::Check => "pipeline_check",
+        SideOperation::Setup => "pipeline_setup",
+        SideOperation::Teardown => "pipeline_teardown",
+    };
+    let span = request_span(&headers, route);
     let messages = match operation_kind {
-        SideOperation::Check => state.engine.check(&pipeline, only).await,
-        SideOperation::Setup => state.engine.setup(&pipeline, only).await,
-        SideOperation::Teardown => state.engine.teardown(&pipeline, only).await,
+        SideOperation::Check => state.engine.check(&pipeline, only).instrument(span).await,
+        SideOperation::Setup => state.engine.setup(&pipeline, only).instrument(span).await,
+        SideOperation::Teardown => {
+            state
+                .engine
+                .teardown(&pipeline, only)
+                .instrument(span)
+                .await
+        }
     };
     match messages {
         Ok(messages) => stream_response(messages, Ending::AsIs),
@@ -317,34 +330,65 @@ async fn source_discover(
     }
 }
 
-/// A sync's body: JSON, or NDJSON whose first line is a `start` message.
+/// The header a caller (the reference's service) names its action with, for the logs.
+const ACTION_ID: &str = "x-action-id";
+
+/// A sync request's query: `?run_id=` names the run, as the body's `run_id` does.
+type SyncQuery = Query<std::collections::HashMap<String, String>>;
+
+/// A sync's body: JSON, or NDJSON whose first line is a `start` message; the query's `run_id`
+/// names the run when the body does not (a different one in each is refused).
 fn sync_body(
     headers: &HeaderMap,
+    query: &SyncQuery,
     body: &Bytes,
 ) -> Result<(PipelineRequest, SyncRequest), Box<Response>> {
     let ndjson = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|t| t.starts_with("application/x-ndjson"));
-    if ndjson {
+    let (pipeline, mut request) = if ndjson {
         let text = std::str::from_utf8(body)
             .map_err(|_| Box::new(error_response(StatusCode::BAD_REQUEST, "body: not UTF-8")))?;
-        return wire::ndjson_sync(text).map_err(rejected);
+        wire::ndjson_sync(text).map_err(rejected)?
+    } else {
+        let value = json_body(headers, body)?;
+        wire::sync(&value).map_err(rejected)?
+    };
+    if let Some(from_query) = query.get("run_id").filter(|id| !id.trim().is_empty()) {
+        match &request.run_id {
+            Some(from_body) if from_body != from_query => {
+                return Err(rejected(wire::BodyError(format!(
+                    "run_id: the body names run {from_body:?} and the query run {from_query:?}; give one"
+                ))));
+            }
+            Some(_) => {}
+            None => request.run_id = Some(from_query.clone()),
+        }
     }
-    let value = json_body(headers, body)?;
-    wire::sync(&value).map_err(rejected)
+    Ok((pipeline, request))
+}
+
+/// The span of one request's logs: the caller's action id (`X-Action-Id`), when it gives one.
+fn request_span(headers: &HeaderMap, route: &'static str) -> tracing::Span {
+    match headers.get(ACTION_ID).and_then(|v| v.to_str().ok()) {
+        Some(action) => tracing::info_span!("request", route, action_id = %action),
+        None => tracing::info_span!("request", route),
+    }
 }
 
 async fn pipeline_sync(
     State(state): State<Arc<AppState>>,
+    query: SyncQuery,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (pipeline, request) = match sync_body(&headers, &body) {
+    let (pipeline, request) = match sync_body(&headers, &query, &body) {
         Ok(found) => found,
         Err(response) => return *response,
     };
-    match state.engine.sync(&pipeline, request).await {
+    let span = request_span(&headers, "pipeline_sync");
+    match state.engine.sync(&pipeline, request).instrument(span).await {
         Ok(messages) => stream_response(messages, Ending::Eof),
         Err(e) => engine_error_response(e),
     }
@@ -355,15 +399,17 @@ const DEFAULT_BATCH_STATES: u64 = 1000;
 
 async fn pipeline_sync_batch(
     State(state): State<Arc<AppState>>,
+    query: SyncQuery,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (pipeline, mut request) = match sync_body(&headers, &body) {
+    let (pipeline, mut request) = match sync_body(&headers, &query, &body) {
         Ok(found) => found,
         Err(response) => return *response,
     };
     request.state_limit = request.state_limit.or(Some(DEFAULT_BATCH_STATES));
-    let mut messages = match state.engine.sync(&pipeline, request).await {
+    let span = request_span(&headers, "pipeline_sync_batch");
+    let mut messages = match state.engine.sync(&pipeline, request).instrument(span).await {
         Ok(messages) => messages,
         Err(e) => return engine_error_response(e),
     };
@@ -386,14 +432,16 @@ async fn pipeline_sync_batch(
 
 async fn pipeline_read(
     State(state): State<Arc<AppState>>,
+    query: SyncQuery,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (pipeline, request) = match sync_body(&headers, &body) {
+    let (pipeline, request) = match sync_body(&headers, &query, &body) {
         Ok(found) => found,
         Err(response) => return *response,
     };
-    match state.engine.read(&pipeline, request).await {
+    let span = request_span(&headers, "pipeline_read");
+    match state.engine.read(&pipeline, request).instrument(span).await {
         Ok(messages) => stream_response(messages, Ending::Eof),
         Err(e) => engine_error_response(e),
     }
