@@ -263,7 +263,7 @@ fn a_connector_timeout_is_refused_where_it_would_do_nothing_or_not_what_it_says(
         let out = run(&[&format!("--connector-timeout={bad}")]);
         assert_eq!(out.code, Some(2), "{bad}: {}", out.stderr);
         assert!(
-            out.stderr.contains("--connector-timeout") && out.stderr.contains("at least 1"),
+            out.stderr.contains("--connector-timeout") && out.stderr.contains("from 1 to 86400"),
             "{bad}: {}",
             out.stderr
         );
