@@ -282,6 +282,25 @@ fn full_refresh_reads_its_stream_again_and_incremental_continues() {
     );
     assert_eq!(records_read(&refreshed, "products"), 0, "{text}");
     assert_eq!(rows(&db, "fr.customers"), data(&fake, "customers"));
+
+    // Within one run (one run_id, as a caller stepping through a run in several requests
+    // sends), the refresh is continued, not started over; a new run refreshes again.
+    let all = data(&fake, "customers").len() as u64;
+    let step = |state: &Value, run_id: &str| {
+        let (_, text) = post(
+            &serve.at("/pipeline_sync"),
+            &json!({"pipeline": pipeline, "state": state, "run_id": run_id}),
+        );
+        let ending = eof(&text);
+        assert_eq!(ending["status"], "succeeded", "{text}");
+        ending
+    };
+    let first = step(&state, "run-a");
+    assert_eq!(records_read(&first, "customers"), all);
+    let continued = step(&first["ending_state"], "run-a");
+    assert_eq!(records_read(&continued, "customers"), 0);
+    let next_run = step(&continued["ending_state"], "run-b");
+    assert_eq!(records_read(&next_run, "customers"), all);
 }
 
 #[test]

@@ -363,16 +363,23 @@ pub(crate) fn run_span(run_id: Option<&str>) -> tracing::Span {
     }
 }
 
-/// Prepares a run's state: the run's name in `sync_run.run_id`, and the saved state of every
-/// stream chosen with `sync_mode: full_refresh` dropped, so that it is read from scratch.
-/// Returns those streams.
+/// Prepares a run's state: the saved state of every stream chosen with
+/// `sync_mode: full_refresh` dropped, so that it is read from scratch, and the run's name in
+/// `sync_run.run_id`. A request that continues the run its state was saved by (the same
+/// `run_id`, as a caller stepping through one run in time-limited requests sends) continues
+/// that run's refresh instead of starting it over, so such steps end. Returns the streams read
+/// from scratch.
 pub(crate) fn begin_run(
     request: &mut SyncRequest,
     catalog: &ConfiguredCatalog,
     choices: &Option<Vec<crate::settings::StreamChoice>>,
 ) -> Vec<String> {
+    let same_run = request.run_id.is_some() && request.state.sync_run.run_id == request.run_id;
     if let Some(run_id) = &request.run_id {
         request.state.sync_run.run_id = Some(run_id.clone());
+    }
+    if same_run {
+        return Vec::new();
     }
     let refreshed = pipeline::full_refresh_streams(catalog, choices);
     for stream in &refreshed {
