@@ -198,7 +198,7 @@ impl Connector for PostgresDestination {
         catalog: ConfiguredCatalog,
         output: Output,
     ) -> Result<(), ConnectorError> {
-        let catalog = stream_names::canonical(catalog)?;
+        let catalog = stream_names::canonical(catalog)?.catalog;
         let pool = pool(&config)?;
         let report = ensure_tables(&config, &pool, &catalog).await?;
         let tables = tables_control(&config, &pool, &report).await?;
@@ -243,9 +243,9 @@ impl Connector for PostgresDestination {
         input: InputLines,
         output: Output,
     ) -> Result<(), ConnectorError> {
-        let catalog = stream_names::canonical(catalog)?;
+        let stream_names::Canonical { catalog, aliases } = stream_names::canonical(catalog)?;
         let pool = pool(&config)?;
         ensure_tables(&config, &pool, &catalog).await?;
-        router::write(config, pool, catalog, input, output).await
+        router::write(config, pool, catalog, &aliases, input, output).await
     }
 }

@@ -242,6 +242,7 @@ pub async fn write(
     config: Config,
     pool: Pool,
     catalog: ConfiguredCatalog,
+    aliases: &[(String, String)],
     mut input: InputLines,
     output: Output,
 ) -> Result<(), ConnectorError> {
@@ -257,6 +258,11 @@ pub async fn write(
     });
     let mut router = Router::new(output);
     let handles = router.start_loaders(&catalog, &shared);
+    for (given, stream) in aliases {
+        if let Some(&i) = router.index.get(stream) {
+            router.index.insert(given.clone(), i);
+        }
+    }
 
     let mut fatal: Option<String> = None;
     loop {

@@ -2,16 +2,26 @@
 //! system's connector docs do (`customer` for `customers`): the table is the stream's own
 //! (`customers`), where source-stripe's records of it go (it names them so too). Only a stream
 //! without a JSON Schema is renamed: a discovered stream carries its schema, so another
-//! source's stream that happens to be called `event` or `item` keeps its name and table.
+//! source's stream that happens to be called `event` or `item` keeps its name and table. Records
+//! and states under the name the catalog gave are routed to the renamed stream as well, so a
+//! source that names them as its catalog does loses nothing.
 
 use std::collections::BTreeMap;
 
 use sync_connector::ConnectorError;
 use sync_protocol::ConfiguredCatalog;
 
+/// A catalog with such streams under their own name, and the names it gave them.
+pub struct Canonical {
+    pub catalog: ConfiguredCatalog,
+    /// (name the catalog gave, the stream's own name) of each renamed stream.
+    pub aliases: Vec<(String, String)>,
+}
+
 /// The catalog with such streams under their own name; two entries naming one stream
 /// differently are a usage error naming both.
-pub fn canonical(mut catalog: ConfiguredCatalog) -> Result<ConfiguredCatalog, ConnectorError> {
+pub fn canonical(mut catalog: ConfiguredCatalog) -> Result<Canonical, ConnectorError> {
+    let mut aliases = Vec::new();
     let stripe = stripe_catalog::catalog();
     let mut given: BTreeMap<String, String> = BTreeMap::new();
     for configured in &mut catalog.streams {
@@ -22,6 +32,7 @@ pub fn canonical(mut catalog: ConfiguredCatalog) -> Result<ConfiguredCatalog, Co
         {
             tracing::info!(given = %name, stream = %resource.stream, "a Stripe stream named by its objects");
             configured.stream.name = resource.stream.clone();
+            aliases.push((name.clone(), resource.stream.clone()));
         }
         if let Some(earlier) = given.insert(configured.stream.name.clone(), name.clone())
             && earlier != name
@@ -32,7 +43,7 @@ pub fn canonical(mut catalog: ConfiguredCatalog) -> Result<ConfiguredCatalog, Co
             )));
         }
     }
-    Ok(catalog)
+    Ok(Canonical { catalog, aliases })
 }
 
 #[cfg(test)]
@@ -59,8 +70,13 @@ mod tests {
             ],
             extra: Default::default(),
         };
-        let names: Vec<String> = canonical(catalog)
-            .unwrap()
+        let renamed = canonical(catalog).unwrap();
+        assert_eq!(
+            renamed.aliases,
+            [("customer".to_owned(), "customers".to_owned())]
+        );
+        let names: Vec<String> = renamed
+            .catalog
             .streams
             .into_iter()
             .map(|s| s.stream.name)

@@ -1325,3 +1325,31 @@ fn a_batch_larger_than_one_copy_piece_arrives_whole() {
         assert_eq!((rows, length), (2000, expected), "version {version}");
     }
 }
+
+#[test]
+fn a_stream_named_by_its_object_takes_records_under_either_name() {
+    // A hand-written catalog names the Stripe stream by its object, as the reference's docs do:
+    // the table is ours (customers), and records named either way land in it.
+    let db = TestDb::new();
+    let cat = json!({"streams": [{"stream": {"name": "customer", "primary_key": [["id"]]},
+        "sync_mode": "full_refresh", "destination_sync_mode": "append"}]});
+    let out = write_ok(
+        &db,
+        json!({}),
+        &cat,
+        &[
+            record("customers", json!({"id": "cus_a"})),
+            record("customer", json!({"id": "cus_b"})),
+            state("customer", json!({"n": 2})),
+        ],
+    );
+    assert!(out.of_type("stream_status").is_empty(), "{}", out.stdout);
+    let ids: Vec<String> = query(&db, "SELECT id FROM stripe.customers ORDER BY id")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(ids, ["cus_a", "cus_b"]);
+    let acked = out.of_type("source_state");
+    assert_eq!(acked.len(), 1, "{}", out.stdout);
+    assert_eq!(acked[0]["destination_stats"]["committed"], 2, "{}", out.stdout);
+}

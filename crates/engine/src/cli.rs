@@ -10,8 +10,7 @@ use sync_connector::logging::LogFormat;
     name = "sync-engine",
     version = build_info::VERSION,
     about = "Sync Stripe (or any source connector) into Postgres (or any destination connector), resumably.",
-    arg_required_else_help = true,
-    args_conflicts_with_subcommands = true
+    arg_required_else_help = true
 )]
 pub struct Cli {
     #[command(subcommand)]

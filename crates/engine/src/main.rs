@@ -18,7 +18,17 @@ fn main() -> ExitCode {
         Some(ValueSource::CommandLine | ValueSource::EnvVariable)
     );
     let command = match cli.command {
-        Some(command) => command,
+        Some(command) => {
+            // Flags before the subcommand are the engine's global ones (log level and format);
+            // a serve flag there would be silently dropped.
+            if let Some(flag) = serve_flag_given(&matches) {
+                eprintln!(
+                    "error: --{flag} belongs to serving (`sync-engine --port N` or `sync-engine serve …`); put the subcommand's own flags after it"
+                );
+                return ExitCode::from(exit::USAGE);
+            }
+            command
+        }
         None if port_given => Command::Serve(cli.serve),
         None => {
             eprintln!("{}", Cli::command().render_help());
@@ -53,4 +63,18 @@ fn main() -> ExitCode {
             })
         }
     }
+}
+
+/// A serve flag given on the command line before a subcommand, if any.
+fn serve_flag_given(matches: &clap::ArgMatches) -> Option<String> {
+    Cli::command()
+        .get_arguments()
+        .filter(|arg| !arg.is_global_set())
+        .find(|arg| {
+            matches!(
+                matches.value_source(arg.get_id().as_str()),
+                Some(ValueSource::CommandLine)
+            )
+        })
+        .map(|arg| arg.get_long().unwrap_or(arg.get_id().as_str()).to_owned())
 }

@@ -660,3 +660,19 @@ fn a_failed_sync_ends_with_an_eof_that_carries_its_error() {
     let eof = ok.of_type("eof").pop().unwrap();
     assert!(eof.get("error").is_none(), "{eof}");
 }
+
+#[test]
+fn global_flags_before_a_subcommand_still_work_and_serve_flags_there_are_refused() {
+    // The engine's own flags (log level and format) may come before the subcommand, as always.
+    let listed = run(engine().args(["--log-level", "warn", "--log-format", "json", "connectors"]));
+    succeeded(&listed);
+    assert!(listed.stdout.contains("stripe"), "{}", listed.stdout);
+    // A serve flag there would be dropped by the subcommand: refused, naming it.
+    let refused = run(engine().args(["--port", "0", "connectors"]));
+    assert_eq!(refused.code, Some(2), "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("--port belongs to serving"),
+        "{}",
+        refused.stderr
+    );
+}
