@@ -487,18 +487,42 @@ fn a_sync_whose_table_was_recreated_or_emptied_behind_its_back_reads_it_again() 
         "the intact stream is not re-read"
     );
 
-    // Emptied behind its back.
+    // Emptied behind its back, then written to by something else before the next run: the
+    // TRUNCATE itself renews the table's generation.
     db.client()
-        .batch_execute("TRUNCATE stripe.customers")
+        .batch_execute(
+            "TRUNCATE stripe.customers; \
+             INSERT INTO stripe.customers (id, _account_id, _raw_data, _updated_at, _synced_at) \
+             VALUES ('cus_elsewhere', 'acct_x', '{\"id\":\"cus_elsewhere\"}', now(), now())",
+        )
         .unwrap();
     let third = engine(&fake, &db, "sync", "a", &streams);
     assert_eq!(third.code, Some(0), "{}", third.stderr);
     assert!(
         third
             .stderr
-            .contains("is empty although rows were committed"),
+            .contains("stream customers: its table stripe.customers is not the table"),
         "{}",
         third.stderr
+    );
+    assert_eq!(
+        db.count("stripe.customers"),
+        live_customers(&fake) + 1,
+        "backfilled again, beside the row written elsewhere"
+    );
+
+    // Emptied by DELETE (no trigger fires): the table is empty where rows were committed.
+    db.client()
+        .batch_execute("DELETE FROM stripe.customers")
+        .unwrap();
+    let again = engine(&fake, &db, "sync", "a", &streams);
+    assert_eq!(again.code, Some(0), "{}", again.stderr);
+    assert!(
+        again
+            .stderr
+            .contains("is empty although rows were committed"),
+        "{}",
+        again.stderr
     );
     assert_eq!(
         db.count("stripe.customers"),

@@ -137,6 +137,7 @@ pub async fn setup(
             update_table(&tx, schema, table, &existing, &mut report).await?;
             registry::register(&tx, schema, &table.table, &table.stream, user, false).await?
         };
+        registry::watch_truncate(&tx, schema, &table.table).await?;
         report.tables.push(StreamTable {
             stream: table.stream.clone(),
             table: table.table.clone(),
@@ -186,6 +187,9 @@ async fn create_schema(tx: &Transaction<'_>, schema: &str) -> Result<(), DdlErro
                 .map_err(pg_err(format!("creating {schema}.{table}")))?,
         }
     }
+    tx.batch_execute(&registry::truncated_function_sql(schema))
+        .await
+        .map_err(pg_err(format!("creating the TRUNCATE watch of {schema:?}")))?;
     tx.batch_execute(&crate::tombstones::prune_sql(schema))
         .await
         .map_err(pg_err(format!(
@@ -488,6 +492,7 @@ pub async fn teardown(
             drop_table(&tx, schema, &table).await?;
             report.dropped_tables.push(table);
         }
+        registry::drop_truncate_watch(&tx, schema).await?;
     }
     let schema_row = tx
         .query_opt(

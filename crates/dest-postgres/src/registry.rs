@@ -111,3 +111,80 @@ pub async fn dropped(tx: &Transaction<'_>, schema: &str, table: &str) -> Result<
         .map_err(pg_err(format!("unregistering {schema}.{table}")))?;
     Ok(())
 }
+
+/// The function a `TRUNCATE` of a registered table runs: the table gets a new generation, so a
+/// checkpoint written into it notices, whatever is written to the table afterwards.
+const TRUNCATED: &str = "_sync_tables_truncated";
+
+/// Creates (or replaces) the function [`TRUNCATED`].
+pub fn truncated_function_sql(schema: &str) -> String {
+    let registry = qualified(schema, TABLE);
+    format!(
+        "CREATE OR REPLACE FUNCTION {f}() RETURNS trigger LANGUAGE plpgsql AS $body$ BEGIN \
+         UPDATE {registry} SET generation = {NEW_GENERATION} WHERE table_name = TG_TABLE_NAME; \
+         RETURN NULL; END $body$",
+        f = qualified(schema, TRUNCATED)
+    )
+}
+
+/// Drops the function [`TRUNCATED`] with the last table that used it, and its trigger from any
+/// table that stays (one that is no longer marked as ours, say).
+pub async fn drop_truncate_watch(tx: &Transaction<'_>, schema: &str) -> Result<(), DdlError> {
+    let watched = tx
+        .query(
+            "SELECT c.relname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid \
+             JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND t.tgname = $2",
+            &[&schema, &TRUNCATED],
+        )
+        .await
+        .map_err(pg_err(format!(
+            "listing the TRUNCATE watches of {schema:?}"
+        )))?;
+    for row in watched {
+        let table: String = row.get(0);
+        tx.batch_execute(&format!(
+            "DROP TRIGGER {} ON {}",
+            crate::ident::quote(TRUNCATED),
+            qualified(schema, &table)
+        ))
+        .await
+        .map_err(pg_err(format!("unwatching {schema}.{table}")))?;
+    }
+    tx.batch_execute(&format!(
+        "DROP FUNCTION IF EXISTS {}()",
+        qualified(schema, TRUNCATED)
+    ))
+    .await
+    .map_err(pg_err(format!("dropping the TRUNCATE watch of {schema:?}")))
+}
+
+/// Gives a table the trigger that renews its generation on `TRUNCATE`, unless it has it.
+pub async fn watch_truncate(
+    tx: &Transaction<'_>,
+    schema: &str,
+    table: &str,
+) -> Result<(), DdlError> {
+    let has: bool = tx
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = $1 AND c.relname = $2 AND t.tgname = $3)",
+            &[&schema, &table, &TRUNCATED],
+        )
+        .await
+        .map_err(pg_err(format!(
+            "looking at the triggers of {schema}.{table}"
+        )))?
+        .get(0);
+    if has {
+        return Ok(());
+    }
+    tx.batch_execute(&format!(
+        "CREATE TRIGGER {trigger} AFTER TRUNCATE ON {t} FOR EACH STATEMENT EXECUTE FUNCTION {f}()",
+        trigger = crate::ident::quote(TRUNCATED),
+        t = qualified(schema, table),
+        f = qualified(schema, TRUNCATED)
+    ))
+    .await
+    .map_err(pg_err(format!("watching {schema}.{table} for TRUNCATE")))
+}

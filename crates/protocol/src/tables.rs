@@ -46,6 +46,9 @@ pub enum TableChange {
     Recreated,
     /// The table is empty although rows were committed to it.
     Emptied,
+    /// The table is empty and the checkpoint never saw it (saved before tables were reported,
+    /// or what it remembers cannot be read): nothing says the rows it describes are there.
+    Unverified,
 }
 
 /// A stream whose checkpoint [`SyncState::reconcile_tables`] dropped.
@@ -71,6 +74,9 @@ impl std::fmt::Display for StreamReset {
                 "is not the table its checkpoint was written into (it was dropped and created again, or the destination moved)"
             }
             TableChange::Emptied => "is empty although rows were committed to it",
+            TableChange::Unverified => {
+                "is empty, and the checkpoint was saved before it recorded its tables"
+            }
         };
         write!(
             f,
@@ -81,9 +87,11 @@ impl std::fmt::Display for StreamReset {
 }
 
 impl SyncState {
+    /// The tables the state saw; `None` when it saw none, or what it holds cannot be read (a
+    /// hand edit, a later version's shape), which is treated the same way.
     fn tables_seen(&self) -> Option<BTreeMap<String, TableSeen>> {
         let value = self.destination.get(TABLES_KEY)?;
-        Some(serde_json::from_value(value.clone()).unwrap_or_default())
+        serde_json::from_value(value.clone()).ok()
     }
 
     fn set_tables_seen(&mut self, seen: &BTreeMap<String, TableSeen>) {
@@ -94,7 +102,9 @@ impl SyncState {
     /// Applies a destination's report of its tables: drops the source state of every stream
     /// whose table is not the one seen before, or is empty although rows were committed, and
     /// remembers the tables now reported. A state that never saw a table (a first run, or one
-    /// saved before tables were reported) adopts it as it is.
+    /// saved before tables were reported) adopts it as it is, unless the table is empty while
+    /// the stream has a checkpoint: then nothing says the rows are there, and an empty stream is
+    /// cheap to read again.
     pub fn reconcile_tables(&mut self, report: &BTreeMap<String, TableReport>) -> Vec<StreamReset> {
         let mut seen = self.tables_seen().unwrap_or_default();
         let mut resets = Vec::new();
@@ -103,7 +113,9 @@ impl SyncState {
             let change = match before {
                 Some(b) if b.identity != now.identity => Some(TableChange::Recreated),
                 Some(b) if b.rows && !now.has_rows => Some(TableChange::Emptied),
-                _ => None,
+                Some(_) => None,
+                None if !now.has_rows => Some(TableChange::Unverified),
+                None => None,
             };
             let had_state = self
                 .source
@@ -187,15 +199,28 @@ mod tests {
     }
 
     #[test]
-    fn a_state_that_never_saw_its_tables_adopts_them() {
-        let mut state = state_with(&["customers"]);
-        let resets = state.reconcile_tables(&report(&[("customers", "g1", false)]));
-        assert!(resets.is_empty());
+    fn a_state_that_never_saw_its_tables_adopts_them_unless_one_is_empty() {
+        let mut state = state_with(&["customers", "invoices"]);
+        let resets = state.reconcile_tables(&report(&[
+            ("customers", "g1", true),
+            ("invoices", "g2", false),
+        ]));
         assert!(state.source.streams.contains_key("customers"));
         assert_eq!(
             state.destination["tables"]["customers"],
-            json!({"identity": "g1", "rows": false})
+            json!({"identity": "g1", "rows": true})
         );
+        // An empty table under a checkpoint that never saw it: read again, to be sure.
+        assert_eq!(resets.len(), 1);
+        assert_eq!(resets[0].stream, "invoices");
+        assert_eq!(resets[0].change, TableChange::Unverified);
+        assert!(!state.source.streams.contains_key("invoices"));
+        // What a state remembers in a shape it cannot read counts as never seen.
+        let mut odd = state_with(&["customers"]);
+        odd.destination
+            .insert("tables".into(), json!({"customers": "g1"}));
+        let resets = odd.reconcile_tables(&report(&[("customers", "g1", false)]));
+        assert_eq!(resets.len(), 1);
     }
 
     #[test]
@@ -225,8 +250,12 @@ mod tests {
 
     #[test]
     fn an_emptied_table_drops_its_checkpoint_once_rows_were_committed() {
-        let mut state = state_with(&["customers"]);
+        let mut state = state_with(&[]);
         state.reconcile_tables(&report(&[("customers", "g1", false)]));
+        state
+            .source
+            .streams
+            .insert("customers".into(), json!({"status": "complete"}));
         // Nothing committed yet: an empty table is what the checkpoint describes.
         assert!(
             state
