@@ -69,11 +69,20 @@ impl AnyEngine {
         p: &PipelineRequest,
         only: Option<Role>,
     ) -> Result<Vec<(Option<FailureType>, String)>, EngineError> {
-        let messages = match self {
-            AnyEngine::Local(e) => e.teardown(p, only).await?,
-            AnyEngine::Remote(e) => e.teardown(p, only).await?,
-        };
+        let messages = self.teardown_messages(p, only).await?;
         Ok(failures_of(messages).await)
+    }
+
+    /// `teardown` of one side or both: its messages.
+    pub async fn teardown_messages(
+        &self,
+        p: &PipelineRequest,
+        only: Option<Role>,
+    ) -> Result<Messages, EngineError> {
+        match self {
+            AnyEngine::Local(e) => e.teardown(p, only).await,
+            AnyEngine::Remote(e) => e.teardown(p, only).await,
+        }
     }
 
     /// `setup` of one side or both: its messages (config updates among them).
@@ -111,18 +120,41 @@ impl AnyEngine {
         p: &PipelineRequest,
         only: Option<Role>,
     ) -> Result<Vec<(Option<FailureType>, String)>, EngineError> {
-        let messages = match self {
-            AnyEngine::Local(e) => e.check(p, only).await?,
-            AnyEngine::Remote(e) => e.check(p, only).await?,
-        };
+        let messages = self.check_messages(p, only).await?;
         Ok(failures_of(messages).await)
+    }
+
+    /// `check` of one side or both: its messages.
+    pub async fn check_messages(
+        &self,
+        p: &PipelineRequest,
+        only: Option<Role>,
+    ) -> Result<Messages, EngineError> {
+        match self {
+            AnyEngine::Local(e) => e.check(p, only).await,
+            AnyEngine::Remote(e) => e.check(p, only).await,
+        }
     }
 }
 
-/// The failed `connection_status` messages of a run, each naming its connector.
-pub async fn failures_of(mut messages: Messages) -> Vec<(Option<FailureType>, String)> {
-    let mut failures = Vec::new();
+/// Every message of a run, in order.
+pub async fn all_of(mut messages: Messages) -> Vec<Message> {
+    let mut all = Vec::new();
     while let Some(message) = messages.next().await {
+        all.push(message);
+    }
+    all
+}
+
+/// The failed `connection_status` messages of a run, each naming its connector.
+pub async fn failures_of(messages: Messages) -> Vec<(Option<FailureType>, String)> {
+    failures_in(&all_of(messages).await)
+}
+
+/// The failed `connection_status` messages among these, each naming its connector.
+pub fn failures_in(messages: &[Message]) -> Vec<(Option<FailureType>, String)> {
+    let mut failures = Vec::new();
+    for message in messages {
         if let Message::ConnectionStatus(status) = message
             && status.status == CheckStatus::Failed
         {
@@ -132,7 +164,7 @@ pub async fn failures_of(mut messages: Messages) -> Vec<(Option<FailureType>, St
                 .and_then(|v| v.as_str())
                 .unwrap_or("a connector")
                 .to_owned();
-            let why = status.message.unwrap_or_default();
+            let why = status.message.clone().unwrap_or_default();
             failures.push((status.failure_type, format!("{who}: {why}")));
         }
     }
@@ -222,11 +254,22 @@ impl PipelineActivities {
         {
             return Ok(StepOutcome::More);
         }
+        let run = self
+            .control
+            .start_run(&pipeline_id, claim.fence)
+            .await
+            .map_err(retryable)?;
+        // A caller of the API asked for this step (and reads its messages).
+        let asked = self
+            .control
+            .take_step_request(&pipeline_id, run)
+            .await
+            .map_err(retryable)?;
         let reset = match self.own_checkpoint(&pipeline, &mut claim).await? {
             Ok(reset) => reset,
-            Err(failure) => return self.failed(&pipeline_id, None, failure).await,
+            Err(failure) => return self.failed(&pipeline_id, Some(run), failure).await,
         };
-        if step.from_scratch {
+        if step.from_scratch || asked.as_ref().is_some_and(|a| a.reset_state) {
             // Saved at once (fenced): a reconcile interrupted before its first checkpoint
             // resumes as a reconcile instead of being dropped for the old checkpoint.
             claim.state = Default::default();
@@ -235,22 +278,13 @@ impl PipelineActivities {
                 .await
                 .map_err(retryable)?;
         }
-        let run = self
-            .control
-            .start_run(&pipeline_id, claim.fence)
-            .await
-            .map_err(retryable)?;
         if reset || pipeline.status != Status::Ready {
             self.control
                 .set_status(&pipeline_id, Status::Backfilling, None)
                 .await
                 .map_err(retryable)?;
         }
-        let sync = SyncRequest {
-            state: claim.state.clone(),
-            soft_time_limit: Some(self.step_secs),
-            ..Default::default()
-        };
+        let sync = self.step_sync_request(&claim, asked.as_ref());
         let messages = match self.engine.sync(&request, sync).await {
             Ok(messages) => messages,
             Err(e) => {
@@ -258,7 +292,13 @@ impl PipelineActivities {
                 return self.failed(&pipeline_id, Some(run), failure).await;
             }
         };
-        self.follow(&ctx, &pipeline, claim, run, messages).await
+        let recorder = asked.is_some().then(|| Recorder::new(&self.control, run));
+        let step = StepRun {
+            claim,
+            run,
+            recorder,
+        };
+        self.follow(&ctx, &pipeline, step, messages).await
     }
 
     /// Applies a batch of the webhook events waiting in the inbox (push mode: nothing is
@@ -386,7 +426,70 @@ impl PipelineActivities {
     }
 }
 
+/// A step's engine run: the checkpoint it claimed, its row in `runs`, and where its messages
+/// are recorded when a caller of the API asked for it.
+struct StepRun {
+    claim: crate::control::Claim,
+    run: i64,
+    recorder: Option<Recorder>,
+}
+
+/// Records the messages of a run that serves an API request, for the API to stream.
+struct Recorder {
+    control: Control,
+    run: i64,
+    seq: i32,
+}
+
+impl Recorder {
+    fn new(control: &Control, run: i64) -> Recorder {
+        Recorder {
+            control: control.clone(),
+            run,
+            seq: 0,
+        }
+    }
+
+    async fn record(&mut self, message: &Message) -> Result<(), ActivityError> {
+        let shown = crate::pipeline::shown_message(message);
+        self.seq += 1;
+        self.control
+            .record_message(self.run, self.seq, &shown)
+            .await
+            .map_err(retryable)
+    }
+}
+
+/// A step's graceful time limit for a caller's hard one (the reference's 0.8).
+fn graceful_limit(hard: f64) -> f64 {
+    if hard >= 2.0 { hard * 0.8 } else { hard }
+}
+
 impl PipelineActivities {
+    /// The engine run of a step: from the claimed checkpoint, bounded by the step's time, or
+    /// by what the caller who asked for it gave.
+    fn step_sync_request(
+        &self,
+        claim: &crate::control::Claim,
+        asked: Option<&crate::step_requests::StepAsk>,
+    ) -> SyncRequest {
+        let mut sync = SyncRequest {
+            state: claim.state.clone(),
+            soft_time_limit: Some(self.step_secs),
+            ..Default::default()
+        };
+        if let Some(asked) = asked {
+            if let Some(hard) = asked.time_limit {
+                sync.time_limit = Some(hard);
+                sync.soft_time_limit = Some(graceful_limit(hard));
+            }
+            sync.state_limit = asked.state_limit.map(|n| n.max(1) as u64);
+            // The engine keeps it in the run's ending state (`sync_run.run_id`) and its logs.
+            sync.run_id = asked.run_name.clone();
+        }
+        sync
+    }
+
     /// The request with the account's shared rate budget, when the worker has one.
     fn budgeted(&self, mut request: PipelineRequest, account: Option<&str>) -> PipelineRequest {
         if let (Some(budget), Some(account)) = (&self.budget, account) {
@@ -511,10 +614,14 @@ impl PipelineActivities {
         &self,
         ctx: &ActivityContext,
         pipeline: &Pipeline,
-        claim: crate::control::Claim,
-        run: i64,
+        step: StepRun,
         mut messages: Messages,
     ) -> Result<StepOutcome, ActivityError> {
+        let StepRun {
+            claim,
+            run,
+            mut recorder,
+        } = step;
         let id = pipeline.id.as_str();
         let mut state = claim.state;
         let mut saved = 0i64;
@@ -540,6 +647,9 @@ impl PipelineActivities {
                 }
             };
             let Some(message) = message else { break };
+            if let Some(recorder) = &mut recorder {
+                recorder.record(&message).await?;
+            }
             match message {
                 Message::Progress(progress) => ledger.record(&self.control, &progress).await,
                 Message::SourceState(committed) => {
@@ -604,7 +714,7 @@ impl PipelineActivities {
                 .map_err(retryable)?;
         }
         // Started: a time limit stopped it with more to do.
-        let (outcome, ended) = match eof.status {
+        let (mut outcome, ended) = match eof.status {
             RunStatus::Succeeded => (StepOutcome::Ready, "succeeded"),
             RunStatus::Started => (StepOutcome::More, "time_limit"),
             RunStatus::Failed => return Ok(None),
@@ -618,6 +728,10 @@ impl PipelineActivities {
                 .set_status(id, Status::Ready, None)
                 .await
                 .map_err(retryable)?;
+            // Callers asked for steps meanwhile: one each, at once.
+            if self.control.steps_asked(id).await.map_err(retryable)? {
+                outcome = StepOutcome::More;
+            }
         }
         Ok(Some(outcome))
     }

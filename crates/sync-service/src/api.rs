@@ -23,6 +23,7 @@ use crate::control::{Control, ControlError};
 use crate::operations;
 use crate::owner::{self, Owner};
 use crate::pipeline::{self, Desired, Pipeline, Status};
+use crate::sync_routes;
 use crate::temporal::Temporal;
 use crate::workflow::PipelineInput;
 
@@ -126,8 +127,8 @@ pub fn router(api: Arc<Api>, bound: SocketAddr, allowed_hosts: &[AllowedHost]) -
         .route("/pipelines", get(list).post(create))
         .route("/pipelines/{id}", get(show).patch(update).delete(delete))
         .route("/pipelines/{id}/runs", get(runs))
-        .route("/pipelines/{id}/sync", post(sync))
-        .route("/pipelines/{id}/sync_batch", post(operations::sync_batch))
+        .route("/pipelines/{id}/sync", post(sync_routes::sync))
+        .route("/pipelines/{id}/sync_batch", post(sync_routes::sync_batch))
         .route("/pipelines/{id}/reconcile", post(operations::reconcile))
         .route("/pipelines/{id}/check", post(operations::check))
         .route("/pipelines/{id}/setup", post(operations::setup))
@@ -165,6 +166,16 @@ async fn authorize(State(api): State<Arc<Api>>, req: Request, next: Next) -> Res
 }
 
 impl Api {
+    /// A pipeline the API shows: one to be deleted is gone already (its teardown goes on in
+    /// the workflow).
+    pub(crate) async fn visible(&self, id: &str) -> Result<Pipeline, Failure> {
+        let p = self.control.get(id).await?;
+        if p.desired == Desired::Deleted {
+            return Err(ControlError::NotFound(id.to_owned()).into());
+        }
+        Ok(p)
+    }
+
     pub(crate) fn input(&self, id: &str, desired: Desired) -> PipelineInput {
         PipelineInput {
             pipeline_id: id.to_owned(),
@@ -174,15 +185,20 @@ impl Api {
     }
 }
 
+/// Every pipeline but those being deleted, all in one page (as the reference: `has_more`).
 async fn list(State(api): State<Arc<Api>>) -> Answer {
     let all = api.control.list().await?;
-    let data: Vec<Value> = all.iter().map(Pipeline::shown).collect();
-    Ok(Json(json!({"data": data})).into_response())
+    let data: Vec<Value> = all
+        .iter()
+        .filter(|p| p.desired != Desired::Deleted)
+        .map(Pipeline::shown)
+        .collect();
+    Ok(Json(json!({"data": data, "has_more": false})).into_response())
 }
 
 /// One pipeline, with its checkpoint (the state a step resumes from, and when it was saved).
 async fn show(State(api): State<Arc<Api>>, Path(id): Path<String>) -> Answer {
-    let mut shown = api.control.get(&id).await?.shown();
+    let mut shown = api.visible(&id).await?.shown();
     shown["checkpoint"] = api.control.checkpoint(&id).await?;
     Ok(Json(shown).into_response())
 }
@@ -190,7 +206,7 @@ async fn show(State(api): State<Arc<Api>>, Path(id): Path<String>) -> Answer {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CreateQuery {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "sync_routes::flag")]
     skip_check: bool,
 }
 
@@ -299,44 +315,34 @@ async fn update(
     Json(body): Json<Value>,
 ) -> Answer {
     let fields = body_object(&body)?;
-    if fields.get("status").and_then(Value::as_str) == Some("deleted") {
+    let desired = desired_of(fields)?;
+    if let Some((field, Desired::Deleted)) = desired {
         // The same as DELETE.
         if fields.len() > 1 {
             return Err(Failure(
                 StatusCode::BAD_REQUEST,
-                "status: \"deleted\" takes no other field".to_owned(),
+                format!("{field}: \"deleted\" takes no other field"),
             ));
         }
         return delete(State(api), Path(id)).await;
     }
-    let mut p = api.control.get(&id).await?;
-    if p.desired == Desired::Deleted {
-        return Err(Failure(
-            StatusCode::CONFLICT,
-            format!("pipeline {id:?} is being deleted"),
-        ));
-    }
+    let mut p = api.visible(&id).await?;
     let before = p.request()?;
+    if let Some((_, d)) = desired {
+        p.desired = d;
+    }
     for (key, value) in fields {
         match key.as_str() {
             "source" => p.source = merged_side("source", &p.source, value)?,
             "destination" => p.destination = merged_side("destination", &p.destination, value)?,
             "streams" => p.streams = pipeline::check_streams(Some(value))?,
-            "status" => {
-                p.desired = match value.as_str().and_then(Desired::parse) {
-                    Some(d @ (Desired::Active | Desired::Paused)) => d,
-                    _ => {
-                        return Err(Failure(
-                            StatusCode::BAD_REQUEST,
-                            "status: must be \"active\", \"paused\" or \"deleted\"".to_owned(),
-                        ));
-                    }
-                }
-            }
+            "status" | "desired_status" => {}
             other => {
                 return Err(Failure(
                     StatusCode::BAD_REQUEST,
-                    format!("{other}: unknown field (use source, destination, streams, status)"),
+                    format!(
+                        "{other}: unknown field (use source, destination, streams, desired_status or status)"
+                    ),
                 ));
             }
         }
@@ -436,32 +442,51 @@ fn merged_side(field: &str, stored: &Value, update: &Value) -> Result<Value, Fai
     Ok(json!({"name": update["name"], "config": config}))
 }
 
+/// `desired_status` (the reference's name) or `status`: what the user wants, and the field
+/// that said it; both at once must agree.
+fn desired_of(
+    fields: &serde_json::Map<String, Value>,
+) -> Result<Option<(&'static str, Desired)>, Failure> {
+    let mut wanted = None;
+    for field in ["desired_status", "status"] {
+        let Some(value) = fields.get(field) else {
+            continue;
+        };
+        let Some(desired) = value.as_str().and_then(Desired::parse) else {
+            return Err(Failure(
+                StatusCode::BAD_REQUEST,
+                format!("{field}: must be \"active\", \"paused\" or \"deleted\""),
+            ));
+        };
+        match wanted {
+            Some((_, other)) if other != desired => {
+                return Err(Failure(
+                    StatusCode::BAD_REQUEST,
+                    "status: differs from desired_status (they are the same field; give one)"
+                        .to_owned(),
+                ));
+            }
+            _ => wanted = Some((field, desired)),
+        }
+    }
+    Ok(wanted)
+}
+
+/// Marks the pipeline deleted (it is gone from the API at once) and has its workflow tear it
+/// down and forget it; `{"id", "deleted": true}` as the reference answers.
 async fn delete(State(api): State<Arc<Api>>, Path(id): Path<String>) -> Answer {
-    let mut p = api.control.get(&id).await?;
+    let mut p = api.visible(&id).await?;
     p.desired = Desired::Deleted;
     api.control.update(&p).await?;
     api.temporal
         .desire(api.input(&id, Desired::Deleted), Desired::Deleted)
         .await
         .map_err(unavailable)?;
-    Ok((StatusCode::ACCEPTED, Json(p.shown())).into_response())
+    Ok(Json(json!({"id": id, "deleted": true})).into_response())
 }
 
 async fn runs(State(api): State<Arc<Api>>, Path(id): Path<String>) -> Answer {
-    api.control.get(&id).await?;
+    api.visible(&id).await?;
     let data = api.control.runs(&id, 100).await?;
     Ok(Json(json!({"data": data})).into_response())
-}
-
-async fn sync(State(api): State<Arc<Api>>, Path(id): Path<String>) -> Answer {
-    let p = api.control.get(&id).await?;
-    api.temporal
-        .ring(api.input(&id, p.desired), "sync requested")
-        .await
-        .map_err(unavailable)?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({"id": id, "requested": "sync"})),
-    )
-        .into_response())
 }

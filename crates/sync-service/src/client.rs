@@ -45,7 +45,7 @@ enum PipelinesCommand {
     Delete { id: String },
     /// Run a step now.
     Sync { id: String },
-    /// Run a step now and print it once it ended.
+    /// Run a step now and print its eof once it ended (the run as `run`).
     SyncBatch {
         id: String,
         /// Give up waiting after this many seconds (the step goes on).
@@ -202,7 +202,10 @@ pub async fn run(args: ClientArgs) -> Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let client = reqwest::Client::new();
     let method: reqwest::Method = method.parse().context("method")?;
-    let mut request = client.request(method, format!("{base}{path}"));
+    // This API's own JSON answers (check, setup, teardown and sync answer NDJSON otherwise).
+    let mut request = client
+        .request(method, format!("{base}{path}"))
+        .header(reqwest::header::ACCEPT, "application/json");
     if let Some(token) = &args.api_token {
         request = request.bearer_auth(token);
     }
@@ -224,11 +227,14 @@ pub async fn run(args: ClientArgs) -> Result<()> {
     }
     println!("{text}");
     if waits_for_a_step {
-        let run: Value = serde_json::from_str(&text).unwrap_or_default();
-        if run["status"] == "failed" {
+        let eof: Value = serde_json::from_str(&text).unwrap_or_default();
+        if eof["status"] == "failed" {
             bail!(
                 "the step failed: {}",
-                run["error"].as_str().unwrap_or("see the runs")
+                eof["error"]["message"]
+                    .as_str()
+                    .or(eof["run"]["error"].as_str())
+                    .unwrap_or("see the runs")
             );
         }
     }

@@ -119,17 +119,7 @@ impl PipelineData for ConsoleData {
 
 /// The pipeline's chosen streams (none when it syncs all).
 fn configured(streams: &Option<Value>) -> Vec<String> {
-    streams
-        .as_ref()
-        .and_then(Value::as_array)
-        .map(|names| {
-            names
-                .iter()
-                .filter_map(Value::as_str)
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default()
+    crate::pipeline::stream_names(streams)
 }
 
 /// Per stream (the chosen ones from the start, so rows do not appear one by one): the records

@@ -18,6 +18,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (4, include_str!("../migrations/0004_account_waiters.sql")),
     (5, include_str!("../migrations/0005_checkpoint_owner.sql")),
     (6, include_str!("../migrations/0006_live_lane_failure.sql")),
+    (7, include_str!("../migrations/0007_step_requests.sql")),
 ];
 
 /// Why a control-database operation failed.
@@ -84,6 +85,13 @@ impl Control {
             .build()
             .map_err(|e| ControlError::Database(e.to_string()))?;
         Ok(Control { pool })
+    }
+
+    /// Whether the database answers (a connection and `SELECT 1`).
+    pub async fn ping(&self) -> Result<(), ControlError> {
+        let client = self.pool.get().await?;
+        client.execute("SELECT 1", &[]).await?;
+        Ok(())
     }
 
     /// Takes the step lock of an account for a pipeline when it is free and the pipeline's

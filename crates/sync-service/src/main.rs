@@ -13,6 +13,7 @@ use sync_service::activities::{AnyEngine, PipelineActivities};
 use sync_service::api::{self, Api};
 use sync_service::budget::AccountBudget;
 use sync_service::control::Control;
+use sync_service::database_url::{self, Origin};
 use sync_service::temporal::{Lanes, Temporal, TemporalArgs};
 use sync_service::workflow::PipelineInput;
 
@@ -44,9 +45,52 @@ enum Command {
 
 #[derive(Args)]
 struct DatabaseArgs {
-    /// The control database (a libpq URL).
+    /// The control database (a libpq URL or key=value string); absent: DATABASE_URL, else
+    /// where psql would connect (libpq's PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE,
+    /// PGSSLMODE… and its defaults, ~/.pgpass for the password).
     #[arg(long, env = "SYNC_SERVICE_DATABASE_URL", hide_env_values = true)]
-    database_url: String,
+    database_url: Option<String>,
+    /// Refused: the reference kept pipelines in files there; here they are in the control
+    /// database (--database-url).
+    #[arg(long, value_name = "DIR", value_parser = refuse_data_dir)]
+    data_dir: Option<String>,
+}
+
+fn refuse_data_dir(_: &str) -> Result<String, String> {
+    Err("pipelines are kept in the control database (Postgres), not in files: give --database-url, or DATABASE_URL, or libpq's PG* variables".to_owned())
+}
+
+impl DatabaseArgs {
+    /// The control database, and its URL. One found by default (not given) is tried at once,
+    /// so that a wrong guess is named before anything else runs.
+    async fn control(&self) -> Result<(Control, String)> {
+        let found = database_url::resolve(self.database_url.as_deref(), &|name| {
+            std::env::var(name).ok()
+        })
+        .context("the control database")?;
+        let whence = match &found.origin {
+            Origin::Given => None,
+            Origin::DatabaseUrl => Some(format!(
+                "DATABASE_URL ({})",
+                pg_connect::describe_target(&found.url)
+            )),
+            Origin::Libpq(settings) => Some(format!(
+                "no --database-url, SYNC_SERVICE_DATABASE_URL or DATABASE_URL; libpq's environment and defaults give {settings}"
+            )),
+        };
+        let control = Control::connect(&found.url).map_err(|e| match &whence {
+            Some(whence) => anyhow::anyhow!("the control database ({whence}): {e}"),
+            None => anyhow::anyhow!("{e}"),
+        })?;
+        if let Some(whence) = whence {
+            control.ping().await.map_err(|e| {
+                anyhow::anyhow!(
+                    "the control database ({whence}) does not answer: {e}; give --database-url"
+                )
+            })?;
+        }
+        Ok((control, found.url))
+    }
 }
 
 #[derive(Args)]
@@ -60,6 +104,7 @@ struct TemporalFlags {
     /// The task queue pipelines run on.
     #[arg(
         long,
+        visible_alias = "temporal-task-queue",
         env = "SYNC_SERVICE_TASK_QUEUE",
         default_value = "sync-pipelines"
     )]
@@ -172,6 +217,9 @@ struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "SYNC_SERVICE_LISTEN", default_value = "127.0.0.1:4020")]
     listen: SocketAddr,
+    /// Port to listen on, on the loopback (127.0.0.1:PORT); --listen for another address.
+    #[arg(long, conflicts_with = "listen")]
+    port: Option<u16>,
     /// Require `Authorization: Bearer TOKEN` on every route but /health.
     #[arg(long, env = "SYNC_SERVICE_API_TOKEN", hide_env_values = true)]
     api_token: Option<String>,
@@ -197,6 +245,9 @@ struct WebhookArgs {
         default_value = "127.0.0.1:4030"
     )]
     listen: SocketAddr,
+    /// Port to listen on, on the loopback (127.0.0.1:PORT); --listen for another address.
+    #[arg(long, conflicts_with = "listen")]
+    port: Option<u16>,
     #[command(flatten)]
     workflow: WorkflowFlags,
 }
@@ -269,21 +320,21 @@ async fn run(command: Command) -> Result<()> {
     match command {
         Command::Pipelines(args) => sync_service::client::run(args).await,
         Command::Migrate(db) => {
-            let control = Control::connect(&db.database_url)?;
+            let (control, _) = db.control().await?;
             let n = control.migrate().await?;
             eprintln!("control database: {n} migration(s) applied");
             Ok(())
         }
         Command::Worker(args) => {
             let common = &args.common;
-            let control = Control::connect(&common.database.database_url)?;
+            let (control, url) = common.database.control().await?;
             let temporal = Temporal::connect(&common.temporal.args()).await?;
             let activities = PipelineActivities {
                 control,
                 engine: Arc::new(common.engine.engine()?),
                 step_secs: args.step_secs,
-                budget: (!args.no_shared_budget).then(|| AccountBudget {
-                    url: common.database.database_url.clone(),
+                budget: (!args.no_shared_budget).then_some(AccountBudget {
+                    url,
                     rps: args.account_rps,
                 }),
                 accounts: Default::default(),
@@ -303,28 +354,41 @@ async fn run(command: Command) -> Result<()> {
         }
         Command::Serve(args) => {
             let common = &args.common;
+            let (control, _) = common.database.control().await?;
             let api = Arc::new(Api {
-                control: Control::connect(&common.database.database_url)?,
+                control,
                 temporal: Temporal::connect(&common.temporal.args()).await?,
                 engine: common.engine.engine()?,
                 token: args.api_token,
                 workflow: args.workflow.input(&common.temporal),
             });
-            listen(args.listen, |bound| {
+            listen(listen_address(args.listen, args.port), |bound| {
                 api::router(api, bound, &args.allowed_host)
             })
             .await
         }
         Command::Webhook(args) => {
+            let (control, _) = args.database.control().await?;
             let api = Arc::new(Api {
-                control: Control::connect(&args.database.database_url)?,
+                control,
                 temporal: Temporal::connect(&args.temporal.args()).await?,
                 engine: EngineFlags::default().engine()?,
                 token: None,
                 workflow: args.workflow.input(&args.temporal),
             });
-            listen(args.listen, |_| api::webhook_router(api)).await
+            listen(listen_address(args.listen, args.port), |_| {
+                api::webhook_router(api)
+            })
+            .await
         }
+    }
+}
+
+/// `--listen`, or the loopback on `--port` (they exclude each other).
+fn listen_address(listen: SocketAddr, port: Option<u16>) -> SocketAddr {
+    match port {
+        Some(port) => SocketAddr::from(([127, 0, 0, 1], port)),
+        None => listen,
     }
 }
 

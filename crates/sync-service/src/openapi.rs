@@ -12,6 +12,10 @@ pub struct Route {
     pub body: Option<&'static str>,
     /// The success status and the answer's schema.
     pub answer: (&'static str, &'static str),
+    /// Query parameters: name, JSON type, what it does.
+    pub query: &'static [(&'static str, &'static str, &'static str)],
+    /// Answers NDJSON (connector and engine messages) unless the client accepts only JSON.
+    pub ndjson: bool,
 }
 
 const fn route(
@@ -27,8 +31,31 @@ const fn route(
         summary,
         body,
         answer,
+        query: &[],
+        ndjson: false,
     }
 }
+
+const fn with_query(
+    mut r: Route,
+    query: &'static [(&'static str, &'static str, &'static str)],
+) -> Route {
+    r.query = query;
+    r
+}
+
+const fn ndjson(mut r: Route) -> Route {
+    r.ndjson = true;
+    r
+}
+
+const ONLY: &[(&str, &str, &str)] = &[("only", "string", "source or destination: one side only")];
+const RUN_ID: (&str, &str, &str) = ("run_id", "string", "the caller's name for the run");
+const RESET_STATE: (&str, &str, &str) = (
+    "reset_state",
+    "boolean",
+    "start from no checkpoint (the result is saved as the checkpoint)",
+);
 
 /// Every route.
 pub const ROUTES: &[Route] = &[
@@ -43,16 +70,23 @@ pub const ROUTES: &[Route] = &[
     route(
         "get",
         "/pipelines",
-        "Every pipeline, secrets redacted",
+        "Every pipeline (but those being deleted), secrets redacted",
         None,
         ("200", "PipelineList"),
     ),
-    route(
-        "post",
-        "/pipelines",
-        "Create a pipeline: check both connectors and its streams, store it, start its workflow",
-        Some("PipelineCreate"),
-        ("201", "Pipeline"),
+    with_query(
+        route(
+            "post",
+            "/pipelines",
+            "Create a pipeline: check both connectors and its streams, store it, start its workflow",
+            Some("PipelineCreate"),
+            ("201", "Pipeline"),
+        ),
+        &[(
+            "skip_check",
+            "boolean",
+            "store it without checking the connectors or the streams",
+        )],
     ),
     route(
         "get",
@@ -64,16 +98,16 @@ pub const ROUTES: &[Route] = &[
     route(
         "patch",
         "/pipelines/{id}",
-        "Pause, resume, or change configs and streams; a move elsewhere resets the checkpoint",
+        "Pause, resume, delete, or change configs and streams; a move elsewhere resets the checkpoint",
         Some("PipelineUpdate"),
         ("200", "Pipeline"),
     ),
     route(
         "delete",
         "/pipelines/{id}",
-        "Tear the pipeline down and forget it",
+        "Gone at once; the workflow tears it down and forgets it",
         None,
-        ("202", "Pipeline"),
+        ("200", "Deleted"),
     ),
     route(
         "get",
@@ -82,19 +116,46 @@ pub const ROUTES: &[Route] = &[
         None,
         ("200", "RunList"),
     ),
-    route(
-        "post",
-        "/pipelines/{id}/sync",
-        "Run a step now",
-        None,
-        ("202", "Accepted"),
-    ),
-    route(
-        "post",
-        "/pipelines/{id}/sync_batch",
-        "Run a step now and answer with it once it ended (?timeout_secs=, default 300)",
-        None,
-        ("200", "Run"),
+    ndjson(with_query(
+        route(
+            "post",
+            "/pipelines/{id}/sync",
+            "Run a step now, streaming its messages (ending with eof); as JSON, 202 once asked",
+            None,
+            ("200", "Message"),
+        ),
+        &[
+            (
+                "time_limit",
+                "number",
+                "the step's hard time limit in seconds (at most 600; graceful at 0.8 of it)",
+            ),
+            RUN_ID,
+            RESET_STATE,
+        ],
+    )),
+    with_query(
+        route(
+            "post",
+            "/pipelines/{id}/sync_batch",
+            "Run a step now and answer its eof once it ended, the run as run",
+            None,
+            ("200", "Eof"),
+        ),
+        &[
+            (
+                "state_limit",
+                "integer",
+                "stop gracefully after this many committed states",
+            ),
+            RUN_ID,
+            RESET_STATE,
+            (
+                "timeout_secs",
+                "integer",
+                "answer 504 after this long (default 300; the step goes on)",
+            ),
+        ],
     ),
     route(
         "post",
@@ -103,27 +164,36 @@ pub const ROUTES: &[Route] = &[
         None,
         ("202", "Accepted"),
     ),
-    route(
-        "post",
-        "/pipelines/{id}/check",
-        "Check the stored configs (?only=source|destination)",
-        None,
-        ("200", "Verdict"),
-    ),
-    route(
-        "post",
-        "/pipelines/{id}/setup",
-        "Set the connectors up; config updates (a webhook secret) are stored (?only=)",
-        None,
-        ("200", "Verdict"),
-    ),
-    route(
-        "post",
-        "/pipelines/{id}/teardown",
-        "Tear a paused pipeline's connectors down and reset its checkpoint (?only=)",
-        None,
-        ("200", "Verdict"),
-    ),
+    ndjson(with_query(
+        route(
+            "post",
+            "/pipelines/{id}/check",
+            "Check the stored configs",
+            None,
+            ("200", "Verdict"),
+        ),
+        ONLY,
+    )),
+    ndjson(with_query(
+        route(
+            "post",
+            "/pipelines/{id}/setup",
+            "Set the connectors up; config updates (a webhook secret) are stored",
+            None,
+            ("200", "Verdict"),
+        ),
+        ONLY,
+    )),
+    ndjson(with_query(
+        route(
+            "post",
+            "/pipelines/{id}/teardown",
+            "Tear a paused pipeline's connectors down and reset its checkpoint",
+            None,
+            ("200", "Verdict"),
+        ),
+        ONLY,
+    )),
     route(
         "post",
         "/webhooks/{id}",
@@ -138,9 +208,13 @@ fn reference(name: &str) -> Value {
 }
 
 fn schemas() -> Map<String, Value> {
-    let side = json!({"type": "object", "properties": {
+    let side = json!({"type": "object", "description": "{name, config}, or as the reference writes it: {type, <type>: {config}} or the config beside type; a postgres destination's connection_string is its url", "properties": {
         "name": {"type": "string", "description": "Connector name (default stripe / postgres)"},
-        "config": {"type": "object", "description": "The connector's config; secrets are shown as ***"}}});
+        "config": {"type": "object", "description": "The connector's config; secrets are shown as ***"},
+        "type": {"type": "string", "description": "Connector name (the reference's spelling; then the config is beside it or under its name)"}}});
+    let stream = json!({"oneOf": [{"type": "string"}, {"type": "object", "required": ["name"], "properties": {
+        "name": {"type": "string"}, "sync_mode": {"enum": ["incremental", "full_refresh"]},
+        "backfill_limit": {"type": "integer", "minimum": 1}, "fields": {"type": "array", "items": {"type": "string"}}}}]});
     let status = json!({"enum": ["backfilling", "ready", "paused", "error", "tearing_down"]});
     let mut s = Map::new();
     s.insert("Error".into(), json!({"type": "object", "required": ["error"], "properties": {"error": {"type": "object", "required": ["message"], "properties": {"message": {"type": "string", "description": "What is wrong, naming the field"}}}}}));
@@ -152,7 +226,7 @@ fn schemas() -> Map<String, Value> {
     s.insert("ConnectorSide".into(), side);
     s.insert("Pipeline".into(), json!({"type": "object", "required": ["id", "source", "destination", "status", "desired_status"], "properties": {
         "id": {"type": "string"}, "source": reference("ConnectorSide"), "destination": reference("ConnectorSide"),
-        "streams": {"type": ["array", "null"], "items": {"type": "string"}},
+        "streams": {"type": ["array", "null"], "items": stream.clone()},
         "desired_status": {"enum": ["active", "paused", "deleted"]}, "status": status,
         "failure_type": {"type": ["string", "null"], "enum": ["config_error", "transient_error", "system_error", null]},
         "error": {"type": ["string", "null"]},
@@ -161,13 +235,21 @@ fn schemas() -> Map<String, Value> {
             "written_for": {"type": ["object", "null"], "properties": {"source": {"type": "string"}, "destination": {"type": "string"}}},
             "reset": {"type": ["object", "null"], "properties": {"at": {"type": "string"}, "reason": {"type": "string"}}}}},
         "checkpoint_reset": {"type": ["string", "null"], "description": "PATCH only: why the update reset the checkpoint (it moved what the source reads or where the destination writes), else null"}}}));
-    s.insert("PipelineList".into(), json!({"type": "object", "required": ["data"], "properties": {"data": {"type": "array", "items": reference("Pipeline")}}}));
+    s.insert("PipelineList".into(), json!({"type": "object", "required": ["data", "has_more"], "properties": {"data": {"type": "array", "items": reference("Pipeline")}, "has_more": {"const": false}}}));
     s.insert("PipelineCreate".into(), json!({"type": "object", "required": ["source", "destination"], "additionalProperties": false, "properties": {
-        "id": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,63}$"}, "source": reference("ConnectorSide"), "destination": reference("ConnectorSide"),
-        "streams": {"type": "array", "minItems": 1, "items": {"type": "string"}}}}));
+        "id": {"type": "string", "pattern": "^[a-zA-Z0-9][a-zA-Z0-9_-]{0,63}$", "description": "absent: pipe_ and 16 random characters"}, "source": reference("ConnectorSide"), "destination": reference("ConnectorSide"),
+        "streams": {"type": "array", "minItems": 1, "items": stream.clone()}}}));
     s.insert("PipelineUpdate".into(), json!({"type": "object", "additionalProperties": false, "properties": {
-        "status": {"enum": ["active", "paused", "deleted"]}, "source": reference("ConnectorSide"), "destination": reference("ConnectorSide"),
-        "streams": {"type": "array", "minItems": 1, "items": {"type": "string"}}}}));
+        "desired_status": {"enum": ["active", "paused", "deleted"]}, "status": {"enum": ["active", "paused", "deleted"], "description": "the same as desired_status"},
+        "source": reference("ConnectorSide"), "destination": reference("ConnectorSide"),
+        "streams": {"type": "array", "minItems": 1, "items": stream}}}));
+    s.insert("Deleted".into(), json!({"type": "object", "required": ["id", "deleted"], "properties": {"id": {"type": "string"}, "deleted": {"const": true}}}));
+    s.insert("Message".into(), json!({"type": "object", "required": ["type"], "description": "One NDJSON line: a message of the protocol (docs/protocol.md); config updates are shown with secrets as ***", "properties": {"type": {"type": "string"}}}));
+    s.insert("Eof".into(), json!({"type": "object", "required": ["status", "has_more"], "description": "The run's eof payload (docs/protocol.md), with the run as run", "properties": {
+        "status": {"enum": ["started", "succeeded", "failed"]}, "reason": {"type": "string"}, "has_more": {"type": "boolean"},
+        "ending_state": {"type": ["object", "null"]}, "run_progress": {"type": "object"}, "request_progress": {"type": "object"},
+        "error": {"type": "object", "properties": {"code": {"type": "string"}, "message": {"type": "string"}}},
+        "run": reference("Run")}}));
     s.insert("Run".into(), json!({"type": "object", "properties": {
         "id": {"type": "integer"}, "fence": {"type": "integer"}, "started_at": {"type": "string"}, "ended_at": {"type": ["string", "null"]},
         "status": {"enum": ["started", "succeeded", "time_limit", "interrupted", "failed"]}, "has_more": {"type": ["boolean", "null"]},
@@ -193,17 +275,34 @@ pub fn document() -> Value {
         summary,
         body,
         answer: (code, answer),
+        query,
+        ndjson,
     } in ROUTES
     {
+        let content = if *ndjson {
+            json!({"application/x-ndjson": {"schema": reference("Message")},
+                   "application/json": {"schema": reference(answer)}})
+        } else {
+            json!({"application/json": {"schema": reference(answer)}})
+        };
         let mut operation = json!({
             "summary": summary,
             "responses": {
-                *code: {"description": "OK", "content": {"application/json": {"schema": reference(answer)}}},
+                *code: {"description": "OK", "content": content},
                 "default": {"description": "An error", "content": {"application/json": {"schema": reference("Error")}}},
             },
         });
+        let mut parameters = Vec::new();
         if path.contains("{id}") {
-            operation["parameters"] = json!([{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}]);
+            parameters.push(
+                json!({"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}),
+            );
+        }
+        for (name, kind, description) in *query {
+            parameters.push(json!({"name": name, "in": "query", "required": false, "description": description, "schema": {"type": kind}}));
+        }
+        if !parameters.is_empty() {
+            operation["parameters"] = Value::Array(parameters);
         }
         if matches!(*path, "/health" | "/openapi.json") || path.starts_with("/webhooks/") {
             // Open, or signed by Stripe instead.

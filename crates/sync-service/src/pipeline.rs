@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use sync_engine::engine::{ConnectorConfig, PipelineRequest};
+use sync_engine::settings::StreamChoice;
 
 /// What the user wants a pipeline to do.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -98,25 +99,26 @@ pub struct Pipeline {
 #[error("{0}")]
 pub struct Invalid(pub String);
 
-/// Pipeline ids: lower-case letters, digits, `_` and `-`, starting with a letter or digit, at
-/// most 64 characters (they are Temporal workflow ids and URL path segments).
+/// Pipeline ids: letters, digits, `_` and `-`, starting with a letter or digit, at most 64
+/// characters (they are Temporal workflow ids and URL path segments). Every id the reference
+/// takes (`^[a-zA-Z][a-zA-Z0-9_-]*$`, 3 to 64) is one.
 pub fn check_id(id: &str) -> Result<(), Invalid> {
     let ok = !id.is_empty()
         && id.len() <= 64
         && id
             .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
         && id.as_bytes()[0].is_ascii_alphanumeric();
     if ok {
         Ok(())
     } else {
         Err(Invalid(format!(
-            "id: {id:?} is not a pipeline id (1 to 64 of a-z, 0-9, _ and -, starting with a letter or digit)"
+            "id: {id:?} is not a pipeline id (1 to 64 of a-z, A-Z, 0-9, _ and -, starting with a letter or digit)"
         )))
     }
 }
 
-/// A fresh id: `pl_` and 16 random lower-case characters.
+/// A fresh id: `pipe_` (as the reference's) and 16 random lower-case characters.
 pub fn new_id() -> String {
     use rand::RngExt;
     const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
@@ -124,16 +126,54 @@ pub fn new_id() -> String {
     let tail: String = (0..16)
         .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
         .collect();
-    format!("pl_{tail}")
+    format!("pipe_{tail}")
 }
 
-/// `{"name": …, "config": {…}}`, with `name` defaulting to `default_name`.
+/// A side as stored, `{"name": …, "config": {…}}`, from this API's shape (`name` defaulting to
+/// `default_name`) or the reference's (`{"type": T, T: {…}}`, or the config beside `type`).
+/// A Postgres destination's `connection_string` (the reference's name) becomes `url`.
 pub fn connector_side(field: &str, value: &Value, default_name: &str) -> Result<Value, Invalid> {
     let Value::Object(side) = value else {
         return Err(Invalid(format!(
-            "{field}: must be an object {{\"name\": …, \"config\": {{…}}}}"
+            "{field}: must be an object {{\"name\": …, \"config\": {{…}}}} or {{\"type\": …, …}}"
         )));
     };
+    let (name, config) = if side.contains_key("type") {
+        let c = sync_engine::wire::connector(value, field).map_err(|e| Invalid(e.0))?;
+        (c.name, c.config)
+    } else {
+        own_side(field, side, default_name)?
+    };
+    let config = url_alias(field, &name, config)?;
+    Ok(json!({"name": name, "config": config}))
+}
+
+/// `connection_string`, the reference's name of a Postgres destination's `url`, as `url`.
+fn url_alias(
+    field: &str,
+    name: &str,
+    mut config: Map<String, Value>,
+) -> Result<Map<String, Value>, Invalid> {
+    if name != "postgres" || !config.contains_key("connection_string") {
+        return Ok(config);
+    }
+    if config.contains_key("url") {
+        return Err(Invalid(format!(
+            "{field}.connection_string: the same setting as url; give one of them"
+        )));
+    }
+    if let Some(url) = config.remove("connection_string") {
+        config.insert("url".to_owned(), url);
+    }
+    Ok(config)
+}
+
+/// `{"name"?, "config"?}`.
+fn own_side(
+    field: &str,
+    side: &Map<String, Value>,
+    default_name: &str,
+) -> Result<(String, Map<String, Value>), Invalid> {
     let name = match side.get("name") {
         None => default_name.to_owned(),
         Some(Value::String(name)) if !name.is_empty() => name.clone(),
@@ -146,23 +186,43 @@ pub fn connector_side(field: &str, value: &Value, default_name: &str) -> Result<
     };
     if let Some(unknown) = side.keys().find(|k| *k != "name" && *k != "config") {
         return Err(Invalid(format!(
-            "{field}.{unknown}: unknown field (use name and config)"
+            "{field}.{unknown}: unknown field (use name and config, or type and the config)"
         )));
     }
-    Ok(json!({"name": name, "config": config}))
+    Ok((name, config))
 }
 
-/// `streams`: a list of stream names, or absent for all.
+/// `streams`: a non-empty list, each a stream's name or `{"name", "backfill_limit"?, …}` as the
+/// engine takes them; absent for all. Kept as given.
 pub fn check_streams(value: Option<&Value>) -> Result<Option<Value>, Invalid> {
     match value {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::Array(items)) if items.iter().all(|i| i.is_string()) && !items.is_empty() => {
-            Ok(Some(Value::Array(items.clone())))
+        Some(list @ Value::Array(items)) if !items.is_empty() => {
+            stream_choices(list)?;
+            Ok(Some(list.clone()))
         }
         Some(_) => Err(Invalid(
-            "streams: must be a non-empty list of stream names".to_owned(),
+            "streams: must be a non-empty list of streams (names, or objects with a name)"
+                .to_owned(),
         )),
     }
+}
+
+/// The stored streams as the engine takes them.
+fn stream_choices(list: &Value) -> Result<Vec<StreamChoice>, Invalid> {
+    sync_engine::wire::streams(list, "streams").map_err(|e| Invalid(e.0))
+}
+
+/// The names of the stored streams (empty: every stream).
+pub fn stream_names(streams: &Option<Value>) -> Vec<String> {
+    streams
+        .as_ref()
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s.as_str().or_else(|| s["name"].as_str()))
+        .map(str::to_owned)
+        .collect()
 }
 
 impl Pipeline {
@@ -180,16 +240,7 @@ impl Pipeline {
             Ok(ConnectorConfig { name, config })
         };
         let streams = match &self.streams {
-            Some(Value::Array(items)) => Some(
-                items
-                    .iter()
-                    .filter_map(Value::as_str)
-                    .map(|name| sync_engine::settings::StreamChoice {
-                        name: name.to_owned(),
-                        ..Default::default()
-                    })
-                    .collect(),
-            ),
+            Some(list) if !list.is_null() => Some(stream_choices(list)?),
             _ => None,
         };
         Ok(PipelineRequest {
@@ -247,6 +298,16 @@ pub fn redact(value: &Value) -> Value {
         ),
         Value::Array(items) => Value::Array(items.iter().map(redact).collect()),
         other => other.clone(),
+    }
+}
+
+/// A connector's or the engine's message as the API shows it: a config update (`control`) with
+/// its secrets redacted (they are stored, never shown); every other message as it is.
+pub fn shown_message(message: &sync_protocol::Message) -> Value {
+    let shown = serde_json::to_value(message).unwrap_or(Value::Null);
+    match message {
+        sync_protocol::Message::Control(_) => redact(&shown),
+        _ => shown,
     }
 }
 
@@ -395,11 +456,62 @@ mod tests {
 
     #[test]
     fn ids() {
-        assert!(check_id("acct-1_a").is_ok());
-        for bad in ["", "-a", "A", "a b", "a/b", &"a".repeat(65)] {
+        for good in ["acct-1_a", "A", "Ref-Pipeline_1", "1a"] {
+            assert!(check_id(good).is_ok(), "{good:?}");
+        }
+        for bad in [
+            "",
+            "-a",
+            "_a",
+            "a b",
+            "Not Friendly",
+            "a/b",
+            "é",
+            &"a".repeat(65),
+        ] {
             assert!(check_id(bad).is_err(), "{bad:?}");
         }
-        assert!(check_id(&new_id()).is_ok());
+        let id = new_id();
+        assert!(check_id(&id).is_ok() && id.starts_with("pipe_"), "{id}");
+    }
+
+    #[test]
+    fn a_side_in_the_references_shapes_is_stored_as_this_apis() {
+        let flat =
+            json!({"type": "postgres", "connection_string": "postgres://h/db", "schema": "s"});
+        let nested = json!({"type": "postgres", "postgres": {"connection_string": "postgres://h/db", "schema": "s"}});
+        let ours = json!({"name": "postgres", "config": {"url": "postgres://h/db", "schema": "s"}});
+        for side in [&flat, &nested, &ours] {
+            assert_eq!(
+                connector_side("destination", side, "postgres").unwrap(),
+                ours
+            );
+        }
+        let both = json!({"type": "postgres", "url": "postgres://a/b", "connection_string": "postgres://c/d"});
+        let e = connector_side("destination", &both, "postgres")
+            .unwrap_err()
+            .0;
+        assert!(e.starts_with("destination.connection_string:"), "{e}");
+        let stripe = json!({"type": "stripe", "stripe": {"api_key": "sk_test_1"}});
+        assert_eq!(
+            connector_side("source", &stripe, "stripe").unwrap(),
+            json!({"name": "stripe", "config": {"api_key": "sk_test_1"}})
+        );
+    }
+
+    #[test]
+    fn streams_are_names_or_objects() {
+        let given = json!(["customers", {"name": "product", "backfill_limit": 500}]);
+        assert_eq!(check_streams(Some(&given)).unwrap(), Some(given.clone()));
+        assert_eq!(
+            stream_names(&Some(given)),
+            vec!["customers".to_owned(), "product".to_owned()]
+        );
+        let e = check_streams(Some(&json!([{"name": "a", "backfill_limit": 0}])))
+            .unwrap_err()
+            .0;
+        assert!(e.starts_with("streams[0].backfill_limit"), "{e}");
+        assert!(check_streams(Some(&json!([]))).is_err());
     }
 
     #[test]

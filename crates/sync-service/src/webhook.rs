@@ -16,7 +16,7 @@ use source_stripe::origin::Refusal;
 
 use crate::api::{Answer, Api, Failure, unavailable};
 use crate::control::ControlError;
-use crate::pipeline::Pipeline;
+use crate::pipeline::{Desired, Pipeline};
 
 /// Signatures older than this are refused (Stripe's libraries use the same default).
 const WEBHOOK_TOLERANCE_SECS: u64 = 300;
@@ -54,6 +54,14 @@ pub async fn receive(
     body: String,
 ) -> Answer {
     let p = match api.control.get(&id).await {
+        // Deleted: gone from the API at once, while its teardown goes on.
+        Ok(p) if p.desired == Desired::Deleted => {
+            return Err(refuse(
+                &id,
+                &format!("pipeline {id:?} is deleted"),
+                unverified(),
+            ));
+        }
         Ok(p) => p,
         Err(ControlError::NotFound(_)) => {
             return Err(refuse(&id, &format!("no pipeline {id:?}"), unverified()));

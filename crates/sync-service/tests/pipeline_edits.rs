@@ -8,7 +8,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Service, call};
+use common::{Service, call, call_json};
 use serde_json::{Value, json};
 
 fn message(answer: &Value) -> String {
@@ -186,7 +186,7 @@ fn a_pipeline_moved_to_another_place_starts_over_there_and_says_so() {
         )
         .unwrap();
     assert_eq!(
-        call("POST", &service.url("/pipelines/acct-m/sync"), None).0,
+        call_json("POST", &service.url("/pipelines/acct-m/sync"), None).0,
         202
     );
     service.wait(

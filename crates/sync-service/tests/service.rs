@@ -6,7 +6,7 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Service, WEBHOOK_SECRET, call, post_webhook, silent_change};
+use common::{Service, WEBHOOK_SECRET, call, call_json, post_webhook, silent_change};
 use serde_json::{Value, json};
 use stripe_fake::{Faults, Scope};
 use test_support::bin_path;
@@ -146,7 +146,7 @@ fn create_backfills_to_ready_then_pause_resume_sync_and_delete() {
         )
         .unwrap();
     let new_id = new["id"].as_str().unwrap().to_owned();
-    let (code, _) = call("POST", &service.url("/pipelines/acct-1/sync"), None);
+    let (code, _) = call_json("POST", &service.url("/pipelines/acct-1/sync"), None);
     assert_eq!(code, 202);
     service.wait(
         "the new customer to arrive",
@@ -295,12 +295,14 @@ fn create_backfills_to_ready_then_pause_resume_sync_and_delete() {
     service.wait_status("acct-1", "ready", Duration::from_secs(60));
     service.assert_exact("acct1");
 
-    // Delete: torn down and forgotten.
-    let (code, _) = call("DELETE", &service.url("/pipelines/acct-1"), None);
-    assert_eq!(code, 202);
-    service.wait("the pipeline to be gone", Duration::from_secs(30), || {
-        call("GET", &service.url("/pipelines/acct-1"), None).0 == 404
-    });
+    // Delete: gone from the API at once, then torn down and forgotten.
+    let (code, answer) = call("DELETE", &service.url("/pipelines/acct-1"), None);
+    assert_eq!(
+        (code, answer),
+        (200, json!({"id": "acct-1", "deleted": true}))
+    );
+    assert_eq!(call("GET", &service.url("/pipelines/acct-1"), None).0, 404);
+    service.wait_forgotten("acct-1", Duration::from_secs(30));
     if std::env::var_os("RECORD_HISTORIES").is_some() {
         service.record_history("acct-1");
         service.record_history("acct-1.sync-0");
@@ -402,7 +404,7 @@ fn kill_9_of_the_worker_mid_backfill_then_a_new_worker_ends_exact_and_a_revoked_
         )
         .unwrap();
     assert_eq!(
-        call("POST", &service.url("/pipelines/acct-2/sync"), None).0,
+        call_json("POST", &service.url("/pipelines/acct-2/sync"), None).0,
         202
     );
     service.wait_status("acct-2", "error", Duration::from_secs(60));
@@ -527,7 +529,7 @@ fn a_provisioned_endpoint_feeds_the_live_lane_during_a_long_backfill_step_and_de
     assert_eq!(service.name_of("acct4", &id).as_deref(), Some("Live Lane"));
 
     // check, setup (the endpoint is kept, not made twice), a step waited for.
-    let (code, verdict) = call("POST", &service.url("/pipelines/acct-4/check"), None);
+    let (code, verdict) = call_json("POST", &service.url("/pipelines/acct-4/check"), None);
     assert_eq!((code, &verdict["ok"]), (200, &json!(true)), "{verdict}");
     let (code, verdict) = call(
         "POST",
@@ -536,7 +538,7 @@ fn a_provisioned_endpoint_feeds_the_live_lane_during_a_long_backfill_step_and_de
     );
     assert_eq!(code, 400, "{verdict}");
     assert!(verdict.to_string().contains("only"), "{verdict}");
-    let (code, verdict) = call("POST", &service.url("/pipelines/acct-4/setup"), None);
+    let (code, verdict) = call_json("POST", &service.url("/pipelines/acct-4/setup"), None);
     assert_eq!((code, &verdict["ok"]), (200, &json!(true)), "{verdict}");
     assert_eq!(endpoints(), 1);
     let (code, run) = call("POST", &service.url("/pipelines/acct-4/sync_batch"), None);
@@ -579,11 +581,9 @@ fn a_provisioned_endpoint_feeds_the_live_lane_during_a_long_backfill_step_and_de
     // Delete runs teardown: the endpoint it made is gone from Stripe, the tables too.
     assert_eq!(
         call("DELETE", &service.url("/pipelines/acct-4"), None).0,
-        202
+        200
     );
-    service.wait("the pipeline to be gone", Duration::from_secs(60), || {
-        call("GET", &service.url("/pipelines/acct-4"), None).0 == 404
-    });
+    service.wait_forgotten("acct-4", Duration::from_secs(60));
     assert_eq!(endpoints(), 0, "teardown deletes the endpoint it made");
     assert!(service.row_ids("acct4", "customers").is_empty());
 }
@@ -681,7 +681,7 @@ fn pause_mid_backfill_stops_requests_and_queues_webhooks_resume_continues_and_50
         )
         .unwrap();
     assert_eq!(
-        call("POST", &service.url("/pipelines/acct-5/sync"), None).0,
+        call_json("POST", &service.url("/pipelines/acct-5/sync"), None).0,
         202
     );
     std::thread::sleep(Duration::from_secs(15));

@@ -60,12 +60,25 @@ pub struct Process {
 
 impl Process {
     pub fn start(args: &[&str]) -> Process {
+        Self::start_env(args, &[])
+    }
+
+    /// `sync-service ARGS` with these environment variables set (`None`: removed).
+    pub fn start_env(args: &[&str], env: &[(&str, Option<&str>)]) -> Process {
         let log = tempfile::NamedTempFile::new().unwrap();
-        let child = Command::new(bin_path("sync-service"))
+        let mut command = Command::new(bin_path("sync-service"));
+        command
             .args(args)
             .env_remove("SYNC_SERVICE_DATABASE_URL")
             .env_remove("TEMPORAL_ADDRESS")
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", "info");
+        for (name, value) in env {
+            match value {
+                Some(value) => command.env(name, value),
+                None => command.env_remove(name),
+            };
+        }
+        let child = command
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log.reopen().unwrap())
@@ -128,9 +141,27 @@ pub fn runtime() -> &'static tokio::runtime::Runtime {
 
 /// One HTTP call: the status and the JSON answer.
 pub fn call(method: &str, url: &str, body: Option<&Value>) -> (u16, Value) {
+    call_accepting(method, url, body, None)
+}
+
+/// One HTTP call accepting only JSON, as this API's own client does (routes that answer NDJSON
+/// otherwise answer this API's JSON): the status and the answer.
+pub fn call_json(method: &str, url: &str, body: Option<&Value>) -> (u16, Value) {
+    call_accepting(method, url, body, Some("application/json"))
+}
+
+fn call_accepting(
+    method: &str,
+    url: &str,
+    body: Option<&Value>,
+    accept: Option<&str>,
+) -> (u16, Value) {
     runtime().block_on(async {
         let client = reqwest::Client::new();
         let mut request = client.request(method.parse().unwrap(), url);
+        if let Some(accept) = accept {
+            request = request.header("accept", accept);
+        }
         if let Some(body) = body {
             request = request.json(body);
         }
@@ -286,6 +317,23 @@ impl Service {
 
     pub fn status(&self, id: &str) -> Value {
         call("GET", &self.url(&format!("/pipelines/{id}")), None).1
+    }
+
+    /// Whether the control database still holds the pipeline (a deleted one stays until its
+    /// workflow tore it down).
+    pub fn stored(&self, id: &str) -> bool {
+        self.db
+            .client()
+            .query_opt("SELECT 1 FROM sync_service.pipelines WHERE id = $1", &[&id])
+            .unwrap()
+            .is_some()
+    }
+
+    /// Waits until a deleted pipeline is torn down and forgotten.
+    pub fn wait_forgotten(&self, id: &str, timeout: Duration) {
+        self.wait(&format!("pipeline {id} torn down"), timeout, || {
+            !self.stored(id)
+        });
     }
 
     pub fn wait_status(&self, id: &str, want: &str, timeout: Duration) {
