@@ -663,11 +663,14 @@ impl PipelineActivities {
                 }
                 Message::Control(sync_protocol::Control::DestinationTables(tables)) => {
                     // As the engine did to its copy: streams whose tables changed start over.
-                    state.reconcile_tables(&tables);
+                    let resets = state.reconcile_tables(&tables);
                     self.control
                         .save_state(id, claim.fence, &state)
                         .await
                         .map_err(retryable)?;
+                    if !resets.is_empty() {
+                        self.tables_reset(id, claim.fence, &resets).await?;
+                    }
                 }
                 Message::Control(update) => {
                     // What setup made (a webhook endpoint's secret) outlives this run.
@@ -696,6 +699,30 @@ impl PipelineActivities {
             message: "the run ended without success".to_owned(),
         });
         self.failed(id, Some(run), failure).await
+    }
+
+    /// Says which streams start over because their tables changed: in the worker's log, in the
+    /// checkpoint's reset note, and as `backfilling` until the step ends.
+    async fn tables_reset(
+        &self,
+        id: &str,
+        fence: i64,
+        resets: &[sync_protocol::StreamReset],
+    ) -> Result<(), ActivityError> {
+        let reason = resets
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ");
+        tracing::warn!(pipeline = id, "{reason}");
+        self.control
+            .note_table_resets(id, fence, &reason)
+            .await
+            .map_err(retryable)?;
+        self.control
+            .set_status(id, Status::Backfilling, None)
+            .await
+            .map_err(retryable)
     }
 
     /// Records a run's end; the outcome, or `None` when it failed.

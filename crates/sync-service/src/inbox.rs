@@ -98,6 +98,10 @@ pub async fn next_batch(
     let ids: Vec<String> = waiting[..take].iter().map(|(id, _)| id.clone()).collect();
     let events = control.inbox_events(pipeline_id, &ids).await?;
     let (mut ids, input): (Vec<String>, Vec<serde_json::Value>) = events.into_iter().unzip();
+    if ids.is_empty() {
+        // Applied meanwhile (by an overlapping try of this activity): nothing left to send.
+        return Ok(None);
+    }
     let mut sync = SyncRequest { input, ..template };
     // The exact body, in case an estimate fell short.
     let mut bytes = body_bytes(request, &sync);

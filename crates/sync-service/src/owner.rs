@@ -80,6 +80,10 @@ async fn side_moved(
     after: &ConnectorConfig,
 ) -> Result<Option<String>, EngineError> {
     let role_name = role.as_str();
+    if before.name == after.name && before.config == after.config {
+        // Unchanged (a PATCH of the status or streams): nothing to ask the engine.
+        return Ok(None);
+    }
     if before.name != after.name {
         return Ok(Some(format!(
             "the {role_name} changed from connector {} to {}",
@@ -126,6 +130,25 @@ impl Control {
                 "UPDATE sync_service.pipeline_state SET owner = $3
                  WHERE pipeline_id = $1 AND fence = $2",
                 &[&id, &fence, &owner_json(Some(owner))],
+            )
+            .await?;
+        fenced(id, n)
+    }
+
+    /// Records why streams of a claimed checkpoint start over (their tables were recreated,
+    /// moved or emptied), as a reset of the checkpoint shows it.
+    pub async fn note_table_resets(
+        &self,
+        id: &str,
+        fence: i64,
+        reason: &str,
+    ) -> Result<(), ControlError> {
+        let client = self.pool.get().await?;
+        let n = client
+            .execute(
+                "UPDATE sync_service.pipeline_state SET reset_at = now(), reset_reason = $3
+                 WHERE pipeline_id = $1 AND fence = $2",
+                &[&id, &fence, &reason],
             )
             .await?;
         fenced(id, n)
