@@ -229,6 +229,13 @@ pub fn import(state: &SourceStateSet, start: i64, now: i64) -> Result<Imported, 
         })
         .collect();
     let cursor = match reference_cursor(&state.global)? {
+        // A cursor ahead of now (milliseconds, a wrong clock) would skip every change from
+        // here on, silently: refused.
+        Some(cursor) if cursor > now + CLOCK_SLACK_SECS => {
+            return Err(format!(
+                "events_cursor {cursor} is later than now ({now}): it must be Unix seconds (not milliseconds) of an event already read"
+            ));
+        }
         Some(cursor) => cursor,
         None => {
             let from = lts.iter().min().map_or(now, |lt| lt - 1) - CURSOR_MARGIN_SECS;
@@ -296,6 +303,22 @@ mod tests {
         StreamCheckpoint::from_value(&imported.state.streams[stream])
             .unwrap()
             .0
+    }
+
+    #[test]
+    fn an_events_cursor_ahead_of_now_is_refused() {
+        let now = 1_713_400_000;
+        let state = SourceStateSet {
+            streams: BTreeMap::new(),
+            global: json!({"events_cursor": 1_713_400_000_000i64}),
+        };
+        let refused = import(&state, 1_300_000_000, now).err().unwrap_or_default();
+        assert!(refused.contains("milliseconds"), "{refused}");
+        let fine = SourceStateSet {
+            streams: BTreeMap::new(),
+            global: json!({"events_cursor": now - 60}),
+        };
+        assert!(import(&fine, 1_300_000_000, now).is_ok());
     }
 
     #[test]
