@@ -67,6 +67,7 @@ const OTHER_TOOLS: &[&str] = &[
     "--from",
     "--spec",
     "--global",
+    "--workspace",
 ];
 
 /// The lines of the documents' fenced code blocks.

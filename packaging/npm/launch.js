@@ -26,10 +26,23 @@ module.exports = function launch(binary) {
   }
   const exe = path.join(dir, "bin", binary);
   const child = spawn(exe, process.argv.slice(2), { stdio: "inherit" });
-  // A supervisor (stripe-sync start --foreground) must get the signal that stops it, so that it
-  // stops its processes in order; node would otherwise die and leave the binary running.
-  for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) {
-    process.on(signal, () => child.kill(signal));
+  // Ctrl-C at a terminal reaches the binary itself (it is in the terminal's foreground process
+  // group), and npx passes it on to this process too: passing it on again would be a second
+  // Ctrl-C, which stops sync-engine at once instead of gracefully. So this process only waits
+  // for the binary to end.
+  process.on("SIGINT", () => {});
+  // SIGTERM and SIGHUP come to this process alone (a process manager, npx passing one on): the
+  // binary gets each once, so that a supervisor (stripe-sync start --foreground) stops its
+  // processes in order instead of being left running when node dies.
+  const passed = {};
+  for (const signal of ["SIGTERM", "SIGHUP"]) {
+    process.on(signal, () => {
+      const now = Date.now();
+      if (now - (passed[signal] || 0) > 1000) {
+        passed[signal] = now;
+        child.kill(signal);
+      }
+    });
   }
   child.on("error", (e) => fail(`cannot run ${exe}: ${e.message}`));
   child.on("exit", (code, signal) => {
