@@ -14,43 +14,111 @@ pub enum DeleteMode {
 
 /// The destination's config, as its JSON Schema (printed by `spec`) describes it.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "Given")]
 pub struct Config {
     /// The libpq URL (sslmode, sslrootcert, sslcert, sslkey honoured).
     pub url: String,
     /// The schema holding one table per stream.
-    #[serde(default = "default_schema")]
     pub schema: String,
     /// Records per stream buffered before a flush.
-    #[serde(default = "default_batch_size")]
     pub batch_size: usize,
     /// Longest a buffered record waits for its flush.
-    #[serde(default = "default_flush_interval_ms")]
     pub flush_interval_ms: u64,
     /// Connections at most, all streams together.
-    #[serde(default = "default_max_connections")]
     pub max_connections: usize,
     /// Connections one stream loads through in parallel.
-    #[serde(default = "default_connections_per_stream")]
     pub connections_per_stream: usize,
     /// Fillfactor of the tables setup creates.
-    #[serde(default = "default_fillfactor")]
     pub fillfactor: u8,
     /// How tombstones are applied.
-    #[serde(default)]
     pub delete_mode: DeleteMode,
     /// PEM of the CA for verify-ca / verify-full.
-    #[serde(default)]
     pub ssl_ca_pem: Option<String>,
     /// Longest wait for a lock another session holds; 0: no limit.
-    #[serde(default = "default_lock_timeout_ms")]
     pub lock_timeout_ms: u64,
     /// Longest one statement may run; 0: no limit.
-    #[serde(default)]
     pub statement_timeout_ms: u64,
     /// The sync using the tables (setup registers it, teardown keeps tables others use).
-    #[serde(default)]
     pub sync_id: Option<String>,
+}
+
+/// Every key the config takes, as given.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Given {
+    #[serde(default)]
+    url: Option<String>,
+    /// The reference implementation's name for `url`.
+    #[serde(default)]
+    connection_string: Option<String>,
+    /// The reference's RDS IAM authentication: refused.
+    #[serde(default)]
+    aws: Option<Value>,
+    /// The reference's embedded Postgres (PGlite): refused.
+    #[serde(default)]
+    pglite: Option<Value>,
+    #[serde(default = "default_schema")]
+    schema: String,
+    #[serde(default = "default_batch_size")]
+    batch_size: usize,
+    #[serde(default = "default_flush_interval_ms")]
+    flush_interval_ms: u64,
+    #[serde(default = "default_max_connections")]
+    max_connections: usize,
+    #[serde(default = "default_connections_per_stream")]
+    connections_per_stream: usize,
+    #[serde(default = "default_fillfactor")]
+    fillfactor: u8,
+    #[serde(default)]
+    delete_mode: DeleteMode,
+    #[serde(default)]
+    ssl_ca_pem: Option<String>,
+    #[serde(default = "default_lock_timeout_ms")]
+    lock_timeout_ms: u64,
+    #[serde(default)]
+    statement_timeout_ms: u64,
+    #[serde(default)]
+    sync_id: Option<String>,
+}
+
+impl TryFrom<Given> for Config {
+    type Error = String;
+
+    fn try_from(g: Given) -> Result<Config, String> {
+        if g.aws.is_some() {
+            return Err("aws: RDS IAM authentication is not supported; give url (or connection_string) with the database user's password, or a client certificate (sslcert, sslkey)".to_owned());
+        }
+        if g.pglite.is_some() {
+            return Err("pglite: an embedded Postgres is not supported; give url (or connection_string) of a Postgres server".to_owned());
+        }
+        // Never printed: a URL may hold a password.
+        let url = match (g.url, g.connection_string) {
+            (Some(url), Some(alias)) if url != alias => {
+                return Err("url and connection_string are both given, differently: give one (connection_string is the reference's name for url)".to_owned());
+            }
+            (Some(url), _) | (None, Some(url)) => url,
+            (None, None) => {
+                return Err(
+                    "url is required: the Postgres URL (connection_string is taken as well)"
+                        .to_owned(),
+                );
+            }
+        };
+        Ok(Config {
+            url,
+            schema: g.schema,
+            batch_size: g.batch_size,
+            flush_interval_ms: g.flush_interval_ms,
+            max_connections: g.max_connections,
+            connections_per_stream: g.connections_per_stream,
+            fillfactor: g.fillfactor,
+            delete_mode: g.delete_mode,
+            ssl_ca_pem: g.ssl_ca_pem,
+            lock_timeout_ms: g.lock_timeout_ms,
+            statement_timeout_ms: g.statement_timeout_ms,
+            sync_id: g.sync_id,
+        })
+    }
 }
 
 impl Config {
@@ -99,14 +167,25 @@ pub fn config_schema() -> Value {
         "$schema": "http://json-schema.org/draft-07/schema#",
         "title": "Postgres destination",
         "type": "object",
-        "required": ["url"],
         "additionalProperties": false,
         "properties": {
             "url": {
                 "type": "string",
                 "minLength": 1,
                 "secret": true,
-                "description": "libpq connection URL, e.g. postgres://user:password@host:5432/db?sslmode=verify-full. sslmode disable, prefer (default), require, verify-ca and verify-full are honoured, and so are sslrootcert (a CA file; with it, require verifies the chain as in libpq), sslcert and sslkey (a client certificate)."
+                "description": "Required (or connection_string). libpq connection URL, e.g. postgres://user:password@host:5432/db?sslmode=verify-full. sslmode disable, prefer (default), require, verify-ca and verify-full are honoured, and so are sslrootcert (a CA file; with it, require verifies the chain as in libpq), sslcert and sslkey (a client certificate)."
+            },
+            "connection_string": {
+                "type": "string",
+                "minLength": 1,
+                "secret": true,
+                "description": "The reference implementation's name for url; both given must be equal. One of the two is required."
+            },
+            "aws": {
+                "description": "The reference's RDS IAM authentication: not supported, refused. Give url with the user's password, or a client certificate (sslcert, sslkey)."
+            },
+            "pglite": {
+                "description": "The reference's embedded Postgres (PGlite): not supported, refused. Give url of a Postgres server."
             },
             "schema": {
                 "type": "string",

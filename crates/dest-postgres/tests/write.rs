@@ -1351,5 +1351,9 @@ fn a_stream_named_by_its_object_takes_records_under_either_name() {
     assert_eq!(ids, ["cus_a", "cus_b"]);
     let acked = out.of_type("source_state");
     assert_eq!(acked.len(), 1, "{}", out.stdout);
-    assert_eq!(acked[0]["destination_stats"]["committed"], 2, "{}", out.stdout);
+    assert_eq!(
+        acked[0]["destination_stats"]["committed"], 2,
+        "{}",
+        out.stdout
+    );
 }

@@ -124,6 +124,32 @@ fn text<'a>(config: &'a Map<String, Value>, key: &str) -> &'a str {
     config.get(key).and_then(Value::as_str).unwrap_or("")
 }
 
+/// Other names a built-in connector takes for a key: dest-postgres takes the reference
+/// implementation's `connection_string` for `url`.
+fn aliases(connector: &str, key: &str) -> &'static [&'static str] {
+    match (connector, key) {
+        (POSTGRES, "url") => &["connection_string"],
+        _ => &[],
+    }
+}
+
+/// Whether a connector's config gives `key`, under its name or an alias: then nothing else
+/// (the environment) fills it.
+pub fn gives(connector: &str, config: &Map<String, Value>, key: &str) -> bool {
+    config.contains_key(key)
+        || aliases(connector, key)
+            .iter()
+            .any(|a| config.contains_key(*a))
+}
+
+/// The Postgres URL of a dest-postgres config: `url`, else `connection_string`.
+fn postgres_url(config: &Map<String, Value>) -> Option<&str> {
+    config
+        .get("url")
+        .or_else(|| config.get("connection_string"))
+        .and_then(Value::as_str)
+}
+
 /// What a source sees, as a stable text without secrets: for the Stripe source its key's mode
 /// (test or live data), `account_id` and `base_url`; for another connector its name and the
 /// config fields its spec marks `"x-sync-identity": true` (the engine cannot tell which of a
@@ -152,7 +178,7 @@ pub fn destination_identity(name: &str, config: &Map<String, Value>, spec: &Valu
     match name {
         POSTGRES => format!(
             "{name} {} schema {}",
-            pg_connect::describe_target(text(config, "url")),
+            pg_connect::describe_target(postgres_url(config).unwrap_or("")),
             match text(config, "schema") {
                 "" => DEFAULT_SCHEMA,
                 schema => schema,
@@ -208,7 +234,7 @@ pub fn postgres_state_location(
     destination: &str,
     config: &Map<String, Value>,
 ) -> Option<PostgresStateLocation> {
-    let url = config.get("url").and_then(Value::as_str)?;
+    let url = postgres_url(config)?;
     let is_postgres_url = url.starts_with("postgres://") || url.starts_with("postgresql://");
     (destination == POSTGRES || is_postgres_url).then(|| PostgresStateLocation {
         url: url.to_owned(),

@@ -65,14 +65,87 @@ pub fn state_store(
     }
 }
 
+/// What a connector's config update is kept against for later runs: the configs this run was
+/// given (before saved updates), and the keys each connector's spec marks `"x-resolved": true`
+/// (what its setup finds again on every run: for Stripe the account and the API version).
+pub struct UpdateBasis {
+    source: (Map<String, Value>, Vec<String>),
+    destination: (Map<String, Value>, Vec<String>),
+}
+
+impl UpdateBasis {
+    /// The basis of a request as the user gave it.
+    pub fn of(request: &PipelineRequest, [source, destination]: [&Spec; 2]) -> UpdateBasis {
+        UpdateBasis {
+            source: (request.source.config.clone(), resolved_keys(source)),
+            destination: (
+                request.destination.config.clone(),
+                resolved_keys(destination),
+            ),
+        }
+    }
+
+    /// The part of a connector's config update to save: a `control` message carries the
+    /// connector's complete config (as the reference implementation's do), of which only what
+    /// differs from the user's config is the connector's own, and of that what setup resolves
+    /// again is left out. So a saved update never freezes a key the user sets (a new api_key
+    /// is used as given), and never carries what one key resolved (its account) into a run of
+    /// another. Left: what setup cannot find again, such as a new webhook endpoint's secret.
+    pub fn to_keep(&self, side: Side, update: Map<String, Value>) -> Map<String, Value> {
+        let (given, resolved) = match side {
+            Side::Source => &self.source,
+            Side::Destination => &self.destination,
+        };
+        kept_part(given, resolved, update)
+    }
+}
+
+/// Of a connector's config update, what to keep for later runs beside the config it was given
+/// (see [`UpdateBasis::to_keep`]); for a caller that keeps configs itself (sync-service).
+pub fn config_update_to_keep(
+    given: &Map<String, Value>,
+    spec: &Spec,
+    update: Map<String, Value>,
+) -> Map<String, Value> {
+    kept_part(given, &resolved_keys(spec), update)
+}
+
+fn kept_part(
+    given: &Map<String, Value>,
+    resolved: &[String],
+    update: Map<String, Value>,
+) -> Map<String, Value> {
+    update
+        .into_iter()
+        .filter(|(key, value)| given.get(key) != Some(value) && !resolved.contains(key))
+        .collect()
+}
+
+/// The config keys a spec marks `"x-resolved": true`.
+pub(crate) fn resolved_keys(spec: &Spec) -> Vec<String> {
+    spec.config
+        .get("properties")
+        .and_then(Value::as_object)
+        .map(|properties| {
+            properties
+                .iter()
+                .filter(|(_, p)| p.get("x-resolved").and_then(Value::as_bool) == Some(true))
+                .map(|(key, _)| key.clone())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Applies the config updates connectors asked for in earlier runs, then validates again. A
-/// key the user's config sets to another value keeps the user's value, with a warning.
+/// key the user's config sets to another value keeps the user's value, with a warning. Returns
+/// what this run's own updates are kept against.
 pub fn apply_control(
     request: &mut PipelineRequest,
     explicit: &Pipeline,
     updates: &ControlUpdates,
     specs: [&Spec; 2],
-) -> Result<()> {
+) -> Result<UpdateBasis> {
+    let basis = UpdateBasis::of(request, specs);
     for ((side, role), spec) in [
         (Side::Source, Role::Source),
         (Side::Destination, Role::Destination),
@@ -111,7 +184,7 @@ pub fn apply_control(
         let config = Value::Object(config.clone());
         validate(role, connector, spec, &config)?;
     }
-    Ok(())
+    Ok(basis)
 }
 
 /// Validates a config against a connector's spec (and registers its secrets for masking).
@@ -178,6 +251,32 @@ mod tests {
         assert_eq!(kept, vec!["api_key"]);
         assert_eq!(config["api_key"], "mine");
         assert_eq!(config["webhook_secret"], "whsec_1");
+    }
+
+    #[test]
+    fn of_a_complete_config_only_what_setup_cannot_find_again_is_kept() {
+        let spec = Spec::new(json!({"properties": {
+            "api_key": {}, "account_id": {"x-resolved": true}, "webhook_secret": {}}}));
+        let request = PipelineRequest {
+            source: crate::engine::ConnectorConfig {
+                name: "stripe".into(),
+                config: json!({"api_key": "sk_test_1", "rate_limit": 5})
+                    .as_object()
+                    .unwrap()
+                    .clone(),
+            },
+            destination: crate::engine::ConnectorConfig {
+                name: "postgres".into(),
+                config: Map::new(),
+            },
+            streams: None,
+            sync_id: None,
+        };
+        let basis = UpdateBasis::of(&request, [&spec, &spec]);
+        let complete = json!({"api_key": "sk_test_1", "rate_limit": 5, "account_id": "acct_1",
+                              "webhook_secret": "whsec_1"});
+        let kept = basis.to_keep(Side::Source, complete.as_object().unwrap().clone());
+        assert_eq!(Value::Object(kept), json!({"webhook_secret": "whsec_1"}));
     }
 
     #[test]

@@ -161,7 +161,7 @@ async fn sync(engine: &AnyEngine, args: SyncArgs) -> Result<u8> {
         tracing::info!("state reset ({})", store.describe());
     }
     let loaded = store.load().await?;
-    checkpoint::apply_control(
+    let basis = checkpoint::apply_control(
         &mut request,
         &pipeline,
         &loaded.control,
@@ -194,7 +194,7 @@ async fn sync(engine: &AnyEngine, args: SyncArgs) -> Result<u8> {
         .await
         .map_err(engine_error)?;
     let mut reporter = report::Reporter::new(args.output_mode());
-    let outcome = follow(engine, messages, &store, initial, &mut reporter).await;
+    let outcome = follow(engine, messages, &store, initial, &mut reporter, &basis).await;
     reporter.finish(&outcome.eof_line);
     let failures: Vec<String> = outcome
         .failures
@@ -236,6 +236,7 @@ async fn follow(
     store: &Arc<StateStore>,
     mut state: SyncState,
     reporter: &mut report::Reporter,
+    basis: &checkpoint::UpdateBasis,
 ) -> Outcome {
     let saver = Saver::start(store.clone());
     let mut failures = Vec::new();
@@ -270,7 +271,7 @@ async fn follow(
                         &serde_json::Value::Null,
                         &serde_json::Value::Object(map.clone()),
                     );
-                    if let Err(e) = store.save_control(side, map).await {
+                    if let Err(e) = store.save_control(side, basis.to_keep(side, map)).await {
                         failures.push(format!("saving a connector's config update failed: {e:#}"));
                     }
                 }
@@ -392,12 +393,20 @@ async fn setup(engine: &AnyEngine, args: SetupArgs) -> Result<u8> {
     let sync_id = flag_or_file("--sync-id", args.sync_id, pipeline.sync_id.clone())?;
     let owner = checkpoint::owner(&pipeline, &source_spec, &destination_spec, sync_id);
     request.sync_id = Some(owner.sync_id);
+    let basis = checkpoint::UpdateBasis::of(&request, [&source_spec, &destination_spec]);
     let mut messages = engine.setup(&request, None).await.map_err(engine_error)?;
     while let Some(message) = messages.next().await {
-        if let Message::Control(
-            sync_protocol::Control::SourceConfig(_) | sync_protocol::Control::DestinationConfig(_),
-        ) = message
-        {
+        let (side, update) = match message {
+            Message::Control(sync_protocol::Control::SourceConfig(serde_json::Value::Object(
+                u,
+            ))) => (Side::Source, u),
+            Message::Control(sync_protocol::Control::DestinationConfig(
+                serde_json::Value::Object(u),
+            )) => (Side::Destination, u),
+            _ => continue,
+        };
+        // A complete config whose only news is what setup finds again needs no saving.
+        if !basis.to_keep(side, update).is_empty() {
             tracing::warn!(
                 "setup returned a config update (stripe: a new webhook endpoint's secret); only sync saves such updates, so sync will replace what this setup made"
             );

@@ -30,6 +30,7 @@ mod tracker;
 pub mod wire;
 
 pub use builtin::{destination_identity, source_identity};
+pub use checkpoint::config_update_to_keep;
 pub use connector::{clean_stale_run_dirs, set_connector_niceness};
 pub use sync_protocol::exit;
 

@@ -269,17 +269,28 @@ pub async fn run_lifecycle(
         .unwrap_or_default())
 }
 
-/// Fills a connector's config for this run with the keys a config update gives that the
-/// config does not set (the caller's values win, as on later runs).
+/// Applies a connector's config update to this run: a `control` message carries the
+/// connector's complete config, derived from the one it was given (or, from older connectors,
+/// only the keys that change), so its keys replace the config's; a new webhook endpoint's
+/// secret thus replaces a stale one at once. Keys the spec marks `x-resolved` (the account
+/// source-stripe's setup looked up) are left out: every connector process finds them again,
+/// and given, they would only cost it a request to check them.
 pub fn apply_update(opened: &mut Opened, control: &sync_protocol::Control) {
-    let (config, update) = match control {
-        sync_protocol::Control::SourceConfig(u) => (&mut opened.source_config, u),
-        sync_protocol::Control::DestinationConfig(u) => (&mut opened.destination_config, u),
+    let (config, update, spec) = match control {
+        sync_protocol::Control::SourceConfig(u) => {
+            (&mut opened.source_config, u, &opened.source.spec)
+        }
+        sync_protocol::Control::DestinationConfig(u) => {
+            (&mut opened.destination_config, u, &opened.destination.spec)
+        }
         sync_protocol::Control::DestinationTables(_) => return,
     };
+    let resolved = crate::checkpoint::resolved_keys(spec);
     if let (Value::Object(config), Value::Object(update)) = (config, update) {
         for (key, value) in update {
-            config.entry(key.clone()).or_insert_with(|| value.clone());
+            if !resolved.contains(key) {
+                config.insert(key.clone(), value.clone());
+            }
         }
     }
 }

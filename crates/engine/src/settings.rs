@@ -123,14 +123,14 @@ fn side_config(
     }
     let mut config = layers.into_config();
     for shortcut in SHORTCUTS.iter().filter(|s| s.connector == connector) {
-        if !config.contains_key(shortcut.key)
+        if !builtin::gives(connector, &config, shortcut.key)
             && let Some(value) = from_environment(shortcut.env, env)?
         {
             config.insert(shortcut.key.to_owned(), Value::String(value));
         }
     }
     if let Some((key, hint)) = builtin::required_key(connector)
-        && !config.contains_key(key)
+        && !builtin::gives(connector, &config, key)
     {
         bail!("{hint}");
     }

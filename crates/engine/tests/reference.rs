@@ -202,7 +202,7 @@ fn config_takes_inline_json_in_the_reference_shape_and_in_ours() {
     // for the URL.
     let reference = json!({
         "source": {"name": "stripe", "api_key": KEY, "base_url": fake.base_url()},
-        "destination": {"name": "postgres", "url": db.url(), "schema": "inline_ref"},
+        "destination": {"name": "postgres", "connection_string": db.url(), "schema": "inline_ref"},
         "streams": ["customers"]
     });
     succeeded(&run(engine().args([

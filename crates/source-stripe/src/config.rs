@@ -1,103 +1,166 @@
 //! The source's config; [`config_schema`] is what `spec` publishes (field by field meaning).
+//! The reference implementation's keys are taken with its meaning and mapped onto ours in
+//! [`Config::try_from`] (see `reference.rs`); what cannot mean anything here is refused there,
+//! naming what to use instead.
 
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 /// Stripe's API.
 pub const DEFAULT_BASE_URL: &str = "https://api.stripe.com";
 
 /// The config of the Stripe source, as its JSON Schema (printed by `spec`) describes it.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "Map<String, Value>")]
 pub struct Config {
     /// A secret (`sk_…`) or restricted (`rk_…`) key.
     pub api_key: String,
     /// `Stripe-Version`; the catalog's when absent.
-    #[serde(default)]
     pub api_version: Option<String>,
-    /// A connected account (`Stripe-Account`).
-    #[serde(default)]
+    /// A connected account (`Stripe-Account`); the key's own account given by its id is read
+    /// as the key's own (see [`crate::account::settle`]).
     pub account_id: Option<String>,
     /// Where the API is (a simulator in tests).
-    #[serde(default = "default_base_url")]
     pub base_url: String,
     /// Requests per second for the whole account.
-    #[serde(default)]
     pub rate_limit: Option<u32>,
     /// Requests per second for one endpoint.
-    #[serde(default)]
     pub endpoint_rate_limit: Option<u32>,
     /// Requests in flight at most.
-    #[serde(default = "default_max_concurrency")]
     pub max_concurrency: usize,
     /// Records per stream after which a backfill stops (a sample).
-    #[serde(default)]
     pub backfill_limit: Option<u64>,
     /// Objects created before this RFC 3339 time are not backfilled.
-    #[serde(default)]
     pub start_date: Option<String>,
+    /// Objects created before this Unix second are not backfilled (the reference's
+    /// `account_created`).
+    pub account_created: Option<i64>,
     /// Seconds before one request is abandoned (and retried).
-    #[serde(default = "default_request_timeout_secs")]
     pub request_timeout_secs: u64,
     /// Retries of one request.
-    #[serde(default = "default_max_retries")]
     pub max_retries: u32,
     /// Whether to read `/v1/events` after the backfills.
-    #[serde(default = "default_true")]
     pub events: bool,
     /// The webhook endpoint's signing secret (`whsec_…`): raw webhooks given as input are
     /// verified with it.
-    #[serde(default)]
     pub webhook_secret: Option<String>,
     /// How old a webhook's signature timestamp may be, in seconds.
-    #[serde(default = "default_webhook_tolerance_secs")]
     pub webhook_tolerance_secs: u64,
     /// After the backfill and the catch-up, keep running and apply changes as they happen.
-    #[serde(default)]
     pub live: bool,
     /// Live: seconds between reads of `/v1/events`; 0 reads none (webhooks only).
-    #[serde(default = "default_poll_interval_secs")]
     pub poll_interval_secs: f64,
     /// Live: the address of the source's own webhook endpoint (`POST /webhooks`).
-    #[serde(default)]
     pub webhook_listen: Option<String>,
+    /// The endpoint takes `POST` on any path, as the reference's `webhook_port` listener does.
+    pub webhook_any_path: bool,
     /// Live: a state at least this often, in seconds.
-    #[serde(default = "default_checkpoint_interval_secs")]
     pub checkpoint_interval_secs: f64,
     /// The public URL Stripe should send events to: `setup` creates (or reuses) a managed
     /// webhook endpoint for it.
-    #[serde(default)]
     pub webhook_url: Option<String>,
     /// A rate budget shared with every other process syncing the same account.
-    #[serde(default)]
     pub shared_rate_limit: Option<crate::shared_rate::SharedRateLimit>,
+    /// Streams whose objects are read again from the API for every event, never taken from
+    /// the event's payload.
+    pub revalidate_objects: Vec<String>,
+    /// The config as given, for the complete config `setup` hands back.
+    pub given: Map<String, Value>,
 }
 
-fn default_poll_interval_secs() -> f64 {
+/// Every key the config takes, as given (before the reference's keys are mapped onto ours).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Given {
+    pub api_key: String,
+    #[serde(default)]
+    pub api_version: Option<String>,
+    #[serde(default)]
+    pub account_id: Option<String>,
+    #[serde(default = "default_base_url")]
+    pub base_url: String,
+    #[serde(default)]
+    pub rate_limit: Option<u32>,
+    #[serde(default)]
+    pub endpoint_rate_limit: Option<u32>,
+    #[serde(default = "default_max_concurrency")]
+    pub max_concurrency: usize,
+    #[serde(default)]
+    pub backfill_limit: Option<u64>,
+    #[serde(default)]
+    pub start_date: Option<String>,
+    #[serde(default = "default_request_timeout_secs")]
+    pub request_timeout_secs: u64,
+    #[serde(default = "default_max_retries")]
+    pub max_retries: u32,
+    #[serde(default)]
+    pub events: Option<bool>,
+    #[serde(default)]
+    pub webhook_secret: Option<String>,
+    #[serde(default = "default_webhook_tolerance_secs")]
+    pub webhook_tolerance_secs: u64,
+    #[serde(default)]
+    pub live: Option<bool>,
+    #[serde(default)]
+    pub poll_interval_secs: Option<f64>,
+    #[serde(default)]
+    pub webhook_listen: Option<String>,
+    #[serde(default = "default_checkpoint_interval_secs")]
+    pub checkpoint_interval_secs: f64,
+    #[serde(default)]
+    pub webhook_url: Option<String>,
+    #[serde(default)]
+    pub shared_rate_limit: Option<crate::shared_rate::SharedRateLimit>,
+    // The reference implementation's keys.
+    #[serde(default)]
+    pub account_created: Option<i64>,
+    #[serde(default)]
+    pub livemode: Option<bool>,
+    #[serde(default)]
+    pub poll_events: Option<bool>,
+    #[serde(default)]
+    pub webhook_port: Option<u16>,
+    #[serde(default)]
+    pub revalidate_objects: Option<Vec<String>>,
+    #[serde(default)]
+    pub websocket: Option<bool>,
+}
+
+impl TryFrom<Map<String, Value>> for Config {
+    type Error = String;
+
+    fn try_from(given: Map<String, Value>) -> Result<Config, String> {
+        let raw: Given =
+            serde_json::from_value(Value::Object(given.clone())).map_err(|e| e.to_string())?;
+        crate::reference::settle(raw, given)
+    }
+}
+
+pub(crate) fn default_poll_interval_secs() -> f64 {
     2.0
 }
 
-fn default_checkpoint_interval_secs() -> f64 {
+pub(crate) fn default_checkpoint_interval_secs() -> f64 {
     5.0
 }
 
-fn default_webhook_tolerance_secs() -> u64 {
+pub(crate) fn default_webhook_tolerance_secs() -> u64 {
     300
 }
 
-fn default_base_url() -> String {
+pub(crate) fn default_base_url() -> String {
     DEFAULT_BASE_URL.to_owned()
 }
-fn default_max_concurrency() -> usize {
+pub(crate) fn default_max_concurrency() -> usize {
     32
 }
-fn default_request_timeout_secs() -> u64 {
+pub(crate) fn default_request_timeout_secs() -> u64 {
     30
 }
-fn default_max_retries() -> u32 {
+pub(crate) fn default_max_retries() -> u32 {
     8
 }
-fn default_true() -> bool {
+pub(crate) fn default_true() -> bool {
     true
 }
 
@@ -157,6 +220,28 @@ impl Config {
 
 /// The config's JSON Schema, published by `spec`.
 pub fn config_schema() -> Value {
+    let mut schema = own_schema();
+    if let (Some(properties), Value::Object(reference)) =
+        (schema["properties"].as_object_mut(), reference_properties())
+    {
+        properties.extend(reference);
+    }
+    schema
+}
+
+/// The reference implementation's keys, with their meaning here.
+fn reference_properties() -> Value {
+    json!({
+        "account_created": {"type": "integer", "minimum": 0, "x-resolved": true, "description": "Unix seconds: objects created before are not backfilled (as start_date; both given must agree). setup returns the key's own account's creation time here; default: everything."},
+        "livemode": {"type": "boolean", "description": "Whether the key is a live-mode key; when given it must agree with api_key (sk_live_/rk_live_ keys are live), else the config is refused."},
+        "poll_events": {"type": "boolean", "description": "Read /v1/events after the backfill (as events); live, also while running (false: webhooks only, poll_interval_secs 0). Default: true."},
+        "webhook_port": {"type": "integer", "minimum": 1, "maximum": 65535, "description": "Receive webhooks on this port, on every interface, at any path, after the backfill: live with webhook_listen 0.0.0.0:PORT. Needs webhook_secret (or webhook_url, whose setup returns it)."},
+        "revalidate_objects": {"type": "array", "items": {"type": "string", "minLength": 1}, "description": "Streams (customers) or object types (customer, checkout.session) whose objects are read again from the API for every event (webhooks, pushed input, /v1/events) instead of taken from the event's payload: one request per event."},
+        "websocket": {"type": "boolean", "description": "The Stripe CLI's websocket: not supported, true is refused; use webhook_port or webhook_listen (stripe listen --forward-to forwards to it), or live polling."}
+    })
+}
+
+fn own_schema() -> Value {
     json!({
         "$schema": "http://json-schema.org/draft-07/schema#",
         "title": "Stripe source",
@@ -165,8 +250,8 @@ pub fn config_schema() -> Value {
         "additionalProperties": false,
         "properties": {
             "api_key": {"type": "string", "minLength": 1, "secret": true, "pattern": "^(sk|rk)_(test|live)_", "description": "Secret (sk_…) or restricted (rk_…) API key. Live keys (sk_live_, rk_live_) get live rate limits."},
-            "api_version": {"type": "string", "pattern": "^\\d{4}-\\d{2}-\\d{2}(\\.\\w+)?$", "description": format!("Stripe-Version sent with every request; default {}.", stripe_catalog::catalog().api_version)},
-            "account_id": {"type": "string", "pattern": "^acct_", "description": "A connected account to sync (sent as Stripe-Account); default: the key's own account."},
+            "api_version": {"type": "string", "pattern": "^\\d{4}-\\d{2}-\\d{2}(\\.\\w+)?$", "x-resolved": true, "description": format!("Stripe-Version sent with every request; default {}.", stripe_catalog::catalog().api_version)},
+            "account_id": {"type": "string", "pattern": "^acct_", "x-resolved": true, "description": "The account to sync: a connected account (sent as Stripe-Account), or the key's own account by its id (as setup returns it); default: the key's own account."},
             "base_url": {"type": "string", "default": DEFAULT_BASE_URL, "pattern": "^https?://", "description": "API base URL (a Stripe simulator in tests)."},
             "rate_limit": {"type": "integer", "minimum": 1, "maximum": 10000, "description": "Requests per second for the whole account; default 100 for live keys, 25 for test keys."},
             "endpoint_rate_limit": {"type": "integer", "minimum": 1, "maximum": 10000, "description": "Requests per second to one endpoint; default 25."},

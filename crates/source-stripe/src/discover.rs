@@ -2,7 +2,7 @@
 
 use serde_json::{Map, Value, json};
 use stripe_catalog::Resource;
-use sync_protocol::{Catalog, Stream};
+use sync_protocol::{Catalog, ConfiguredCatalog, Stream};
 
 use crate::records::{ACCOUNT_ID, UPDATED_AT};
 
@@ -63,6 +63,29 @@ pub fn catalog(account_id: &str) -> Catalog {
         streams,
         ..Default::default()
     }
+}
+
+/// Marks every stream with the creation time of the key's own account whose streams they are
+/// (`metadata.account_created`), which `setup` hands back without asking again.
+pub fn stamp_account_created(catalog: &mut Catalog, created: i64) {
+    for stream in &mut catalog.streams {
+        if let Some(Value::Object(metadata)) = &mut stream.metadata {
+            metadata.insert("account_created".to_owned(), json!(created));
+        }
+    }
+}
+
+/// The account a catalog `discover` printed is stamped with (its `_account_id`), and its
+/// creation time when it is the key's own; `None` for a catalog without the stamp.
+pub fn stamped_account(catalog: &ConfiguredCatalog) -> Option<(String, Option<i64>)> {
+    let stream = &catalog.streams.first()?.stream;
+    let id = stream.json_schema.as_ref()?["properties"][ACCOUNT_ID]["enum"][0].as_str()?;
+    let created = stream
+        .metadata
+        .as_ref()
+        .and_then(|m| m.get("account_created"))
+        .and_then(Value::as_i64);
+    Some((id.to_owned(), created))
 }
 
 #[cfg(test)]

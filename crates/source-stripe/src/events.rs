@@ -60,6 +60,8 @@ pub struct EventsCtx {
     /// applied with newer ones of the same second: their objects are read again. The server's
     /// time on its first answer to this process, which started after every earlier run ended.
     pub pushed_trusted_after: i64,
+    /// Streams whose objects are read again for every event (`revalidate_objects`).
+    pub revalidate: Vec<String>,
 }
 
 /// Records emitted per stream.
@@ -512,7 +514,7 @@ async fn apply(
     let mut streams: Vec<&str> = children.iter().map(|c| c.stream.as_str()).collect();
     streams.push(&resource.stream);
     let last = refetched.by_id.get(id).copied();
-    let version = version_of(ctx, &how, last, &streams);
+    let version = version_of(ctx, &how, last, &streams, &resource.stream);
     let current;
     let (object, observed_at): (&RawValue, i64) = match version {
         Version::AlreadyNewer => return Ok(()),
@@ -559,10 +561,12 @@ fn version_of(
     how: &Apply<'_, '_>,
     last: Option<Emitted>,
     streams: &[&str],
+    stream: &str,
 ) -> Version {
     let created = how.event.created;
     match last {
         Some(last) if created < last.stamp => Version::AlreadyNewer,
+        _ if ctx.revalidate.iter().any(|s| s == stream) => Version::Refetch,
         // The list's next event of the same second is newer than the list's last one.
         Some(last) if last.listed && !how.pushed => Version::Snapshot,
         Some(last) if created <= last.ties_until => Version::Refetch,

@@ -8,6 +8,7 @@
 
 #![warn(missing_docs)]
 
+mod account;
 mod backfill;
 mod children;
 mod client;
@@ -25,6 +26,7 @@ mod ranges;
 mod read;
 mod recent;
 mod records;
+mod reference;
 mod reference_state;
 mod shared_rate;
 mod state;
@@ -79,12 +81,10 @@ impl Connector for StripeSource {
 
     fn spec(&self) -> Spec {
         let mut spec = Spec::new(config::config_schema());
-        spec.source_state_stream = Some(
-            serde_json::json!({"anyOf": [
-                {"type": "object", "required": ["v", "phase"], "properties": {"v": {"const": 1}, "phase": {"enum": ["ranges", "sequential", "complete"]}}},
-                {"description": "A checkpoint of the reference system (stripe/sync-engine), continued", "type": "object", "required": ["remaining"], "properties": {"accounted_range": {"type": "object"}, "remaining": {"type": "array"}}}
-            ]}),
-        );
+        spec.source_state_stream = Some(serde_json::json!({"anyOf": [
+            {"type": "object", "required": ["v", "phase"], "properties": {"v": {"const": 1}, "phase": {"enum": ["ranges", "sequential", "complete"]}}},
+            {"description": "A checkpoint of the reference system (stripe/sync-engine), continued", "type": "object", "required": ["remaining"], "properties": {"accounted_range": {"type": "object"}, "remaining": {"type": "array"}}}
+        ]}));
         spec.source_input = Some(serde_json::json!({
             "description": "A Stripe event, or a raw webhook {body, headers} verified with webhook_secret",
             "oneOf": [
@@ -96,8 +96,14 @@ impl Connector for StripeSource {
     }
 
     async fn check(&self, config: Config) -> Result<ConnectionStatus, ConnectorError> {
-        let client = StripeClient::new(&config).map_err(ConnectorError::config)?;
-        Ok(match plan::account(&client, &config).await {
+        let found = match account::settle(config).await {
+            Ok(config) => {
+                let client = StripeClient::new(&config).map_err(ConnectorError::config)?;
+                plan::account(&client, &config).await
+            }
+            Err(e) => Err(e),
+        };
+        Ok(match found {
             Ok(account) => {
                 tracing::info!(account = %account.id, "the key works");
                 ConnectionStatus::succeeded()
@@ -113,9 +119,15 @@ impl Connector for StripeSource {
     }
 
     async fn discover(&self, config: Config) -> Result<Catalog, ConnectorError> {
+        let config = account::settle(config).await?;
         let client = StripeClient::new(&config).map_err(ConnectorError::config)?;
         let account = plan::account(&client, &config).await?;
-        Ok(discover::catalog(&account.id))
+        let mut catalog = discover::catalog(&account.id);
+        // Only the key's own: a connected account's `created` is when it was connected.
+        if let (None, Some(created)) = (&config.account_id, account.created) {
+            discover::stamp_account_created(&mut catalog, created);
+        }
+        Ok(catalog)
     }
 
     async fn read(
@@ -125,6 +137,7 @@ impl Connector for StripeSource {
         state: SourceStateSet,
         output: Output,
     ) -> Result<(), ConnectorError> {
+        let config = account::settle(config).await?;
         let catalog = stream_names::canonical(catalog)?;
         read::read(config, catalog, state, output).await
     }
@@ -132,14 +145,14 @@ impl Connector for StripeSource {
     async fn setup(
         &self,
         config: Config,
-        _catalog: ConfiguredCatalog,
+        catalog: ConfiguredCatalog,
         output: Output,
     ) -> Result<(), ConnectorError> {
-        provision::setup(&config, &output).await
+        provision::setup(config, &catalog, &output).await
     }
 
     async fn teardown(&self, config: Config, _output: Output) -> Result<(), ConnectorError> {
-        provision::teardown(&config).await
+        provision::teardown(&account::settle(config).await?).await
     }
 
     async fn read_input(
@@ -150,6 +163,7 @@ impl Connector for StripeSource {
         input: InputLines,
         output: Output,
     ) -> Result<(), ConnectorError> {
+        let config = account::settle(config).await?;
         let catalog = stream_names::canonical(catalog)?;
         push::read_input(config, catalog, state, input, output).await
     }

@@ -151,6 +151,19 @@ async fn receive(
     }
 }
 
+/// `receive` for any path: only `POST` carries a webhook.
+async fn receive_any_path(
+    method: axum::http::Method,
+    state: State<Arc<Endpoint>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    if method != axum::http::Method::POST {
+        return StatusCode::METHOD_NOT_ALLOWED.into_response();
+    }
+    receive(state, headers, body).await
+}
+
 /// Starts the webhook endpoint, when the config asks for one.
 async fn listen(
     config: &Config,
@@ -159,14 +172,20 @@ async fn listen(
     let Some(address) = &config.webhook_listen else {
         return Ok(None);
     };
+    // Named as the config names it: the reference's webhook_port, or webhook_listen.
+    let key = if config.webhook_any_path {
+        "webhook_port"
+    } else {
+        "webhook_listen"
+    };
     if config.webhook_secret.is_none() {
-        return Err(ConnectorError::config(
-            "webhook_listen needs webhook_secret, to verify what arrives",
-        ));
+        return Err(ConnectorError::config(format!(
+            "{key} needs webhook_secret, to verify what arrives"
+        )));
     }
     let listener = tokio::net::TcpListener::bind(address.as_str())
         .await
-        .map_err(|e| ConnectorError::config(format!("webhook_listen {address}: {e}")))?;
+        .map_err(|e| ConnectorError::config(format!("{key} {address}: {e}")))?;
     let bound = listener
         .local_addr()
         .map_err(|e| ConnectorError::system(format!("webhook_listen: {e}")))?;
@@ -176,8 +195,13 @@ async fn listen(
         tolerance_secs: config.webhook_tolerance_secs,
         refused: AtomicU64::new(0),
     });
-    let app = axum::Router::new()
-        .route("/webhooks", axum::routing::post(receive))
+    let mut app = axum::Router::new().route("/webhooks", axum::routing::post(receive));
+    if config.webhook_any_path {
+        // The reference's listener takes a POST on any path (`stripe listen --forward-to
+        // localhost:PORT`).
+        app = app.fallback(receive_any_path);
+    }
+    let app = app
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(endpoint.clone());
     tokio::spawn(async move {

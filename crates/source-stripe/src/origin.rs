@@ -160,14 +160,16 @@ pub enum Refusal {
     /// No string `id`, or an `account` or `livemode` of the wrong type.
     #[error("not a readable Stripe event (no id, or an account or livemode of the wrong type)")]
     Unreadable,
-    /// The event names an account, and the key's own could not be looked up to compare.
-    #[error("the key's account could not be looked up: {0}")]
+    /// The event names an account, and the key's own could not be looked up to compare. The
+    /// cause is kept for the receiver's log, never put in its answer (which goes to whoever
+    /// sent the webhook).
+    #[error("the key's account could not be looked up to compare with the event's (retry later)")]
     AccountUnknown(String),
 }
 
 /// [`Owner::admits`] for a receiver that knows only the config: the key's own account is
-/// looked up (`GET /v1/account`) only when the event names an account and the config has no
-/// `account_id`.
+/// looked up (`GET /v1/account`, once per key and process) only when the event names an
+/// account and the config has no `account_id`, or names none and the config has one.
 pub async fn admit(config: &Config, event: &Value) -> Result<(), Refusal> {
     let origin = Origin::of(event).ok_or(Refusal::Unreadable)?;
     let mut owner = Owner::of(config, None);
@@ -178,6 +180,17 @@ pub async fn admit(config: &Config, event: &Value) -> Result<(), Refusal> {
                 .map_err(|e| Refusal::AccountUnknown(e.to_string()))?;
             owner.own = Some(own);
             owner.admits(&origin).map_err(Refusal::NotOurs)
+        }
+        // `account_id` may name the key's own account, whose events name none.
+        Err(NotOurs::PlatformEvent { event, ours }) => {
+            let own = crate::account::own(config)
+                .await
+                .map_err(|e| Refusal::AccountUnknown(e.to_string()))?;
+            if own.id == ours {
+                Ok(())
+            } else {
+                Err(Refusal::NotOurs(NotOurs::PlatformEvent { event, ours }))
+            }
         }
         verdict => verdict.map_err(Refusal::NotOurs),
     }

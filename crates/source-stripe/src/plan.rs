@@ -28,26 +28,7 @@ const STRIPE_LAUNCH: i64 = 1_293_840_000;
 /// The events cursor starts a little before the backfills, so nothing created meanwhile is missed.
 const CURSOR_MARGIN_SECS: i64 = 5;
 
-/// The account a key (and `account_id`) reaches.
-pub struct Account {
-    pub id: String,
-}
-
-/// `GET /v1/account`; a rejected key is a config error.
-pub async fn account(client: &StripeClient, config: &Config) -> Result<Account, ConnectorError> {
-    let (value, _) = client
-        .get("/v1/account", &[], "/v1/account")
-        .await
-        .map_err(|e| fatal(&e, "reading the account"))?;
-    let id = value
-        .get("id")
-        .and_then(Value::as_str)
-        .map(str::to_owned)
-        .or_else(|| config.account_id.clone());
-    Ok(Account {
-        id: id.ok_or_else(|| ConnectorError::system("GET /v1/account returned no id"))?,
-    })
-}
+pub use crate::account::{Account, fetch as account};
 
 /// The connector error for a failure that stops everything.
 pub fn fatal(e: &StripeError, doing: &str) -> ConnectorError {
@@ -188,11 +169,13 @@ impl<'a> Plan<'a> {
     ) -> Result<Plan<'a>, ConnectorError> {
         let account = account(client, config).await?;
         let now = client.server_now();
-        let start = match &config.start_date {
-            Some(d) => rfc3339_to_unix(d).ok_or_else(|| {
+        let start = match (&config.start_date, config.account_created) {
+            // No object is older than Stripe; earlier bounds would only read empty ranges.
+            (_, Some(created)) => created.max(STRIPE_LAUNCH),
+            (Some(d), None) => rfc3339_to_unix(d).ok_or_else(|| {
                 ConnectorError::Usage(format!("start_date {d:?} is not an RFC 3339 time"))
             })?,
-            None => STRIPE_LAUNCH,
+            (None, None) => STRIPE_LAUNCH,
         };
         let mark = AccountMark {
             id: account.id.clone(),

@@ -5,12 +5,14 @@
 use reqwest::Method;
 use serde_json::Value;
 use sync_connector::{ConnectorError, Output};
-use sync_protocol::{Control, Message};
+use sync_protocol::{ConfiguredCatalog, Control, Message};
 
+use crate::account;
 use crate::client::StripeClient;
 use crate::config::Config;
+use crate::discover;
 use crate::error::StripeError;
-use crate::plan::fatal;
+use crate::plan::{self, fatal};
 
 /// The mark on the endpoints this source manages.
 pub const MANAGED_BY: &str = "stripe-sync";
@@ -62,26 +64,111 @@ async fn delete(client: &StripeClient, id: &str) -> Result<(), ConnectorError> {
         .map_err(|e| failed(&e, &format!("deleting webhook endpoint {id}")))
 }
 
-/// Creates (or keeps) the managed endpoint for `webhook_url`; a new one's secret goes out as a
-/// config update holding only `webhook_secret`, which the engine saves for the next runs.
-pub async fn setup(config: &Config, output: &Output) -> Result<(), ConnectorError> {
-    let Some(url) = &config.webhook_url else {
-        return Ok(());
+/// Hands back the complete config, as the reference implementation does: the config as given,
+/// with what it leaves out and setup finds — the account (`account_id`; for the key's own
+/// account also `account_created`), `api_version`, and the secret of a webhook endpoint setup
+/// creates for `webhook_url` — as one `control` message, when anything was added. The engine
+/// applies it to this run and keeps what it cannot find again (the secret) for the next ones.
+/// The account comes from the catalog when `discover` stamped it there (no request: the engine
+/// discovers before every setup), else from `GET /v1/account`.
+pub async fn setup(
+    config: Config,
+    catalog: &ConfiguredCatalog,
+    output: &Output,
+) -> Result<(), ConnectorError> {
+    let given = config.given.clone();
+    let api_version = config.api_version().to_owned();
+    let mut complete = given.clone();
+    let stamped = discover::stamped_account(catalog);
+    let mut secret = None;
+    let looked_up = if stamped.is_none() || config.webhook_url.is_some() {
+        let config = match account::settle(config).await {
+            Ok(config) => config,
+            Err(e) if complete.get("webhook_url").is_none_or(Value::is_null) => {
+                // As in the reference: a read reports the account's failure.
+                tracing::warn!("the account could not be read to complete the config: {e}");
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
+        let client = StripeClient::new(&config).map_err(ConnectorError::config)?;
+        // Side by side: setup waits for one round trip, not two.
+        let (account, made) = tokio::try_join!(
+            async {
+                Ok(match stamped {
+                    Some(_) => None,
+                    None => own_or_connected(&client, &config).await,
+                })
+            },
+            provision_endpoint(&client, &config),
+        )?;
+        secret = made;
+        account
+    } else {
+        None
     };
-    let client = StripeClient::new(config).map_err(ConnectorError::config)?;
-    let existing = managed(&client, url).await?;
+    if let Some((id, created)) = stamped.or(looked_up) {
+        if !complete.contains_key("account_id") {
+            complete.insert("account_id".into(), id.into());
+        }
+        let bounded =
+            complete.contains_key("account_created") || complete.contains_key("start_date");
+        if let (false, Some(created)) = (bounded, created) {
+            complete.insert("account_created".into(), created.into());
+        }
+    }
+    if !complete.contains_key("api_version") {
+        complete.insert("api_version".into(), api_version.into());
+    }
+    if let Some(secret) = secret {
+        complete.insert("webhook_secret".into(), secret.into());
+    }
+    if complete != given {
+        output
+            .emit(Message::Control(Control::SourceConfig(Value::Object(
+                complete,
+            ))))
+            .await?;
+    }
+    Ok(())
+}
+
+/// The account the config reads and, for the key's own account, its creation time: a
+/// connected account's `created` is when it was connected, and its objects may be older.
+async fn own_or_connected(client: &StripeClient, config: &Config) -> Option<(String, Option<i64>)> {
+    match plan::account(client, config).await {
+        Ok(account) => {
+            let created = account.created.filter(|_| config.account_id.is_none());
+            Some((account.id, created))
+        }
+        Err(e) => {
+            tracing::warn!("the account could not be read to complete the config: {e}");
+            None
+        }
+    }
+}
+
+/// Creates (or keeps) the managed endpoint for `webhook_url`; the secret of one it creates.
+async fn provision_endpoint(
+    client: &StripeClient,
+    config: &Config,
+) -> Result<Option<String>, ConnectorError> {
+    let Some(url) = &config.webhook_url else {
+        return Ok(None);
+    };
+    let existing = managed(client, url).await?;
     let usable = existing.iter().find(|e| e["status"] == "enabled");
     if let (Some(endpoint), Some(_)) = (usable, &config.webhook_secret) {
         tracing::info!(
             endpoint = endpoint["id"].as_str().unwrap_or_default(),
             "the webhook endpoint for {url} exists; keeping it"
         );
-        return Ok(());
+        return Ok(None);
     }
     // Without its secret (shown only at creation) an endpoint is of no use: replace it.
     for endpoint in &existing {
         if let Some(id) = endpoint["id"].as_str() {
-            delete(&client, id).await?;
+            delete(client, id).await?;
         }
     }
     let form = vec![
@@ -106,12 +193,8 @@ pub async fn setup(config: &Config, output: &Output) -> Result<(), ConnectorErro
         endpoint = created["id"].as_str().unwrap_or_default(),
         "created a webhook endpoint for {url}"
     );
-    let updated = serde_json::json!({ "webhook_secret": secret });
     sync_connector::redact::register_secret(secret);
-    output
-        .emit(Message::Control(Control::SourceConfig(updated)))
-        .await?;
-    Ok(())
+    Ok(Some(secret.to_owned()))
 }
 
 /// Deletes the managed endpoint for `webhook_url` (no other).

@@ -33,6 +33,7 @@ pub async fn read_input(
         streams: plan.generations.clone(),
         listed_until: HashMap::new(),
         pushed_trusted_after: client.first_answer_at(),
+        revalidate: config.revalidate_objects.clone(),
     };
     let mut pushed = Pushed::default();
     let mut applied = Applied::default();

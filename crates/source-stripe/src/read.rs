@@ -47,6 +47,7 @@ pub async fn read(
             streams: plan.generations.clone(),
             listed_until,
             pushed_trusted_after: client.first_answer_at(),
+            revalidate: config.revalidate_objects.clone(),
         };
         let mut applied = Applied::default();
         match events::follow(&ctx, plan.cursor.clone(), &mut applied).await {

@@ -105,6 +105,35 @@ impl AnyEngine {
         }
     }
 
+    /// The part of a connector's config update (its complete config, from source-stripe's
+    /// setup) a pipeline stores: what differs from the config the run was given, without what
+    /// setup finds again (`sync_engine::config_update_to_keep`). So the stored config, and the
+    /// checkpoint's owner derived from it, change by what the connector made (a webhook
+    /// endpoint's secret), never by the account it looked up. `None`: nothing to store.
+    pub async fn kept_update(
+        &self,
+        request: &PipelineRequest,
+        update: sync_protocol::Control,
+    ) -> Result<Option<sync_protocol::Control>, EngineError> {
+        use sync_protocol::Control::{DestinationConfig, SourceConfig};
+        let (role, side, wrap): (_, _, fn(serde_json::Value) -> sync_protocol::Control) =
+            match update {
+                SourceConfig(serde_json::Value::Object(u)) => {
+                    (Role::Source, (&request.source, u), SourceConfig)
+                }
+                DestinationConfig(serde_json::Value::Object(u)) => (
+                    Role::Destination,
+                    (&request.destination, u),
+                    DestinationConfig,
+                ),
+                _ => return Ok(None),
+            };
+        let (connector, update) = side;
+        let spec = self.spec(role, &connector.name).await?;
+        let kept = sync_engine::config_update_to_keep(&connector.config, &spec, update);
+        Ok((!kept.is_empty()).then(|| wrap(serde_json::Value::Object(kept))))
+    }
+
     /// The source's catalog, narrowed to the pipeline's streams: a stream it does not offer is
     /// [`EngineError::Invalid`], naming it.
     pub async fn discover(&self, p: &PipelineRequest) -> Result<Messages, EngineError> {
@@ -298,7 +327,7 @@ impl PipelineActivities {
             run,
             recorder,
         };
-        self.follow(&ctx, &pipeline, step, messages).await
+        self.follow(&ctx, &pipeline, &request, step, messages).await
     }
 
     /// Applies a batch of the webhook events waiting in the inbox (push mode: nothing is
@@ -358,7 +387,7 @@ impl PipelineActivities {
                 return Err(self.live_failed(id, live_failure_type(&e), &why).await?);
             }
         };
-        if let Err((kind, why)) = self.follow_live(&ctx, id, messages).await? {
+        if let Err((kind, why)) = self.follow_live(&ctx, id, &request, messages).await? {
             // Retried by Temporal; the events stay in the inbox meanwhile.
             return Err(self.live_failed(id, kind, &failed(why)).await?);
         }
@@ -563,12 +592,34 @@ impl PipelineActivities {
         Ok(ActivityError::from(anyhow::anyhow!("{why}")))
     }
 
+    /// Stores the part of a connector's config update the pipeline keeps.
+    async fn store_update(
+        &self,
+        id: &str,
+        request: &PipelineRequest,
+        update: sync_protocol::Control,
+    ) -> Result<(), ActivityError> {
+        let kept = self
+            .engine
+            .kept_update(request, update)
+            .await
+            .map_err(|e| ActivityError::from(anyhow::anyhow!("{e}")))?;
+        if let Some(kept) = kept {
+            self.control
+                .merge_config(id, &kept)
+                .await
+                .map_err(retryable)?;
+        }
+        Ok(())
+    }
+
     /// Reads a live-lane run to its end, heartbeating (a dead worker is noticed within the
     /// lane's heartbeat timeout); why it failed, if it did.
     async fn follow_live(
         &self,
         ctx: &ActivityContext,
         id: &str,
+        request: &PipelineRequest,
         mut messages: Messages,
     ) -> Result<Result<(), (FailureType, String)>, ActivityError> {
         let mut beat = tokio::time::interval(LIVE_HEARTBEAT_EVERY);
@@ -598,11 +649,7 @@ impl PipelineActivities {
                         s.message.unwrap_or_default(),
                     ));
                 }
-                Some(Message::Control(update)) => self
-                    .control
-                    .merge_config(id, &update)
-                    .await
-                    .map_err(retryable)?,
+                Some(Message::Control(update)) => self.store_update(id, request, update).await?,
                 Some(_) => {}
             }
         }
@@ -614,6 +661,7 @@ impl PipelineActivities {
         &self,
         ctx: &ActivityContext,
         pipeline: &Pipeline,
+        request: &PipelineRequest,
         step: StepRun,
         mut messages: Messages,
     ) -> Result<StepOutcome, ActivityError> {
@@ -674,10 +722,7 @@ impl PipelineActivities {
                 }
                 Message::Control(update) => {
                     // What setup made (a webhook endpoint's secret) outlives this run.
-                    self.control
-                        .merge_config(id, &update)
-                        .await
-                        .map_err(retryable)?;
+                    self.store_update(id, request, update).await?;
                 }
                 Message::ConnectionStatus(s) if s.status == CheckStatus::Failed => {
                     failure = Some(Failure {

@@ -112,8 +112,14 @@ pub async fn setup(
             // The next step's setup reports the tables again, to its checkpoint.
             Message::Control(sync_protocol::Control::DestinationTables(_)) => {}
             Message::Control(update) => {
-                api.control.merge_config(&id, update).await?;
-                updated.push(match update {
+                let kept = api
+                    .engine
+                    .kept_update(&request, update.clone())
+                    .await
+                    .map_err(|e| engine_failed("setup", e))?;
+                let Some(kept) = kept else { continue };
+                api.control.merge_config(&id, &kept).await?;
+                updated.push(match kept {
                     sync_protocol::Control::SourceConfig(_) => "source",
                     sync_protocol::Control::DestinationConfig(_)
                     | sync_protocol::Control::DestinationTables(_) => "destination",

@@ -7,7 +7,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use serde_json::json;
-use sync_protocol::{ConnectionStatus, Eof, EofReason, FailureType, Message, RunStatus};
+use sync_protocol::{ConnectionStatus, Control, Eof, EofReason, FailureType, Message, RunStatus};
 
 use crate::engine::{Emitted, Emitter, EngineError, Messages};
 use crate::tracker::FailureCode;
@@ -42,8 +42,13 @@ pub fn engine_error_response(e: EngineError) -> Response {
 
 /// One line: the message with who emitted it and when (`_emitted_by`, `_ts`) on its envelope.
 fn line(emitted: &Emitted) -> Bytes {
-    // Connector messages can echo anything; registered secrets never leave the engine.
-    let mut text = sync_connector::redact::redact(&emitted.to_line()).into_owned();
+    let mut text = emitted.to_line();
+    // A connector's config update is the client's own config and what was made for it (a
+    // webhook secret): it goes back whole, as the reference's does, for the client to use.
+    // Other connector messages can echo anything; registered secrets never leave the engine.
+    if !is_config_update(&emitted.message) {
+        text = sync_connector::redact::redact(&text).into_owned();
+    }
     text.push('\n');
     Bytes::from(text)
 }
@@ -89,6 +94,13 @@ pub fn stream_response(messages: Messages, ending: Ending) -> Response {
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     response
+}
+
+fn is_config_update(message: &Message) -> bool {
+    matches!(
+        message,
+        Message::Control(Control::SourceConfig(_) | Control::DestinationConfig(_))
+    )
 }
 
 /// The end of a stream whose operation stopped without an eof.
