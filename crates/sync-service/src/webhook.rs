@@ -18,7 +18,8 @@ use crate::api::{Answer, Api, Failure, unavailable};
 use crate::control::ControlError;
 use crate::pipeline::{Desired, Pipeline};
 
-/// Signatures older than this are refused (Stripe's libraries use the same default).
+/// Signatures older than this are refused unless the source's `webhook_tolerance_secs` says
+/// otherwise (Stripe's libraries use the same default).
 const WEBHOOK_TOLERANCE_SECS: u64 = 300;
 
 /// Webhooks refused since the process started; each refusal's log line carries the count.
@@ -82,7 +83,10 @@ pub async fn receive(
         .unwrap_or_default();
     let verifier = source_stripe::webhook::Verifier {
         secret: Some(secret),
-        tolerance_secs: WEBHOOK_TOLERANCE_SECS,
+        // Validated against the source's spec when the pipeline was stored.
+        tolerance_secs: p.source["config"]["webhook_tolerance_secs"]
+            .as_u64()
+            .unwrap_or(WEBHOOK_TOLERANCE_SECS),
         now: unix_now(),
     };
     let payload = json!({"body": body, "headers": {"stripe-signature": signature}});
@@ -150,7 +154,13 @@ async fn admit(p: &Pipeline, event: &Value) -> Result<(), (StatusCode, String)> 
         .await
         .map_err(|refusal| match refusal {
             // Stripe delivers it again; by then the account may be known.
-            Refusal::AccountUnknown(_) => (StatusCode::SERVICE_UNAVAILABLE, refusal.to_string()),
+            Refusal::AccountUnknown(ref why) => {
+                tracing::warn!(
+                    "a webhook waits: {}",
+                    sync_connector::redact::redact(&format!("{refusal}: {why}"))
+                );
+                (StatusCode::SERVICE_UNAVAILABLE, refusal.to_string())
+            }
             Refusal::NotOurs(_) | Refusal::Unreadable => {
                 (StatusCode::BAD_REQUEST, refusal.to_string())
             }

@@ -123,9 +123,13 @@ fn unknown_pipelines_missing_secrets_and_bad_signatures_get_one_answer_and_the_r
     let customer = service.object_ids("customers")[0].clone();
     let event = silent_change(&service.fake, &customer, "Signed", "evt_probe");
 
+    let mut tolerant = service.pipeline_body("tolerant", "tolerant");
+    tolerant["source"]["config"]["webhook_tolerance_secs"] = json!(7200);
+    create(&service, &tolerant);
+
     // Whoever probes learns nothing: the same status and body whether the pipeline does not
     // exist, has no secret, or the signature is wrong, stale or missing.
-    let stale = {
+    let signed_an_hour_ago = |pipeline: &str| -> (u16, Value) {
         let body = event.to_string();
         let header = stripe_fake::signature_header(
             body.as_bytes(),
@@ -134,7 +138,7 @@ fn unknown_pipelines_missing_secrets_and_bad_signatures_get_one_answer_and_the_r
         );
         runtime().block_on(async {
             let response = reqwest::Client::new()
-                .post(service.url("/webhooks/own"))
+                .post(service.url(&format!("/webhooks/{pipeline}")))
                 .header("stripe-signature", header)
                 .body(body)
                 .send()
@@ -145,6 +149,7 @@ fn unknown_pipelines_missing_secrets_and_bad_signatures_get_one_answer_and_the_r
             (status, serde_json::from_str(&text).unwrap())
         })
     };
+    let stale = signed_an_hour_ago("own");
     let answers = [
         post_webhook(&service.base, "nope", &event, WEBHOOK_SECRET),
         post_webhook(&service.base, "nosecret", &event, WEBHOOK_SECRET),
@@ -175,4 +180,9 @@ fn unknown_pipelines_missing_secrets_and_bad_signatures_get_one_answer_and_the_r
     let (code, answer) = post_webhook(&service.base, "own", &event, WEBHOOK_SECRET);
     assert_eq!(code, 200, "{answer}");
     assert_eq!(inbox(&service), ["evt_probe"]);
+
+    // A pipeline whose source tolerates older signatures (webhook_tolerance_secs) takes what
+    // the default refuses.
+    let (code, answer) = signed_an_hour_ago("tolerant");
+    assert_eq!(code, 200, "{answer}");
 }
