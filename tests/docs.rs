@@ -68,6 +68,7 @@ const OTHER_TOOLS: &[&str] = &[
     "--spec",
     "--global",
     "--workspace",
+    "--all-targets",
 ];
 
 /// The lines of the documents' fenced code blocks.

@@ -10,7 +10,7 @@
 //! ```
 //!
 //! This crate owns the types ([`Message`] and its payloads), their serde, the Airbyte dialect
-//! ([`airbyte`]) with pure translation functions both ways, the NDJSON framing
+//! ([`airbyte`]) with translation functions both ways, the NDJSON framing
 //! ([`framing::NdjsonReader`], [`framing::MessageWriter`], the sans-IO [`framing::LineDecoder`]),
 //! and a fast path ([`peek`]) that classifies a line and borrows a record's stream and data without
 //! building the data value. It does no network or database I/O; readers and writers are handed in.

@@ -1,4 +1,5 @@
-//! Pure translation between the native and the Airbyte dialects.
+//! Translation between the native and the Airbyte dialects (stateless; `emitted_at` is stamped
+//! with the current time where the native message carries none).
 //!
 //! Every field the two dialects share survives a round trip. Fields only one dialect has are
 //! carried in the other's `extra` map where the shape allows, and dropped otherwise (documented
