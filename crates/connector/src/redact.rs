@@ -78,7 +78,8 @@ fn walk(schema: Option<&Value>, value: &Value, secret: bool) {
     }
 }
 
-/// Whether a config key names a secret whatever its schema says (passwords, tokens, keys).
+/// Whether a config key names a secret whatever its schema says (passwords, tokens, keys): the
+/// one rule for logs (here) and for what sync-service's API shows.
 pub fn is_secret_name(key: &str) -> bool {
     let key = key.to_ascii_lowercase();
     [
@@ -89,6 +90,9 @@ pub fn is_secret_name(key: &str) -> bool {
         "token",
         "private_key",
         "ssl_key",
+        "sslkey",
+        "access_key",
+        "credential",
     ]
     .iter()
     .any(|s| key.contains(s))

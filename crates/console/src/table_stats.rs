@@ -65,7 +65,7 @@ async fn read_exact(
     destination: &Destination,
     tables: &[String],
 ) -> Result<BTreeMap<String, TableStats>, String> {
-    let client = pg_connect::connect(&destination.url, None)
+    let client = pg_connect::connect(&destination.url, None, "stripe-sync console")
         .await
         .map_err(|(_, message)| message)?;
     let existing: Vec<String> = client

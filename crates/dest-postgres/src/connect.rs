@@ -8,7 +8,7 @@ use crate::config::Config;
 /// A pool of at most `max_connections` connections.
 pub fn pool(config: &Config) -> Result<Pool, String> {
     config.validate()?;
-    let mut target = pg_connect::parse_url(&config.url)?;
+    let mut target = pg_connect::parse_url(&config.url)?.named("stripe-sync dest-postgres");
     // Every wait on the server is bounded (a locked table, a stuck statement), so a blocked
     // load fails with a reason instead of hanging.
     let mut options = target.pg.get_options().unwrap_or_default().to_owned();

@@ -153,9 +153,6 @@ pub fn parse_url(url: &str) -> Result<Target, String> {
         // The staging table is created with IF NOT EXISTS on every flush; its NOTICE is noise.
         pg.options("-c client_min_messages=warning");
     }
-    if pg.get_application_name().is_none() {
-        pg.application_name("stripe-sync dest-postgres");
-    }
     pg.ssl_mode(match ssl {
         SslMode::Disable => PgSslMode::Disable,
         SslMode::Prefer => PgSslMode::Prefer,
@@ -214,12 +211,27 @@ pub fn tls_connector(
     )
 }
 
-/// One connection, its driver task spawned on the current runtime.
+impl Target {
+    /// The target with `application_name` (what `pg_stat_activity` shows for its sessions), unless
+    /// the URL names one itself: each caller says who it is.
+    pub fn named(mut self, application_name: &str) -> Target {
+        if self.pg.get_application_name().is_none() {
+            self.pg.application_name(application_name);
+        }
+        self
+    }
+}
+
+/// One connection named `application_name` (unless the URL names one), its driver task spawned
+/// on the current runtime.
 pub async fn connect(
     url: &str,
     ca_pem: Option<&str>,
+    application_name: &str,
 ) -> Result<tokio_postgres::Client, (FailureKind, String)> {
-    let target = parse_url(url).map_err(|e| (FailureKind::Other, e))?;
+    let target = parse_url(url)
+        .map_err(|e| (FailureKind::Other, e))?
+        .named(application_name);
     let tls = tls_connector(&target, ca_pem).map_err(|e| (FailureKind::Tls, e))?;
     let (client, connection) = target.pg.connect(tls).await.map_err(|e| explain(&e, url))?;
     tokio::spawn(async move {
@@ -340,6 +352,25 @@ pub fn error_text(err: &tokio_postgres::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_caller_names_its_sessions_unless_the_url_does() {
+        let named = parse_url("postgres://h/db")
+            .unwrap()
+            .named("stripe-sync console");
+        assert_eq!(named.pg.get_application_name(), Some("stripe-sync console"));
+        let own = parse_url("postgres://h/db?application_name=mine")
+            .unwrap()
+            .named("stripe-sync console");
+        assert_eq!(own.pg.get_application_name(), Some("mine"));
+        assert_eq!(
+            parse_url("postgres://h/db")
+                .unwrap()
+                .pg
+                .get_application_name(),
+            None
+        );
+    }
 
     #[test]
     fn sslmode_is_taken_out_of_the_url() {

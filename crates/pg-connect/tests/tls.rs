@@ -58,7 +58,9 @@ fn connect(url: &str, ca_pem: Option<&str>) -> Result<(), String> {
         .build()
         .unwrap();
     runtime.block_on(async {
-        let client = pg_connect::connect(url, ca_pem).await.map_err(|(_, m)| m)?;
+        let client = pg_connect::connect(url, ca_pem, "pg-connect tls test")
+            .await
+            .map_err(|(_, m)| m)?;
         let row = client
             .query_one(
                 "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",

@@ -151,7 +151,7 @@ impl SharedBudget {
     }
 
     async fn connect(&self) -> Result<tokio_postgres::Client, BudgetError> {
-        let client = pg_connect::connect(&self.url, None)
+        let client = pg_connect::connect(&self.url, None, "stripe-sync source-stripe rate limit")
             .await
             .map_err(|(_, why)| {
                 BudgetError(format!(

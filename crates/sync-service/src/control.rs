@@ -71,7 +71,9 @@ pub struct Control {
 impl Control {
     /// A pool on `url` (a libpq URL; its TLS parameters are honoured).
     pub fn connect(url: &str) -> Result<Control, ControlError> {
-        let target = pg_connect::parse_url(url).map_err(ControlError::Database)?;
+        let target = pg_connect::parse_url(url)
+            .map_err(ControlError::Database)?
+            .named("stripe-sync sync-service");
         let tls = pg_connect::tls_connector(&target, None).map_err(ControlError::Database)?;
         let manager = Manager::from_config(
             target.pg,

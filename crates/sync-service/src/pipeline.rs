@@ -338,11 +338,9 @@ pub fn holds_a_hidden_secret(key: &str, value: &Value) -> bool {
     }
 }
 
+/// The one rule of which config keys hold secrets, the connectors' log redaction's.
 fn is_secret_key(key: &str) -> bool {
-    let key = key.to_ascii_lowercase();
-    ["key", "secret", "password", "token", "pem"]
-        .iter()
-        .any(|word| key.contains(word))
+    sync_connector::redact::is_secret_name(key)
 }
 
 /// `scheme://user:password@host…` becomes `scheme://user:***@host…`; other text is unchanged.

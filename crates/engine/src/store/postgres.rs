@@ -69,9 +69,13 @@ impl PostgresStore {
         if guard.as_ref().is_some_and(|c| !c.is_closed()) {
             return Ok(());
         }
-        let mut client = pg_connect::connect(&self.location.url, self.location.ca_pem.as_deref())
-            .await
-            .map_err(|(_, message)| anyhow!("state store: {message}"))?;
+        let mut client = pg_connect::connect(
+            &self.location.url,
+            self.location.ca_pem.as_deref(),
+            "stripe-sync engine state",
+        )
+        .await
+        .map_err(|(_, message)| anyhow!("state store: {message}"))?;
         self.create_table(&mut client).await?;
         if self.locked.load(Ordering::SeqCst) && !self.try_lock(&client).await? {
             bail!(
