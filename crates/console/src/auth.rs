@@ -14,8 +14,8 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
+use crate::frame::{Chrome, render};
 use crate::link;
-use crate::pages::{Chrome, render};
 
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "stripe_sync_session";

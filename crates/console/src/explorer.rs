@@ -8,7 +8,7 @@ use axum::response::Response;
 use pg_connect::quote_ident;
 use serde::Deserialize;
 
-use crate::pages::{Console, render, unavailable};
+use crate::frame::{Console, render, unavailable};
 use crate::schema_map::{ColumnKind, Edge, SchemaMap, TableCard};
 use crate::table_stats::{self, Destination, SchemaStats};
 use crate::{format, link};
@@ -45,7 +45,7 @@ struct Choice {
 #[derive(askama::Template)]
 #[template(path = "explorer.html")]
 struct ExplorerPage<'a> {
-    chrome: &'a crate::pages::Chrome,
+    chrome: &'a crate::frame::Chrome,
     current: &'static str,
     title: String,
     q: String,
@@ -248,7 +248,7 @@ struct Line {
 #[derive(askama::Template)]
 #[template(path = "table.html")]
 struct TablePage<'a> {
-    chrome: &'a crate::pages::Chrome,
+    chrome: &'a crate::frame::Chrome,
     current: &'static str,
     title: String,
     stream: String,
@@ -288,7 +288,7 @@ pub async fn table(
         Err(page) => return page,
     };
     let Some(card) = map.table(&stream) else {
-        return crate::pages::not_found(
+        return crate::frame::not_found(
             &console.chrome,
             &format!("The catalog has no stream {stream:?}."),
         );

@@ -12,6 +12,7 @@ mod assets;
 pub mod auth;
 mod explorer;
 pub mod format;
+mod frame;
 mod link;
 mod pages;
 mod pipelines;
@@ -21,6 +22,7 @@ pub mod table_stats;
 mod views;
 
 pub use explorer::join_sql;
-pub use pages::{Chrome, router};
+pub use frame::Chrome;
+pub use pages::router;
 pub use table_stats::Destination;
 pub use views::{ExplorerData, PipelineData, PipelineDetail, PipelineRow, RunLine, StreamLine};

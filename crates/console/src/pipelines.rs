@@ -12,7 +12,7 @@ use futures_util::Stream;
 use futures_util::stream;
 use serde_json::json;
 
-use crate::pages::{Chrome, render, unavailable};
+use crate::frame::{Chrome, render, unavailable};
 use crate::views::{DetailView, PipelineData, RowView, summary};
 
 /// How often an open page is brought up to date.
@@ -67,7 +67,7 @@ pub async fn detail(State(console): State<Arc<Pipelines>>, Path(id): Path<String
             view: DetailView::of(&detail),
         }),
         Ok(None) => {
-            crate::pages::not_found(&console.chrome, &format!("There is no pipeline {id:?}."))
+            crate::frame::not_found(&console.chrome, &format!("There is no pipeline {id:?}."))
         }
         Err(e) => unavailable(&console.chrome, &e),
     }

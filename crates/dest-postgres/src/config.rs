@@ -129,7 +129,7 @@ impl Config {
 
     /// Checks what the JSON Schema cannot say; the error names the field.
     pub fn validate(&self) -> Result<(), String> {
-        if crate::ddl::is_system_schema(&self.schema) {
+        if crate::ddl_error::is_system_schema(&self.schema) {
             return Err(format!(
                 "schema: {:?} is a Postgres system schema; choose another",
                 self.schema

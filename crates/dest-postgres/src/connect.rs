@@ -55,19 +55,3 @@ pub fn pool_error_text(err: &PoolError) -> String {
         other => other.to_string(),
     }
 }
-
-/// Postgres' message for an error, with what the destination's own limits mean when one was
-/// hit (`lock_timeout_ms`, `statement_timeout_ms`).
-pub fn pg_message(e: &tokio_postgres::Error) -> String {
-    use tokio_postgres::error::SqlState;
-    let why = match e.code() {
-        Some(c) if *c == SqlState::LOCK_NOT_AVAILABLE => {
-            " (another session holds a lock on the table longer than lock_timeout_ms allows)"
-        }
-        Some(c) if *c == SqlState::QUERY_CANCELED => {
-            " (the statement ran longer than statement_timeout_ms allows)"
-        }
-        _ => "",
-    };
-    format!("{}{why}", pg_connect::error_text(e))
-}

@@ -4,69 +4,14 @@ use std::collections::HashMap;
 
 use deadpool_postgres::{Client, Transaction};
 
+pub use crate::ddl_error::{DdlError, is_system_schema};
+use crate::ddl_error::{MARK, pg_err};
 use crate::ident::{literal, qualified, quote};
 use crate::registry;
 use crate::table::TableModel;
 
-/// The comment that marks what this destination created; teardown removes nothing else.
-const MARK: &str = "created by dest-postgres";
 /// Tables whose comment ends so have the current column definitions.
 const COLUMNS_VERSION: &str = "columns v2";
-
-/// Postgres' own schemas: every command refuses them.
-pub fn is_system_schema(schema: &str) -> bool {
-    schema == "information_schema" || schema.starts_with("pg_")
-}
-
-/// A failed DDL step.
-#[derive(Debug, thiserror::Error)]
-pub enum DdlError {
-    #[error("{context}: {message}")]
-    Postgres { context: String, message: String },
-    #[error("schema: {0:?} is a Postgres system schema; choose another")]
-    SystemSchema(String),
-    #[error(
-        "table {schema}.{table} has the primary key ({existing}) but stream {stream:?} now has the key ({wanted}): \
-         the table was made for another key, and its rows cannot be matched to the new one. Drop the table \
-         (`sync-engine teardown`, or DROP TABLE) so that setup recreates it, or keep the old key in the catalog"
-    )]
-    KeyChanged {
-        schema: String,
-        table: String,
-        stream: String,
-        existing: String,
-        wanted: String,
-    },
-    #[error(
-        "table {schema}.{table} (for {purpose}) exists but dest-postgres did not create it (its comment does not \
-         say \"{MARK}\"): setup never takes over a table it did not make, since teardown would then drop it with \
-         its rows. Rename or drop that table, or set another schema (a table a build of stripe-sync from before \
-         2026-11-30 created is unmarked: mark it with COMMENT ON TABLE {schema}.{table} IS '{MARK}')"
-    )]
-    NotOurs {
-        schema: String,
-        table: String,
-        purpose: String,
-    },
-}
-
-impl DdlError {
-    /// Whether the fix is in the configuration or catalog rather than in the database.
-    pub fn is_config_error(&self) -> bool {
-        matches!(
-            self,
-            DdlError::SystemSchema(_) | DdlError::KeyChanged { .. } | DdlError::NotOurs { .. }
-        )
-    }
-}
-
-pub(crate) fn pg_err(context: impl Into<String>) -> impl FnOnce(tokio_postgres::Error) -> DdlError {
-    let context = context.into();
-    move |e| DdlError::Postgres {
-        context,
-        message: crate::connect::pg_message(&e),
-    }
-}
 
 /// A stream's table as setup left it.
 #[derive(Debug)]

@@ -30,7 +30,7 @@ pub struct FlushError {
 impl FlushError {
     fn from_pg(context: &str, e: &tokio_postgres::Error) -> FlushError {
         FlushError {
-            message: format!("{context}: {}", crate::connect::pg_message(e)),
+            message: format!("{context}: {}", crate::ddl_error::pg_message(e)),
             retryable: is_retryable(e),
             database_down: is_connection_lost(e),
         }

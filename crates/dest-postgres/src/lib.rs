@@ -14,6 +14,7 @@ mod config;
 mod connect;
 mod copy;
 mod ddl;
+mod ddl_error;
 mod flush;
 mod loader;
 mod merge;

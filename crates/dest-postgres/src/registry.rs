@@ -8,7 +8,7 @@
 
 use deadpool_postgres::Transaction;
 
-use crate::ddl::{DdlError, pg_err};
+use crate::ddl_error::{DdlError, pg_err};
 use crate::ident::qualified;
 
 pub const TABLE: &str = "_sync_tables";

@@ -17,7 +17,7 @@ use serde_json::{Map, Value};
 use sync_protocol::{Message, Role, Spec, SyncState};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::settings::StreamChoice;
+use crate::stream_choice::StreamChoice;
 
 /// One connector of a pipeline: its name (`stripe`, `postgres`, an executable's suffix) and
 /// its config.
@@ -41,23 +41,6 @@ pub struct PipelineRequest {
     /// Which sync (pipeline) this is: a destination whose spec has a `sync_id` property gets
     /// it there, so that it knows which syncs use its tables.
     pub sync_id: Option<String>,
-}
-
-impl From<&crate::settings::Pipeline> for PipelineRequest {
-    fn from(p: &crate::settings::Pipeline) -> PipelineRequest {
-        PipelineRequest {
-            source: ConnectorConfig {
-                name: p.source.name.clone(),
-                config: p.source.config.clone(),
-            },
-            destination: ConnectorConfig {
-                name: p.destination.name.clone(),
-                config: p.destination.config.clone(),
-            },
-            streams: p.streams.clone(),
-            sync_id: p.sync_id.clone(),
-        }
-    }
 }
 
 impl PipelineRequest {

@@ -25,6 +25,7 @@ mod resolve;
 pub mod settings;
 mod single;
 mod store;
+mod stream_choice;
 mod supervisor;
 mod tracker;
 pub mod wire;

@@ -372,7 +372,7 @@ pub(crate) fn run_span(run_id: Option<&str>) -> tracing::Span {
 pub(crate) fn begin_run(
     request: &mut SyncRequest,
     catalog: &ConfiguredCatalog,
-    choices: &Option<Vec<crate::settings::StreamChoice>>,
+    choices: &Option<Vec<crate::stream_choice::StreamChoice>>,
 ) -> Vec<String> {
     let same_run = request.run_id.is_some() && request.state.sync_run.run_id == request.run_id;
     if let Some(run_id) = &request.run_id {

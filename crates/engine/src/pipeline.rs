@@ -13,7 +13,7 @@ use sync_protocol::{
 use crate::connector::{Connector, Dialect};
 use crate::engine::{ConnectorConfig, EngineError, EngineResult, PipelineRequest};
 use crate::resolve::Resolver;
-use crate::settings::StreamChoice;
+use crate::stream_choice::StreamChoice;
 
 /// The destination config property that names the sync using its tables.
 const SYNC_ID: &str = "sync_id";

@@ -17,6 +17,7 @@ use sync_connector::json_arg::json_or_file;
 use crate::builtin::{self, SHORTCUTS};
 use crate::cli::PipelineArgs;
 use crate::pipeline_file::ConfigFile;
+pub use crate::stream_choice::StreamChoice;
 
 /// One side of the pipeline: a connector name and its config.
 #[derive(Debug, Clone)]
@@ -25,20 +26,6 @@ pub struct Side {
     pub name: String,
     /// Its config.
     pub config: Map<String, Value>,
-}
-
-/// A stream the user selected, with its options.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct StreamChoice {
-    /// The stream's name, or the name of its objects (`customer` for `customers`).
-    pub name: String,
-    /// Stop its backfill after this many records.
-    pub backfill_limit: Option<u64>,
-    /// Top-level properties to keep; all when absent.
-    pub fields: Option<Vec<String>>,
-    /// `full_refresh`: read the stream from scratch, its saved state dropped for the run;
-    /// `incremental` (as when absent): continue from it.
-    pub sync_mode: Option<sync_protocol::SyncMode>,
 }
 
 /// A pipeline as the CLI gives it: both sides, the streams, and the checkpoint settings.
@@ -282,6 +269,23 @@ pub fn pipeline_with_env(
         time_limit: file.time_limit,
         state_limit: file.state_limit,
     })
+}
+
+impl From<&Pipeline> for crate::engine::PipelineRequest {
+    fn from(p: &Pipeline) -> crate::engine::PipelineRequest {
+        crate::engine::PipelineRequest {
+            source: crate::engine::ConnectorConfig {
+                name: p.source.name.clone(),
+                config: p.source.config.clone(),
+            },
+            destination: crate::engine::ConnectorConfig {
+                name: p.destination.name.clone(),
+                config: p.destination.config.clone(),
+            },
+            streams: p.streams.clone(),
+            sync_id: p.sync_id.clone(),
+        }
+    }
 }
 
 #[cfg(test)]

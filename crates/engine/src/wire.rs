@@ -8,7 +8,7 @@ use serde_json::{Map, Value, json};
 use sync_protocol::{Message, SyncState};
 
 use crate::engine::{ConnectorConfig, Only, PipelineRequest, SyncRequest};
-use crate::settings::StreamChoice;
+use crate::stream_choice::StreamChoice;
 
 /// A body that cannot be used, and why (the field first).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -13,7 +13,7 @@ use sync_connector::ConnectorError;
 
 use crate::client::StripeClient;
 use crate::config::Config;
-use crate::plan::fatal;
+use crate::error::fatal;
 
 /// An account as `GET /v1/account` answers it.
 #[derive(Debug, Clone, PartialEq, Eq)]

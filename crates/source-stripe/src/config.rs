@@ -6,6 +6,8 @@
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+pub use crate::key_mode::KeyMode;
+
 /// Stripe's API.
 pub const DEFAULT_BASE_URL: &str = "https://api.stripe.com";
 
@@ -126,16 +128,6 @@ pub(crate) struct Given {
     pub websocket: Option<bool>,
 }
 
-impl TryFrom<Map<String, Value>> for Config {
-    type Error = String;
-
-    fn try_from(given: Map<String, Value>) -> Result<Config, String> {
-        let raw: Given =
-            serde_json::from_value(Value::Object(given.clone())).map_err(|e| e.to_string())?;
-        crate::reference::settle(raw, given)
-    }
-}
-
 pub(crate) fn default_poll_interval_secs() -> f64 {
     2.0
 }
@@ -162,26 +154,6 @@ pub(crate) fn default_max_retries() -> u32 {
 }
 pub(crate) fn default_true() -> bool {
     true
-}
-
-/// Live keys get Stripe's live limits; test (sandbox) keys the lower test limits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeyMode {
-    /// `sk_live_…`, `rk_live_…`.
-    Live,
-    /// Any other key.
-    Test,
-}
-
-impl KeyMode {
-    /// The mode of an API key.
-    pub fn of(api_key: &str) -> KeyMode {
-        if api_key.starts_with("sk_live_") || api_key.starts_with("rk_live_") {
-            KeyMode::Live
-        } else {
-            KeyMode::Test
-        }
-    }
 }
 
 impl Config {

@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use sync_connector::{EmitError, OutputClosed};
+use sync_connector::{ConnectorError, EmitError, OutputClosed};
 use sync_protocol::framing::FramingError;
 
 /// What kind of failure a request ended with.
@@ -199,6 +199,18 @@ impl From<EmitError> for ReadError {
             EmitError::Closed(c) => ReadError::Output(c),
             EmitError::Framing(f) => ReadError::Framing(f),
         }
+    }
+}
+
+/// The connector error for a failure that stops everything.
+pub fn fatal(e: &StripeError, doing: &str) -> ConnectorError {
+    let refused_account = e.kind == ErrorKind::Forbidden && e.endpoint == "/v1/account";
+    if e.is_unauthorized() || refused_account {
+        ConnectorError::config(format!("{doing}: {e}"))
+    } else if e.is_transient() {
+        ConnectorError::transient(format!("{doing}: {e}"))
+    } else {
+        ConnectorError::system(format!("{doing}: {e}"))
     }
 }
 

@@ -16,6 +16,7 @@ mod config;
 pub mod discover;
 mod error;
 mod events;
+mod key_mode;
 mod live;
 pub mod origin;
 mod pager;
@@ -51,7 +52,7 @@ pub async fn account_of(config: &Config) -> Result<String, ConnectorError> {
         return Ok(account.clone());
     }
     let client = StripeClient::new(config).map_err(ConnectorError::config)?;
-    Ok(plan::account(&client, config).await?.id)
+    Ok(account::fetch(&client, config).await?.id)
 }
 
 /// The Stripe source.
@@ -99,7 +100,7 @@ impl Connector for StripeSource {
         let found = match account::settle(config).await {
             Ok(config) => {
                 let client = StripeClient::new(&config).map_err(ConnectorError::config)?;
-                plan::account(&client, &config).await
+                account::fetch(&client, &config).await
             }
             Err(e) => Err(e),
         };
@@ -121,7 +122,7 @@ impl Connector for StripeSource {
     async fn discover(&self, config: Config) -> Result<Catalog, ConnectorError> {
         let config = account::settle(config).await?;
         let client = StripeClient::new(&config).map_err(ConnectorError::config)?;
-        let account = plan::account(&client, &config).await?;
+        let account = account::fetch(&client, &config).await?;
         let mut catalog = discover::catalog(&account.id);
         // Only the key's own: a connected account's `created` is when it was connected.
         if let (None, Some(created)) = (&config.account_id, account.created) {

@@ -20,8 +20,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::config::Config;
 use crate::error::ReadError;
+use crate::error::fatal;
 use crate::events::{self, Applied, EventsCtx, Pushed, Taken};
-use crate::plan::fatal;
 use crate::state::{EventsCursor, GlobalCheckpoint};
 use crate::webhook::Verifier;
 

@@ -9,7 +9,8 @@
 
 use serde_json::Value;
 
-use crate::config::{Config, KeyMode};
+use crate::config::Config;
+use crate::key_mode::KeyMode;
 
 /// The account and mode a source syncs.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -14,8 +14,9 @@ use sync_protocol::{
 
 use crate::backfill;
 use crate::client::StripeClient;
-use crate::config::{Config, KeyMode};
-use crate::error::{ErrorKind, StripeError};
+use crate::config::Config;
+use crate::key_mode::KeyMode;
+
 use crate::events;
 use crate::origin::Owner;
 use crate::reference_state;
@@ -28,19 +29,7 @@ const STRIPE_LAUNCH: i64 = 1_293_840_000;
 /// The events cursor starts a little before the backfills, so nothing created meanwhile is missed.
 const CURSOR_MARGIN_SECS: i64 = 5;
 
-pub use crate::account::{Account, fetch as account};
-
-/// The connector error for a failure that stops everything.
-pub fn fatal(e: &StripeError, doing: &str) -> ConnectorError {
-    let refused_account = e.kind == ErrorKind::Forbidden && e.endpoint == "/v1/account";
-    if e.is_unauthorized() || refused_account {
-        ConnectorError::config(format!("{doing}: {e}"))
-    } else if e.is_transient() {
-        ConnectorError::transient(format!("{doing}: {e}"))
-    } else {
-        ConnectorError::system(format!("{doing}: {e}"))
-    }
-}
+use crate::account::{Account, fetch as account};
 
 /// A warning for whoever runs the source: in-band (the engine shows it), and in the debug log.
 pub async fn warn(output: &Output, message: String) -> Result<(), ConnectorError> {

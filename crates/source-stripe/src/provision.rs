@@ -12,7 +12,7 @@ use crate::client::StripeClient;
 use crate::config::Config;
 use crate::discover;
 use crate::error::StripeError;
-use crate::plan::{self, fatal};
+use crate::error::fatal;
 
 /// The mark on the endpoints this source manages.
 pub const MANAGED_BY: &str = "stripe-sync";
@@ -136,7 +136,7 @@ pub async fn setup(
 /// The account the config reads and, for the key's own account, its creation time: a
 /// connected account's `created` is when it was connected, and its objects may be older.
 async fn own_or_connected(client: &StripeClient, config: &Config) -> Option<(String, Option<i64>)> {
-    match plan::account(client, config).await {
+    match account::fetch(client, config).await {
         Ok(account) => {
             let created = account.created.filter(|_| config.account_id.is_none());
             Some((account.id, created))

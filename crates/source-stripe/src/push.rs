@@ -11,8 +11,9 @@ use sync_protocol::{ConfiguredCatalog, Message, SourceStateSet};
 use crate::client::StripeClient;
 use crate::config::Config;
 use crate::error::ReadError;
+use crate::error::fatal;
 use crate::events::{Applied, EventsCtx, Pushed, Taken};
-use crate::plan::{Plan, fatal};
+use crate::plan::Plan;
 use crate::webhook::Verifier;
 
 pub async fn read_input(

@@ -13,9 +13,10 @@ use crate::backfill::{self, Backfilled, StreamCtx};
 use crate::client::StripeClient;
 use crate::config::Config;
 use crate::error::ReadError;
+use crate::error::fatal;
 use crate::events::{self, Applied, EventsCtx};
 use crate::live;
-use crate::plan::{Plan, fatal};
+use crate::plan::Plan;
 use crate::state::StreamCheckpoint;
 
 pub async fn read(

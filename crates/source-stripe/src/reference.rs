@@ -9,7 +9,18 @@
 use serde_json::{Map, Value};
 use sync_protocol::time::rfc3339_to_unix;
 
-use crate::config::{Config, Given, KeyMode, default_poll_interval_secs};
+use crate::config::{Config, Given, default_poll_interval_secs};
+use crate::key_mode::KeyMode;
+
+impl TryFrom<Map<String, Value>> for Config {
+    type Error = String;
+
+    fn try_from(given: Map<String, Value>) -> Result<Config, String> {
+        let raw: Given =
+            serde_json::from_value(Value::Object(given.clone())).map_err(|e| e.to_string())?;
+        settle(raw, given)
+    }
+}
 
 /// The config a [`Given`] means, or why it cannot be run, naming the keys.
 pub(crate) fn settle(raw: Given, given: Map<String, Value>) -> Result<Config, String> {

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use stripe_catalog::{Api, Resource};
 
 use crate::api_error::ApiError;
-use crate::auth::Mode;
+use crate::api_request::ApiRequest;
 use crate::events::{RETENTION_SECS, type_matches};
 use crate::faults::{ActiveFaults, not_enabled_message};
 use crate::fixtures;
@@ -15,16 +15,6 @@ use crate::routes::Target;
 use crate::simulator::Simulator;
 use crate::store::{Collection, DataSet, Key};
 use crate::{v2, writes};
-
-pub(crate) struct ApiRequest<'a> {
-    pub method: &'a str,
-    pub path: &'a str,
-    pub query: Option<&'a str>,
-    pub body: &'a [u8],
-    pub slot: usize,
-    pub mode: Mode,
-    pub request_id: &'a str,
-}
 
 pub(crate) fn handle(
     sim: &Simulator,

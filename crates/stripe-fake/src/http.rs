@@ -14,8 +14,9 @@ use axum::routing::{get, post};
 use futures_util::StreamExt;
 use serde_json::json;
 
-use crate::api::{self, ApiRequest};
+use crate::api;
 use crate::api_error::ApiError;
+use crate::api_request::ApiRequest;
 use crate::auth::{self, Mode};
 use crate::config::Faults;
 use crate::faults::Outcome;

@@ -29,6 +29,7 @@
 mod accounts;
 mod api;
 mod api_error;
+mod api_request;
 mod auth;
 mod clock;
 mod config;
@@ -46,6 +47,7 @@ mod mutate;
 mod nested;
 mod pretty;
 mod routes;
+mod running_load;
 mod server;
 mod simulator;
 mod stats;

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::error::FakeError;
+use crate::running_load::Load;
 use crate::simulator::{Scope, Simulator};
 
 /// What `POST /_fake/load` accepts.
@@ -38,18 +39,6 @@ pub struct LoadStatus {
     pub running: bool,
     /// Updates made by the current or last load.
     pub mutations: u64,
-}
-
-/// A running load.
-pub(crate) struct Load {
-    task: tokio::task::JoinHandle<()>,
-    mutations: Arc<AtomicU64>,
-}
-
-impl Drop for Load {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
 }
 
 fn unix_ms() -> u64 {

@@ -118,7 +118,7 @@ pub struct Simulator {
     /// (Stripe shows a secret once, when the endpoint is created).
     pub(crate) endpoint_secrets: Mutex<HashMap<String, String>>,
     /// The running load, if any ([`crate::load`]).
-    pub(crate) load: Mutex<Option<crate::load::Load>>,
+    pub(crate) load: Mutex<Option<crate::running_load::Load>>,
     /// Answer compact JSON instead of api.stripe.com's pretty-printed layout.
     compact_json: bool,
 }

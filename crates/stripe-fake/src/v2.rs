@@ -5,8 +5,8 @@ use bytes::{BufMut, Bytes, BytesMut};
 use serde_json::Value;
 use stripe_catalog::Resource;
 
-use crate::api::ApiRequest;
 use crate::api_error::ApiError;
+use crate::api_request::ApiRequest;
 use crate::list::{self, Anchor, CreatedRange};
 use crate::simulator::Simulator;
 use crate::store::{Collection, Entry, Key};

@@ -5,8 +5,8 @@ use bytes::Bytes;
 use serde_json::{Map, Value};
 use stripe_catalog::Resource;
 
-use crate::api::ApiRequest;
 use crate::api_error::ApiError;
+use crate::api_request::ApiRequest;
 use crate::error::FakeError;
 use crate::fixtures;
 use crate::forms;

@@ -9,7 +9,7 @@
 
 use deadpool_postgres::{Object, Pool};
 
-use crate::control::ControlError;
+use crate::control_error::ControlError;
 
 /// A held account lock; dropping it frees the account.
 pub struct AccountLock {

@@ -18,81 +18,12 @@ use sync_console::same_site::{AllowedHost, SameSite};
 
 use sync_engine::engine::{EngineError, PipelineRequest};
 
-use crate::activities::AnyEngine;
-use crate::control::{Control, ControlError};
+pub use crate::api_state::Api;
+use crate::api_state::{Answer, Failure, StrictQuery, unavailable};
 use crate::operations;
 use crate::owner::{self, Owner};
 use crate::pipeline::{self, Desired, Pipeline, Status};
 use crate::sync_routes;
-use crate::temporal::Temporal;
-use crate::workflow::PipelineInput;
-
-/// What the API's handlers share.
-pub struct Api {
-    pub control: Control,
-    pub temporal: Temporal,
-    /// Runs `check` before a pipeline is created.
-    pub engine: AnyEngine,
-    /// Required as `Authorization: Bearer …` when set.
-    pub token: Option<String>,
-    /// What a pipeline's workflow starts with (timers, the live task queue); the id and the
-    /// desired status are filled in per pipeline.
-    pub workflow: PipelineInput,
-}
-
-/// An error answer.
-pub struct Failure(pub StatusCode, pub String);
-
-impl IntoResponse for Failure {
-    fn into_response(self) -> Response {
-        (self.0, Json(json!({"error": {"message": self.1}}))).into_response()
-    }
-}
-
-/// A query string naming only the parameters its route takes: anything else (a typo such as
-/// `?side=source` on teardown) is a 400 naming it, never a request that does more than asked.
-pub struct StrictQuery<T>(pub T);
-
-impl<T, S> axum::extract::FromRequestParts<S> for StrictQuery<T>
-where
-    T: serde::de::DeserializeOwned + Send,
-    S: Send + Sync,
-{
-    type Rejection = Failure;
-
-    async fn from_request_parts(
-        parts: &mut axum::http::request::Parts,
-        state: &S,
-    ) -> Result<Self, Failure> {
-        axum::extract::Query::<T>::from_request_parts(parts, state)
-            .await
-            .map(|axum::extract::Query(query)| StrictQuery(query))
-            .map_err(|e| Failure(StatusCode::BAD_REQUEST, e.body_text()))
-    }
-}
-
-impl From<ControlError> for Failure {
-    fn from(e: ControlError) -> Self {
-        let code = match e {
-            ControlError::NotFound(_) => StatusCode::NOT_FOUND,
-            ControlError::Exists(_) => StatusCode::CONFLICT,
-            ControlError::Database(_) | ControlError::Fenced(_) => StatusCode::SERVICE_UNAVAILABLE,
-        };
-        Failure(code, e.to_string())
-    }
-}
-
-impl From<pipeline::Invalid> for Failure {
-    fn from(e: pipeline::Invalid) -> Self {
-        Failure(StatusCode::BAD_REQUEST, e.0)
-    }
-}
-
-pub(crate) fn unavailable(e: anyhow::Error) -> Failure {
-    Failure(StatusCode::SERVICE_UNAVAILABLE, format!("{e:#}"))
-}
-
-pub(crate) type Answer = Result<Response, Failure>;
 
 /// Webhook ingress only (`sync-service webhook`): `/webhooks/{id}` and `/health`.
 pub fn webhook_router(api: Arc<Api>) -> Router {
@@ -162,26 +93,6 @@ async fn authorize(State(api): State<Arc<Api>>, req: Request, next: Next) -> Res
         Gate::Pass => next.run(req).await,
         Gate::Login(wanted) => sync_console::auth::to_login(&wanted),
         Gate::Refuse(why) => Failure(StatusCode::UNAUTHORIZED, why.to_owned()).into_response(),
-    }
-}
-
-impl Api {
-    /// A pipeline the API shows: one to be deleted is gone already (its teardown goes on in
-    /// the workflow).
-    pub(crate) async fn visible(&self, id: &str) -> Result<Pipeline, Failure> {
-        let p = self.control.get(id).await?;
-        if p.desired == Desired::Deleted {
-            return Err(ControlError::NotFound(id.to_owned()).into());
-        }
-        Ok(p)
-    }
-
-    pub(crate) fn input(&self, id: &str, desired: Desired) -> PipelineInput {
-        PipelineInput {
-            pipeline_id: id.to_owned(),
-            desired,
-            ..self.workflow.clone()
-        }
     }
 }
 

@@ -21,37 +21,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (7, include_str!("../migrations/0007_step_requests.sql")),
 ];
 
-/// Why a control-database operation failed.
-#[derive(Debug, thiserror::Error)]
-pub enum ControlError {
-    /// The database could not be reached or refused the statement.
-    #[error("control database: {0}")]
-    Database(String),
-    /// No pipeline has this id.
-    #[error("no pipeline {0:?}")]
-    NotFound(String),
-    /// A pipeline with this id exists already.
-    #[error("a pipeline {0:?} exists already")]
-    Exists(String),
-    /// A newer claim owns the pipeline's checkpoint: this claimant must stop.
-    #[error("pipeline {0:?}: a newer run owns the checkpoint (this one was fenced off)")]
-    Fenced(String),
-}
-
-impl From<tokio_postgres::Error> for ControlError {
-    fn from(e: tokio_postgres::Error) -> Self {
-        ControlError::Database(pg_connect::error_text(&e))
-    }
-}
-
-impl From<deadpool_postgres::PoolError> for ControlError {
-    fn from(e: deadpool_postgres::PoolError) -> Self {
-        match e {
-            deadpool_postgres::PoolError::Backend(e) => e.into(),
-            other => ControlError::Database(other.to_string()),
-        }
-    }
-}
+pub use crate::control_error::ControlError;
 
 /// A claim on a pipeline's checkpoint: the state to resume from and the fence saves carry.
 #[derive(Debug, Clone)]
@@ -59,7 +29,7 @@ pub struct Claim {
     pub state: SyncState,
     pub fence: i64,
     /// What the checkpoint was written for; `None`: not known yet.
-    pub owner: Option<crate::owner::Owner>,
+    pub owner: Option<crate::checkpoint_owner::Owner>,
 }
 
 /// The control database.

@@ -3,11 +3,15 @@
 
 mod account_lock;
 pub mod activities;
+pub mod any_engine;
 pub mod api;
+pub mod api_state;
 pub mod budget;
+pub mod checkpoint_owner;
 pub mod client;
 pub mod console;
 pub mod control;
+pub mod control_error;
 pub mod database_url;
 pub mod inbox;
 pub mod openapi;

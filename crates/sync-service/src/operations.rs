@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use sync_protocol::{FailureType, Message, Role, SyncState};
 
 use crate::activities::{all_of, failure_name, failures_in};
-use crate::api::{Answer, Api, Failure, StrictQuery, unavailable};
+use crate::api_state::{Answer, Api, Failure, StrictQuery, unavailable};
 use crate::pipeline::{Desired, shown_message};
 use crate::sync_routes::wants_json;
 use crate::workflow::RING_RECONCILE;

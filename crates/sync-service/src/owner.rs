@@ -3,21 +3,15 @@
 //! checkpoint saved for one place is never resumed at another: a pipeline moved to another
 //! account, key mode or API, or to another database or schema, starts over there.
 
-use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sync_engine::engine::{ConnectorConfig, EngineError, PipelineRequest};
 use sync_protocol::Role;
 
-use crate::activities::AnyEngine;
+use crate::any_engine::AnyEngine;
 use crate::control::{Control, ControlError};
 use crate::pipeline::Pipeline;
 
-/// What a checkpoint was written for.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Owner {
-    pub source: String,
-    pub destination: String,
-}
+pub use crate::checkpoint_owner::Owner;
 
 impl Owner {
     /// The owner of the pipeline's checkpoint.
@@ -26,20 +20,6 @@ impl Owner {
             source: side(engine, Role::Source, &p.source).await?,
             destination: side(engine, Role::Destination, &p.destination).await?,
         })
-    }
-
-    /// Why a checkpoint written for `self` does not fit `now`, naming each side that moved;
-    /// `None` when neither did.
-    pub fn moved_to(&self, now: &Owner) -> Option<String> {
-        let moved: Vec<String> = [
-            ("source", &self.source, &now.source),
-            ("destination", &self.destination, &now.destination),
-        ]
-        .into_iter()
-        .filter(|(_, was, is)| was != is)
-        .map(|(role, was, is)| format!("the {role} moved ({was} → {is})"))
-        .collect();
-        (!moved.is_empty()).then(|| moved.join("; "))
     }
 }
 

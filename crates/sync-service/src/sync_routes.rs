@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::api::{Answer, Api, Failure, StrictQuery, unavailable};
+use crate::api_state::{Answer, Api, Failure, StrictQuery, unavailable};
 use crate::pipeline::Desired;
 use crate::step_requests::{Asked, StepAsk};
 

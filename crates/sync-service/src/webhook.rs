@@ -14,7 +14,7 @@ use axum::response::IntoResponse;
 use serde_json::{Value, json};
 use source_stripe::origin::Refusal;
 
-use crate::api::{Answer, Api, Failure, unavailable};
+use crate::api_state::{Answer, Api, Failure, unavailable};
 use crate::control::ControlError;
 use crate::pipeline::{Desired, Pipeline};
 
