@@ -299,18 +299,33 @@ pub fn classify(err: &tokio_postgres::Error) -> FailureKind {
             FailureKind::Other
         };
     }
-    let text = format!("{err:?}").to_ascii_lowercase();
-    if text.contains("tls") || text.contains("ssl") || text.contains("certificate") {
-        FailureKind::Tls
-    } else if err.is_closed()
-        || text.contains("connect")
-        || text.contains("timed out")
-        || text.contains("refused")
-        || text.contains("resolve")
-    {
-        FailureKind::Unreachable
-    } else {
-        FailureKind::Other
+    // By type where the error has one: rustls' own (certificates, handshake), bare in the chain
+    // or inside tokio-rustls' io::Error; any other io::Error is the network's.
+    let mut io_failed = false;
+    let mut source = std::error::Error::source(err);
+    while let Some(s) = source {
+        if s.is::<rustls::Error>() {
+            return FailureKind::Tls;
+        }
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            if io
+                .get_ref()
+                .is_some_and(|inner| inner.is::<rustls::Error>())
+            {
+                return FailureKind::Tls;
+            }
+            io_failed = true;
+        }
+        source = s.source();
+    }
+    // tokio-postgres keeps its error kinds private; their texts are fixed (its error/mod.rs),
+    // and a kind with no typed source (a TLS refusal by the server, a connect timeout) is
+    // known only by it.
+    match err.to_string().as_str() {
+        "error performing TLS handshake" => FailureKind::Tls,
+        "error connecting to server" | "timeout waiting for server" => FailureKind::Unreachable,
+        _ if err.is_closed() || io_failed => FailureKind::Unreachable,
+        _ => FailureKind::Other,
     }
 }
 
