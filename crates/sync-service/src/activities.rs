@@ -42,6 +42,7 @@ pub enum StepOutcome {
 /// One step of a pipeline.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StepRequest {
+    /// The pipeline the step belongs to.
     pub pipeline_id: String,
     /// Read everything again (a reconcile's first step): the run starts from no checkpoint.
     pub from_scratch: bool,
@@ -54,7 +55,9 @@ pub use crate::any_engine::{all_of, failures_in, failures_of};
 /// What the worker's activities share (cheap to clone: one per task queue).
 #[derive(Clone)]
 pub struct PipelineActivities {
+    /// The control database.
     pub control: Control,
+    /// The engine that runs the steps.
     pub engine: Arc<AnyEngine>,
     /// A step's graceful time limit, in seconds.
     pub step_secs: f64,
@@ -80,6 +83,7 @@ fn live_failure_type(e: &EngineError) -> FailureType {
     }
 }
 
+/// A failure type's name as the API shows it (`config_error`, …).
 pub fn failure_name(kind: FailureType) -> &'static str {
     match kind {
         FailureType::ConfigError => "config_error",

@@ -7,7 +7,9 @@ use sync_protocol::{FailureType, Message, Role, Status as CheckStatus};
 
 /// The engine the worker drives: in-process, or a `sync-engine serve` (`--engine-url`).
 pub enum AnyEngine {
+    /// The engine in this process.
     Local(LocalEngine),
+    /// A `sync-engine serve` at `--engine-url`.
     Remote(RemoteEngine),
 }
 

@@ -14,7 +14,9 @@ use crate::workflow::PipelineInput;
 
 /// What the API's handlers share.
 pub struct Api {
+    /// The control database.
     pub control: Control,
+    /// The Temporal client (signals, workflow starts).
     pub temporal: Temporal,
     /// Runs `check` before a pipeline is created.
     pub engine: AnyEngine,

@@ -6,7 +6,9 @@ use serde::{Deserialize, Serialize};
 /// What a checkpoint was written for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Owner {
+    /// What the source reads (its identity, no secrets).
     pub source: String,
+    /// Where the destination writes (its identity, no secrets).
     pub destination: String,
 }
 

@@ -26,7 +26,9 @@ pub use crate::control_error::ControlError;
 /// A claim on a pipeline's checkpoint: the state to resume from and the fence saves carry.
 #[derive(Debug, Clone)]
 pub struct Claim {
+    /// The checkpoint to resume from.
     pub state: SyncState,
+    /// The fence every save of this claim carries.
     pub fence: i64,
     /// What the checkpoint was written for; `None`: not known yet.
     pub owner: Option<crate::checkpoint_owner::Owner>,

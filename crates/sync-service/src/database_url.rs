@@ -18,7 +18,9 @@ pub enum Origin {
 /// A control database URL (a libpq URL or key=value string) and how it was found.
 #[derive(Debug, Clone)]
 pub struct Found {
+    /// The URL found.
     pub url: String,
+    /// Where it was found.
     pub origin: Origin,
 }
 

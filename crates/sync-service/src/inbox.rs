@@ -52,14 +52,18 @@ impl<'de> Deserialize<'de> for InboxBatch {
 
 /// The next batch: the events' ids, the engine request carrying them, and whether more wait.
 pub struct Batch {
+    /// The ids of the events in the batch, in order.
     pub ids: Vec<String>,
+    /// The engine run that applies them.
     pub sync: SyncRequest,
+    /// Whether more events wait after this batch.
     pub more: bool,
 }
 
 /// Why no batch can be made.
 #[derive(Debug, thiserror::Error)]
 pub enum BatchError {
+    /// The control database failed.
     #[error(transparent)]
     Control(#[from] ControlError),
     /// One event makes a request the engine would refuse on every try.
@@ -67,7 +71,12 @@ pub enum BatchError {
         "webhook event {event} alone makes a request of {bytes} bytes, over the {} the engine takes; it stays in the inbox",
         sync_engine::http::MAX_BODY_BYTES
     )]
-    TooLarge { event: String, bytes: usize },
+    TooLarge {
+        /// The event's id.
+        event: String,
+        /// The size of the request it alone makes.
+        bytes: usize,
+    },
 }
 
 /// The oldest waiting events that fit one request with `template` (the checkpoint and limits

@@ -5,8 +5,11 @@ use serde_json::{Map, Value, json};
 
 /// One route of the API.
 pub struct Route {
+    /// The HTTP method.
     pub method: &'static str,
+    /// The path, with `{id}` for a pipeline id.
     pub path: &'static str,
+    /// What the route does.
     pub summary: &'static str,
     /// The request body's schema, if it takes one.
     pub body: Option<&'static str>,

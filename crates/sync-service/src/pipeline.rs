@@ -20,6 +20,7 @@ pub enum Desired {
 }
 
 impl Desired {
+    /// The name the API and the control database use.
     pub fn as_str(self) -> &'static str {
         match self {
             Desired::Active => "active",
@@ -28,6 +29,7 @@ impl Desired {
         }
     }
 
+    /// The value of a name, if it is one.
     pub fn parse(text: &str) -> Option<Desired> {
         Some(match text {
             "active" => Desired::Active,
@@ -55,6 +57,7 @@ pub enum Status {
 }
 
 impl Status {
+    /// The name the API and the control database use.
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Backfilling => "backfilling",
@@ -65,6 +68,7 @@ impl Status {
         }
     }
 
+    /// The value of a name, if it is one.
     pub fn parse(text: &str) -> Option<Status> {
         Some(match text {
             "backfilling" => Status::Backfilling,
@@ -80,17 +84,25 @@ impl Status {
 /// A pipeline as stored. `source` and `destination` are `{"name": …, "config": {…}}`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Pipeline {
+    /// The pipeline id (`pipe_…` unless given).
     pub id: String,
+    /// `{"name", "config"}` of the source.
     pub source: Value,
+    /// `{"name", "config"}` of the destination.
     pub destination: Value,
     /// Stream names; `None`: every stream the source offers.
     pub streams: Option<Value>,
+    /// What the user wants: active, paused or deleted.
     pub desired: Desired,
+    /// What it is doing.
     pub status: Status,
+    /// Why it failed, and who must act (`config_error`, …); `None` unless it failed.
     pub failure_type: Option<String>,
+    /// What failed, unless nothing did.
     pub error: Option<String>,
     /// Why the live lane cannot apply webhook events, and who must act; `None` while it can.
     pub live_failure_type: Option<String>,
+    /// What the live lane failed on, while it cannot apply events.
     pub live_error: Option<String>,
 }
 

@@ -17,6 +17,7 @@ use crate::workflow::{PipelineInput, PipelineWorkflow, SyncWorkflow};
 pub struct TemporalArgs {
     /// `host:port` (as the temporal CLI takes it) or a URL.
     pub address: String,
+    /// The Temporal namespace.
     pub namespace: String,
     /// Workflows and their backfill steps.
     pub task_queue: String,
@@ -55,6 +56,7 @@ pub struct Temporal {
 }
 
 impl Temporal {
+    /// Connects to the Temporal frontend the arguments name.
     pub async fn connect(args: &TemporalArgs) -> Result<Temporal> {
         let url = if args.address.contains("://") {
             args.address.clone()

@@ -31,11 +31,13 @@ const STEPS_PER_RUN: u32 = 100;
 const BUSY_WAIT: Duration = Duration::from_secs(3);
 /// Why a `ring` was sent, when it concerns only the live lane or a reconcile.
 pub const RING_WEBHOOK: &str = "webhook";
+/// The ring that asks for a reconcile (everything read again).
 pub const RING_RECONCILE: &str = "reconcile";
 
 /// What a run of the entity workflow starts with; carried over continue-as-new.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PipelineInput {
+    /// The pipeline this workflow runs.
     pub pipeline_id: String,
     /// The desired status last signalled, so continue-as-new loses no signal.
     pub desired: Desired,
@@ -101,10 +103,13 @@ pub enum ChildKind {
 /// A child workflow's input; carried over its continue-as-new.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChildInput {
+    /// The pipeline whose step this child runs.
     pub pipeline_id: String,
+    /// What the child does.
     pub kind: ChildKind,
     /// Steps run by earlier runs of this child (a reconcile starts afresh only at step 0).
     pub steps: u64,
+    /// Steps one child runs before it continues as new.
     pub steps_per_run: u32,
 }
 
