@@ -2,6 +2,7 @@
 //! clap's `--version` and the connectors' `About`.
 
 #![warn(missing_docs)]
+#![warn(unreachable_pub)]
 
 /// The workspace version and the commit the binary was built from (see build.rs: a debug
 /// build says which commit it started from; without `.git` or `STRIPE_SYNC_COMMIT` the commit

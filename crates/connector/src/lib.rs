@@ -1,4 +1,5 @@
 #![warn(missing_docs)]
+#![warn(unreachable_pub)]
 //! Plumbing shared by every connector binary, written once.
 //!
 //! A connector implements [`Connector`] and calls [`run`] from `main`. The plumbing gives it the

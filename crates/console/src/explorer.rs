@@ -15,7 +15,7 @@ use crate::{format, link};
 
 /// The explorer's query: the search text and the destination to count rows in.
 #[derive(Debug, Default, Deserialize)]
-pub struct ExplorerQuery {
+pub(crate) struct ExplorerQuery {
     #[serde(default)]
     q: String,
     /// A destination's label (a pipeline id in sync-service).
@@ -137,7 +137,7 @@ async fn load(console: &Console, wanted: Option<&str>) -> Result<Loaded, Respons
 }
 
 /// `GET /explorer`.
-pub async fn index(
+pub(crate) async fn index(
     State(console): State<Arc<Console>>,
     Query(query): Query<ExplorerQuery>,
 ) -> Response {
@@ -272,7 +272,7 @@ struct TablePage<'a> {
 }
 
 /// `GET /explorer/tables/{stream}`.
-pub async fn table(
+pub(crate) async fn table(
     State(console): State<Arc<Console>>,
     Path(stream): Path<String>,
     Query(query): Query<ExplorerQuery>,

@@ -20,7 +20,7 @@ pub struct Chrome {
 }
 
 /// The explorer's side of the console.
-pub struct Console {
+pub(crate) struct Console {
     pub(crate) chrome: Chrome,
     pub(crate) explorer: Arc<dyn ExplorerData>,
 }

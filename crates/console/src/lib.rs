@@ -1,4 +1,5 @@
 #![warn(missing_docs)]
+#![warn(unreachable_pub)]
 //! The web console: the pipelines at a glance (sync-service) and the schema explorer
 //! (sync-service and sync-engine), as server-rendered HTML with a little plain JavaScript.
 //! Templates, the stylesheet and the script are compiled into the binary; nothing is fetched

@@ -3,7 +3,7 @@
 
 /// `text` with every byte but RFC 3986's unreserved characters percent-encoded: safe as one
 /// path segment and as one query value.
-pub fn component(text: &str) -> String {
+pub(crate) fn component(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for b in text.bytes() {
         if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
@@ -16,13 +16,13 @@ pub fn component(text: &str) -> String {
 }
 
 /// The explorer's page of a stream, keeping `suffix` (an encoded `?destination=…` or nothing).
-pub fn table_page(stream: &str, suffix: &str) -> String {
+pub(crate) fn table_page(stream: &str, suffix: &str) -> String {
     format!("/explorer/tables/{}{suffix}", component(stream))
 }
 
 /// `text` with each `%XX` decoded once (bytes that are not UTF-8 become U+FFFD); a `%` not
 /// followed by two hex digits stays as it is.
-pub fn decoded(text: &str) -> String {
+pub(crate) fn decoded(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

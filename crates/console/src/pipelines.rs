@@ -44,7 +44,7 @@ pub(crate) struct Pipelines {
 }
 
 /// `GET /`.
-pub async fn list(State(console): State<Arc<Pipelines>>) -> Response {
+pub(crate) async fn list(State(console): State<Arc<Pipelines>>) -> Response {
     match console.data.rows().await {
         Ok(rows) => render(&ListPage {
             chrome: &console.chrome,
@@ -58,7 +58,10 @@ pub async fn list(State(console): State<Arc<Pipelines>>) -> Response {
 }
 
 /// `GET /console/pipelines/{id}`.
-pub async fn detail(State(console): State<Arc<Pipelines>>, Path(id): Path<String>) -> Response {
+pub(crate) async fn detail(
+    State(console): State<Arc<Pipelines>>,
+    Path(id): Path<String>,
+) -> Response {
     match console.data.detail(&id).await {
         Ok(Some(detail)) => render(&DetailPage {
             chrome: &console.chrome,
@@ -94,7 +97,7 @@ where
 }
 
 /// `GET /console/events`: the list, every second.
-pub async fn list_events(State(console): State<Arc<Pipelines>>) -> Response {
+pub(crate) async fn list_events(State(console): State<Arc<Pipelines>>) -> Response {
     live(move || {
         let console = console.clone();
         async move {
@@ -107,7 +110,7 @@ pub async fn list_events(State(console): State<Arc<Pipelines>>) -> Response {
 }
 
 /// `GET /console/pipelines/{id}/events`: one pipeline, every second.
-pub async fn detail_events(
+pub(crate) async fn detail_events(
     State(console): State<Arc<Pipelines>>,
     Path(id): Path<String>,
 ) -> Response {

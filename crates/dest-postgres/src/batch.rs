@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use crate::copy::CopyRows;
 use crate::rejected::RejectedRecord;
 
-pub struct Batch {
+pub(crate) struct Batch {
     pub rows: CopyRows,
     /// Records set aside, kept with the batch.
     pub rejected: Vec<RejectedRecord>,
@@ -20,7 +20,7 @@ pub struct Batch {
 }
 
 impl Batch {
-    pub fn new() -> Batch {
+    pub(crate) fn new() -> Batch {
         Batch {
             rows: CopyRows::new(),
             rejected: Vec::new(),
@@ -31,22 +31,22 @@ impl Batch {
         }
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.rows.is_empty() && self.rejected.is_empty()
     }
 
     /// Records held: rows and set-aside ones.
-    pub fn records(&self) -> usize {
+    pub(crate) fn records(&self) -> usize {
         self.rows.len() + self.rejected.len()
     }
 
     /// Bytes held: encoded rows and the text of rejected records.
-    pub fn bytes(&self) -> usize {
+    pub(crate) fn bytes(&self) -> usize {
         self.rows.bytes() + self.rejected.iter().map(|r| r.data.len()).sum::<usize>()
     }
 
     /// Notes a row's key and kind after it was written.
-    pub fn noted(&mut self, key_hash: u64, tombstone: bool) {
+    pub(crate) fn noted(&mut self, key_hash: u64, tombstone: bool) {
         self.tombstones |= tombstone;
         if !self.key_hashes.insert(key_hash) {
             self.duplicates = true;
@@ -54,12 +54,12 @@ impl Batch {
     }
 
     /// Everything so far is covered by a state.
-    pub fn mark_covered(&mut self) {
+    pub(crate) fn mark_covered(&mut self) {
         self.covered = (self.rows.len(), self.rows.bytes(), self.rejected.len());
     }
 
     /// Drops the records no state covers yet.
-    pub fn cut_to_last_state(&mut self) {
+    pub(crate) fn cut_to_last_state(&mut self) {
         let (rows, bytes, rejected) = self.covered;
         self.rows.truncate(rows, bytes);
         self.rejected.truncate(rejected);

@@ -162,7 +162,7 @@ fn default_lock_timeout_ms() -> u64 {
 }
 
 /// The config's JSON Schema, published by `spec`.
-pub fn config_schema() -> Value {
+pub(crate) fn config_schema() -> Value {
     json!({
         "$schema": "http://json-schema.org/draft-07/schema#",
         "title": "Postgres destination",

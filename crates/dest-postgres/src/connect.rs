@@ -6,7 +6,7 @@ use pg_connect::FailureKind;
 use crate::config::Config;
 
 /// A pool of at most `max_connections` connections.
-pub fn pool(config: &Config) -> Result<Pool, String> {
+pub(crate) fn pool(config: &Config) -> Result<Pool, String> {
     config.validate()?;
     let mut target = pg_connect::parse_url(&config.url)?.named("stripe-sync dest-postgres");
     // Every wait on the server is bounded (a locked table, a stuck statement), so a blocked
@@ -35,7 +35,7 @@ pub fn pool(config: &Config) -> Result<Pool, String> {
 }
 
 /// A message for a failed connection attempt that says what is wrong and where.
-pub fn explain_connect_error(err: &PoolError, url: &str) -> (FailureKind, String) {
+pub(crate) fn explain_connect_error(err: &PoolError, url: &str) -> (FailureKind, String) {
     match err {
         PoolError::Backend(e) => pg_connect::explain(e, url),
         other => (
@@ -49,7 +49,7 @@ pub fn explain_connect_error(err: &PoolError, url: &str) -> (FailureKind, String
 }
 
 /// Why the pool gave no connection: Postgres' own reason when it has one.
-pub fn pool_error_text(err: &PoolError) -> String {
+pub(crate) fn pool_error_text(err: &PoolError) -> String {
     match err {
         PoolError::Backend(e) => pg_connect::error_text(e),
         other => other.to_string(),

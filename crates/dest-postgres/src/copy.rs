@@ -12,7 +12,7 @@ const HEADER: usize = SIGNATURE.len() + 8;
 /// Rows of one batch, encoded after the COPY header, so that [`CopyRows::framed`] only adds
 /// the trailer (no copy of the batch).
 #[derive(Debug)]
-pub struct CopyRows {
+pub(crate) struct CopyRows {
     buf: BytesMut,
     rows: usize,
 }
@@ -28,62 +28,62 @@ impl Default for CopyRows {
 }
 
 impl CopyRows {
-    pub fn new() -> CopyRows {
+    pub(crate) fn new() -> CopyRows {
         CopyRows::default()
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.rows
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.rows == 0
     }
 
     /// Bytes of the encoded rows.
-    pub fn bytes(&self) -> usize {
+    pub(crate) fn bytes(&self) -> usize {
         self.buf.len() - HEADER
     }
 
     /// Forgets every row after the first `rows` (which took `bytes` bytes).
-    pub fn truncate(&mut self, rows: usize, bytes: usize) {
+    pub(crate) fn truncate(&mut self, rows: usize, bytes: usize) {
         self.rows = rows;
         self.buf.truncate(HEADER + bytes);
     }
 
-    pub fn begin_row(&mut self, fields: i16) {
+    pub(crate) fn begin_row(&mut self, fields: i16) {
         self.buf.put_i16(fields);
         self.rows += 1;
     }
 
-    pub fn null(&mut self) {
+    pub(crate) fn null(&mut self) {
         self.buf.put_i32(-1);
     }
 
-    pub fn int8(&mut self, value: i64) {
+    pub(crate) fn int8(&mut self, value: i64) {
         self.buf.put_i32(8);
         self.buf.put_i64(value);
     }
 
-    pub fn text(&mut self, value: &[u8]) {
+    pub(crate) fn text(&mut self, value: &[u8]) {
         self.buf.put_i32(value.len() as i32);
         self.buf.put_slice(value);
     }
 
     /// jsonb's binary form is a version byte (1) followed by the JSON text.
-    pub fn jsonb(&mut self, json_text: &[u8]) {
+    pub(crate) fn jsonb(&mut self, json_text: &[u8]) {
         self.buf.put_i32(json_text.len() as i32 + 1);
         self.buf.put_u8(1);
         self.buf.put_slice(json_text);
     }
 
-    pub fn boolean(&mut self, value: bool) {
+    pub(crate) fn boolean(&mut self, value: bool) {
         self.buf.put_i32(1);
         self.buf.put_u8(u8::from(value));
     }
 
     /// A timestamptz from Unix microseconds; NULL when out of range.
-    pub fn timestamptz_micros(&mut self, unix_micros: i64) {
+    pub(crate) fn timestamptz_micros(&mut self, unix_micros: i64) {
         match unix_micros.checked_sub(PG_EPOCH_OFFSET_MICROS) {
             Some(pg_micros) => {
                 self.buf.put_i32(8);
@@ -94,7 +94,7 @@ impl CopyRows {
     }
 
     /// The whole COPY stream: header, rows, trailer.
-    pub fn framed(mut self) -> Bytes {
+    pub(crate) fn framed(mut self) -> Bytes {
         self.buf.put_i16(-1);
         self.buf.freeze()
     }

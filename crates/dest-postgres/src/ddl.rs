@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use deadpool_postgres::{Client, Transaction};
 
-pub use crate::ddl_error::{DdlError, is_system_schema};
+pub(crate) use crate::ddl_error::{DdlError, is_system_schema};
 use crate::ddl_error::{MARK, pg_err};
 use crate::ident::{literal, qualified, quote};
 use crate::registry;
@@ -15,7 +15,7 @@ const COLUMNS_VERSION: &str = "columns v2";
 
 /// A stream's table as setup left it.
 #[derive(Debug)]
-pub struct StreamTable {
+pub(crate) struct StreamTable {
     pub stream: String,
     pub table: String,
     /// Set when setup created the table ([`crate::registry`]).
@@ -25,7 +25,11 @@ pub struct StreamTable {
 /// Whether a table holds any row (a scan that stops at the first). A table another session
 /// holds locked (a `LOCK TABLE`, a long `ALTER`) is taken to hold rows rather than waited for:
 /// the answer only serves to notice a table emptied behind a checkpoint's back.
-pub async fn holds_rows(client: &mut Client, schema: &str, table: &str) -> Result<bool, DdlError> {
+pub(crate) async fn holds_rows(
+    client: &mut Client,
+    schema: &str,
+    table: &str,
+) -> Result<bool, DdlError> {
     let tx = client.transaction().await.map_err(pg_err("begin"))?;
     tx.batch_execute("SET LOCAL lock_timeout = '500ms'")
         .await
@@ -43,7 +47,7 @@ pub async fn holds_rows(client: &mut Client, schema: &str, table: &str) -> Resul
 
 /// What setup changed or noticed, for logs.
 #[derive(Debug, Default)]
-pub struct SetupReport {
+pub(crate) struct SetupReport {
     pub tables: Vec<StreamTable>,
     pub created_tables: Vec<String>,
     pub added_columns: Vec<(String, String)>,
@@ -53,7 +57,7 @@ pub struct SetupReport {
 
 /// Creates the schema and every table, adds columns for new properties; idempotent and safe to
 /// run from several processes at once (serialised by an advisory lock on the schema name).
-pub async fn setup(
+pub(crate) async fn setup(
     client: &mut Client,
     schema: &str,
     tables: &[TableModel],
@@ -352,7 +356,7 @@ async fn existing_columns(
         .collect())
 }
 
-pub fn create_table_sql(schema: &str, table: &TableModel, fillfactor: u8) -> String {
+pub(crate) fn create_table_sql(schema: &str, table: &TableModel, fillfactor: u8) -> String {
     let mut defs: Vec<String> = table
         .keys
         .iter()
@@ -375,7 +379,7 @@ pub fn create_table_sql(schema: &str, table: &TableModel, fillfactor: u8) -> Str
 
 /// What teardown removed, and what it kept for other syncs.
 #[derive(Debug, Default)]
-pub struct TeardownReport {
+pub(crate) struct TeardownReport {
     pub dropped_tables: Vec<String>,
     /// Tables other syncs still use, with those syncs.
     pub kept_tables: Vec<(String, Vec<String>)>,
@@ -389,7 +393,7 @@ pub struct TeardownReport {
 /// then the schema when setup created it and nothing else is left in it. Other tables, views
 /// and functions stay; one that depends on a table of ours stops teardown with Postgres'
 /// message naming it.
-pub async fn teardown(
+pub(crate) async fn teardown(
     client: &mut Client,
     schema: &str,
     user: &str,

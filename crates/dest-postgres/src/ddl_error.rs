@@ -5,13 +5,13 @@
 pub(crate) const MARK: &str = "created by dest-postgres";
 
 /// Postgres' own schemas: every command refuses them.
-pub fn is_system_schema(schema: &str) -> bool {
+pub(crate) fn is_system_schema(schema: &str) -> bool {
     schema == "information_schema" || schema.starts_with("pg_")
 }
 
 /// A failed DDL step.
 #[derive(Debug, thiserror::Error)]
-pub enum DdlError {
+pub(crate) enum DdlError {
     #[error("{context}: {message}")]
     Postgres { context: String, message: String },
     #[error("schema: {0:?} is a Postgres system schema; choose another")]
@@ -43,7 +43,7 @@ pub enum DdlError {
 
 impl DdlError {
     /// Whether the fix is in the configuration or catalog rather than in the database.
-    pub fn is_config_error(&self) -> bool {
+    pub(crate) fn is_config_error(&self) -> bool {
         matches!(
             self,
             DdlError::SystemSchema(_) | DdlError::KeyChanged { .. } | DdlError::NotOurs { .. }
@@ -61,7 +61,7 @@ pub(crate) fn pg_err(context: impl Into<String>) -> impl FnOnce(tokio_postgres::
 
 /// Postgres' message for an error, with what the destination's own limits mean when one was
 /// hit (`lock_timeout_ms`, `statement_timeout_ms`).
-pub fn pg_message(e: &tokio_postgres::Error) -> String {
+pub(crate) fn pg_message(e: &tokio_postgres::Error) -> String {
     use tokio_postgres::error::SqlState;
     let why = match e.code() {
         Some(c) if *c == SqlState::LOCK_NOT_AVAILABLE => {

@@ -19,7 +19,7 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(250);
 const COPY_CHUNK_BYTES: usize = 1024 * 1024;
 
 #[derive(Debug)]
-pub struct FlushError {
+pub(crate) struct FlushError {
     pub message: String,
     pub retryable: bool,
     /// No connection could be had or kept: the database's failure, which every stream meets,
@@ -90,7 +90,7 @@ fn is_retryable(e: &tokio_postgres::Error) -> bool {
 
 /// How a batch reaches the target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Load {
+pub(crate) enum Load {
     /// Straight into the target, while the stream has only brought new keys; a key that exists
     /// makes the batch go through the merge instead, and so do the stream's later batches.
     Direct,
@@ -99,7 +99,7 @@ pub enum Load {
 }
 
 /// Whether the target holds any row (a stream's first load goes straight in when it does not).
-pub async fn target_has_rows(pool: &Pool, sql: &MergeSql) -> Result<bool, FlushError> {
+pub(crate) async fn target_has_rows(pool: &Pool, sql: &MergeSql) -> Result<bool, FlushError> {
     let client = pool.get().await.map_err(|e| FlushError::connecting(&e))?;
     let row = client
         .query_one(&sql.target_has_rows, &[])
@@ -110,7 +110,7 @@ pub async fn target_has_rows(pool: &Pool, sql: &MergeSql) -> Result<bool, FlushE
 
 /// What a flush did.
 #[derive(Debug)]
-pub struct Loaded {
+pub(crate) struct Loaded {
     pub rows: u64,
     /// Whether later batches may still go straight into the target.
     pub direct_ok: bool,
@@ -118,14 +118,14 @@ pub struct Loaded {
 
 /// One batch: its rows (a framed COPY stream), and the records set aside, which are kept in
 /// the same transaction.
-pub struct BatchData {
+pub(crate) struct BatchData {
     pub rows: Bytes,
     pub row_count: u64,
     pub rejected: Vec<RejectedRecord>,
 }
 
 /// Loads one batch, retrying lost connections.
-pub async fn flush(
+pub(crate) async fn flush(
     pool: &Pool,
     sql: &MergeSql,
     batch: &BatchData,

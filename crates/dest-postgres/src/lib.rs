@@ -8,6 +8,7 @@
 //! `ddl` (the tables; their model is the `pg-tables` crate), `rejected` (records set aside), `connect` (the pool).
 
 #![warn(missing_docs)]
+#![warn(unreachable_pub)]
 
 mod batch;
 mod config;

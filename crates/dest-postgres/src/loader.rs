@@ -34,7 +34,7 @@ const MAX_BUFFERED_BYTES: usize = 64 * 1024 * 1024;
 const REJECTIONS_DETAILED: u64 = 20;
 
 /// What the router sends a loader.
-pub enum ToLoader {
+pub(crate) enum ToLoader {
     /// A record line, and where its `data` object lies in it.
     Record {
         line: u64,
@@ -47,7 +47,7 @@ pub enum ToLoader {
 }
 
 /// A loader's report to the router.
-pub enum LoaderNote {
+pub(crate) enum LoaderNote {
     Reached {
         stream: usize,
         barrier: u64,
@@ -62,7 +62,7 @@ pub enum LoaderNote {
 }
 
 /// Shared by the router and the loaders.
-pub struct Shared {
+pub(crate) struct Shared {
     pub pool: Pool,
     pub output: Output,
     pub config: Config,
@@ -111,7 +111,7 @@ impl Drop for InFlight {
 /// A flush that landed: (lane, records, whether later batches may still go straight in).
 type Flight = (usize, u64, Result<bool, FlushError>);
 
-pub struct StreamLoader {
+pub(crate) struct StreamLoader {
     index: usize,
     table: TableModel,
     plan: RowPlan,
@@ -130,7 +130,12 @@ pub struct StreamLoader {
 }
 
 impl StreamLoader {
-    pub fn new(index: usize, table: TableModel, shared: Arc<Shared>, lanes: usize) -> StreamLoader {
+    pub(crate) fn new(
+        index: usize,
+        table: TableModel,
+        shared: Arc<Shared>,
+        lanes: usize,
+    ) -> StreamLoader {
         let sql = Arc::new(MergeSql::new(
             &shared.config.schema,
             &table,
@@ -161,7 +166,7 @@ impl StreamLoader {
         }
     }
 
-    pub async fn run(mut self, mut rx: mpsc::Receiver<ToLoader>) {
+    pub(crate) async fn run(mut self, mut rx: mpsc::Receiver<ToLoader>) {
         let interval = Duration::from_millis(self.shared.config.flush_interval_ms);
         loop {
             let deadline = self.first_at.map(|t| t + interval);

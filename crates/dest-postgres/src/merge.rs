@@ -8,7 +8,7 @@ use crate::table::{DELETED, RAW_DATA, SYNCED_AT, TableModel, UPDATED_AT};
 
 /// The statements for one stream, built once.
 #[derive(Debug, Clone)]
-pub struct MergeSql {
+pub(crate) struct MergeSql {
     pub create_staging: String,
     pub copy: String,
     /// COPY of the same rows straight into the target.
@@ -33,7 +33,7 @@ pub struct MergeSql {
 /// measurement). So stored rows are updated first, and only the batch's other rows go through
 /// the insert.
 #[derive(Debug, Clone)]
-pub struct Merge {
+pub(crate) struct Merge {
     /// Hard deletes (with `DeleteMode::Hard`), then the update of the stored rows the batch's
     /// rows are newer than; `None` for a table without a key. Its row count says how many of
     /// the batch's rows it took.
@@ -47,7 +47,7 @@ pub struct Merge {
 /// table, and without statistics for the staging table the planner may otherwise hash-join,
 /// reading the whole table once per batch instead of probing its key index once per row (a
 /// test counts the scans). JIT compilation costs more than it saves on a batch.
-pub const MERGE_PLAN_SETTINGS: &str =
+pub(crate) const MERGE_PLAN_SETTINGS: &str =
     "SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off; SET LOCAL jit = off";
 
 /// The quoted names one stream's statements use.
@@ -265,7 +265,7 @@ impl Names {
 }
 
 impl MergeSql {
-    pub fn new(schema: &str, table: &TableModel, delete_mode: DeleteMode) -> MergeSql {
+    pub(crate) fn new(schema: &str, table: &TableModel, delete_mode: DeleteMode) -> MergeSql {
         let names = Names::of(schema, table);
         let mut staging_cols: Vec<String> = table
             .keys

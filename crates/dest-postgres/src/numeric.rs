@@ -10,7 +10,7 @@ const MAX_SCALE: i64 = 16_383;
 const SHORT_LITERAL: usize = 16_000;
 
 /// The first number in a JSON text that Postgres cannot store: its byte offset, and why.
-pub fn unstorable_number(json: &str) -> Option<(usize, String)> {
+pub(crate) fn unstorable_number(json: &str) -> Option<(usize, String)> {
     let bytes = json.as_bytes();
     let mut i = 0;
     while i < bytes.len() {

@@ -21,7 +21,7 @@ const MAX_VERSION_SECS: i64 = 253_402_300_799;
 
 /// Why a record is not loaded: it names the field and the reason (the caller adds the line).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rejection {
+pub(crate) struct Rejection {
     /// The record's key as text, when it could be read.
     pub key: Option<String>,
     pub field: Option<String>,
@@ -38,7 +38,7 @@ impl std::fmt::Display for Rejection {
 }
 
 /// Which fields to pick from each record of a stream.
-pub struct RowPlan {
+pub(crate) struct RowPlan {
     fields: Vec<String>,
     key_types: Vec<PgType>,
     newer_than: Option<usize>,
@@ -47,7 +47,7 @@ pub struct RowPlan {
 }
 
 impl RowPlan {
-    pub fn new(table: &TableModel) -> RowPlan {
+    pub(crate) fn new(table: &TableModel) -> RowPlan {
         let mut fields: Vec<String> = table.keys.iter().map(|k| k.field.clone()).collect();
         let key_types = table.keys.iter().map(|k| k.pg_type).collect();
         let newer_than = table.newer_than_field.as_ref().map(|f| {
@@ -66,12 +66,12 @@ impl RowPlan {
     }
 
     /// Number of loaded columns: keys, raw data, updated at, deleted.
-    pub fn loaded_fields(&self) -> i16 {
+    pub(crate) fn loaded_fields(&self) -> i16 {
         (self.key_types.len() + 3) as i16
     }
 
     /// Reads what the row needs from a record's data object, or says why it cannot be stored.
-    pub fn prepare<'a>(&self, data: &'a str) -> Result<Prepared<'a>, Rejection> {
+    pub(crate) fn prepare<'a>(&self, data: &'a str) -> Result<Prepared<'a>, Rejection> {
         let reject = |key: Option<String>, field: Option<&str>, reason: String| Rejection {
             key,
             field: field.map(str::to_owned),
@@ -153,7 +153,7 @@ impl RowPlan {
 }
 
 /// A record ready to be written as a row.
-pub struct Prepared<'a> {
+pub(crate) struct Prepared<'a> {
     data: &'a str,
     keys: Vec<KeyValue<'a>>,
     version: Option<i64>,
@@ -166,7 +166,7 @@ pub struct Prepared<'a> {
 
 impl Prepared<'_> {
     /// Appends the row of the loaded columns: keys, raw data, version, tombstone flag.
-    pub fn write(&self, rows: &mut CopyRows) {
+    pub(crate) fn write(&self, rows: &mut CopyRows) {
         rows.begin_row(self.fields);
         for key in &self.keys {
             match key {

@@ -11,12 +11,12 @@ use deadpool_postgres::Transaction;
 use crate::ddl_error::{DdlError, pg_err};
 use crate::ident::qualified;
 
-pub const TABLE: &str = "_sync_tables";
+pub(crate) const TABLE: &str = "_sync_tables";
 
 /// The user id of a sync that did not name itself (`sync_id` unset).
-pub const UNNAMED: &str = "";
+pub(crate) const UNNAMED: &str = "";
 
-pub fn create_sql(schema: &str) -> String {
+pub(crate) fn create_sql(schema: &str) -> String {
     format!(
         "CREATE TABLE IF NOT EXISTS {} (table_name text PRIMARY KEY, stream text NOT NULL, \
          generation text NOT NULL, users text[] NOT NULL DEFAULT '{{}}', \
@@ -26,7 +26,7 @@ pub fn create_sql(schema: &str) -> String {
 }
 
 /// How a sync is named in messages.
-pub fn describe_user(user: &str) -> String {
+pub(crate) fn describe_user(user: &str) -> String {
     if user == UNNAMED {
         "a sync without a sync_id".to_owned()
     } else {
@@ -42,7 +42,7 @@ const NEW_GENERATION: &str =
 /// created the table, so it gets a new generation (syncs registered under the same name before
 /// keep their place: they notice the new generation on their next run); otherwise a table setup
 /// made before tables were registered gets its generation now.
-pub async fn register(
+pub(crate) async fn register(
     tx: &Transaction<'_>,
     schema: &str,
     table: &str,
@@ -70,7 +70,7 @@ pub async fn register(
 }
 
 /// Removes `user` from every table's users; returns each table's remaining users.
-pub async fn leave(
+pub(crate) async fn leave(
     tx: &Transaction<'_>,
     schema: &str,
     user: &str,
@@ -101,7 +101,11 @@ pub async fn leave(
 }
 
 /// Forgets a table teardown dropped.
-pub async fn dropped(tx: &Transaction<'_>, schema: &str, table: &str) -> Result<(), DdlError> {
+pub(crate) async fn dropped(
+    tx: &Transaction<'_>,
+    schema: &str,
+    table: &str,
+) -> Result<(), DdlError> {
     let sql = format!(
         "DELETE FROM {t} WHERE table_name = $1",
         t = qualified(schema, TABLE)
@@ -117,7 +121,7 @@ pub async fn dropped(tx: &Transaction<'_>, schema: &str, table: &str) -> Result<
 const TRUNCATED: &str = "_sync_tables_truncated";
 
 /// Creates (or replaces) the function [`TRUNCATED`].
-pub fn truncated_function_sql(schema: &str) -> String {
+pub(crate) fn truncated_function_sql(schema: &str) -> String {
     let registry = qualified(schema, TABLE);
     format!(
         "CREATE OR REPLACE FUNCTION {f}() RETURNS trigger LANGUAGE plpgsql AS $body$ BEGIN \
@@ -129,7 +133,10 @@ pub fn truncated_function_sql(schema: &str) -> String {
 
 /// Drops the function [`TRUNCATED`] with the last table that used it, and its trigger from any
 /// table that stays (one that is no longer marked as ours, say).
-pub async fn drop_truncate_watch(tx: &Transaction<'_>, schema: &str) -> Result<(), DdlError> {
+pub(crate) async fn drop_truncate_watch(
+    tx: &Transaction<'_>,
+    schema: &str,
+) -> Result<(), DdlError> {
     let watched = tx
         .query(
             "SELECT c.relname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid \
@@ -159,7 +166,7 @@ pub async fn drop_truncate_watch(tx: &Transaction<'_>, schema: &str) -> Result<(
 }
 
 /// Gives a table the trigger that renews its generation on `TRUNCATE`, unless it has it.
-pub async fn watch_truncate(
+pub(crate) async fn watch_truncate(
     tx: &Transaction<'_>,
     schema: &str,
     table: &str,

@@ -4,11 +4,11 @@
 
 use crate::ident::qualified;
 
-pub const TABLE: &str = "_rejected_records";
+pub(crate) const TABLE: &str = "_rejected_records";
 
 /// One set-aside record.
 #[derive(Debug, Clone)]
-pub struct RejectedRecord {
+pub(crate) struct RejectedRecord {
     pub stream: String,
     /// The input line it came on.
     pub line: u64,
@@ -18,7 +18,7 @@ pub struct RejectedRecord {
     pub data: Vec<u8>,
 }
 
-pub fn create_sql(schema: &str) -> String {
+pub(crate) fn create_sql(schema: &str) -> String {
     format!(
         "CREATE TABLE IF NOT EXISTS {} (stream text NOT NULL, line bigint NOT NULL, key text, \
          reason text NOT NULL, data bytea NOT NULL, rejected_at timestamptz NOT NULL DEFAULT now())",
@@ -26,7 +26,7 @@ pub fn create_sql(schema: &str) -> String {
     )
 }
 
-pub fn insert_sql(schema: &str) -> String {
+pub(crate) fn insert_sql(schema: &str) -> String {
     format!(
         "INSERT INTO {} (stream, line, key, reason, data) \
          SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::bytea[])",
@@ -35,7 +35,7 @@ pub fn insert_sql(schema: &str) -> String {
 }
 
 /// Inserts a batch's rejected records within the caller's transaction.
-pub async fn insert(
+pub(crate) async fn insert(
     tx: &deadpool_postgres::Transaction<'_>,
     sql: &str,
     records: &[RejectedRecord],

@@ -238,7 +238,7 @@ impl Router {
     }
 }
 
-pub async fn write(
+pub(crate) async fn write(
     config: Config,
     pool: Pool,
     catalog: ConfiguredCatalog,

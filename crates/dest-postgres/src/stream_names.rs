@@ -12,7 +12,7 @@ use sync_connector::ConnectorError;
 use sync_protocol::ConfiguredCatalog;
 
 /// A catalog with such streams under their own name, and the names it gave them.
-pub struct Canonical {
+pub(crate) struct Canonical {
     pub catalog: ConfiguredCatalog,
     /// (name the catalog gave, the stream's own name) of each renamed stream.
     pub aliases: Vec<(String, String)>,
@@ -20,7 +20,7 @@ pub struct Canonical {
 
 /// The catalog with such streams under their own name; two entries naming one stream
 /// differently are a usage error naming both.
-pub fn canonical(mut catalog: ConfiguredCatalog) -> Result<Canonical, ConnectorError> {
+pub(crate) fn canonical(mut catalog: ConfiguredCatalog) -> Result<Canonical, ConnectorError> {
     let mut aliases = Vec::new();
     let stripe = stripe_catalog::catalog();
     let mut given: BTreeMap<String, String> = BTreeMap::new();

@@ -4,12 +4,12 @@
 
 use crate::ident::qualified;
 
-pub const TABLE: &str = "_tombstones";
+pub(crate) const TABLE: &str = "_tombstones";
 
 /// Stripe keeps events 30 days: no older version can arrive later than that.
-pub const RETENTION_DAYS: u32 = 30;
+pub(crate) const RETENTION_DAYS: u32 = 30;
 
-pub fn create_sql(schema: &str) -> String {
+pub(crate) fn create_sql(schema: &str) -> String {
     format!(
         "CREATE TABLE IF NOT EXISTS {} (stream text NOT NULL, key text NOT NULL, \
          version timestamptz, deleted_at timestamptz NOT NULL DEFAULT now(), \
@@ -19,7 +19,7 @@ pub fn create_sql(schema: &str) -> String {
 }
 
 /// Forgets tombstones older than the retention.
-pub fn prune_sql(schema: &str) -> String {
+pub(crate) fn prune_sql(schema: &str) -> String {
     format!(
         "DELETE FROM {} WHERE deleted_at < now() - interval '{RETENTION_DAYS} days'",
         qualified(schema, TABLE)

@@ -5,13 +5,13 @@
 
 use serde_json::{Map, Value};
 
-pub const STRIPE: &str = "stripe";
-pub const POSTGRES: &str = "postgres";
+pub(crate) const STRIPE: &str = "stripe";
+pub(crate) const POSTGRES: &str = "postgres";
 /// dest-postgres' default schema; the state table lives beside the tables.
-pub const DEFAULT_SCHEMA: &str = "stripe";
+pub(crate) const DEFAULT_SCHEMA: &str = "stripe";
 
 /// A config key a shortcut flag or an environment variable can set.
-pub struct Shortcut {
+pub(crate) struct Shortcut {
     /// The connector it belongs to.
     pub connector: &'static str,
     pub key: &'static str,
@@ -21,7 +21,7 @@ pub struct Shortcut {
     pub env: &'static [&'static str],
 }
 
-pub const SHORTCUTS: [Shortcut; 6] = [
+pub(crate) const SHORTCUTS: [Shortcut; 6] = [
     Shortcut {
         connector: STRIPE,
         key: "api_key",
@@ -62,11 +62,11 @@ pub const SHORTCUTS: [Shortcut; 6] = [
 ];
 
 /// How often dest-postgres commits in live mode, unless its config says otherwise.
-pub const LIVE_FLUSH_INTERVAL_MS: u64 = 250;
+pub(crate) const LIVE_FLUSH_INTERVAL_MS: u64 = 250;
 
 /// What `sync --live` sets: the Stripe source keeps following changes after its backfill, and
 /// dest-postgres commits every quarter second (unless its config says otherwise).
-pub fn live_config(request: &mut crate::engine::PipelineRequest) -> anyhow::Result<()> {
+pub(crate) fn live_config(request: &mut crate::engine::PipelineRequest) -> anyhow::Result<()> {
     if request.source.name != STRIPE {
         anyhow::bail!(
             "--live: the engine knows the live mode of the stripe source only; for {:?}, set its own config",
@@ -95,7 +95,7 @@ pub fn live_config(request: &mut crate::engine::PipelineRequest) -> anyhow::Resu
 }
 
 /// A key that the built-in connector cannot run without, and how to give it.
-pub fn required_key(connector: &str) -> Option<(&'static str, &'static str)> {
+pub(crate) fn required_key(connector: &str) -> Option<(&'static str, &'static str)> {
     match connector {
         STRIPE => Some((
             "api_key",
@@ -135,7 +135,7 @@ fn aliases(connector: &str, key: &str) -> &'static [&'static str] {
 
 /// Whether a connector's config gives `key`, under its name or an alias: then nothing else
 /// (the environment) fills it.
-pub fn gives(connector: &str, config: &Map<String, Value>, key: &str) -> bool {
+pub(crate) fn gives(connector: &str, config: &Map<String, Value>, key: &str) -> bool {
     config.contains_key(key)
         || aliases(connector, key)
             .iter()
@@ -224,13 +224,13 @@ fn hex_prefix(bytes: &[u8]) -> String {
 }
 
 /// Where the default state store is: the Postgres destination's database and schema.
-pub struct PostgresStateLocation {
+pub(crate) struct PostgresStateLocation {
     pub url: String,
     pub ca_pem: Option<String>,
     pub schema: String,
 }
 
-pub fn postgres_state_location(
+pub(crate) fn postgres_state_location(
     destination: &str,
     config: &Map<String, Value>,
 ) -> Option<PostgresStateLocation> {

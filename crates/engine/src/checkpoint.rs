@@ -14,7 +14,7 @@ use crate::store::{ControlUpdates, Owner, Side, StateStore};
 use crate::usage;
 
 /// What the sync reads and where it writes, without secrets.
-pub fn owner(
+pub(crate) fn owner(
     pipeline: &Pipeline,
     source_spec: &Spec,
     destination_spec: &Spec,
@@ -47,7 +47,7 @@ pub fn owner(
 
 /// The state store: `state_file` when given, else the destination's Postgres database, else a
 /// file under `.sync-state/`.
-pub fn state_store(
+pub(crate) fn state_store(
     pipeline: &Pipeline,
     state_file: Option<std::path::PathBuf>,
     owner: Owner,
@@ -68,14 +68,14 @@ pub fn state_store(
 /// What a connector's config update is kept against for later runs: the configs this run was
 /// given (before saved updates), and the keys each connector's spec marks `"x-resolved": true`
 /// (what its setup finds again on every run: for Stripe the account and the API version).
-pub struct UpdateBasis {
+pub(crate) struct UpdateBasis {
     source: (Map<String, Value>, Vec<String>),
     destination: (Map<String, Value>, Vec<String>),
 }
 
 impl UpdateBasis {
     /// The basis of a request as the user gave it.
-    pub fn of(request: &PipelineRequest, [source, destination]: [&Spec; 2]) -> UpdateBasis {
+    pub(crate) fn of(request: &PipelineRequest, [source, destination]: [&Spec; 2]) -> UpdateBasis {
         UpdateBasis {
             source: (request.source.config.clone(), resolved_keys(source)),
             destination: (
@@ -91,7 +91,7 @@ impl UpdateBasis {
     /// again is left out. So a saved update never freezes a key the user sets (a new api_key
     /// is used as given), and never carries what one key resolved (its account) into a run of
     /// another. Left: what setup cannot find again, such as a new webhook endpoint's secret.
-    pub fn to_keep(&self, side: Side, update: Map<String, Value>) -> Map<String, Value> {
+    pub(crate) fn to_keep(&self, side: Side, update: Map<String, Value>) -> Map<String, Value> {
         let (given, resolved) = match side {
             Side::Source => &self.source,
             Side::Destination => &self.destination,
@@ -139,7 +139,7 @@ pub(crate) fn resolved_keys(spec: &Spec) -> Vec<String> {
 /// Applies the config updates connectors asked for in earlier runs, then validates again. A
 /// key the user's config sets to another value keeps the user's value, with a warning. Returns
 /// what this run's own updates are kept against.
-pub fn apply_control(
+pub(crate) fn apply_control(
     request: &mut PipelineRequest,
     explicit: &Pipeline,
     updates: &ControlUpdates,
@@ -188,7 +188,7 @@ pub fn apply_control(
 }
 
 /// Validates a config against a connector's spec (and registers its secrets for masking).
-pub fn validate(role: Role, connector: &str, spec: &Spec, config: &Value) -> Result<()> {
+pub(crate) fn validate(role: Role, connector: &str, spec: &Spec, config: &Value) -> Result<()> {
     if spec.config.is_null() {
         return Ok(());
     }

@@ -13,7 +13,7 @@ use crate::resolve::Resolver;
 use crate::usage;
 
 /// One of the two engines, chosen by `--engine-url`.
-pub enum AnyEngine {
+pub(crate) enum AnyEngine {
     /// Connectors run as children of this process.
     Local(LocalEngine),
     /// A `sync-engine serve` runs them.
@@ -23,7 +23,7 @@ pub enum AnyEngine {
 impl AnyEngine {
     /// The engine the flags ask for. Connector lookup flags and the connector timeout belong
     /// to whoever runs the connectors, so they are refused with `--engine-url`.
-    pub fn choose(args: &PipelineArgs, handle_signals: bool) -> Result<AnyEngine> {
+    pub(crate) fn choose(args: &PipelineArgs, handle_signals: bool) -> Result<AnyEngine> {
         if let Some(url) = &args.remote.engine_url {
             args.resolver
                 .refused_with_engine_url(url)
@@ -51,12 +51,12 @@ impl AnyEngine {
     }
 
     /// Whether the engine runs elsewhere.
-    pub fn is_remote(&self) -> bool {
+    pub(crate) fn is_remote(&self) -> bool {
         matches!(self, AnyEngine::Remote(_))
     }
 
     /// For log lines: `this process` or the engine's URL.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match self {
             AnyEngine::Local(_) => "this process".to_owned(),
             AnyEngine::Remote(r) => format!("the engine at {}", r.url()),

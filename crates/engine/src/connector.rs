@@ -18,12 +18,12 @@ use crate::resolve::{Resolved, Role};
 
 /// Which protocol a connector speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dialect {
+pub(crate) enum Dialect {
     Native,
     Airbyte,
 }
 
-pub struct Connector {
+pub(crate) struct Connector {
     pub role: Role,
     pub resolved: Resolved,
     pub dialect: Dialect,
@@ -94,7 +94,7 @@ pub fn clean_stale_run_dirs() {
 const SHORT_COMMAND_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// The last lines of a stderr, for error messages.
-pub fn tail(text: &str, lines: usize) -> String {
+pub(crate) fn tail(text: &str, lines: usize) -> String {
     let all: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
     all[all.len().saturating_sub(lines)..].join("\n")
 }
@@ -102,7 +102,7 @@ pub fn tail(text: &str, lines: usize) -> String {
 impl Connector {
     /// Opens the first candidate that answers `spec` (a registry name has one per launcher);
     /// fails naming every candidate tried and its error.
-    pub async fn open(role: Role, candidates: Vec<Resolved>) -> Result<Connector> {
+    pub(crate) async fn open(role: Role, candidates: Vec<Resolved>) -> Result<Connector> {
         let mut errors = Vec::new();
         let several = candidates.len() > 1;
         for resolved in candidates {
@@ -188,12 +188,12 @@ impl Connector {
         )
     }
 
-    pub fn name(&self) -> &str {
+    pub(crate) fn name(&self) -> &str {
         &self.resolved.display
     }
 
     /// Validates a config against the connector's published JSON Schema, before any I/O.
-    pub fn validate_config(&self, config: &Value) -> Result<()> {
+    pub(crate) fn validate_config(&self, config: &Value) -> Result<()> {
         if self.spec.config.is_null() {
             return Ok(());
         }
@@ -203,12 +203,12 @@ impl Connector {
     }
 
     /// Writes a JSON document to a private file and returns its path.
-    pub fn file(&self, name: &str, value: &impl serde::Serialize) -> Result<PathBuf> {
+    pub(crate) fn file(&self, name: &str, value: &impl serde::Serialize) -> Result<PathBuf> {
         self.file_bytes(name, &serde_json::to_vec(value)?)
     }
 
     /// Writes bytes to a private file (mode 0600) and returns its path.
-    pub fn file_bytes(&self, name: &str, bytes: &[u8]) -> Result<PathBuf> {
+    pub(crate) fn file_bytes(&self, name: &str, bytes: &[u8]) -> Result<PathBuf> {
         use std::io::Write;
         use std::os::unix::fs::OpenOptionsExt;
         let path = self.files.path().join(name);
@@ -225,7 +225,7 @@ impl Connector {
     }
 
     /// A command for a subcommand with `--flag path` arguments.
-    pub fn command(&self, subcommand: &str, flags: &[(&str, &PathBuf)]) -> Command {
+    pub(crate) fn command(&self, subcommand: &str, flags: &[(&str, &PathBuf)]) -> Command {
         let mut cmd = Command::new(&self.resolved.program);
         cmd.args(&self.resolved.args).arg(subcommand);
         for (flag, path) in flags {
@@ -252,7 +252,7 @@ impl Connector {
     }
 
     /// Starts a subcommand with piped stdout and stderr.
-    pub fn spawn(
+    pub(crate) fn spawn(
         &self,
         subcommand: &str,
         flags: &[(&str, &PathBuf)],
@@ -321,7 +321,7 @@ impl Connector {
     /// Runs an optional subcommand (`setup`, `teardown`); `None` when the connector says it
     /// has no such subcommand: a usage exit (2) with nothing on stdout and the subcommand named
     /// on stderr, as argparse, clap and hand-written CLIs answer an unknown command.
-    pub async fn run_optional(
+    pub(crate) async fn run_optional(
         &self,
         subcommand: &str,
         flags: &[(&str, &PathBuf)],
@@ -339,7 +339,11 @@ impl Connector {
     }
 
     /// Runs a short subcommand and returns its messages in the native dialect.
-    pub async fn run(&self, subcommand: &str, flags: &[(&str, &PathBuf)]) -> Result<Vec<Message>> {
+    pub(crate) async fn run(
+        &self,
+        subcommand: &str,
+        flags: &[(&str, &PathBuf)],
+    ) -> Result<Vec<Message>> {
         let (out, _) = self.run_raw(subcommand, flags).await?;
         Ok(parse_output(&out, self.dialect, self.role))
     }
@@ -347,7 +351,7 @@ impl Connector {
 
 /// Signals the process group a connector leads or led (it runs in its own, with whatever it
 /// started); at worst the group is empty.
-pub fn signal_group(pid: u32, signal: i32) {
+pub(crate) fn signal_group(pid: u32, signal: i32) {
     // SAFETY: kill(2) has no memory effects; the group is one a connector of ours leads.
     unsafe {
         libc::kill(-(pid as i32), signal);
@@ -395,7 +399,7 @@ impl Finished {
 }
 
 /// Parses a connector's whole stdout; lines that are not messages are logged and skipped.
-pub fn parse_output(out: &str, dialect: Dialect, role: Role) -> Vec<Message> {
+pub(crate) fn parse_output(out: &str, dialect: Dialect, role: Role) -> Vec<Message> {
     let mut messages = Vec::new();
     for line in out.lines().filter(|l| !l.trim().is_empty()) {
         match dialect {
@@ -414,7 +418,7 @@ pub fn parse_output(out: &str, dialect: Dialect, role: Role) -> Vec<Message> {
 }
 
 /// The message of a failed `connection_status` among the output, if any.
-pub fn failure_message(out: &str, dialect: Dialect, role: Role) -> Option<String> {
+pub(crate) fn failure_message(out: &str, dialect: Dialect, role: Role) -> Option<String> {
     parse_output(out, dialect, role)
         .into_iter()
         .find_map(|m| match m {

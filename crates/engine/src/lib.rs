@@ -1,4 +1,5 @@
 #![warn(missing_docs)]
+#![warn(unreachable_pub)]
 //! `sync-engine`: resolves a source and a destination connector, runs them as child processes
 //! joined by the engine, and reports only the checkpoints the destination has committed. The
 //! same operations run in-process ([`local::LocalEngine`]), over HTTP ([`remote::RemoteEngine`])

@@ -4,13 +4,13 @@
 use sync_protocol::framing::{FrameError, LineDecoder};
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 
-pub struct LineReader<R> {
+pub(crate) struct LineReader<R> {
     inner: BufReader<R>,
     decoder: LineDecoder,
 }
 
 impl<R: AsyncRead + Unpin> LineReader<R> {
-    pub fn new(inner: BufReader<R>, max_line_bytes: usize) -> LineReader<R> {
+    pub(crate) fn new(inner: BufReader<R>, max_line_bytes: usize) -> LineReader<R> {
         LineReader {
             inner,
             decoder: LineDecoder::new(max_line_bytes),
@@ -18,12 +18,12 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
     }
 
     /// True when no read-ahead bytes are waiting: the writer side may flush now.
-    pub fn drained(&self) -> bool {
+    pub(crate) fn drained(&self) -> bool {
         self.inner.buffer().is_empty()
     }
 
     /// The next non-blank line and its number; `None` at end of input.
-    pub async fn next_line(&mut self) -> Option<Result<(u64, &[u8]), FrameError>> {
+    pub(crate) async fn next_line(&mut self) -> Option<Result<(u64, &[u8]), FrameError>> {
         loop {
             let (consumed, outcome) = match self.inner.fill_buf().await {
                 Ok(available) => self.decoder.advance(available),

@@ -19,7 +19,7 @@ use crate::stream_choice::StreamChoice;
 const SYNC_ID: &str = "sync_id";
 
 /// The pipeline's connectors, opened (spec run) and their configs validated.
-pub struct Opened {
+pub(crate) struct Opened {
     pub source: Connector,
     pub destination: Connector,
     pub source_config: Value,
@@ -29,7 +29,7 @@ pub struct Opened {
 
 /// Resolves a connector, reads its spec and validates its config: an unknown name or a
 /// config its spec refuses is [`EngineError::Invalid`], naming the field.
-pub async fn open_connector(
+pub(crate) async fn open_connector(
     resolver: &Resolver,
     role: Role,
     side: &ConnectorConfig,
@@ -61,7 +61,7 @@ pub async fn open_connector(
 }
 
 /// Opens both connectors of a pipeline at once.
-pub async fn open(
+pub(crate) async fn open(
     resolver: &Resolver,
     pipeline: &PipelineRequest,
     timeout: Duration,
@@ -86,7 +86,7 @@ pub async fn open(
 }
 
 /// The source's catalog.
-pub async fn discover(source: &Connector, config: &Value) -> Result<Catalog> {
+pub(crate) async fn discover(source: &Connector, config: &Value) -> Result<Catalog> {
     let config = source.file("source-config.json", config)?;
     let messages = source.run("discover", &[("config", &config)]).await?;
     let mut failure = None;
@@ -113,7 +113,7 @@ fn object_name(stream: &sync_protocol::Stream) -> Option<&str> {
 /// The stream a chosen name names: the stream of that name, else the stream whose objects are
 /// named so (`customer`, `checkout.session`, also written `checkout_session`), as the reference
 /// system's users write stream names. `Ok(None)`: no such stream; `Err`: several.
-pub fn resolve_name<'a>(
+pub(crate) fn resolve_name<'a>(
     streams: impl IntoIterator<Item = &'a sync_protocol::Stream>,
     name: &str,
 ) -> Result<Option<&'a str>> {
@@ -137,7 +137,7 @@ pub fn resolve_name<'a>(
 }
 
 /// The configured catalog of the selected streams; an unknown name is an error listing the others.
-pub fn select(
+pub(crate) fn select(
     catalog: Catalog,
     choices: &Option<Vec<StreamChoice>>,
     source_dialect: Dialect,
@@ -216,7 +216,7 @@ pub fn select(
 
 /// The selected streams to read from scratch (`sync_mode: full_refresh`), by their names in
 /// the catalog.
-pub fn full_refresh_streams(
+pub(crate) fn full_refresh_streams(
     catalog: &ConfiguredCatalog,
     choices: &Option<Vec<StreamChoice>>,
 ) -> Vec<String> {
@@ -236,7 +236,7 @@ pub fn full_refresh_streams(
 
 /// The source's catalog, configured for the selected streams: a failed discover is
 /// [`EngineError::Connector`], an unknown stream [`EngineError::Invalid`].
-pub async fn selected_catalog(o: &Opened) -> EngineResult<ConfiguredCatalog> {
+pub(crate) async fn selected_catalog(o: &Opened) -> EngineResult<ConfiguredCatalog> {
     let catalog = discover(&o.source, &o.source_config)
         .await
         .map_err(|e| EngineError::Connector(format!("{e:#}")))?;
@@ -246,7 +246,7 @@ pub async fn selected_catalog(o: &Opened) -> EngineResult<ConfiguredCatalog> {
 
 /// Runs a connector's `setup` (with the catalog) or `teardown`, returning what it printed;
 /// connectors without the subcommand (every Airbyte connector) skip it.
-pub async fn run_lifecycle(
+pub(crate) async fn run_lifecycle(
     connector: &Connector,
     subcommand: &str,
     config: &Value,
@@ -275,7 +275,7 @@ pub async fn run_lifecycle(
 /// secret thus replaces a stale one at once. Keys the spec marks `x-resolved` (the account
 /// source-stripe's setup looked up) are left out: every connector process finds them again,
 /// and given, they would only cost it a request to check them.
-pub fn apply_update(opened: &mut Opened, control: &sync_protocol::Control) {
+pub(crate) fn apply_update(opened: &mut Opened, control: &sync_protocol::Control) {
     let (config, update, spec) = match control {
         sync_protocol::Control::SourceConfig(u) => {
             (&mut opened.source_config, u, &opened.source.spec)
@@ -296,7 +296,10 @@ pub fn apply_update(opened: &mut Opened, control: &sync_protocol::Control) {
 }
 
 /// Runs the destination's `setup` for the catalog.
-pub async fn setup_destination(o: &Opened, catalog: &ConfiguredCatalog) -> Result<Vec<Message>> {
+pub(crate) async fn setup_destination(
+    o: &Opened,
+    catalog: &ConfiguredCatalog,
+) -> Result<Vec<Message>> {
     run_lifecycle(
         &o.destination,
         "setup",

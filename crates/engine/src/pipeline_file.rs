@@ -12,14 +12,14 @@ use sync_connector::json_arg::json_or_file;
 
 /// One side of the document: a connector name and its config.
 #[derive(Debug, Default)]
-pub struct FileSide {
+pub(crate) struct FileSide {
     pub name: Option<String>,
     pub config: Map<String, Value>,
 }
 
 /// What the document gives.
 #[derive(Debug, Default)]
-pub struct ConfigFile {
+pub(crate) struct ConfigFile {
     pub source: FileSide,
     pub destination: FileSide,
     pub streams: Option<Value>,
@@ -32,7 +32,7 @@ pub struct ConfigFile {
 const FIELDS: &str = "source, destination, streams, state_file, sync_id, time_limit, state_limit";
 
 /// Reads `--config`: inline JSON or the file it names.
-pub fn read(arg: &Path) -> Result<ConfigFile> {
+pub(crate) fn read(arg: &Path) -> Result<ConfigFile> {
     let inline = arg.to_str().filter(|t| t.trim_start().starts_with('{'));
     let (value, what) = match inline {
         Some(text) => (

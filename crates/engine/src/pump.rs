@@ -25,13 +25,13 @@ use crate::tracker::Tracker;
 
 /// Why the run stops before the source is exhausted; the first reason wins.
 #[derive(Default)]
-pub struct Stop {
+pub(crate) struct Stop {
     reason: Mutex<Option<EofReason>>,
     requested: AtomicBool,
 }
 
 impl Stop {
-    pub fn request(&self, reason: EofReason) -> bool {
+    pub(crate) fn request(&self, reason: EofReason) -> bool {
         let mut r = self.reason.lock().unwrap_or_else(|e| e.into_inner());
         if r.is_none() {
             *r = Some(reason);
@@ -41,30 +41,30 @@ impl Stop {
         false
     }
 
-    pub fn reason(&self) -> Option<EofReason> {
+    pub(crate) fn reason(&self) -> Option<EofReason> {
         *self.reason.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn requested(&self) -> bool {
+    pub(crate) fn requested(&self) -> bool {
         self.requested.load(Ordering::SeqCst)
     }
 }
 
 /// Milliseconds since the run started, for activity clocks (0 means "never").
-pub struct Clock(Instant);
+pub(crate) struct Clock(Instant);
 
 impl Clock {
-    pub fn new() -> Clock {
+    pub(crate) fn new() -> Clock {
         Clock(Instant::now())
     }
 
-    pub fn now(&self) -> u64 {
+    pub(crate) fn now(&self) -> u64 {
         (self.0.elapsed().as_millis() as u64).max(1)
     }
 }
 
 /// What the pump, the destination reader and the supervisor share.
-pub struct Shared {
+pub(crate) struct Shared {
     pub tracker: std::sync::Arc<Tracker>,
     pub stop: Stop,
     pub clock: Clock,
@@ -96,7 +96,7 @@ pub struct Shared {
 
 impl Shared {
     /// Records why the run stops and asks the supervisor to stop the source.
-    pub fn stop_source(&self, reason: EofReason) {
+    pub(crate) fn stop_source(&self, reason: EofReason) {
         if self.stop.request(reason) {
             let _ = self.stop_requests.send(reason);
         }
@@ -121,7 +121,7 @@ impl Shared {
 }
 
 /// Writes a connector's in-band log line to the engine's log, secrets masked.
-pub fn relay_log(connector: &str, log: &sync_protocol::Log) {
+pub(crate) fn relay_log(connector: &str, log: &sync_protocol::Log) {
     let message = sync_connector::redact::redact(&log.message);
     match log.level {
         LogLevel::Error => tracing::error!(connector, "{message}"),
@@ -132,7 +132,7 @@ pub fn relay_log(connector: &str, log: &sync_protocol::Log) {
 }
 
 /// The destination's stdin, in its dialect.
-pub struct DestInput {
+pub(crate) struct DestInput {
     pub out: BufWriter<ChildStdin>,
     pub dialect: Dialect,
 }
@@ -231,7 +231,7 @@ fn admit_records(shared: &Shared, unknown: &mut HashSet<String>, stream: &str) -
 }
 
 /// Forwards the source's output to the destination until the source's stdout ends.
-pub async fn pump(
+pub(crate) async fn pump(
     shared: std::sync::Arc<Shared>,
     source_out: tokio::process::ChildStdout,
     mut dest: DestInput,
@@ -397,7 +397,7 @@ async fn handle_source_message(
 }
 
 /// Reads what the destination says: acknowledged states, stream errors, logs, config updates.
-pub async fn read_destination(
+pub(crate) async fn read_destination(
     shared: std::sync::Arc<Shared>,
     dest_out: tokio::process::ChildStdout,
 ) {

@@ -15,7 +15,7 @@ use crate::engine::Emitted;
 
 const LINE_INTERVAL: Duration = Duration::from_secs(2);
 
-pub enum Reporter {
+pub(crate) enum Reporter {
     Live {
         bars: MultiProgress,
         streams: BTreeMap<String, ProgressBar>,
@@ -61,7 +61,7 @@ fn is_a_line(message: &Message) -> bool {
 }
 
 impl Reporter {
-    pub fn new(mode: OutputMode) -> Reporter {
+    pub(crate) fn new(mode: OutputMode) -> Reporter {
         match mode {
             OutputMode::Auto if std::io::stderr().is_terminal() => Reporter::Live {
                 bars: MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(5)),
@@ -73,7 +73,7 @@ impl Reporter {
     }
 
     /// Shows one of the run's messages (the eof goes to [`Reporter::finish`]).
-    pub fn message(&mut self, emitted: &Emitted) {
+    pub(crate) fn message(&mut self, emitted: &Emitted) {
         if let Message::Progress(progress) = &emitted.message {
             self.tick(emitted, progress);
         } else if matches!(self, Reporter::Lines { .. }) && is_a_line(&emitted.message) {
@@ -131,7 +131,7 @@ impl Reporter {
     }
 
     /// Ends the display and prints the eof line (with `--plain`, a last text line instead).
-    pub fn finish(&mut self, eof: &Emitted) {
+    pub(crate) fn finish(&mut self, eof: &Emitted) {
         match self {
             Reporter::Live { bars, streams } => {
                 for bar in streams.values() {
@@ -203,7 +203,7 @@ fn print_line(emitted: &Emitted) {
 }
 
 /// The human summary, printed on stderr at the end; `saved` says what became of the state.
-pub fn summary(eof: &Eof, failures: &[String], saved: &str) -> String {
+pub(crate) fn summary(eof: &Eof, failures: &[String], saved: &str) -> String {
     let mut out = String::new();
     let Some(progress) = &eof.run_progress else {
         return out;

@@ -20,7 +20,7 @@ use sync_connector::json_arg::json_or_file;
 
 use crate::cli::ResolverArgs;
 
-pub use sync_protocol::Role;
+pub(crate) use sync_protocol::Role;
 
 /// The executable names a connector of this role may have.
 fn executable_names(role: Role, name: &str) -> Vec<String> {

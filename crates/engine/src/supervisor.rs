@@ -31,7 +31,7 @@ use crate::tracker::Tracker;
 const STOP_GRACE: Duration = Duration::from_secs(10);
 const STDERR_TAIL_LINES: usize = 20;
 
-pub struct RunSpec<'a> {
+pub(crate) struct RunSpec<'a> {
     pub source: &'a Connector,
     pub destination: &'a Connector,
     pub source_config: Value,
@@ -300,7 +300,7 @@ fn start_shared(
 }
 
 /// The engine's own SIGINT and SIGTERM, counted.
-pub struct Signals {
+pub(crate) struct Signals {
     interrupt: tokio::signal::unix::Signal,
     terminate: tokio::signal::unix::Signal,
 }
@@ -308,7 +308,7 @@ pub struct Signals {
 impl Signals {
     /// Handles the engine's SIGINT and SIGTERM from now on (the CLI's runs; a server keeps its
     /// own).
-    pub fn install() -> Result<Signals> {
+    pub(crate) fn install() -> Result<Signals> {
         use tokio::signal::unix::{SignalKind, signal};
         Ok(Signals {
             interrupt: signal(SignalKind::interrupt())?,
@@ -331,7 +331,7 @@ impl Signals {
 
 /// Runs the sync to its end and returns the final eof (also on failure); what happens on the
 /// way goes to `spec.events`.
-pub async fn run(
+pub(crate) async fn run(
     mut spec: RunSpec<'_>,
     mut signals: Option<Signals>,
 ) -> Result<(Eof, Arc<Tracker>)> {
@@ -705,7 +705,7 @@ fn check_exit(
 
 /// The run's end as it is: succeeded only when every stream completed (or was skipped) with no
 /// failure; `has_more` whenever anything is left for a rerun.
-pub fn eof(
+pub(crate) fn eof(
     tracker: &Tracker,
     progress: sync_protocol::Progress,
     stopped: Option<EofReason>,

@@ -11,7 +11,7 @@ use sync_protocol::{
 };
 
 #[derive(Debug, Default, Clone)]
-pub struct StreamTrack {
+pub(crate) struct StreamTrack {
     pub forwarded: u64,
     since_state: u64,
     /// For each forwarded state waiting for the destination's acknowledgement: the records it
@@ -42,7 +42,7 @@ struct Inner {
     state: SyncState,
 }
 
-pub struct Tracker {
+pub(crate) struct Tracker {
     inner: Mutex<Inner>,
     started: Instant,
     started_at: String,
@@ -52,11 +52,11 @@ pub struct Tracker {
 
 /// A committed state that does not match what was sent.
 #[derive(Debug)]
-pub struct Mismatch(pub String);
+pub(crate) struct Mismatch(pub String);
 
 /// What kind of failure ended a run: `eof.error.code` (listed in docs/protocol.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FailureCode {
+pub(crate) enum FailureCode {
     /// A connector exited with an error, reported a fatal failure, or broke the protocol.
     ConnectorFailed,
     /// A connector reported a failure only a change of its config can fix (a bad key).
@@ -72,7 +72,7 @@ pub enum FailureCode {
 }
 
 impl FailureCode {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             FailureCode::ConnectorFailed => "connector_failed",
             FailureCode::ConfigError => "config_error",
@@ -84,7 +84,7 @@ impl FailureCode {
     }
 
     /// The error an eof carries.
-    pub fn error(self, message: impl Into<String>) -> EofError {
+    pub(crate) fn error(self, message: impl Into<String>) -> EofError {
         EofError {
             code: self.as_str().to_owned(),
             message: message.into(),
@@ -103,7 +103,7 @@ struct Failure {
 }
 
 impl Tracker {
-    pub fn new(
+    pub(crate) fn new(
         streams: impl IntoIterator<Item = String>,
         state: SyncState,
         check_counts: bool,
@@ -129,7 +129,7 @@ impl Tracker {
     }
 
     /// A record of `stream` went to the destination.
-    pub fn forwarded(&self, stream: &str) {
+    pub(crate) fn forwarded(&self, stream: &str) {
         let mut inner = self.lock();
         inner.global_since += 1;
         if let Some(t) = inner.streams.get_mut(stream) {
@@ -139,7 +139,7 @@ impl Tracker {
     }
 
     /// A source state went to the destination; returns the number of source states so far.
-    pub fn state_forwarded(&self, state: &SourceState) -> u64 {
+    pub(crate) fn state_forwarded(&self, state: &SourceState) -> u64 {
         let mut inner = self.lock();
         match state.stream_name() {
             Some(stream) => {
@@ -164,7 +164,7 @@ impl Tracker {
 
     /// The destination acknowledged a state. Checks its count against what was sent and applies
     /// it; returns the committed state to persist.
-    pub fn committed(&self, state: &SourceState) -> Result<SyncState, Mismatch> {
+    pub(crate) fn committed(&self, state: &SourceState) -> Result<SyncState, Mismatch> {
         let mut inner = self.lock();
         // Records the destination set aside were delivered too: they count against what was sent.
         let reported = state.destination_stats().map(|s| s.committed + s.rejected);
@@ -220,7 +220,7 @@ impl Tracker {
         Ok(inner.state.clone())
     }
 
-    pub fn stream_status(&self, status: &StreamStatus) {
+    pub(crate) fn stream_status(&self, status: &StreamStatus) {
         let mut inner = self.lock();
         let t = inner.streams.entry(status.stream.clone()).or_default();
         match &status.kind {
@@ -250,7 +250,7 @@ impl Tracker {
     }
 
     /// A connector's `connection_status`; `by` names it (`source/stripe`).
-    pub fn connection_status(&self, status: ConnectionStatus, by: &str) {
+    pub(crate) fn connection_status(&self, status: ConnectionStatus, by: &str) {
         let mut inner = self.lock();
         if status.status == Status::Failed {
             let message = status
@@ -271,12 +271,12 @@ impl Tracker {
     }
 
     /// A failure that ends the run as failed: a connector's (its name is in the message).
-    pub fn fail(&self, message: impl Into<String>) {
+    pub(crate) fn fail(&self, message: impl Into<String>) {
         self.fail_as(FailureCode::ConnectorFailed, message);
     }
 
     /// A failure of a kind that ends the run as failed.
-    pub fn fail_as(&self, code: FailureCode, message: impl Into<String>) {
+    pub(crate) fn fail_as(&self, code: FailureCode, message: impl Into<String>) {
         let message = message.into();
         self.lock().failures.push(Failure {
             code,
@@ -287,7 +287,7 @@ impl Tracker {
 
     /// What ended the run, for its `eof`: the first failure's kind with every failure's message,
     /// else the streams that failed; `None` when nothing did.
-    pub fn error(&self, progress: &Progress) -> Option<EofError> {
+    pub(crate) fn error(&self, progress: &Progress) -> Option<EofError> {
         let inner = self.lock();
         if let Some(first) = inner.failures.first() {
             let messages: Vec<&str> = inner.failures.iter().map(|f| f.named.as_str()).collect();
@@ -308,7 +308,7 @@ impl Tracker {
     }
 
     /// How the failures should be treated: as the connector said, else a system error.
-    pub fn failure_type(&self) -> Option<sync_protocol::FailureType> {
+    pub(crate) fn failure_type(&self) -> Option<sync_protocol::FailureType> {
         let reported = self
             .lock()
             .connection_status
@@ -317,7 +317,7 @@ impl Tracker {
         Some(reported.unwrap_or(sync_protocol::FailureType::SystemError))
     }
 
-    pub fn failures(&self) -> Vec<String> {
+    pub(crate) fn failures(&self) -> Vec<String> {
         self.lock()
             .failures
             .iter()
@@ -325,13 +325,13 @@ impl Tracker {
             .collect()
     }
 
-    pub fn state(&self) -> SyncState {
+    pub(crate) fn state(&self) -> SyncState {
         self.lock().state.clone()
     }
 
     /// States sent to the destination and never acknowledged, per stream (streams that failed
     /// are left out: their states are dropped on purpose).
-    pub fn unacknowledged(&self) -> Vec<String> {
+    pub(crate) fn unacknowledged(&self) -> Vec<String> {
         let inner = self.lock();
         let mut out: Vec<String> = inner
             .streams
@@ -351,7 +351,7 @@ impl Tracker {
     }
 
     /// States forwarded and not acknowledged yet, all streams and global.
-    pub fn pending_states(&self) -> usize {
+    pub(crate) fn pending_states(&self) -> usize {
         let inner = self.lock();
         inner
             .streams
@@ -362,12 +362,12 @@ impl Tracker {
     }
 
     /// Global states forwarded and not yet acknowledged.
-    pub fn pending_global_states(&self) -> usize {
+    pub(crate) fn pending_global_states(&self) -> usize {
         self.lock().global_expected.len()
     }
 
     /// Marks every stream still waiting or running as completed.
-    pub fn complete_open_streams(&self) {
+    pub(crate) fn complete_open_streams(&self) {
         for t in self.lock().streams.values_mut() {
             if matches!(
                 t.status,
@@ -378,7 +378,7 @@ impl Tracker {
         }
     }
 
-    pub fn progress(&self) -> Progress {
+    pub(crate) fn progress(&self) -> Progress {
         let inner = self.lock();
         let elapsed = self.started.elapsed();
         let secs = elapsed.as_secs_f64().max(1e-3);

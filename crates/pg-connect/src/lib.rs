@@ -1,4 +1,5 @@
 #![warn(missing_docs)]
+#![warn(unreachable_pub)]
 //! Connecting to Postgres from a libpq URL with libpq's sslmode semantics (`disable`, `prefer`,
 //! `require`, `verify-ca`, `verify-full`, an optional CA), and explaining connection failures
 //! (unreachable, authentication, permission, TLS, missing database) without any secret.

@@ -15,7 +15,7 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 
 /// How much of the server's certificate is checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verification {
+pub(crate) enum Verification {
     /// Encryption only (sslmode prefer and require).
     None,
     /// The chain must lead to a trusted CA; the host name is not checked (verify-ca).
@@ -51,13 +51,13 @@ fn roots(ca_pem: Option<&str>) -> Result<RootCertStore, String> {
 }
 
 /// A client certificate and its private key, PEM (libpq's `sslcert` and `sslkey`).
-pub struct ClientIdentity {
+pub(crate) struct ClientIdentity {
     pub cert_pem: String,
     pub key_pem: String,
 }
 
 /// The TLS connector for a verification level, with a client certificate when one is given.
-pub fn connector(
+pub(crate) fn connector(
     verification: Verification,
     ca_pem: Option<&str>,
     client: Option<&ClientIdentity>,

@@ -18,15 +18,15 @@ pub(crate) struct RawEnvelope<'a> {
 }
 
 impl<'a> RawEnvelope<'a> {
-    pub fn parse(line: &'a [u8]) -> Result<Self, ParseError> {
+    pub(crate) fn parse(line: &'a [u8]) -> Result<Self, ParseError> {
         serde_json::from_slice(line).map_err(ParseError::Json)
     }
 
-    pub fn kind(&self) -> Result<&str, ParseError> {
+    pub(crate) fn kind(&self) -> Result<&str, ParseError> {
         self.kind.as_deref().ok_or(ParseError::MissingType)
     }
 
-    pub fn payload<T: DeserializeOwned>(
+    pub(crate) fn payload<T: DeserializeOwned>(
         &self,
         kind: &str,
         key: &'static str,
@@ -47,7 +47,7 @@ impl<'a> RawEnvelope<'a> {
     }
 
     /// A text field of the envelope beside `type` and the payload, if it is there.
-    pub fn text(&self, key: &str) -> Option<String> {
+    pub(crate) fn text(&self, key: &str) -> Option<String> {
         self.fields
             .iter()
             .find(|(k, _)| k == key)
@@ -104,9 +104,9 @@ pub(crate) fn serialize_envelope<S: Serializer, T: Serialize + ?Sized>(
 }
 
 /// The envelope field naming who wrote a line: `source/<name>`, `destination/<name>`, `engine`.
-pub const EMITTED_BY: &str = "_emitted_by";
+pub(crate) const EMITTED_BY: &str = "_emitted_by";
 /// The envelope field holding when the engine saw a line (RFC 3339).
-pub const TS: &str = "_ts";
+pub(crate) const TS: &str = "_ts";
 
 /// Adapts a [`ParseError`] to a serde error for the generic `Deserialize` impls.
 pub(crate) fn to_de_error<E: de::Error>(err: ParseError) -> E {

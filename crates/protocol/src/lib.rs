@@ -1,4 +1,5 @@
 #![warn(missing_docs)]
+#![warn(unreachable_pub)]
 //! The stripe-sync wire protocol: message types, their JSON shapes, and NDJSON framing.
 //!
 //! Connectors talk over stdio, one JSON object per line. Every message is an envelope whose

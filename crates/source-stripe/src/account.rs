@@ -17,7 +17,7 @@ use crate::error::fatal;
 
 /// An account as `GET /v1/account` answers it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Account {
+pub(crate) struct Account {
     /// `acct_…`.
     pub id: String,
     /// When it was created (for a connected account: when it was connected).
@@ -25,7 +25,10 @@ pub struct Account {
 }
 
 /// `GET /v1/account` through `client`; a rejected key is a config error.
-pub async fn fetch(client: &StripeClient, config: &Config) -> Result<Account, ConnectorError> {
+pub(crate) async fn fetch(
+    client: &StripeClient,
+    config: &Config,
+) -> Result<Account, ConnectorError> {
     let (value, _) = client
         .get("/v1/account", &[], "/v1/account")
         .await
@@ -55,7 +58,7 @@ fn own_key(config: &Config) -> String {
 
 /// The key's own account (`GET /v1/account` without `Stripe-Account`), asked once per key and
 /// API per process.
-pub async fn own(config: &Config) -> Result<Account, ConnectorError> {
+pub(crate) async fn own(config: &Config) -> Result<Account, ConnectorError> {
     let key = own_key(config);
     let remembered = |key: &str| {
         let held = OWN.lock().unwrap_or_else(|e| e.into_inner());
@@ -79,7 +82,7 @@ pub async fn own(config: &Config) -> Result<Account, ConnectorError> {
 
 /// The config as it is read: `account_id` naming the key's own account is dropped (it is the
 /// default); any other stays, a connected account.
-pub async fn settle(mut config: Config) -> Result<Config, ConnectorError> {
+pub(crate) async fn settle(mut config: Config) -> Result<Config, ConnectorError> {
     if let Some(id) = &config.account_id
         && own(&config).await?.id == *id
     {

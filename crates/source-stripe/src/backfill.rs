@@ -22,7 +22,7 @@ use crate::state::{Generation, Range, Span, StreamCheckpoint};
 const LIMIT: usize = 100;
 
 /// Everything a stream's backfill needs.
-pub struct StreamCtx {
+pub(crate) struct StreamCtx {
     pub client: Arc<StripeClient>,
     pub output: Output,
     pub account_id: String,
@@ -106,7 +106,7 @@ async fn records_of_page(
 }
 
 /// What a finished backfill did.
-pub struct Backfilled {
+pub(crate) struct Backfilled {
     /// Records emitted in this run.
     pub records: u64,
     /// See [`StreamCheckpoint::listed_until`].
@@ -114,7 +114,7 @@ pub struct Backfilled {
 }
 
 /// Runs (or resumes) a stream's backfill to its end, then emits its complete checkpoint.
-pub async fn run(
+pub(crate) async fn run(
     ctx: Arc<StreamCtx>,
     checkpoint: StreamCheckpoint,
 ) -> Result<Backfilled, ReadError> {
@@ -147,7 +147,11 @@ pub async fn run(
 }
 
 /// The first checkpoint of a stream that has none.
-pub fn fresh(resource: &Resource, parent: Option<&Resource>, span: Span) -> StreamCheckpoint {
+pub(crate) fn fresh(
+    resource: &Resource,
+    parent: Option<&Resource>,
+    span: Span,
+) -> StreamCheckpoint {
     let listed = parent.unwrap_or(resource);
     if listed.created_filter && listed.api == Api::V1 {
         StreamCheckpoint::Ranges {

@@ -21,7 +21,7 @@ struct EmbeddedList {
 }
 
 /// The children of one parent.
-pub struct Children {
+pub(crate) struct Children {
     pub items: Vec<Box<RawValue>>,
     /// When they were read from the API; `None` when they came embedded in the parent, and
     /// are as current as the parent is.
@@ -29,7 +29,7 @@ pub struct Children {
 }
 
 /// The items of the list embedded in `object` under `field`, complete or not.
-pub fn embedded_items(object: &RawValue, field: &str) -> Vec<Box<RawValue>> {
+pub(crate) fn embedded_items(object: &RawValue, field: &str) -> Vec<Box<RawValue>> {
     embedded(object, field).map(|l| l.data).unwrap_or_default()
 }
 
@@ -41,7 +41,7 @@ fn embedded(object: &RawValue, field: &str) -> Option<EmbeddedList> {
 
 /// Every child of one parent object: the embedded list when it is complete (at most 10 items),
 /// otherwise the nested list endpoint, paged to the end.
-pub async fn children_of(
+pub(crate) async fn children_of(
     client: &StripeClient,
     child: &'static Resource,
     parent: &RawValue,

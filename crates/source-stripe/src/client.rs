@@ -19,7 +19,7 @@ use crate::shared_rate::SharedBudget;
 
 /// One page of a list.
 #[derive(Debug)]
-pub struct Page {
+pub(crate) struct Page {
     pub data: Vec<Box<RawValue>>,
     pub has_more: bool,
     /// v2 lists: the token of the next page.
@@ -51,7 +51,7 @@ struct ErrorDetail {
     code: Option<String>,
 }
 
-pub struct StripeClient {
+pub(crate) struct StripeClient {
     http: reqwest::Client,
     base_url: String,
     account_limiter: DefaultDirectRateLimiter,
@@ -145,7 +145,7 @@ fn retry_after(value: &str) -> Option<Duration> {
 }
 
 impl StripeClient {
-    pub fn new(config: &Config) -> Result<StripeClient, String> {
+    pub(crate) fn new(config: &Config) -> Result<StripeClient, String> {
         // reqwest is built without a default TLS provider; ring needs no C toolchain.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let mut headers = HeaderMap::new();
@@ -196,7 +196,7 @@ impl StripeClient {
 
     /// The server's second when this process first heard from it (its estimate of now before
     /// that): no earlier run can have seen an event created after it.
-    pub fn first_answer_at(&self) -> i64 {
+    pub(crate) fn first_answer_at(&self) -> i64 {
         match self.first_answer_at.load(Ordering::Relaxed) {
             i64::MIN => self.server_now(),
             at => at,
@@ -204,18 +204,18 @@ impl StripeClient {
     }
 
     /// Stripe's clock now, Unix seconds.
-    pub fn server_now(&self) -> i64 {
+    pub(crate) fn server_now(&self) -> i64 {
         chrono::Utc::now().timestamp() + self.clock_offset.load(Ordering::Relaxed)
     }
 
     /// Requests one endpoint needs in flight to reach its rate limit at the observed latency.
-    pub fn useful_concurrency(&self) -> usize {
+    pub(crate) fn useful_concurrency(&self) -> usize {
         let latency = self.latency_micros.load(Ordering::Relaxed) as f64 / 1e6;
         ((self.endpoint_rate as f64 * latency * 1.5).ceil() as usize + 1).clamp(2, 64)
     }
 
     /// GETs a JSON document. `endpoint` names the rate-limit bucket (the path template).
-    pub async fn get(
+    pub(crate) async fn get(
         &self,
         path: &str,
         query: &[(String, String)],
@@ -225,7 +225,7 @@ impl StripeClient {
     }
 
     /// GETs one object as JSON text, and the server time no later than when it was read.
-    pub async fn retrieve(
+    pub(crate) async fn retrieve(
         &self,
         path: &str,
         endpoint: &str,
@@ -234,7 +234,7 @@ impl StripeClient {
     }
 
     /// GETs one page of a list.
-    pub async fn list(
+    pub(crate) async fn list(
         &self,
         path: &str,
         query: &[(String, String)],
@@ -259,7 +259,7 @@ impl StripeClient {
 
     /// POSTs a form (create, update) or DELETEs, with an idempotency key so a retry never
     /// acts twice; answers the object.
-    pub async fn send(
+    pub(crate) async fn send(
         &self,
         method: reqwest::Method,
         path: &str,

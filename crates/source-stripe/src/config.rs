@@ -9,7 +9,7 @@ use serde_json::{Map, Value, json};
 pub use crate::key_mode::KeyMode;
 
 /// Stripe's API.
-pub const DEFAULT_BASE_URL: &str = "https://api.stripe.com";
+pub(crate) const DEFAULT_BASE_URL: &str = "https://api.stripe.com";
 
 /// The config of the Stripe source, as its JSON Schema (printed by `spec`) describes it.
 #[derive(Debug, Clone, Deserialize)]
@@ -191,7 +191,7 @@ impl Config {
 }
 
 /// The config's JSON Schema, published by `spec`.
-pub fn config_schema() -> Value {
+pub(crate) fn config_schema() -> Value {
     let mut schema = own_schema();
     if let (Some(properties), Value::Object(reference)) =
         (schema["properties"].as_object_mut(), reference_properties())

@@ -9,7 +9,7 @@ use sync_protocol::framing::FramingError;
 
 /// What kind of failure a request ended with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorKind {
+pub(crate) enum ErrorKind {
     /// 401: the key is wrong or revoked.
     Unauthorized,
     /// The product is not enabled for the account, or the key may not use it: skip the stream.
@@ -51,7 +51,7 @@ const NOT_ENABLED: [&str; 14] = [
 
 /// A failed Stripe request, after retries.
 #[derive(Debug, Clone)]
-pub struct StripeError {
+pub(crate) struct StripeError {
     pub kind: ErrorKind,
     pub status: Option<u16>,
     /// Stripe's `error.code` when it sent one.
@@ -65,7 +65,7 @@ pub struct StripeError {
 
 impl StripeError {
     /// The error for an HTTP answer that is not a success.
-    pub fn from_answer(
+    pub(crate) fn from_answer(
         status: u16,
         code: Option<String>,
         message: String,
@@ -96,7 +96,7 @@ impl StripeError {
     }
 
     /// A request that got no answer.
-    pub fn network(
+    pub(crate) fn network(
         message: impl Into<String>,
         request: impl Into<String>,
         endpoint: &str,
@@ -112,7 +112,7 @@ impl StripeError {
     }
 
     /// An error found on this side (no HTTP status): an unusable answer, a failed task.
-    pub fn local(message: impl Into<String>, request: impl Into<String>) -> StripeError {
+    pub(crate) fn local(message: impl Into<String>, request: impl Into<String>) -> StripeError {
         let request = request.into();
         StripeError {
             kind: ErrorKind::Local,
@@ -124,16 +124,16 @@ impl StripeError {
         }
     }
 
-    pub fn is_not_found(&self) -> bool {
+    pub(crate) fn is_not_found(&self) -> bool {
         self.kind == ErrorKind::NotFound
     }
 
-    pub fn is_unauthorized(&self) -> bool {
+    pub(crate) fn is_unauthorized(&self) -> bool {
         self.kind == ErrorKind::Unauthorized
     }
 
     /// Whether retrying later may succeed.
-    pub fn is_transient(&self) -> bool {
+    pub(crate) fn is_transient(&self) -> bool {
         matches!(
             self.kind,
             ErrorKind::RateLimited | ErrorKind::Server | ErrorKind::Network
@@ -141,7 +141,7 @@ impl StripeError {
     }
 
     /// The reason to skip the stream, when the error says the feature is unavailable here.
-    pub fn skip_reason(&self) -> Option<&str> {
+    pub(crate) fn skip_reason(&self) -> Option<&str> {
         (self.kind == ErrorKind::Unavailable).then_some(self.message.as_str())
     }
 }
@@ -162,7 +162,7 @@ impl std::error::Error for StripeError {}
 
 /// Why reading a stream (or the events feed) stopped early.
 #[derive(Debug)]
-pub enum ReadError {
+pub(crate) enum ReadError {
     /// Stripe answered with an error, after retries.
     Stripe(StripeError),
     /// Whoever reads stdout went away.
@@ -203,7 +203,7 @@ impl From<EmitError> for ReadError {
 }
 
 /// The connector error for a failure that stops everything.
-pub fn fatal(e: &StripeError, doing: &str) -> ConnectorError {
+pub(crate) fn fatal(e: &StripeError, doing: &str) -> ConnectorError {
     let refused_account = e.kind == ErrorKind::Forbidden && e.endpoint == "/v1/account";
     if e.is_unauthorized() || refused_account {
         ConnectorError::config(format!("{doing}: {e}"))

@@ -34,16 +34,16 @@ use crate::records::{Head, stamp, tombstone};
 use crate::state::{AccountMark, EventsCursor, Generation, GlobalCheckpoint};
 
 /// Stripe keeps events for 30 days.
-pub const RETENTION_SECS: i64 = 30 * 24 * 3600;
+pub(crate) const RETENTION_SECS: i64 = 30 * 24 * 3600;
 /// Events of the last few seconds may still be written; the cursor never passes them unseen.
 const LATENESS_SECS: i64 = 5;
 const FIRST_WINDOW_SECS: i64 = 3600;
 const MAX_WINDOW_EVENTS: usize = 10_000;
 /// How far a read's second may be off the second the server made it in (the clock offset is
 /// learnt from whole-second `Date` headers).
-pub const CLOCK_SLACK_SECS: i64 = 2;
+pub(crate) const CLOCK_SLACK_SECS: i64 = 2;
 
-pub struct EventsCtx {
+pub(crate) struct EventsCtx {
     pub client: Arc<StripeClient>,
     pub output: Output,
     pub account_id: String,
@@ -65,7 +65,7 @@ pub struct EventsCtx {
 }
 
 /// Records emitted per stream.
-pub type Counts = HashMap<String, u64>;
+pub(crate) type Counts = HashMap<String, u64>;
 
 /// The fields of an event the source reads; the rest stays text.
 #[derive(Deserialize)]
@@ -162,7 +162,7 @@ impl Refetched {
 /// events, so each is applied once whichever path brings it first, and the object versions an
 /// event must be compared with.
 #[derive(Default)]
-pub struct Applied {
+pub(crate) struct Applied {
     ids: RecentIds,
     refetched: Refetched,
     /// The newest second of the events listed by the last read that reached the present.
@@ -200,7 +200,7 @@ impl EventsCtx {
 }
 
 /// True when the cursor is older than Stripe's retention: events were lost.
-pub fn expired(cursor: &EventsCursor, server_now: i64) -> bool {
+pub(crate) fn expired(cursor: &EventsCursor, server_now: i64) -> bool {
     cursor.created < server_now - RETENTION_SECS
 }
 
@@ -221,7 +221,7 @@ fn is_deletion(event_type: &str, object: &ObjectHead<'_>) -> bool {
 /// seconds from `s` on (where new events appear) are read and applied before the older part of
 /// the window, which is read again only for events written late: those are older by a whole
 /// second than anything already applied, so the version gates order them.
-pub async fn follow(
+pub(crate) async fn follow(
     ctx: &EventsCtx,
     mut cursor: EventsCursor,
     applied: &mut Applied,
@@ -366,7 +366,7 @@ impl WindowRead {
 
 /// What became of one pushed event.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Taken {
+pub(crate) enum Taken {
     /// Its records were emitted.
     Applied,
     /// It was applied before (a redelivery).
@@ -392,14 +392,14 @@ fn unreadable_event(text: &str, e: &serde_json::Error) -> String {
 /// Applies events pushed to the source (webhooks, given events) one at a time, exactly as the
 /// events path applies the ones it lists.
 #[derive(Default)]
-pub struct Pushed {
+pub(crate) struct Pushed {
     counts: Counts,
 }
 
 impl Pushed {
     /// Emits the records one event's JSON text carries, unless `applied` says it was applied
     /// already. An unreadable event is the caller's to refuse, so it is never lost unnoticed.
-    pub async fn apply(
+    pub(crate) async fn apply(
         &mut self,
         ctx: &EventsCtx,
         text: &str,
@@ -436,7 +436,7 @@ impl Pushed {
     }
 
     /// Records emitted per stream so far.
-    pub fn counts(&self) -> &Counts {
+    pub(crate) fn counts(&self) -> &Counts {
         &self.counts
     }
 }

@@ -7,6 +7,7 @@
 //! `read` (one read, end to end).
 
 #![warn(missing_docs)]
+#![warn(unreachable_pub)]
 
 mod account;
 mod backfill;

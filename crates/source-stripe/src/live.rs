@@ -240,7 +240,7 @@ async fn tick(interval: &mut Option<tokio::time::Interval>) {
 }
 
 /// Follows changes until stopped.
-pub async fn run(
+pub(crate) async fn run(
     ctx: &EventsCtx,
     config: &Config,
     mut cursor: EventsCursor,

@@ -15,7 +15,7 @@ fn object_id(object: &RawValue) -> Option<String> {
 
 /// Pages a list to its end, one page per call: a v1 list with `starting_after` (the last
 /// object's id), a v2 list with the `page` token it gives.
-pub struct Pager<'a> {
+pub(crate) struct Pager<'a> {
     client: &'a StripeClient,
     path: String,
     endpoint: &'a str,
@@ -26,7 +26,7 @@ pub struct Pager<'a> {
 }
 
 impl<'a> Pager<'a> {
-    pub fn new(
+    pub(crate) fn new(
         client: &'a StripeClient,
         path: String,
         endpoint: &'a str,
@@ -44,25 +44,25 @@ impl<'a> Pager<'a> {
     }
 
     /// Pages a v2 list.
-    pub fn v2(mut self) -> Pager<'a> {
+    pub(crate) fn v2(mut self) -> Pager<'a> {
         self.v2 = true;
         self
     }
 
     /// Starts after a cursor saved from an earlier pager.
-    pub fn resume(mut self, cursor: Option<String>) -> Pager<'a> {
+    pub(crate) fn resume(mut self, cursor: Option<String>) -> Pager<'a> {
         self.cursor = cursor;
         self
     }
 
     /// Where the next page starts.
-    pub fn cursor(&self) -> Option<&String> {
+    pub(crate) fn cursor(&self) -> Option<&String> {
         self.cursor.as_ref()
     }
 
     /// The next page; `None` after the last one. A page that says there is more but gives no
     /// way to the next one is an error, never a silent end.
-    pub async fn next(&mut self) -> Result<Option<Page>, StripeError> {
+    pub(crate) async fn next(&mut self) -> Result<Option<Page>, StripeError> {
         if self.done {
             return Ok(None);
         }

@@ -32,7 +32,7 @@ const CURSOR_MARGIN_SECS: i64 = 5;
 use crate::account::{Account, fetch as account};
 
 /// A warning for whoever runs the source: in-band (the engine shows it), and in the debug log.
-pub async fn warn(output: &Output, message: String) -> Result<(), ConnectorError> {
+pub(crate) async fn warn(output: &Output, message: String) -> Result<(), ConnectorError> {
     tracing::debug!("{message}");
     Ok(output.log(LogLevel::Warn, message).await?)
 }
@@ -128,7 +128,7 @@ async fn continue_reference(
 }
 
 /// One stream's starting point.
-pub struct StreamPlan<'a> {
+pub(crate) struct StreamPlan<'a> {
     pub configured: &'a ConfiguredStream,
     pub resource: &'static Resource,
     pub parent: Option<&'static Resource>,
@@ -137,7 +137,7 @@ pub struct StreamPlan<'a> {
 }
 
 /// Everything a read starts from.
-pub struct Plan<'a> {
+pub(crate) struct Plan<'a> {
     pub account: Account,
     pub mark: AccountMark,
     pub cursor: EventsCursor,
@@ -149,7 +149,7 @@ pub struct Plan<'a> {
 }
 
 impl<'a> Plan<'a> {
-    pub async fn make(
+    pub(crate) async fn make(
         client: &StripeClient,
         config: &Config,
         catalog: &'a ConfiguredCatalog,
@@ -233,7 +233,7 @@ impl<'a> Plan<'a> {
     }
 
     /// Whose pushed events this read applies.
-    pub fn owner(&self, config: &Config) -> Owner {
+    pub(crate) fn owner(&self, config: &Config) -> Owner {
         // Without account_id, the account read is the key's own.
         let own = config.account_id.is_none().then(|| self.account.id.clone());
         Owner::of(config, own)
@@ -241,7 +241,7 @@ impl<'a> Plan<'a> {
 
     /// The global state of this run: the cursor covers exactly the streams of this run, at
     /// these generations (a stream left out drops out, and starts over when selected again).
-    pub fn global(&self, cursor: &EventsCursor) -> GlobalCheckpoint {
+    pub(crate) fn global(&self, cursor: &EventsCursor) -> GlobalCheckpoint {
         GlobalCheckpoint {
             account: Some(self.mark.clone()),
             events_cursor: cursor.clone(),

@@ -15,7 +15,7 @@ use crate::error::StripeError;
 use crate::error::fatal;
 
 /// The mark on the endpoints this source manages.
-pub const MANAGED_BY: &str = "stripe-sync";
+pub(crate) const MANAGED_BY: &str = "stripe-sync";
 const ENDPOINT: &str = "/v1/webhook_endpoints";
 
 fn failed(e: &StripeError, what: &str) -> ConnectorError {
@@ -71,7 +71,7 @@ async fn delete(client: &StripeClient, id: &str) -> Result<(), ConnectorError> {
 /// applies it to this run and keeps what it cannot find again (the secret) for the next ones.
 /// The account comes from the catalog when `discover` stamped it there (no request: the engine
 /// discovers before every setup), else from `GET /v1/account`.
-pub async fn setup(
+pub(crate) async fn setup(
     config: Config,
     catalog: &ConfiguredCatalog,
     output: &Output,
@@ -198,7 +198,7 @@ async fn provision_endpoint(
 }
 
 /// Deletes the managed endpoint for `webhook_url` (no other).
-pub async fn teardown(config: &Config) -> Result<(), ConnectorError> {
+pub(crate) async fn teardown(config: &Config) -> Result<(), ConnectorError> {
     let Some(url) = &config.webhook_url else {
         return Ok(());
     };

@@ -16,7 +16,7 @@ use crate::events::{Applied, EventsCtx, Pushed, Taken};
 use crate::plan::Plan;
 use crate::webhook::Verifier;
 
-pub async fn read_input(
+pub(crate) async fn read_input(
     config: Config,
     catalog: ConfiguredCatalog,
     state: SourceStateSet,

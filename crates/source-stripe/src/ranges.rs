@@ -11,7 +11,7 @@
 use crate::state::Range;
 
 /// The pages the remainder probably holds, from the density the last page showed.
-pub fn estimated_pages(range: &Range, oldest: i64, page_len: usize, limit: usize) -> f64 {
+pub(crate) fn estimated_pages(range: &Range, oldest: i64, page_len: usize, limit: usize) -> f64 {
     let covered = (range.lt - oldest).max(1) as f64;
     let density = page_len as f64 / covered;
     let remaining_seconds = (oldest - range.gte).max(0) as f64;
@@ -20,7 +20,12 @@ pub fn estimated_pages(range: &Range, oldest: i64, page_len: usize, limit: usize
 
 /// The remainder of `range` after a full page ending with `cursor` created at `oldest`, cut
 /// into at most `max_pieces` ranges (the newest, `[oldest, oldest + 1)`, keeps the cursor).
-pub fn remainder(range: &Range, oldest: i64, cursor: String, max_pieces: usize) -> Vec<Range> {
+pub(crate) fn remainder(
+    range: &Range,
+    oldest: i64,
+    cursor: String,
+    max_pieces: usize,
+) -> Vec<Range> {
     let oldest = oldest.clamp(range.gte, range.lt - 1);
     let lt = oldest + 1;
     let older_seconds = oldest - range.gte;

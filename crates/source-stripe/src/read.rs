@@ -19,7 +19,7 @@ use crate::live;
 use crate::plan::Plan;
 use crate::state::StreamCheckpoint;
 
-pub async fn read(
+pub(crate) async fn read(
     config: Config,
     catalog: ConfiguredCatalog,
     state: SourceStateSet,

@@ -9,15 +9,15 @@ use std::collections::{HashSet, VecDeque};
 use std::hash::BuildHasher;
 
 /// Event ids remembered at most.
-pub const DEFAULT_CAPACITY: usize = 100_000;
+pub(crate) const DEFAULT_CAPACITY: usize = 100_000;
 /// How long, in event time, an id is remembered: far longer than an event stays in the polled
 /// window (lateness, interval and clock slack), so memory stays flat at a steady rate.
-pub const REMEMBER_SECS: i64 = 120;
+pub(crate) const REMEMBER_SECS: i64 = 120;
 
 /// A bounded set of event ids. Each is kept as a 128-bit digest (two independently keyed
 /// SipHashes), a fifth of the memory of the id twice over; two ids share a digest with
 /// probability 2^-128.
-pub struct RecentIds {
+pub(crate) struct RecentIds {
     /// Digests with their events' seconds, in the order they were remembered.
     order: VecDeque<(u128, i64)>,
     ids: HashSet<u128>,
@@ -34,7 +34,7 @@ impl Default for RecentIds {
 
 impl RecentIds {
     /// Remembers at most `capacity` ids.
-    pub fn with_capacity(capacity: usize) -> RecentIds {
+    pub(crate) fn with_capacity(capacity: usize) -> RecentIds {
         RecentIds {
             order: VecDeque::new(),
             ids: HashSet::new(),
@@ -50,12 +50,12 @@ impl RecentIds {
 
     /// Whether `id` was applied lately.
     #[cfg(test)]
-    pub fn contains(&self, id: &str) -> bool {
+    pub(crate) fn contains(&self, id: &str) -> bool {
         self.ids.contains(&self.digest(id))
     }
 
     /// Remembers `id`, of an event created at second `created`; false when it already was.
-    pub fn insert(&mut self, id: &str, created: i64) -> bool {
+    pub(crate) fn insert(&mut self, id: &str, created: i64) -> bool {
         let digest = self.digest(id);
         if !self.ids.insert(digest) {
             return false;
@@ -75,7 +75,7 @@ impl RecentIds {
 
     /// How many ids are remembered.
     #[cfg(test)]
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.order.len()
     }
 }

@@ -8,13 +8,13 @@ use serde_json::value::RawValue;
 use sync_protocol::compact::compact_object_without;
 use sync_protocol::peek::top_level_fields;
 
-pub const ACCOUNT_ID: &str = "_account_id";
-pub const UPDATED_AT: &str = "_updated_at";
+pub(crate) const ACCOUNT_ID: &str = "_account_id";
+pub(crate) const UPDATED_AT: &str = "_updated_at";
 
 /// The fields of an object the source looks at. Each is read on its own, so an unexpected type
 /// in one (type drift in a new API version) does not hide the others.
 #[derive(Debug, Default)]
-pub struct Head<'a> {
+pub(crate) struct Head<'a> {
     pub id: Option<Cow<'a, str>>,
     created: Option<i64>,
     /// Invoice items carry their creation time as `date`, which their list's created filter compares.
@@ -23,7 +23,7 @@ pub struct Head<'a> {
 }
 
 impl Head<'_> {
-    pub fn of(raw: &RawValue) -> Head<'_> {
+    pub(crate) fn of(raw: &RawValue) -> Head<'_> {
         let Ok(fields) = top_level_fields(raw.get(), &["id", "created", "date", "updated"]) else {
             return Head::default();
         };
@@ -36,7 +36,7 @@ impl Head<'_> {
         }
     }
 
-    pub fn created(&self) -> Option<i64> {
+    pub(crate) fn created(&self) -> Option<i64> {
         self.created.or(self.date)
     }
 }
@@ -50,12 +50,12 @@ fn updated_at(own: Option<i64>, observed_at: i64) -> i64 {
 
 /// The record data for an object: its JSON text compacted to one line, with `_account_id` and
 /// `_updated_at` added in front; every value keeps its spelling and every key its place.
-pub fn stamp(raw: &RawValue, account_id: &str, observed_at: i64) -> String {
+pub(crate) fn stamp(raw: &RawValue, account_id: &str, observed_at: i64) -> String {
     stamped(raw, account_id, observed_at, false)
 }
 
 /// [`stamp`] for an object that no longer exists: `deleted: true` added in front.
-pub fn tombstone(raw: &RawValue, account_id: &str, observed_at: i64) -> String {
+pub(crate) fn tombstone(raw: &RawValue, account_id: &str, observed_at: i64) -> String {
     stamped(raw, account_id, observed_at, true)
 }
 

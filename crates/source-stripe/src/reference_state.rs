@@ -55,7 +55,7 @@ struct ReferenceRange {
 
 /// A reference checkpoint turned into this source's, with what the conversion could not
 /// carry over (for a warning).
-pub struct Imported {
+pub(crate) struct Imported {
     pub state: SourceStateSet,
     pub notes: Vec<String>,
 }
@@ -117,7 +117,7 @@ fn span_of(gte: &str, lt: &str, what: &str) -> Result<Span, String> {
 }
 
 /// Whether a state is the reference's: its global state is, or it has none and a stream's is.
-pub fn is_reference_state(state: &SourceStateSet) -> bool {
+pub(crate) fn is_reference_state(state: &SourceStateSet) -> bool {
     let global_empty = state.global.as_object().is_none_or(Map::is_empty);
     if global_empty {
         state.streams.values().any(is_reference)
@@ -210,7 +210,7 @@ fn stream_checkpoint(
 
 /// Converts a reference checkpoint (see [`is_reference_state`]) into this source's. `start` is
 /// the lower bound of this source's backfills, `now` the server's time.
-pub fn import(state: &SourceStateSet, start: i64, now: i64) -> Result<Imported, String> {
+pub(crate) fn import(state: &SourceStateSet, start: i64, now: i64) -> Result<Imported, String> {
     let stripe = stripe_catalog::catalog();
     let mut notes = Vec::new();
     let lts: Vec<i64> = state

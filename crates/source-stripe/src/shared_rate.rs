@@ -32,10 +32,10 @@ fn default_table() -> String {
 /// Why the shared budget cannot be used.
 #[derive(Debug, thiserror::Error)]
 #[error("shared_rate_limit: {0}")]
-pub struct BudgetError(String);
+pub(crate) struct BudgetError(String);
 
 /// The shared bucket as one process sees it.
-pub struct SharedBudget {
+pub(crate) struct SharedBudget {
     url: String,
     key: String,
     table: String,
@@ -54,7 +54,10 @@ struct Local {
 
 impl SharedBudget {
     /// A budget of `config.max_rps`, else `default_rps`.
-    pub fn new(config: &SharedRateLimit, default_rps: f64) -> Result<SharedBudget, BudgetError> {
+    pub(crate) fn new(
+        config: &SharedRateLimit,
+        default_rps: f64,
+    ) -> Result<SharedBudget, BudgetError> {
         let rate = config.max_rps.unwrap_or(default_rps);
         if !(rate.is_finite() && rate > 0.0) {
             return Err(BudgetError(format!(
@@ -84,7 +87,7 @@ impl SharedBudget {
     }
 
     /// Waits until one request may leave.
-    pub async fn acquire(&self) -> Result<(), BudgetError> {
+    pub(crate) async fn acquire(&self) -> Result<(), BudgetError> {
         let mut local = self.local.lock().await;
         if local.tokens == 0 {
             let owed = match self.take(&mut local).await {

@@ -8,7 +8,7 @@ const VERSION: u32 = 1;
 
 /// `[gte, lt)` in Unix seconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Span {
+pub(crate) struct Span {
     pub gte: i64,
     pub lt: i64,
 }
@@ -16,7 +16,7 @@ pub struct Span {
 /// A part of a stream's `created` range still to read; with a cursor, the objects older than
 /// the cursor object (the last one emitted).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Range {
+pub(crate) struct Range {
     pub gte: i64,
     pub lt: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -26,7 +26,7 @@ pub struct Range {
 /// One stream's checkpoint.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "phase", rename_all = "snake_case")]
-pub enum StreamCheckpoint {
+pub(crate) enum StreamCheckpoint {
     /// Backfill of a stream listed by `created` ranges.
     Ranges {
         span: Span,
@@ -60,10 +60,10 @@ struct Versioned<T> {
 /// Names one backfill of one stream. The global state records the generation of every stream it
 /// covers: a stream checkpoint whose generation differs (the stream was not synced while the
 /// events cursor moved, or the cursor was restarted) is stale, and the stream starts over.
-pub type Generation = u64;
+pub(crate) type Generation = u64;
 
 /// A fresh generation: the current time in microseconds, unique enough between runs.
-pub fn new_generation() -> Generation {
+pub(crate) fn new_generation() -> Generation {
     chrono::Utc::now().timestamp_micros().max(1) as Generation
 }
 
@@ -76,7 +76,7 @@ struct StreamWire {
 }
 
 impl StreamCheckpoint {
-    pub fn to_value(&self, generation: Generation) -> Value {
+    pub(crate) fn to_value(&self, generation: Generation) -> Value {
         serde_json::to_value(Versioned {
             v: VERSION,
             inner: StreamWire {
@@ -88,7 +88,7 @@ impl StreamCheckpoint {
     }
 
     /// Reads a saved state and its generation; `Err` explains why it was discarded.
-    pub fn from_value(value: &Value) -> Result<(StreamCheckpoint, Generation), String> {
+    pub(crate) fn from_value(value: &Value) -> Result<(StreamCheckpoint, Generation), String> {
         let versioned: Versioned<StreamWire> =
             serde_json::from_value(value.clone()).map_err(|e| format!("unreadable state ({e})"))?;
         if versioned.v != VERSION {
@@ -97,12 +97,12 @@ impl StreamCheckpoint {
         Ok((versioned.inner.checkpoint, versioned.inner.generation))
     }
 
-    pub fn is_complete(&self) -> bool {
+    pub(crate) fn is_complete(&self) -> bool {
         matches!(self, StreamCheckpoint::Complete { .. })
     }
 
     /// See [`StreamCheckpoint::Complete::listed_until`].
-    pub fn listed_until(&self) -> Option<i64> {
+    pub(crate) fn listed_until(&self) -> Option<i64> {
         match self {
             StreamCheckpoint::Complete { listed_until, .. } => *listed_until,
             _ => None,
@@ -113,7 +113,7 @@ impl StreamCheckpoint {
 /// Where the events feed was last read: every event created before `created`, and those at
 /// `created` whose ids are in `seen`, have been processed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct EventsCursor {
+pub(crate) struct EventsCursor {
     pub created: i64,
     #[serde(default)]
     pub seen: Vec<String>,
@@ -121,13 +121,13 @@ pub struct EventsCursor {
 
 /// Which account and mode a state was read from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AccountMark {
+pub(crate) struct AccountMark {
     pub id: String,
     pub livemode: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct GlobalCheckpoint {
+pub(crate) struct GlobalCheckpoint {
     /// The account (and mode) whose data the state describes: a state read from another
     /// account is never resumed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -139,7 +139,7 @@ pub struct GlobalCheckpoint {
 }
 
 impl GlobalCheckpoint {
-    pub fn to_value(&self) -> Value {
+    pub(crate) fn to_value(&self) -> Value {
         serde_json::to_value(Versioned {
             v: VERSION,
             inner: self.clone(),
@@ -147,7 +147,7 @@ impl GlobalCheckpoint {
         .unwrap_or(Value::Null)
     }
 
-    pub fn from_value(value: &Value) -> Option<Result<GlobalCheckpoint, String>> {
+    pub(crate) fn from_value(value: &Value) -> Option<Result<GlobalCheckpoint, String>> {
         if value.is_null() || value.as_object().is_some_and(|m| m.is_empty()) {
             return None;
         }

@@ -10,7 +10,9 @@ use sync_protocol::ConfiguredCatalog;
 
 /// The catalog with every stream under its own name; two entries naming one stream differently
 /// are a usage error naming both.
-pub fn canonical(mut catalog: ConfiguredCatalog) -> Result<ConfiguredCatalog, ConnectorError> {
+pub(crate) fn canonical(
+    mut catalog: ConfiguredCatalog,
+) -> Result<ConfiguredCatalog, ConnectorError> {
     let stripe = stripe_catalog::catalog();
     let mut given: BTreeMap<String, String> = BTreeMap::new();
     for configured in &mut catalog.streams {

@@ -1,4 +1,5 @@
 #![warn(missing_docs)]
+#![warn(unreachable_pub)]
 //! A Stripe API simulator for tests, benchmarks and the demo.
 //!
 //! It serves every resource of the catalog (`stripe-catalog`) with data generated

@@ -67,7 +67,7 @@ pub(crate) struct Child {
 
 impl Child {
     /// An item as stored: its id and its serialised JSON.
-    pub fn of(item: &serde_json::Value) -> Child {
+    pub(crate) fn of(item: &serde_json::Value) -> Child {
         Child {
             id: item
                 .get("id")

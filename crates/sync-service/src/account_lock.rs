@@ -22,7 +22,7 @@ const WAITER_GONE_AFTER: &str = "15 seconds";
 
 /// Takes the lock of `key` for `pipeline` if no one holds it and no other pipeline of the
 /// account has waited longer; otherwise notes `pipeline` as waiting.
-pub async fn take_turn(
+pub(crate) async fn take_turn(
     pool: &Pool,
     key: &str,
     pipeline: &str,

@@ -2,6 +2,7 @@
 //! database in Postgres and a REST API. See `docs/service.md`.
 
 #![warn(missing_docs)]
+#![warn(unreachable_pub)]
 
 mod account_lock;
 // The Temporal SDK's macros generate items (activity and signal definitions) without docs.

@@ -48,7 +48,7 @@ fn refuse(pipeline: &str, reason: &str, answer: Failure) -> Failure {
 /// 200 once the event is kept and the workflow rung; 503 when either cannot be done (Stripe
 /// delivers again; a kept event is not kept twice); 401 ([`unverified`]) for anything that
 /// does not verify.
-pub async fn receive(
+pub(crate) async fn receive(
     State(api): State<Arc<Api>>,
     Path(id): Path<String>,
     headers: HeaderMap,

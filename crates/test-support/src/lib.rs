@@ -1,4 +1,5 @@
 #![warn(missing_docs)]
+#![warn(unreachable_pub)]
 //! Test helpers shared by every crate's tests.
 //!
 //! - [`TestDb`]: a throwaway Postgres database, created on the server named by `DATABASE_URL`

@@ -14,7 +14,7 @@ use super::ndjson::error_response;
 
 /// The bearer token, or the web console's session cookie (`sync_console::auth`); pages
 /// without either go to the login form.
-pub async fn require_token(
+pub(super) async fn require_token(
     State(state): State<Arc<AppState>>,
     request: Request,
     next: Next,

@@ -13,7 +13,7 @@ use super::AppState;
 use crate::engine::{Engine, PipelineRequest};
 
 /// The explorer's data source.
-pub struct EngineExplorer {
+pub(super) struct EngineExplorer {
     state: Arc<AppState>,
     pipeline: Option<PipelineRequest>,
     /// Discovered once; a failed discover is tried again at the next page.
@@ -22,7 +22,7 @@ pub struct EngineExplorer {
 
 impl EngineExplorer {
     /// For the pipeline of `--explorer-config`, if any.
-    pub fn new(state: Arc<AppState>, pipeline: Option<PipelineRequest>) -> EngineExplorer {
+    pub(super) fn new(state: Arc<AppState>, pipeline: Option<PipelineRequest>) -> EngineExplorer {
         EngineExplorer {
             state,
             pipeline,

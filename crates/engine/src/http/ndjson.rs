@@ -13,14 +13,14 @@ use crate::engine::{Emitted, Emitter, EngineError, Messages};
 use crate::tracker::FailureCode;
 
 /// `{"error": message}` with a status.
-pub fn error_response(status: StatusCode, message: &str) -> Response {
+pub(super) fn error_response(status: StatusCode, message: &str) -> Response {
     let body = json!({ "error": sync_connector::redact::redact(message) });
     (status, axum::Json(body)).into_response()
 }
 
 /// An engine error before streaming: 400 for a bad request, 404, 429 (with Retry-After),
 /// 502 for a connector that failed, 500 otherwise.
-pub fn engine_error_response(e: EngineError) -> Response {
+pub(super) fn engine_error_response(e: EngineError) -> Response {
     let message = format!("{e:#}");
     let mut response = match &e {
         EngineError::Invalid(_) => error_response(StatusCode::BAD_REQUEST, &message),
@@ -55,7 +55,7 @@ fn line(emitted: &Emitted) -> Bytes {
 
 /// What a stream must end with.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Ending {
+pub(super) enum Ending {
     /// Whatever the operation sent.
     AsIs,
     /// Exactly one `eof`, last: a stream that ends without one gets a failure and an `eof`.
@@ -65,7 +65,7 @@ pub enum Ending {
 /// A 200 `application/x-ndjson` response of the messages, one per line, each written as it
 /// comes. Dropping the response (the client went away) drops the messages, which cancels the
 /// operation.
-pub fn stream_response(messages: Messages, ending: Ending) -> Response {
+pub(super) fn stream_response(messages: Messages, ending: Ending) -> Response {
     let mut saw_eof = false;
     let body = messages
         .map(Some)

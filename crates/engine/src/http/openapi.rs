@@ -284,7 +284,7 @@ fn operation(route: &super::routes::Route) -> Value {
 }
 
 /// The document.
-pub async fn document(state: &AppState) -> Value {
+pub(super) async fn document(state: &AppState) -> Value {
     let mut paths = Map::new();
     for route in ROUTES {
         let item = paths

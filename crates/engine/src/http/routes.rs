@@ -155,7 +155,7 @@ pub const ROUTES: &[Route] = &[
 ];
 
 /// The handler of a route.
-pub fn handler(route: &Route) -> MethodRouter<Arc<AppState>> {
+pub(super) fn handler(route: &Route) -> MethodRouter<Arc<AppState>> {
     match route.operation_id {
         "health" => get(health),
         "pipeline_check" => post(pipeline_check),

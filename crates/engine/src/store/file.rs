@@ -27,7 +27,7 @@ struct FileContents {
     control: ControlUpdates,
 }
 
-pub struct FileStore {
+pub(crate) struct FileStore {
     path: PathBuf,
     owner: Owner,
     /// The lock file, held open (and locked) for the run.
@@ -38,7 +38,7 @@ pub struct FileStore {
 }
 
 impl FileStore {
-    pub fn new(path: PathBuf, owner: Owner) -> FileStore {
+    pub(crate) fn new(path: PathBuf, owner: Owner) -> FileStore {
         FileStore {
             path,
             owner,
@@ -48,11 +48,11 @@ impl FileStore {
         }
     }
 
-    pub fn owner(&self) -> &Owner {
+    pub(crate) fn owner(&self) -> &Owner {
         &self.owner
     }
 
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         format!("file {}", self.path.display())
     }
 
@@ -62,14 +62,14 @@ impl FileStore {
         PathBuf::from(name)
     }
 
-    pub async fn lock(&self) -> Result<()> {
+    pub(crate) async fn lock(&self) -> Result<()> {
         let path = self.lock_path();
         let file = tokio::task::spawn_blocking(move || take_lock(&path)).await??;
         *self.lock.lock().unwrap_or_else(|e| e.into_inner()) = Some(file);
         Ok(())
     }
 
-    pub async fn load(&self) -> Result<Loaded> {
+    pub(crate) async fn load(&self) -> Result<Loaded> {
         let path = self.path.clone();
         let text = tokio::task::spawn_blocking(move || match std::fs::read_to_string(&path) {
             Ok(text) => Ok(Some(text)),
@@ -111,7 +111,7 @@ impl FileStore {
         })
     }
 
-    pub async fn reset(&self) -> Result<()> {
+    pub(crate) async fn reset(&self) -> Result<()> {
         *self.contents.lock().unwrap_or_else(|e| e.into_inner()) = Default::default();
         let path = self.path.clone();
         tokio::task::spawn_blocking(move || match std::fs::remove_file(&path) {
@@ -124,7 +124,7 @@ impl FileStore {
         .await?
     }
 
-    pub async fn save(&self, state: &SyncState) -> Result<()> {
+    pub(crate) async fn save(&self, state: &SyncState) -> Result<()> {
         let contents = {
             let mut held = self.contents.lock().unwrap_or_else(|e| e.into_inner());
             held.0 = state.clone();
@@ -135,7 +135,7 @@ impl FileStore {
         Ok(())
     }
 
-    pub async fn save_control(&self, side: Side, config: Map<String, Value>) -> Result<()> {
+    pub(crate) async fn save_control(&self, side: Side, config: Map<String, Value>) -> Result<()> {
         let contents = {
             let mut held = self.contents.lock().unwrap_or_else(|e| e.into_inner());
             held.1.set(side, config);
@@ -144,7 +144,7 @@ impl FileStore {
         self.write(contents).await
     }
 
-    pub fn saved_anything(&self) -> bool {
+    pub(crate) fn saved_anything(&self) -> bool {
         self.saved.load(Ordering::Relaxed)
     }
 

@@ -16,14 +16,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sync_protocol::SyncState;
 
-pub use file::FileStore;
-pub use postgres::PostgresStore;
+pub(crate) use file::FileStore;
+pub(crate) use postgres::PostgresStore;
 
 use crate::builtin::PostgresStateLocation;
 
 /// What a state belongs to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Owner {
+pub(crate) struct Owner {
     pub sync_id: String,
     /// [`crate::builtin::source_identity`].
     pub source: String,
@@ -67,7 +67,7 @@ impl Owner {
 
 /// Config updates connectors asked for, by side.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct ControlUpdates {
+pub(crate) struct ControlUpdates {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<Map<String, Value>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -76,20 +76,20 @@ pub struct ControlUpdates {
 
 /// Which connector a config update came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Side {
+pub(crate) enum Side {
     Source,
     Destination,
 }
 
 impl ControlUpdates {
-    pub fn set(&mut self, side: Side, config: Map<String, Value>) {
+    pub(crate) fn set(&mut self, side: Side, config: Map<String, Value>) {
         match side {
             Side::Source => self.source = Some(config),
             Side::Destination => self.destination = Some(config),
         }
     }
 
-    pub fn get(&self, side: Side) -> Option<&Map<String, Value>> {
+    pub(crate) fn get(&self, side: Side) -> Option<&Map<String, Value>> {
         match side {
             Side::Source => self.source.as_ref(),
             Side::Destination => self.destination.as_ref(),
@@ -99,12 +99,12 @@ impl ControlUpdates {
 
 /// What a store held.
 #[derive(Debug, Default)]
-pub struct Loaded {
+pub(crate) struct Loaded {
     pub state: Option<SyncState>,
     pub control: ControlUpdates,
 }
 
-pub enum StateStore {
+pub(crate) enum StateStore {
     File(Box<FileStore>),
     Postgres(Box<PostgresStore>),
     /// `--no-state`: nothing is read or saved, and no run lock is taken.
@@ -112,16 +112,16 @@ pub enum StateStore {
 }
 
 impl StateStore {
-    pub fn file(path: PathBuf, owner: Owner) -> StateStore {
+    pub(crate) fn file(path: PathBuf, owner: Owner) -> StateStore {
         StateStore::File(Box::new(FileStore::new(path, owner)))
     }
 
-    pub fn postgres(location: PostgresStateLocation, owner: Owner) -> StateStore {
+    pub(crate) fn postgres(location: PostgresStateLocation, owner: Owner) -> StateStore {
         StateStore::Postgres(Box::new(PostgresStore::new(location, owner)))
     }
 
     /// The sync the state belongs to.
-    pub fn sync_id(&self) -> &str {
+    pub(crate) fn sync_id(&self) -> &str {
         match self {
             StateStore::File(f) => &f.owner().sync_id,
             StateStore::Postgres(p) => &p.owner().sync_id,
@@ -130,7 +130,7 @@ impl StateStore {
     }
 
     /// Where the state is, for messages (no secrets).
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match self {
             StateStore::File(f) => f.describe(),
             StateStore::Postgres(p) => p.describe(),
@@ -139,7 +139,7 @@ impl StateStore {
     }
 
     /// Takes the run lock: a second run of the same sync fails here with a message saying so.
-    pub async fn lock(&self) -> Result<()> {
+    pub(crate) async fn lock(&self) -> Result<()> {
         match self {
             StateStore::File(f) => f.lock().await,
             StateStore::Postgres(p) => p.lock().await,
@@ -148,7 +148,7 @@ impl StateStore {
     }
 
     /// The saved state and config updates; an error when they belong to another sync.
-    pub async fn load(&self) -> Result<Loaded> {
+    pub(crate) async fn load(&self) -> Result<Loaded> {
         match self {
             StateStore::File(f) => f.load().await,
             StateStore::Postgres(p) => p.load().await,
@@ -157,7 +157,7 @@ impl StateStore {
     }
 
     /// Forgets the saved state and config updates.
-    pub async fn reset(&self) -> Result<()> {
+    pub(crate) async fn reset(&self) -> Result<()> {
         match self {
             StateStore::File(f) => f.reset().await,
             StateStore::Postgres(p) => p.reset().await,
@@ -166,7 +166,7 @@ impl StateStore {
     }
 
     /// Saves a committed state (durably, before returning).
-    pub async fn save(&self, state: &SyncState) -> Result<()> {
+    pub(crate) async fn save(&self, state: &SyncState) -> Result<()> {
         match self {
             StateStore::File(f) => f.save(state).await,
             StateStore::Postgres(p) => p.save(state).await,
@@ -175,7 +175,7 @@ impl StateStore {
     }
 
     /// Saves the config a connector asked for.
-    pub async fn save_control(&self, side: Side, config: Map<String, Value>) -> Result<()> {
+    pub(crate) async fn save_control(&self, side: Side, config: Map<String, Value>) -> Result<()> {
         match self {
             StateStore::File(f) => f.save_control(side, config).await,
             StateStore::Postgres(p) => p.save_control(side, config).await,
@@ -184,7 +184,7 @@ impl StateStore {
     }
 
     /// Whether a state was saved by this run.
-    pub fn saved_anything(&self) -> bool {
+    pub(crate) fn saved_anything(&self) -> bool {
         match self {
             StateStore::File(f) => f.saved_anything(),
             StateStore::Postgres(p) => p.saved_anything(),
@@ -193,13 +193,13 @@ impl StateStore {
     }
 
     /// Whether this is `--no-state`'s store, which keeps nothing.
-    pub fn keeps_nothing(&self) -> bool {
+    pub(crate) fn keeps_nothing(&self) -> bool {
         matches!(self, StateStore::Nowhere(_))
     }
 
     /// Removes this sync's state (teardown); for Postgres, the table too once no sync is left.
     /// Returns the other syncs whose state stays.
-    pub async fn remove(&self) -> Result<Vec<String>> {
+    pub(crate) async fn remove(&self) -> Result<Vec<String>> {
         match self {
             StateStore::File(f) => f.reset().await.map(|()| Vec::new()),
             StateStore::Postgres(p) => p.remove().await,

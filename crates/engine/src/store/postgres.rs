@@ -22,7 +22,7 @@ const DESTINATION_KEY: &str = "_destination";
 /// First key of the two-part advisory lock that marks a running sync.
 const RUN_LOCK_CLASS: i32 = 0x5359_4e43; // "SYNC"
 
-pub struct PostgresStore {
+pub(crate) struct PostgresStore {
     location: PostgresStateLocation,
     owner: Owner,
     client: Mutex<Option<tokio_postgres::Client>>,
@@ -33,7 +33,7 @@ pub struct PostgresStore {
 }
 
 impl PostgresStore {
-    pub fn new(location: PostgresStateLocation, owner: Owner) -> PostgresStore {
+    pub(crate) fn new(location: PostgresStateLocation, owner: Owner) -> PostgresStore {
         PostgresStore {
             location,
             owner,
@@ -44,11 +44,11 @@ impl PostgresStore {
         }
     }
 
-    pub fn owner(&self) -> &Owner {
+    pub(crate) fn owner(&self) -> &Owner {
         &self.owner
     }
 
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         format!(
             "table {}._sync_state (sync_id {:?}) at {}",
             pg_connect::quote_ident(&self.location.schema),
@@ -131,7 +131,7 @@ impl PostgresStore {
         Ok(row.get(0))
     }
 
-    pub async fn lock(&self) -> Result<()> {
+    pub(crate) async fn lock(&self) -> Result<()> {
         let mut guard = self.client.lock().await;
         self.connected(&mut guard).await?;
         let client = guard.as_ref().context("state store connection")?;
@@ -162,7 +162,7 @@ impl PostgresStore {
         })
     }
 
-    pub async fn load(&self) -> Result<Loaded> {
+    pub(crate) async fn load(&self) -> Result<Loaded> {
         let sql = format!(
             "SELECT stream, state FROM {} WHERE sync_id = $1",
             self.table()
@@ -214,7 +214,7 @@ impl PostgresStore {
         })
     }
 
-    pub async fn reset(&self) -> Result<()> {
+    pub(crate) async fn reset(&self) -> Result<()> {
         let sql = format!("DELETE FROM {} WHERE sync_id = $1", self.table());
         self.with_client(async |c| c.execute(&sql, &[&self.owner.sync_id]).await)
             .await?;
@@ -224,7 +224,7 @@ impl PostgresStore {
 
     /// Removes this sync's rows, then the table when no other sync has any; returns the other
     /// syncs that have.
-    pub async fn remove(&self) -> Result<Vec<String>> {
+    pub(crate) async fn remove(&self) -> Result<Vec<String>> {
         self.reset().await?;
         let others = format!("SELECT DISTINCT sync_id FROM {} ORDER BY 1", self.table());
         let rows = self
@@ -270,7 +270,7 @@ impl PostgresStore {
         Ok(())
     }
 
-    pub async fn save(&self, state: &SyncState) -> Result<()> {
+    pub(crate) async fn save(&self, state: &SyncState) -> Result<()> {
         let mut rows: Vec<(String, Value)> = state
             .source
             .streams
@@ -316,7 +316,7 @@ impl PostgresStore {
         Ok(())
     }
 
-    pub async fn save_control(&self, side: Side, config: Map<String, Value>) -> Result<()> {
+    pub(crate) async fn save_control(&self, side: Side, config: Map<String, Value>) -> Result<()> {
         let mut control: ControlUpdates = self
             .saved
             .lock()
@@ -332,7 +332,7 @@ impl PostgresStore {
         .await
     }
 
-    pub fn saved_anything(&self) -> bool {
+    pub(crate) fn saved_anything(&self) -> bool {
         self.saved_any.load(Ordering::Relaxed)
     }
 }
