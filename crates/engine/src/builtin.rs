@@ -109,17 +109,6 @@ pub(crate) fn required_key(connector: &str) -> Option<(&'static str, &'static st
     }
 }
 
-/// The key mode of a Stripe API key: what decides test or live data.
-fn stripe_mode(api_key: &str) -> &'static str {
-    if api_key.contains("_live_") {
-        "live"
-    } else if api_key.contains("_test_") {
-        "test"
-    } else {
-        "unknown"
-    }
-}
-
 fn text<'a>(config: &'a Map<String, Value>, key: &str) -> &'a str {
     config.get(key).and_then(Value::as_str).unwrap_or("")
 }
@@ -158,7 +147,7 @@ pub fn source_identity(name: &str, config: &Map<String, Value>, spec: &Value) ->
     match name {
         STRIPE => format!(
             "{name} ({} mode, account {}, {})",
-            stripe_mode(text(config, "api_key")),
+            stripe_catalog::KeyMode::of(text(config, "api_key")).name(),
             match text(config, "account_id") {
                 "" => "of the key",
                 id => id,

@@ -6,7 +6,7 @@
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-pub use crate::key_mode::KeyMode;
+pub use stripe_catalog::KeyMode;
 
 /// Stripe's API.
 pub(crate) const DEFAULT_BASE_URL: &str = "https://api.stripe.com";

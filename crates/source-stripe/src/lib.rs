@@ -17,7 +17,6 @@ mod config;
 pub mod discover;
 mod error;
 mod events;
-mod key_mode;
 mod live;
 pub mod origin;
 mod pager;

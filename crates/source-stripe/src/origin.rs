@@ -10,7 +10,7 @@
 use serde_json::Value;
 
 use crate::config::Config;
-use crate::key_mode::KeyMode;
+use stripe_catalog::KeyMode;
 
 /// The account and mode a source syncs.
 #[derive(Debug, Clone, PartialEq, Eq)]

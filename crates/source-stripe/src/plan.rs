@@ -15,7 +15,7 @@ use sync_protocol::{
 use crate::backfill;
 use crate::client::StripeClient;
 use crate::config::Config;
-use crate::key_mode::KeyMode;
+use stripe_catalog::KeyMode;
 
 use crate::events;
 use crate::origin::Owner;

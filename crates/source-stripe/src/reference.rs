@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use sync_protocol::time::rfc3339_to_unix;
 
 use crate::config::{Config, Given, default_poll_interval_secs};
-use crate::key_mode::KeyMode;
+use stripe_catalog::KeyMode;
 
 impl TryFrom<Map<String, Value>> for Config {
     type Error = String;

@@ -199,9 +199,6 @@ pub fn budget_key(api_key: &str, account_id: Option<&str>) -> String {
     digest.update(api_key.as_bytes());
     digest.update(b"\0");
     digest.update(account_id.unwrap_or("").as_bytes());
-    let mode = match crate::key_mode::KeyMode::of(api_key) {
-        crate::key_mode::KeyMode::Live => "live",
-        crate::key_mode::KeyMode::Test => "test",
-    };
+    let mode = stripe_catalog::KeyMode::of(api_key).name();
     format!("{mode}:{}", &hex::encode(digest.finalize())[..24])
 }

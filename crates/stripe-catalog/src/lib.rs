@@ -4,6 +4,10 @@
 //! `scripts/gen-catalog.py` from the typed classes of stripe-python, committed, and embedded here
 //! at build time). Shared by the source (discover, endpoints) and the simulator (what to serve).
 
+mod key_mode;
+
+pub use key_mode::KeyMode;
+
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 

@@ -7,20 +7,20 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
-    /// Keys without `_live_`: test-mode data.
+    /// Keys not starting `sk_live_` or `rk_live_`: test-mode data.
     #[default]
     Test,
-    /// Keys with `_live_`: live-mode data, kept apart from test mode's.
+    /// `sk_live_…` and `rk_live_…` keys: live-mode data, kept apart from test mode's.
     Live,
 }
 
 impl Mode {
-    /// `sk_live_…`/`rk_live_…` are live; every other accepted key is test.
+    /// `sk_live_…`/`rk_live_…` are live; every other accepted key is test (the one rule, in
+    /// stripe-catalog).
     pub fn of_key(key: &str) -> Mode {
-        if key.contains("_live_") {
-            Mode::Live
-        } else {
-            Mode::Test
+        match stripe_catalog::KeyMode::of(key) {
+            stripe_catalog::KeyMode::Live => Mode::Live,
+            stripe_catalog::KeyMode::Test => Mode::Test,
         }
     }
 

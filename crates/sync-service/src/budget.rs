@@ -69,10 +69,7 @@ impl AccountKeys {
         else {
             return Some(digest);
         };
-        let mode = match config.key_mode() {
-            source_stripe::KeyMode::Live => "live",
-            source_stripe::KeyMode::Test => "test",
-        };
+        let mode = config.key_mode().name();
         if let Some(account) = self.lock().get(&digest) {
             return Some(format!("{mode}:{account}"));
         }
