@@ -5,59 +5,12 @@
 //! spelling gives.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 use serde_json::{Value, json};
 use stripe_fake::{Config, FakeStripe, Scope};
+use test_support::engine_serve::EngineServe;
 use test_support::{TestDb, bin_path, lines_of};
-
-/// A running `sync-engine serve` on a free port, killed when dropped.
-struct Serve {
-    child: Child,
-    url: String,
-    log: tempfile::NamedTempFile,
-}
-
-impl Serve {
-    fn start() -> Serve {
-        let log = tempfile::NamedTempFile::new().unwrap();
-        let mut child = Command::new(bin_path("sync-engine"))
-            .args(["serve", "--port", "0"])
-            .env_remove("SYNC_ENGINE_API_TOKEN")
-            .env_remove("PORT")
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(log.reopen().unwrap())
-            .spawn()
-            .unwrap();
-        let mut first = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut first)
-            .unwrap();
-        let url = first
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("serve printed {first:?}"))
-            .to_owned();
-        Serve { child, url, log }
-    }
-
-    fn at(&self, path: &str) -> String {
-        format!("{}{path}", self.url)
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.log.path()).unwrap_or_default()
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn runtime() -> &'static tokio::runtime::Runtime {
     static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
@@ -159,7 +112,7 @@ fn our_pipeline(fake: &FakeStripe, db: &TestDb, schema: &str, streams: &[&str]) 
 fn a_sync_body_as_the_reference_sends_it_gives_the_rows_ours_gives() {
     let fake = fake();
     let db = TestDb::new();
-    let serve = Serve::start();
+    let serve = EngineServe::start(&[]);
     let (status, text) = post(
         &serve.at("/pipeline_sync"),
         &json!({"pipeline": our_pipeline(&fake, &db, "ours", &["customers", "products"]), "time_limit": 300}),
@@ -247,7 +200,7 @@ fn a_sync_body_as_the_reference_sends_it_gives_the_rows_ours_gives() {
 fn full_refresh_reads_its_stream_again_and_incremental_continues() {
     let fake = fake();
     let db = TestDb::new();
-    let serve = Serve::start();
+    let serve = EngineServe::start(&[]);
     let mut pipeline = our_pipeline(&fake, &db, "fr", &["customers", "products"]);
     let (status, text) = post(&serve.at("/pipeline_sync"), &json!({"pipeline": pipeline}));
     assert_eq!(status, 200, "{text}");
@@ -356,7 +309,7 @@ fn object_names_select_streams_in_the_cli_the_pipeline_file_and_http() {
     assert_eq!(rows(&db, "file.customers"), data(&fake, "customers"));
 
     // HTTP: discover narrows by object name too, and an unknown name is still refused.
-    let serve = Serve::start();
+    let serve = EngineServe::start(&[]);
     let source = json!({"type": "stripe", "api_key": "sk_test_fake", "base_url": fake.base_url()});
     let (status, text) = post(
         &serve.at("/source_discover"),
@@ -465,7 +418,7 @@ fn iso(unix: i64) -> String {
 fn a_reference_checkpoint_taken_mid_backfill_is_continued_not_backfilled_again() {
     let fake = fake();
     let db = TestDb::new();
-    let serve = Serve::start();
+    let serve = EngineServe::start(&[]);
     let pipeline = our_pipeline(&fake, &db, "st", &["customers", "products"]);
     // The tables as the reference left them: every row it read (all, less what its
     // checkpoint says remains, deleted below).
@@ -578,7 +531,7 @@ fn a_reference_checkpoint_taken_mid_backfill_is_continued_not_backfilled_again()
 
 #[test]
 fn the_openapi_document_describes_the_reference_fields() {
-    let serve = Serve::start();
+    let serve = EngineServe::start(&[]);
     let document: Value = runtime().block_on(async {
         client()
             .get(serve.at("/openapi.json"))

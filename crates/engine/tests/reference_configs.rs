@@ -5,11 +5,11 @@
 //! reference's spelling (`poll_events`, dest-postgres' `connection_string`) syncs the rows ours
 //! does.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 use serde_json::{Value, json};
 use stripe_fake::{Config, FakeStripe, Scope};
+use test_support::engine_serve::EngineServe;
 use test_support::{Finished, TestDb, bin_path};
 
 const KEY: &str = "sk_test_fake";
@@ -27,6 +27,14 @@ fn fake() -> FakeStripe {
     .expect("the simulator starts")
 }
 
+/// `sync-engine serve` with none of the environment's settings.
+fn serve() -> EngineServe {
+    let mut cmd = engine();
+    cmd.args(["serve", "--port", "0"])
+        .env_remove("SYNC_ENGINE_API_TOKEN");
+    EngineServe::spawn(cmd)
+}
+
 fn engine() -> Command {
     let mut cmd = Command::new(bin_path("sync-engine"));
     cmd.env_remove("STRIPE_API_KEY")
@@ -36,42 +44,6 @@ fn engine() -> Command {
         .env_remove("RUST_LOG")
         .stdin(Stdio::null());
     cmd
-}
-
-struct Serve {
-    child: Child,
-    url: String,
-    log: tempfile::NamedTempFile,
-}
-
-impl Serve {
-    fn start() -> Serve {
-        let log = tempfile::NamedTempFile::new().unwrap();
-        let mut child = engine()
-            .args(["serve", "--port", "0"])
-            .env_remove("SYNC_ENGINE_API_TOKEN")
-            .stdout(Stdio::piped())
-            .stderr(log.reopen().unwrap())
-            .spawn()
-            .unwrap();
-        let mut first = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut first)
-            .unwrap();
-        let url = first
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("serve printed {first:?}"))
-            .to_owned();
-        Serve { child, url, log }
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn post(url: &str, body: &Value) -> (u16, String) {
@@ -95,7 +67,7 @@ fn post(url: &str, body: &Value) -> (u16, String) {
 fn serve_answers_setup_with_the_sources_complete_config() {
     let fake = fake();
     let db = TestDb::new();
-    let serve = Serve::start();
+    let serve = serve();
     let stripe = json!({"api_key": KEY, "base_url": fake.base_url(),
                         "webhook_url": "https://sync.example.com/hooks"});
     let body = json!({"pipeline": {
@@ -125,7 +97,7 @@ fn serve_answers_setup_with_the_sources_complete_config() {
             .is_some_and(|s| s.starts_with("whsec_")),
         "{config}"
     );
-    let log = std::fs::read_to_string(serve.log.path()).unwrap();
+    let log = serve.log();
     assert!(
         !log.contains(KEY) && !log.contains("whsec_"),
         "no secret in the engine's log: {log}"

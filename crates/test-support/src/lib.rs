@@ -13,6 +13,7 @@
 mod bin;
 mod cluster;
 mod db;
+pub mod engine_serve;
 pub mod fixtures;
 /// Time and peak memory of child processes, for benchmarks.
 pub mod measure;
