@@ -69,45 +69,7 @@ pub(crate) async fn receive(
         }
         Err(e) => return Err(e.into()),
     };
-    let secret = p.source["config"]["webhook_secret"]
-        .as_str()
-        .ok_or_else(|| {
-            let reason = format!(
-                "pipeline {id:?} has no source.config.webhook_secret to verify webhooks with"
-            );
-            refuse(&id, &reason, unverified())
-        })?;
-    let signature = headers
-        .get("stripe-signature")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    let verifier = source_stripe::webhook::Verifier {
-        secret: Some(secret),
-        // Validated against the source's spec when the pipeline was stored.
-        tolerance_secs: p.source["config"]["webhook_tolerance_secs"]
-            .as_u64()
-            .unwrap_or(WEBHOOK_TOLERANCE_SECS),
-        now: unix_now(),
-    };
-    let payload = json!({"body": body, "headers": {"stripe-signature": signature}});
-    let text = verifier.event_text(&payload).map_err(|e| {
-        let answer = match e {
-            // Signed with the pipeline's secret: whoever sent it knows the pipeline.
-            source_stripe::webhook::InputError::NotAnEvent => {
-                Failure(StatusCode::BAD_REQUEST, format!("webhook refused: {e}"))
-            }
-            _ => unverified(),
-        };
-        refuse(&id, &e.to_string(), answer)
-    })?;
-    let event: Value = serde_json::from_str(&text).map_err(|e| {
-        let reason = format!("webhook body: {e}");
-        refuse(
-            &id,
-            &reason,
-            Failure(StatusCode::BAD_REQUEST, reason.clone()),
-        )
-    })?;
+    let event = verified_event(&id, &p, &headers, &body)?;
     let event_id = event["id"]
         .as_str()
         .ok_or_else(|| {
@@ -132,6 +94,56 @@ pub(crate) async fn receive(
         .await
         .map_err(unavailable)?;
     Ok(Json(json!({"received": event_id, "duplicate": !new})).into_response())
+}
+
+/// The event a delivery carries, once its signature verifies with the pipeline's
+/// `webhook_secret` within the source's `webhook_tolerance_secs`; else a refusal.
+fn verified_event(
+    id: &str,
+    p: &Pipeline,
+    headers: &HeaderMap,
+    body: &str,
+) -> Result<Value, Failure> {
+    let secret = p.source["config"]["webhook_secret"]
+        .as_str()
+        .ok_or_else(|| {
+            let reason = format!(
+                "pipeline {id:?} has no source.config.webhook_secret to verify webhooks with"
+            );
+            refuse(id, &reason, unverified())
+        })?;
+    let signature = headers
+        .get("stripe-signature")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let verifier = source_stripe::webhook::Verifier {
+        secret: Some(secret),
+        // Validated against the source's spec when the pipeline was stored.
+        tolerance_secs: p.source["config"]["webhook_tolerance_secs"]
+            .as_u64()
+            .unwrap_or(WEBHOOK_TOLERANCE_SECS),
+        now: unix_now(),
+    };
+    let payload = json!({"body": body, "headers": {"stripe-signature": signature}});
+    let text = verifier.event_text(&payload).map_err(|e| {
+        let answer = match e {
+            // Signed with the pipeline's secret: whoever sent it knows the pipeline.
+            source_stripe::webhook::InputError::NotAnEvent => {
+                Failure(StatusCode::BAD_REQUEST, format!("webhook refused: {e}"))
+            }
+            _ => unverified(),
+        };
+        refuse(id, &e.to_string(), answer)
+    })?;
+    let event: Value = serde_json::from_str(&text).map_err(|e| {
+        let reason = format!("webhook body: {e}");
+        refuse(
+            id,
+            &reason,
+            Failure(StatusCode::BAD_REQUEST, reason.clone()),
+        )
+    })?;
+    Ok(event)
 }
 
 /// Whether a Stripe pipeline applies this event (its account's and mode's, by the source's own
