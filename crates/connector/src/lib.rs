@@ -10,6 +10,7 @@
 //! messages only, flushed at checkpoints and when idle), treats a closed stdout as a quiet clean
 //! exit, and maps outcomes to the exit codes of [`error::exit`].
 
+pub mod backoff;
 pub mod binary;
 mod connector;
 /// Connector errors and the exit codes they map to.

@@ -126,7 +126,7 @@ async function callApi(method, path, body) {
     let message = response.status + " " + response.statusText;
     try {
       const answer = await response.json();
-      if (answer && answer.error && answer.error.message) message = answer.error.message;
+      if (answer && typeof answer.error === "string") message = answer.error;
     } catch (_) { /* not JSON: the status says enough */ }
     throw new Error(message);
   }

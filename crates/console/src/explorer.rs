@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
-use pg_connect::quote_ident;
+use pg_tables::ident::quote as quote_ident;
 use serde::Deserialize;
 
 use crate::frame::{Console, render, unavailable};

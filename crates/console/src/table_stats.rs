@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use pg_connect::{quote_ident, quote_literal};
+use pg_tables::ident::{literal as quote_literal, quote as quote_ident};
 
 /// Where a destination's tables are.
 #[derive(Clone)]

@@ -5,7 +5,7 @@ use sync_console::join_sql;
 use sync_console::schema_map::{ColumnKind, SchemaMap};
 
 fn stripe_map() -> SchemaMap {
-    SchemaMap::of(&source_stripe::discover::catalog("acct_1"))
+    SchemaMap::of(&source_stripe::catalog("acct_1"))
 }
 
 #[test]

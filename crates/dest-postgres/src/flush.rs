@@ -15,6 +15,7 @@ use crate::rejected::{self, RejectedRecord};
 /// Attempts before a lost connection fails the stream.
 const ATTEMPTS: u32 = 6;
 const FIRST_BACKOFF: Duration = Duration::from_millis(250);
+const MAX_BACKOFF: Duration = Duration::from_secs(8);
 /// A batch goes to Postgres in pieces of this size.
 const COPY_CHUNK_BYTES: usize = 1024 * 1024;
 
@@ -132,20 +133,20 @@ pub(crate) async fn flush(
     load: Load,
     stream: &str,
 ) -> Result<Loaded, FlushError> {
-    let mut backoff = FIRST_BACKOFF;
+    let mut waits = sync_connector::backoff::backoff(FIRST_BACKOFF, MAX_BACKOFF);
     let mut attempt = 1;
     loop {
         match flush_once(pool, sql, batch, load).await {
             Ok(loaded) => return Ok(loaded),
             Err(e) if e.retryable && attempt < ATTEMPTS => {
+                let wait = waits.next().unwrap_or(MAX_BACKOFF);
                 tracing::warn!(
                     stream,
                     attempt,
-                    "flush failed, retrying in {backoff:?}: {}",
+                    "flush failed, retrying in {wait:?}: {}",
                     e.message
                 );
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(8));
+                tokio::time::sleep(wait).await;
                 attempt += 1;
             }
             Err(e) => return Err(e),

@@ -7,19 +7,19 @@ use anyhow::{Result, anyhow, bail};
 use sync_protocol::{Eof, Message, Role, RunStatus, Spec, Status, SyncState};
 use tokio::sync::watch;
 
-use crate::checkpoint;
-use crate::choice::AnyEngine;
-use crate::cli::{
-    CheckpointArgs, Command, PipelineArgs, ResolverArgs, SetupArgs, SyncArgs, TeardownArgs,
-};
-use crate::engine::{
+use sync_engine_api::{
     EMITTED_BY, Emitted, Emitter, Engine, EngineError, PipelineRequest, SyncRequest,
 };
-use crate::resolve::Resolver;
-use crate::settings::{self, Pipeline};
-use crate::store::{Side, StateStore};
-use crate::tracker::FailureCode;
-use crate::{exit, report, usage};
+use sync_engine_client::AnyEngine;
+use sync_engine_runtime::args::{PipelineArgs, ResolverArgs};
+use sync_engine_runtime::checkpoint;
+use sync_engine_runtime::resolve::Resolver;
+use sync_engine_runtime::settings::{self, Pipeline};
+use sync_engine_runtime::store::StateStore;
+use sync_engine_runtime::{FailureCode, exit, usage};
+
+use crate::cli::{CheckpointArgs, Command, SetupArgs, SyncArgs, TeardownArgs};
+use crate::report;
 
 /// Runs a subcommand; returns the exit code.
 pub async fn dispatch(command: Command) -> Result<u8> {
@@ -33,7 +33,7 @@ pub async fn dispatch(command: Command) -> Result<u8> {
         Command::Setup(args) => setup(&AnyEngine::choose(&args.pipeline, false)?, args).await,
         Command::Teardown(args) => teardown(&AnyEngine::choose(&args.pipeline, false)?, args).await,
         Command::Connectors(args) => connectors(args),
-        Command::Serve(args) => crate::http::serve(args).await,
+        Command::Serve(args) => sync_engine_http::serve(args).await,
     }
 }
 
@@ -145,7 +145,7 @@ async fn sync(engine: &AnyEngine, args: SyncArgs) -> Result<u8> {
     let time_limit = flag_or_file("--time-limit", args.time_limit, pipeline.time_limit)?;
     let state_limit = flag_or_file("--state-limit", args.state_limit, pipeline.state_limit)?;
     if args.live {
-        crate::builtin::live_config(&mut request).map_err(usage)?;
+        sync_engine_runtime::live_config(&mut request).map_err(usage)?;
     }
     let (source_spec, destination_spec) = checked_specs(engine, &request).await?;
     let store = Arc::new(checkpoint_store(
@@ -232,7 +232,7 @@ impl Outcome {
 /// progress, collects failures, until the `eof`.
 async fn follow(
     engine: &AnyEngine,
-    mut messages: crate::engine::Messages,
+    mut messages: sync_engine_api::Messages,
     store: &Arc<StateStore>,
     mut state: SyncState,
     reporter: &mut report::Reporter,
@@ -262,8 +262,8 @@ async fn follow(
             }
             Message::Control(control) => {
                 let (side, config) = match control {
-                    sync_protocol::Control::SourceConfig(c) => (Side::Source, c),
-                    sync_protocol::Control::DestinationConfig(c) => (Side::Destination, c),
+                    sync_protocol::Control::SourceConfig(c) => (Role::Source, c),
+                    sync_protocol::Control::DestinationConfig(c) => (Role::Destination, c),
                     sync_protocol::Control::DestinationTables(_) => continue,
                 };
                 if let serde_json::Value::Object(map) = config {
@@ -285,7 +285,9 @@ async fn follow(
                         .map(str::to_owned),
                 );
             }
-            Message::Log(log) if engine.is_remote() => crate::pump::relay_log("engine", &log),
+            Message::Log(log) if engine.is_remote() => {
+                sync_engine_runtime::relay_log("engine", &log)
+            }
             _ => {}
         }
     }
@@ -399,10 +401,10 @@ async fn setup(engine: &AnyEngine, args: SetupArgs) -> Result<u8> {
         let (side, update) = match message {
             Message::Control(sync_protocol::Control::SourceConfig(serde_json::Value::Object(
                 u,
-            ))) => (Side::Source, u),
+            ))) => (Role::Source, u),
             Message::Control(sync_protocol::Control::DestinationConfig(
                 serde_json::Value::Object(u),
-            )) => (Side::Destination, u),
+            )) => (Role::Destination, u),
             _ => continue,
         };
         // A complete config whose only news is what setup finds again needs no saving.
@@ -431,7 +433,7 @@ fn checkpoint_store(
     )?;
     let owner = checkpoint::owner(pipeline, source_spec, destination_spec, sync_id);
     if no_state {
-        return Ok(StateStore::Nowhere(owner));
+        return Ok(StateStore::nowhere(owner));
     }
     Ok(checkpoint::state_store(pipeline, state_file, owner))
 }
@@ -484,7 +486,7 @@ async fn teardown(engine: &AnyEngine, args: TeardownArgs) -> Result<u8> {
 
 fn connectors(args: ResolverArgs) -> Result<u8> {
     let resolver = Resolver::new(&args).map_err(usage)?;
-    let listed = crate::local::list_connectors(&resolver)?;
+    let listed = sync_engine_runtime::local::list_connectors(&resolver)?;
     for (role, name, origin, command) in &listed {
         println!("{:<12} {name:<24} {origin:<26} {command}", role.as_str());
     }

@@ -4,8 +4,12 @@ use std::process::ExitCode;
 
 use clap::parser::ValueSource;
 use clap::{CommandFactory, FromArgMatches};
-use sync_engine::cli::{Cli, Command};
-use sync_engine::{Usage, clean_stale_run_dirs, commands, exit};
+mod cli;
+mod commands;
+mod report;
+
+use cli::{Cli, Command};
+use sync_engine_runtime::{Usage, clean_stale_run_dirs, exit};
 
 fn main() -> ExitCode {
     sync_connector::redact::install_panic_hook();

@@ -11,7 +11,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use sync_protocol::{Eof, Message, Progress, RunStatus, Status, StreamProgressStatus};
 
 use crate::cli::OutputMode;
-use crate::engine::Emitted;
+use sync_engine_api::Emitted;
 
 const LINE_INTERVAL: Duration = Duration::from_secs(2);
 

@@ -27,7 +27,11 @@ pub fn fit(name: &str) -> String {
     format!("{}{suffix}", &name[..cut])
 }
 
-pub use pg_connect::quote_ident as quote;
+/// A quoted Postgres identifier: `"a""b"` for `a"b`; NUL characters, which Postgres rejects,
+/// are dropped.
+pub fn quote(name: &str) -> String {
+    format!("\"{}\"", name.replace('\0', "").replace('"', "\"\""))
+}
 
 /// `schema.table`, both quoted.
 pub fn qualified(schema: &str, table: &str) -> String {

@@ -11,6 +11,7 @@ use reqwest::header::{HeaderMap, HeaderValue};
 use serde::Deserialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
+use sync_connector::backoff::backoff;
 use tokio::sync::Semaphore;
 
 use crate::config::Config;
@@ -303,6 +304,10 @@ impl StripeClient {
     ) -> Result<(T, i64), StripeError> {
         let (path, endpoint) = (request.path, request.endpoint);
         let mut attempt = 0;
+        // After a 429 the limiter already paces requests, so a refusal means a momentary
+        // excess: those retries start at 0.1 s rather than 0.5 s.
+        let mut rate_limited_waits = backoff(Duration::from_millis(100), Duration::from_secs(10));
+        let mut failed_waits = backoff(Duration::from_millis(500), Duration::from_secs(30));
         loop {
             let (error, after) = match self.attempt(request).await {
                 Attempt::Done(body, server_time) => match serde_json::from_slice::<T>(&body) {
@@ -326,9 +331,9 @@ impl StripeClient {
             let wait = match after {
                 Some(after) => after,
                 None if error.kind == ErrorKind::RateLimited => {
-                    jittered_backoff(attempt, 0.1, 10.0)
+                    rate_limited_waits.next().unwrap_or(Duration::from_secs(10))
                 }
-                None => jittered_backoff(attempt, 0.5, 30.0),
+                None => failed_waits.next().unwrap_or(Duration::from_secs(30)),
             };
             tracing::debug!(path, attempt, "retrying in {wait:?}: {error}");
             tokio::time::sleep(wait).await;
@@ -437,14 +442,6 @@ fn network_error(request: &str, endpoint: &str, e: &reqwest::Error) -> StripeErr
     StripeError::network(message, request, endpoint)
 }
 
-/// Jittered exponential backoff: `first` seconds doubling to `ceiling`, each wait a random
-/// 50–100 % of that. After a 429 the limiter already paces requests, so a refusal means a
-/// momentary excess: callers start those at 0.1 s rather than 0.5 s.
-fn jittered_backoff(attempt: u32, first: f64, ceiling: f64) -> Duration {
-    let nominal = (first * 2f64.powi(attempt.saturating_sub(1).min(10) as i32)).min(ceiling);
-    Duration::from_secs_f64(nominal * (0.5 + rand::random::<f64>() * 0.5))
-}
-
 /// The `page` parameter of a v2 `next_page_url` (a path and query, or a whole URL), decoded:
 /// it is sent again as a query parameter, which encodes it once more.
 fn page_token(url: &str) -> Option<String> {
@@ -460,15 +457,6 @@ fn page_token(url: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_grows_and_is_bounded() {
-        for attempt in 1..20 {
-            let d = jittered_backoff(attempt, 0.5, 30.0).as_secs_f64();
-            let nominal = (0.5 * 2f64.powi(attempt as i32 - 1)).min(30.0);
-            assert!((nominal * 0.5..=nominal).contains(&d), "{attempt}: {d}");
-        }
-    }
 
     #[test]
     fn a_retry_after_is_obeyed_within_bounds_and_never_panics() {

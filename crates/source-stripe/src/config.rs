@@ -6,7 +6,7 @@
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-pub use stripe_catalog::KeyMode;
+pub(crate) use stripe_catalog::KeyMode;
 
 /// Stripe's API.
 pub(crate) const DEFAULT_BASE_URL: &str = "https://api.stripe.com";
@@ -136,8 +136,12 @@ pub(crate) fn default_checkpoint_interval_secs() -> f64 {
     5.0
 }
 
+/// How old a webhook's signature may be when the config does not say (Stripe's libraries use
+/// the same default).
+pub const DEFAULT_WEBHOOK_TOLERANCE_SECS: u64 = 300;
+
 pub(crate) fn default_webhook_tolerance_secs() -> u64 {
-    300
+    DEFAULT_WEBHOOK_TOLERANCE_SECS
 }
 
 pub(crate) fn default_base_url() -> String {

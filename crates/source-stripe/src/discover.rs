@@ -7,7 +7,7 @@ use sync_protocol::{Catalog, ConfiguredCatalog, Stream};
 use crate::records::{ACCOUNT_ID, UPDATED_AT};
 
 /// The stream of one resource, its JSON Schema stamped with the account it belongs to.
-pub fn stream(resource: &Resource, account_id: &str) -> Stream {
+pub(crate) fn stream(resource: &Resource, account_id: &str) -> Stream {
     let mut properties: Map<String, Value> = resource.properties.clone();
     for (field, schema) in properties.iter_mut() {
         let objects = stripe_catalog::references(&resource.object, field);
@@ -67,7 +67,7 @@ pub fn catalog(account_id: &str) -> Catalog {
 
 /// Marks every stream with the creation time of the key's own account whose streams they are
 /// (`metadata.account_created`), which `setup` hands back without asking again.
-pub fn stamp_account_created(catalog: &mut Catalog, created: i64) {
+pub(crate) fn stamp_account_created(catalog: &mut Catalog, created: i64) {
     for stream in &mut catalog.streams {
         if let Some(Value::Object(metadata)) = &mut stream.metadata {
             metadata.insert("account_created".to_owned(), json!(created));
@@ -77,7 +77,7 @@ pub fn stamp_account_created(catalog: &mut Catalog, created: i64) {
 
 /// The account a catalog `discover` printed is stamped with (its `_account_id`), and its
 /// creation time when it is the key's own; `None` for a catalog without the stamp.
-pub fn stamped_account(catalog: &ConfiguredCatalog) -> Option<(String, Option<i64>)> {
+pub(crate) fn stamped_account(catalog: &ConfiguredCatalog) -> Option<(String, Option<i64>)> {
     let stream = &catalog.streams.first()?.stream;
     let id = stream.json_schema.as_ref()?["properties"][ACCOUNT_ID]["enum"][0].as_str()?;
     let created = stream

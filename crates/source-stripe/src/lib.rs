@@ -14,11 +14,11 @@ mod backfill;
 mod children;
 mod client;
 mod config;
-pub mod discover;
+mod discover;
 mod error;
 mod events;
 mod live;
-pub mod origin;
+mod origin;
 mod pager;
 mod plan;
 mod provision;
@@ -32,9 +32,13 @@ mod reference_state;
 mod shared_rate;
 mod state;
 mod stream_names;
-pub mod webhook;
+mod webhook;
 
+pub use config::DEFAULT_WEBHOOK_TOLERANCE_SECS;
+pub use discover::catalog;
+pub use origin::{NotOurs, Refusal, admit};
 pub use shared_rate::budget_key;
+pub use webhook::{InputError, Verified, ingress};
 
 use sync_connector::{About, Capability, Connector, ConnectorError, InputLines, Output};
 use sync_protocol::{
@@ -42,7 +46,7 @@ use sync_protocol::{
 };
 
 use crate::client::StripeClient;
-pub use crate::config::{Config, KeyMode};
+pub use crate::config::Config;
 
 /// The id of the account a config's requests act on: its `account_id` (a connected account)
 /// when set, else the key's own, asked with `GET /v1/account` through the source's own client

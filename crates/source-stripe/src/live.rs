@@ -13,7 +13,6 @@ use axum::extract::State;
 use axum::extract::rejection::{BytesRejection, FailedToBufferBody};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde_json::{Map, Value, json};
 use sync_connector::ConnectorError;
 use sync_protocol::SourceState;
 use tokio::sync::{mpsc, oneshot};
@@ -23,7 +22,6 @@ use crate::error::ReadError;
 use crate::error::fatal;
 use crate::events::{self, Applied, EventsCtx, Pushed, Taken};
 use crate::state::{EventsCursor, GlobalCheckpoint};
-use crate::webhook::Verifier;
 
 /// A verified webhook event, and where to say what became of it.
 struct Delivery {
@@ -48,12 +46,6 @@ struct Endpoint {
     secret: Option<String>,
     tolerance_secs: u64,
     refused: AtomicU64,
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// The largest webhook body taken (axum's default, made explicit); Stripe's events are far
@@ -103,32 +95,14 @@ async fn receive(
             return endpoint.refuse(status, why);
         }
     };
-    let Ok(body) = std::str::from_utf8(&body) else {
-        return endpoint.refuse(StatusCode::BAD_REQUEST, "the body is not UTF-8".to_owned());
-    };
-    let headers: Map<String, Value> = headers
-        .iter()
-        .filter_map(|(k, v)| {
-            Some((
-                k.as_str().to_owned(),
-                Value::String(v.to_str().ok()?.to_owned()),
-            ))
-        })
-        .collect();
-    let verifier = Verifier {
-        secret: endpoint.secret.as_deref(),
-        tolerance_secs: endpoint.tolerance_secs,
-        now: unix_now(),
-    };
-    let event = match verifier.event_text(&json!({"body": body, "headers": headers})) {
-        Ok(event) => event,
-        Err(e) => {
-            let status = match e {
-                crate::webhook::InputError::NotAnEvent => StatusCode::BAD_REQUEST,
-                _ => StatusCode::UNAUTHORIZED,
-            };
-            return endpoint.refuse(status, e.to_string());
-        }
+    let event = match crate::webhook::ingress(
+        &body,
+        &headers,
+        endpoint.secret.as_deref(),
+        endpoint.tolerance_secs,
+    ) {
+        Ok(verified) => verified.text,
+        Err(e) => return endpoint.refuse(e.status(), e.to_string()),
     };
     let (handed_on, answer) = oneshot::channel();
     if endpoint

@@ -14,7 +14,7 @@ use stripe_catalog::KeyMode;
 
 /// The account and mode a source syncs.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Owner {
+pub(crate) struct Owner {
     /// `account_id` of the config: a connected account, whose events name it.
     pub connected: Option<String>,
     /// The key's own account (`GET /v1/account`), when it was looked up.
@@ -25,7 +25,7 @@ pub struct Owner {
 
 /// Where one event says it comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Origin<'a> {
+pub(crate) struct Origin<'a> {
     /// The event's id, to name it.
     pub event: &'a str,
     /// Its `account`: none for a platform's own event.
@@ -84,7 +84,7 @@ fn mode(livemode: bool) -> &'static str {
 impl<'a> Origin<'a> {
     /// The origin of an event as JSON; `None` when it has no string `id`, or an `account` or
     /// `livemode` of the wrong type (not a readable event).
-    pub fn of(event: &'a Value) -> Option<Origin<'a>> {
+    pub(crate) fn of(event: &'a Value) -> Option<Origin<'a>> {
         let account = match event.get("account") {
             None | Some(Value::Null) => None,
             Some(Value::String(account)) => Some(account.as_str()),
@@ -105,7 +105,7 @@ impl<'a> Origin<'a> {
 
 impl Owner {
     /// The owner a config reads, its key's own account `own` when known.
-    pub fn of(config: &Config, own: Option<String>) -> Owner {
+    pub(crate) fn of(config: &Config, own: Option<String>) -> Owner {
         Owner {
             connected: config.account_id.clone(),
             own,
@@ -114,7 +114,7 @@ impl Owner {
     }
 
     /// `Ok` when the event is this source's own to apply; otherwise why not, naming it.
-    pub fn admits(&self, origin: &Origin<'_>) -> Result<(), NotOurs> {
+    pub(crate) fn admits(&self, origin: &Origin<'_>) -> Result<(), NotOurs> {
         if let Some(livemode) = origin.livemode
             && livemode != self.livemode
         {

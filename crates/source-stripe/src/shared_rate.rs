@@ -188,7 +188,7 @@ impl SharedBudget {
 }
 
 fn quote(name: &str) -> String {
-    pg_connect::quote_ident(name)
+    pg_tables::ident::quote(name)
 }
 
 /// The bucket key for an account: a digest of the API key and the connected account, so that

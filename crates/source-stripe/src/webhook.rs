@@ -1,8 +1,10 @@
 //! Push-mode input: a Stripe event as it is, or a raw webhook `{body, headers}` whose
 //! `Stripe-Signature` is verified the way Stripe documents it: HMAC-SHA256 of
 //! `"{t}.{body}"` with the endpoint's secret, against every `v1` signature, in constant time,
-//! and a timestamp no older than the tolerance.
+//! and a timestamp no older than the tolerance. [`ingress`] is the one way in for a webhook an
+//! HTTP server received: the source's own endpoint and sync-service's both call it.
 
+use axum::http::{HeaderMap, StatusCode};
 use hmac::{Hmac, KeyInit, Mac};
 use serde_json::Value;
 use sha2::Sha256;
@@ -33,10 +35,79 @@ pub enum InputError {
     /// The verified body is not a JSON event.
     #[error("the webhook body is not a JSON Stripe event")]
     NotAnEvent,
+    /// The body is not UTF-8 text.
+    #[error("the webhook body is not UTF-8")]
+    NotUtf8,
+}
+
+impl InputError {
+    /// The answer to a delivery refused for this: 400 for a body that is no event (its sender
+    /// knew the secret, or sent no text), 401 for anything about the signature.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            InputError::NotAnEvent | InputError::NotUtf8 | InputError::Unrecognised => {
+                StatusCode::BAD_REQUEST
+            }
+            InputError::NoSecret
+            | InputError::MalformedHeader
+            | InputError::Mismatch
+            | InputError::Stale { .. } => StatusCode::UNAUTHORIZED,
+        }
+    }
+}
+
+/// A webhook that verified: the event as it was signed, and parsed, each made once.
+#[derive(Debug, Clone)]
+pub struct Verified {
+    /// The body, exactly as signed.
+    pub text: String,
+    /// The body as JSON: an object whose `object` is `"event"`.
+    pub event: Value,
+}
+
+/// A webhook an HTTP server received (its body and headers), verified with `secret` against
+/// this machine's clock within `tolerance_secs`; else why not, with [`InputError::status`] for
+/// the answer.
+pub fn ingress(
+    body: &[u8],
+    headers: &HeaderMap,
+    secret: Option<&str>,
+    tolerance_secs: u64,
+) -> Result<Verified, InputError> {
+    let text = std::str::from_utf8(body).map_err(|_| InputError::NotUtf8)?;
+    let secret = secret.ok_or(InputError::NoSecret)?;
+    let header = headers
+        .get("stripe-signature")
+        .and_then(|v| v.to_str().ok())
+        .ok_or(InputError::MalformedHeader)?;
+    let verifier = Verifier {
+        secret: Some(secret),
+        tolerance_secs,
+        now: unix_now(),
+    };
+    verifier.verify(text, header, secret)?;
+    Ok(Verified {
+        event: parse_event(text)?,
+        text: text.to_owned(),
+    })
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// `text` as JSON, when it is a Stripe event.
+fn parse_event(text: &str) -> Result<Value, InputError> {
+    match serde_json::from_str::<Value>(text) {
+        Ok(event) if event.get("object").and_then(Value::as_str) == Some("event") => Ok(event),
+        _ => Err(InputError::NotAnEvent),
+    }
 }
 
 /// How to check webhooks.
-pub struct Verifier<'a> {
+pub(crate) struct Verifier<'a> {
     /// The endpoint's signing secret.
     pub secret: Option<&'a str>,
     /// Largest accepted age of a signature, in seconds.
@@ -47,7 +118,7 @@ pub struct Verifier<'a> {
 
 impl Verifier<'_> {
     /// The event's JSON text, from an input payload.
-    pub fn event_text(&self, payload: &Value) -> Result<String, InputError> {
+    pub(crate) fn event_text(&self, payload: &Value) -> Result<String, InputError> {
         if payload.get("object").and_then(Value::as_str) == Some("event") {
             return Ok(payload.to_string());
         }
@@ -64,12 +135,8 @@ impl Verifier<'_> {
             .and_then(|(_, v)| v.as_str())
             .ok_or(InputError::MalformedHeader)?;
         self.verify(body, header, secret)?;
-        match serde_json::from_str::<Value>(body) {
-            Ok(event) if event.get("object").and_then(Value::as_str) == Some("event") => {
-                Ok(body.to_owned())
-            }
-            _ => Err(InputError::NotAnEvent),
-        }
+        parse_event(body)?;
+        Ok(body.to_owned())
     }
 
     fn verify(&self, body: &str, header: &str, secret: &str) -> Result<(), InputError> {
@@ -168,6 +235,47 @@ mod tests {
         assert_eq!(
             no_secret.event_text(&webhook("t=1".into())),
             Err(InputError::NoSecret)
+        );
+    }
+
+    #[test]
+    fn ingress_verifies_against_the_clock_and_parses_once() {
+        let now = unix_now();
+        let mut headers = HeaderMap::new();
+        let fresh = format!("t={now},v1={}", signature(now, BODY, SECRET));
+        headers.insert("Stripe-Signature", fresh.parse().unwrap());
+        let verified = ingress(BODY.as_bytes(), &headers, Some(SECRET), 300).unwrap();
+        assert_eq!(verified.text, BODY);
+        assert_eq!(verified.event["id"], "evt_1");
+        let old = now - 400;
+        let stale = format!("t={old},v1={}", signature(old, BODY, SECRET));
+        headers.insert("Stripe-Signature", stale.parse().unwrap());
+        let e = ingress(BODY.as_bytes(), &headers, Some(SECRET), 300).unwrap_err();
+        assert!(matches!(e, InputError::Stale { .. }), "{e}");
+        assert_eq!(e.status(), StatusCode::UNAUTHORIZED);
+        // The pipeline's tolerance is the one applied.
+        assert!(ingress(BODY.as_bytes(), &headers, Some(SECRET), 600).is_ok());
+        assert_eq!(
+            ingress(&[0xff, 0xfe], &headers, Some(SECRET), 300)
+                .unwrap_err()
+                .status(),
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            ingress(BODY.as_bytes(), &HeaderMap::new(), Some(SECRET), 300).unwrap_err(),
+            InputError::MalformedHeader
+        );
+        assert_eq!(
+            ingress(BODY.as_bytes(), &headers, None, 600).unwrap_err(),
+            InputError::NoSecret
+        );
+        let not_event = r#"{"id":"cus_1"}"#;
+        let signed = format!("t={now},v1={}", signature(now, not_event, SECRET));
+        headers.insert("Stripe-Signature", signed.parse().unwrap());
+        let e = ingress(not_event.as_bytes(), &headers, Some(SECRET), 300).unwrap_err();
+        assert_eq!(
+            (e.clone(), e.status()),
+            (InputError::NotAnEvent, StatusCode::BAD_REQUEST)
         );
     }
 

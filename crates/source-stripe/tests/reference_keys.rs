@@ -479,7 +479,10 @@ fn the_reference_pipe_with_connection_string_loads_what_url_loads() {
         assert!(acks > 0, "the destination acknowledges the source's states");
         db.client()
             .query(
-                &format!("SELECT id, _raw_data::text FROM {schema}.customers ORDER BY id"),
+                // When each row was written differs by the second the run took.
+                &format!(
+                    "SELECT id, (_raw_data - '_updated_at')::text FROM {schema}.customers ORDER BY id"
+                ),
                 &[],
             )
             .unwrap()

@@ -13,7 +13,8 @@ use tokio::process::{Child, Command};
 use crate::layout::{Layout, Ports, Settings, signal_group};
 use crate::processes;
 
-/// Restarts wait this long at first, doubling up to [`MAX_BACKOFF`].
+/// Restarts wait about this long at first, doubling up to [`MAX_BACKOFF`] (the house's
+/// policy, `sync_connector::backoff`).
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// A process that ran this long before exiting starts again at the first backoff.
@@ -31,7 +32,9 @@ struct Managed {
     started_at: Instant,
     /// When it exited, and how long it waits before starting again.
     down_since: Option<Instant>,
-    backoff: Duration,
+    wait: Duration,
+    /// The waits of the restarts to come; started over once a run was stable.
+    restarts: Box<dyn Iterator<Item = Duration> + Send>,
     /// How long a graceful stop may take before SIGKILL.
     stop_within: Duration,
 }
@@ -70,24 +73,24 @@ impl Managed {
         {
             self.child = None;
             if self.started_at.elapsed() >= STABLE_AFTER {
-                self.backoff = FIRST_BACKOFF;
+                self.restarts = restart_waits();
             }
+            self.wait = self.restarts.next().unwrap_or(MAX_BACKOFF);
             tracing::warn!(
                 "{} exited ({status}); starting it again in {:?} (see {})",
                 self.name,
-                self.backoff,
+                self.wait,
                 layout.log_path(self.name).display()
             );
             self.down_since = Some(Instant::now());
         }
         if let Some(since) = self.down_since
-            && since.elapsed() >= self.backoff
+            && since.elapsed() >= self.wait
+            && let Err(e) = self.spawn(layout)
         {
-            self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
-            if let Err(e) = self.spawn(layout) {
-                tracing::error!("{e:#}");
-                self.down_since = Some(Instant::now());
-            }
+            tracing::error!("{e:#}");
+            self.wait = self.restarts.next().unwrap_or(MAX_BACKOFF);
+            self.down_since = Some(Instant::now());
         }
     }
 
@@ -139,9 +142,14 @@ fn managed(
         child: None,
         started_at: Instant::now(),
         down_since: None,
-        backoff: FIRST_BACKOFF,
+        wait: FIRST_BACKOFF,
+        restarts: restart_waits(),
         stop_within,
     }
+}
+
+fn restart_waits() -> Box<dyn Iterator<Item = Duration> + Send> {
+    Box::new(sync_connector::backoff::backoff(FIRST_BACKOFF, MAX_BACKOFF))
 }
 
 /// Runs the bundle until SIGTERM or SIGINT, with a reaper that stops whatever is left should

@@ -12,7 +12,7 @@ const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
 const LIVE_HEARTBEAT_EVERY: Duration = Duration::from_secs(2);
 
 use serde::{Deserialize, Serialize};
-use sync_engine::engine::{EngineError, Messages, PipelineRequest, SyncRequest};
+use sync_engine_api::{Engine, EngineError, Messages, PipelineRequest, SyncRequest};
 use sync_protocol::{FailureType, Message, RunStatus, Status as CheckStatus};
 use temporalio_macros::activities;
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
@@ -48,9 +48,7 @@ pub struct StepRequest {
     pub from_scratch: bool,
 }
 
-pub use crate::any_engine::AnyEngine;
-
-pub use crate::any_engine::{all_of, failures_in, failures_of};
+pub use sync_engine_client::{AnyEngine, all_of, failures_in, failures_of};
 
 /// What the worker's activities share (cheap to clone: one per task queue).
 #[derive(Clone)]
@@ -292,7 +290,7 @@ impl PipelineActivities {
             .map_err(retryable)?;
         let mut outcome = "torn down".to_owned();
         match pipeline.request() {
-            Ok(request) => match self.engine.teardown(&request, None).await {
+            Ok(request) => match self.engine.teardown_failures(&request, None).await {
                 Ok(failures) if failures.is_empty() => {}
                 Ok(failures) => {
                     let why: Vec<_> = failures.into_iter().map(|(_, why)| why).collect();
@@ -672,7 +670,11 @@ impl PipelineActivities {
             EngineError::Invalid(_) | EngineError::NotFound(_) => FailureType::ConfigError,
             EngineError::Busy(_) => FailureType::TransientError,
             EngineError::Connector(_) | EngineError::Internal(_) => {
-                let checked = self.engine.check(request, None).await.unwrap_or_default();
+                let checked = self
+                    .engine
+                    .check_failures(request, None)
+                    .await
+                    .unwrap_or_default();
                 if let Some((_, why)) = checked
                     .into_iter()
                     .find(|(kind, _)| *kind == Some(FailureType::ConfigError))

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use sync_console::auth::Gate;
 use sync_console::same_site::{AllowedHost, SameSite};
 
-use sync_engine::engine::{EngineError, PipelineRequest};
+use sync_engine_api::{Engine, EngineError, PipelineRequest};
 
 pub use crate::api_state::Api;
 use crate::api_state::{Answer, Failure, StrictQuery, unavailable};
@@ -189,7 +189,7 @@ async fn create(
     if !query.skip_check {
         let failures = api
             .engine
-            .check(&request, None)
+            .check_failures(&request, None)
             .await
             .map_err(|e| Failure(StatusCode::BAD_REQUEST, format!("check: {e:#}")))?;
         if !failures.is_empty() {

@@ -4,7 +4,6 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 
 use crate::activities::AnyEngine;
 use crate::control::{Control, ControlError};
@@ -32,7 +31,7 @@ pub struct Failure(pub StatusCode, pub String);
 
 impl IntoResponse for Failure {
     fn into_response(self) -> Response {
-        (self.0, Json(json!({"error": {"message": self.1}}))).into_response()
+        (self.0, Json(sync_engine_api::wire::error_body(&self.1))).into_response()
     }
 }
 

@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use sync_engine::engine::PipelineRequest;
+use sync_engine_api::PipelineRequest;
 
 /// Where the buckets are and how fast they refill.
 #[derive(Debug, Clone)]

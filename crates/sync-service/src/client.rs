@@ -221,7 +221,7 @@ pub async fn run(args: ClientArgs) -> Result<()> {
     if !status.is_success() {
         let message = serde_json::from_str::<Value>(&text)
             .ok()
-            .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
+            .and_then(|v| sync_engine_api::wire::error_message(&v).map(str::to_owned))
             .unwrap_or(text);
         bail!("{status}: {message}");
     }

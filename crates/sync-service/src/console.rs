@@ -176,8 +176,7 @@ impl ExplorerData for ConsoleData {
         static CATALOG: OnceLock<Arc<Catalog>> = OnceLock::new();
         // The Stripe source's own catalog; the account stamped in `_account_id`'s schema does
         // not change the tables.
-        let catalog =
-            CATALOG.get_or_init(|| Arc::new(source_stripe::discover::catalog("acct_any")));
+        let catalog = CATALOG.get_or_init(|| Arc::new(source_stripe::catalog("acct_any")));
         Box::pin(std::future::ready(Ok(catalog.clone())))
     }
 

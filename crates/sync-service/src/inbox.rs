@@ -4,7 +4,7 @@
 //! would stop the lane for good.
 
 use serde::{Deserialize, Deserializer, Serialize};
-use sync_engine::engine::{PipelineRequest, SyncRequest};
+use sync_engine_api::{PipelineRequest, SyncRequest};
 
 use crate::control::{Control, ControlError};
 
@@ -13,7 +13,7 @@ pub const INBOX_BATCH: i64 = 1000;
 
 /// One batch's request body at most: a quarter of what `sync-engine serve` takes, so that a batch
 /// stays a short engine run. A single event over it (webhooks may be 2 MB) goes alone.
-const BATCH_BODY_BYTES: usize = sync_engine::http::MAX_BODY_BYTES / 4;
+const BATCH_BODY_BYTES: usize = sync_engine_api::MAX_BODY_BYTES / 4;
 
 /// What the body holds per event besides the event: `{"type":"source_input","source_input":…},`.
 const PER_EVENT_BYTES: usize = 40;
@@ -69,7 +69,7 @@ pub enum BatchError {
     /// One event makes a request the engine would refuse on every try.
     #[error(
         "webhook event {event} alone makes a request of {bytes} bytes, over the {} the engine takes; it stays in the inbox",
-        sync_engine::http::MAX_BODY_BYTES
+        sync_engine_api::MAX_BODY_BYTES
     )]
     TooLarge {
         /// The event's id.
@@ -119,7 +119,7 @@ pub async fn next_batch(
         ids.pop();
         bytes = body_bytes(request, &sync);
     }
-    if bytes > sync_engine::http::MAX_BODY_BYTES {
+    if bytes > sync_engine_api::MAX_BODY_BYTES {
         return Err(BatchError::TooLarge {
             event: ids.first().cloned().unwrap_or_default(),
             bytes,
@@ -133,7 +133,10 @@ pub async fn next_batch(
 fn body_bytes(request: &PipelineRequest, sync: &SyncRequest) -> usize {
     let mut counter = Counter(0);
     // Writing a JSON value into a counter cannot fail.
-    let _ = serde_json::to_writer(&mut counter, &sync_engine::wire::sync_json(request, sync));
+    let _ = serde_json::to_writer(
+        &mut counter,
+        &sync_engine_api::wire::sync_json(request, sync),
+    );
     counter.0
 }
 

@@ -8,7 +8,6 @@ mod account_lock;
 // The Temporal SDK's macros generate items (activity and signal definitions) without docs.
 #[allow(missing_docs)]
 pub mod activities;
-pub mod any_engine;
 pub mod api;
 pub mod api_state;
 pub mod budget;

@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
-use sync_engine::cli::ResolverArgs;
-use sync_engine::local::LocalEngine;
-use sync_engine::remote::RemoteEngine;
+use sync_engine_client::RemoteEngine;
+use sync_engine_runtime::args::ResolverArgs;
+use sync_engine_runtime::local::LocalEngine;
 use sync_service::activities::{AnyEngine, PipelineActivities};
 use sync_service::api::{self, Api};
 use sync_service::budget::AccountBudget;

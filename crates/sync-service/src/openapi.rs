@@ -220,7 +220,7 @@ fn schemas() -> Map<String, Value> {
         "backfill_limit": {"type": "integer", "minimum": 1}, "fields": {"type": "array", "items": {"type": "string"}}}}]});
     let status = json!({"enum": ["backfilling", "ready", "paused", "error", "tearing_down"]});
     let mut s = Map::new();
-    s.insert("Error".into(), json!({"type": "object", "required": ["error"], "properties": {"error": {"type": "object", "required": ["message"], "properties": {"message": {"type": "string", "description": "What is wrong, naming the field"}}}}}));
+    s.insert("Error".into(), sync_engine_api::wire::error_schema());
     s.insert(
         "Health".into(),
         json!({"type": "object", "required": ["ok"], "properties": {"ok": {"const": true}}}),

@@ -12,6 +12,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use sync_engine_api::Engine;
 use sync_protocol::{FailureType, Message, Role, SyncState};
 
 use crate::activities::{all_of, failure_name, failures_in};
@@ -78,7 +79,7 @@ pub async fn check(
     let request = p.request()?;
     let messages = api
         .engine
-        .check_messages(&request, query.role()?)
+        .check(&request, query.role()?)
         .await
         .map_err(|e| engine_failed("check", e))?;
     let messages = all_of(messages).await;
@@ -162,7 +163,7 @@ pub async fn teardown(
     let request = p.request()?;
     let messages = api
         .engine
-        .teardown_messages(&request, query.role()?)
+        .teardown(&request, query.role()?)
         .await
         .map_err(|e| engine_failed("teardown", e))?;
     let messages = all_of(messages).await;

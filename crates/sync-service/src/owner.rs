@@ -4,12 +4,12 @@
 //! account, key mode or API, or to another database or schema, starts over there.
 
 use serde_json::{Map, Value};
-use sync_engine::engine::{ConnectorConfig, EngineError, PipelineRequest};
+use sync_engine_api::{ConnectorConfig, Engine, EngineError, PipelineRequest};
 use sync_protocol::Role;
 
-use crate::any_engine::AnyEngine;
 use crate::control::{Control, ControlError};
 use crate::pipeline::Pipeline;
+use sync_engine_client::AnyEngine;
 
 pub use crate::checkpoint_owner::Owner;
 
@@ -90,8 +90,8 @@ async fn side(engine: &AnyEngine, role: Role, c: &ConnectorConfig) -> Result<Str
 
 fn identity(role: Role, name: &str, config: &Map<String, Value>, spec: &Value) -> String {
     match role {
-        Role::Source => sync_engine::source_identity(name, config, spec),
-        Role::Destination => sync_engine::destination_identity(name, config, spec),
+        Role::Source => sync_engine_runtime::source_identity(name, config, spec),
+        Role::Destination => sync_engine_runtime::destination_identity(name, config, spec),
     }
 }
 

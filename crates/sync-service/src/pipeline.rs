@@ -3,8 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
-use sync_engine::engine::{ConnectorConfig, PipelineRequest};
-use sync_engine::settings::StreamChoice;
+use sync_engine_api::StreamChoice;
+use sync_engine_api::{ConnectorConfig, PipelineRequest};
 
 /// What the user wants a pipeline to do.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -151,7 +151,7 @@ pub fn connector_side(field: &str, value: &Value, default_name: &str) -> Result<
         )));
     };
     let (name, config) = if side.contains_key("type") {
-        let c = sync_engine::wire::connector(value, field).map_err(|e| Invalid(e.0))?;
+        let c = sync_engine_api::wire::connector(value, field).map_err(|e| Invalid(e.0))?;
         (c.name, c.config)
     } else {
         own_side(field, side, default_name)?
@@ -222,7 +222,7 @@ pub fn check_streams(value: Option<&Value>) -> Result<Option<Value>, Invalid> {
 
 /// The stored streams as the engine takes them.
 fn stream_choices(list: &Value) -> Result<Vec<StreamChoice>, Invalid> {
-    sync_engine::wire::streams(list, "streams").map_err(|e| Invalid(e.0))
+    sync_engine_api::wire::streams(list, "streams").map_err(|e| Invalid(e.0))
 }
 
 /// The names of the stored streams (empty: every stream).

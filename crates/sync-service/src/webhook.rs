@@ -12,15 +12,11 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use serde_json::{Value, json};
-use source_stripe::origin::Refusal;
+use source_stripe::{InputError, Refusal};
 
 use crate::api_state::{Answer, Api, Failure, unavailable};
 use crate::control::ControlError;
 use crate::pipeline::{Desired, Pipeline};
-
-/// Signatures older than this are refused unless the source's `webhook_tolerance_secs` says
-/// otherwise (Stripe's libraries use the same default).
-const WEBHOOK_TOLERANCE_SECS: u64 = 300;
 
 /// Webhooks refused since the process started; each refusal's log line carries the count.
 static REFUSED: AtomicU64 = AtomicU64::new(0);
@@ -97,53 +93,38 @@ pub(crate) async fn receive(
 }
 
 /// The event a delivery carries, once its signature verifies with the pipeline's
-/// `webhook_secret` within the source's `webhook_tolerance_secs`; else a refusal.
+/// `webhook_secret` within the source's `webhook_tolerance_secs` (source-stripe's
+/// [`source_stripe::ingress`], as its own endpoint does); else a refusal.
 fn verified_event(
     id: &str,
     p: &Pipeline,
     headers: &HeaderMap,
     body: &str,
 ) -> Result<Value, Failure> {
-    let secret = p.source["config"]["webhook_secret"]
-        .as_str()
-        .ok_or_else(|| {
-            let reason = format!(
-                "pipeline {id:?} has no source.config.webhook_secret to verify webhooks with"
-            );
-            refuse(id, &reason, unverified())
-        })?;
-    let signature = headers
-        .get("stripe-signature")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    let verifier = source_stripe::webhook::Verifier {
-        secret: Some(secret),
-        // Validated against the source's spec when the pipeline was stored.
-        tolerance_secs: p.source["config"]["webhook_tolerance_secs"]
-            .as_u64()
-            .unwrap_or(WEBHOOK_TOLERANCE_SECS),
-        now: unix_now(),
-    };
-    let payload = json!({"body": body, "headers": {"stripe-signature": signature}});
-    let text = verifier.event_text(&payload).map_err(|e| {
-        let answer = match e {
-            // Signed with the pipeline's secret: whoever sent it knows the pipeline.
-            source_stripe::webhook::InputError::NotAnEvent => {
-                Failure(StatusCode::BAD_REQUEST, format!("webhook refused: {e}"))
-            }
-            _ => unverified(),
-        };
-        refuse(id, &e.to_string(), answer)
-    })?;
-    let event: Value = serde_json::from_str(&text).map_err(|e| {
-        let reason = format!("webhook body: {e}");
-        refuse(
-            id,
-            &reason,
-            Failure(StatusCode::BAD_REQUEST, reason.clone()),
-        )
-    })?;
-    Ok(event)
+    let secret = p.source["config"]["webhook_secret"].as_str();
+    // Validated against the source's spec when the pipeline was stored.
+    let tolerance_secs = p.source["config"]["webhook_tolerance_secs"]
+        .as_u64()
+        .unwrap_or(source_stripe::DEFAULT_WEBHOOK_TOLERANCE_SECS);
+    match source_stripe::ingress(body.as_bytes(), headers, secret, tolerance_secs) {
+        Ok(verified) => Ok(verified.event),
+        Err(e) => {
+            let answer = match e.status() {
+                // Signed with the pipeline's secret: whoever sent it knows the pipeline.
+                StatusCode::BAD_REQUEST => {
+                    Failure(StatusCode::BAD_REQUEST, format!("webhook refused: {e}"))
+                }
+                _ => unverified(),
+            };
+            let reason = match e {
+                InputError::NoSecret => format!(
+                    "pipeline {id:?} has no source.config.webhook_secret to verify webhooks with"
+                ),
+                _ => format!("pipeline {id:?}: {e}"),
+            };
+            Err(refuse(id, &reason, answer))
+        }
+    }
 }
 
 /// Whether a Stripe pipeline applies this event (its account's and mode's, by the source's own
@@ -162,7 +143,7 @@ async fn admit(p: &Pipeline, event: &Value) -> Result<(), (StatusCode, String)> 
                 ),
             )
         })?;
-    source_stripe::origin::admit(&config, event)
+    source_stripe::admit(&config, event)
         .await
         .map_err(|refusal| match refusal {
             // Stripe delivers it again; by then the account may be known.
@@ -177,10 +158,4 @@ async fn admit(p: &Pipeline, event: &Value) -> Result<(), (StatusCode, String)> 
                 (StatusCode::BAD_REQUEST, refusal.to_string())
             }
         })
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }

@@ -107,7 +107,7 @@ fn webhook_batches_fit_a_remote_engine_and_a_failing_live_lane_shows_in_the_stat
     service.wait_status("acct-l", "paused", Duration::from_secs(30));
     let events = 13;
     assert!(
-        events * PAD > sync_engine::http::MAX_BODY_BYTES,
+        events * PAD > sync_engine_api::MAX_BODY_BYTES,
         "the events must not fit one request body"
     );
     let customers = service.object_ids("customers");

@@ -12,10 +12,7 @@ use common::{Service, call, call_json};
 use serde_json::{Value, json};
 
 fn message(answer: &Value) -> String {
-    answer["error"]["message"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned()
+    answer["error"].as_str().unwrap_or_default().to_owned()
 }
 
 fn stored_pipelines(service: &Service) -> i64 {
