@@ -1,8 +1,10 @@
 //! The README and docs/ stay true to the binaries: every flag they mention exists, every
 //! sync-engine subcommand their code blocks use exists, the README's quick-start command is
-//! accepted, and the generated configuration reference matches the connectors' specs.
+//! accepted, the generated configuration reference matches the connectors' specs, every
+//! measured figure links the section of docs/benchmarks.md that holds it (and says what it
+//! says), and the Rust version named is the workspace's.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -227,5 +229,194 @@ fn the_readme_quick_start_command_is_accepted() {
     assert!(
         stderr.contains("source-stripe discover"),
         "it got as far as discovering: {stderr}"
+    );
+}
+
+/// GitHub's anchor of a heading: lower case, punctuation but hyphens dropped, spaces to hyphens.
+fn anchor(heading: &str) -> String {
+    heading
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_alphanumeric() || *c == ' ' || *c == '-' || *c == '_')
+        .map(|c| if c == ' ' { '-' } else { c })
+        .collect()
+}
+
+/// benchmarks.md by section: each `##` heading's anchor and the text up to the next one.
+fn benchmark_sections() -> BTreeMap<String, String> {
+    let text = std::fs::read_to_string(root().join("docs/benchmarks.md")).unwrap();
+    let mut sections = BTreeMap::new();
+    let mut current: Option<(String, String)> = None;
+    for line in text.lines() {
+        if let Some(heading) = line.strip_prefix("## ") {
+            sections.extend(current.take());
+            current = Some((anchor(heading), String::new()));
+        } else if let Some((_, body)) = &mut current {
+            body.push_str(line);
+            body.push('\n');
+        }
+    }
+    sections.extend(current);
+    sections
+}
+
+/// The links of a line to benchmarks.md: (the link's text, the anchor, where the link starts
+/// and ends in the line).
+fn benchmark_links(line: &str) -> Vec<(String, String, std::ops::Range<usize>)> {
+    let mut links = Vec::new();
+    let mut from = 0;
+    while let Some(open) = line[from..].find('[').map(|i| i + from) {
+        let Some(close) = line[open..].find("](").map(|i| i + open) else {
+            break;
+        };
+        let Some(end) = line[close..].find(')').map(|i| i + close) else {
+            break;
+        };
+        let target = &line[close + 2..end];
+        if let Some((_, anchor)) = target.split_once("benchmarks.md#") {
+            links.push((
+                line[open + 1..close].to_owned(),
+                anchor.to_owned(),
+                open..end + 1,
+            ));
+        }
+        from = close + 1;
+    }
+    links
+}
+
+/// Figures that read as measurements: ratios (`0.86`, `1.42`) and rates (`29,374 records/s`).
+fn measured_figures(text: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let words: Vec<&str> = text.split_whitespace().collect();
+    for (i, raw) in words.iter().enumerate() {
+        let word = raw.trim_matches(|c: char| !c.is_ascii_digit() && c != '.' && c != ',');
+        let word = word.trim_end_matches(['.', ',']);
+        let b = word.as_bytes();
+        let ratio = b.len() == 4
+            && (b[0] == b'0' || b[0] == b'1')
+            && b[1] == b'.'
+            && b[2].is_ascii_digit()
+            && b[3].is_ascii_digit();
+        let rate = !word.is_empty()
+            && word.chars().all(|c| c.is_ascii_digit() || c == ',')
+            && words
+                .get(i + 1)
+                .is_some_and(|next| next.starts_with("records/s"));
+        // A Rust version ("Rust 1.92", "1.92 or newer") is checked against the workspace's.
+        let version = i > 0 && words[i - 1].trim_start_matches('(') == "Rust"
+            || words.get(i + 1) == Some(&"or") && words.get(i + 2) == Some(&"newer)");
+        if (ratio || rate) && !version {
+            found.push(word.to_owned());
+        }
+    }
+    found
+}
+
+/// Figures in README and docs that are not measurements of ours: limits, thresholds, others'
+/// claims. Each with why it may stand without a link to benchmarks.md.
+const NOT_MEASURED: &[(&str, &str, &str)] = &[
+    (
+        "README.md",
+        "20",
+        "airbytehq/airbyte#18638's reported rate, not ours",
+    ),
+    (
+        "console.md",
+        "0.01",
+        "the layout-shift threshold the browser test requires",
+    ),
+    (
+        "dest-postgres.md",
+        "0.25",
+        "the first wait of a retried flush, a constant",
+    ),
+    (
+        "scaling.md",
+        "10,000",
+        "Stripe's live limit times 100 objects a page",
+    ),
+];
+
+#[test]
+fn every_measured_figure_comes_from_the_benchmarks() {
+    let sections = benchmark_sections();
+    let mut wrong = Vec::new();
+    for (path, text) in documents() {
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name == "benchmarks.md" {
+            continue;
+        }
+        let mut in_code = false;
+        for (n, line) in text.lines().enumerate() {
+            if line.trim_start().starts_with("```") {
+                in_code = !in_code;
+            }
+            if in_code {
+                continue;
+            }
+            let mut rest = line.to_owned();
+            for (figure, anchor, span) in benchmark_links(line).into_iter().rev() {
+                match sections.get(&anchor) {
+                    None => wrong.push(format!(
+                        "{name}:{}: links benchmarks.md#{anchor}, which is no section of it",
+                        n + 1
+                    )),
+                    Some(section) if !section.contains(&figure) => wrong.push(format!(
+                        "{name}:{}: says {figure:?}, which benchmarks.md#{anchor} does not",
+                        n + 1
+                    )),
+                    Some(_) => {}
+                }
+                rest.replace_range(span, "");
+            }
+            for figure in measured_figures(&rest) {
+                if !NOT_MEASURED
+                    .iter()
+                    .any(|(file, f, _)| *file == name && *f == figure)
+                {
+                    wrong.push(format!(
+                        "{name}:{}: {figure} reads as a measurement but links no section of benchmarks.md",
+                        n + 1
+                    ));
+                }
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "figures that can drift:\n{}",
+        wrong.join("\n")
+    );
+}
+
+#[test]
+fn the_rust_version_the_docs_name_is_the_workspace_s() {
+    let manifest = std::fs::read_to_string(root().join("Cargo.toml")).unwrap();
+    let version = manifest
+        .lines()
+        .find_map(|l| l.strip_prefix("rust-version = "))
+        .expect("the workspace names a rust-version")
+        .trim_matches('"');
+    let mut wrong = Vec::new();
+    for (path, text) in documents() {
+        for (n, line) in text.lines().enumerate() {
+            for (at, _) in line.match_indices("Rust ") {
+                let rest = &line[at + 5..];
+                let named: String = rest
+                    .trim_start_matches('(')
+                    .chars()
+                    .take_while(|c| c.is_ascii_digit() || *c == '.')
+                    .collect();
+                if named.contains('.') && named.trim_end_matches('.') != version {
+                    wrong.push(format!("{}:{}: Rust {named}", path.display(), n + 1));
+                }
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "the workspace's rust-version is {version}: {wrong:?}"
     );
 }

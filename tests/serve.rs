@@ -594,6 +594,8 @@ fn pushed_events_upsert_exactly_their_objects_without_listing() {
     assert_eq!(names, want);
     assert_eq!(lists(&fake, "GET /v1/customers"), 0, "no list call");
     assert_eq!(lists(&fake, "GET /v1/events"), 0, "no events call");
+    // Discover reads the account, and the read again.
+    let whole_run_account_reads = lists(&fake, "GET /v1/account");
 
     // The same as NDJSON: a start message, then the inputs.
     let mut body = json!({"type": "start", "start": {"pipeline": p}}).to_string();
@@ -611,6 +613,73 @@ fn pushed_events_upsert_exactly_their_objects_without_listing() {
     .unwrap();
     let messages = lines(&wait(response.text()).unwrap());
     assert_eq!(eof_of(&messages)["status"], "succeeded", "{messages:?}");
+
+    // With the catalog an earlier discover gave (as sync-service sends webhook batches after
+    // the first), the run neither discovers nor sets up: the read's own account lookup and
+    // the re-read of an object changed in the run's first second are all it asks Stripe.
+    let discovered = lines(
+        &wait(
+            post(
+                &serve.at("/source_discover"),
+                &json!({"source": p["source"]}),
+            )
+            .text(),
+        )
+        .unwrap(),
+    );
+    let catalog = discovered[0]["catalog"].clone();
+    fake.update(
+        Scope::test(None),
+        "customers",
+        &ids[0],
+        json!({"name": "pushed again"}),
+    )
+    .unwrap();
+    let again: Vec<Value> = fake
+        .events(Scope::test(None))
+        .unwrap()
+        .into_iter()
+        .filter(|e| e["data"]["object"]["name"] == "pushed again")
+        .map(|e| json!({"type": "source_input", "source_input": e}))
+        .collect();
+    assert_eq!(again.len(), 1);
+    fake.reset_stats();
+    let response = post(
+        &serve.at("/pipeline_sync"),
+        &json!({"pipeline": p, "stdin": again, "prepared_catalog": catalog}),
+    );
+    let messages = lines(&wait(response.text()).unwrap());
+    assert_eq!(eof_of(&messages)["status"], "succeeded", "{messages:?}");
+    assert_eq!(
+        rows(&db, "push", "customers")[&ids[0]]["name"],
+        "pushed again"
+    );
+    let asked = fake.stats().by_endpoint;
+    assert_eq!(
+        asked.get("GET /v1/account").copied(),
+        Some(whole_run_account_reads - 1),
+        "the read's own account lookup, not discover's: {asked:?}"
+    );
+    assert!(
+        asked
+            .keys()
+            .all(|k| k == "GET /v1/account" || k == "GET /v1/customers/{id}"),
+        "no list, no webhook endpoint, nothing of setup: {asked:?}"
+    );
+
+    // What is not a catalog is refused, naming the field.
+    let response = post(
+        &serve.at("/pipeline_sync"),
+        &json!({"pipeline": p, "stdin": again, "prepared_catalog": {"streams": 5}}),
+    );
+    assert_eq!(response.status(), 400);
+    let answer: Value = wait(response.json()).unwrap();
+    assert!(
+        answer["error"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("prepared_catalog: ")),
+        "{answer}"
+    );
 }
 
 #[test]
@@ -716,6 +785,8 @@ fn a_batch_answers_json_and_the_document_lists_every_route() {
         assert!(schemas.contains_key(name), "component {name}");
     }
     test_support::openapi::assert_valid(&document);
+    // docs/http-api.md lists exactly these routes.
+    test_support::openapi::assert_documented(&document, "http-api.md");
 }
 
 #[test]

@@ -14,7 +14,7 @@ use std::task::{Context, Poll};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use sync_protocol::{Message, Role, Spec, SyncState};
+use sync_protocol::{Catalog, Message, Role, Spec, SyncState};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::stream_choice::StreamChoice;
@@ -70,6 +70,10 @@ pub struct SyncRequest {
     pub run_id: Option<String>,
     /// Push-mode input handed to the source (`source_input` payloads, e.g. Stripe events).
     pub input: Vec<Value>,
+    /// The source's catalog from an earlier discover, given by a caller that already ran
+    /// setup for this pipeline's streams (sync-service applying webhook events between steps):
+    /// the run takes it as discovered and runs neither discover nor setup.
+    pub prepared: Option<Catalog>,
 }
 
 /// Why an operation did not start. Failures once a stream has started are in-band.

@@ -5,7 +5,7 @@
 //! the config may also sit beside `type` (`{"type": "stripe", "api_key": …}`).
 
 use serde_json::{Map, Value, json};
-use sync_protocol::{Message, SyncState};
+use sync_protocol::{Catalog, Message, SyncState};
 
 use crate::StreamChoice;
 use crate::{ConnectorConfig, Only, PipelineRequest, SyncRequest};
@@ -226,7 +226,8 @@ pub fn operation(body: &Value) -> Result<(PipelineRequest, Option<Only>), BodyEr
 
 /// A sync's body (`pipeline_sync`, `pipeline_sync_batch`, `pipeline_read`): the pipeline,
 /// `state`, `time_limit`, `soft_time_limit`, `state_limit`, `run_id`, `stdin` (messages;
-/// `source_input` ones go to the source).
+/// `source_input` ones go to the source), `prepared_catalog` (an earlier discover's catalog:
+/// the run neither discovers nor runs setup).
 pub fn sync(body: &Value) -> Result<(PipelineRequest, SyncRequest), BodyError> {
     let b = object(body, "body")?;
     known_fields(
@@ -240,6 +241,7 @@ pub fn sync(body: &Value) -> Result<(PipelineRequest, SyncRequest), BodyError> {
             "state_limit",
             "run_id",
             "stdin",
+            "prepared_catalog",
         ],
     )?;
     let Some(p) = b.get("pipeline") else {
@@ -273,6 +275,14 @@ pub fn sync(body: &Value) -> Result<(PipelineRequest, SyncRequest), BodyError> {
             input.push(source_input(item).map_err(|e| BodyError(format!("stdin[{i}]: {e}")))?);
         }
     }
+    let prepared = match b.get("prepared_catalog") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(serde_json::from_value::<Catalog>(v.clone()).map_err(|e| {
+            BodyError(format!(
+                "prepared_catalog: not a catalog ({{\"streams\": [...]}}, as source_discover answers): {e}"
+            ))
+        })?),
+    };
     Ok((
         pipeline,
         SyncRequest {
@@ -282,6 +292,7 @@ pub fn sync(body: &Value) -> Result<(PipelineRequest, SyncRequest), BodyError> {
             state_limit,
             run_id,
             input,
+            prepared,
         },
     ))
 }
@@ -385,6 +396,11 @@ pub fn sync_json(p: &PipelineRequest, r: &SyncRequest) -> Value {
     );
     set(&mut body, "state_limit", r.state_limit.map(|n| json!(n)));
     set(&mut body, "run_id", r.run_id.as_ref().map(|id| json!(id)));
+    set(
+        &mut body,
+        "prepared_catalog",
+        r.prepared.as_ref().map(|c| json!(c)),
+    );
     if !r.input.is_empty() {
         body["stdin"] = Value::Array(
             r.input

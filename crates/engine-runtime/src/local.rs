@@ -226,7 +226,7 @@ impl Engine for LocalEngine {
 
     async fn setup(&self, p: &PipelineRequest, only: Option<Role>) -> EngineResult<Messages> {
         let opened = open(&self.resolver, p, self.connector_timeout).await?;
-        let catalog = selected_catalog(&opened).await?;
+        let catalog = selected_catalog(&opened, None).await?;
         let mut out = Vec::new();
         for role in sides(only) {
             let (connector, config) = match role {
@@ -270,7 +270,7 @@ impl Engine for LocalEngine {
                 opened.source.name()
             )));
         }
-        let catalog = selected_catalog(&opened).await?;
+        let catalog = selected_catalog(&opened, request.prepared.as_ref()).await?;
         if catalog.streams.is_empty() {
             return Err(EngineError::Invalid(
                 "the source offers no streams to sync".to_owned(),
@@ -279,17 +279,23 @@ impl Engine for LocalEngine {
         let mut request = request;
         let refreshed = begin_run(&mut request, &catalog, &p.streams);
         let mut opened = opened;
-        let source_setup = run_lifecycle(
-            &opened.source,
-            "setup",
-            &opened.source_config,
-            Some(&catalog),
-        )
-        .await
-        .map_err(|e| EngineError::Connector(format!("{e:#}")))?;
-        let setup = pipeline::setup_destination(&opened, &catalog)
+        let (source_setup, setup) = if request.prepared.is_some() {
+            // The caller ran setup for these streams (see SyncRequest::prepared).
+            (Vec::new(), Vec::new())
+        } else {
+            let source_setup = run_lifecycle(
+                &opened.source,
+                "setup",
+                &opened.source_config,
+                Some(&catalog),
+            )
             .await
             .map_err(|e| EngineError::Connector(format!("{e:#}")))?;
+            let setup = pipeline::setup_destination(&opened, &catalog)
+                .await
+                .map_err(|e| EngineError::Connector(format!("{e:#}")))?;
+            (source_setup, setup)
+        };
         let (tx, rx) = Outbox::channel();
         let source_by = Emitter::connector(Role::Source, &p.source.name);
         let destination_by = Emitter::connector(Role::Destination, &p.destination.name);

@@ -234,12 +234,28 @@ pub(crate) fn full_refresh_streams(
         .collect()
 }
 
-/// The source's catalog, configured for the selected streams: a failed discover is
-/// [`EngineError::Connector`], an unknown stream [`EngineError::Invalid`].
-pub(crate) async fn selected_catalog(o: &Opened) -> EngineResult<ConfiguredCatalog> {
-    let catalog = discover(&o.source, &o.source_config)
-        .await
-        .map_err(|e| EngineError::Connector(format!("{e:#}")))?;
+/// The source's catalog: `prepared` when the caller gives one (an earlier discover's), else
+/// what the source's `discover` answers now (its failure is [`EngineError::Connector`]).
+pub(crate) async fn source_catalog(
+    source: &Connector,
+    config: &Value,
+    prepared: Option<&Catalog>,
+) -> EngineResult<Catalog> {
+    match prepared {
+        Some(catalog) => Ok(catalog.clone()),
+        None => discover(source, config)
+            .await
+            .map_err(|e| EngineError::Connector(format!("{e:#}"))),
+    }
+}
+
+/// The source's catalog ([`source_catalog`]), configured for the selected streams: an unknown
+/// stream is [`EngineError::Invalid`].
+pub(crate) async fn selected_catalog(
+    o: &Opened,
+    prepared: Option<&Catalog>,
+) -> EngineResult<ConfiguredCatalog> {
+    let catalog = source_catalog(&o.source, &o.source_config, prepared).await?;
     select(catalog, &o.streams, o.source.dialect)
         .map_err(|e| EngineError::Invalid(format!("{e:#}")))
 }

@@ -33,10 +33,9 @@ async fn catalog(
     source: &Connector,
     config: &Value,
     p: &PipelineRequest,
+    prepared: Option<&sync_protocol::Catalog>,
 ) -> EngineResult<ConfiguredCatalog> {
-    let catalog = pipeline::discover(source, config)
-        .await
-        .map_err(connector_error)?;
+    let catalog = pipeline::source_catalog(source, config, prepared).await?;
     pipeline::select(catalog, &p.streams, source.dialect)
         .map_err(|e| EngineError::Invalid(format!("{e:#}")))
 }
@@ -76,7 +75,7 @@ impl LocalEngine {
             None,
         )
         .await?;
-        let catalog = catalog(&source, &config, p).await?;
+        let catalog = catalog(&source, &config, p, request.prepared.as_ref()).await?;
         let mut request = request;
         crate::local::begin_run(&mut request, &catalog, &p.streams);
         let config_file = source
@@ -123,7 +122,7 @@ impl LocalEngine {
     /// (committed states, logs, statuses).
     pub async fn write(&self, p: &PipelineRequest, input: Vec<Message>) -> EngineResult<Messages> {
         let opened = pipeline::open(self.resolver(), p, self.connector_timeout()).await?;
-        let catalog = pipeline::selected_catalog(&opened).await?;
+        let catalog = pipeline::selected_catalog(&opened, None).await?;
         pipeline::setup_destination(&opened, &catalog)
             .await
             .map_err(connector_error)?;

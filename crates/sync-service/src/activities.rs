@@ -22,6 +22,7 @@ use crate::control::{Control, ControlError};
 use crate::inbox::{self, InboxBatch};
 use crate::owner::Owner;
 use crate::pipeline::{Desired, Pipeline, Status};
+use crate::prepared::PreparedCatalogs;
 use crate::progress::RunLedger;
 
 /// How a step ended, for the workflow.
@@ -63,6 +64,8 @@ pub struct PipelineActivities {
     pub budget: Option<AccountBudget>,
     /// Which account each key acts on (asked once per key).
     pub accounts: Arc<AccountKeys>,
+    /// The catalog each pipeline's webhook batches run with, without discover or setup.
+    pub catalogs: Arc<PreparedCatalogs>,
 }
 
 /// Why a step failed: who must act, and what to tell them.
@@ -206,9 +209,12 @@ impl PipelineActivities {
         };
         let account = self.accounts.of(&request).await;
         let request = self.budgeted(request, account.as_deref());
+        let prepared = self.catalogs.get(id, &request);
+        let whole = prepared.is_none();
         let template = SyncRequest {
             state: self.control.current_state(id).await.map_err(retryable)?,
             time_limit: Some(INBOX_TIME_LIMIT_SECS),
+            prepared,
             ..Default::default()
         };
         let batch = match inbox::next_batch(&self.control, id, &request, template).await {
@@ -248,6 +254,9 @@ impl PipelineActivities {
             .inbox_applied(id, &batch.ids)
             .await
             .map_err(retryable)?;
+        if whole {
+            self.keep_catalog(id, &request).await;
+        }
         self.control
             .set_live_failure(id, None)
             .await
@@ -348,6 +357,23 @@ fn graceful_limit(hard: f64) -> f64 {
 }
 
 impl PipelineActivities {
+    /// After a whole webhook batch: the source's catalog, kept for the next batches (which
+    /// then run neither discover nor setup). A discover that fails keeps nothing: the next
+    /// batch runs whole again.
+    async fn keep_catalog(&self, id: &str, request: &PipelineRequest) {
+        let catalog = match self.engine.discover(request).await {
+            Ok(messages) => all_of(messages).await.into_iter().find_map(|m| match m {
+                Message::Catalog(catalog) => Some(catalog),
+                _ => None,
+            }),
+            Err(_) => None,
+        };
+        match catalog {
+            Some(catalog) => self.catalogs.keep(id, request, catalog),
+            None => tracing::debug!(pipeline = id, "no catalog kept: the next batch runs setup"),
+        }
+    }
+
     /// The engine run of a step: from the claimed checkpoint, bounded by the step's time, or
     /// by what the caller who asked for it gave.
     fn step_sync_request(

@@ -22,6 +22,7 @@ pub mod openapi;
 pub mod operations;
 pub mod owner;
 pub mod pipeline;
+pub mod prepared;
 mod progress;
 pub mod step_requests;
 pub mod sync_routes;

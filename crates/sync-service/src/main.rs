@@ -338,6 +338,7 @@ async fn run(command: Command) -> Result<()> {
                     rps: args.account_rps,
                 }),
                 accounts: Default::default(),
+                catalogs: Default::default(),
             };
             let lanes = Lanes {
                 backfill: args.lanes.contains(&Lane::Backfill),

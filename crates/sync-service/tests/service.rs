@@ -36,6 +36,8 @@ fn create_backfills_to_ready_then_pause_resume_sync_and_delete() {
         }
     }
     assert_eq!(listed, sync_service::openapi::ROUTES.len());
+    // docs/service.md lists exactly these routes.
+    test_support::openapi::assert_documented(&document, "service.md");
 
     // Bad requests name the field and create nothing.
     let mut bad = service.pipeline_body("Bad Id", "x");

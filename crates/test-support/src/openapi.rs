@@ -57,3 +57,53 @@ pub fn assert_valid(document: &serde_json::Value) {
         String::from_utf8_lossy(&checked.stderr)
     );
 }
+
+/// The routes a Markdown document's tables list: every `` `METHOD /path` `` in the first cell
+/// of a table row, as (lower-case method, path).
+pub fn documented_routes(markdown: &str) -> std::collections::BTreeSet<(String, String)> {
+    const METHODS: [&str; 5] = ["GET", "POST", "PUT", "PATCH", "DELETE"];
+    let mut routes = std::collections::BTreeSet::new();
+    for line in markdown.lines() {
+        let Some(first_cell) = line.strip_prefix('|').and_then(|l| l.split('|').next()) else {
+            continue;
+        };
+        for code in first_cell.split('`').skip(1).step_by(2) {
+            if let Some((method, path)) = code.split_once(' ')
+                && METHODS.contains(&method)
+                && path.starts_with('/')
+            {
+                routes.insert((method.to_lowercase(), path.to_owned()));
+            }
+        }
+    }
+    routes
+}
+
+/// The routes an OpenAPI document lists, as (lower-case method, path).
+pub fn document_routes(
+    document: &serde_json::Value,
+) -> std::collections::BTreeSet<(String, String)> {
+    let mut routes = std::collections::BTreeSet::new();
+    for (path, methods) in document["paths"].as_object().into_iter().flatten() {
+        for method in methods.as_object().into_iter().flatten().map(|(m, _)| m) {
+            routes.insert((method.to_lowercase(), path.clone()));
+        }
+    }
+    routes
+}
+
+/// The routes `docs/NAME` lists are exactly the document's.
+pub fn assert_documented(document: &serde_json::Value, doc: &str) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let text = std::fs::read_to_string(root.join("docs").join(doc))
+        .unwrap_or_else(|e| panic!("docs/{doc}: {e}"));
+    let documented = documented_routes(&text);
+    let served = document_routes(document);
+    assert_eq!(
+        documented,
+        served,
+        "docs/{doc} lists {:?} that the server does not have, and misses {:?}",
+        documented.difference(&served).collect::<Vec<_>>(),
+        served.difference(&documented).collect::<Vec<_>>()
+    );
+}
