@@ -25,6 +25,24 @@ fn object<'a>(value: &'a Value, path: &str) -> Result<&'a Map<String, Value>, Bo
         .ok_or_else(|| BodyError(format!("{path}: must be a JSON object")))
 }
 
+/// The fields of `pipeline_check`, `pipeline_setup` and `pipeline_teardown` bodies.
+pub const OPERATION_FIELDS: &[&str] = &["pipeline", "only"];
+/// The fields of a sync's body (`pipeline_sync`, `pipeline_sync_batch`, `pipeline_read`).
+pub const SYNC_FIELDS: &[&str] = &[
+    "pipeline",
+    "state",
+    "time_limit",
+    "soft_time_limit",
+    "state_limit",
+    "run_id",
+    "stdin",
+    "prepared_catalog",
+];
+/// The fields of a `pipeline_write` body.
+pub const WRITE_FIELDS: &[&str] = &["pipeline", "stdin"];
+/// The fields of a `source_discover` body.
+pub const DISCOVER_FIELDS: &[&str] = &["source", "streams"];
+
 /// Refuses a key the body has no use for: a typo or a misplaced field is never ignored.
 pub fn known_fields(
     map: &Map<String, Value>,
@@ -210,7 +228,7 @@ fn seconds(body: &Map<String, Value>, key: &str) -> Result<Option<f64>, BodyErro
 /// A pipeline operation's body: `{pipeline, only?}`.
 pub fn operation(body: &Value) -> Result<(PipelineRequest, Option<Only>), BodyError> {
     let b = object(body, "body")?;
-    known_fields(b, "body", &["pipeline", "only"])?;
+    known_fields(b, "body", OPERATION_FIELDS)?;
     let Some(p) = b.get("pipeline") else {
         return err("pipeline: missing");
     };
@@ -230,20 +248,7 @@ pub fn operation(body: &Value) -> Result<(PipelineRequest, Option<Only>), BodyEr
 /// the run neither discovers nor runs setup).
 pub fn sync(body: &Value) -> Result<(PipelineRequest, SyncRequest), BodyError> {
     let b = object(body, "body")?;
-    known_fields(
-        b,
-        "body",
-        &[
-            "pipeline",
-            "state",
-            "time_limit",
-            "soft_time_limit",
-            "state_limit",
-            "run_id",
-            "stdin",
-            "prepared_catalog",
-        ],
-    )?;
+    known_fields(b, "body", SYNC_FIELDS)?;
     let Some(p) = b.get("pipeline") else {
         return err("pipeline: missing");
     };
@@ -300,7 +305,7 @@ pub fn sync(body: &Value) -> Result<(PipelineRequest, SyncRequest), BodyError> {
 /// The messages of `pipeline_write`'s `stdin` (records and states for the destination).
 pub fn write(body: &Value) -> Result<(PipelineRequest, Vec<Message>), BodyError> {
     let b = object(body, "body")?;
-    known_fields(b, "body", &["pipeline", "stdin"])?;
+    known_fields(b, "body", WRITE_FIELDS)?;
     let Some(p) = b.get("pipeline") else {
         return err("pipeline: missing");
     };

@@ -76,11 +76,12 @@ fn request_schemas() -> Map<String, Value> {
     schemas.insert("SyncRequest".into(), json!({"type": "object", "required": ["pipeline"], "properties": {
             "pipeline": reference("PipelineConfig"),
             "state": reference("SyncState"),
-            "time_limit": {"type": "number", "exclusiveMinimum": 0, "maximum": 604800, "description": "Hard limit in seconds: both connectors are stopped; what is committed stands"},
-            "soft_time_limit": {"type": "number", "exclusiveMinimum": 0, "maximum": 604800, "description": "Graceful limit in seconds (default 0.8 × time_limit): the source stops, the destination commits"},
+            "time_limit": {"type": "number", "exclusiveMinimum": 0, "maximum": sync_engine_api::MAX_TIME_LIMIT_SECS, "description": "Hard limit in seconds: both connectors are stopped; what is committed stands"},
+            "soft_time_limit": {"type": "number", "exclusiveMinimum": 0, "maximum": sync_engine_api::MAX_TIME_LIMIT_SECS, "description": "Graceful limit in seconds (default 0.8 × time_limit): the source stops, the destination commits"},
             "state_limit": {"type": "integer", "minimum": 1, "description": "Stop gracefully after this many source states"},
             "run_id": {"type": "string", "minLength": 1, "description": "Names the run: kept in eof.ending_state.sync_run.run_id and shown in the logs (also ?run_id=)"},
-            "stdin": {"type": "array", "items": reference("SourceInputMessage"), "description": "Push-mode input for the source"}
+            "stdin": {"type": "array", "items": reference("SourceInputMessage"), "description": "Push-mode input for the source"},
+            "prepared_catalog": {"type": "object", "required": ["streams"], "properties": {"streams": {"type": "array"}}, "description": "The source's catalog as an earlier source_discover answered it, from a caller that already ran setup: the run neither discovers nor runs setup"}
         }}));
     schemas.insert(
         "StartMessage".into(),
@@ -324,6 +325,26 @@ mod tests {
             config_component(Role::Destination, "google-sheets"),
             "DestinationGoogleSheetsConfig"
         );
+    }
+
+    #[test]
+    fn each_body_schema_lists_exactly_the_fields_its_parser_takes() {
+        let schemas = fixed_schemas();
+        for (schema, fields) in [
+            ("PipelineOperation", sync_engine_api::wire::OPERATION_FIELDS),
+            ("SyncRequest", sync_engine_api::wire::SYNC_FIELDS),
+            ("WriteRequest", sync_engine_api::wire::WRITE_FIELDS),
+            ("SourceDiscover", sync_engine_api::wire::DISCOVER_FIELDS),
+        ] {
+            let listed: std::collections::BTreeSet<&str> = schemas[schema]["properties"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .map(String::as_str)
+                .collect();
+            let taken: std::collections::BTreeSet<&str> = fields.iter().copied().collect();
+            assert_eq!(listed, taken, "{schema}");
+        }
     }
 
     #[test]

@@ -156,7 +156,7 @@ async fn source_discover(
         Err(response) => return *response,
     };
     if let Some(body) = value.as_object()
-        && let Err(e) = wire::known_fields(body, "body", &["source", "streams"])
+        && let Err(e) = wire::known_fields(body, "body", wire::DISCOVER_FIELDS)
     {
         return bad_request(e);
     }

@@ -279,23 +279,8 @@ impl Engine for LocalEngine {
         let mut request = request;
         let refreshed = begin_run(&mut request, &catalog, &p.streams);
         let mut opened = opened;
-        let (source_setup, setup) = if request.prepared.is_some() {
-            // The caller ran setup for these streams (see SyncRequest::prepared).
-            (Vec::new(), Vec::new())
-        } else {
-            let source_setup = run_lifecycle(
-                &opened.source,
-                "setup",
-                &opened.source_config,
-                Some(&catalog),
-            )
-            .await
-            .map_err(|e| EngineError::Connector(format!("{e:#}")))?;
-            let setup = pipeline::setup_destination(&opened, &catalog)
-                .await
-                .map_err(|e| EngineError::Connector(format!("{e:#}")))?;
-            (source_setup, setup)
-        };
+        let (source_setup, setup) =
+            setup_both(&opened, &catalog, request.prepared.is_some()).await?;
         let (tx, rx) = Outbox::channel();
         let source_by = Emitter::connector(Role::Source, &p.source.name);
         let destination_by = Emitter::connector(Role::Destination, &p.destination.name);
@@ -309,28 +294,10 @@ impl Engine for LocalEngine {
                 Message::Log(Log::new(LogLevel::Info, note)),
             );
         }
-        for emitted in lifecycle_output(source_setup, source_by.clone())
-            .chain(lifecycle_output(setup, destination_by.clone()))
-        {
-            match &emitted.message {
-                Message::Control(Control::DestinationTables(tables)) => {
-                    // The caller applies the same report to its copy of the state.
-                    let resets = request.state.reconcile_tables(tables);
-                    tx.forward(emitted);
-                    for reset in resets {
-                        tracing::warn!("{reset}");
-                        tx.send(
-                            &Emitter::engine(),
-                            Message::Log(Log::new(LogLevel::Warn, reset.to_string())),
-                        );
-                    }
-                    continue;
-                }
-                // What setup just made (a webhook secret) is needed by this very run.
-                Message::Control(control) => pipeline::apply_update(&mut opened, control),
-                _ => {}
-            }
-            tx.forward(emitted);
+        let setup_output = lifecycle_output(source_setup, source_by.clone())
+            .chain(lifecycle_output(setup, destination_by.clone()));
+        for emitted in setup_output {
+            take_setup_output(emitted, &mut request, &mut opened, &tx);
         }
         let (cancel_tx, cancel_rx) = oneshot::channel();
         let signals = if self.handle_signals {
@@ -358,6 +325,55 @@ impl Engine for LocalEngine {
         );
         Ok(Messages::new(rx, Some(cancel_tx)))
     }
+}
+
+/// Both connectors' `setup` for the run's streams, at once (neither needs what the other
+/// makes); none when the caller prepared the run (see `SyncRequest::prepared`).
+async fn setup_both(
+    opened: &Opened,
+    catalog: &ConfiguredCatalog,
+    prepared: bool,
+) -> EngineResult<(Vec<Message>, Vec<Message>)> {
+    if prepared {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    let source = run_lifecycle(
+        &opened.source,
+        "setup",
+        &opened.source_config,
+        Some(catalog),
+    );
+    let destination = pipeline::setup_destination(opened, catalog);
+    tokio::try_join!(source, destination).map_err(|e| EngineError::Connector(format!("{e:#}")))
+}
+
+/// Passes one message of a setup on: the destination's table report reconciles the state (a
+/// table recreated or emptied means its stream is read again), a connector's config update
+/// applies to this very run (a webhook secret setup just made).
+fn take_setup_output(
+    emitted: Emitted,
+    request: &mut SyncRequest,
+    opened: &mut Opened,
+    tx: &Outbox,
+) {
+    match &emitted.message {
+        Message::Control(Control::DestinationTables(tables)) => {
+            // The caller applies the same report to its copy of the state.
+            let resets = request.state.reconcile_tables(tables);
+            tx.forward(emitted);
+            for reset in resets {
+                tracing::warn!("{reset}");
+                tx.send(
+                    &Emitter::engine(),
+                    Message::Log(Log::new(LogLevel::Warn, reset.to_string())),
+                );
+            }
+            return;
+        }
+        Message::Control(control) => pipeline::apply_update(opened, control),
+        _ => {}
+    }
+    tx.forward(emitted);
 }
 
 /// The span a run's logs carry: the run's name (`run_id`), inside the caller's span (the HTTP

@@ -125,18 +125,11 @@ fn five_streams(records: usize) {
     );
 }
 
-fn main() {
-    let records: usize = test_support::measure::count_from_args(100_000);
-    let fake = FakeStripe::start(Config {
-        seed: 4,
-        scale: 0.0,
-        objects: vec![("customers".into(), records)],
-        worker_threads: 1,
-        ..Default::default()
-    })
-    .unwrap();
-    let db = TestDb::new();
-    let source_config = json!({"api_key": "sk_test_fake", "base_url": fake.base_url(), "rate_limit": 10000, "endpoint_rate_limit": 10000, "events": false});
+/// One sync of the `customers` stream of the simulator at `base_url`, through a shell pipe and
+/// through the engine, each into its own new schema; best of `rounds` for each. Returns the
+/// pipe's seconds, the engine's seconds and the engine's peak RSS.
+fn both_ways(base_url: &str, db: &TestDb, tag: &str, rounds: usize) -> (f64, f64, u64) {
+    let source_config = json!({"api_key": "sk_test_fake", "base_url": base_url, "rate_limit": 10000, "endpoint_rate_limit": 10000, "events": false});
     let dir = tempfile::tempdir().unwrap();
     let catalog = dir.path().join("catalog.json");
     let discover = Command::new(bin("source-stripe"))
@@ -161,10 +154,10 @@ fn main() {
     let mut pipe_best = f64::MAX;
     let mut engine_best = f64::MAX;
     let mut engine_rss = 0;
-    for round in 0..2 {
+    for round in 0..rounds {
         let dest_file = config_file(
             "dest-pipe.json",
-            &json!({"url": db.url(), "schema": format!("pipe{round}")}),
+            &json!({"url": db.url(), "schema": format!("{tag}pipe{round}")}),
         );
         let script = format!(
             "'{}' read --config '{source_file}' --catalog '{cat}' | '{}' write --config '{dest_file}' --catalog '{cat}'",
@@ -201,7 +194,7 @@ fn main() {
                 "--postgres-url",
                 db.url(),
                 "--schema",
-                &format!("engine{round}"),
+                &format!("{tag}engine{round}"),
                 "--state-file",
                 &dir.path()
                     .join(format!("state{round}.json"))
@@ -219,6 +212,21 @@ fn main() {
         engine_best = engine_best.min(m.elapsed.as_secs_f64());
         engine_rss = engine_rss.max(m.peak_rss_bytes);
     }
+    (pipe_best, engine_best, engine_rss)
+}
+
+fn main() {
+    let records: usize = test_support::measure::count_from_args(100_000);
+    let fake = FakeStripe::start(Config {
+        seed: 4,
+        scale: 0.0,
+        objects: vec![("customers".into(), records)],
+        worker_threads: 1,
+        ..Default::default()
+    })
+    .unwrap();
+    let db = TestDb::new();
+    let (pipe_best, engine_best, engine_rss) = both_ways(&fake.base_url(), &db, "", 2);
     // The simulator deletes a few percent of what it generates; the live ones are the data set.
     let live = fake.objects(None, "customers").unwrap().len();
     let mut client = db.client();
@@ -229,15 +237,29 @@ fn main() {
             .get(0);
         assert_eq!(n as usize, live, "{schema} is complete");
     }
+    // What each way costs before and after its records: the same syncs of no records at all
+    // (for the engine: its own start, both connectors' spec, discover and both setups).
+    let empty = FakeStripe::start(Config {
+        seed: 4,
+        scale: 0.0,
+        objects: vec![("customers".into(), 0)],
+        worker_threads: 1,
+        ..Default::default()
+    })
+    .unwrap();
+    let (pipe_fixed, engine_fixed, _) = both_ways(&empty.base_url(), &db, "empty", 3);
     let records = live;
     println!(
         "{}",
-        json!({"bench": "shell pipe", "records": records, "seconds": pipe_best, "records_per_second": records as f64 / pipe_best})
+        json!({"bench": "shell pipe", "records": records, "seconds": pipe_best, "records_per_second": records as f64 / pipe_best,
+               "fixed_seconds": pipe_fixed})
     );
     println!(
         "{}",
         json!({"bench": "sync-engine", "records": records, "seconds": engine_best, "records_per_second": records as f64 / engine_best,
-               "ratio_to_pipe": pipe_best / engine_best, "engine_peak_rss_bytes": engine_rss})
+               "ratio_to_pipe": pipe_best / engine_best, "engine_peak_rss_bytes": engine_rss,
+               "fixed_seconds": engine_fixed,
+               "ratio_beyond_fixed_costs": (pipe_best - pipe_fixed) / (engine_best - engine_fixed)})
     );
     five_streams(records);
 }

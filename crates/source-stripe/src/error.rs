@@ -181,6 +181,18 @@ impl fmt::Display for ReadError {
     }
 }
 
+impl ReadError {
+    /// The connector's error when this ends the read, `doing` saying what it was doing: a
+    /// closed stdout ends it quietly, Stripe's refusal as [`fatal`] classifies it.
+    pub(crate) fn ending(self, doing: &str) -> ConnectorError {
+        match self {
+            ReadError::Output(closed) => closed.into(),
+            ReadError::Stripe(e) => fatal(&e, doing),
+            ReadError::Framing(e) => ConnectorError::system(format!("{doing}: {e}")),
+        }
+    }
+}
+
 impl From<StripeError> for ReadError {
     fn from(e: StripeError) -> Self {
         ReadError::Stripe(e)

@@ -19,7 +19,6 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::config::Config;
 use crate::error::ReadError;
-use crate::error::fatal;
 use crate::events::{self, Applied, EventsCtx, Pushed, Taken};
 use crate::state::{EventsCursor, GlobalCheckpoint};
 
@@ -187,14 +186,6 @@ async fn listen(
     Ok(Some(endpoint))
 }
 
-fn read_error(e: ReadError) -> ConnectorError {
-    match e {
-        ReadError::Output(closed) => closed.into(),
-        ReadError::Stripe(e) => fatal(&e, "following events"),
-        ReadError::Framing(e) => ConnectorError::system(format!("applying events: {e}")),
-    }
-}
-
 fn interval(secs: f64) -> Option<tokio::time::Interval> {
     (secs > 0.0).then(|| {
         // The schema bounds it above; a tick under a millisecond is taken as one.
@@ -262,7 +253,7 @@ pub(crate) async fn run(
             _ = tick(&mut poll) => {
                 let (_, advanced) = events::follow(ctx, cursor.clone(), &mut applied)
                     .await
-                    .map_err(read_error)?;
+                    .map_err(|e| e.ending("following events"))?;
                 cursor = advanced;
             }
             _ = tick(&mut checkpoint) => {

@@ -10,8 +10,6 @@ use sync_protocol::{ConfiguredCatalog, Message, SourceStateSet};
 
 use crate::client::StripeClient;
 use crate::config::Config;
-use crate::error::ReadError;
-use crate::error::fatal;
 use crate::events::{Applied, EventsCtx, Pushed, Taken};
 use crate::plan::Plan;
 use crate::webhook::Verifier;
@@ -82,13 +80,7 @@ pub(crate) async fn read_input(
                 refused += 1;
                 tracing::warn!("--input line {}: refused: {why}", line.number);
             }
-            Err(ReadError::Output(closed)) => return Err(closed.into()),
-            Err(ReadError::Stripe(e)) => return Err(fatal(&e, "applying a pushed event")),
-            Err(ReadError::Framing(e)) => {
-                return Err(ConnectorError::system(format!(
-                    "applying a pushed event: {e}"
-                )));
-            }
+            Err(e) => return Err(e.ending("applying a pushed event")),
         }
     }
     for (stream, n) in pushed.counts() {

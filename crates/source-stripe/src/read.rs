@@ -58,11 +58,7 @@ pub(crate) async fn read(
                 }
                 live_from = Some((ctx, cursor, applied));
             }
-            Err(ReadError::Output(closed)) => return Err(closed.into()),
-            Err(ReadError::Stripe(e)) => return Err(fatal(&e, "reading /v1/events")),
-            Err(ReadError::Framing(e)) => {
-                return Err(ConnectorError::system(format!("applying events: {e}")));
-            }
+            Err(e) => return Err(e.ending("reading /v1/events")),
         }
     }
     for name in plan.generations.keys() {
