@@ -7,6 +7,7 @@
 
 mod engine;
 mod limits;
+pub mod openapi;
 mod stream_choice;
 pub mod wire;
 

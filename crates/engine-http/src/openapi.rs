@@ -7,10 +7,7 @@ use sync_protocol::Role;
 use crate::AppState;
 use crate::route_table::{Answer, ROUTES};
 use sync_engine_api::Engine;
-
-fn reference(name: &str) -> Value {
-    json!({ "$ref": format!("#/components/schemas/{name}") })
-}
+use sync_engine_api::openapi::{Auth, error_answer, reference};
 
 fn one_of(names: &[&str]) -> Value {
     json!({ "oneOf": names.iter().map(|n| reference(n)).collect::<Vec<_>>() })
@@ -53,7 +50,6 @@ fn fixed_schemas() -> Map<String, Value> {
 fn request_schemas() -> Map<String, Value> {
     let any_object = json!({"type": "object"});
     let mut schemas = Map::new();
-    schemas.insert("Error".into(), sync_engine_api::wire::error_schema());
     schemas.insert("Health".into(), json!({"type": "object", "required": ["ok", "hostname"], "properties": {"ok": {"const": true}, "hostname": {"type": "string"}, "version": {"type": "string"}}}));
     schemas.insert("StreamSelection".into(), json!({"type": "object", "required": ["name"], "properties": {
             "name": {"type": "string", "description": "The stream (customers), or the name of its objects (customer, checkout.session) as the catalog's metadata.resource_name gives it"},
@@ -229,7 +225,7 @@ async fn connector_schemas(state: &AppState, schemas: &mut Map<String, Value>) {
 }
 
 fn error_responses() -> Value {
-    let error = |description: &str| json!({"description": description, "content": {"application/json": {"schema": reference("Error")}}});
+    let error = error_answer;
     json!({
         "400": error("The body, a connector name, a stream or a config is invalid (before anything runs)"),
         "401": error("A bearer token is required or wrong"),
@@ -258,7 +254,7 @@ fn operation(route: &crate::route_table::Route) -> Value {
     if route.path.contains("{type}") {
         op["parameters"] =
             json!([{"name": "type", "in": "path", "required": true, "schema": {"type": "string"}}]);
-        op["responses"]["404"] = json!({"description": "Unknown connector", "content": {"application/json": {"schema": reference("Error")}}});
+        op["responses"]["404"] = error_answer("Unknown connector");
     }
     let action_id = json!({"name": "X-Action-Id", "in": "header", "required": false, "schema": {"type": "string"}, "description": "The caller's name for this action, shown in the logs"});
     if route.body == Some("PipelineOperation") {
@@ -295,20 +291,13 @@ pub(super) async fn document(state: &AppState) -> Value {
     }
     let mut schemas = fixed_schemas();
     connector_schemas(state, &mut schemas).await;
-    json!({
-        "openapi": "3.1.0",
-        "info": {
-            "title": "stripe-sync engine",
-            "version": env!("CARGO_PKG_VERSION"),
-            "description": "The sync engine over HTTP: pipelines in, NDJSON protocol messages out. See docs/http-api.md."
-        },
-        "paths": paths,
-        "components": {
-            "schemas": schemas,
-            "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer", "description": "Required when the server runs with --api-token"}}
-        },
-        "security": [{"bearerAuth": []}, {}]
-    })
+    sync_engine_api::openapi::document(
+        "stripe-sync engine",
+        "The sync engine over HTTP: pipelines in, NDJSON protocol messages out. See docs/http-api.md.",
+        paths,
+        schemas,
+        Auth::WhenConfigured,
+    )
 }
 
 #[cfg(test)]

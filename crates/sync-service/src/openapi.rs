@@ -2,6 +2,7 @@
 //! route listed is served and that the document is valid.
 
 use serde_json::{Map, Value, json};
+use sync_engine_api::openapi::{Auth, error_answer, reference};
 
 /// One route of the API.
 pub struct Route {
@@ -206,10 +207,6 @@ pub const ROUTES: &[Route] = &[
     ),
 ];
 
-fn reference(name: &str) -> Value {
-    json!({"$ref": format!("#/components/schemas/{name}")})
-}
-
 fn schemas() -> Map<String, Value> {
     let side = json!({"type": "object", "description": "{name, config}, or as the reference writes it: {type, <type>: {config}} or the config beside type; a postgres destination's connection_string is its url", "properties": {
         "name": {"type": "string", "description": "Connector name (default stripe / postgres)"},
@@ -220,7 +217,6 @@ fn schemas() -> Map<String, Value> {
         "backfill_limit": {"type": "integer", "minimum": 1}, "fields": {"type": "array", "items": {"type": "string"}}}}]});
     let status = json!({"enum": ["backfilling", "ready", "paused", "error", "tearing_down"]});
     let mut s = Map::new();
-    s.insert("Error".into(), sync_engine_api::wire::error_schema());
     s.insert(
         "Health".into(),
         json!({"type": "object", "required": ["ok"], "properties": {"ok": {"const": true}}}),
@@ -292,7 +288,7 @@ pub fn document() -> Value {
             "summary": summary,
             "responses": {
                 *code: {"description": "OK", "content": content},
-                "default": {"description": "An error", "content": {"application/json": {"schema": reference("Error")}}},
+                "default": error_answer("An error"),
             },
         });
         let mut parameters = Vec::new();
@@ -317,14 +313,11 @@ pub fn document() -> Value {
         let entry = paths.entry(path.to_string()).or_insert_with(|| json!({}));
         entry[*method] = operation;
     }
-    json!({
-        "openapi": "3.1.0",
-        "info": {"title": "sync-service", "version": env!("CARGO_PKG_VERSION")},
-        "paths": paths,
-        "components": {
-            "schemas": schemas(),
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-        },
-        "security": [{"bearer": []}],
-    })
+    sync_engine_api::openapi::document(
+        "sync-service",
+        "Pipelines as durable workflows: the REST API. See docs/service.md.",
+        paths,
+        schemas(),
+        Auth::Required,
+    )
 }
