@@ -8,14 +8,14 @@ use sha2::{Digest, Sha256};
 use sync_protocol::{Role, Spec};
 
 use crate::builtin;
-use crate::settings::Pipeline;
+use crate::settings::PipelineSettings;
 use crate::store::{ControlUpdates, Owner, StateStore};
 use crate::usage;
 use sync_engine_api::PipelineRequest;
 
 /// What the sync reads and where it writes, without secrets.
 pub fn owner(
-    pipeline: &Pipeline,
+    pipeline: &PipelineSettings,
     source_spec: &Spec,
     destination_spec: &Spec,
     sync_id: Option<String>,
@@ -48,7 +48,7 @@ pub fn owner(
 /// The state store: `state_file` when given, else the destination's Postgres database, else a
 /// file under `.sync-state/`.
 pub fn state_store(
-    pipeline: &Pipeline,
+    pipeline: &PipelineSettings,
     state_file: Option<std::path::PathBuf>,
     owner: Owner,
 ) -> StateStore {
@@ -141,7 +141,7 @@ pub fn resolved_keys(spec: &Spec) -> Vec<String> {
 /// what this run's own updates are kept against.
 pub fn apply_control(
     request: &mut PipelineRequest,
-    explicit: &Pipeline,
+    explicit: &PipelineSettings,
     updates: &ControlUpdates,
     specs: [&Spec; 2],
 ) -> Result<UpdateBasis> {

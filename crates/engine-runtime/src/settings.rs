@@ -22,7 +22,7 @@ pub use sync_engine_api::StreamChoice;
 
 /// A pipeline as the CLI gives it: both sides, the streams, and the checkpoint settings.
 #[derive(Debug, Clone)]
-pub struct Pipeline {
+pub struct PipelineSettings {
     /// Where records come from.
     pub source: ConnectorConfig,
     /// Where they go.
@@ -177,7 +177,7 @@ fn limits_of(file: &ConfigFile) -> Result<()> {
 }
 
 /// Builds the pipeline from a config file, flags and the process environment.
-pub fn pipeline(args: &PipelineArgs) -> Result<Pipeline> {
+pub fn pipeline(args: &PipelineArgs) -> Result<PipelineSettings> {
     pipeline_with_env(args, &|var| std::env::var(var).ok())
 }
 
@@ -185,7 +185,7 @@ pub fn pipeline(args: &PipelineArgs) -> Result<Pipeline> {
 pub fn pipeline_with_env(
     args: &PipelineArgs,
     env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Pipeline> {
+) -> Result<PipelineSettings> {
     let file = match &args.config {
         Some(arg) => crate::pipeline_file::read(arg)?,
         None => ConfigFile::default(),
@@ -246,7 +246,7 @@ pub fn pipeline_with_env(
         .map(|list| sync_engine_api::wire::streams(&list, "the config file's streams"))
         .transpose()?;
     let streams = one_of("streams", flag_streams, file_streams)?;
-    Ok(Pipeline {
+    Ok(PipelineSettings {
         source: ConnectorConfig {
             name: source_name,
             config: source,
@@ -263,8 +263,8 @@ pub fn pipeline_with_env(
     })
 }
 
-impl From<&Pipeline> for sync_engine_api::PipelineRequest {
-    fn from(p: &Pipeline) -> sync_engine_api::PipelineRequest {
+impl From<&PipelineSettings> for sync_engine_api::PipelineRequest {
+    fn from(p: &PipelineSettings) -> sync_engine_api::PipelineRequest {
         sync_engine_api::PipelineRequest {
             source: p.source.clone(),
             destination: p.destination.clone(),

@@ -14,7 +14,7 @@ use sync_engine_client::AnyEngine;
 use sync_engine_runtime::args::{PipelineArgs, ResolverArgs};
 use sync_engine_runtime::checkpoint;
 use sync_engine_runtime::resolve::Resolver;
-use sync_engine_runtime::settings::{self, Pipeline};
+use sync_engine_runtime::settings::{self, PipelineSettings};
 use sync_engine_runtime::store::StateStore;
 use sync_engine_runtime::{FailureCode, exit, usage};
 
@@ -54,7 +54,7 @@ fn flag_or_file<T: PartialEq>(
     settings::one_of(flag.trim_start_matches("--"), from_flag, from_file).map_err(usage)
 }
 
-fn pipeline(args: &PipelineArgs) -> Result<(Pipeline, PipelineRequest)> {
+fn pipeline(args: &PipelineArgs) -> Result<(PipelineSettings, PipelineRequest)> {
     let pipeline = settings::pipeline(args).map_err(usage)?;
     let request = PipelineRequest::from(&pipeline);
     Ok((pipeline, request))
@@ -119,7 +119,7 @@ async fn checked_specs(engine: &AnyEngine, request: &PipelineRequest) -> Result<
 const WEBSOCKET_REFUSED: &str = "--websocket (live events over the Stripe CLI's websocket) is not supported: use --live, which polls Stripe's /v1/events every 2 s, and for webhooks as well give the source webhook_listen and webhook_url (--source-config '{\"webhook_listen\": \"0.0.0.0:8088\", \"webhook_url\": \"https://…/webhooks\"}'); see docs/live.md";
 
 /// `--no-state` keeps no checkpoint: a pipeline file naming one contradicts it.
-fn no_state_refusals(pipeline: &Pipeline) -> Result<()> {
+fn no_state_refusals(pipeline: &PipelineSettings) -> Result<()> {
     for (given, key) in [
         (pipeline.state_file.is_some(), "state_file"),
         (pipeline.sync_id.is_some(), "sync_id"),
@@ -420,7 +420,7 @@ async fn setup(engine: &AnyEngine, args: SetupArgs) -> Result<u8> {
 
 /// The checkpoint store of the sync the flags and the pipeline file name.
 fn checkpoint_store(
-    pipeline: &Pipeline,
+    pipeline: &PipelineSettings,
     flags: &CheckpointArgs,
     [source_spec, destination_spec]: [&Spec; 2],
     no_state: bool,
