@@ -130,15 +130,26 @@ fn body_object(body: &Value) -> Result<&serde_json::Map<String, Value>, Failure>
     })
 }
 
+/// The fields of a `POST /pipelines` body.
+pub const CREATE_FIELDS: &[&str] = &["id", "source", "destination", "streams"];
+/// The fields of a `PATCH /pipelines/{id}` body.
+pub const UPDATE_FIELDS: &[&str] = &[
+    "source",
+    "destination",
+    "streams",
+    "desired_status",
+    "status",
+];
+
 /// A pipeline from a create request's body.
 fn new_pipeline(fields: &serde_json::Map<String, Value>) -> Result<Pipeline, Failure> {
-    if let Some(unknown) = fields
-        .keys()
-        .find(|k| !["id", "source", "destination", "streams"].contains(&k.as_str()))
-    {
+    if let Some(unknown) = fields.keys().find(|k| !CREATE_FIELDS.contains(&k.as_str())) {
         return Err(Failure(
             StatusCode::BAD_REQUEST,
-            format!("{unknown}: unknown field (use id, source, destination, streams)"),
+            format!(
+                "{unknown}: unknown field (use {})",
+                CREATE_FIELDS.join(", ")
+            ),
         ));
     }
     let id = match fields.get("id") {
@@ -251,9 +262,7 @@ async fn update(
             other => {
                 return Err(Failure(
                     StatusCode::BAD_REQUEST,
-                    format!(
-                        "{other}: unknown field (use source, destination, streams, desired_status or status)"
-                    ),
+                    format!("{other}: unknown field (use {})", UPDATE_FIELDS.join(", ")),
                 ));
             }
         }

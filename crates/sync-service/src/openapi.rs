@@ -321,3 +321,24 @@ pub fn document() -> Value {
         Auth::Required,
     )
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn each_body_schema_lists_exactly_the_fields_its_parser_takes() {
+        let schemas = super::schemas();
+        for (schema, fields) in [
+            ("PipelineCreate", crate::api::CREATE_FIELDS),
+            ("PipelineUpdate", crate::api::UPDATE_FIELDS),
+        ] {
+            let listed: std::collections::BTreeSet<&str> = schemas[schema]["properties"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .map(String::as_str)
+                .collect();
+            let taken: std::collections::BTreeSet<&str> = fields.iter().copied().collect();
+            assert_eq!(listed, taken, "{schema}");
+        }
+    }
+}
