@@ -188,6 +188,14 @@ def engine():
               f"the pipe {pipe['fixed_seconds']:.2f} s, the engine {eng['fixed_seconds']:.2f} s (its own start, both connectors' `spec`, "
               f"`discover` and both `setup`s, which the pipe does not run). Those {fixed:.2f} s are {share:.0%} of the engine's run above. "
               f"Beyond them, moving the records, the engine is {eng['ratio_beyond_fixed_costs']:.2f} of the pipe.")
+    if "engine_cpu_seconds" in eng:
+        cpu = eng["engine_cpu_seconds"]
+        print()
+        print(f"The engine's own CPU in that run (user and system, its connectors not counted): {cpu:.2f} s, "
+              f"{cpu / eng['records'] * 1e6:.1f} µs a record. The source, the destination and Postgres keep both cores busy "
+              f"through the pipe, so what the engine spends is taken from them: its run is {eng['seconds'] - pipe['seconds']:.2f} s "
+              f"longer than the pipe's, {(eng['seconds'] - pipe['seconds']) / cpu:.0%} of its CPU time. That CPU, not waiting, "
+              "is what stands between the engine and the pipe (see issue 29: CPU per record).")
     if "five streams, parallel connections" in data:
         par, one = data["five streams, parallel connections"], data["five streams, one connection"]
         print()
