@@ -257,3 +257,25 @@ pub(crate) fn config_schema() -> Value {
         }
     })
 }
+
+#[cfg(test)]
+mod schema_tests {
+    use super::*;
+
+    #[test]
+    fn the_schema_lists_exactly_the_keys_the_config_takes() {
+        let refused = serde_json::from_value::<Given>(serde_json::json!({"\u{1}": 0}))
+            .unwrap_err()
+            .to_string();
+        let taken = test_support::expected_fields(&refused);
+        let schema = config_schema();
+        let listed: std::collections::BTreeSet<String> = schema["properties"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
+        assert!(taken.len() > 3, "{refused}");
+        assert_eq!(listed, taken, "the schema's properties against {refused}");
+    }
+}

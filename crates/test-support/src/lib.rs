@@ -25,3 +25,18 @@ pub mod temporal;
 pub use bin::{Bin, Finished, bin_path, lines_of, succeed};
 pub use cluster::Cluster;
 pub use db::{TestDb, server_url};
+
+/// The fields a `#[serde(deny_unknown_fields)]` struct takes, read from the error serde gives
+/// for an unknown one (`unknown field `x`, expected one of `a`, `b``): for tests that check a
+/// hand-written JSON Schema lists exactly the keys its config struct takes.
+pub fn expected_fields(unknown_field_error: &str) -> std::collections::BTreeSet<String> {
+    let expected = unknown_field_error
+        .split_once("expected one of ")
+        .or_else(|| unknown_field_error.split_once("expected "))
+        .map_or("", |(_, rest)| rest);
+    expected
+        .split(", ")
+        .filter_map(|part| part.split('`').nth(1))
+        .map(str::to_owned)
+        .collect()
+}
