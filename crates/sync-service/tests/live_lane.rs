@@ -4,63 +4,22 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use common::{Service, WEBHOOK_SECRET, call, post_webhook, silent_change};
 use serde_json::{Value, json};
 use test_support::bin_path;
+use test_support::engine_serve::EngineServe;
 use test_support::process::free_port;
 
 /// A `sync-engine serve` on a fixed port, so that it can be stopped and started again there.
-struct EngineServe {
-    child: Child,
-    port: u16,
-    // Where its stderr goes, kept for as long as it runs.
-    _log: tempfile::NamedTempFile,
-}
-
-impl EngineServe {
-    fn start(port: u16) -> EngineServe {
-        let log = tempfile::NamedTempFile::new().unwrap();
-        let child = Command::new(bin_path("sync-engine"))
-            .args(["serve", "--host", "127.0.0.1", "--port", &port.to_string()])
-            .env_remove("SYNC_ENGINE_API_TOKEN")
-            .env_remove("PORT")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log.reopen().unwrap())
-            .spawn()
-            .unwrap();
-        let started = std::time::Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "sync-engine serve did not listen"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        EngineServe {
-            child,
-            port,
-            _log: log,
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for EngineServe {
-    fn drop(&mut self) {
-        self.stop();
-    }
+fn engine_at(port: u16) -> EngineServe {
+    let mut cmd = Command::new(bin_path("sync-engine"));
+    cmd.args(["serve", "--host", "127.0.0.1", "--port", &port.to_string()])
+        .env_remove("SYNC_ENGINE_API_TOKEN")
+        .env_remove("PORT");
+    EngineServe::spawn(cmd)
 }
 
 /// Bytes of padding per event: under the 2 MB a webhook may carry, so many of them make a
@@ -88,8 +47,9 @@ fn pending(service: &Service) -> i64 {
 
 #[test]
 fn webhook_batches_fit_a_remote_engine_and_a_failing_live_lane_shows_in_the_status() {
-    let mut engine = EngineServe::start(free_port());
-    let engine_url = engine.url();
+    let port = free_port();
+    let engine = engine_at(port);
+    let engine_url = engine.url.clone();
     let service = Service::start_with("1", 100, &["--engine-url", &engine_url], &[]);
     let body = service.pipeline_body("acct-l", "live");
     let (code, created) = call("POST", &service.url("/pipelines"), Some(&body));
@@ -145,7 +105,7 @@ fn webhook_batches_fit_a_remote_engine_and_a_failing_live_lane_shows_in_the_stat
     service.wait_status("acct-l", "ready", Duration::from_secs(60));
 
     // The engine is gone: the lane cannot apply an event, and the status says so.
-    engine.stop();
+    drop(engine);
     let event = silent_change(&service.fake, &customers[20], "While Down", "evt_down");
     let (code, answer) = post_webhook(&service.base, "acct-l", &event, WEBHOOK_SECRET);
     assert_eq!(code, 200, "{answer}");
@@ -161,7 +121,7 @@ fn webhook_batches_fit_a_remote_engine_and_a_failing_live_lane_shows_in_the_stat
     assert!(!failed.to_string().contains("sk_test_service"), "{failed}");
 
     // Back: the next webhook's ring applies both, and the status is ready again.
-    let _engine = EngineServe::start(engine.port);
+    let _engine = engine_at(port);
     let event = silent_change(&service.fake, &customers[21], "After", "evt_after");
     let (code, answer) = post_webhook(&service.base, "acct-l", &event, WEBHOOK_SECRET);
     assert_eq!(code, 200, "{answer}");
