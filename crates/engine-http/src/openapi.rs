@@ -325,14 +325,7 @@ mod tests {
             ("WriteRequest", sync_engine_api::wire::WRITE_FIELDS),
             ("SourceDiscover", sync_engine_api::wire::DISCOVER_FIELDS),
         ] {
-            let listed: std::collections::BTreeSet<&str> = schemas[schema]["properties"]
-                .as_object()
-                .unwrap()
-                .keys()
-                .map(String::as_str)
-                .collect();
-            let taken: std::collections::BTreeSet<&str> = fields.iter().copied().collect();
-            assert_eq!(listed, taken, "{schema}");
+            test_support::assert_properties(&schemas[schema], fields, schema);
         }
     }
 

@@ -331,14 +331,7 @@ mod tests {
             ("PipelineCreate", crate::api::CREATE_FIELDS),
             ("PipelineUpdate", crate::api::UPDATE_FIELDS),
         ] {
-            let listed: std::collections::BTreeSet<&str> = schemas[schema]["properties"]
-                .as_object()
-                .unwrap()
-                .keys()
-                .map(String::as_str)
-                .collect();
-            let taken: std::collections::BTreeSet<&str> = fields.iter().copied().collect();
-            assert_eq!(listed, taken, "{schema}");
+            test_support::assert_properties(&schemas[schema], fields, schema);
         }
     }
 }

@@ -40,3 +40,28 @@ pub fn expected_fields(unknown_field_error: &str) -> std::collections::BTreeSet<
         .map(str::to_owned)
         .collect()
 }
+
+/// Asserts that a JSON Schema object's `properties` are exactly `fields` (what a parser or a
+/// struct takes), naming `what` on failure.
+pub fn assert_properties<S: AsRef<str>>(schema: &serde_json::Value, fields: &[S], what: &str) {
+    let listed: std::collections::BTreeSet<&str> = schema["properties"]
+        .as_object()
+        .unwrap_or_else(|| panic!("{what}: the schema has no properties"))
+        .keys()
+        .map(String::as_str)
+        .collect();
+    let taken: std::collections::BTreeSet<&str> = fields.iter().map(AsRef::as_ref).collect();
+    assert_eq!(
+        listed, taken,
+        "{what}: the schema's properties against what is taken"
+    );
+}
+
+/// Asserts that a JSON Schema's `properties` are exactly the fields of the
+/// `#[serde(deny_unknown_fields)]` struct that refused an unknown key with `refusal`.
+pub fn assert_schema_lists_the_fields(schema: &serde_json::Value, refusal: &serde_json::Error) {
+    let refused = refusal.to_string();
+    let taken: Vec<String> = expected_fields(&refused).into_iter().collect();
+    assert!(taken.len() > 1, "not a refusal listing fields: {refused}");
+    assert_properties(schema, &taken, &refused);
+}
