@@ -6,18 +6,17 @@
 //! from elsewhere at build or run time.
 //!
 //! A host gives the console its data through [`PipelineData`] and [`ExplorerData`], mounts
-//! [`router`], and puts [`auth::gate`] in front of its own routes and the console's, and
-//! [`same_site::enforce`] in front of everything.
+//! [`router`], and puts `sync_web_guard`'s gate in front of its own routes and the console's,
+//! and its same-site guard in front of everything.
 
 mod assets;
-pub mod auth;
+mod auth;
 mod explorer;
 pub mod format;
 mod frame;
 mod link;
 mod pages;
 mod pipelines;
-pub mod same_site;
 pub mod schema_map;
 pub mod table_stats;
 mod views;

@@ -11,7 +11,7 @@ use crate::views::{ExplorerData, PipelineData};
 use crate::{assets, auth, explorer};
 
 /// The console's routes: `/login`, `/logout`, `/assets/…`, `/explorer…`, and with
-/// `pipelines`, `/` and `/console/…`. The host puts its own gate ([`auth::gate`]) in front.
+/// `pipelines`, `/` and `/console/…`. The host puts its own gate (`sync_web_guard::gate`) in front.
 pub fn router(
     chrome: Chrome,
     explorer: Arc<dyn ExplorerData>,

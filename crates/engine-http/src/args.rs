@@ -28,8 +28,8 @@ pub struct ServeArgs {
     /// Without --api-token, a name (NAME or NAME:PORT) requests may give as Host besides this
     /// server's own (the loopback names, or its address); also the public name behind a proxy
     /// that rewrites Host. Repeat or separate with commas.
-    #[arg(long, value_name = "NAME", value_delimiter = ',', value_parser = sync_console::same_site::allowed_host)]
-    pub allowed_host: Vec<sync_console::same_site::AllowedHost>,
+    #[arg(long, value_name = "NAME", value_delimiter = ',', value_parser = sync_web_guard::same_site::allowed_host)]
+    pub allowed_host: Vec<sync_web_guard::same_site::AllowedHost>,
     /// A pipeline file (as `sync --config` takes) whose source's catalog the web explorer at
     /// /explorer shows, with row counts from its destination when that is Postgres.
     #[arg(long, value_name = "FILE")]

@@ -7,12 +7,12 @@ use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use sync_console::auth::Gate;
+use sync_web_guard::gate::Gate;
 
 use crate::AppState;
 use crate::ndjson::error_response;
 
-/// The bearer token, or the web console's session cookie (`sync_console::auth`); pages
+/// The bearer token, or the web console's session cookie (`sync_web_guard::gate`); pages
 /// without either go to the login form.
 pub(super) async fn require_token(
     State(state): State<Arc<AppState>>,
@@ -22,7 +22,7 @@ pub(super) async fn require_token(
     if request.uri().path() == "/health" {
         return next.run(request).await;
     }
-    let gate = sync_console::auth::gate(
+    let gate = sync_web_guard::gate::gate(
         request.method(),
         request.uri().path(),
         request.uri().query(),
@@ -31,7 +31,7 @@ pub(super) async fn require_token(
     );
     match gate {
         Gate::Pass => next.run(request).await,
-        Gate::Login(wanted) => sync_console::auth::to_login(&wanted),
+        Gate::Login(wanted) => sync_web_guard::gate::to_login(&wanted),
         Gate::Refuse(why) => error_response(StatusCode::UNAUTHORIZED, why).into_response(),
     }
 }

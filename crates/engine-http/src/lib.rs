@@ -1,14 +1,14 @@
 #![warn(missing_docs)]
 #![warn(unreachable_pub)]
-//! `sync-engine serve`: the engine as an HTTP service (axum), with the web explorer mounted.
-//! Every route is listed once in `route_table::ROUTES`, which builds both the router and the OpenAPI
-//! document, so neither can miss a route the other has.
+//! `sync-engine serve`: the engine as an HTTP service (axum). Every route is listed once in
+//! `route_table::ROUTES`, which builds both the router and the OpenAPI document, so neither can
+//! miss a route the other has. Pages (the web explorer) are the binary's to mount: [`serve`]
+//! takes them as [`Pages`] and puts its guards in front of them as of its own routes.
 
 // clap turns doc comments into help text, so the flags are documented by their help.
 #[allow(missing_docs)]
 mod args;
 mod auth;
-mod explorer;
 mod ndjson;
 mod openapi;
 mod route_table;
@@ -24,7 +24,8 @@ use axum::extract::Request;
 use axum::http::HeaderValue;
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use sync_console::same_site::{AllowedHost, SameSite};
+use sync_engine_api::PipelineRequest;
+use sync_web_guard::same_site::{AllowedHost, SameSite};
 
 use sync_engine_runtime::local::LocalEngine;
 use sync_engine_runtime::resolve::Resolver;
@@ -39,14 +40,27 @@ const CONNECTOR_NICENESS: i32 = 10;
 /// What every handler shares.
 pub(crate) struct AppState {
     /// The engine that runs the operations.
-    pub engine: LocalEngine,
+    pub engine: Arc<LocalEngine>,
     /// Required as a bearer token on every route but /health, when set.
     pub token: Option<String>,
     /// Reported by /health.
     pub hostname: String,
-    /// The pipeline whose catalog /explorer shows (`--explorer-config`).
-    pub explorer: Option<sync_engine_api::PipelineRequest>,
 }
+
+/// What the pages a binary mounts beside the API are given.
+pub struct Mount {
+    /// The engine the server runs its operations with.
+    pub engine: Arc<LocalEngine>,
+    /// The server's bearer token, when it has one (a login form checks it).
+    pub token: Option<String>,
+    /// The pipeline of `--explorer-config`, when given: the one whose catalog pages show.
+    pub explorer: Option<PipelineRequest>,
+}
+
+/// Builds the routes a binary serves beside the API (say, the web console), once the server
+/// knows its engine; behind the same guards as the API (the same-site guard, and the bearer
+/// token or the console's session cookie).
+pub type Pages = Box<dyn FnOnce(Mount) -> Router + Send>;
 
 pub use sync_engine_api::MAX_BODY_BYTES;
 
@@ -92,32 +106,22 @@ fn same_site(bound: SocketAddr, allowed: &[AllowedHost], token_set: bool) -> Sam
         .exempt(&["/health"])
 }
 
-/// The whole service.
-pub(crate) fn app(state: Arc<AppState>, same_site: SameSite) -> Router {
+/// The whole service: the API's routes and `pages`.
+fn app(state: Arc<AppState>, same_site: SameSite, pages: Router) -> Router {
     let mut router = Router::new();
     for route in ROUTES {
         router = router.route(route.path, routes::handler(route));
     }
-    let chrome = sync_console::Chrome {
-        token: state.token.clone(),
-        pipelines: false,
-        host: "sync-engine",
-    };
-    let explorer = explorer::EngineExplorer::new(state.clone(), state.explorer.clone());
-    let console = sync_console::router(chrome, Arc::new(explorer), None).route(
-        "/",
-        axum::routing::get(|| async { axum::response::Redirect::to("/explorer") }),
-    );
     router
         .with_state(state.clone())
-        .merge(console)
+        .merge(pages)
         .layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,
         ))
         .layer(middleware::from_fn_with_state(
             Arc::new(same_site),
-            sync_console::same_site::enforce,
+            sync_web_guard::same_site::enforce,
         ))
         .layer(middleware::from_fn(stamp_request_id))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -127,15 +131,15 @@ fn default_max_runs() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get()) * 4
 }
 
-/// Runs the server until SIGINT or SIGTERM; running syncs are then cancelled (what their
-/// destinations committed stands).
-pub async fn serve(args: ServeArgs) -> Result<u8> {
+/// Runs the server, with `pages` beside the API, until SIGINT or SIGTERM; running syncs are
+/// then cancelled (what their destinations committed stands).
+pub async fn serve(args: ServeArgs, pages: Pages) -> Result<u8> {
     let resolver = Resolver::new(&args.resolver).map_err(usage)?;
     let timeout = Duration::from_secs_f64(args.connector_timeout);
     let max_runs = args
         .max_concurrent_runs
         .map_or_else(default_max_runs, |n| n as usize);
-    let engine = LocalEngine::new(resolver, timeout).with_max_runs(max_runs);
+    let engine = Arc::new(LocalEngine::new(resolver, timeout).with_max_runs(max_runs));
     // Connectors yield the CPU to the server, so its routes answer quickly under many syncs.
     sync_engine_runtime::set_connector_niceness(CONNECTOR_NICENESS);
     // An empty token (say `--api-token "$TOKEN"` with TOKEN unset) would mean no auth at all.
@@ -161,15 +165,19 @@ pub async fn serve(args: ServeArgs) -> Result<u8> {
                 })
                 .with_context(|| format!("--explorer-config {}", path.display()))
                 .map_err(usage)?;
-            Some(sync_engine_api::PipelineRequest::from(&settings))
+            Some(PipelineRequest::from(&settings))
         }
         None => None,
     };
+    let pages = pages(Mount {
+        engine: engine.clone(),
+        token: token.clone(),
+        explorer,
+    });
     let state = Arc::new(AppState {
         engine,
         token,
         hostname: hostname(),
-        explorer,
     });
     let addr: SocketAddr = format!("{}:{}", args.host, args.port)
         .parse()
@@ -190,7 +198,7 @@ pub async fn serve(args: ServeArgs) -> Result<u8> {
     // Open responses are dropped on shutdown, which cancels their syncs at once (a graceful
     // shutdown would wait for syncs that may run for hours).
     tokio::select! {
-        served = axum::serve(listener, app(state, same_site)) => served.context("the server stopped")?,
+        served = axum::serve(listener, app(state, same_site, pages)) => served.context("the server stopped")?,
         _ = shutdown_signal() => {}
     }
     Ok(exit::OK)

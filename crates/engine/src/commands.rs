@@ -33,7 +33,9 @@ pub async fn dispatch(command: Command) -> Result<u8> {
         Command::Setup(args) => setup(&AnyEngine::choose(&args.pipeline, false)?, args).await,
         Command::Teardown(args) => teardown(&AnyEngine::choose(&args.pipeline, false)?, args).await,
         Command::Connectors(args) => connectors(args),
-        Command::Serve(args) => sync_engine_http::serve(args).await,
+        Command::Serve(args) => {
+            sync_engine_http::serve(args, Box::new(crate::explorer::pages)).await
+        }
     }
 }
 

@@ -6,6 +6,7 @@ use clap::parser::ValueSource;
 use clap::{CommandFactory, FromArgMatches};
 mod cli;
 mod commands;
+mod explorer;
 mod report;
 
 use cli::{Cli, Command};

@@ -13,8 +13,8 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use sync_console::auth::Gate;
-use sync_console::same_site::{AllowedHost, SameSite};
+use sync_web_guard::gate::Gate;
+use sync_web_guard::same_site::{AllowedHost, SameSite};
 
 use sync_engine_api::{Engine, EngineError, PipelineRequest};
 
@@ -35,7 +35,7 @@ pub fn webhook_router(api: Arc<Api>) -> Router {
 
 /// The routes: the API, and the web console (`/`, `/console/…`, `/explorer…`, `/login`), for a
 /// server listening on `bound`; a tokenless one answers its own names and `allowed_hosts`
-/// only (`sync_console::same_site`).
+/// only (`sync_web_guard::same_site`).
 pub fn router(api: Arc<Api>, bound: SocketAddr, allowed_hosts: &[AllowedHost]) -> Router {
     let same_site = SameSite::new(bound, allowed_hosts, api.token.is_some(), |status, why| {
         Failure(status, why.to_owned()).into_response()
@@ -70,7 +70,7 @@ pub fn router(api: Arc<Api>, bound: SocketAddr, allowed_hosts: &[AllowedHost]) -
         .layer(middleware::from_fn_with_state(api, authorize))
         .layer(middleware::from_fn_with_state(
             Arc::new(same_site),
-            sync_console::same_site::enforce,
+            sync_web_guard::same_site::enforce,
         ))
 }
 
@@ -82,7 +82,7 @@ async fn authorize(State(api): State<Arc<Api>>, req: Request, next: Next) -> Res
     if path == "/health" || path == "/openapi.json" || path.starts_with("/webhooks/") {
         return next.run(req).await;
     }
-    let gate = sync_console::auth::gate(
+    let gate = sync_web_guard::gate::gate(
         req.method(),
         path,
         req.uri().query(),
@@ -91,7 +91,7 @@ async fn authorize(State(api): State<Arc<Api>>, req: Request, next: Next) -> Res
     );
     match gate {
         Gate::Pass => next.run(req).await,
-        Gate::Login(wanted) => sync_console::auth::to_login(&wanted),
+        Gate::Login(wanted) => sync_web_guard::gate::to_login(&wanted),
         Gate::Refuse(why) => Failure(StatusCode::UNAUTHORIZED, why.to_owned()).into_response(),
     }
 }

@@ -226,8 +226,8 @@ struct ServeArgs {
     /// Without --api-token, a name (NAME or NAME:PORT) requests may give as Host besides this
     /// server's own (the loopback names, or its address); also the public name behind a proxy
     /// that rewrites Host. Repeat or separate with commas.
-    #[arg(long, value_name = "NAME", value_delimiter = ',', value_parser = sync_console::same_site::allowed_host)]
-    allowed_host: Vec<sync_console::same_site::AllowedHost>,
+    #[arg(long, value_name = "NAME", value_delimiter = ',', value_parser = sync_web_guard::same_site::allowed_host)]
+    allowed_host: Vec<sync_web_guard::same_site::AllowedHost>,
     #[command(flatten)]
     workflow: WorkflowFlags,
 }

@@ -1,38 +1,49 @@
-//! The web explorer on `sync-engine serve` (crate `sync-console`): the catalog of the source
-//! named by `--explorer-config`, discovered once through the engine, and row counts from that
-//! pipeline's destination when it is Postgres.
+//! The web explorer `sync-engine serve` mounts (crate `sync-console`): the catalog of the source
+//! named by `--explorer-config`, discovered once through the server's engine, and row counts
+//! from that pipeline's destination when it is Postgres.
 
 use std::sync::Arc;
 
+use axum::Router;
 use futures_util::future::BoxFuture;
 use sync_console::{Destination, ExplorerData};
+use sync_engine_http::Mount;
+use sync_engine_runtime::local::LocalEngine;
 use sync_protocol::{Catalog, Message, Status as CheckStatus};
 use tokio::sync::Mutex;
 
-use crate::AppState;
 use sync_engine_api::{Engine, PipelineRequest};
 
+/// The pages `serve` mounts: the explorer, and `/` leading to it.
+pub(crate) fn pages(mount: Mount) -> Router {
+    let chrome = sync_console::Chrome {
+        token: mount.token,
+        pipelines: false,
+        host: "sync-engine",
+    };
+    let explorer = EngineExplorer {
+        engine: mount.engine,
+        pipeline: mount.explorer,
+        catalog: Mutex::new(None),
+    };
+    sync_console::router(chrome, Arc::new(explorer), None).route(
+        "/",
+        axum::routing::get(|| async { axum::response::Redirect::to("/explorer") }),
+    )
+}
+
 /// The explorer's data source.
-pub(super) struct EngineExplorer {
-    state: Arc<AppState>,
+struct EngineExplorer {
+    engine: Arc<LocalEngine>,
+    /// The pipeline of `--explorer-config`, if any.
     pipeline: Option<PipelineRequest>,
     /// Discovered once; a failed discover is tried again at the next page.
     catalog: Mutex<Option<Arc<Catalog>>>,
 }
 
 impl EngineExplorer {
-    /// For the pipeline of `--explorer-config`, if any.
-    pub(super) fn new(state: Arc<AppState>, pipeline: Option<PipelineRequest>) -> EngineExplorer {
-        EngineExplorer {
-            state,
-            pipeline,
-            catalog: Mutex::new(None),
-        }
-    }
-
     async fn discover(&self, pipeline: &PipelineRequest) -> Result<Catalog, String> {
         let mut messages = self
-            .state
             .engine
             .discover(pipeline)
             .await
