@@ -242,12 +242,15 @@ impl PipelineActivities {
         let messages = match self.engine.sync(&request, batch.sync).await {
             Ok(messages) => messages,
             Err(e) => {
+                self.catalogs.forget(id);
                 let why = failed(format!("{e:#}"));
                 return Err(self.live_failed(id, live_failure_type(&e), &why).await?);
             }
         };
         if let Err((kind, why)) = self.follow_live(&ctx, id, &request, messages).await? {
-            // Retried by Temporal; the events stay in the inbox meanwhile.
+            // Retried by Temporal, whole (what setup made may be gone); the events stay in the
+            // inbox meanwhile.
+            self.catalogs.forget(id);
             return Err(self.live_failed(id, kind, &failed(why)).await?);
         }
         self.control

@@ -3,8 +3,10 @@
 //! the next batches hand it to the engine as `SyncRequest::prepared`: they run neither discover
 //! nor setup (which may list webhook endpoints at Stripe). Kept per pipeline under a digest of
 //! what discover and setup depend on (both connectors, their configs, the streams), so any
-//! change (a PATCH, a new webhook secret) makes the next batch run whole again. In memory, per
-//! worker: a restarted worker runs one whole batch per pipeline first.
+//! change (a PATCH, a new webhook secret) makes the next batch run whole again. A batch that
+//! fails with a kept catalog forgets it, so that its retry runs whole: what setup made may be
+//! gone behind the digest's back (a teardown through the API, a table dropped by hand). In
+//! memory, per worker: a restarted worker runs one whole batch per pipeline first.
 
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -52,6 +54,12 @@ impl PreparedCatalogs {
         }
         kept.insert(pipeline_id.to_owned(), (digest(request), catalog));
     }
+
+    /// Forgets this pipeline's catalog: its next batch runs discover and setup again.
+    pub fn forget(&self, pipeline_id: &str) {
+        let mut kept = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        kept.remove(pipeline_id);
+    }
 }
 
 #[cfg(test)]
@@ -92,6 +100,11 @@ mod tests {
         assert!(
             catalogs.get("q", &request("whsec_1")).is_none(),
             "another pipeline"
+        );
+        catalogs.forget("p");
+        assert!(
+            catalogs.get("p", &request("whsec_1")).is_none(),
+            "forgotten"
         );
     }
 }

@@ -1,6 +1,7 @@
 //! The live lane through a remote engine (`worker --engine-url` and a real `sync-engine serve`):
 //! webhook events are sent in batches that fit what the engine accepts, however many bytes wait,
-//! and a lane that cannot apply them shows in the pipeline's status instead of `ready`.
+//! and a lane that cannot apply them shows in the pipeline's status instead of `ready`, and
+//! mends itself once it can.
 
 mod common;
 
@@ -135,4 +136,20 @@ fn webhook_batches_fit_a_remote_engine_and_a_failing_live_lane_shows_in_the_stat
     );
     service.wait_status("acct-l", "ready", Duration::from_secs(30));
     assert!(service.status("acct-l")["error"].is_null());
+
+    // The table dropped behind the service's back: a batch run with the kept catalog (no setup)
+    // fails, and its retry runs whole, which sets the table up again.
+    service
+        .db
+        .client()
+        .batch_execute("DROP TABLE live.customers")
+        .unwrap();
+    let event = silent_change(&service.fake, &customers[22], "Again", "evt_again");
+    let (code, answer) = post_webhook(&service.base, "acct-l", &event, WEBHOOK_SECRET);
+    assert_eq!(code, 200, "{answer}");
+    service.wait(
+        "the change to land in the table set up again",
+        Duration::from_secs(90),
+        || service.name_of("live", &customers[22]).as_deref() == Some("Again"),
+    );
 }
