@@ -40,6 +40,8 @@ pub struct Config {
     pub statement_timeout_ms: u64,
     /// The sync using the tables (setup registers it, teardown keeps tables others use).
     pub sync_id: Option<String>,
+    /// The largest share of the rows a listing covers that its end may mark deleted at once.
+    pub sweep_max_share: f64,
 }
 
 /// Every key the config takes, as given.
@@ -79,6 +81,8 @@ struct Given {
     statement_timeout_ms: u64,
     #[serde(default)]
     sync_id: Option<String>,
+    #[serde(default = "default_sweep_max_share")]
+    sweep_max_share: f64,
 }
 
 impl TryFrom<Given> for Config {
@@ -117,6 +121,7 @@ impl TryFrom<Given> for Config {
             lock_timeout_ms: g.lock_timeout_ms,
             statement_timeout_ms: g.statement_timeout_ms,
             sync_id: g.sync_id,
+            sweep_max_share: g.sweep_max_share,
         })
     }
 }
@@ -156,6 +161,9 @@ fn default_connections_per_stream() -> usize {
 }
 fn default_fillfactor() -> u8 {
     100
+}
+fn default_sweep_max_share() -> f64 {
+    0.2
 }
 fn default_lock_timeout_ms() -> u64 {
     60_000
@@ -249,6 +257,13 @@ pub(crate) fn config_schema() -> Value {
                 "type": "string",
                 "minLength": 1,
                 "description": "The sync (pipeline) that uses these tables. Setup registers it as a user of each table it needs (in the schema's _sync_tables); teardown takes it off and drops only the tables no other sync uses, naming the ones it keeps. sync-engine fills it with the sync id, sync-service with the pipeline id; unset, the sync is unnamed."
+            },
+            "sweep_max_share": {
+                "type": "number",
+                "minimum": 0,
+                "maximum": 1,
+                "default": default_sweep_max_share(),
+                "description": "When a source lists a stream whole (source-stripe: a backfill or reconcile with nothing narrowing it), the rows it did not return are marked deleted (_deleted, with _deleted_reason missing_from_listing; removed with delete_mode hard). If they are more than this share of the rows the listing covers, none is marked and a warning names the stream and the counts: 1 allows any share, 0 marks nothing."
             },
             "ssl_ca_pem": {
                 "type": "string",

@@ -148,8 +148,18 @@ async fn create_schema(tx: &Transaction<'_>, schema: &str) -> Result<(), DdlErro
 }
 
 /// The schema's own tables besides the streams': (creation SQL, name, what it is for).
-fn bookkeeping(schema: &str) -> [(String, &'static str, &'static str); 3] {
+fn bookkeeping(schema: &str) -> [(String, &'static str, &'static str); 5] {
     [
+        (
+            crate::listing::create_listings_sql(schema),
+            crate::listing::LISTINGS,
+            "listings that mark what they did not return",
+        ),
+        (
+            crate::listing::create_seen_sql(schema),
+            crate::listing::SEEN,
+            "the keys open listings saw",
+        ),
         (
             crate::rejected::create_sql(schema),
             crate::rejected::TABLE,
@@ -233,6 +243,19 @@ async fn update_table(
         tx.batch_execute(&sql).await.map_err(pg_err(format!(
             "{doing} {:?} of {schema}.{}",
             column.column, table.table
+        )))?;
+    }
+    // Tables made before sweeps had no reason column.
+    if !existing.contains_key(crate::table::DELETED_REASON) {
+        tx.batch_execute(&format!(
+            "ALTER TABLE {target} ADD COLUMN IF NOT EXISTS {} text",
+            quote(crate::table::DELETED_REASON)
+        ))
+        .await
+        .map_err(pg_err(format!(
+            "adding column {:?} of {schema}.{}",
+            crate::table::DELETED_REASON,
+            table.table
         )))?;
     }
     if !current {

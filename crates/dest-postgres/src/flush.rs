@@ -29,7 +29,7 @@ pub(crate) struct FlushError {
 }
 
 impl FlushError {
-    fn from_pg(context: &str, e: &tokio_postgres::Error) -> FlushError {
+    pub(crate) fn from_pg(context: &str, e: &tokio_postgres::Error) -> FlushError {
         FlushError {
             message: format!("{context}: {}", crate::ddl_error::pg_message(e)),
             retryable: is_retryable(e),
@@ -39,7 +39,7 @@ impl FlushError {
 
     /// A connection the pool could not make, named by Postgres' own reason ("database … is
     /// not currently accepting connections", "connection refused"), not the pool's wrapper.
-    fn connecting(e: &deadpool_postgres::PoolError) -> FlushError {
+    pub(crate) fn connecting(e: &deadpool_postgres::PoolError) -> FlushError {
         FlushError {
             message: format!("connecting: {}", crate::connect::pool_error_text(e)),
             retryable: true,
@@ -123,6 +123,8 @@ pub(crate) struct BatchData {
     pub rows: Bytes,
     pub row_count: u64,
     pub rejected: Vec<RejectedRecord>,
+    /// The open listings whose seen keys the batch's keys join (it then merges).
+    pub seen_by: Vec<String>,
 }
 
 /// Loads one batch, retrying lost connections.
@@ -222,7 +224,7 @@ async fn flush_once(
         });
     }
     let data = batch.rows.clone();
-    if load == Load::Direct {
+    if load == Load::Direct && batch.seen_by.is_empty() {
         let tx = client
             .transaction()
             .await
@@ -266,6 +268,11 @@ async fn flush_once(
     )
     .await
     .map_err(|e| FlushError::from_pg("merge", &e))?;
+    for listing in &batch.seen_by {
+        tx.execute(sql.record_seen.as_str(), &[listing])
+            .await
+            .map_err(|e| FlushError::from_pg("recording the keys a listing saw", &e))?;
+    }
     keep_rejected(&tx, sql, batch).await?;
     tx.commit()
         .await

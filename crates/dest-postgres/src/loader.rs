@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use deadpool_postgres::Pool;
 use sync_connector::Output;
-use sync_protocol::{Message, SourceState, StreamStatusKind};
+use sync_protocol::{ListingPhase, LogLevel, Message, SourceState, StreamStatusKind};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -127,6 +127,8 @@ pub(crate) struct StreamLoader {
     rejected_total: u64,
     first_at: Option<Instant>,
     failed: bool,
+    /// The stream's open listings whose flushes record the keys they write.
+    listings: Vec<crate::listing::OpenListing>,
 }
 
 impl StreamLoader {
@@ -163,6 +165,7 @@ impl StreamLoader {
             rejected_total: 0,
             first_at: None,
             failed: false,
+            listings: Vec::new(),
         }
     }
 
@@ -284,11 +287,96 @@ impl StreamLoader {
     }
 
     async fn add_state(&mut self, state: SourceState) {
+        if let Some(listing) = state.listing().cloned() {
+            self.fence(&listing).await;
+        }
         let state = state.with_stats(
             std::mem::take(&mut self.since_state),
             std::mem::take(&mut self.rejected_since_state),
         );
         self.add(Waiting::State(state)).await;
+    }
+
+    /// A listing's start or end, once every record before it is committed (its state then
+    /// waits behind nothing). A failure fails the stream: the state is not acknowledged, so
+    /// the source lists again from the last one that was.
+    async fn fence(&mut self, listing: &sync_protocol::Listing) {
+        self.drain().await;
+        if self.failed {
+            return;
+        }
+        let (pool, config) = (&self.shared.pool, &self.shared.config);
+        match listing.phase {
+            ListingPhase::Started => {
+                match crate::listing::start(pool, config, &self.table, listing).await {
+                    Ok(Some(open)) => {
+                        self.listings.retain(|l| l.id != open.id);
+                        self.listings.push(open);
+                        // Its keys are recorded through the staging table.
+                        self.direct = Some(false);
+                    }
+                    Ok(None) => {}
+                    Err(e) => self.fail(&e.message).await,
+                }
+            }
+            ListingPhase::Complete => {
+                self.listings.retain(|l| l.id != listing.id);
+                match crate::listing::end(pool, config, &self.table, listing).await {
+                    Ok(ended) => self.report_end(listing, ended).await,
+                    Err(e) => self.fail(&e.message).await,
+                }
+            }
+        }
+    }
+
+    async fn report_end(&self, listing: &sync_protocol::Listing, ended: crate::listing::Ended) {
+        let stream = &self.table.stream;
+        let table = format!("{}.{}", self.shared.config.schema, self.table.table);
+        let (level, message) = match ended {
+            crate::listing::Ended::Marked(0) => (
+                LogLevel::Info,
+                format!(
+                    "stream {stream:?}: its whole listing returned every row of {table} it covers"
+                ),
+            ),
+            crate::listing::Ended::Marked(n) => (
+                LogLevel::Info,
+                format!(
+                    "stream {stream:?}: {n} row(s) of {table} its whole listing did not return were marked deleted (_deleted_reason {:?})",
+                    crate::table::MISSING_FROM_LISTING
+                ),
+            ),
+            crate::listing::Ended::Refused { missing, live } => (
+                LogLevel::Warn,
+                format!(
+                    "stream {stream:?}: its whole listing did not return {missing} of the {live} row(s) of {table} it covers, more than sweep_max_share {} allows: none was marked (set sweep_max_share to 1 to allow it)",
+                    self.shared.config.sweep_max_share
+                ),
+            ),
+            crate::listing::Ended::Nothing(why) => (
+                LogLevel::Debug,
+                format!(
+                    "stream {stream:?}: listing {}: nothing marked: {why}",
+                    listing.id
+                ),
+            ),
+        };
+        match level {
+            LogLevel::Warn => tracing::warn!("{message}"),
+            LogLevel::Info => tracing::info!("{message}"),
+            _ => tracing::debug!("{message}"),
+        }
+        if level != LogLevel::Debug {
+            let _ = self.shared.output.log(level, message).await;
+        }
+    }
+
+    /// Flushes every lane and waits until every batch has landed.
+    async fn drain(&mut self) {
+        self.flush_all().await;
+        while let Some(landed) = self.flights.join_next().await {
+            self.landed(landed).await;
+        }
     }
 
     /// Queues a state or barrier behind every record before it.
@@ -364,6 +452,7 @@ impl StreamLoader {
             row_count: batch.rows.len() as u64,
             rows: batch.rows.framed(),
             rejected: batch.rejected,
+            seen_by: self.listings.iter().map(|l| l.id.clone()).collect(),
         };
         let (shared, sql, stream) = (
             self.shared.clone(),

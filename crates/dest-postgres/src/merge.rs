@@ -4,7 +4,7 @@
 
 use crate::config::DeleteMode;
 use crate::ident::{quote, short_hash};
-use crate::table::{DELETED, RAW_DATA, SYNCED_AT, TableModel, UPDATED_AT};
+use crate::table::{DELETED, DELETED_REASON, RAW_DATA, SYNCED_AT, TableModel, UPDATED_AT};
 
 /// The statements for one stream, built once.
 #[derive(Debug, Clone)]
@@ -22,6 +22,8 @@ pub(crate) struct MergeSql {
     pub merge_dedupe: Merge,
     /// Keeps the records set aside (see [`crate::rejected`]).
     pub insert_rejected: String,
+    /// Records the staged rows' keys as seen by listing `$1` (see [`crate::listing`]).
+    pub record_seen: String,
 }
 
 /// The statements that merge a staged batch into the target, run in this order in the
@@ -59,6 +61,7 @@ struct Names {
     updated: String,
     synced: String,
     deleted: String,
+    deleted_reason: String,
     /// The schema's `_tombstones` table.
     tombstones: String,
     /// The stream's name as a literal.
@@ -81,6 +84,7 @@ impl Names {
             updated: quote(UPDATED_AT),
             synced: quote(SYNCED_AT),
             deleted: quote(DELETED),
+            deleted_reason: quote(DELETED_REASON),
             tombstones: crate::ident::qualified(schema, crate::tombstones::TABLE),
             stream: crate::ident::literal(&table.stream),
         }
@@ -95,13 +99,16 @@ impl Names {
 
     /// The stale-write gate: the incoming row (alias `incoming`) wins over the stored one (`t`)
     /// when at least as new, except that a deletion is undone by no version of its own second
-    /// (deletion is final in Stripe; its times are whole seconds). A row without a version is
-    /// replaced by anything; a record without a version never replaces a row that has one.
+    /// (deletion is final in Stripe; its times are whole seconds) unless a listing inferred it
+    /// (a row marked for missing from a listing comes back with the object). A row without a
+    /// version is replaced by anything; a record without a version never replaces a row that
+    /// has one.
     fn newer(&self, incoming: &str) -> String {
         format!(
-            "(t.{u} IS NULL OR {incoming}.{u} > t.{u} OR ({incoming}.{u} = t.{u} AND ({incoming}.{d} OR NOT t.{d})))",
+            "(t.{u} IS NULL OR {incoming}.{u} > t.{u} OR ({incoming}.{u} = t.{u} AND ({incoming}.{d} OR NOT t.{d} OR t.{r} IS NOT NULL)))",
             u = self.updated,
-            d = self.deleted
+            d = self.deleted,
+            r = self.deleted_reason
         )
     }
 
@@ -122,14 +129,15 @@ impl Names {
     }
 
     /// The columns a merge sets from `incoming`'s row; `_synced_at` says when a row last
-    /// changed.
+    /// changed, and a row written from a record has no inferred deletion.
     fn assignments(&self, incoming: &str) -> String {
         format!(
-            "{r} = {incoming}.{r}, {u} = {incoming}.{u}, {s} = now(), {d} = {incoming}.{d}",
+            "{r} = {incoming}.{r}, {u} = {incoming}.{u}, {s} = now(), {d} = {incoming}.{d}, {why} = NULL",
             r = self.raw,
             u = self.updated,
             s = self.synced,
-            d = self.deleted
+            d = self.deleted,
+            why = self.deleted_reason
         )
     }
 
@@ -303,6 +311,13 @@ impl MergeSql {
             merge: names.merge(delete_mode, false),
             merge_dedupe: names.merge(delete_mode, true),
             insert_rejected: crate::rejected::insert_sql(schema),
+            record_seen: format!(
+                "INSERT INTO {} (stream, listing, key) SELECT {}, $1, {} FROM {} t ON CONFLICT DO NOTHING",
+                crate::ident::qualified(schema, crate::listing::SEEN),
+                names.stream,
+                crate::listing::key_of(table, "t"),
+                names.staging
+            ),
         }
     }
 }

@@ -23,15 +23,22 @@ pub const UPDATED_AT: &str = "_updated_at";
 pub const SYNCED_AT: &str = "_synced_at";
 /// Whether the row is a tombstone.
 pub const DELETED: &str = "_deleted";
+/// Why a row was marked deleted without a deletion of its own: `missing_from_listing` when a
+/// whole listing of its stream did not return it; null for rows deleted by a deletion (an
+/// event, a deleted object) and for live rows.
+pub const DELETED_REASON: &str = "_deleted_reason";
+/// [`DELETED_REASON`] of rows a whole listing did not return.
+pub const MISSING_FROM_LISTING: &str = "missing_from_listing";
 /// The tombstone field when the catalog names none (Stripe's deleted objects carry it).
 pub const DEFAULT_SOFT_DELETE_FIELD: &str = "deleted";
-const SYSTEM: [&str; 4] = [RAW_DATA, UPDATED_AT, SYNCED_AT, DELETED];
+const SYSTEM: [&str; 5] = [RAW_DATA, UPDATED_AT, SYNCED_AT, DELETED, DELETED_REASON];
 /// The system columns of every table and their definitions.
-pub const SYSTEM_COLUMNS: [(&str, &str); 4] = [
+pub const SYSTEM_COLUMNS: [(&str, &str); 5] = [
     (RAW_DATA, "jsonb NOT NULL"),
     (UPDATED_AT, "timestamptz"),
     (SYNCED_AT, "timestamptz NOT NULL DEFAULT now()"),
     (DELETED, "boolean NOT NULL DEFAULT false"),
+    (DELETED_REASON, "text"),
 ];
 
 /// A Postgres column type the destination produces.

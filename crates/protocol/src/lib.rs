@@ -31,6 +31,7 @@ mod envelope;
 mod error;
 pub mod exit;
 pub mod framing;
+mod listing;
 mod log;
 mod message;
 pub mod peek;
@@ -49,6 +50,7 @@ pub use catalog::{
 };
 pub use control::Control;
 pub use error::ParseError;
+pub use listing::{Listing, ListingPhase};
 pub use log::{Log, LogLevel};
 pub use message::{Message, MessageType, Stamp};
 pub use progress::{

@@ -5,7 +5,7 @@ use serde::ser::{SerializeMap, Serializer};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::JsonMap;
+use crate::{JsonMap, Listing};
 
 /// A checkpoint emitted by a source. The destination re-emits it, with
 /// [`DestinationStats`], once every record before it is committed.
@@ -24,6 +24,8 @@ pub struct StreamState {
     pub stream: String,
     /// The source's checkpoint for it; opaque to everyone else.
     pub data: Value,
+    /// A fence of the stream's listing, when the source sends one with this state.
+    pub listing: Option<Listing>,
     /// Added by the destination when it re-emits the state.
     pub destination_stats: Option<DestinationStats>,
     /// Fields this version does not know, kept for round trips.
@@ -66,9 +68,31 @@ impl SourceState {
         SourceState::Stream(StreamState {
             stream: stream.into(),
             data,
+            listing: None,
             destination_stats: None,
             extra: JsonMap::new(),
         })
+    }
+
+    /// A state of one stream that carries a fence of its listing.
+    pub fn stream_with_listing(
+        stream: impl Into<String>,
+        data: Value,
+        listing: Listing,
+    ) -> SourceState {
+        let mut state = SourceState::stream(stream, data);
+        if let SourceState::Stream(s) = &mut state {
+            s.listing = Some(listing);
+        }
+        state
+    }
+
+    /// The listing fence this state carries, if any.
+    pub fn listing(&self) -> Option<&Listing> {
+        match self {
+            SourceState::Stream(s) => s.listing.as_ref(),
+            SourceState::Global(_) => None,
+        }
     }
 
     /// A global state.
@@ -139,6 +163,9 @@ impl Serialize for SourceState {
             SourceState::Global(_) => map.serialize_entry("state_type", "global")?,
         }
         map.serialize_entry("data", self.data())?;
+        if let Some(listing) = self.listing() {
+            map.serialize_entry("listing", listing)?;
+        }
         if let Some(stats) = stats {
             map.serialize_entry("destination_stats", stats)?;
         }
@@ -164,6 +191,7 @@ impl<'de> Deserialize<'de> for SourceState {
             stream: Option<String>,
             #[serde(default)]
             data: Value,
+            listing: Option<Listing>,
             destination_stats: Option<DestinationStats>,
             #[serde(flatten)]
             extra: JsonMap,
@@ -175,11 +203,15 @@ impl<'de> Deserialize<'de> for SourceState {
                     .stream
                     .ok_or_else(|| D::Error::missing_field("stream"))?,
                 data: wire.data,
+                listing: wire.listing,
                 destination_stats: wire.destination_stats,
                 extra: wire.extra,
             })),
             StateType::Global => {
                 let mut extra = wire.extra;
+                if let Some(listing) = wire.listing.and_then(|l| serde_json::to_value(l).ok()) {
+                    extra.insert("listing".to_owned(), listing);
+                }
                 if let Some(stream) = wire.stream {
                     extra.insert("stream".to_owned(), Value::String(stream));
                 }

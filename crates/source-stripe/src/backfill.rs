@@ -7,7 +7,7 @@ use std::sync::Arc;
 use stripe_catalog::{Api, Resource};
 use sync_connector::{Output, OutputClosed};
 use sync_protocol::time::unix_to_rfc3339;
-use sync_protocol::{SourceState, StreamStatusKind, TimeRange};
+use sync_protocol::{JsonMap, Listing, ListingPhase, SourceState, StreamStatusKind, TimeRange};
 use tokio::task::JoinSet;
 
 use crate::children::children_of;
@@ -33,6 +33,16 @@ pub(crate) struct StreamCtx {
     pub generation: Generation,
     pub backfill_limit: Option<u64>,
     pub max_concurrency: usize,
+    /// When a whole listing of this stream is to mark what it does not return: the rows it
+    /// covers and those it cannot see (see `sync_protocol::Listing`).
+    pub sweep: Option<Sweep>,
+}
+
+/// What a listing's fences say besides its id and phase.
+#[derive(Debug, Clone)]
+pub(crate) struct Sweep {
+    pub scope: JsonMap,
+    pub unlisted: JsonMap,
 }
 
 impl StreamCtx {
@@ -54,6 +64,29 @@ impl StreamCtx {
             .state(SourceState::stream(
                 self.stream(),
                 checkpoint.to_value(self.generation),
+            ))
+            .await
+    }
+
+    /// A state carrying a fence of listing `id`.
+    async fn emit_fenced(
+        &self,
+        checkpoint: &StreamCheckpoint,
+        sweep: &Sweep,
+        id: &str,
+        phase: ListingPhase,
+    ) -> Result<(), OutputClosed> {
+        let listing = Listing {
+            id: id.to_owned(),
+            phase,
+            scope: sweep.scope.clone(),
+            unlisted: sweep.unlisted.clone(),
+        };
+        self.output
+            .state(SourceState::stream_with_listing(
+                self.stream(),
+                checkpoint.to_value(self.generation),
+                listing,
             ))
             .await
     }
@@ -118,6 +151,17 @@ pub(crate) async fn run(
     ctx: Arc<StreamCtx>,
     checkpoint: StreamCheckpoint,
 ) -> Result<Backfilled, ReadError> {
+    // A listing marks what it did not return only when this run may sweep too (its config may
+    // have narrowed since the listing began).
+    let fence = match (checkpoint.listing(), &ctx.sweep) {
+        (Some(id), Some(sweep)) => Some((id.to_owned(), sweep.clone())),
+        _ => None,
+    };
+    if let Some((id, sweep)) = &fence {
+        ctx.emit_fenced(&checkpoint, sweep, id, ListingPhase::Started)
+            .await?;
+    }
+    let listing = fence.as_ref().map(|(id, _)| id.clone());
     let (records, span) = match checkpoint {
         StreamCheckpoint::Complete { listed_until, .. } => {
             return Ok(Backfilled {
@@ -129,28 +173,41 @@ pub(crate) async fn run(
             span,
             remaining,
             emitted,
+            ..
         } => (
-            by_ranges(ctx.clone(), span, remaining, emitted).await?,
+            by_ranges(ctx.clone(), span, remaining, emitted, listing).await?,
             Some(span),
         ),
-        StreamCheckpoint::Sequential { cursor, emitted } => {
-            (sequentially(ctx.clone(), cursor, emitted).await?, None)
-        }
+        StreamCheckpoint::Sequential {
+            cursor, emitted, ..
+        } => (
+            sequentially(ctx.clone(), cursor, emitted, listing).await?,
+            None,
+        ),
     };
     let listed_until = Some(ctx.client.server_now() + CLOCK_SLACK_SECS);
-    ctx.emit_state(&StreamCheckpoint::Complete { span, listed_until })
-        .await?;
+    let complete = StreamCheckpoint::Complete { span, listed_until };
+    match &fence {
+        // The listing reached its end (a listing that sweeps has no backfill_limit to stop it).
+        Some((id, sweep)) => {
+            ctx.emit_fenced(&complete, sweep, id, ListingPhase::Complete)
+                .await?
+        }
+        None => ctx.emit_state(&complete).await?,
+    }
     Ok(Backfilled {
         records,
         listed_until,
     })
 }
 
-/// The first checkpoint of a stream that has none.
+/// The first checkpoint of a stream that has none; `listing` names it when what it does not
+/// list is to be marked deleted.
 pub(crate) fn fresh(
     resource: &Resource,
     parent: Option<&Resource>,
     span: Span,
+    listing: Option<String>,
 ) -> StreamCheckpoint {
     let listed = parent.unwrap_or(resource);
     if listed.created_filter && listed.api == Api::V1 {
@@ -162,11 +219,13 @@ pub(crate) fn fresh(
                 cursor: None,
             }],
             emitted: 0,
+            listing,
         }
     } else {
         StreamCheckpoint::Sequential {
             cursor: None,
             emitted: 0,
+            listing,
         }
     }
 }
@@ -254,6 +313,7 @@ async fn by_ranges(
     span: Span,
     remaining: Vec<Range>,
     mut emitted: u64,
+    listing: Option<String>,
 ) -> Result<u64, ReadError> {
     let mut ranges = RangeQueue::default();
     for range in remaining {
@@ -299,6 +359,7 @@ async fn by_ranges(
                 span,
                 remaining,
                 emitted,
+                listing: listing.clone(),
             })
             .await?;
         }
@@ -354,6 +415,7 @@ async fn sequentially(
     ctx: Arc<StreamCtx>,
     cursor: Option<String>,
     mut emitted: u64,
+    listing: Option<String>,
 ) -> Result<u64, ReadError> {
     let listed = ctx.listed();
     let mut pager = Pager::new(
@@ -380,6 +442,7 @@ async fn sequentially(
         ctx.emit_state(&StreamCheckpoint::Sequential {
             cursor: pager.cursor().cloned(),
             emitted,
+            listing: listing.clone(),
         })
         .await?;
     }

@@ -32,6 +32,7 @@ mod reference_state;
 mod shared_rate;
 mod state;
 mod stream_names;
+mod sweep;
 mod webhook;
 
 pub use config::DEFAULT_WEBHOOK_TOLERANCE_SECS;

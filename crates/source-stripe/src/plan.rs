@@ -134,6 +134,8 @@ pub(crate) struct StreamPlan<'a> {
     pub parent: Option<&'static Resource>,
     pub checkpoint: StreamCheckpoint,
     pub generation: Generation,
+    /// When its listing is to mark what it does not return.
+    pub sweep: Option<crate::backfill::Sweep>,
 }
 
 /// Everything a read starts from.
@@ -206,9 +208,13 @@ impl<'a> Plan<'a> {
                 gte: start,
                 lt: now + 1,
             };
+            let sweep = crate::sweep::sweep_of(config, configured, resource, &plan.account.id)
+                .map_err(|why| tracing::debug!(stream = %name, "no sweep: {why}"))
+                .ok();
+            let listing = sweep.as_ref().map(|_| new_generation().to_string());
             let (checkpoint, generation, dropped) =
                 resume(state.streams.get(&name), covered.get(&name), || {
-                    backfill::fresh(resource, parent, span)
+                    backfill::fresh(resource, parent, span, listing.clone())
                 });
             if let Some(reason) = dropped {
                 restarted.push(format!("{name} ({reason})"));
@@ -220,6 +226,7 @@ impl<'a> Plan<'a> {
                 parent,
                 checkpoint,
                 generation,
+                sweep,
             });
         }
         if !restarted.is_empty() {

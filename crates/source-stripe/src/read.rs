@@ -116,6 +116,7 @@ async fn backfill_all(
             generation: stream.generation,
             backfill_limit: stream.configured.backfill_limit.or(config.backfill_limit),
             max_concurrency: config.max_concurrency,
+            sweep: stream.sweep,
         });
         let checkpoint = stream.checkpoint;
         let task_name = name.clone();

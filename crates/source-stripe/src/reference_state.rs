@@ -164,11 +164,13 @@ fn stream_checkpoint(
             Some(range) if listed.api == Api::V1 => StreamCheckpoint::Sequential {
                 cursor: range.cursor.clone(),
                 emitted: 0,
+                listing: None,
             },
             // A v2 page token of the reference's cannot be trusted to mean ours: start over.
             Some(_) => StreamCheckpoint::Sequential {
                 cursor: None,
                 emitted: 0,
+                listing: None,
             },
         });
     }
@@ -204,6 +206,7 @@ fn stream_checkpoint(
             span,
             remaining,
             emitted: 0,
+            listing: None,
         }
     })
 }
@@ -343,7 +346,8 @@ mod tests {
                     lt: 1_713_312_000,
                     cursor: Some("cus_100".into())
                 }],
-                emitted: 0
+                emitted: 0,
+                listing: None,
             }
         );
         let global = GlobalCheckpoint::from_value(&imported.state.global)

@@ -32,12 +32,19 @@ pub(crate) enum StreamCheckpoint {
         span: Span,
         remaining: Vec<Range>,
         emitted: u64,
+        /// The listing's id, when what it does not return is to be marked deleted (see
+        /// `sync_protocol::Listing`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        listing: Option<String>,
     },
     /// Backfill of a stream listed from newest to oldest without a time filter.
     Sequential {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         cursor: Option<String>,
         emitted: u64,
+        /// As for `Ranges`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        listing: Option<String>,
     },
     /// The backfill is done; updates come from events.
     Complete {
@@ -95,6 +102,15 @@ impl StreamCheckpoint {
             return Err(format!("state version {} is not {VERSION}", versioned.v));
         }
         Ok((versioned.inner.checkpoint, versioned.inner.generation))
+    }
+
+    /// The id of the listing this backfill is, when it is to sweep.
+    pub(crate) fn listing(&self) -> Option<&str> {
+        match self {
+            StreamCheckpoint::Ranges { listing, .. }
+            | StreamCheckpoint::Sequential { listing, .. } => listing.as_deref(),
+            StreamCheckpoint::Complete { .. } => None,
+        }
     }
 
     pub(crate) fn is_complete(&self) -> bool {
@@ -180,6 +196,7 @@ mod tests {
                 cursor: Some("cus_1".into()),
             }],
             emitted: 3,
+            listing: None,
         };
         let v = c.to_value(7);
         assert_eq!(v["v"], 1);

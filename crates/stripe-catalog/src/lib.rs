@@ -5,8 +5,10 @@
 //! at build time). Shared by the source (discover, endpoints) and the simulator (what to serve).
 
 mod key_mode;
+mod listing;
 
 pub use key_mode::KeyMode;
+pub use listing::{Completeness, completeness};
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;

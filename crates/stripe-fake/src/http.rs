@@ -31,6 +31,7 @@ pub(crate) fn router(sim: Arc<Simulator>) -> Router {
         .route("/_fake/faults", get(faults).post(set_faults))
         .route("/_fake/accounts", get(accounts))
         .route("/_fake/clock", get(clock).post(set_clock))
+        .route("/_fake/delete-silently", post(delete_silently))
         .route("/_fake/load", get(load).post(start_load).delete(stop_load))
         .fallback(stripe)
         .with_state(sim)
@@ -97,6 +98,30 @@ struct ClockChange {
     stop: Option<bool>,
     #[serde(default)]
     advance_secs: Option<i64>,
+}
+
+/// What `POST /_fake/delete-silently` accepts: an object to delete without an event, of the
+/// platform's test data or a connected account's.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SilentDelete {
+    stream: String,
+    id: String,
+    #[serde(default)]
+    account: Option<String>,
+}
+
+async fn delete_silently(State(sim): State<Arc<Simulator>>, body: Bytes) -> Response {
+    let deleted = serde_json::from_slice::<SilentDelete>(&body)
+        .map_err(|e| e.to_string())
+        .and_then(|d| {
+            sim.delete_silently(d.account.as_deref(), &d.stream, &d.id)
+                .map_err(|e| e.to_string())
+        });
+    match deleted {
+        Ok(stub) => axum::Json(stub).into_response(),
+        Err(e) => (StatusCode::BAD_REQUEST, axum::Json(json!({"error": e}))).into_response(),
+    }
 }
 
 async fn clock(State(sim): State<Arc<Simulator>>) -> Response {

@@ -331,6 +331,7 @@ pub(crate) fn delete(
     resource: &'static Resource,
     id: &str,
     ctx: &MutationContext<'_>,
+    announce: Announce,
 ) -> Result<Mutation, FakeError> {
     check_mutable(resource)?;
     if !resource.deletable {
@@ -351,7 +352,7 @@ pub(crate) fn delete(
     if entry.deleted {
         return Err(not_found());
     }
-    if resource.stream == "subscriptions" {
+    if resource.stream == "subscriptions" && announce == Announce::WithEvent {
         return cancel_subscription(ds, resource, at, ctx);
     }
     let entry = &mut ds
@@ -362,7 +363,7 @@ pub(crate) fn delete(
     entry.deleted = true;
     let json = entry.json.clone();
     let mut events = Vec::new();
-    if let Some(event_type) = EventNames::of(resource).deleted {
+    if let (Some(event_type), Announce::WithEvent) = (EventNames::of(resource).deleted, announce) {
         events.push(record_event(ds, ctx, event_type, &json, None));
     }
     Ok(Mutation {

@@ -467,7 +467,23 @@ impl Simulator {
     ) -> Result<Value, FakeError> {
         let resource = resource(stream)?;
         self.mutate(&scope.into(), None, |data, ctx| {
-            mutate::delete(data, resource, id, ctx)
+            mutate::delete(data, resource, id, ctx, mutate::Announce::WithEvent)
+        })
+    }
+
+    /// Deletes an object without an event about it (an object deleted while a sync was
+    /// offline longer than Stripe keeps events looks the same, and so does a lost event): gone
+    /// from lists, a retrieve answers as for any deleted object, and nothing says so. A
+    /// subscription is removed, not canceled.
+    pub fn delete_silently(
+        &self,
+        scope: impl Into<Scope>,
+        stream: &str,
+        id: &str,
+    ) -> Result<Value, FakeError> {
+        let resource = resource(stream)?;
+        self.mutate(&scope.into(), None, |data, ctx| {
+            mutate::delete(data, resource, id, ctx, mutate::Announce::Silently)
         })
     }
 

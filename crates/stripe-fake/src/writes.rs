@@ -159,7 +159,7 @@ pub(crate) fn delete(
     id: &str,
 ) -> Result<Bytes, ApiError> {
     let result = sim.mutate(&scope(sim, req), Some(req.request_id), |data, ctx| {
-        mutate::delete(data, r, id, ctx)
+        mutate::delete(data, r, id, ctx, mutate::Announce::WithEvent)
     });
     respond(result, false)
 }

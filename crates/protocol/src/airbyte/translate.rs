@@ -216,6 +216,8 @@ fn state_from_airbyte(state: AirbyteState) -> Vec<Message> {
                 out.push(SourceState::Stream(StreamState {
                     stream: s.stream_descriptor.name,
                     data: s.stream_state.unwrap_or(Value::Null),
+                    // Airbyte has no listing fence: what Airbyte connectors list is never swept.
+                    listing: None,
                     destination_stats,
                     extra,
                 }));

@@ -1,0 +1,274 @@
+//! Sweeps: what a whole listing of a stream did not return is marked deleted (see
+//! `sync_protocol::Listing`). The listing's start is recorded with the database's clock, with
+//! whether the table then held rows it covers; while it is open, every flush of the stream
+//! records its keys as seen, in the flush's own transaction; at its end, the rows it covers that
+//! were last written before it started, were not seen and are not of a kind the listing hides
+//! are marked, in one transaction that also closes the listing. A listing is closed once: a
+//! repeated end (a rerun after a crash) marks nothing more, and a repeated start of a closed
+//! listing does not reopen it.
+
+use deadpool_postgres::Pool;
+use serde_json::Value;
+use sync_protocol::Listing;
+
+use crate::config::{Config, DeleteMode};
+use crate::flush::FlushError;
+use crate::ident::{literal, qualified, quote};
+use crate::table::{
+    DELETED, DELETED_REASON, MISSING_FROM_LISTING, RAW_DATA, SYNCED_AT, TableModel,
+};
+
+/// Each listing: its stream, id, scope, start, whether there was anything to compare, end.
+pub(crate) const LISTINGS: &str = "_listings";
+/// The keys each open listing has seen.
+pub(crate) const SEEN: &str = "_listing_seen";
+
+/// The bookkeeping tables' creation SQL.
+pub(crate) fn create_listings_sql(schema: &str) -> String {
+    format!(
+        "CREATE TABLE IF NOT EXISTS {} (stream text NOT NULL, listing text NOT NULL, \
+         scope jsonb NOT NULL, started_at timestamptz NOT NULL DEFAULT now(), \
+         compare boolean NOT NULL, ended_at timestamptz, outcome text, \
+         PRIMARY KEY (stream, listing))",
+        qualified(schema, LISTINGS)
+    )
+}
+
+/// See [`create_listings_sql`].
+pub(crate) fn create_seen_sql(schema: &str) -> String {
+    format!(
+        "CREATE TABLE IF NOT EXISTS {} (stream text NOT NULL, listing text NOT NULL, \
+         key jsonb NOT NULL, PRIMARY KEY (stream, listing, key))",
+        qualified(schema, SEEN)
+    )
+}
+
+/// The key of `alias`'s row as one JSON array, as [`SEEN`] keeps it.
+pub(crate) fn key_of(table: &TableModel, alias: &str) -> String {
+    let columns: Vec<String> = table
+        .keys
+        .iter()
+        .map(|k| format!("{alias}.{}", quote(&k.column)))
+        .collect();
+    format!("jsonb_build_array({})", columns.join(", "))
+}
+
+/// A listing a loader records seen keys under.
+#[derive(Debug, Clone)]
+pub(crate) struct OpenListing {
+    pub id: String,
+}
+
+/// How a listing ended.
+#[derive(Debug)]
+pub(crate) enum Ended {
+    /// This many rows were marked.
+    Marked(u64),
+    /// More than the allowed share would have been marked: nothing was.
+    Refused { missing: u64, live: u64 },
+    /// Nothing to do: not started here, ended already, or nothing to compare.
+    Nothing(&'static str),
+}
+
+/// The SQL condition of the rows `listing` covers and may mark (alias `t`), or why there is
+/// none (a scope this table cannot tell).
+fn covered(table: &TableModel, listing: &Listing) -> Result<String, String> {
+    let mut terms = vec![format!("NOT t.{}", quote(DELETED))];
+    for (field, value) in &listing.scope {
+        let text = match value {
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            other => {
+                return Err(format!(
+                    "scope {field:?} is {other}, not a string or number"
+                ));
+            }
+        };
+        let column = match table.keys.iter().find(|k| &k.field == field) {
+            Some(key) => format!("t.{}::text", quote(&key.column)),
+            None => format!("t.{} ->> {}", quote(RAW_DATA), literal(field)),
+        };
+        terms.push(format!("{column} = {}", literal(&text)));
+    }
+    for (field, values) in &listing.unlisted {
+        let value = format!("t.{} -> {}", quote(RAW_DATA), literal(field));
+        match values {
+            Value::Null => terms.push(format!("coalesce({value}, 'null'::jsonb) = 'null'::jsonb")),
+            Value::Array(values) => {
+                let listed: Vec<String> = values
+                    .iter()
+                    .map(|v| format!("{}::jsonb", literal(&v.to_string())))
+                    .collect();
+                if !listed.is_empty() {
+                    terms.push(format!(
+                        "NOT coalesce({value} IN ({}), false)",
+                        listed.join(", ")
+                    ));
+                }
+            }
+            other => {
+                return Err(format!(
+                    "unlisted {field:?} is {other}, not null or an array"
+                ));
+            }
+        }
+    }
+    Ok(terms.join(" AND "))
+}
+
+fn pg(context: &str) -> impl Fn(tokio_postgres::Error) -> FlushError + '_ {
+    move |e| FlushError::from_pg(context, &e)
+}
+
+/// Records the start of `listing` (a repeated start keeps the first); returns it when it is
+/// open and has anything to compare, so that flushes record what they write.
+pub(crate) async fn start(
+    pool: &Pool,
+    config: &Config,
+    table: &TableModel,
+    listing: &Listing,
+) -> Result<Option<OpenListing>, FlushError> {
+    let covered = match covered(table, listing) {
+        Ok(covered) => covered,
+        Err(why) => {
+            tracing::warn!(stream = %table.stream, "listing {}: nothing will be marked: {why}", listing.id);
+            return Ok(None);
+        }
+    };
+    let listings = qualified(&config.schema, LISTINGS);
+    let seen = qualified(&config.schema, SEEN);
+    let target = qualified(&config.schema, &table.table);
+    let stream = literal(&table.stream);
+    let id = literal(&listing.id);
+    let scope = literal(&Value::Object(listing.scope.clone()).to_string());
+    let mut client = pool.get().await.map_err(|e| FlushError::connecting(&e))?;
+    let tx = client.transaction().await.map_err(pg("begin"))?;
+    // Another listing of the same rows still open was cut short (a reset, a crash before
+    // its end): it will never end, and what it saw is no use to this one.
+    tx.batch_execute(&format!(
+        "UPDATE {listings} SET ended_at = now(), outcome = 'abandoned' \
+         WHERE stream = {stream} AND scope = {scope}::jsonb AND ended_at IS NULL AND listing <> {id}; \
+         DELETE FROM {seen} s USING {listings} l WHERE s.stream = {stream} AND l.stream = {stream} \
+         AND s.listing = l.listing AND l.ended_at IS NOT NULL; \
+         INSERT INTO {listings} (stream, listing, scope, compare) \
+         SELECT {stream}, {id}, {scope}::jsonb, EXISTS (SELECT 1 FROM {target} t WHERE {covered}) \
+         ON CONFLICT DO NOTHING"
+    ))
+    .await
+    .map_err(pg("starting a listing"))?;
+    let row = tx
+        .query_one(
+            &format!(
+                "SELECT compare AND ended_at IS NULL FROM {listings} WHERE stream = {stream} AND listing = {id}"
+            ),
+            &[],
+        )
+        .await
+        .map_err(pg("starting a listing"))?;
+    tx.commit().await.map_err(pg("commit"))?;
+    let open: bool = row.get(0);
+    Ok(open.then(|| OpenListing {
+        id: listing.id.clone(),
+    }))
+}
+
+/// Ends `listing`: marks the rows it covers that it did not return, unless they are more than
+/// the configured share of those it covers.
+pub(crate) async fn end(
+    pool: &Pool,
+    config: &Config,
+    table: &TableModel,
+    listing: &Listing,
+) -> Result<Ended, FlushError> {
+    let covered = match covered(table, listing) {
+        Ok(covered) => covered,
+        Err(_) => return Ok(Ended::Nothing("its scope does not fit the table")),
+    };
+    let listings = qualified(&config.schema, LISTINGS);
+    let seen = qualified(&config.schema, SEEN);
+    let target = qualified(&config.schema, &table.table);
+    let stream = literal(&table.stream);
+    let id = literal(&listing.id);
+    let mut client = pool.get().await.map_err(|e| FlushError::connecting(&e))?;
+    let tx = client.transaction().await.map_err(pg("begin"))?;
+    let found = tx
+        .query_opt(
+            &format!(
+                "SELECT started_at, compare, ended_at IS NOT NULL FROM {listings} \
+                 WHERE stream = {stream} AND listing = {id} FOR UPDATE"
+            ),
+            &[],
+        )
+        .await
+        .map_err(pg("ending a listing"))?;
+    let Some(found) = found else {
+        return Ok(Ended::Nothing("its start was not recorded here"));
+    };
+    let (compare, ended): (bool, bool) = (found.get(1), found.get(2));
+    if ended {
+        return Ok(Ended::Nothing("it ended already"));
+    }
+    let close = |outcome: String| {
+        format!(
+            "UPDATE {listings} SET ended_at = now(), outcome = {} WHERE stream = {stream} AND listing = {id}; \
+             DELETE FROM {seen} WHERE stream = {stream} AND listing = {id}",
+            literal(&outcome)
+        )
+    };
+    if !compare {
+        tx.batch_execute(&close("nothing to compare".to_owned()))
+            .await
+            .map_err(pg("ending a listing"))?;
+        tx.commit().await.map_err(pg("commit"))?;
+        return Ok(Ended::Nothing(
+            "the table held none of its rows when it started",
+        ));
+    }
+    let missing = format!(
+        "{covered} AND t.{synced} < (SELECT started_at FROM {listings} WHERE stream = {stream} AND listing = {id}) \
+         AND NOT EXISTS (SELECT 1 FROM {seen} x WHERE x.stream = {stream} AND x.listing = {id} AND x.key = {key})",
+        synced = quote(SYNCED_AT),
+        key = key_of(table, "t"),
+    );
+    let counts = tx
+        .query_one(
+            &format!(
+                "SELECT count(*) FILTER (WHERE {missing}), count(*) FILTER (WHERE {covered}) FROM {target} t"
+            ),
+            &[],
+        )
+        .await
+        .map_err(pg("counting the rows a listing did not return"))?;
+    let (missing_rows, live): (i64, i64) = (counts.get(0), counts.get(1));
+    let (missing_rows, live) = (missing_rows as u64, live as u64);
+    if missing_rows as f64 > config.sweep_max_share * live as f64 {
+        tx.batch_execute(&close(format!("refused: {missing_rows} of {live}")))
+            .await
+            .map_err(pg("ending a listing"))?;
+        tx.commit().await.map_err(pg("commit"))?;
+        return Ok(Ended::Refused {
+            missing: missing_rows,
+            live,
+        });
+    }
+    let mark = match config.delete_mode {
+        DeleteMode::Soft => format!(
+            "UPDATE {target} t SET {deleted} = true, {reason} = {why}, {synced} = now() WHERE {missing}",
+            deleted = quote(DELETED),
+            reason = quote(DELETED_REASON),
+            why = literal(MISSING_FROM_LISTING),
+            synced = quote(SYNCED_AT),
+        ),
+        // No tombstone: should the object be listed again, its row comes back.
+        DeleteMode::Hard => format!("DELETE FROM {target} t WHERE {missing}"),
+    };
+    let marked = tx
+        .execute(&mark, &[])
+        .await
+        .map_err(pg("marking the rows a listing did not return"))?;
+    tx.batch_execute(&close(format!("marked {marked}")))
+        .await
+        .map_err(pg("ending a listing"))?;
+    tx.commit().await.map_err(pg("commit"))?;
+    Ok(Ended::Marked(marked))
+}

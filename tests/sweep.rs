@@ -1,0 +1,204 @@
+//! Deletions that left no event: objects deleted while the sync was away (longer than Stripe
+//! keeps events, or whose event was lost) are marked by the next whole listing of their stream
+//! (`sync --reset`), and by nothing less: not by events, a sample (`backfill_limit`), a run cut
+//! short, or a listing that would mark more than `sweep_max_share` of a table at once.
+
+use std::process::Command;
+
+use serde_json::{Value, json};
+use stripe_fake::{Config, FakeStripe, Scope};
+use test_support::{Finished, TestDb, bin_path};
+
+const STREAMS: &[&str] = &["customers", "invoices", "products", "prices"];
+
+fn fake() -> FakeStripe {
+    FakeStripe::start(Config {
+        seed: 23,
+        scale: 0.0,
+        objects: vec![
+            ("customers".into(), 300),
+            ("invoices".into(), 120),
+            ("products".into(), 40),
+            ("prices".into(), 60),
+        ],
+        ..Default::default()
+    })
+    .expect("the simulator starts")
+}
+
+fn sync(fake: &FakeStripe, db: &TestDb, source_config: Value, extra: &[&str]) -> Finished {
+    sync_ending(fake, db, source_config, extra, 0)
+}
+
+/// A sync that must exit with `code` (3: stopped early, rerun to continue).
+fn sync_ending(
+    fake: &FakeStripe,
+    db: &TestDb,
+    source_config: Value,
+    extra: &[&str],
+    code: i32,
+) -> Finished {
+    let finished: Finished = Command::new(bin_path("sync-engine"))
+        .args(["sync", "--stripe-api-key", "sk_test_fake"])
+        .args(["--stripe-base-url", &fake.base_url()])
+        .args(["--source-config", &source_config.to_string()])
+        .args(["--postgres-url", db.url(), "--schema", "stripe"])
+        .args(["--streams", &STREAMS.join(","), "--output", "ndjson"])
+        .args(extra)
+        .env_remove("STRIPE_API_KEY")
+        .env_remove("DATABASE_URL")
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!(finished.code, Some(code), "{}", finished.stderr);
+    finished
+}
+
+fn fast() -> Value {
+    json!({"rate_limit": 1000, "endpoint_rate_limit": 500})
+}
+
+/// (rows marked for missing from a listing, rows not deleted) of a stream's table.
+fn counts(db: &TestDb, stream: &str) -> (i64, i64) {
+    let row = db
+        .client()
+        .query_one(
+            &format!(
+                "SELECT count(*) FILTER (WHERE _deleted AND _deleted_reason = 'missing_from_listing'), \
+                 count(*) FILTER (WHERE NOT _deleted) FROM stripe.{stream}"
+            ),
+            &[],
+        )
+        .unwrap();
+    (row.get(0), row.get(1))
+}
+
+fn marked_ids(db: &TestDb, stream: &str) -> Vec<String> {
+    db.client()
+        .query(
+            &format!(
+                "SELECT id FROM stripe.{stream} WHERE _deleted_reason = 'missing_from_listing' ORDER BY id"
+            ),
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+fn live(fake: &FakeStripe, stream: &str) -> i64 {
+    fake.objects(Scope::test(None), stream).unwrap().len() as i64
+}
+
+/// Deletes `n` objects of `stream` without an event; their ids, sorted.
+fn delete_silently(fake: &FakeStripe, stream: &str, n: usize) -> Vec<String> {
+    let objects = fake.objects(Scope::test(None), stream).unwrap();
+    let mut ids: Vec<String> = objects
+        .iter()
+        .step_by(3)
+        .take(n)
+        .map(|o| o["id"].as_str().unwrap().to_owned())
+        .collect();
+    for id in &ids {
+        fake.delete_silently(Scope::test(None), stream, id).unwrap();
+    }
+    ids.sort();
+    ids
+}
+
+#[test]
+fn objects_deleted_while_away_are_marked_by_the_next_whole_listing_only() {
+    let fake = fake();
+    let db = TestDb::new();
+    sync(&fake, &db, fast(), &[]);
+    let before: Vec<(i64, i64)> = STREAMS.iter().map(|s| counts(&db, s)).collect();
+    for (stream, (marked, alive)) in STREAMS.iter().zip(&before) {
+        assert_eq!(*marked, 0, "{stream}");
+        assert_eq!(*alive, live(&fake, stream), "{stream}");
+    }
+
+    let customers = delete_silently(&fake, "customers", 6);
+    let invoices = delete_silently(&fake, "invoices", 4);
+    let products = delete_silently(&fake, "products", 2);
+    let prices = delete_silently(&fake, "prices", 2);
+
+    // Events say nothing of them: an incremental run leaves them as they were.
+    sync(&fake, &db, fast(), &[]);
+    assert_eq!(counts(&db, "customers"), (0, before[0].1));
+
+    // A sample lists only part of each stream: nothing may be marked.
+    sync(
+        &fake,
+        &db,
+        json!({"rate_limit": 1000, "endpoint_rate_limit": 500, "backfill_limit": 50}),
+        &["--reset"],
+    );
+    assert_eq!(counts(&db, "customers"), (0, before[0].1));
+    // A run cut short after its first checkpoint never reaches a listing's end.
+    sync_ending(&fake, &db, fast(), &["--reset", "--state-limit", "1"], 3);
+    assert_eq!(counts(&db, "customers"), (0, before[0].1));
+
+    // A whole listing (a reconcile): exactly the objects deleted while away are marked.
+    let run = sync(&fake, &db, fast(), &["--reset"]);
+    assert_eq!(marked_ids(&db, "customers"), customers, "{}", run.stderr);
+    assert_eq!(marked_ids(&db, "invoices"), invoices);
+    assert_eq!(marked_ids(&db, "products"), products);
+    for stream in ["customers", "invoices", "products"] {
+        assert_eq!(
+            counts(&db, stream).1,
+            live(&fake, stream),
+            "{stream}: every live row stays"
+        );
+    }
+    eprintln!(
+        "customers: {} rows alive before, {} after, {} marked",
+        before[0].1,
+        counts(&db, "customers").1,
+        customers.len()
+    );
+    // Prices: Stripe's list hides archived and inline prices, so a listing proves nothing.
+    assert!(marked_ids(&db, "prices").is_empty(), "{prices:?}");
+    assert!(
+        run.stderr.contains("marked deleted"),
+        "the run says what it marked: {}",
+        run.stderr
+    );
+
+    // Idempotent: another whole listing marks the same rows, and no other.
+    sync(&fake, &db, fast(), &["--reset"]);
+    assert_eq!(marked_ids(&db, "customers"), customers);
+    assert_eq!(counts(&db, "customers").1, live(&fake, "customers"));
+}
+
+#[test]
+fn a_listing_that_would_mark_more_than_the_allowed_share_marks_nothing_until_allowed() {
+    let fake = fake();
+    let db = TestDb::new();
+    sync(&fake, &db, fast(), &[]);
+    let alive = counts(&db, "products").1;
+    // A third of the products: above the default share of a fifth.
+    let gone = delete_silently(&fake, "products", (alive / 3) as usize);
+    let run = sync(&fake, &db, fast(), &["--reset"]);
+    assert_eq!(counts(&db, "products"), (0, alive));
+    assert!(
+        run.stderr.contains(&format!(
+            "stream \"products\": its whole listing did not return {} of the {alive} row(s)",
+            gone.len()
+        )),
+        "the warning names the stream and the counts: {}",
+        run.stderr
+    );
+    sync(
+        &fake,
+        &db,
+        fast(),
+        &[
+            "--reset",
+            "--destination-config",
+            r#"{"sweep_max_share": 1}"#,
+        ],
+    );
+    assert_eq!(marked_ids(&db, "products"), gone);
+    assert_eq!(counts(&db, "products").1, alive - gone.len() as i64);
+}
