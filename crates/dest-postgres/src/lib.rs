@@ -17,6 +17,7 @@ mod copy;
 mod ddl;
 mod ddl_error;
 mod flush;
+mod flush_error;
 mod listing;
 mod loader;
 mod merge;

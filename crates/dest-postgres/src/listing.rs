@@ -12,7 +12,7 @@ use serde_json::Value;
 use sync_protocol::Listing;
 
 use crate::config::{Config, DeleteMode};
-use crate::flush::FlushError;
+use crate::flush_error::FlushError;
 use crate::ident::{literal, qualified, quote};
 use crate::table::{
     DELETED, DELETED_REASON, MISSING_FROM_LISTING, RAW_DATA, SYNCED_AT, TableModel,
