@@ -408,6 +408,7 @@ fn columns_come_from_the_catalog_only() {
         columns,
         vec![
             "_deleted",
+            "_deleted_reason",
             "_raw_data",
             "_synced_at",
             "_updated_at",

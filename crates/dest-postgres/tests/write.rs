@@ -49,7 +49,7 @@ fn setup_is_idempotent_and_safe_to_run_concurrently() {
     );
     let tables: i64 = query(
         &db,
-        "SELECT count(*) FROM pg_tables WHERE schemaname = 'stripe' AND tablename NOT IN ('_rejected_records', '_tombstones', '_sync_tables')",
+        "SELECT count(*) FROM pg_tables WHERE schemaname = 'stripe' AND tablename NOT IN ('_rejected_records', '_tombstones', '_sync_tables', '_listings', '_listing_seen')",
     )[0]
     .get(0);
     assert_eq!(tables, 1);
@@ -96,6 +96,7 @@ fn column_types_follow_a_realistic_stripe_schema() {
         ("_updated_at", "timestamp with time zone", "NEVER"),
         ("_synced_at", "timestamp with time zone", "NEVER"),
         ("_deleted", "boolean", "NEVER"),
+        ("_deleted_reason", "text", "NEVER"),
         ("object", "text", "ALWAYS"),
         ("status", "text", "ALWAYS"),
         ("customer", "text", "ALWAYS"),

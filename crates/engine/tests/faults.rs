@@ -627,7 +627,7 @@ fn check_discover_setup_teardown_and_connectors() {
     let tables: i64 = db
         .client()
         .query_one(
-            "SELECT count(*) FROM pg_tables WHERE schemaname = 'fruit' AND tablename NOT IN ('_rejected_records', '_tombstones', '_sync_tables')",
+            "SELECT count(*) FROM pg_tables WHERE schemaname = 'fruit' AND tablename NOT IN ('_rejected_records', '_tombstones', '_sync_tables', '_listings', '_listing_seen')",
             &[],
         )
         .unwrap()
