@@ -1,4 +1,5 @@
 //! The README and docs/ stay true to the binaries: every flag they mention exists, every
+//! default and environment variable they give a flag is the one its `--help` gives, every
 //! sync-engine subcommand their code blocks use exists, the README's quick-start command is
 //! accepted, the generated configuration reference matches the connectors' specs, every
 //! measured figure links the section of docs/benchmarks.md that holds it (and says what it
@@ -127,8 +128,8 @@ fn every_sync_engine_subcommand_the_docs_use_exists() {
     }
 }
 
-#[test]
-fn every_flag_the_docs_mention_exists() {
+/// The `--help` of every binary, subcommand and script whose flags the docs may name.
+fn all_helps() -> String {
     let mut helps = String::new();
     for sub in documented_subcommands() {
         helps.push_str(&help("sync-engine", &[sub.as_str()]));
@@ -155,6 +156,12 @@ fn every_flag_the_docs_mention_exists() {
     }
     helps.push_str(&help("stripe-fake", &[]));
     helps.push_str(&script_help("scripts/release"));
+    helps
+}
+
+#[test]
+fn every_flag_the_docs_mention_exists() {
+    let helps = all_helps();
     let known: BTreeSet<String> = helps
         .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
         .filter(|w| w.starts_with("--"))
@@ -181,6 +188,232 @@ fn every_flag_the_docs_mention_exists() {
     assert!(
         unknown.is_empty(),
         "flags the docs mention but no binary has: {unknown:?}"
+    );
+}
+
+/// Each option of the helps: the long flags it is known by and its whole description, with
+/// clap's `[default: …]` and `[env: …]`.
+fn option_entries(helps: &str) -> Vec<(Vec<String>, String)> {
+    let mut entries: Vec<(Vec<String>, String)> = Vec::new();
+    let mut open = false;
+    for line in helps.lines() {
+        let trimmed = line.trim_start();
+        let indented = line.len() > trimmed.len();
+        // `-x, --flag` or `--flag`; `- value: …` lists a flag's possible values.
+        let flag_line = trimmed.starts_with("--")
+            || trimmed.starts_with('-')
+                && trimmed[1..].starts_with(|c: char| c.is_ascii_alphanumeric());
+        if indented && flag_line {
+            // The flags come before the description, two spaces or a line away.
+            let head = trimmed.split("  ").next().unwrap_or_default();
+            let flags = head
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+                .filter(|w| w.starts_with("--") && w.len() > 3)
+                .map(str::to_owned)
+                .collect();
+            entries.push((flags, trimmed.to_owned()));
+            open = true;
+        } else if !trimmed.is_empty() && !indented {
+            open = false;
+        } else if open && let Some((_, text)) = entries.last_mut() {
+            text.push(' ');
+            text.push_str(trimmed);
+        }
+    }
+    entries
+}
+
+/// What a document says of a flag's default or environment variable.
+#[derive(Debug)]
+struct FlagClaim {
+    place: String,
+    flags: Vec<String>,
+    /// The default's values (`100 live, 25 test`: 100 and 25).
+    defaults: Vec<String>,
+    envs: Vec<String>,
+}
+
+fn backticked(text: &str) -> Vec<String> {
+    text.split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The values a default names: its backticked texts, else the first word of each
+/// comma-separated part; words that describe rather than name a value are skipped.
+fn default_values(text: &str) -> Vec<String> {
+    // "off": a switch is off unless given, which --help does not say.
+    const DESCRIPTIONS: &[&str] = &["", "the", "derived", "all", "none", "this", "off"];
+    let quoted = backticked(text);
+    if !quoted.is_empty() {
+        return quoted;
+    }
+    text.split([',', ';'])
+        .map(|part| {
+            part.trim()
+                .split([' ', ')'])
+                .next()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .filter(|value| !DESCRIPTIONS.contains(&value.as_str()))
+        .collect()
+}
+
+/// The value a default in prose names: its first word, or its first backticked text.
+fn first_value(text: &str) -> Option<String> {
+    let value = if text.starts_with('`') {
+        backticked(text).into_iter().next()?
+    } else {
+        text.split([' ', ',', ';', ')']).next()?.to_owned()
+    };
+    default_values(&value).into_iter().next()
+}
+
+fn flags_in(text: &str) -> Vec<String> {
+    text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+        .filter(|w| w.starts_with("--") && w.len() > 3)
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Flag tables (`| flag | env | default | meaning |`): one claim a row.
+fn table_claims(name: &str, text: &str) -> Vec<FlagClaim> {
+    let mut claims = Vec::new();
+    let mut columns: Option<(usize, Option<usize>, Option<usize>)> = None;
+    for (n, line) in text.lines().enumerate() {
+        if !line.starts_with('|') {
+            columns = None;
+            continue;
+        }
+        // `a\|b` in a cell is one `|`, not a column break.
+        let line = line.replace("\\|", "\u{1}");
+        let cells: Vec<&str> = line
+            .trim()
+            .trim_matches('|')
+            .split('|')
+            .map(str::trim)
+            .collect();
+        let at = |title: &str| cells.iter().position(|c| *c == title);
+        if let (Some(flag), Some(default)) = (at("flag"), at("default")) {
+            columns = Some((flag, at("env"), Some(default)));
+        } else if let (Some(flag), Some(env)) = (at("flag"), at("env")) {
+            columns = Some((flag, Some(env), None));
+        } else if let Some((flag, env, default)) = columns
+            && !line.starts_with("| ---")
+        {
+            let cell = |i: Option<usize>| i.and_then(|i| cells.get(i)).copied().unwrap_or("");
+            claims.push(FlagClaim {
+                place: format!("{name}:{}", n + 1),
+                flags: flags_in(cell(Some(flag))),
+                defaults: default_values(cell(default)),
+                envs: backticked(cell(env)),
+            });
+        }
+    }
+    claims
+}
+
+/// Prose: "`--flag` (`ENV`, default VALUE)", "`--flag`, default VALUE".
+fn prose_claims(name: &str, text: &str) -> Vec<FlagClaim> {
+    let mut claims = Vec::new();
+    let mut in_code = false;
+    for (n, line) in text.lines().enumerate() {
+        if line.trim_start().starts_with("```") {
+            in_code = !in_code;
+        }
+        if in_code || line.starts_with('|') {
+            continue;
+        }
+        // A claim may run onto the next line.
+        let next = text.lines().nth(n + 1).unwrap_or_default();
+        let joined = format!("{line} {next}");
+        for (at, _) in line.match_indices("`--") {
+            let rest = &joined[at + 1..];
+            let Some(close) = rest.find('`') else {
+                continue;
+            };
+            let flag = rest[..close]
+                .split(' ')
+                .next()
+                .unwrap_or_default()
+                .to_owned();
+            let after = &rest[close + 1..];
+            let end = [") ", ");", ").", ")", "; ", ". ", "`--"]
+                .iter()
+                .filter_map(|stop| after.find(stop))
+                .min()
+                .unwrap_or(after.len());
+            let clause: String = after[..end].chars().take(90).collect();
+            let opens_here = clause.starts_with(" (") || clause.starts_with(", default");
+            let Some((before, default)) = clause.split_once("default") else {
+                continue;
+            };
+            if !opens_here {
+                continue;
+            }
+            let default = default.trim_start_matches([' ', ':']);
+            claims.push(FlagClaim {
+                place: format!("{name}:{}", n + 1),
+                flags: vec![flag],
+                defaults: first_value(default).into_iter().collect(),
+                envs: backticked(before)
+                    .into_iter()
+                    .filter(|e| e.chars().all(|c| c.is_ascii_uppercase() || c == '_'))
+                    .collect(),
+            });
+        }
+    }
+    claims
+}
+
+#[test]
+fn every_default_and_variable_the_docs_give_a_flag_is_the_binary_s() {
+    let entries = option_entries(&all_helps());
+    let mut wrong = Vec::new();
+    let mut checked = 0;
+    for (path, text) in documents() {
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name == "benchmarks.md" {
+            continue;
+        }
+        for claim in table_claims(&name, &text)
+            .into_iter()
+            .chain(prose_claims(&name, &text))
+        {
+            let described: String = entries
+                .iter()
+                .filter(|(flags, _)| flags.iter().any(|f| claim.flags.contains(f)))
+                .map(|(_, text)| text.as_str())
+                .collect::<Vec<_>>()
+                .join(" ");
+            for value in claim.defaults.iter().chain(&claim.envs) {
+                checked += 1;
+                if !described.contains(value.as_str()) {
+                    wrong.push(format!(
+                        "{}: {} {value:?}, which no --help of {:?} says",
+                        claim.place,
+                        if claim.envs.contains(value) {
+                            "env"
+                        } else {
+                            "default"
+                        },
+                        claim.flags
+                    ));
+                }
+            }
+        }
+    }
+    assert!(
+        checked > 30,
+        "too few claims found ({checked}): the parser is broken"
+    );
+    assert!(
+        wrong.is_empty(),
+        "defaults and environment variables the docs give that the binaries do not:\n{}",
+        wrong.join("\n")
     );
 }
 

@@ -77,7 +77,7 @@ pub struct PipelineArgs {
     /// Stripe API key for the stripe source (default: STRIPE_API_KEY, when no config gives one).
     #[arg(long)]
     pub stripe_api_key: Option<String>,
-    /// Stripe API base URL (a simulator, for tests and the demo).
+    /// Stripe API base URL, e.g. a simulator's (default: https://api.stripe.com).
     #[arg(long)]
     pub stripe_base_url: Option<String>,
     /// Postgres URL for the postgres destination (default: DATABASE_URL or POSTGRES_URL, when no
@@ -88,7 +88,8 @@ pub struct PipelineArgs {
     /// implementation's --postgres-schema defaults to public).
     #[arg(long, visible_alias = "postgres-schema")]
     pub schema: Option<String>,
-    /// Requests per second to Stripe for the whole account (the stripe source's rate_limit).
+    /// Requests per second to Stripe for the whole account (the stripe source's rate_limit;
+    /// default: Stripe's limit for the key, 100 live, 25 test).
     #[arg(long, value_name = "N")]
     pub stripe_rate_limit: Option<u64>,
     /// Streams to sync, comma separated (default: all the source offers).

@@ -113,7 +113,8 @@ impl SyncArgs {
 /// Where a sync's checkpoint is kept, and under which key.
 #[derive(Debug, Clone, Default, Args)]
 pub struct CheckpointArgs {
-    /// Keep the state in this JSON file instead of the destination database.
+    /// Keep the state in this JSON file instead of the destination database (default: its
+    /// _sync_state table).
     #[arg(long, value_name = "PATH")]
     pub state_file: Option<PathBuf>,
     /// The key of this sync's state (default: derived from the source and destination).

@@ -38,8 +38,10 @@ fn sync_command(db: &TestDb, state: &Path, source_config: Value, extra: &[&str])
     cmd
 }
 
+/// The run's end; a run that outlives any of these tests' timeouts by far is a hang, reported
+/// with what each of its processes was doing.
 fn finished(child: Child) -> Finished {
-    child.wait_with_output().unwrap().into()
+    test_support::process::finish_within(child, Duration::from_secs(120))
 }
 
 fn signal(pid: u32, sig: i32) {

@@ -29,7 +29,7 @@ struct Args {
     /// Accepted API keys, comma-separated (default sk_test_fake,sk_live_fake,rk_test_fake,rk_live_fake).
     #[arg(long)]
     keys: Option<String>,
-    /// Anchor of the simulated clock, unix seconds (default: now); pins the data for a seed.
+    /// Anchor of the simulated clock, unix seconds (default: the real time at start); pins the data for a seed.
     #[arg(long)]
     now: Option<i64>,
     /// Latency per request in ms: fixed (200) or a range (150-250).

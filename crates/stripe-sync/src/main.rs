@@ -49,7 +49,8 @@ enum Command {
 
 #[derive(Args)]
 struct DirArgs {
-    /// Where the bundle keeps its settings, ports, Temporal database and logs.
+    /// Where the bundle keeps its settings, ports, Temporal database and logs (default:
+    /// ~/.stripe-sync).
     #[arg(long, env = "STRIPE_SYNC_DATA_DIR")]
     data_dir: Option<PathBuf>,
 }
@@ -67,7 +68,7 @@ impl DirArgs {
 struct StartArgs {
     #[command(flatten)]
     dir: DirArgs,
-    /// The API's port (kept for later starts).
+    /// The API's port (kept for later starts; default: the kept one, else 4020).
     #[arg(long)]
     port: Option<u16>,
     /// The control database, a Postgres URL (default: the one psql finds: DATABASE_URL, else

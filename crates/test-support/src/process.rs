@@ -76,3 +76,101 @@ impl Lcg {
         (self.0 >> 33) % below
     }
 }
+
+/// Waits for `child` (stdout and stderr piped) at most `limit`. Past it the test fails with
+/// what each process of the child's tree was doing (state, kernel wait channel, threads), and
+/// the tree is killed: a hang costs one test, not the whole suite's time.
+pub fn finish_within(
+    mut child: std::process::Child,
+    limit: std::time::Duration,
+) -> crate::Finished {
+    use std::io::Read;
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut bytes);
+            }
+            String::from_utf8_lossy(&bytes).into_owned()
+        })
+    };
+    let stdout = drain(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let stderr = drain(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let started = std::time::Instant::now();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if started.elapsed() < limit => {
+                std::thread::sleep(std::time::Duration::from_millis(50))
+            }
+            _ => {
+                let tree = describe_tree(child.id());
+                for pid in descendants(child.id()) {
+                    kill9(pid);
+                }
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "still running after {limit:?}; its processes were:\n{tree}\nstderr so far:\n{}",
+                    stderr.join().unwrap_or_default()
+                );
+            }
+        }
+    };
+    crate::Finished {
+        code: status.code(),
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
+    }
+}
+
+/// `pid` and every process below it.
+pub fn descendants(pid: u32) -> Vec<u32> {
+    let mut all = vec![pid];
+    let mut at = 0;
+    while at < all.len() {
+        let kids = children_of(all[at]);
+        all.extend(kids);
+        at += 1;
+    }
+    all
+}
+
+/// One line per process of the tree and per thread: pid, command, state and wait channel.
+fn describe_tree(root: u32) -> String {
+    let read = |path: String| std::fs::read_to_string(path).unwrap_or_default();
+    let mut lines = Vec::new();
+    for pid in descendants(root) {
+        let cmdline = read(format!("/proc/{pid}/cmdline")).replace('\0', " ");
+        lines.push(format!("{pid} {}", cmdline.trim()));
+        for task in std::fs::read_dir(format!("/proc/{pid}/task"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let stat = read(task.path().join("stat").display().to_string());
+            let state = stat
+                .rfind(')')
+                .and_then(|end| stat[end + 1..].split_whitespace().next().map(str::to_owned))
+                .unwrap_or_default();
+            let name = read(task.path().join("comm").display().to_string());
+            let wchan = read(task.path().join("wchan").display().to_string());
+            lines.push(format!(
+                "  thread {} {} state {state} waiting in {wchan}",
+                task.file_name().to_string_lossy(),
+                name.trim()
+            ));
+        }
+    }
+    lines.join("\n")
+}
