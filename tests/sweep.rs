@@ -1,12 +1,17 @@
 //! Deletions that left no event: objects deleted while the sync was away (longer than Stripe
 //! keeps events, or whose event was lost) are marked by the next whole listing of their stream
 //! (`sync --reset`), and by nothing less: not by events, a sample (`backfill_limit`), a run cut
-//! short, or a listing that would mark more than `sweep_max_share` of a table at once.
+//! short (state or time limit, a fault), or a listing that would mark more than
+//! `sweep_max_share` of a table at once. A reconcile killed at any moment never marks a live
+//! row, and the next whole listing marks exactly what was deleted.
 
-use std::process::Command;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use stripe_fake::{Config, FakeStripe, Scope};
+use stripe_fake::{Config, FakeStripe, Faults, Scope};
+use test_support::process::{Lcg, descendants, kill9};
 use test_support::{Finished, TestDb, bin_path};
 
 const STREAMS: &[&str] = &["customers", "invoices", "products", "prices"];
@@ -201,4 +206,173 @@ fn a_listing_that_would_mark_more_than_the_allowed_share_marks_nothing_until_all
     );
     assert_eq!(marked_ids(&db, "products"), gone);
     assert_eq!(counts(&db, "products").1, alive - gone.len() as i64);
+}
+
+/// Starts `sync --reset` (a reconcile) and kills it and its connectors with SIGKILL after
+/// `after`, as a crash would; true when it was still running then.
+fn reconcile_killed_after(fake: &FakeStripe, db: &TestDb, after: Duration) -> bool {
+    let mut child = Command::new(bin_path("sync-engine"))
+        .args(["sync", "--reset", "--stripe-api-key", "sk_test_fake"])
+        .args(["--stripe-base-url", &fake.base_url()])
+        .args(["--source-config", &fast().to_string()])
+        .args(["--postgres-url", db.url(), "--schema", "stripe"])
+        .args(["--streams", &STREAMS.join(","), "--output", "ndjson"])
+        .env_remove("STRIPE_API_KEY")
+        .env_remove("DATABASE_URL")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while started.elapsed() < after {
+        if child.try_wait().unwrap().is_some() {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // The connectors lead their own process groups: each is killed, not only the engine.
+    for pid in descendants(child.id()).into_iter().rev() {
+        kill9(pid);
+    }
+    child.wait().unwrap();
+    true
+}
+
+#[test]
+fn a_reconcile_killed_at_any_moment_never_marks_a_live_row_and_its_rerun_marks_exactly_the_deleted()
+{
+    let fake = fake();
+    let db = TestDb::new();
+    sync(&fake, &db, fast(), &[]);
+    // How long a whole listing takes here (it marks nothing yet): the kills land throughout
+    // one, its ends (where the marking happens) included.
+    let started = Instant::now();
+    sync(&fake, &db, fast(), &["--reset"]);
+    let whole = started.elapsed();
+    let mut deleted: Vec<(&str, String)> = Vec::new();
+    let mut rng = Lcg(0x5eed);
+    let mut killed = 0;
+    for round in 0..8 {
+        // Each round deletes more while away, so every kill meets rows still to be marked.
+        for stream in ["customers", "invoices"] {
+            deleted.extend(
+                delete_silently(&fake, stream, 1)
+                    .into_iter()
+                    .map(|id| (stream, id)),
+            );
+        }
+        let after = whole.mul_f64(0.05 + rng.next(100) as f64 / 100.0);
+        let was_running = reconcile_killed_after(&fake, &db, after);
+        killed += usize::from(was_running);
+        for stream in ["customers", "invoices"] {
+            let gone: Vec<&String> = deleted
+                .iter()
+                .filter(|(s, _)| *s == stream)
+                .map(|(_, id)| id)
+                .collect();
+            let marked = marked_ids(&db, stream);
+            eprintln!(
+                "round {round}: killed after {after:?} (still running: {was_running}): {stream}: {} of {} marked",
+                marked.len(),
+                gone.len()
+            );
+            assert!(
+                marked.iter().all(|id| gone.contains(&id)),
+                "round {round}, killed after {after:?}: a live {stream} row was marked: {marked:?}"
+            );
+            assert_eq!(
+                counts(&db, stream).1 + marked.len() as i64,
+                live(&fake, stream) + gone.len() as i64,
+                "round {round}: every row is alive but those marked"
+            );
+        }
+        // A resumed run (no --reset) never marks a live row either.
+        if round % 3 == 2 {
+            sync(&fake, &db, fast(), &[]);
+            let marked = marked_ids(&db, "customers");
+            assert!(
+                marked
+                    .iter()
+                    .all(|id| deleted.contains(&("customers", id.clone())))
+            );
+        }
+    }
+    assert!(
+        killed >= 4,
+        "only {killed} of the runs were killed while running"
+    );
+    sync(&fake, &db, fast(), &["--reset"]);
+    for stream in ["customers", "invoices"] {
+        let mut gone: Vec<String> = deleted
+            .iter()
+            .filter(|(s, _)| *s == stream)
+            .map(|(_, id)| id.clone())
+            .collect();
+        gone.sort();
+        assert_eq!(marked_ids(&db, stream), gone, "{stream}");
+        assert_eq!(
+            counts(&db, stream).1,
+            live(&fake, stream),
+            "{stream}: every live row stays"
+        );
+    }
+}
+
+#[test]
+fn a_listing_cut_by_a_fault_marks_nothing_and_its_resumed_run_marks_what_was_deleted() {
+    let fake = fake();
+    let db = TestDb::new();
+    sync(&fake, &db, fast(), &[]);
+    let alive = counts(&db, "customers").1;
+    let customers = delete_silently(&fake, "customers", 5);
+    // Two requests a second, no retry: the customers' listing (three pages) is still under
+    // way when every request starts failing after its first page is committed.
+    let slow = json!({"rate_limit": 2, "max_retries": 0});
+    // A reconcile stopped by its time limit has not listed everything: nothing is marked.
+    sync_ending(
+        &fake,
+        &db,
+        slow.clone(),
+        &["--reset", "--time-limit", "1"],
+        3,
+    );
+    assert_eq!(counts(&db, "customers"), (0, alive));
+    let mut child = Command::new(bin_path("sync-engine"))
+        .args(["sync", "--reset", "--stripe-api-key", "sk_test_fake"])
+        .args(["--stripe-base-url", &fake.base_url()])
+        .args(["--source-config", &slow.to_string()])
+        .args(["--postgres-url", db.url(), "--schema", "stripe"])
+        .args(["--streams", "customers", "--output", "ndjson"])
+        .env_remove("STRIPE_API_KEY")
+        .env_remove("DATABASE_URL")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    for line in stdout.lines() {
+        let message: Value = serde_json::from_str(&line.unwrap()).unwrap();
+        if message["type"] == "source_state" {
+            fake.set_faults(Faults {
+                error_rate: 1.0,
+                ..Faults::default()
+            })
+            .unwrap();
+            break;
+        }
+    }
+    let cut = test_support::process::finish_within(child, Duration::from_secs(120));
+    assert_ne!(cut.code, Some(0), "the run failed: {}", cut.stderr);
+    assert_eq!(
+        counts(&db, "customers"),
+        (0, alive),
+        "a listing cut short marks nothing: {}",
+        cut.stderr
+    );
+
+    // The fault gone, the run resumes the listing where it stopped and finishes it.
+    fake.set_faults(Faults::default()).unwrap();
+    sync(&fake, &db, fast(), &[]);
+    assert_eq!(marked_ids(&db, "customers"), customers);
+    assert_eq!(counts(&db, "customers").1, live(&fake, "customers"));
 }
