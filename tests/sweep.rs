@@ -376,3 +376,49 @@ fn a_listing_cut_by_a_fault_marks_nothing_and_its_resumed_run_marks_what_was_del
     assert_eq!(marked_ids(&db, "customers"), customers);
     assert_eq!(counts(&db, "customers").1, live(&fake, "customers"));
 }
+
+#[test]
+fn deletions_whose_events_expired_while_away_are_marked_by_the_next_plain_run() {
+    let fake = fake();
+    let db = TestDb::new();
+    sync(&fake, &db, fast(), &[]);
+    let (_, customers_before) = counts(&db, "customers");
+    let (_, invoices_before) = counts(&db, "invoices");
+    // Deleted with an event, then away for 31 days: Stripe keeps events for 30, so the
+    // deletions can no longer be read; and two more deleted without any event.
+    let mut customers: Vec<String> = fake
+        .objects(Scope::test(None), "customers")
+        .unwrap()
+        .iter()
+        .skip(1)
+        .step_by(5)
+        .take(3)
+        .map(|o| o["id"].as_str().unwrap().to_owned())
+        .collect();
+    for id in &customers {
+        fake.delete(Scope::test(None), "customers", id).unwrap();
+    }
+    customers.extend(delete_silently(&fake, "customers", 2));
+    customers.sort();
+    let invoices = delete_silently(&fake, "invoices", 2);
+    fake.advance_clock(31 * 86_400);
+
+    // No --reset: the expired cursor makes the run list every stream again, a whole listing.
+    let run = sync(&fake, &db, fast(), &[]);
+    assert!(
+        run.stderr
+            .contains("older than Stripe's 30-day event retention"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(marked_ids(&db, "customers"), customers, "{}", run.stderr);
+    assert_eq!(marked_ids(&db, "invoices"), invoices);
+    let (_, customers_after) = counts(&db, "customers");
+    let (_, invoices_after) = counts(&db, "invoices");
+    eprintln!(
+        "customers alive: {customers_before} before, {customers_after} after; invoices: {invoices_before}, {invoices_after}"
+    );
+    assert_eq!(customers_after, live(&fake, "customers"));
+    assert_eq!(customers_after, customers_before - customers.len() as i64);
+    assert_eq!(invoices_after, invoices_before - invoices.len() as i64);
+}

@@ -544,8 +544,15 @@ fn a_provisioned_endpoint_feeds_the_live_lane_during_a_long_backfill_step_and_de
     assert_eq!(code, 200, "{run}");
     assert_eq!(run["status"], "succeeded", "{run}");
 
-    // A reconcile reads everything again: a change that sent no event at all arrives.
+    // A reconcile reads everything again: a change that sent no event at all arrives, and a
+    // customer deleted without one is marked deleted, missing from the whole listing.
     let quiet = service.object_ids("customers")[9].clone();
+    let vanished = service.object_ids("customers")[4].clone();
+    service
+        .fake
+        .delete_silently(Scope::test(None), "customers", &vanished)
+        .unwrap();
+    assert!(service.row_ids("acct4", "customers").contains(&vanished));
     service
         .fake
         .change_silently(
@@ -571,6 +578,23 @@ fn a_provisioned_endpoint_feeds_the_live_lane_during_a_long_backfill_step_and_de
         || service.name_of("acct4", &quiet).as_deref() == Some("Found By Reconcile"),
     );
     service.wait_status("acct-4", "ready", Duration::from_secs(120));
+    // A reconcile of a ready pipeline leaves it ready: its end is when the listing marked.
+    let reason = || -> Option<String> {
+        service
+            .db
+            .client()
+            .query_one(
+                "SELECT _deleted_reason FROM acct4.customers WHERE id = $1 AND _deleted",
+                &[&vanished],
+            )
+            .ok()
+            .and_then(|row| row.get(0))
+    };
+    service.wait(
+        "the reconcile's whole listing to mark the customer deleted without an event",
+        Duration::from_secs(120),
+        || reason().as_deref() == Some("missing_from_listing"),
+    );
     service.assert_exact("acct4");
 
     // Teardown wants a paused pipeline.
