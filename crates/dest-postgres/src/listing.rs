@@ -20,6 +20,9 @@ use crate::table::{
 
 /// Each listing: its stream, id, scope, start, whether there was anything to compare, end.
 pub(crate) const LISTINGS: &str = "_listings";
+/// Ended listings kept per stream and scope, newest first: what the last reconciles did, for
+/// whoever asks; older ones are forgotten when another starts.
+const KEPT_LISTINGS: u32 = 20;
 /// The keys each open listing has seen.
 pub(crate) const SEEN: &str = "_listing_seen";
 
@@ -152,7 +155,10 @@ pub(crate) async fn start(
          AND s.listing = l.listing AND l.ended_at IS NOT NULL; \
          INSERT INTO {listings} (stream, listing, scope, compare) \
          SELECT {stream}, {id}, {scope}::jsonb, EXISTS (SELECT 1 FROM {target} t WHERE {covered}) \
-         ON CONFLICT DO NOTHING"
+         ON CONFLICT DO NOTHING; \
+         DELETE FROM {listings} WHERE stream = {stream} AND scope = {scope}::jsonb AND ended_at IS NOT NULL \
+         AND listing NOT IN (SELECT listing FROM {listings} WHERE stream = {stream} AND scope = {scope}::jsonb \
+         AND ended_at IS NOT NULL ORDER BY ended_at DESC LIMIT {KEPT_LISTINGS})"
     ))
     .await
     .map_err(pg("starting a listing"))?;

@@ -1358,3 +1358,36 @@ fn a_stream_named_by_its_object_takes_records_under_either_name() {
         out.stdout
     );
 }
+
+#[test]
+fn only_the_last_twenty_ended_listings_of_a_stream_are_kept() {
+    let db = TestDb::new();
+    let cat = catalog(vec![customers_stream()]);
+    let fence = |id: usize, phase: &str| {
+        json!({"type": "source_state", "source_state": {"state_type": "stream", "stream": "customers",
+            "data": {"n": id}, "listing": {"id": format!("{id:04}"), "phase": phase, "scope": {}, "unlisted": {}}}})
+        .to_string()
+    };
+    let mut lines = Vec::new();
+    for id in 0..25 {
+        lines.push(fence(id, "started"));
+        lines.push(record(
+            "customers",
+            json!({"id": "cus_1", "email": "a", "_updated_at": id}),
+        ));
+        lines.push(fence(id, "complete"));
+    }
+    write_ok(&db, json!({}), &cat, &lines);
+    let kept: Vec<String> = query(
+        &db,
+        "SELECT listing FROM stripe._listings WHERE stream = 'customers' ORDER BY listing",
+    )
+    .iter()
+    .map(|r| r.get(0))
+    .collect();
+    // The 25th start forgot the oldest ended ones; it then ended too.
+    let expected: Vec<String> = (4..25).map(|id| format!("{id:04}")).collect();
+    assert_eq!(kept, expected);
+    let seen: i64 = query(&db, "SELECT count(*) FROM stripe._listing_seen")[0].get(0);
+    assert_eq!(seen, 0, "an ended listing's keys are forgotten");
+}
