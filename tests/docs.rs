@@ -1,5 +1,7 @@
 //! The README and docs/ stay true to the binaries: every flag they mention exists, every
 //! default and environment variable they give a flag is the one its `--help` gives, every
+//! config default they give is the connector's spec's (and dest-postgres.md's config table lists
+//! every key the destination takes), every
 //! sync-engine subcommand their code blocks use exists, the README's quick-start command is
 //! accepted, the generated configuration reference matches the connectors' specs, every
 //! measured figure links the section of docs/benchmarks.md that holds it (and says what it
@@ -280,40 +282,52 @@ fn flags_in(text: &str) -> Vec<String> {
 }
 
 /// Flag tables (`| flag | env | default | meaning |`): one claim a row.
-fn table_claims(name: &str, text: &str) -> Vec<FlagClaim> {
-    let mut claims = Vec::new();
-    let mut columns: Option<(usize, Option<usize>, Option<usize>)> = None;
+/// The rows of the documents' tables: (line number, the table's column titles, the row's cells).
+fn table_rows(text: &str) -> Vec<(usize, Vec<String>, Vec<String>)> {
+    let mut rows = Vec::new();
+    let mut titles: Option<Vec<String>> = None;
     for (n, line) in text.lines().enumerate() {
         if !line.starts_with('|') {
-            columns = None;
+            titles = None;
             continue;
         }
         // `a\|b` in a cell is one `|`, not a column break.
         let line = line.replace("\\|", "\u{1}");
-        let cells: Vec<&str> = line
+        let cells: Vec<String> = line
             .trim()
             .trim_matches('|')
             .split('|')
-            .map(str::trim)
+            .map(|c| c.trim().to_owned())
             .collect();
-        let at = |title: &str| cells.iter().position(|c| *c == title);
-        if let (Some(flag), Some(default)) = (at("flag"), at("default")) {
-            columns = Some((flag, at("env"), Some(default)));
-        } else if let (Some(flag), Some(env)) = (at("flag"), at("env")) {
-            columns = Some((flag, Some(env), None));
-        } else if let Some((flag, env, default)) = columns
-            && !line.starts_with("| ---")
-        {
-            let cell = |i: Option<usize>| i.and_then(|i| cells.get(i)).copied().unwrap_or("");
-            claims.push(FlagClaim {
-                place: format!("{name}:{}", n + 1),
-                flags: flags_in(cell(Some(flag))),
-                defaults: default_values(cell(default)),
-                envs: backticked(cell(env)),
-            });
+        match &titles {
+            None => titles = Some(cells),
+            Some(_) if line.starts_with("| ---") => {}
+            Some(t) => rows.push((n + 1, t.clone(), cells)),
         }
     }
-    claims
+    rows
+}
+
+/// The cell of `row` under the column titled `title`.
+fn cell<'a>(titles: &[String], row: &'a [String], title: &str) -> Option<&'a str> {
+    let at = titles.iter().position(|t| t == title)?;
+    row.get(at).map(String::as_str)
+}
+
+/// Flag tables (`| flag | env | default | meaning |`): one claim a row.
+fn table_claims(name: &str, text: &str) -> Vec<FlagClaim> {
+    table_rows(text)
+        .into_iter()
+        .filter_map(|(n, titles, row)| {
+            let flags = flags_in(cell(&titles, &row, "flag")?);
+            Some(FlagClaim {
+                place: format!("{name}:{n}"),
+                flags,
+                defaults: default_values(cell(&titles, &row, "default").unwrap_or("")),
+                envs: backticked(cell(&titles, &row, "env").unwrap_or("")),
+            })
+        })
+        .collect()
 }
 
 /// Prose: "`--flag` (`ENV`, default VALUE)", "`--flag`, default VALUE".
@@ -414,6 +428,135 @@ fn every_default_and_variable_the_docs_give_a_flag_is_the_binary_s() {
         wrong.is_empty(),
         "defaults and environment variables the docs give that the binaries do not:\n{}",
         wrong.join("\n")
+    );
+}
+
+/// The properties of each native connector's config schema, from its `spec`.
+fn config_properties() -> BTreeMap<String, serde_json::Map<String, serde_json::Value>> {
+    let mut properties = BTreeMap::new();
+    for connector in ["source-stripe", "dest-postgres"] {
+        let out = Command::new(bin_path(connector))
+            .arg("spec")
+            .output()
+            .unwrap();
+        let spec: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let props = spec["spec"]["config"]["properties"]
+            .as_object()
+            .unwrap_or_else(|| panic!("{connector} spec has no config properties"));
+        properties.insert(connector.to_owned(), props.clone());
+    }
+    properties
+}
+
+/// Whether a default as the docs write it is the schema's value.
+fn same_value(documented: &str, schema: &serde_json::Value) -> bool {
+    let documented = documented.trim_matches('"');
+    match schema {
+        serde_json::Value::String(s) => s == documented,
+        serde_json::Value::Number(n) => documented
+            .parse::<f64>()
+            .is_ok_and(|d| n.as_f64() == Some(d)),
+        other => other.to_string() == documented,
+    }
+}
+
+/// `key` (default X) in prose, and `| field | default |` tables: (place, key, default).
+fn config_claims(name: &str, text: &str) -> Vec<(String, String, String)> {
+    let mut claims: Vec<(String, String, String)> = table_rows(text)
+        .into_iter()
+        .filter_map(|(n, titles, row)| {
+            let key = backticked(cell(&titles, &row, "field")?)
+                .into_iter()
+                .next()?;
+            let default = first_value(cell(&titles, &row, "default")?)?;
+            Some((format!("{name}:{n}"), key, default))
+        })
+        .collect();
+    for (n, line) in text.lines().enumerate() {
+        for (at, _) in line.match_indices('`') {
+            let rest = &line[at + 1..];
+            let Some(close) = rest.find('`') else {
+                continue;
+            };
+            let key = &rest[..close];
+            if key.is_empty() || !key.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
+                continue;
+            }
+            let after = &rest[close + 1..];
+            let default = after
+                .strip_prefix(" (default ")
+                .or_else(|| after.strip_prefix(", default "));
+            if let Some(value) = default.and_then(first_value) {
+                claims.push((format!("{name}:{}", n + 1), key.to_owned(), value));
+            }
+        }
+    }
+    claims
+}
+
+#[test]
+fn every_config_default_the_docs_give_is_the_connector_s() {
+    let properties = config_properties();
+    let mut wrong = Vec::new();
+    let mut checked = 0;
+    for (path, text) in documents() {
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        // Generated from the specs, and checked against them, by gen-config-docs.
+        if name == "configuration.md" {
+            continue;
+        }
+        for (place, key, documented) in config_claims(&name, &text) {
+            let owners: Vec<&serde_json::Map<String, serde_json::Value>> = properties
+                .values()
+                .filter_map(|props| props.get(&key)?.as_object())
+                .collect();
+            if owners.is_empty() {
+                continue;
+            }
+            checked += 1;
+            let agrees = owners.iter().any(|p| match p.get("default") {
+                Some(default) => same_value(&documented, default),
+                // A default the schema cannot state (computed): its description says it.
+                None => p
+                    .get("description")
+                    .and_then(|d| d.as_str())
+                    .is_some_and(|d| d.contains(&documented)),
+            });
+            if !agrees {
+                wrong.push(format!(
+                    "{place}: `{key}` default {documented:?}; the spec says {:?}",
+                    owners.iter().map(|p| p.get("default")).collect::<Vec<_>>()
+                ));
+            }
+        }
+    }
+    assert!(
+        checked > 10,
+        "too few claims found ({checked}): the parser is broken"
+    );
+    assert!(
+        wrong.is_empty(),
+        "config defaults the docs give that the connectors' specs do not:\n{}",
+        wrong.join("\n")
+    );
+}
+
+#[test]
+fn the_destination_config_table_lists_every_key_of_its_spec() {
+    let text = std::fs::read_to_string(root().join("docs/dest-postgres.md")).unwrap();
+    let listed: BTreeSet<String> = table_rows(&text)
+        .into_iter()
+        .flat_map(|(_, titles, row)| backticked(cell(&titles, &row, "field").unwrap_or("")))
+        .collect();
+    let spec: BTreeSet<String> = config_properties()["dest-postgres"]
+        .keys()
+        .cloned()
+        .collect();
+    let missing: Vec<&String> = spec.difference(&listed).collect();
+    let unknown: Vec<&String> = listed.difference(&spec).collect();
+    assert!(
+        missing.is_empty() && unknown.is_empty(),
+        "docs/dest-postgres.md's config table lacks {missing:?} and lists {unknown:?}, which the spec does not take"
     );
 }
 
