@@ -456,7 +456,7 @@ fn same_value(documented: &str, schema: &serde_json::Value) -> bool {
         serde_json::Value::Number(n) => documented
             .parse::<f64>()
             .is_ok_and(|d| n.as_f64() == Some(d)),
-        other => other.to_string() == documented,
+        other => *other.to_string() == *documented,
     }
 }
 
