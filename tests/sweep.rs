@@ -116,8 +116,30 @@ fn delete_silently(fake: &FakeStripe, stream: &str, n: usize) -> Vec<String> {
 fn objects_deleted_while_away_are_marked_by_the_next_whole_listing_only() {
     let fake = fake();
     let db = TestDb::new();
+    // An archived price: Stripe lists it only when asked for inactive prices.
+    let price_ids = |active: bool| -> Vec<String> {
+        fake.objects(Scope::test(None), "prices")
+            .unwrap()
+            .iter()
+            .filter(|p| p["active"] == active)
+            .map(|p| p["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let archive = |id: &str| {
+        fake.change_silently(Scope::test(None), "prices", id, json!({"active": false}))
+            .unwrap();
+    };
+    let archived_first = price_ids(true)[0].clone();
+    archive(&archived_first);
     sync(&fake, &db, fast(), &[]);
     let before: Vec<(i64, i64)> = STREAMS.iter().map(|s| counts(&db, s)).collect();
+    assert_eq!(
+        db.count(&format!(
+            "stripe.prices WHERE id = '{archived_first}' AND _raw_data->>'active' = 'false'"
+        )),
+        1,
+        "the backfill lists inactive prices too"
+    );
     for (stream, (marked, alive)) in STREAMS.iter().zip(&before) {
         assert_eq!(*marked, 0, "{stream}");
         assert_eq!(*alive, live(&fake, stream), "{stream}");
@@ -126,7 +148,19 @@ fn objects_deleted_while_away_are_marked_by_the_next_whole_listing_only() {
     let customers = delete_silently(&fake, "customers", 6);
     let invoices = delete_silently(&fake, "invoices", 4);
     let products = delete_silently(&fake, "products", 2);
-    let prices = delete_silently(&fake, "prices", 2);
+    // Prices: two active ones deleted, one archived while away (listed only as inactive), and
+    // the archived one deleted (inactive rows are never marked: prices made inline are
+    // inactive and never listed).
+    let mut prices: Vec<String> = price_ids(true).into_iter().take(2).collect();
+    prices.sort();
+    for id in &prices {
+        fake.delete_silently(Scope::test(None), "prices", id)
+            .unwrap();
+    }
+    let archived_away = price_ids(true)[0].clone();
+    archive(&archived_away);
+    fake.delete_silently(Scope::test(None), "prices", &archived_first)
+        .unwrap();
 
     // Events say nothing of them: an incremental run leaves them as they were.
     sync(&fake, &db, fast(), &[]);
@@ -162,8 +196,22 @@ fn objects_deleted_while_away_are_marked_by_the_next_whole_listing_only() {
         counts(&db, "customers").1,
         customers.len()
     );
-    // Prices: Stripe's list hides archived and inline prices, so a listing proves nothing.
-    assert!(marked_ids(&db, "prices").is_empty(), "{prices:?}");
+    assert_eq!(marked_ids(&db, "prices"), prices);
+    assert_eq!(
+        counts(&db, "prices").1,
+        live(&fake, "prices") + 1,
+        "every live price stays, and the archived one deleted"
+    );
+    let active_of = |id: &str| -> Option<String> {
+        db.client()
+            .query_one(
+                "SELECT _raw_data->>'active' FROM stripe.prices WHERE id = $1 AND NOT _deleted",
+                &[&id],
+            )
+            .ok()
+            .map(|r| r.get(0))
+    };
+    assert_eq!(active_of(&archived_away).as_deref(), Some("false"));
     assert!(
         run.stderr.contains("marked deleted"),
         "the run says what it marked: {}",

@@ -108,6 +108,16 @@ fn base_params(resource: &Resource) -> Vec<(String, String)> {
     }
 }
 
+/// The lists, one after another, that together return every object of a stream listed by
+/// ranges, as each one's query parameters beyond [`base_params`]: prices are listed active ones
+/// (all the list returns by default), then inactive ones.
+fn passes(resource: &Resource) -> &'static [&'static [(&'static str, &'static str)]] {
+    match resource.stream.as_str() {
+        "prices" => &[&[], &[("active", "false")]],
+        _ => &[&[]],
+    }
+}
+
 /// The records of one listed page: the objects themselves, or for a nested stream every child
 /// of every parent on the page.
 async fn records_of_page(
@@ -173,9 +183,10 @@ pub(crate) async fn run(
             span,
             remaining,
             emitted,
+            pass,
             ..
         } => (
-            by_ranges(ctx.clone(), span, remaining, emitted, listing).await?,
+            every_pass(&ctx, span, remaining, emitted, listing, pass).await?,
             Some(span),
         ),
         StreamCheckpoint::Sequential {
@@ -201,6 +212,42 @@ pub(crate) async fn run(
     })
 }
 
+/// Runs the ranges of `pass` and every later pass of the stream; the records emitted.
+async fn every_pass(
+    ctx: &Arc<StreamCtx>,
+    span: Span,
+    mut remaining: Vec<Range>,
+    mut emitted: u64,
+    listing: Option<String>,
+    mut pass: u8,
+) -> Result<u64, ReadError> {
+    let mut records = 0;
+    loop {
+        let n = by_ranges(ctx.clone(), span, remaining, emitted, listing.clone(), pass).await?;
+        records += n;
+        emitted += n;
+        let next = pass.saturating_add(1);
+        if ctx.limit_reached(emitted) || usize::from(next) >= passes(ctx.listed()).len() {
+            return Ok(records);
+        }
+        pass = next;
+        remaining = vec![Range {
+            gte: span.gte,
+            lt: span.lt,
+            cursor: None,
+        }];
+        // A run that stops from here on resumes with this pass, the previous one done.
+        ctx.emit_state(&StreamCheckpoint::Ranges {
+            span,
+            remaining: remaining.clone(),
+            emitted,
+            listing: listing.clone(),
+            pass,
+        })
+        .await?;
+    }
+}
+
 /// The first checkpoint of a stream that has none; `listing` names it when what it does not
 /// list is to be marked deleted.
 pub(crate) fn fresh(
@@ -220,6 +267,7 @@ pub(crate) fn fresh(
             }],
             emitted: 0,
             listing,
+            pass: 0,
         }
     } else {
         StreamCheckpoint::Sequential {
@@ -240,6 +288,8 @@ fn time_range(gte: i64, lt: i64) -> TimeRange {
 /// One fetched page of a range, its records ready to emit.
 struct RangePage {
     range: Range,
+    /// The pass it belongs to (see [`passes`]).
+    pass: u8,
     /// `created` and id of the page's oldest (last) object.
     last: Option<(i64, String)>,
     has_more: bool,
@@ -247,9 +297,20 @@ struct RangePage {
     records: Vec<String>,
 }
 
-async fn fetch_range(ctx: Arc<StreamCtx>, range: Range) -> Result<RangePage, StripeError> {
+async fn fetch_range(
+    ctx: Arc<StreamCtx>,
+    range: Range,
+    pass: u8,
+) -> Result<RangePage, StripeError> {
     let listed = ctx.listed();
     let mut params = base_params(listed);
+    if let Some(extra) = passes(listed).get(usize::from(pass)) {
+        params.extend(
+            extra
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
+    }
     params.push(("limit".into(), LIMIT.to_string()));
     params.push(("created[gte]".into(), range.gte.to_string()));
     params.push(("created[lt]".into(), range.lt.to_string()));
@@ -270,6 +331,7 @@ async fn fetch_range(ctx: Arc<StreamCtx>, range: Range) -> Result<RangePage, Str
         records_of_page(&ctx.client, &ctx.account_id, ctx.resource, ctx.parent, page).await?;
     Ok(RangePage {
         range,
+        pass,
         last,
         has_more,
         page_len,
@@ -314,6 +376,7 @@ async fn by_ranges(
     remaining: Vec<Range>,
     mut emitted: u64,
     listing: Option<String>,
+    pass: u8,
 ) -> Result<u64, ReadError> {
     let mut ranges = RangeQueue::default();
     for range in remaining {
@@ -332,7 +395,7 @@ async fn by_ranges(
                 break;
             };
             let task_ctx = ctx.clone();
-            in_flight.spawn(async move { (id, fetch_range(task_ctx, range).await) });
+            in_flight.spawn(async move { (id, fetch_range(task_ctx, range, pass).await) });
         }
         let Some(joined) = in_flight.join_next().await else {
             break;
@@ -360,6 +423,7 @@ async fn by_ranges(
                 remaining,
                 emitted,
                 listing: listing.clone(),
+                pass,
             })
             .await?;
         }
@@ -399,7 +463,8 @@ async fn follow_page(
         }
         (false, _) => Some(time_range(range.gte, range.lt)),
     };
-    if let Some(range_complete) = complete {
+    // Progress counts the stream's span once: by its first pass.
+    if let Some(range_complete) = complete.filter(|_| page.pass == 0) {
         ctx.output
             .stream_status(
                 ctx.stream(),

@@ -207,6 +207,7 @@ fn stream_checkpoint(
             remaining,
             emitted: 0,
             listing: None,
+            pass: 0,
         }
     })
 }
@@ -348,6 +349,7 @@ mod tests {
                 }],
                 emitted: 0,
                 listing: None,
+                pass: 0,
             }
         );
         let global = GlobalCheckpoint::from_value(&imported.state.global)

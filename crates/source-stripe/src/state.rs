@@ -36,6 +36,10 @@ pub(crate) enum StreamCheckpoint {
         /// `sync_protocol::Listing`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         listing: Option<String>,
+        /// Which of the stream's lists this is, when it takes more than one to return every
+        /// object (prices: active ones, then inactive ones).
+        #[serde(default, skip_serializing_if = "is_first_pass")]
+        pass: u8,
     },
     /// Backfill of a stream listed from newest to oldest without a time filter.
     Sequential {
@@ -55,6 +59,10 @@ pub(crate) enum StreamCheckpoint {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         listed_until: Option<i64>,
     },
+}
+
+fn is_first_pass(pass: &u8) -> bool {
+    *pass == 0
 }
 
 #[derive(Serialize, Deserialize)]
@@ -197,11 +205,33 @@ mod tests {
             }],
             emitted: 3,
             listing: None,
+            pass: 0,
         };
         let v = c.to_value(7);
         assert_eq!(v["v"], 1);
         assert_eq!(v["phase"], "ranges");
-        assert_eq!(StreamCheckpoint::from_value(&v).unwrap(), (c, 7));
+        assert!(v.get("pass").is_none(), "a first pass is not written: {v}");
+        assert_eq!(StreamCheckpoint::from_value(&v).unwrap(), (c.clone(), 7));
+        let StreamCheckpoint::Ranges {
+            span,
+            remaining,
+            emitted,
+            listing,
+            ..
+        } = c
+        else {
+            unreachable!()
+        };
+        let second = StreamCheckpoint::Ranges {
+            span,
+            remaining,
+            emitted,
+            listing,
+            pass: 1,
+        };
+        let v = second.to_value(7);
+        assert_eq!(v["pass"], 1);
+        assert_eq!(StreamCheckpoint::from_value(&v).unwrap(), (second, 7));
         assert!(StreamCheckpoint::from_value(&json!({"accounted_range": {}})).is_err());
         assert!(StreamCheckpoint::from_value(&json!({"v": 9, "phase": "complete"})).is_err());
         let g = GlobalCheckpoint {

@@ -2,7 +2,7 @@
 //! did not return: only a whole listing (`stripe_catalog::completeness`) that nothing narrowed.
 
 use serde_json::Value;
-use stripe_catalog::{Completeness, Resource};
+use stripe_catalog::{Completeness, FieldValue, Resource};
 use sync_protocol::{ConfiguredStream, JsonMap};
 
 use crate::backfill::Sweep;
@@ -44,7 +44,13 @@ pub(crate) fn sweep_of(
         .map(|(field, values)| {
             let values = match values {
                 None => Value::Null,
-                Some(vs) => vs.iter().map(|v| Value::String((*v).to_owned())).collect(),
+                Some(vs) => vs
+                    .iter()
+                    .map(|v| match v {
+                        FieldValue::Text(text) => Value::String((*text).to_owned()),
+                        FieldValue::Bool(b) => Value::Bool(*b),
+                    })
+                    .collect(),
             };
             ((*field).to_owned(), values)
         })

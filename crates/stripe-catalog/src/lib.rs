@@ -8,7 +8,7 @@ mod key_mode;
 mod listing;
 
 pub use key_mode::KeyMode;
-pub use listing::{Completeness, completeness};
+pub use listing::{Completeness, FieldValue, completeness};
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;

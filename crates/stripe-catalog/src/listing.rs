@@ -12,17 +12,26 @@ pub enum Completeness {
     /// (`None`) or at one of these values: the list hides them although they exist.
     Whole {
         /// (field, values); `None`: any value but null.
-        unlisted: &'static [(&'static str, Option<&'static [&'static str]>)],
+        unlisted: &'static [(&'static str, Option<&'static [FieldValue]>)],
     },
     /// Nothing: the list hides live objects, or Stripe deletes none of them (what is missing
     /// aged out or was filtered). Why.
     Partial(&'static str),
 }
 
+/// A value of an object's top-level field, as its JSON has it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldValue {
+    /// A JSON string.
+    Text(&'static str),
+    /// A JSON boolean.
+    Bool(bool),
+}
+
 /// Objects on a test clock: `/v1/customers` and `/v1/subscriptions` list them only when asked
 /// for by clock (or customer); invoices and invoice items carry the field too, and are
 /// treated alike to be safe.
-const ON_A_TEST_CLOCK: (&str, Option<&[&str]>) = ("test_clock", None);
+const ON_A_TEST_CLOCK: (&str, Option<&[FieldValue]>) = ("test_clock", None);
 
 /// The completeness of `resource`'s list as the source pages it.
 pub fn completeness(resource: &Resource) -> Completeness {
@@ -43,13 +52,17 @@ pub fn completeness(resource: &Resource) -> Completeness {
         // `status=all`; canceled ones of deleted customers are promised only by
         // `status=canceled`, and a canceled subscription is never deleted anyway.
         "subscriptions" => Completeness::Whole {
-            unlisted: &[ON_A_TEST_CLOCK, ("status", Some(&["canceled"]))],
+            unlisted: &[
+                ON_A_TEST_CLOCK,
+                ("status", Some(&[FieldValue::Text("canceled")])),
+            ],
         },
-        // Sweeping only rows still active would not do: a price archived while the sync was
-        // away (its event lost) still reads active here, is no longer listed, and exists.
-        "prices" => Completeness::Partial(
-            "the list returns active prices only unless asked for inactive ones, and never prices made inline (price_data): a price archived while away would be taken for deleted",
-        ),
+        // Listed twice (active ones, then `active=false`: source-stripe's passes), so a price
+        // archived while the sync was away is listed too. Prices made inline (`price_data`)
+        // are never listed; they are inactive, and inactive rows are never marked.
+        "prices" => Completeness::Whole {
+            unlisted: &[("active", Some(&[FieldValue::Bool(false)]))],
+        },
         "tax_ids" => Completeness::Partial(
             "the list defaults to owner[type]=self: customers' tax IDs are not listed",
         ),
@@ -77,16 +90,11 @@ mod tests {
             "coupons",
             "plans",
             "subscriptions",
+            "prices",
         ] {
             assert!(whole.contains(&stream), "{stream}");
         }
-        for stream in [
-            "prices",
-            "tax_ids",
-            "charges",
-            "events",
-            "subscription_items",
-        ] {
+        for stream in ["tax_ids", "charges", "events", "subscription_items"] {
             assert!(!whole.contains(&stream), "{stream}");
         }
     }

@@ -99,19 +99,58 @@ fn list_top(
     let collection = data.collection(r).unwrap_or(&empty);
     let anchor = cursor_key(&params, |id| collection.get(id).map(|e| e.key), &r.object)?;
     let status = StatusFilter::of(r, req)?;
+    let active = ActiveFilter::of(r, req)?;
     let page = list::page(
         &collection.entries,
         |e| e.key,
         params.created,
         anchor,
         params.limit,
-        |e| !e.deleted && status.keeps(&e.json),
+        |e| !e.deleted && status.keeps(&e.json) && active.keeps(&e.json),
     );
     Ok(list::render_list(
         &r.list_path,
         page.items.iter().map(|e| &e.json),
         page.has_more,
     ))
+}
+
+/// Prices lists return active ones unless asked for inactive ones (`active=false`).
+enum ActiveFilter {
+    Any,
+    Only(bool),
+}
+
+impl ActiveFilter {
+    fn of(r: &Resource, req: &ApiRequest<'_>) -> Result<ActiveFilter, ApiError> {
+        let query = list::parse_query(req.query);
+        let active = query
+            .iter()
+            .find(|(k, _)| k == "active")
+            .map(|(_, v)| v.as_str());
+        Ok(match (r.stream.as_str(), active) {
+            (_, Some("true")) => ActiveFilter::Only(true),
+            (_, Some("false")) => ActiveFilter::Only(false),
+            (_, Some(other)) => {
+                return Err(ApiError::invalid(format!("Invalid boolean: {other}")).param("active"));
+            }
+            ("prices", None) => ActiveFilter::Only(true),
+            (_, None) => ActiveFilter::Any,
+        })
+    }
+
+    fn keeps(&self, json: &[u8]) -> bool {
+        #[derive(serde::Deserialize)]
+        struct Active {
+            #[serde(default)]
+            active: Option<bool>,
+        }
+        match self {
+            ActiveFilter::Any => true,
+            ActiveFilter::Only(wanted) => serde_json::from_slice::<Active>(json)
+                .is_ok_and(|a| a.active.unwrap_or(true) == *wanted),
+        }
+    }
 }
 
 /// Subscriptions lists hide canceled ones unless asked for (`status=all` or `status=canceled`).
