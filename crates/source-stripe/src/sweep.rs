@@ -57,3 +57,81 @@ pub(crate) fn sweep_of(
         .collect();
     Ok(Sweep { scope, unlisted })
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn config(extra: Value) -> Config {
+        let mut value = json!({"api_key": "sk_test_x"});
+        value
+            .as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        serde_json::from_value(value).unwrap()
+    }
+
+    fn configured(stream: &str, extra: Value) -> ConfiguredStream {
+        let mut value = json!({"stream": {"name": stream, "json_schema": {}}});
+        value
+            .as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        serde_json::from_value(value).unwrap()
+    }
+
+    fn sweep(
+        stream: &str,
+        config_extra: Value,
+        stream_extra: Value,
+    ) -> Result<Sweep, &'static str> {
+        let catalog = stripe_catalog::catalog();
+        let resource = catalog.resource(stream).unwrap();
+        sweep_of(
+            &config(config_extra),
+            &configured(stream, stream_extra),
+            resource,
+            "acct_1",
+        )
+    }
+
+    #[test]
+    fn a_whole_listing_is_scoped_to_the_account_and_names_what_its_list_hides() {
+        let s = sweep("customers", json!({}), json!({})).unwrap();
+        assert_eq!(Value::Object(s.scope), json!({"_account_id": "acct_1"}));
+        assert_eq!(Value::Object(s.unlisted), json!({"test_clock": null}));
+        let s = sweep("prices", json!({}), json!({})).unwrap();
+        assert_eq!(Value::Object(s.unlisted), json!({"active": [false]}));
+        let s = sweep("subscriptions", json!({}), json!({})).unwrap();
+        assert_eq!(
+            Value::Object(s.unlisted),
+            json!({"test_clock": null, "status": ["canceled"]})
+        );
+    }
+
+    #[test]
+    fn anything_that_narrows_the_listing_means_no_sweep() {
+        for (config_extra, stream_extra) in [
+            (json!({"backfill_limit": 10}), json!({})),
+            (json!({}), json!({"backfill_limit": 10})),
+            (json!({"start_date": "2024-01-01T00:00:00Z"}), json!({})),
+            (
+                json!({}),
+                json!({"time_range": {"gte": "2024-01-01T00:00:00Z", "lt": "2024-02-01T00:00:00Z"}}),
+            ),
+            (json!({}), json!({"fields": ["id", "email"]})),
+        ] {
+            assert!(
+                sweep("customers", config_extra.clone(), stream_extra.clone()).is_err(),
+                "{config_extra} {stream_extra}"
+            );
+        }
+        assert!(
+            sweep("charges", json!({}), json!({})).is_err(),
+            "never deleted"
+        );
+        assert!(sweep("tax_ids", json!({}), json!({})).is_err());
+    }
+}
