@@ -43,20 +43,33 @@ fn sync_ending(
     extra: &[&str],
     code: i32,
 ) -> Finished {
-    let finished: Finished = Command::new(bin_path("sync-engine"))
-        .args(["sync", "--stripe-api-key", "sk_test_fake"])
-        .args(["--stripe-base-url", &fake.base_url()])
-        .args(["--source-config", &source_config.to_string()])
-        .args(["--postgres-url", db.url(), "--schema", "stripe"])
-        .args(["--streams", &STREAMS.join(","), "--output", "ndjson"])
-        .args(extra)
-        .env_remove("STRIPE_API_KEY")
-        .env_remove("DATABASE_URL")
+    let finished: Finished = sync_command(fake, db, &source_config, &STREAMS.join(","), extra)
         .output()
         .unwrap()
         .into();
     assert_eq!(finished.code, Some(code), "{}", finished.stderr);
     finished
+}
+
+/// `sync-engine sync` of `streams` from the simulator into `db`'s schema `stripe`.
+fn sync_command(
+    fake: &FakeStripe,
+    db: &TestDb,
+    source_config: &Value,
+    streams: &str,
+    extra: &[&str],
+) -> Command {
+    let mut command = Command::new(bin_path("sync-engine"));
+    command
+        .args(["sync", "--stripe-api-key", "sk_test_fake"])
+        .args(["--stripe-base-url", &fake.base_url()])
+        .args(["--source-config", &source_config.to_string()])
+        .args(["--postgres-url", db.url(), "--schema", "stripe"])
+        .args(["--streams", streams, "--output", "ndjson"])
+        .args(extra)
+        .env_remove("STRIPE_API_KEY")
+        .env_remove("DATABASE_URL");
+    command
 }
 
 fn fast() -> Value {
@@ -259,14 +272,7 @@ fn a_listing_that_would_mark_more_than_the_allowed_share_marks_nothing_until_all
 /// Starts `sync --reset` (a reconcile) and kills it and its connectors with SIGKILL after
 /// `after`, as a crash would; true when it was still running then.
 fn reconcile_killed_after(fake: &FakeStripe, db: &TestDb, after: Duration) -> bool {
-    let mut child = Command::new(bin_path("sync-engine"))
-        .args(["sync", "--reset", "--stripe-api-key", "sk_test_fake"])
-        .args(["--stripe-base-url", &fake.base_url()])
-        .args(["--source-config", &fast().to_string()])
-        .args(["--postgres-url", db.url(), "--schema", "stripe"])
-        .args(["--streams", &STREAMS.join(","), "--output", "ndjson"])
-        .env_remove("STRIPE_API_KEY")
-        .env_remove("DATABASE_URL")
+    let mut child = sync_command(fake, db, &fast(), &STREAMS.join(","), &["--reset"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -385,14 +391,7 @@ fn a_listing_cut_by_a_fault_marks_nothing_and_its_resumed_run_marks_what_was_del
         3,
     );
     assert_eq!(counts(&db, "customers"), (0, alive));
-    let mut child = Command::new(bin_path("sync-engine"))
-        .args(["sync", "--reset", "--stripe-api-key", "sk_test_fake"])
-        .args(["--stripe-base-url", &fake.base_url()])
-        .args(["--source-config", &slow.to_string()])
-        .args(["--postgres-url", db.url(), "--schema", "stripe"])
-        .args(["--streams", "customers", "--output", "ndjson"])
-        .env_remove("STRIPE_API_KEY")
-        .env_remove("DATABASE_URL")
+    let mut child = sync_command(&fake, &db, &slow, "customers", &["--reset"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
