@@ -7,7 +7,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 use stripe_fake::{Config, FakeStripe, Faults, Scope};
@@ -269,27 +269,35 @@ fn a_listing_that_would_mark_more_than_the_allowed_share_marks_nothing_until_all
     assert_eq!(counts(&db, "products").1, alive - gone.len() as i64);
 }
 
-/// Starts `sync --reset` (a reconcile) and kills it and its connectors with SIGKILL after
-/// `after`, as a crash would; true when it was still running then.
-fn reconcile_killed_after(fake: &FakeStripe, db: &TestDb, after: Duration) -> bool {
+/// Starts `sync --reset` (a reconcile) and, once it has reported `states` committed states and
+/// `delay` more has passed, kills it and its connectors with SIGKILL, as a crash would; true
+/// when it was still running then.
+fn reconcile_killed_after(fake: &FakeStripe, db: &TestDb, states: usize, delay: Duration) -> bool {
     let mut child = sync_command(fake, db, &fast(), &STREAMS.join(","), &["--reset"])
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let started = Instant::now();
-    while started.elapsed() < after {
-        if child.try_wait().unwrap().is_some() {
-            return false;
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut seen = 0;
+    for line in stdout.lines() {
+        let Ok(line) = line else { break };
+        if line.contains(r#""type":"source_state""#) {
+            seen += 1;
         }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    // The connectors lead their own process groups: each is killed, not only the engine.
-    for pid in descendants(child.id()).into_iter().rev() {
-        kill9(pid);
+        if seen == states {
+            std::thread::sleep(delay);
+            let running = child.try_wait().unwrap().is_none();
+            // The connectors lead their own process groups: each is killed, not only the engine.
+            for pid in descendants(child.id()).into_iter().rev() {
+                kill9(pid);
+            }
+            child.wait().unwrap();
+            return running;
+        }
     }
     child.wait().unwrap();
-    true
+    false
 }
 
 #[test]
@@ -298,11 +306,12 @@ fn a_reconcile_killed_at_any_moment_never_marks_a_live_row_and_its_rerun_marks_e
     let fake = fake();
     let db = TestDb::new();
     sync(&fake, &db, fast(), &[]);
-    // How long a whole listing takes here (it marks nothing yet): the kills land throughout
-    // one, its ends (where the marking happens) included.
-    let started = Instant::now();
-    sync(&fake, &db, fast(), &["--reset"]);
-    let whole = started.elapsed();
+    // How many states a whole listing commits (it marks nothing yet): the kills land after
+    // each part of one, its ends (where the marking happens) included, whatever the load.
+    let whole = sync(&fake, &db, fast(), &["--reset"])
+        .of_type("source_state")
+        .len();
+    assert!(whole >= 10, "{whole} states");
     let mut deleted: Vec<(&str, String)> = Vec::new();
     let mut rng = Lcg(0x5eed);
     let mut killed = 0;
@@ -315,8 +324,9 @@ fn a_reconcile_killed_at_any_moment_never_marks_a_live_row_and_its_rerun_marks_e
                     .map(|id| (stream, id)),
             );
         }
-        let after = whole.mul_f64(0.05 + rng.next(100) as f64 / 100.0);
-        let was_running = reconcile_killed_after(&fake, &db, after);
+        let states = 1 + round * (whole - 1) / 8;
+        let after = Duration::from_millis(rng.next(30));
+        let was_running = reconcile_killed_after(&fake, &db, states, after);
         killed += usize::from(was_running);
         for stream in ["customers", "invoices"] {
             let gone: Vec<&String> = deleted
@@ -326,13 +336,13 @@ fn a_reconcile_killed_at_any_moment_never_marks_a_live_row_and_its_rerun_marks_e
                 .collect();
             let marked = marked_ids(&db, stream);
             eprintln!(
-                "round {round}: killed after {after:?} (still running: {was_running}): {stream}: {} of {} marked",
+                "round {round}: killed {after:?} after state {states} of {whole} (still running: {was_running}): {stream}: {} of {} marked",
                 marked.len(),
                 gone.len()
             );
             assert!(
                 marked.iter().all(|id| gone.contains(&id)),
-                "round {round}, killed after {after:?}: a live {stream} row was marked: {marked:?}"
+                "round {round}, killed after state {states}: a live {stream} row was marked: {marked:?}"
             );
             assert_eq!(
                 counts(&db, stream).1 + marked.len() as i64,
