@@ -434,7 +434,7 @@ pub(crate) async fn read_destination(
         };
         for message in messages {
             match message {
-                Message::SourceState(state) => acknowledge(&shared, &state),
+                Message::SourceState(state) => acknowledge(&shared, state),
                 Message::StreamStatus(status) => {
                     shared.tracker.stream_status(&status);
                     if matches!(status.kind, StreamStatusKind::Error { .. }) {
@@ -466,9 +466,9 @@ pub(crate) async fn read_destination(
     }
 }
 
-fn acknowledge(shared: &Shared, state: &sync_protocol::SourceState) {
-    match shared.tracker.committed(state) {
-        Ok(_) => {
+fn acknowledge(shared: &Shared, state: sync_protocol::SourceState) {
+    match shared.tracker.committed(&state) {
+        Ok(()) => {
             // Progress: the clock restarts for the next state still waiting, if any.
             let next = if shared.tracker.pending_states() > 0 {
                 shared.clock.now()
@@ -478,7 +478,7 @@ fn acknowledge(shared: &Shared, state: &sync_protocol::SourceState) {
             shared.ack_wait_since.store(next, Ordering::Relaxed);
             shared
                 .events
-                .send(&shared.destination_by, Message::SourceState(state.clone()));
+                .send(&shared.destination_by, Message::SourceState(state));
         }
         Err(mismatch) => {
             shared.tracker.fail_as(

@@ -163,8 +163,8 @@ impl Tracker {
     }
 
     /// The destination acknowledged a state. Checks its count against what was sent and applies
-    /// it; returns the committed state to persist.
-    pub(crate) fn committed(&self, state: &SourceState) -> Result<SyncState, Mismatch> {
+    /// it ([`Tracker::state`] is then the committed state).
+    pub(crate) fn committed(&self, state: &SourceState) -> Result<(), Mismatch> {
         let mut inner = self.lock();
         // Records the destination set aside were delivered too: they count against what was sent.
         let reported = state.destination_stats().map(|s| s.committed + s.rejected);
@@ -217,7 +217,7 @@ impl Tracker {
             )));
         }
         inner.state.apply(state);
-        Ok(inner.state.clone())
+        Ok(())
     }
 
     pub(crate) fn stream_status(&self, status: &StreamStatus) {
@@ -458,8 +458,8 @@ mod tests {
         t.state_forwarded(&s1);
         let g = SourceState::global(json!({"c": 1}));
         t.state_forwarded(&g);
-        let state = t.committed(&s1.clone().with_committed(3)).unwrap();
-        assert_eq!(state.source.streams["a"], json!({"n": 3}));
+        t.committed(&s1.clone().with_committed(3)).unwrap();
+        assert_eq!(t.state().source.streams["a"], json!({"n": 3}));
         assert!(t.committed(&g.clone().with_committed(4)).is_ok());
         t.forwarded("b");
         let s2 = SourceState::stream("b", json!({"n": 2}));
