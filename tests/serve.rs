@@ -2,65 +2,18 @@
 //! the acceptance scenarios 1–11 of the engine's HTTP API, the bearer token and the run cap.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use stripe_fake::{Config, FakeStripe, Faults, Latency, Scope};
+use test_support::engine_serve::EngineServe as Serve;
 use test_support::{TestDb, bin_path};
 
-/// A running `sync-engine serve` on a free port, killed when dropped.
-struct Serve {
-    child: Child,
-    url: String,
-    log: tempfile::NamedTempFile,
-}
-
-impl Serve {
-    fn start(extra: &[&str]) -> Serve {
-        let log = tempfile::NamedTempFile::new().unwrap();
-        let mut child = Command::new(bin_path("sync-engine"))
-            .args(["serve", "--port", "0"])
-            .args(extra)
-            .env_remove("SYNC_ENGINE_API_TOKEN")
-            .env_remove("PORT")
-            .stdout(Stdio::piped())
-            .stderr(log.reopen().unwrap())
-            .spawn()
-            .unwrap();
-        let mut first = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut first)
-            .unwrap();
-        let url = first
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("serve printed {first:?}"))
-            .to_owned();
-        Serve { child, url, log }
-    }
-
-    fn at(&self, path: &str) -> String {
-        format!("{}{path}", self.url)
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.log.path()).unwrap_or_default()
-    }
-
-    /// The processes the server runs now (its connectors).
-    fn children(&self) -> Vec<u32> {
-        children_of(self.child.id())
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The processes the server runs now (its connectors).
+fn children(serve: &Serve) -> Vec<u32> {
+    children_of(serve.child.id())
 }
 
 fn children_of(pid: u32) -> Vec<u32> {
@@ -510,14 +463,14 @@ fn a_client_that_goes_away_cancels_the_sync() {
         let chunk = wait(response.chunk()).unwrap().expect("more lines");
         text.push_str(&String::from_utf8_lossy(&chunk));
     }
-    assert!(!serve.children().is_empty(), "the connectors run");
+    assert!(!children(&serve).is_empty(), "the connectors run");
     drop(response);
     let gone = fake.stats().total;
     std::thread::sleep(Duration::from_secs(2));
     assert!(
-        serve.children().is_empty(),
+        children(&serve).is_empty(),
         "no connector left 2 s after the client went away: {:?}",
-        serve.children()
+        children(&serve)
     );
     let after = fake.stats().total;
     assert!(

@@ -3,67 +3,15 @@
 //! other sites cannot drive or read a tokenless server, durations are bounded, the 429 names
 //! the cap, and the explorer's links survive stream names with reserved characters.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use stripe_fake::{Config, FakeStripe};
+use test_support::engine_serve::EngineServe as Serve;
 use test_support::{Bin, TestDb, bin_path};
-
-/// A running `sync-engine serve` on a free port, killed when dropped.
-struct Serve {
-    child: Child,
-    url: String,
-    log: tempfile::NamedTempFile,
-}
-
-impl Serve {
-    fn start(extra: &[&str]) -> Serve {
-        let log = tempfile::NamedTempFile::new().unwrap();
-        let mut child = Command::new(bin_path("sync-engine"))
-            .args(["serve", "--port", "0"])
-            .args(extra)
-            .env_remove("SYNC_ENGINE_API_TOKEN")
-            .env_remove("PORT")
-            .stdout(Stdio::piped())
-            .stderr(log.reopen().unwrap())
-            .spawn()
-            .unwrap();
-        let mut first = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut first)
-            .unwrap();
-        let url = first
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| {
-                panic!(
-                    "serve printed {first:?}; stderr: {}",
-                    std::fs::read_to_string(log.path()).unwrap_or_default()
-                )
-            })
-            .to_owned();
-        Serve { child, url, log }
-    }
-
-    /// `127.0.0.1:PORT`.
-    fn address(&self) -> &str {
-        self.url.trim_start_matches("http://")
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.log.path()).unwrap_or_default()
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// A response read off the wire.
 #[derive(Debug)]

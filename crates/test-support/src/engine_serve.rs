@@ -56,6 +56,11 @@ impl EngineServe {
         format!("{}{path}", self.url)
     }
 
+    /// `127.0.0.1:PORT`, for a raw TCP connection.
+    pub fn address(&self) -> &str {
+        self.url.trim_start_matches("http://")
+    }
+
     /// What it logged so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.log.path()).unwrap_or_default()
