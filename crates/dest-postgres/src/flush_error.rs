@@ -49,25 +49,17 @@ fn is_connection_lost(e: &tokio_postgres::Error) -> bool {
     }
 }
 
-/// True for failures where the same batch may succeed on a new connection.
+/// True for failures where the same batch may succeed on a new connection: a lost
+/// connection, or a conflict or a full server that a moment later may not be there.
 fn is_retryable(e: &tokio_postgres::Error) -> bool {
-    if e.is_closed() {
-        return true;
-    }
-    match e.code() {
-        Some(code) => {
-            code.code().starts_with("08")
-                || [
-                    SqlState::ADMIN_SHUTDOWN,
-                    SqlState::CRASH_SHUTDOWN,
-                    SqlState::CANNOT_CONNECT_NOW,
-                    SqlState::T_R_SERIALIZATION_FAILURE,
-                    SqlState::T_R_DEADLOCK_DETECTED,
-                    SqlState::TOO_MANY_CONNECTIONS,
-                ]
-                .contains(code)
-        }
-        // No SQLSTATE: an I/O or protocol failure on the connection.
-        None => true,
-    }
+    e.is_closed()
+        || is_connection_lost(e)
+        || e.code().is_some_and(|code| {
+            [
+                SqlState::T_R_SERIALIZATION_FAILURE,
+                SqlState::T_R_DEADLOCK_DETECTED,
+                SqlState::TOO_MANY_CONNECTIONS,
+            ]
+            .contains(code)
+        })
 }

@@ -115,6 +115,16 @@ fn list_top(
     ))
 }
 
+/// The lists whose OpenAPI operation takes `active`; on any other list it is ignored, like
+/// every parameter the simulator does not know.
+const TAKE_ACTIVE: &[&str] = &[
+    "plans",
+    "prices",
+    "products",
+    "promotion_codes",
+    "tax_rates",
+];
+
 /// Prices lists return active ones unless asked for inactive ones (`active=false`).
 enum ActiveFilter {
     Any,
@@ -123,6 +133,9 @@ enum ActiveFilter {
 
 impl ActiveFilter {
     fn of(r: &Resource, req: &ApiRequest<'_>) -> Result<ActiveFilter, ApiError> {
+        if !TAKE_ACTIVE.contains(&r.stream.as_str()) {
+            return Ok(ActiveFilter::Any);
+        }
         let query = list::parse_query(req.query);
         let active = query
             .iter()
@@ -134,6 +147,8 @@ impl ActiveFilter {
             (_, Some(other)) => {
                 return Err(ApiError::invalid(format!("Invalid boolean: {other}")).param("active"));
             }
+            // Stripe's API reference: "Returns a list of your active prices, excluding
+            // inline prices."
             ("prices", None) => ActiveFilter::Only(true),
             (_, None) => ActiveFilter::Any,
         })

@@ -465,10 +465,7 @@ impl Simulator {
         stream: &str,
         id: &str,
     ) -> Result<Value, FakeError> {
-        let resource = resource(stream)?;
-        self.mutate(&scope.into(), None, |data, ctx| {
-            mutate::delete(data, resource, id, ctx, mutate::Announce::WithEvent)
-        })
+        self.delete_announced(scope.into(), stream, id, mutate::Announce::WithEvent)
     }
 
     /// Deletes an object without an event about it (an object deleted while a sync was
@@ -481,9 +478,19 @@ impl Simulator {
         stream: &str,
         id: &str,
     ) -> Result<Value, FakeError> {
+        self.delete_announced(scope.into(), stream, id, mutate::Announce::Silently)
+    }
+
+    fn delete_announced(
+        &self,
+        scope: Scope,
+        stream: &str,
+        id: &str,
+        announce: mutate::Announce,
+    ) -> Result<Value, FakeError> {
         let resource = resource(stream)?;
-        self.mutate(&scope.into(), None, |data, ctx| {
-            mutate::delete(data, resource, id, ctx, mutate::Announce::Silently)
+        self.mutate(&scope, None, |data, ctx| {
+            mutate::delete(data, resource, id, ctx, announce)
         })
     }
 
