@@ -190,91 +190,129 @@ pub(crate) async fn end(
         Ok(covered) => covered,
         Err(_) => return Ok(Ended::Nothing("its scope does not fit the table")),
     };
-    let listings = qualified(&config.schema, LISTINGS);
-    let seen = qualified(&config.schema, SEEN);
-    let target = qualified(&config.schema, &table.table);
-    let stream = literal(&table.stream);
-    let id = literal(&listing.id);
+    let sql = EndSql::new(config, table, listing);
     let mut client = pool.get().await.map_err(|e| FlushError::connecting(&e))?;
     let tx = client.transaction().await.map_err(pg("begin"))?;
     let found = tx
-        .query_opt(
-            &format!(
-                "SELECT started_at, compare, ended_at IS NOT NULL FROM {listings} \
-                 WHERE stream = {stream} AND listing = {id} FOR UPDATE"
-            ),
-            &[],
-        )
+        .query_opt(&sql.find(), &[])
         .await
         .map_err(pg("ending a listing"))?;
     let Some(found) = found else {
         return Ok(Ended::Nothing("its start was not recorded here"));
     };
-    let (compare, ended): (bool, bool) = (found.get(1), found.get(2));
+    let (compare, ended): (bool, bool) = (found.get(0), found.get(1));
     if ended {
         return Ok(Ended::Nothing("it ended already"));
     }
-    let close = |outcome: String| {
-        format!(
-            "UPDATE {listings} SET ended_at = now(), outcome = {} WHERE stream = {stream} AND listing = {id}; \
-             DELETE FROM {seen} WHERE stream = {stream} AND listing = {id}",
-            literal(&outcome)
-        )
-    };
     if !compare {
-        tx.batch_execute(&close("nothing to compare".to_owned()))
-            .await
-            .map_err(pg("ending a listing"))?;
-        tx.commit().await.map_err(pg("commit"))?;
+        close(tx, sql.close("nothing to compare")).await?;
         return Ok(Ended::Nothing(
             "the table held none of its rows when it started",
         ));
     }
-    let missing = format!(
-        "{covered} AND t.{synced} < (SELECT started_at FROM {listings} WHERE stream = {stream} AND listing = {id}) \
-         AND NOT EXISTS (SELECT 1 FROM {seen} x WHERE x.stream = {stream} AND x.listing = {id} AND x.key = {key})",
-        synced = quote(SYNCED_AT),
-        key = key_of(table, "t"),
-    );
+    let missing = sql.missing(&covered, table);
     let counts = tx
-        .query_one(
-            &format!(
-                "SELECT count(*) FILTER (WHERE {missing}), count(*) FILTER (WHERE {covered}) FROM {target} t"
-            ),
-            &[],
-        )
+        .query_one(&sql.count(&missing, &covered), &[])
         .await
         .map_err(pg("counting the rows a listing did not return"))?;
-    let (missing_rows, live): (i64, i64) = (counts.get(0), counts.get(1));
-    let (missing_rows, live) = (missing_rows as u64, live as u64);
+    let (missing_rows, live) = (
+        counts.get::<_, i64>(0) as u64,
+        counts.get::<_, i64>(1) as u64,
+    );
     if missing_rows as f64 > config.sweep_max_share * live as f64 {
-        tx.batch_execute(&close(format!("refused: {missing_rows} of {live}")))
-            .await
-            .map_err(pg("ending a listing"))?;
-        tx.commit().await.map_err(pg("commit"))?;
+        close(tx, sql.close(&format!("refused: {missing_rows} of {live}"))).await?;
         return Ok(Ended::Refused {
             missing: missing_rows,
             live,
         });
     }
-    let mark = match config.delete_mode {
-        DeleteMode::Soft => format!(
-            "UPDATE {target} t SET {deleted} = true, {reason} = {why}, {synced} = now() WHERE {missing}",
-            deleted = quote(DELETED),
-            reason = quote(DELETED_REASON),
-            why = literal(MISSING_FROM_LISTING),
-            synced = quote(SYNCED_AT),
-        ),
-        // No tombstone: should the object be listed again, its row comes back.
-        DeleteMode::Hard => format!("DELETE FROM {target} t WHERE {missing}"),
-    };
     let marked = tx
-        .execute(&mark, &[])
+        .execute(&sql.mark(config.delete_mode, &missing), &[])
         .await
         .map_err(pg("marking the rows a listing did not return"))?;
-    tx.batch_execute(&close(format!("marked {marked}")))
+    close(tx, sql.close(&format!("marked {marked}"))).await?;
+    Ok(Ended::Marked(marked))
+}
+
+/// Runs `close` (see [`EndSql::close`]) and commits.
+async fn close(tx: deadpool_postgres::Transaction<'_>, close: String) -> Result<(), FlushError> {
+    tx.batch_execute(&close)
         .await
         .map_err(pg("ending a listing"))?;
-    tx.commit().await.map_err(pg("commit"))?;
-    Ok(Ended::Marked(marked))
+    tx.commit().await.map_err(pg("commit"))
+}
+
+/// The statements of one listing's end.
+struct EndSql {
+    listings: String,
+    seen: String,
+    target: String,
+    stream: String,
+    id: String,
+}
+
+impl EndSql {
+    fn new(config: &Config, table: &TableModel, listing: &Listing) -> EndSql {
+        EndSql {
+            listings: qualified(&config.schema, LISTINGS),
+            seen: qualified(&config.schema, SEEN),
+            target: qualified(&config.schema, &table.table),
+            stream: literal(&table.stream),
+            id: literal(&listing.id),
+        }
+    }
+
+    /// Whether there was anything to compare, and whether it ended already; locks its row.
+    fn find(&self) -> String {
+        format!(
+            "SELECT compare, ended_at IS NOT NULL FROM {} WHERE stream = {} AND listing = {} FOR UPDATE",
+            self.listings, self.stream, self.id
+        )
+    }
+
+    /// Ends the listing with `outcome` and forgets the keys it saw.
+    fn close(&self, outcome: &str) -> String {
+        let (listings, seen, stream, id) = (&self.listings, &self.seen, &self.stream, &self.id);
+        format!(
+            "UPDATE {listings} SET ended_at = now(), outcome = {} WHERE stream = {stream} AND listing = {id}; \
+             DELETE FROM {seen} WHERE stream = {stream} AND listing = {id}",
+            literal(outcome)
+        )
+    }
+
+    /// The rows (alias `t`) it covers that were last written before it started and it did not
+    /// see.
+    fn missing(&self, covered: &str, table: &TableModel) -> String {
+        let (listings, seen, stream, id) = (&self.listings, &self.seen, &self.stream, &self.id);
+        format!(
+            "{covered} AND t.{synced} < (SELECT started_at FROM {listings} WHERE stream = {stream} AND listing = {id}) \
+             AND NOT EXISTS (SELECT 1 FROM {seen} x WHERE x.stream = {stream} AND x.listing = {id} AND x.key = {key})",
+            synced = quote(SYNCED_AT),
+            key = key_of(table, "t"),
+        )
+    }
+
+    /// The rows to mark, and the rows covered.
+    fn count(&self, missing: &str, covered: &str) -> String {
+        format!(
+            "SELECT count(*) FILTER (WHERE {missing}), count(*) FILTER (WHERE {covered}) FROM {} t",
+            self.target
+        )
+    }
+
+    /// Marks the `missing` rows deleted (`hard`: deletes them).
+    fn mark(&self, mode: DeleteMode, missing: &str) -> String {
+        let target = &self.target;
+        match mode {
+            DeleteMode::Soft => format!(
+                "UPDATE {target} t SET {deleted} = true, {reason} = {why}, {synced} = now() WHERE {missing}",
+                deleted = quote(DELETED),
+                reason = quote(DELETED_REASON),
+                why = literal(MISSING_FROM_LISTING),
+                synced = quote(SYNCED_AT),
+            ),
+            // No tombstone: should the object be listed again, its row comes back.
+            DeleteMode::Hard => format!("DELETE FROM {target} t WHERE {missing}"),
+        }
+    }
 }
