@@ -12,6 +12,7 @@
 
 pub mod backoff;
 pub mod binary;
+mod config_schema;
 mod connector;
 /// Connector errors and the exit codes they map to.
 pub mod error;
@@ -26,6 +27,7 @@ pub mod redact;
 /// Config validation against the connector's JSON Schema.
 pub mod validate;
 
+pub use config_schema::config_schema;
 pub use connector::{About, Capability, Connector, run, run_capability};
 pub use error::ConnectorError;
 pub use input::{InputLine, InputLines};

@@ -1,8 +1,9 @@
-use serde::Deserialize;
-use serde_json::{Value, json};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 /// How a tombstone (a record with `deleted: true`) is applied.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum DeleteMode {
     /// Keep the row, with `_deleted = true` and the tombstone as `_raw_data`.
@@ -44,44 +45,94 @@ pub struct Config {
     pub sweep_max_share: f64,
 }
 
-/// Every key the config takes, as given.
-#[derive(Debug, Clone, Deserialize)]
+/// Every key the config takes, as given. `spec` publishes its JSON Schema: these fields, their
+/// docs and their defaults.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(
+    title = "Postgres destination",
+    description = "The Postgres destination's config: where the tables go and how they are loaded."
+)]
 struct Given {
+    /// Required (or connection_string). libpq connection URL, e.g.
+    /// postgres://user:password@host:5432/db?sslmode=verify-full. sslmode disable, prefer
+    /// (default), require, verify-ca and verify-full are honoured, and so are sslrootcert (a CA
+    /// file; with it, require verifies the chain as in libpq), sslcert and sslkey (a client
+    /// certificate).
     #[serde(default)]
+    #[schemars(length(min = 1), extend("secret" = true))]
     url: Option<String>,
-    /// The reference implementation's name for `url`.
+    /// The reference implementation's name for url; both given must be equal. One of the two is
+    /// required.
     #[serde(default)]
+    #[schemars(length(min = 1), extend("secret" = true))]
     connection_string: Option<String>,
-    /// The reference's RDS IAM authentication: refused.
+    /// The reference's RDS IAM authentication: not supported, refused. Give url with the user's
+    /// password, or a client certificate (sslcert, sslkey).
     #[serde(default)]
     aws: Option<Value>,
-    /// The reference's embedded Postgres (PGlite): refused.
+    /// The reference's embedded Postgres (PGlite): not supported, refused. Give url of a
+    /// Postgres server.
     #[serde(default)]
     pglite: Option<Value>,
+    /// Schema that holds one table per stream; created when missing.
     #[serde(default = "default_schema")]
+    #[schemars(length(min = 1, max = 63))]
     schema: String,
+    /// Records per stream buffered before a flush (COPY + merge + commit).
     #[serde(default = "default_batch_size")]
+    #[schemars(range(min = 1))]
     batch_size: usize,
+    /// A stream's buffered records are flushed at most this long after the first of them
+    /// arrived, so checkpoints keep moving on slow streams.
     #[serde(default = "default_flush_interval_ms")]
+    #[schemars(range(min = 1))]
     flush_interval_ms: u64,
+    /// Connections used in parallel; streams load concurrently up to this number.
     #[serde(default = "default_max_connections")]
+    #[schemars(range(min = 1, max = 64))]
     max_connections: usize,
+    /// Connections one stream loads through in parallel (records are spread by key, so each
+    /// key's versions stay in order); at most max_connections.
     #[serde(default = "default_connections_per_stream")]
+    #[schemars(range(min = 1, max = 64))]
     connections_per_stream: usize,
+    /// How full the pages of the tables setup creates are packed (Postgres' fillfactor; tables
+    /// that exist keep theirs). Lower it (75) for streams that are updated often: an update then
+    /// mostly stays on its page and skips the index (about 12 % faster updates in the benchmark,
+    /// for a third more space).
     #[serde(default = "default_fillfactor")]
+    #[schemars(range(min = 10, max = 100))]
     fillfactor: u8,
+    /// soft: tombstones set _deleted = true and keep the row; hard: tombstones delete the row.
     #[serde(default)]
     delete_mode: DeleteMode,
+    /// PEM certificate(s) of the CA that signed the server's certificate, for sslmode verify-ca
+    /// or verify-full. Without it the Mozilla root store is used.
     #[serde(default)]
     ssl_ca_pem: Option<String>,
+    /// How long a statement waits for a lock (another session holding a table) before the
+    /// stream fails with a message saying so; 0 waits forever.
     #[serde(default = "default_lock_timeout_ms")]
     lock_timeout_ms: u64,
+    /// Longest a single statement (a batch's COPY or merge) may run before the stream fails; 0
+    /// (the default) sets no limit.
     #[serde(default)]
     statement_timeout_ms: u64,
+    /// The sync (pipeline) that uses these tables. Setup registers it as a user of each table it
+    /// needs (in the schema's _sync_tables); teardown takes it off and drops only the tables no
+    /// other sync uses, naming the ones it keeps. sync-engine fills it with the sync id,
+    /// sync-service with the pipeline id; unset, the sync is unnamed.
     #[serde(default)]
+    #[schemars(length(min = 1))]
     sync_id: Option<String>,
+    /// When a source lists a stream whole (source-stripe: a backfill or reconcile with nothing
+    /// narrowing it), the rows it did not return are marked deleted (_deleted, with
+    /// _deleted_reason missing_from_listing; removed with delete_mode hard). If they are more
+    /// than this share of the rows the listing covers, none is marked and a warning names the
+    /// stream and the counts: 1 allows any share, 0 marks nothing.
     #[serde(default = "default_sweep_max_share")]
+    #[schemars(range(min = 0, max = 1))]
     sweep_max_share: f64,
 }
 
@@ -171,106 +222,7 @@ fn default_lock_timeout_ms() -> u64 {
 
 /// The config's JSON Schema, published by `spec`.
 pub(crate) fn config_schema() -> Value {
-    json!({
-        "$schema": "http://json-schema.org/draft-07/schema#",
-        "title": "Postgres destination",
-        "type": "object",
-        "additionalProperties": false,
-        "properties": {
-            "url": {
-                "type": "string",
-                "minLength": 1,
-                "secret": true,
-                "description": "Required (or connection_string). libpq connection URL, e.g. postgres://user:password@host:5432/db?sslmode=verify-full. sslmode disable, prefer (default), require, verify-ca and verify-full are honoured, and so are sslrootcert (a CA file; with it, require verifies the chain as in libpq), sslcert and sslkey (a client certificate)."
-            },
-            "connection_string": {
-                "type": "string",
-                "minLength": 1,
-                "secret": true,
-                "description": "The reference implementation's name for url; both given must be equal. One of the two is required."
-            },
-            "aws": {
-                "description": "The reference's RDS IAM authentication: not supported, refused. Give url with the user's password, or a client certificate (sslcert, sslkey)."
-            },
-            "pglite": {
-                "description": "The reference's embedded Postgres (PGlite): not supported, refused. Give url of a Postgres server."
-            },
-            "schema": {
-                "type": "string",
-                "minLength": 1,
-                "maxLength": 63,
-                "default": default_schema(),
-                "description": "Schema that holds one table per stream; created when missing."
-            },
-            "batch_size": {
-                "type": "integer",
-                "minimum": 1,
-                "default": default_batch_size(),
-                "description": "Records per stream buffered before a flush (COPY + merge + commit)."
-            },
-            "flush_interval_ms": {
-                "type": "integer",
-                "minimum": 1,
-                "default": default_flush_interval_ms(),
-                "description": "A stream's buffered records are flushed at most this long after the first of them arrived, so checkpoints keep moving on slow streams."
-            },
-            "max_connections": {
-                "type": "integer",
-                "minimum": 1,
-                "maximum": 64,
-                "default": default_max_connections(),
-                "description": "Connections used in parallel; streams load concurrently up to this number."
-            },
-            "connections_per_stream": {
-                "type": "integer",
-                "minimum": 1,
-                "maximum": 64,
-                "default": default_connections_per_stream(),
-                "description": "Connections one stream loads through in parallel (records are spread by key, so each key's versions stay in order); at most max_connections."
-            },
-            "fillfactor": {
-                "type": "integer",
-                "minimum": 10,
-                "maximum": 100,
-                "default": default_fillfactor(),
-                "description": "How full the pages of the tables setup creates are packed (Postgres' fillfactor; tables that exist keep theirs). Lower it (75) for streams that are updated often: an update then mostly stays on its page and skips the index (about 12 % faster updates in the benchmark, for a third more space)."
-            },
-            "delete_mode": {
-                "type": "string",
-                "enum": ["soft", "hard"],
-                "default": "soft",
-                "description": "soft: tombstones set _deleted = true and keep the row; hard: tombstones delete the row."
-            },
-            "lock_timeout_ms": {
-                "type": "integer",
-                "minimum": 0,
-                "default": default_lock_timeout_ms(),
-                "description": "How long a statement waits for a lock (another session holding a table) before the stream fails with a message saying so; 0 waits forever."
-            },
-            "statement_timeout_ms": {
-                "type": "integer",
-                "minimum": 0,
-                "default": 0,
-                "description": "Longest a single statement (a batch's COPY or merge) may run before the stream fails; 0 (the default) sets no limit."
-            },
-            "sync_id": {
-                "type": "string",
-                "minLength": 1,
-                "description": "The sync (pipeline) that uses these tables. Setup registers it as a user of each table it needs (in the schema's _sync_tables); teardown takes it off and drops only the tables no other sync uses, naming the ones it keeps. sync-engine fills it with the sync id, sync-service with the pipeline id; unset, the sync is unnamed."
-            },
-            "sweep_max_share": {
-                "type": "number",
-                "minimum": 0,
-                "maximum": 1,
-                "default": default_sweep_max_share(),
-                "description": "When a source lists a stream whole (source-stripe: a backfill or reconcile with nothing narrowing it), the rows it did not return are marked deleted (_deleted, with _deleted_reason missing_from_listing; removed with delete_mode hard). If they are more than this share of the rows the listing covers, none is marked and a warning names the stream and the counts: 1 allows any share, 0 marks nothing."
-            },
-            "ssl_ca_pem": {
-                "type": "string",
-                "description": "PEM certificate(s) of the CA that signed the server's certificate, for sslmode verify-ca or verify-full. Without it the Mozilla root store is used."
-            }
-        }
-    })
+    sync_connector::config_schema::<Given>()
 }
 
 #[cfg(test)]

@@ -3,8 +3,9 @@
 //! [`Config::try_from`] (see `reference.rs`); what cannot mean anything here is refused there,
 //! naming what to use instead.
 
+use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 pub(crate) use stripe_catalog::KeyMode;
 
@@ -71,59 +72,136 @@ pub struct Config {
 }
 
 /// Every key the config takes, as given (before the reference's keys are mapped onto ours).
-#[derive(Debug, Clone, Deserialize)]
+/// `spec` publishes its JSON Schema: these fields, their docs and their defaults.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(
+    title = "Stripe source",
+    description = "The Stripe source's config: the key, the account, the limits, and how changes are followed."
+)]
 pub(crate) struct Given {
+    /// Secret (sk_…) or restricted (rk_…) API key. Live keys (sk_live_, rk_live_) get live rate
+    /// limits.
+    #[schemars(length(min = 1), pattern("^(sk|rk)_(test|live)_"), extend("secret" = true))]
     pub api_key: String,
+    /// Stripe-Version sent with every request; default: the catalog's version.
     #[serde(default)]
+    #[schemars(pattern(r"^\d{4}-\d{2}-\d{2}(\.\w+)?$"), extend("x-resolved" = true))]
     pub api_version: Option<String>,
+    /// The account to sync: a connected account (sent as Stripe-Account), or the key's own
+    /// account by its id (as setup returns it); default: the key's own account.
     #[serde(default)]
+    #[schemars(pattern("^acct_"), extend("x-resolved" = true))]
     pub account_id: Option<String>,
+    /// API base URL (a Stripe simulator in tests).
     #[serde(default = "default_base_url")]
+    #[schemars(pattern("^https?://"))]
     pub base_url: String,
+    /// Requests per second for the whole account; default 100 for live keys, 25 for test keys.
     #[serde(default)]
+    #[schemars(range(min = 1, max = 10000))]
     pub rate_limit: Option<u32>,
+    /// Requests per second to one endpoint; default 25.
     #[serde(default)]
+    #[schemars(range(min = 1, max = 10000))]
     pub endpoint_rate_limit: Option<u32>,
+    /// Requests in flight at once, all streams together.
     #[serde(default = "default_max_concurrency")]
+    #[schemars(range(min = 1, max = 1000))]
     pub max_concurrency: usize,
+    /// Stop each stream's backfill after this many records (a sample); the stream then counts as
+    /// complete.
     #[serde(default)]
+    #[schemars(range(min = 1))]
     pub backfill_limit: Option<u64>,
+    /// Backfill objects created at or after this time (RFC 3339); default: everything (from
+    /// Stripe's launch in 2011).
     #[serde(default)]
+    #[schemars(extend("format" = "date-time"))]
     pub start_date: Option<String>,
+    /// Seconds before one request is abandoned (and retried).
     #[serde(default = "default_request_timeout_secs")]
+    #[schemars(range(min = 1))]
     pub request_timeout_secs: u64,
+    /// Retries of one request on 429, 5xx, timeouts and dropped connections.
     #[serde(default = "default_max_retries")]
+    #[schemars(range(max = 50))]
     pub max_retries: u32,
+    /// Follow /v1/events for updates and deletes after the backfill.
     #[serde(default)]
+    #[schemars(extend("default" = true))]
     pub events: Option<bool>,
+    /// The webhook endpoint's signing secret (whsec_…). Raw webhooks given as input ({body,
+    /// headers}) are verified with it: the Stripe-Signature timestamp and every v1 signature,
+    /// compared in constant time.
     #[serde(default)]
+    #[schemars(pattern("^whsec_"), extend("secret" = true))]
     pub webhook_secret: Option<String>,
+    /// How old a webhook's signature timestamp may be, in seconds.
     #[serde(default = "default_webhook_tolerance_secs")]
+    #[schemars(range(min = 1, max = 86400))]
     pub webhook_tolerance_secs: u64,
+    /// After the backfill and the catch-up from the events cursor, keep running: apply changes
+    /// as they happen (polling /v1/events and/or receiving webhooks) until stopped
+    /// (SIGTERM/SIGINT), then end with a final state.
     #[serde(default)]
+    #[schemars(extend("default" = false))]
     pub live: Option<bool>,
+    /// Live: seconds between reads of /v1/events (0: none, webhooks only; the events cursor then
+    /// stays where the catch-up left it, and a restart reads every event since again).
     #[serde(default)]
+    #[schemars(range(min = 0, max = 86400), extend("default" = default_poll_interval_secs()))]
     pub poll_interval_secs: Option<f64>,
+    /// Live: address (host:port) of the source's own webhook endpoint, POST /webhooks. It
+    /// answers 200 only for a verified event it has handed on, 400 or 401 otherwise. Needs
+    /// webhook_secret.
     #[serde(default)]
+    #[schemars(pattern(r"^[^\s]+:[0-9]+$"))]
     pub webhook_listen: Option<String>,
+    /// Live: a state (the events cursor) at least this often, so the destination commits and
+    /// the checkpoint moves.
     #[serde(default = "default_checkpoint_interval_secs")]
+    #[schemars(range(max = 86400), extend("exclusiveMinimum" = 0))]
     pub checkpoint_interval_secs: f64,
+    /// The public URL Stripe sends events to. setup creates (or reuses) a webhook endpoint for
+    /// it, marked metadata.managed_by=stripe-sync, and returns its secret as webhook_secret (a
+    /// config update the engine saves); teardown deletes only that endpoint.
     #[serde(default)]
+    #[schemars(pattern("^https?://"))]
     pub webhook_url: Option<String>,
+    /// A rate budget shared by every process that syncs the same account (several pipelines,
+    /// several workers): a token bucket in Postgres, one row per key, taken a few tokens at a
+    /// time. Each request takes a token from it as well as from rate_limit.
     #[serde(default)]
     pub shared_rate_limit: Option<crate::shared_rate::SharedRateLimit>,
-    // The reference implementation's keys.
+    // The reference implementation's keys, with their meaning here.
+    /// Unix seconds: objects created before are not backfilled (as start_date; both given must
+    /// agree). setup returns the key's own account's creation time here; default: everything.
     #[serde(default)]
+    #[schemars(range(min = 0), extend("x-resolved" = true))]
     pub account_created: Option<i64>,
+    /// Whether the key is a live-mode key; when given it must agree with api_key
+    /// (sk_live_/rk_live_ keys are live), else the config is refused.
     #[serde(default)]
     pub livemode: Option<bool>,
+    /// Read /v1/events after the backfill (as events); live, also while running (false:
+    /// webhooks only, poll_interval_secs 0). Default: true.
     #[serde(default)]
     pub poll_events: Option<bool>,
+    /// Receive webhooks on this port, on every interface, at any path, after the backfill: live
+    /// with webhook_listen 0.0.0.0:PORT. Needs webhook_secret (or webhook_url, whose setup
+    /// returns it).
     #[serde(default)]
+    #[schemars(range(min = 1, max = 65535))]
     pub webhook_port: Option<u16>,
+    /// Streams (customers) or object types (customer, checkout.session) whose objects are read
+    /// again from the API for every event (webhooks, pushed input, /v1/events) instead of taken
+    /// from the event's payload: one request per event.
     #[serde(default)]
+    #[schemars(inner(length(min = 1)))]
     pub revalidate_objects: Option<Vec<String>>,
+    /// The Stripe CLI's websocket: not supported, true is refused; use webhook_port or
+    /// webhook_listen (stripe listen --forward-to forwards to it), or live polling.
     #[serde(default)]
     pub websocket: Option<bool>,
 }
@@ -155,9 +233,6 @@ pub(crate) fn default_request_timeout_secs() -> u64 {
 }
 pub(crate) fn default_max_retries() -> u32 {
     8
-}
-pub(crate) fn default_true() -> bool {
-    true
 }
 
 impl Config {
@@ -196,61 +271,17 @@ impl Config {
 
 /// The config's JSON Schema, published by `spec`.
 pub(crate) fn config_schema() -> Value {
-    let mut schema = own_schema();
-    if let (Some(properties), Value::Object(reference)) =
-        (schema["properties"].as_object_mut(), reference_properties())
+    let mut schema = sync_connector::config_schema::<Given>();
+    // The one description a doc comment cannot hold: it names the catalog's version.
+    if let Some(Value::String(description)) =
+        schema.pointer_mut("/properties/api_version/description")
     {
-        properties.extend(reference);
+        *description = format!(
+            "Stripe-Version sent with every request; default {}.",
+            stripe_catalog::catalog().api_version
+        );
     }
     schema
-}
-
-/// The reference implementation's keys, with their meaning here.
-fn reference_properties() -> Value {
-    json!({
-        "account_created": {"type": "integer", "minimum": 0, "x-resolved": true, "description": "Unix seconds: objects created before are not backfilled (as start_date; both given must agree). setup returns the key's own account's creation time here; default: everything."},
-        "livemode": {"type": "boolean", "description": "Whether the key is a live-mode key; when given it must agree with api_key (sk_live_/rk_live_ keys are live), else the config is refused."},
-        "poll_events": {"type": "boolean", "description": "Read /v1/events after the backfill (as events); live, also while running (false: webhooks only, poll_interval_secs 0). Default: true."},
-        "webhook_port": {"type": "integer", "minimum": 1, "maximum": 65535, "description": "Receive webhooks on this port, on every interface, at any path, after the backfill: live with webhook_listen 0.0.0.0:PORT. Needs webhook_secret (or webhook_url, whose setup returns it)."},
-        "revalidate_objects": {"type": "array", "items": {"type": "string", "minLength": 1}, "description": "Streams (customers) or object types (customer, checkout.session) whose objects are read again from the API for every event (webhooks, pushed input, /v1/events) instead of taken from the event's payload: one request per event."},
-        "websocket": {"type": "boolean", "description": "The Stripe CLI's websocket: not supported, true is refused; use webhook_port or webhook_listen (stripe listen --forward-to forwards to it), or live polling."}
-    })
-}
-
-fn own_schema() -> Value {
-    json!({
-        "$schema": "http://json-schema.org/draft-07/schema#",
-        "title": "Stripe source",
-        "type": "object",
-        "required": ["api_key"],
-        "additionalProperties": false,
-        "properties": {
-            "api_key": {"type": "string", "minLength": 1, "secret": true, "pattern": "^(sk|rk)_(test|live)_", "description": "Secret (sk_…) or restricted (rk_…) API key. Live keys (sk_live_, rk_live_) get live rate limits."},
-            "api_version": {"type": "string", "pattern": "^\\d{4}-\\d{2}-\\d{2}(\\.\\w+)?$", "x-resolved": true, "description": format!("Stripe-Version sent with every request; default {}.", stripe_catalog::catalog().api_version)},
-            "account_id": {"type": "string", "pattern": "^acct_", "x-resolved": true, "description": "The account to sync: a connected account (sent as Stripe-Account), or the key's own account by its id (as setup returns it); default: the key's own account."},
-            "base_url": {"type": "string", "default": DEFAULT_BASE_URL, "pattern": "^https?://", "description": "API base URL (a Stripe simulator in tests)."},
-            "rate_limit": {"type": "integer", "minimum": 1, "maximum": 10000, "description": "Requests per second for the whole account; default 100 for live keys, 25 for test keys."},
-            "endpoint_rate_limit": {"type": "integer", "minimum": 1, "maximum": 10000, "description": "Requests per second to one endpoint; default 25."},
-            "max_concurrency": {"type": "integer", "minimum": 1, "maximum": 1000, "default": default_max_concurrency(), "description": "Requests in flight at once, all streams together."},
-            "backfill_limit": {"type": "integer", "minimum": 1, "description": "Stop each stream's backfill after this many records (a sample); the stream then counts as complete."},
-            "start_date": {"type": "string", "format": "date-time", "description": "Backfill objects created at or after this time (RFC 3339); default: everything (from Stripe's launch in 2011)."},
-            "request_timeout_secs": {"type": "integer", "minimum": 1, "default": default_request_timeout_secs(), "description": "Seconds before one request is abandoned (and retried)."},
-            "max_retries": {"type": "integer", "minimum": 0, "maximum": 50, "default": default_max_retries(), "description": "Retries of one request on 429, 5xx, timeouts and dropped connections."},
-            "events": {"type": "boolean", "default": default_true(), "description": "Follow /v1/events for updates and deletes after the backfill."},
-            "webhook_secret": {"type": "string", "secret": true, "pattern": "^whsec_", "description": "The webhook endpoint's signing secret (whsec_…). Raw webhooks given as input ({body, headers}) are verified with it: the Stripe-Signature timestamp and every v1 signature, compared in constant time."},
-            "webhook_tolerance_secs": {"type": "integer", "minimum": 1, "maximum": 86400, "default": default_webhook_tolerance_secs(), "description": "How old a webhook's signature timestamp may be, in seconds."},
-            "live": {"type": "boolean", "default": false, "description": "After the backfill and the catch-up from the events cursor, keep running: apply changes as they happen (polling /v1/events and/or receiving webhooks) until stopped (SIGTERM/SIGINT), then end with a final state."},
-            "poll_interval_secs": {"type": "number", "minimum": 0, "maximum": 86400, "default": default_poll_interval_secs(), "description": "Live: seconds between reads of /v1/events (0: none, webhooks only; the events cursor then stays where the catch-up left it, and a restart reads every event since again)."},
-            "webhook_listen": {"type": "string", "pattern": "^[^\\s]+:[0-9]+$", "description": "Live: address (host:port) of the source's own webhook endpoint, POST /webhooks. It answers 200 only for a verified event it has handed on, 400 or 401 otherwise. Needs webhook_secret."},
-            "checkpoint_interval_secs": {"type": "number", "exclusiveMinimum": 0, "maximum": 86400, "default": default_checkpoint_interval_secs(), "description": "Live: a state (the events cursor) at least this often, so the destination commits and the checkpoint moves."},
-            "webhook_url": {"type": "string", "pattern": "^https?://", "description": "The public URL Stripe sends events to. setup creates (or reuses) a webhook endpoint for it, marked metadata.managed_by=stripe-sync, and returns its secret as webhook_secret (a config update the engine saves); teardown deletes only that endpoint."},
-            "shared_rate_limit": {"type": "object", "required": ["url", "key"], "additionalProperties": false, "description": "A rate budget shared by every process that syncs the same account (several pipelines, several workers): a token bucket in Postgres, one row per key, taken a few tokens at a time. Each request takes a token from it as well as from rate_limit. Fields: url (the Postgres holding the buckets; secret), key (the bucket: the same for every process syncing the account), max_rps (for all of them together; default rate_limit), table (default sync_service.rate_buckets, created when missing).", "properties": {
-                "url": {"type": "string", "minLength": 1, "secret": true, "description": "The Postgres database holding the buckets (a libpq URL)."},
-                "key": {"type": "string", "minLength": 1, "description": "The bucket: the same for every process syncing the account (sync-service uses a digest of the key and account)."},
-                "max_rps": {"type": "number", "exclusiveMinimum": 0, "description": "Requests per second for all of them together; default: rate_limit (or the key's default)."},
-                "table": {"type": "string", "minLength": 1, "default": "sync_service.rate_buckets", "description": "The buckets' table, created when missing."}}}
-        }
-    })
 }
 
 #[cfg(test)]

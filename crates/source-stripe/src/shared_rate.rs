@@ -6,22 +6,29 @@
 
 use std::time::Duration;
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 use tokio::sync::Mutex;
 
 /// `shared_rate_limit` in the source's config.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, PartialEq, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SharedRateLimit {
     /// The Postgres database holding the buckets (a libpq URL).
+    #[schemars(length(min = 1), extend("secret" = true))]
     pub url: String,
-    /// The bucket: one per Stripe account (and mode), whatever the pipeline.
+    /// The bucket: the same for every process syncing the account (sync-service uses a digest
+    /// of the key and account).
+    #[schemars(length(min = 1))]
     pub key: String,
-    /// Requests per second for everyone sharing the key; default: the source's `rate_limit`.
+    /// Requests per second for all of them together; default: rate_limit (or the key's
+    /// default).
     #[serde(default)]
+    #[schemars(extend("exclusiveMinimum" = 0))]
     pub max_rps: Option<f64>,
-    /// The table (created when missing).
+    /// The buckets' table, created when missing.
     #[serde(default = "default_table")]
+    #[schemars(length(min = 1))]
     pub table: String,
 }
 
