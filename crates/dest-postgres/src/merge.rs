@@ -112,15 +112,27 @@ impl Names {
         )
     }
 
-    /// The rows of the batch: the staging table, or for a batch with repeated keys what
+    /// The rows of the batch: the staging table's, or for a batch with repeated keys what
     /// applying them one by one would leave (the newest; among equals a deletion, else the last
     /// written; an unversioned one only when none has a version).
+    ///
+    /// The raw data is read out of the staging table once per row (`|| '{}'`, the identity on
+    /// an object, and every record's data is one): read as it is stored, compressed, each of
+    /// the target's generated columns would decompress it again (a 7 kB invoice with 80
+    /// columns: 40 s instead of 5 s for 20,000 rows).
     fn source(&self, dedupe: bool) -> String {
+        let mut columns = self.keys.clone();
+        columns.extend([
+            format!("{r} || '{{}}'::jsonb AS {r}", r = self.raw),
+            self.updated.clone(),
+            self.deleted.clone(),
+        ]);
+        let columns = columns.join(", ");
         if !dedupe || self.keys.is_empty() {
-            return self.staging.clone();
+            return format!("(SELECT {columns} FROM {})", self.staging);
         }
         format!(
-            "(SELECT DISTINCT ON ({k}) * FROM {staging} ORDER BY {k}, {updated} DESC NULLS LAST, {deleted} DESC, ctid DESC)",
+            "(SELECT DISTINCT ON ({k}) {columns} FROM {staging} ORDER BY {k}, {updated} DESC NULLS LAST, {deleted} DESC, ctid DESC)",
             k = self.keys.join(", "),
             staging = self.staging,
             updated = self.updated,
