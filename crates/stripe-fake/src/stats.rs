@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
@@ -32,6 +33,10 @@ pub struct Stats {
     pub webhooks_delivered: u64,
     /// Webhook attempts that failed (each retry counts).
     pub webhook_failures: u64,
+    /// 200s answered in each whole second since start (or the last reset): a run's ramp and
+    /// tail against a rate limit.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ok_per_second: Vec<u64>,
 }
 
 /// What became of one request, for the counters.
@@ -47,10 +52,20 @@ pub(crate) enum Recorded {
     Malformed,
 }
 
-#[derive(Default)]
 struct Counters {
     stats: Stats,
     by_endpoint: HashMap<(&'static str, Arc<str>), u64>,
+    since: Instant,
+}
+
+impl Default for Counters {
+    fn default() -> Counters {
+        Counters {
+            stats: Stats::default(),
+            by_endpoint: HashMap::new(),
+            since: Instant::now(),
+        }
+    }
 }
 
 /// One lock per request: cheap next to building a page, and simpler than atomics per endpoint.
@@ -97,6 +112,14 @@ impl StatsRecorder {
         };
         if let Some(s) = status {
             *c.stats.by_status.entry(s).or_default() += 1;
+        }
+        if status == Some(200) {
+            let second = c.since.elapsed().as_secs() as usize;
+            let per_second = &mut c.stats.ok_per_second;
+            if per_second.len() <= second {
+                per_second.resize(second + 1, 0);
+            }
+            per_second[second] += 1;
         }
     }
 

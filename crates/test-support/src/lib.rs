@@ -12,6 +12,8 @@
 
 mod bin;
 mod cluster;
+/// CPU seconds of a process, its children and Postgres during a run, for benchmarks.
+pub mod cpu;
 mod db;
 pub mod engine_serve;
 pub mod fixtures;
