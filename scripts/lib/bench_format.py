@@ -148,7 +148,7 @@ def source_stripe():
     print()
     for r in limited:
         per_second = r.get("ok_per_second") or []
-        if len(per_second) < 10:
+        if len(per_second) < 10 or not r["bench"].startswith("five"):
             continue
         limit = r["limit"]
         # The last second is partial (the run ends inside it).
@@ -157,7 +157,10 @@ def source_stripe():
         print(f"Each second of the {r['bench'].split(',')[0]} run ({r['objects']:,} objects), from the start of the source process: "
               f"responses answered 200 in that second, against the limit of {limit:.0f}. "
               f"{busy} of its {len(whole)} whole seconds at 0.90 of the limit or more; the first second {per_second[0]}, "
-              f"the last whole second {whole[-1] if whole else 0}.")
+              f"the last whole second {whole[-1] if whole else 0}. "
+              f"It made {r['requests']:,.0f} requests where {r['objects'] / 100:,.0f} full pages hold the objects (each range piece "
+              f"ends with a partial page, and density probes come first): at the limit, those pages alone take "
+              f"{r['objects'] / 100 / limit:.1f} s, {r['objects'] / 100 / limit / r['seconds']:.2f} of the run's {r['seconds']:.1f} s.")
         print()
         print("```")
         for second, n in enumerate(per_second):
@@ -389,28 +392,37 @@ def poll():
 
 def cpu():
     data = rows()
-    print("CPU seconds per 1,000 records: `sync-engine sync` of each stream alone (simulator without latency or limits, answering "
+    print("CPU time per record, in microseconds: `sync-engine sync` of each stream alone (simulator without latency or limits, answering "
           "pretty-printed JSON as api.stripe.com does → source-stripe → dest-postgres), first into an empty table (its first batch "
           "copied straight in), then from scratch again into the same table after nine rows in ten were deleted (every batch merged "
           "through the staging table, as a re-sync or a reconcile is). Each process is charged its user and system time, read "
           "from `/proc` every 20 ms: the engine, its two connectors, every Postgres server process (backends and background "
-          "workers), and the simulator (the benchmark's own process), whose column is per 1,000 requests answered: against "
-          "api.stripe.com that work is Stripe's.")
+          "workers), and the simulator (the benchmark's own process), whose column is per request answered (a page of 100): "
+          "against api.stripe.com that work is Stripe's.")
     print("Reproduce: `scripts/bench cpu` (or `cargo bench -p sync-engine --bench cpu -- OBJECTS_PER_STREAM`).")
     print()
-    print("| stream | into | records | source | engine | destination | Postgres | ours in all | simulator per 1,000 requests | wall s |")
+    print("| stream | into | records | source | engine | destination | Postgres | ours in all | simulator per request | wall s |")
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for r in data:
         c = r["cpu_seconds"]
-        per = lambda s: s / r["records"] * 1000
+        per = lambda s: s / r["records"] * 1e6
         ours = c["source"] + c["engine"] + c["destination"] + c["postgres"]
-        sim = c["simulator"] / max(r["requests"], 1) * 1000
+        sim = c["simulator"] / max(r["requests"], 1) * 1e6
         into = {"empty": "empty table", "rows": "table with rows"}[r["into"]]
-        print(f"| {r['stream']} | {into} | {r['records']:,} | {per(c['source']):.3f} | {per(c['engine']):.3f} | {per(c['destination']):.3f} "
-              f"| {per(c['postgres']):.3f} | {per(ours):.3f} | {sim:.2f} | {r['seconds']:.1f} |")
+        print(f"| {r['stream']} | {into} | {r['records']:,} | {per(c['source']):.0f} | {per(c['engine']):.0f} | {per(c['destination']):.0f} "
+              f"| {per(c['postgres']):.0f} | {per(ours):.0f} | {sim:,.0f} | {r['seconds']:.1f} |")
     print()
-    print("Ours in all is the source, the engine, the destination and Postgres together: what a sync costs this machine per 1,000 records "
-          "of that stream, the simulator left out.")
+    shares = {}
+    for r in data:
+        c = r["cpu_seconds"]
+        ours = c["source"] + c["engine"] + c["destination"] + c["postgres"]
+        for part in ("postgres", "source", "destination", "engine"):
+            shares.setdefault(part, []).append(c[part] / ours)
+    span = lambda part: f"{min(shares[part]):.0%}–{max(shares[part]):.0%}"
+    print("Ours in all is the source, the engine, the destination and Postgres together: what a sync costs this machine per record of "
+          f"that stream, the simulator left out. Of it, Postgres takes {span('postgres')} (parsing the JSON, filling the generated "
+          f"columns, compressing and indexing), the source {span('source')}, the destination {span('destination')} and the engine "
+          f"{span('engine')}.")
 
 
 if __name__ == "__main__":
