@@ -224,7 +224,9 @@ fn kill_9_of_engine_source_or_destination_at_random_moments_loses_and_duplicates
     // Kills delivered to the engine, the destination and the source.
     let mut kills = [0; 3];
     for round in 0..12 {
-        let slow = r#"{"rate_limit":12,"endpoint_rate_limit":12}"#;
+        // Slow enough that the backfill outlasts most rounds (the source needs few requests
+        // beyond the data's pages, so a faster rate would finish it before the kills).
+        let slow = r#"{"rate_limit":6,"endpoint_rate_limit":6}"#;
         let mut child: Child = sync_command(&fake, &db, slow, &[])
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -447,7 +447,7 @@ async fn follow_page(
             let room = (concurrency * 2).saturating_sub(ranges.outstanding.len());
             let pages = ranges::estimated_pages(&range, oldest, page.page_len.max(1), LIMIT).ceil()
                 as usize;
-            let pieces = ranges::remainder(&range, oldest, cursor, (pages + 1).min(room + 1));
+            let pieces = ranges::remainder(&range, oldest, cursor, pages.clamp(1, room + 1));
             let rest_lt = pieces[pieces.len() - 1].lt;
             for piece in pieces {
                 ranges.push(piece);
