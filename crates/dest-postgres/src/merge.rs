@@ -118,8 +118,8 @@ impl Names {
     ///
     /// The raw data is read out of the staging table once per row (`|| '{}'`, the identity on
     /// an object, and every record's data is one): read as it is stored, compressed, each of
-    /// the target's generated columns would decompress it again (a 7 kB invoice with 80
-    /// columns: 40 s instead of 5 s for 20,000 rows).
+    /// the target's generated columns would decompress it again (docs/benchmarks.md, "the
+    /// merge's raw data and lz4").
     fn source(&self, dedupe: bool) -> String {
         let mut columns = self.keys.clone();
         columns.extend([

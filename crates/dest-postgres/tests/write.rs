@@ -1391,3 +1391,49 @@ fn only_the_last_twenty_ended_listings_of_a_stream_are_kept() {
     let seen: i64 = query(&db, "SELECT count(*) FROM stripe._listing_seen")[0].get(0);
     assert_eq!(seen, 0, "an ended listing's keys are forgotten");
 }
+
+#[test]
+fn large_raw_data_is_stored_whole_and_compressed_with_lz4_where_the_server_has_it() {
+    let db = TestDb::new();
+    let cat = catalog(vec![customers_stream()]);
+    let email = |version: &str| format!("{version} {}", "a long note ".repeat(600));
+    let row = |id: &str, version: i64, text: &str| {
+        record(
+            "customers",
+            json!({"id": id, "email": text, "_updated_at": version}),
+        )
+    };
+    // The first load is copied straight in; the second (a table with rows) goes through the
+    // staging table and the merge, which reads each row's raw data out of it once.
+    write_ok(&db, json!({}), &cat, &[row("cus_1", 100, &email("v1"))]);
+    write_ok(
+        &db,
+        json!({}),
+        &cat,
+        &[
+            row("cus_1", 200, &email("v2")),
+            row("cus_2", 200, &email("new")),
+        ],
+    );
+    let rows = query(
+        &db,
+        "SELECT id, email, _raw_data->>'email', pg_column_compression(_raw_data) \
+         FROM stripe.customers ORDER BY id",
+    );
+    let lz4: bool = query(
+        &db,
+        "SELECT 'lz4' = ANY(enumvals) FROM pg_settings WHERE name = 'default_toast_compression'",
+    )
+    .first()
+    .is_some_and(|r| r.get(0));
+    let expected_method = if lz4 { "lz4" } else { "pglz" };
+    assert_eq!(rows.len(), 2);
+    for (row, version) in rows.iter().zip(["v2", "new"]) {
+        let column: String = row.get(1);
+        let raw: String = row.get(2);
+        let method: Option<String> = row.get(3);
+        assert_eq!(column, email(version), "the typed column, {version}");
+        assert_eq!(raw, email(version), "the raw data, {version}");
+        assert_eq!(method.as_deref(), Some(expected_method), "{version}");
+    }
+}
