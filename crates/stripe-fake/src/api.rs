@@ -7,6 +7,7 @@ use stripe_catalog::{Api, Resource};
 
 use crate::api_error::ApiError;
 use crate::api_request::ApiRequest;
+use crate::body::Body;
 use crate::events::{RETENTION_SECS, type_matches};
 use crate::faults::{ActiveFaults, not_enabled_message};
 use crate::fixtures;
@@ -22,7 +23,7 @@ pub(crate) fn handle(
     target: Target,
     id: Option<&str>,
     req: &ApiRequest<'_>,
-) -> Result<Bytes, ApiError> {
+) -> Result<Body, ApiError> {
     let unrecognized = || ApiError::unrecognized(req.method, req.path);
     let resource = match target {
         Target::Account => None,
@@ -38,25 +39,25 @@ pub(crate) fn handle(
         }
     }
     match (req.method, target, id) {
-        ("GET", Target::Account, _) => Ok(sim.accounts[req.slot].json.clone()),
+        ("GET", Target::Account, _) => Ok(sim.accounts[req.slot].json.clone().into()),
         ("GET", Target::List(r), _) if r.stream == "events" => list_events(sim, req),
-        ("GET", Target::List(r), _) if r.api == Api::V2 => v2::list(sim, r, req),
+        ("GET", Target::List(r), _) if r.api == Api::V2 => v2::list(sim, r, req).map(Body::from),
         ("GET", Target::List(r), _) if r.is_nested() => list_by_param(sim, r, req),
         ("GET", Target::List(r), _) => list_top(sim, r, req),
         ("POST", Target::List(r), _)
             if r.api == Api::V1 && !r.is_nested() && r.stream != "events" =>
         {
-            writes::create(sim, r, req)
+            writes::create(sim, r, req).map(Body::from)
         }
         ("GET", Target::Object(r), Some(id)) if r.stream == "events" => {
-            retrieve_event(sim, req, id)
+            retrieve_event(sim, req, id).map(Body::from)
         }
-        ("GET", Target::Object(r), Some(id)) => retrieve(sim, r, req, id),
+        ("GET", Target::Object(r), Some(id)) => retrieve(sim, r, req, id).map(Body::from),
         ("POST", Target::Object(r), Some(id)) if r.api == Api::V1 && r.stream != "events" => {
-            writes::update(sim, r, req, id)
+            writes::update(sim, r, req, id).map(Body::from)
         }
         ("DELETE", Target::Object(r), Some(id)) if r.api == Api::V1 && r.deletable => {
-            writes::delete(sim, r, req, id)
+            writes::delete(sim, r, req, id).map(Body::from)
         }
         ("GET", Target::Nested(r), Some(parent_id)) => list_nested(sim, r, req, parent_id),
         _ => Err(unrecognized()),
@@ -88,11 +89,7 @@ fn cursor_key(
     })
 }
 
-fn list_top(
-    sim: &Simulator,
-    r: &'static Resource,
-    req: &ApiRequest<'_>,
-) -> Result<Bytes, ApiError> {
+fn list_top(sim: &Simulator, r: &'static Resource, req: &ApiRequest<'_>) -> Result<Body, ApiError> {
     let params = params(req, r.created_filter, MAX_LIMIT)?;
     let data = sim.read(req.slot, req.mode);
     let empty = Collection::default();
@@ -106,12 +103,13 @@ fn list_top(
         params.created,
         anchor,
         params.limit,
-        |e| !e.deleted && status.keeps(&e.json) && active.keeps(&e.json),
+        |e| !e.deleted && status.keeps(e.json()) && active.keeps(e.json()),
     );
     Ok(list::render_list(
         &r.list_path,
-        page.items.iter().map(|e| &e.json),
+        page.items.iter().copied(),
         page.has_more,
+        sim.pretty(),
     ))
 }
 
@@ -227,7 +225,8 @@ fn nested_page(
     parent_id: &str,
     params: &ListParams,
     url: &str,
-) -> Result<Bytes, ApiError> {
+    pretty: bool,
+) -> Result<Body, ApiError> {
     let items = data
         .children
         .get(r.stream.as_str())
@@ -244,11 +243,7 @@ fn nested_page(
                 .status(400)
                 .param(params.cursor.param())
         })?;
-    Ok(list::render_list(
-        url,
-        page.iter().map(|c| &c.json),
-        has_more,
-    ))
+    Ok(list::render_list(url, page.iter(), has_more, pretty))
 }
 
 fn parent_is_live(data: &DataSet, r: &'static Resource, parent_id: &str) -> bool {
@@ -264,7 +259,7 @@ fn list_by_param(
     sim: &Simulator,
     r: &'static Resource,
     req: &ApiRequest<'_>,
-) -> Result<Bytes, ApiError> {
+) -> Result<Body, ApiError> {
     let params = params(req, r.created_filter, MAX_LIMIT)?;
     let (param, parent_object) = match &r.parent {
         Some(p) => (
@@ -286,7 +281,7 @@ fn list_by_param(
             .status(400)
             .param(param));
     }
-    nested_page(&data, r, parent_id, &params, &r.list_path)
+    nested_page(&data, r, parent_id, &params, &r.list_path, sim.pretty())
 }
 
 /// `/v1/invoices/{id}/lines` and the like.
@@ -295,7 +290,7 @@ fn list_nested(
     r: &'static Resource,
     req: &ApiRequest<'_>,
     parent_id: &str,
-) -> Result<Bytes, ApiError> {
+) -> Result<Body, ApiError> {
     let params = params(req, r.created_filter, MAX_LIMIT)?;
     let data = sim.read(req.slot, req.mode);
     if !parent_is_live(&data, r, parent_id) {
@@ -312,10 +307,11 @@ fn list_nested(
         parent_id,
         &params,
         &r.list_path_for(Some(parent_id)),
+        sim.pretty(),
     )
 }
 
-fn list_events(sim: &Simulator, req: &ApiRequest<'_>) -> Result<Bytes, ApiError> {
+fn list_events(sim: &Simulator, req: &ApiRequest<'_>) -> Result<Body, ApiError> {
     let params = params(req, true, MAX_LIMIT)?;
     let single = params.get("type").map(str::to_string);
     let several: Vec<String> = params.all("types").map(str::to_string).collect();
@@ -346,8 +342,9 @@ fn list_events(sim: &Simulator, req: &ApiRequest<'_>) -> Result<Bytes, ApiError>
     );
     Ok(list::render_list(
         "/v1/events",
-        page.items.iter().map(|e| &e.json),
+        page.items.iter().copied(),
         page.has_more,
+        sim.pretty(),
     ))
 }
 
@@ -374,7 +371,7 @@ fn retrieve(
     }
     let data = sim.read(req.slot, req.mode);
     match data.collection(r).and_then(|c| c.get(id)) {
-        Some(entry) if !entry.deleted => Ok(entry.json.clone()),
+        Some(entry) if !entry.deleted => Ok(entry.json().clone()),
         // Stripe keeps a stub of the types its spec has a `deleted_<object>` schema for.
         Some(_) if fixtures::keeps_deleted(&r.object) => Ok(Bytes::from(
             serde_json::json!({"id": id, "object": r.object, "deleted": true}).to_string(),

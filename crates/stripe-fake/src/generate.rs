@@ -180,12 +180,12 @@ pub(crate) fn generate(spec: &DataSetSpec<'_>) -> DataSet {
             let id = account["id"].as_str().unwrap_or_default();
             let created = account["created"].as_i64().unwrap_or_default();
             generator.next_seq += 1;
-            accounts.insert(Entry {
-                key: (created, generator.next_seq),
-                id: id.into(),
-                deleted: false,
-                json: Bytes::from(account.to_string()),
-            });
+            accounts.insert(Entry::new(
+                (created, generator.next_seq),
+                id.into(),
+                false,
+                Bytes::from(account.to_string()),
+            ));
         }
         collections.insert("accounts", accounts);
     }
@@ -356,12 +356,9 @@ impl Generator<'_> {
                 }
             }
             collection.index.insert(id.as_str().into(), (created, seq));
-            collection.entries.push(Entry {
-                key: (created, seq),
-                id: id.into(),
-                deleted,
-                json,
-            });
+            collection
+                .entries
+                .push(Entry::new((created, seq), id.into(), deleted, json));
         }
         collection
     }

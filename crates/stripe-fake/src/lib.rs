@@ -32,6 +32,7 @@ mod api;
 mod api_error;
 mod api_request;
 mod auth;
+mod body;
 mod clock;
 mod config;
 mod error;

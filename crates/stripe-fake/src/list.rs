@@ -5,6 +5,8 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::api_error::ApiError;
+use crate::body::Body;
+use crate::pretty::pretty_at;
 use crate::store::Key;
 
 pub(crate) const DEFAULT_LIMIT: usize = 10;
@@ -261,27 +263,69 @@ pub(crate) fn page_in_order<'a, T>(
     })
 }
 
-/// `{"object":"list","data":[…],"has_more":…,"url":…}` by concatenating serialised objects.
-pub(crate) fn render_list<'a>(
+/// How deep an object of a list's `data` sits in the list's body.
+pub(crate) const LIST_ITEM_DEPTH: usize = 2;
+
+/// An object as a list page carries it.
+pub(crate) trait Listed {
+    /// Its compact JSON.
+    fn compact(&self) -> &Bytes;
+
+    /// Its pretty form at [`LIST_ITEM_DEPTH`], without a trailing newline. Objects served
+    /// often keep it, so that a page is laid out by concatenation.
+    fn in_list(&self) -> Bytes {
+        pretty_at(self.compact(), LIST_ITEM_DEPTH)
+    }
+}
+
+impl Listed for Bytes {
+    fn compact(&self) -> &Bytes {
+        self
+    }
+}
+
+/// `{"object":"list","data":[…],"has_more":…,"url":…}` by concatenating the objects: compact,
+/// or already in Stripe's pretty layout (the same bytes as laying out the compact list).
+pub(crate) fn render_list<'a, T: Listed + 'a>(
     url: &str,
-    data: impl ExactSizeIterator<Item = &'a Bytes> + Clone,
+    data: impl ExactSizeIterator<Item = &'a T> + Clone,
     has_more: bool,
-) -> Bytes {
-    let size: usize = data.clone().map(|b| b.len() + 1).sum();
-    let mut out = BytesMut::with_capacity(size + url.len() + 80);
-    out.put_slice(b"{\"object\":\"list\",\"data\":[");
-    for (i, item) in data.enumerate() {
-        if i > 0 {
-            out.put_u8(b',');
+    pretty: bool,
+) -> Body {
+    let url = serde_json::Value::from(url).to_string();
+    let has_more: &[u8] = if has_more { b"true" } else { b"false" };
+    if !pretty {
+        let size: usize = data.clone().map(|o| o.compact().len() + 1).sum();
+        let mut out = BytesMut::with_capacity(size + url.len() + 80);
+        out.put_slice(b"{\"object\":\"list\",\"data\":[");
+        for (i, item) in data.enumerate() {
+            if i > 0 {
+                out.put_u8(b',');
+            }
+            out.put_slice(item.compact());
         }
+        out.put_slice(b"],\"has_more\":");
+        out.put_slice(has_more);
+        out.put_slice(b",\"url\":");
+        out.put_slice(url.as_bytes());
+        out.put_u8(b'}');
+        return Body::Compact(out.freeze());
+    }
+    let items: Vec<Bytes> = data.map(Listed::in_list).collect();
+    let size: usize = items.iter().map(|b| b.len() + 6).sum();
+    let mut out = BytesMut::with_capacity(size + url.len() + 80);
+    out.put_slice(b"{\n  \"object\": \"list\",\n  \"data\": [");
+    for (i, item) in items.iter().enumerate() {
+        out.put_slice(if i == 0 { b"\n    " } else { b",\n    " });
         out.put_slice(item);
     }
-    out.put_slice(b"],\"has_more\":");
-    out.put_slice(if has_more { b"true" } else { b"false" });
-    out.put_slice(b",\"url\":");
-    out.put_slice(serde_json::Value::from(url).to_string().as_bytes());
-    out.put_u8(b'}');
-    out.freeze()
+    out.put_slice(if items.is_empty() { b"]" } else { b"\n  ]" });
+    out.put_slice(b",\n  \"has_more\": ");
+    out.put_slice(has_more);
+    out.put_slice(b",\n  \"url\": ");
+    out.put_slice(url.as_bytes());
+    out.put_slice(b"\n}\n");
+    Body::Final(out.freeze())
 }
 
 #[cfg(test)]
@@ -379,16 +423,46 @@ mod tests {
         assert!(page_in_order(&items, |s| s, &Cursor::StartingAfter("x".into()), 2).is_none());
     }
 
+    fn bytes(body: Body) -> Bytes {
+        match body {
+            Body::Compact(b) | Body::Final(b) => b,
+        }
+    }
+
     #[test]
     fn renders_a_list() {
         let data = [
             Bytes::from_static(b"{\"id\":1}"),
             Bytes::from_static(b"{\"id\":2}"),
         ];
-        let body = render_list("/v1/customers", data.iter(), true);
+        let body = bytes(render_list("/v1/customers", data.iter(), true, false));
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(v["data"][1]["id"], 2);
         assert_eq!(v["has_more"], true);
         assert_eq!(v["url"], "/v1/customers");
+    }
+
+    /// A page put together from laid-out objects is byte for byte the page laid out whole.
+    #[test]
+    fn a_pretty_page_is_the_compact_page_laid_out() {
+        let objects = [
+            Bytes::from_static(br#"{"id":"cus_1","metadata":{},"tags":[],"n":[1,2.50]}"#),
+            Bytes::from_static(
+                br#"{"id":"in_1","lines":{"object":"list","data":[{"a":"x, y: {z}"}],"has_more":false},"q":"\"[]"}"#,
+            ),
+            Bytes::from_static(br#"{"id":"ch_1","nested":{"deep":{"deeper":[{},[]]}}}"#),
+        ];
+        for n in 0..=objects.len() {
+            for has_more in [false, true] {
+                let data = &objects[..n];
+                let compact = bytes(render_list("/v1/x\"y", data.iter(), has_more, false));
+                let pretty = bytes(render_list("/v1/x\"y", data.iter(), has_more, true));
+                assert_eq!(
+                    std::str::from_utf8(&pretty).unwrap(),
+                    std::str::from_utf8(&crate::pretty::pretty(&compact)).unwrap(),
+                    "{n} objects, has_more {has_more}"
+                );
+            }
+        }
     }
 }

@@ -59,6 +59,10 @@ struct Args {
     /// Answer compact JSON instead of api.stripe.com's pretty-printed layout (benchmarks).
     #[arg(long)]
     compact_json: bool,
+    /// Lay out every object when its data set is generated, so that list pages are served by
+    /// concatenation from the first read (benchmarks); the bytes served are the same.
+    #[arg(long)]
+    prerender: bool,
     /// Where to POST events (http:// only).
     #[arg(long, requires = "webhook_secret")]
     webhook_url: Option<String>,
@@ -84,6 +88,7 @@ fn config(args: &Args) -> Result<Config> {
         accounts: args.accounts,
         now: args.now,
         compact_json: args.compact_json,
+        prerender: args.prerender,
         ..Config::default()
     };
     if let Some(objects) = &args.objects {

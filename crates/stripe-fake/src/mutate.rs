@@ -147,7 +147,7 @@ fn build_children(
                     .resource("prices")
                     .and_then(|prices| ds.collection(prices))
                     .and_then(|prices| prices.live(price_id))
-                    .and_then(|entry| serde_json::from_slice::<Value>(&entry.json).ok())
+                    .and_then(|entry| serde_json::from_slice::<Value>(entry.json()).ok())
                     .ok_or_else(|| FakeError::NotFound {
                         object: "price".into(),
                         id: price_id.clone(),
@@ -221,12 +221,12 @@ pub(crate) fn create(
     let json = Bytes::from(object.to_string());
     let seq = ds.next_seq();
     let collection = ds.collections.entry(resource.stream.as_str()).or_default();
-    collection.insert(Entry {
-        key: (created, seq),
-        id: id.as_str().into(),
-        deleted: false,
-        json: json.clone(),
-    });
+    collection.insert(Entry::new(
+        (created, seq),
+        id.as_str().into(),
+        false,
+        json.clone(),
+    ));
     let mut events = Vec::new();
     if let Some(event_type) = EventNames::of(resource).created {
         events.push(record_event(ds, ctx, event_type, &json, None));
@@ -259,7 +259,7 @@ pub(crate) fn update(
         .get(resource.stream.as_str())
         .ok_or_else(not_found)?;
     let entry = collection.live(id).ok_or_else(not_found)?;
-    let Ok(Value::Object(mut object)) = serde_json::from_slice::<Value>(&entry.json) else {
+    let Ok(Value::Object(mut object)) = serde_json::from_slice::<Value>(entry.json()) else {
         return Err(not_found());
     };
     for name in SYSTEM_FIELDS.iter().chain(&["id", "created"]) {
@@ -287,7 +287,7 @@ pub(crate) fn update(
         .and_then(|c| c.position(id).map(|at| (c, at)))
     {
         let (collection, at) = at;
-        collection.entries[at].json = json.clone();
+        collection.entries[at].set_json(json.clone());
     }
     let mut events = Vec::new();
     if let Some(event_type) = EventNames::of(resource).updated
@@ -361,7 +361,7 @@ pub(crate) fn delete(
         .ok_or_else(not_found)?
         .entries[at];
     entry.deleted = true;
-    let json = entry.json.clone();
+    let json = entry.json().clone();
     let mut events = Vec::new();
     if let (Some(event_type), Announce::WithEvent) = (EventNames::of(resource).deleted, announce) {
         events.push(record_event(ds, ctx, event_type, &json, None));
@@ -387,7 +387,7 @@ fn cancel_subscription(
         .ok_or_else(|| FakeError::InvalidFields("no subscriptions".into()))?
         .entries;
     let mut object: Map<String, Value> =
-        serde_json::from_slice(&entries[at].json).map_err(invalid)?;
+        serde_json::from_slice(entries[at].json()).map_err(invalid)?;
     if object.get("status").and_then(Value::as_str) == Some("canceled") {
         return Err(FakeError::InvalidFields(
             "the subscription is already canceled".into(),
@@ -397,7 +397,7 @@ fn cancel_subscription(
     object.insert("canceled_at".into(), json!(ctx.now));
     object.insert("ended_at".into(), json!(ctx.now));
     let json = Bytes::from(Value::Object(object.clone()).to_string());
-    entries[at].json = json.clone();
+    entries[at].set_json(json.clone());
     let mut events = Vec::new();
     if let Some(event_type) = EventNames::of(resource).deleted {
         events.push(record_event(ds, ctx, event_type, &json, None));

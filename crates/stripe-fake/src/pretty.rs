@@ -8,7 +8,20 @@ use bytes::Bytes;
 /// so any valid JSON comes out in Stripe's layout.
 pub(crate) fn pretty(json: &[u8]) -> Bytes {
     let mut out = Vec::with_capacity(json.len() + json.len() / 2 + 64);
-    let mut depth = 0usize;
+    pretty_into(&mut out, json, 0);
+    out.push(b'\n');
+    Bytes::from(out)
+}
+
+/// The pretty form of a value that sits `depth` levels deep in a larger body (an object in a
+/// list's `data`), without a trailing newline: a list can then be laid out by concatenation.
+pub(crate) fn pretty_at(json: &[u8], depth: usize) -> Bytes {
+    let mut out = Vec::with_capacity(json.len() + json.len() / 2 + 64);
+    pretty_into(&mut out, json, depth);
+    Bytes::from(out)
+}
+
+fn pretty_into(out: &mut Vec<u8>, json: &[u8], mut depth: usize) {
     let mut i = 0usize;
     let newline = |out: &mut Vec<u8>, depth: usize| {
         out.push(b'\n');
@@ -35,18 +48,18 @@ pub(crate) fn pretty(json: &[u8]) -> Bytes {
                     _ => {
                         out.push(b);
                         depth += 1;
-                        newline(&mut out, depth);
+                        newline(out, depth);
                     }
                 }
             }
             b'}' | b']' => {
                 depth = depth.saturating_sub(1);
-                newline(&mut out, depth);
+                newline(out, depth);
                 out.push(b);
             }
             b',' => {
                 out.push(b);
-                newline(&mut out, depth);
+                newline(out, depth);
             }
             b':' => out.extend_from_slice(b": "),
             b' ' | b'\t' | b'\n' | b'\r' => {}
@@ -54,8 +67,6 @@ pub(crate) fn pretty(json: &[u8]) -> Bytes {
         }
         i += 1;
     }
-    out.push(b'\n');
-    Bytes::from(out)
 }
 
 fn next_significant(json: &[u8], from: usize) -> Option<usize> {

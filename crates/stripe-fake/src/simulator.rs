@@ -11,6 +11,7 @@ use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 
 use crate::accounts;
 use crate::auth::Mode;
+use crate::body::Body;
 use crate::clock::Clock;
 use crate::config::{Config, Faults, WebhookConfig};
 use crate::error::FakeError;
@@ -18,6 +19,7 @@ use crate::events::RETENTION_SECS;
 use crate::faults::ActiveFaults;
 use crate::generate::{self, DataSetSpec};
 use crate::ids::stable_hash;
+use crate::list::Listed;
 use crate::mutate::{self, Mutation, MutationContext};
 use crate::routes::RouteTable;
 use crate::stats::{Stats, StatsRecorder};
@@ -121,6 +123,8 @@ pub struct Simulator {
     pub(crate) load: Mutex<Option<crate::running_load::Load>>,
     /// Answer compact JSON instead of api.stripe.com's pretty-printed layout.
     compact_json: bool,
+    /// Lay out every object when its data set is generated ([`crate::Config::prerender`]).
+    prerender: bool,
 }
 
 /// An event waiting for webhook delivery, with the data set it belongs to.
@@ -202,6 +206,7 @@ impl Simulator {
             endpoint_secrets: Mutex::new(HashMap::new()),
             load: Mutex::new(None),
             compact_json: config.compact_json,
+            prerender: config.prerender,
         };
         simulator.data(0, Mode::Test);
         Ok(simulator)
@@ -241,6 +246,11 @@ impl Simulator {
                 api_version: self.api_version,
             };
             let data = generate::generate(&spec);
+            if self.prerender && !self.compact_json {
+                for entry in data.collections.values().flat_map(|c| &c.entries) {
+                    entry.in_list();
+                }
+            }
             tracing::debug!(
                 account = %account.id,
                 ?mode,
@@ -293,13 +303,18 @@ impl Simulator {
             .clone()
     }
 
-    /// A response body (built compact) in the layout the simulator answers with.
-    pub(crate) fn render(&self, body: Bytes) -> Bytes {
-        if self.compact_json {
-            body
-        } else {
-            crate::pretty::pretty(&body)
+    /// A response body in the layout the simulator answers with.
+    pub(crate) fn render(&self, body: impl Into<Body>) -> Bytes {
+        match body.into() {
+            Body::Final(body) => body,
+            Body::Compact(body) if self.compact_json => body,
+            Body::Compact(body) => crate::pretty::pretty(&body),
         }
+    }
+
+    /// Whether answers are pretty-printed (as api.stripe.com's are).
+    pub(crate) fn pretty(&self) -> bool {
+        !self.compact_json
     }
 
     /// Stops the simulated clock at the current second, so that what follows happens within
@@ -374,7 +389,7 @@ impl Simulator {
         let data = self.read(slot, scope.mode);
         data.collection(resource)
             .and_then(|c| c.live(id))
-            .and_then(|e| serde_json::from_slice(&e.json).ok())
+            .and_then(|e| serde_json::from_slice(e.json()).ok())
             .ok_or_else(|| FakeError::NotFound {
                 object: resource.object.clone(),
                 id: id.to_string(),

@@ -37,6 +37,10 @@ pub struct Stats {
     /// tail against a rate limit.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ok_per_second: Vec<u64>,
+    /// Milliseconds from start (or the last reset) to the first request answered or dropped:
+    /// how long a client took to set up before it asked anything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_request_ms: Option<u64>,
 }
 
 /// What became of one request, for the counters.
@@ -78,6 +82,9 @@ impl StatsRecorder {
     pub(crate) fn record(&self, method: &'static str, endpoint: &Arc<str>, what: Recorded) {
         let mut c = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         c.stats.total += 1;
+        if c.stats.first_request_ms.is_none() {
+            c.stats.first_request_ms = Some(c.since.elapsed().as_millis() as u64);
+        }
         *c.by_endpoint.entry((method, endpoint.clone())).or_default() += 1;
         let status = match what {
             Recorded::Status(s) => Some(s),

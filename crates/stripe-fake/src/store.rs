@@ -3,6 +3,7 @@
 //! parents, and the event log.
 
 use std::collections::HashMap;
+use std::sync::OnceLock;
 
 use bytes::Bytes;
 use rand::rngs::StdRng;
@@ -10,6 +11,8 @@ use serde_json::Value;
 use stripe_catalog::Resource;
 
 use crate::ids::IdShape;
+use crate::list::{LIST_ITEM_DEPTH, Listed};
+use crate::pretty::pretty_at;
 
 /// Position of an object in creation order: `created`, then a data-set-wide sequence number
 /// that orders objects created within the same second.
@@ -21,7 +24,43 @@ pub(crate) struct Entry {
     pub id: Box<str>,
     /// Deleted objects keep their place so a cursor on them still positions a page.
     pub deleted: bool,
-    pub json: Bytes,
+    json: Bytes,
+    /// The pretty form at list depth, made the first time a list page carries the object.
+    in_list: OnceLock<Bytes>,
+}
+
+impl Entry {
+    pub(crate) fn new(key: Key, id: Box<str>, deleted: bool, json: Bytes) -> Entry {
+        Entry {
+            key,
+            id,
+            deleted,
+            json,
+            in_list: OnceLock::new(),
+        }
+    }
+
+    /// The object's compact JSON.
+    pub(crate) fn json(&self) -> &Bytes {
+        &self.json
+    }
+
+    pub(crate) fn set_json(&mut self, json: Bytes) {
+        self.json = json;
+        self.in_list = OnceLock::new();
+    }
+}
+
+impl Listed for Entry {
+    fn compact(&self) -> &Bytes {
+        &self.json
+    }
+
+    fn in_list(&self) -> Bytes {
+        self.in_list
+            .get_or_init(|| pretty_at(&self.json, LIST_ITEM_DEPTH))
+            .clone()
+    }
 }
 
 /// One top-level stream, ascending by key.
@@ -80,6 +119,12 @@ impl Child {
 }
 
 /// The items of one nested stream, by parent id, in the parent's order.
+impl Listed for Child {
+    fn compact(&self) -> &Bytes {
+        &self.json
+    }
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct Children {
     pub by_parent: HashMap<Box<str>, Vec<Child>>,
@@ -91,6 +136,12 @@ pub(crate) struct EventEntry {
     pub id: Box<str>,
     pub event_type: Box<str>,
     pub json: Bytes,
+}
+
+impl Listed for EventEntry {
+    fn compact(&self) -> &Bytes {
+        &self.json
+    }
 }
 
 /// Events ascending by key; ids index into it (events are only ever appended once built).

@@ -109,14 +109,14 @@ pub(crate) fn list(
         }
         _ => (None, None),
     };
-    let size: usize = page.items.iter().map(|e| e.json.len() + 1).sum();
+    let size: usize = page.items.iter().map(|e| e.json().len() + 1).sum();
     let mut out = BytesMut::with_capacity(size + 200);
     out.put_slice(b"{\"data\":[");
     for (i, e) in page.items.iter().enumerate() {
         if i > 0 {
             out.put_u8(b',');
         }
-        out.put_slice(&e.json);
+        out.put_slice(e.json());
     }
     out.put_slice(b"],\"next_page_url\":");
     out.put_slice(next.unwrap_or(Value::Null).to_string().as_bytes());
