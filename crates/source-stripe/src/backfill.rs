@@ -33,6 +33,10 @@ pub(crate) struct StreamCtx {
     pub generation: Generation,
     pub backfill_limit: Option<u64>,
     pub max_concurrency: usize,
+    /// Into how many ranges of equal time a stream not yet begun is cut before its first
+    /// request: its share of what fills the account's rate, so the first round keeps the
+    /// limit busy instead of waiting a round trip for each stream's density.
+    pub first_pieces: usize,
     /// When a whole listing of this stream is to mark what it does not return: the rows it
     /// covers and those it cannot see (see `sync_protocol::Listing`).
     pub sweep: Option<Sweep>,
@@ -379,8 +383,16 @@ async fn by_ranges(
     pass: u8,
 ) -> Result<u64, ReadError> {
     let mut ranges = RangeQueue::default();
+    // A limited backfill reads newest first, from one range.
+    let cut = emitted == 0 && pass == 0 && remaining.len() == 1 && ctx.backfill_limit.is_none();
     for range in remaining {
-        ranges.push(range);
+        if cut {
+            ranges::even(&range, ctx.first_pieces)
+                .into_iter()
+                .for_each(|piece| ranges.push(piece));
+        } else {
+            ranges.push(range);
+        }
     }
     let mut in_flight: JoinSet<(u64, Result<RangePage, StripeError>)> = JoinSet::new();
     let mut emitted_this_run = 0;

@@ -66,6 +66,7 @@ pub(crate) struct StripeClient {
     /// The server's time (`Date`) on the first answer this process got; `i64::MIN` before.
     first_answer_at: AtomicI64,
     endpoint_rate: u32,
+    account_rate: u32,
     /// The account's budget shared with other processes, when configured.
     shared: Option<SharedBudget>,
 }
@@ -186,6 +187,7 @@ impl StripeClient {
             clock_offset: AtomicI64::new(0),
             first_answer_at: AtomicI64::new(i64::MIN),
             endpoint_rate: config.endpoint_rate(),
+            account_rate: config.account_rate(),
             shared: config
                 .shared_rate_limit
                 .as_ref()
@@ -207,6 +209,12 @@ impl StripeClient {
     /// Stripe's clock now, Unix seconds.
     pub(crate) fn server_now(&self) -> i64 {
         chrono::Utc::now().timestamp() + self.clock_offset.load(Ordering::Relaxed)
+    }
+
+    /// Requests the account needs in flight to reach its rate limit at the observed latency.
+    pub(crate) fn account_concurrency(&self) -> usize {
+        let latency = self.latency_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        (self.account_rate as f64 * latency * 1.5).ceil() as usize + 1
     }
 
     /// Requests one endpoint needs in flight to reach its rate limit at the observed latency.

@@ -53,6 +53,28 @@ pub(crate) fn remainder(
         .collect()
 }
 
+/// A range not yet read, cut into at most `pieces` ranges of equal time: the first round of
+/// a stream, before any page has shown its density.
+pub(crate) fn even(range: &Range, pieces: usize) -> Vec<Range> {
+    let seconds = range.lt - range.gte;
+    if range.cursor.is_some() || seconds < 2 {
+        return vec![range.clone()];
+    }
+    let pieces = pieces.clamp(1, seconds as usize) as i64;
+    let mut bounds: Vec<i64> = (0..=pieces)
+        .map(|i| range.gte + seconds * i / pieces)
+        .collect();
+    bounds.dedup();
+    bounds
+        .windows(2)
+        .map(|w| Range {
+            gte: w[0],
+            lt: w[1],
+            cursor: None,
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -121,5 +143,30 @@ mod tests {
         assert!((estimated_pages(&range, 990, 100, 100) - 99.0).abs() < 1.0);
         // 100 objects over 900 seconds: sparse, about a page left.
         assert!(estimated_pages(&range, 100, 100, 100) < 0.2);
+    }
+
+    #[test]
+    fn an_even_cut_covers_the_range_and_keeps_a_cursor_whole() {
+        let range = Range {
+            gte: 100,
+            lt: 1000,
+            cursor: None,
+        };
+        for n in [0, 1, 2, 7, 900, 5000] {
+            let pieces = even(&range, n);
+            covers(&pieces, 100, 1000);
+            assert_eq!(pieces.len(), n.clamp(1, 900), "{n}");
+        }
+        let resumed = Range {
+            cursor: Some("cus_x".into()),
+            ..range.clone()
+        };
+        assert_eq!(even(&resumed, 8), vec![resumed]);
+        let one_second = Range {
+            gte: 5,
+            lt: 6,
+            cursor: None,
+        };
+        assert_eq!(even(&one_second, 8), vec![one_second]);
     }
 }

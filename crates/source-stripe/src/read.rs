@@ -89,6 +89,16 @@ async fn backfill_all(
     let mut listed_until: HashMap<String, i64> = HashMap::new();
     // Which stream each task backfills: a task that panics returns no name of its own.
     let mut names: HashMap<tokio::task::Id, String> = HashMap::new();
+    let not_begun = plan
+        .streams
+        .iter()
+        .filter(|s| s.checkpoint.not_begun())
+        .count();
+    // With few streams to begin, each starts as several ranges; with many, one each is enough
+    // (and an empty stream costs one request).
+    let first_pieces = (client.account_concurrency().min(config.max_concurrency)
+        / not_begun.max(1))
+    .clamp(1, client.useful_concurrency());
     for stream in std::mem::take(&mut plan.streams) {
         let name = stream.configured.stream.name.clone();
         let time_range = match &stream.checkpoint {
@@ -116,6 +126,7 @@ async fn backfill_all(
             generation: stream.generation,
             backfill_limit: stream.configured.backfill_limit.or(config.backfill_limit),
             max_concurrency: config.max_concurrency,
+            first_pieces,
             sweep: stream.sweep,
         });
         let checkpoint = stream.checkpoint;

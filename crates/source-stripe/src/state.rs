@@ -121,6 +121,12 @@ impl StreamCheckpoint {
         }
     }
 
+    /// A range-listed stream with nothing read yet: one range, no cursor, no record.
+    pub(crate) fn not_begun(&self) -> bool {
+        matches!(self, StreamCheckpoint::Ranges { remaining, emitted: 0, pass: 0, .. }
+            if remaining.len() == 1 && remaining[0].cursor.is_none())
+    }
+
     pub(crate) fn is_complete(&self) -> bool {
         matches!(self, StreamCheckpoint::Complete { .. })
     }
