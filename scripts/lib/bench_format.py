@@ -131,6 +131,15 @@ def stripe_fake(seconds):
         )
 
 
+def per_second_plot(per_second, limit):
+    """Each second's 200s as a bar against the limit (50 characters)."""
+    print("```")
+    for second, n in enumerate(per_second):
+        bar = "#" * round(n / limit * 50)
+        print(f"{second:>4} s {n:>4} {bar}")
+    print("```")
+
+
 def source_stripe():
     data = rows()
     limited = [r for r in data if "limit" in r]
@@ -162,11 +171,7 @@ def source_stripe():
               f"ends with a partial page, and density probes come first): at the limit, those pages alone take "
               f"{r['objects'] / 100 / limit:.1f} s, {r['objects'] / 100 / limit / r['seconds']:.2f} of the run's {r['seconds']:.1f} s.")
         print()
-        print("```")
-        for second, n in enumerate(per_second):
-            bar = "#" * round(n / limit * 50)
-            print(f"{second:>4} s {n:>4} {bar}")
-        print("```")
+        per_second_plot(per_second, limit)
         print()
     print("| no latency, no limits | records/s | peak RSS |")
     print("| --- | ---: | ---: |")
@@ -397,7 +402,7 @@ def cpu():
           "copied straight in), then from scratch again into the same table after nine rows in ten were deleted (every batch merged "
           "through the staging table, as a re-sync or a reconcile is). Each process is charged its user and system time, read "
           "from `/proc` every 20 ms: the engine, its two connectors, every Postgres server process (backends and background "
-          "workers), and the simulator (the benchmark's own process), whose column is per request answered (a page of 100): "
+          "workers), and the simulator (the benchmark's own process, but for its thread that samples `/proc`), whose column is per request answered (a page of 100): "
           "against api.stripe.com that work is Stripe's.")
     print("Reproduce: `scripts/bench cpu` (or `cargo bench -p sync-engine --bench cpu -- OBJECTS_PER_STREAM`).")
     print()
@@ -423,6 +428,59 @@ def cpu():
           f"that stream, the simulator left out. Of it, Postgres takes {span('postgres')} (parsing the JSON, filling the generated "
           f"columns, compressing and indexing), the source {span('source')}, the destination {span('destination')} and the engine "
           f"{span('engine')}.")
+
+
+def peers():
+    data = rows()
+    names = {"ours": "ours: `sync-engine sync`", "npm": "npm @stripe/sync-engine 1.0.32",
+             "singer": "Singer tap-stripe 3.3.0 \\| pipelinewise-target-postgres 2.1.2"}
+    print("The same five streams (customers, products, charges, payment_intents, invoices) backfilled from the simulator into a "
+          "fresh schema each, one side after another in one run: ours (`sync-engine sync`: source-stripe → dest-postgres), Stripe's "
+          "TypeScript engine (npm @stripe/sync-engine 1.0.32 through its library: migrations, then `fullSync` with 50 workers and "
+          "its rate limiter lifted, or at its CLI's default of 25 requests/s under live limits) and Singer (tap-stripe 3.3.0 | "
+          "pipelinewise-target-postgres 2.1.2, its 30-day windows from the day of the oldest object, its events phase skipped as "
+          "ours reads no events here). Seconds run from process start to exit (the npm engine's migrations included). Each "
+          "side's tables are checked against the simulator's listing: ids missing, and ids beyond it. CPU seconds: every "
+          "process of the side, and every Postgres server process. The simulator lays every object out in Stripe's pretty "
+          "JSON when it generates it (`prerender`), so a page costs it a copy: its CPU is shown per request.")
+    print("Reproduce: `scripts/bench peers` (installs the peers under `.tools/peers`; or `cargo bench -p sync-engine --bench "
+          "peers -- OBJECTS_PER_STREAM LIMITED_PER_STREAM` once they are).")
+    for variant, title in (("unlimited", "No latency, no limits"),
+                           ("live_limits", "Live limits: 150-250 ms per request, 100 requests/s per account and 25 per endpoint (429 above), a live key")):
+        runs = [r for r in data if r["variant"] == variant]
+        if not runs:
+            continue
+        ours = next((r for r in runs if r["side"] == "ours"), None)
+        print()
+        print(f"{title}, {runs[0]['records']:,} objects:")
+        print()
+        print("| side | seconds | records/s | ours × | requests | 429s | ids missing | ids beyond | client CPU s | Postgres CPU s | simulator µs/request |")
+        print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+        for r in runs:
+            extra = sum(v["extra"] for v in r["ids"].values())
+            sim = r["cpu_seconds"]["simulator"] / max(r["requests"], 1) * 1e6
+            if r["success"] and r["missing"] == 0:
+                rate = r["records"] / r["seconds"]
+                times = (ours["records"] / ours["seconds"]) / rate if ours else float("nan")
+                failed, rate, times = "", f"{rate:,.0f}", f"{times:.1f}"
+            else:
+                # A run that failed or left ids out synced nothing a user could count on.
+                failed, rate, times = " (failed)", "—", "—"
+            print(f"| {names[r['side']]}{failed} | {r['seconds']:.1f} | {rate} | {times} | {r['requests']:,} | {r['rate_limited']:,} "
+                  f"| {r['missing']:,} | {extra:,} | {r['cpu_seconds']['client']:.1f} | {r['cpu_seconds']['postgres']:.1f} | {sim:,.0f} |")
+        if variant == "live_limits" and ours:
+            per_second = ours["ok_per_second"]
+            whole = per_second[:-1]
+            busy = sum(1 for n in whole if n >= 90)
+            print()
+            print(f"Ours, each second from the start of `sync-engine sync`: responses answered 200 in that second, against the "
+                  f"account's limit of 100. Its first request, discover's account lookup, came {ours['first_request_ms']} ms after the "
+                  f"engine started; the backfill's lists begin only after that answer, the destination's setup and the read's own "
+                  f"account lookup (two round trips and the tables' DDL), so the first second holds few answers. {busy} of its "
+                  f"{len(whole)} whole seconds at 0.90 of the limit or more; {ours['requests'] / ours['seconds']:.1f} requests/s "
+                  f"over the whole run ({ours['requests'] / ours['seconds'] / 100:.2f} of the limit).")
+            print()
+            per_second_plot(per_second, 100)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 //! CPU per record, by process and by stream: `sync-engine sync` of each of five streams
 //! (simulator without latency or limits, pretty JSON as api.stripe.com answers), into an empty
 //! table and again into one holding a tenth of the rows, charging the CPU seconds of the engine, source-stripe, dest-postgres, every
-//! Postgres server process, and the simulator (this process, which serves nothing else).
+//! Postgres server process, and the simulator (this process's threads but the one that waits and
+//! samples `/proc`).
 //!
 //! Prints one JSON object per stream. `cargo bench -p sync-engine --bench cpu -- [N per stream]`
 
@@ -11,7 +12,7 @@ use std::time::Instant;
 use serde_json::json;
 use stripe_fake::{Config, FakeStripe};
 use test_support::TestDb;
-use test_support::cpu::wait_charging_cpu;
+use test_support::cpu::{cpu_seconds_besides_this_thread, wait_charging_cpu};
 
 const ENGINE: &str = env!("CARGO_BIN_EXE_sync-engine");
 
@@ -23,15 +24,6 @@ const STREAMS: [&str; 5] = [
     "invoices",
 ];
 
-/// This process's own CPU seconds so far: the simulator's threads, and little else.
-fn own_cpu_seconds() -> f64 {
-    // SAFETY: getrusage writes only into the struct it is given.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
-    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    seconds(usage.ru_utime) + seconds(usage.ru_stime)
-}
-
 /// What one sync of `stream` into `schema` cost; `into` names the run in the output.
 fn charged_sync(fake: &FakeStripe, stream: &str, db: &TestDb, into: &str) {
     let dir = tempfile::tempdir().unwrap();
@@ -41,7 +33,7 @@ fn charged_sync(fake: &FakeStripe, stream: &str, db: &TestDb, into: &str) {
     std::fs::write(&source_file, source.to_string()).unwrap();
     let destination = json!({"url": db.url(), "schema": format!("cpu_{stream}")});
     fake.reset_stats();
-    let simulator_before = own_cpu_seconds();
+    let simulator_before = cpu_seconds_besides_this_thread();
     let started = Instant::now();
     let child = Command::new(ENGINE)
         .args(["sync", "--source-config"])
@@ -59,7 +51,7 @@ fn charged_sync(fake: &FakeStripe, stream: &str, db: &TestDb, into: &str) {
         .unwrap();
     let cost = wait_charging_cpu(child, started);
     assert!(cost.success, "the sync of {stream} failed");
-    let simulator = own_cpu_seconds() - simulator_before;
+    let simulator = cpu_seconds_besides_this_thread() - simulator_before;
     let requests = fake.stats().by_status.get(&200).copied().unwrap_or(0);
     let rows: i64 = db
         .client()

@@ -101,3 +101,18 @@ pub fn wait_charging_cpu(mut child: Child, started: Instant) -> CpuByGroup {
         std::thread::sleep(INTERVAL);
     }
 }
+
+fn rusage_seconds(who: libc::c_int) -> f64 {
+    // SAFETY: getrusage writes only into the struct it is given.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(who, &mut usage) };
+    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    seconds(usage.ru_utime) + seconds(usage.ru_stime)
+}
+
+/// CPU seconds this process spent so far on every thread but the calling one: for a bench that
+/// runs a server in-process and waits (sampling `/proc`) on its main thread, what the server
+/// cost, without the sampling.
+pub fn cpu_seconds_besides_this_thread() -> f64 {
+    rusage_seconds(libc::RUSAGE_SELF) - rusage_seconds(libc::RUSAGE_THREAD)
+}
