@@ -474,7 +474,7 @@ def peers():
             busy = sum(1 for n in whole if n >= 90)
             print()
             print(f"Ours, each second from the start of `sync-engine sync`: responses answered 200 in that second, against the "
-                  f"account's limit of 100. Its first request, discover's account lookup, came {ours['first_request_ms']} ms after the "
+                  f"account's limit of 100. Its first request, discover's account lookup, arrived {ours['first_request_ms']} ms after the "
                   f"engine started; the backfill's lists begin only after that answer, the destination's setup and the read's own "
                   f"account lookup (two round trips and the tables' DDL), so the first second holds few answers. {busy} of its "
                   f"{len(whole)} whole seconds at 0.90 of the limit or more; {ours['requests'] / ours['seconds']:.1f} requests/s "

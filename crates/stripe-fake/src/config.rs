@@ -38,9 +38,9 @@ pub struct Config {
     /// Answer compact JSON; the default is api.stripe.com's layout (indented by two spaces,
     /// trailing newline). For benchmarks that want a source's best case.
     pub compact_json: bool,
-    /// Lay out every generated object in the answer layout when its data set is generated, so
-    /// that every list page is put together by concatenation, its first read included: a
-    /// benchmark then measures the client, not the simulator. The bytes served are the same.
+    /// Lay out every generated top-level object in the answer layout when its data set is
+    /// generated, so that its list pages are put together by concatenation, their first read
+    /// included: a benchmark then measures the client, not the simulator. Same bytes served.
     pub prerender: bool,
 }
 

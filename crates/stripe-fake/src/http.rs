@@ -252,6 +252,7 @@ async fn stripe(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    sim.stats.arrived();
     let request_id = format!("req_{}", base62(&mut rand::rng(), 14));
     let version = headers
         .get("stripe-version")

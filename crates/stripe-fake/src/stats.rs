@@ -37,8 +37,8 @@ pub struct Stats {
     /// tail against a rate limit.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ok_per_second: Vec<u64>,
-    /// Milliseconds from start (or the last reset) to the first request answered or dropped:
-    /// how long a client took to set up before it asked anything.
+    /// Milliseconds from start (or the last reset) to the arrival of the first request, before
+    /// any latency or answer: how long a client took to set up before it asked anything.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_request_ms: Option<u64>,
 }
@@ -82,9 +82,6 @@ impl StatsRecorder {
     pub(crate) fn record(&self, method: &'static str, endpoint: &Arc<str>, what: Recorded) {
         let mut c = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         c.stats.total += 1;
-        if c.stats.first_request_ms.is_none() {
-            c.stats.first_request_ms = Some(c.since.elapsed().as_millis() as u64);
-        }
         *c.by_endpoint.entry((method, endpoint.clone())).or_default() += 1;
         let status = match what {
             Recorded::Status(s) => Some(s),
@@ -127,6 +124,14 @@ impl StatsRecorder {
                 per_second.resize(second + 1, 0);
             }
             per_second[second] += 1;
+        }
+    }
+
+    /// A `/v1` or `/v2` request came in (its outcome is recorded when it is answered).
+    pub(crate) fn arrived(&self) {
+        let mut c = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        if c.stats.first_request_ms.is_none() {
+            c.stats.first_request_ms = Some(c.since.elapsed().as_millis() as u64);
         }
     }
 
