@@ -44,6 +44,7 @@ mod generate;
 mod http;
 mod ids;
 mod list;
+mod listed;
 mod load;
 mod mutate;
 mod nested;

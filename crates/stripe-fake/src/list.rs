@@ -6,7 +6,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::api_error::ApiError;
 use crate::body::Body;
-use crate::pretty::pretty_at;
+use crate::listed::Listed;
 use crate::store::Key;
 
 pub(crate) const DEFAULT_LIMIT: usize = 10;
@@ -261,27 +261,6 @@ pub(crate) fn page_in_order<'a, T>(
             (&items[start..end], start > 0)
         }
     })
-}
-
-/// How deep an object of a list's `data` sits in the list's body.
-pub(crate) const LIST_ITEM_DEPTH: usize = 2;
-
-/// An object as a list page carries it.
-pub(crate) trait Listed {
-    /// Its compact JSON.
-    fn compact(&self) -> &Bytes;
-
-    /// Its pretty form at [`LIST_ITEM_DEPTH`], without a trailing newline. Objects served
-    /// often keep it, so that a page is laid out by concatenation.
-    fn in_list(&self) -> Bytes {
-        pretty_at(self.compact(), LIST_ITEM_DEPTH)
-    }
-}
-
-impl Listed for Bytes {
-    fn compact(&self) -> &Bytes {
-        self
-    }
 }
 
 /// `{"object":"list","data":[…],"has_more":…,"url":…}` by concatenating the objects: compact,

@@ -19,7 +19,7 @@ use crate::events::RETENTION_SECS;
 use crate::faults::ActiveFaults;
 use crate::generate::{self, DataSetSpec};
 use crate::ids::stable_hash;
-use crate::list::Listed;
+use crate::listed::Listed;
 use crate::mutate::{self, Mutation, MutationContext};
 use crate::routes::RouteTable;
 use crate::stats::{Stats, StatsRecorder};

@@ -11,7 +11,7 @@ use serde_json::Value;
 use stripe_catalog::Resource;
 
 use crate::ids::IdShape;
-use crate::list::{LIST_ITEM_DEPTH, Listed};
+use crate::listed::{LIST_ITEM_DEPTH, Listed};
 use crate::pretty::pretty_at;
 
 /// Position of an object in creation order: `created`, then a data-set-wide sequence number
