@@ -16,13 +16,7 @@ use test_support::cpu::{cpu_seconds_besides_this_thread, wait_charging_cpu};
 
 const ENGINE: &str = env!("CARGO_BIN_EXE_sync-engine");
 
-const STREAMS: [&str; 5] = [
-    "customers",
-    "products",
-    "charges",
-    "payment_intents",
-    "invoices",
-];
+const STREAMS: [&str; 5] = test_support::fixtures::FIVE_STREAMS;
 
 /// What one sync of `stream` into `schema` cost; `into` names the run in the output.
 fn charged_sync(fake: &FakeStripe, stream: &str, db: &TestDb, into: &str) {

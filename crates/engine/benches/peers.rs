@@ -19,20 +19,14 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use serde_json::{Value, json};
-use stripe_fake::{Config, FakeStripe, Faults, Latency, Scope};
+use stripe_fake::{Config, FakeStripe, Faults, Scope};
 use test_support::TestDb;
 use test_support::cpu::{cpu_seconds_besides_this_thread, wait_charging_cpu};
 
 const ENGINE: &str = env!("CARGO_BIN_EXE_sync-engine");
 const PEERS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/peers");
 
-const STREAMS: [&str; 5] = [
-    "customers",
-    "products",
-    "charges",
-    "payment_intents",
-    "invoices",
-];
+const STREAMS: [&str; 5] = test_support::fixtures::FIVE_STREAMS;
 
 struct Variant {
     name: &'static str,
@@ -200,15 +194,7 @@ fn run_side(side: &str, fake: &FakeStripe, variant: &Variant, db: &TestDb) {
 
 fn fake(per_stream: usize, limited: bool) -> FakeStripe {
     let faults = if limited {
-        Faults {
-            latency: Some(Latency {
-                min_ms: 150,
-                max_ms: 250,
-            }),
-            rate_limit: Some(100.0),
-            endpoint_rate_limit: Some(25.0),
-            ..Default::default()
-        }
+        Faults::live_like()
     } else {
         Faults::default()
     };

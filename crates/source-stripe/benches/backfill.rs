@@ -13,7 +13,7 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use serde_json::{Value, json};
-use stripe_fake::{Config, FakeStripe, Faults, Latency};
+use stripe_fake::{Config, FakeStripe, Faults};
 use test_support::measure::wait_measuring;
 
 const SOURCE: &str = env!("CARGO_BIN_EXE_source-stripe");
@@ -60,15 +60,7 @@ fn limited_fake(objects: Vec<(String, usize)>) -> FakeStripe {
         seed: 1,
         scale: 0.0,
         objects,
-        faults: Faults {
-            latency: Some(Latency {
-                min_ms: 150,
-                max_ms: 250,
-            }),
-            rate_limit: Some(100.0),
-            endpoint_rate_limit: Some(25.0),
-            ..Default::default()
-        },
+        faults: Faults::live_like(),
         worker_threads: 1,
         ..Default::default()
     })

@@ -127,6 +127,20 @@ impl WebhookConfig {
 }
 
 impl Faults {
+    /// api.stripe.com as a live key meets it: 150-250 ms per request, 100 requests/s per
+    /// account and 25 per endpoint (429 above). What benchmarks under live limits run against.
+    pub fn live_like() -> Faults {
+        Faults {
+            latency: Some(Latency {
+                min_ms: 150,
+                max_ms: 250,
+            }),
+            rate_limit: Some(100.0),
+            endpoint_rate_limit: Some(25.0),
+            ..Faults::default()
+        }
+    }
+
     pub(crate) fn validate(&self) -> Result<(), FakeError> {
         for (name, rate) in [
             ("error_rate", self.error_rate),

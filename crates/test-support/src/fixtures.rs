@@ -2,6 +2,16 @@
 
 use serde_json::{Value, json};
 
+/// The five streams the CPU and side-by-side benchmarks sync: the common set, from small
+/// objects (customers, products) to large ones (charges, payment intents, invoices).
+pub const FIVE_STREAMS: [&str; 5] = [
+    "customers",
+    "products",
+    "charges",
+    "payment_intents",
+    "invoices",
+];
+
 /// A realistic Stripe customer (about 1 KB of JSON) numbered `i`, as source-stripe emits it
 /// (with `_account_id` and `_updated_at`); version `v` > 0 renames it and moves `_updated_at`
 /// on.
