@@ -444,10 +444,12 @@ def peers():
           "process of the side, and every Postgres server process. The simulator lays every object out in Stripe's pretty "
           "JSON when it generates it (`prerender`), so a page costs it a copy: its CPU is shown per request.")
     print("Reproduce: `scripts/bench peers` (installs the peers under `.tools/peers`; or `cargo bench -p sync-engine --bench "
-          "peers -- OBJECTS_PER_STREAM LIMITED_PER_STREAM` once they are).")
+          "peers -- OBJECTS_PER_STREAM LIMITED_PER_STREAM ALONE_PER_STREAM` once they are).")
+    live = "150-250 ms per request, 100 requests/s per account and 25 per endpoint (429 above), a live key"
     for variant, title in (("unlimited", "No latency, no limits"),
-                           ("live_limits", "Live limits: 150-250 ms per request, 100 requests/s per account and 25 per endpoint (429 above), a live key")):
-        runs = [r for r in data if r["variant"] == variant]
+                           ("live_limits", f"Live limits: {live}"),
+                           ("live_limits_alone", f"Ours alone under the same live limits, on a backfill four times as large")):
+        runs = [r for r in data if r["variant"] == variant and r["side"] in names]
         if not runs:
             continue
         ours = next((r for r in runs if r["side"] == "ours"), None)
@@ -468,15 +470,29 @@ def peers():
                 failed, rate, times = " (failed)", "—", "—"
             print(f"| {names[r['side']]}{failed} | {r['seconds']:.1f} | {rate} | {times} | {r['requests']:,} | {r['rate_limited']:,} "
                   f"| {r['missing']:,} | {extra:,} | {r['cpu_seconds']['client']:.1f} | {r['cpu_seconds']['postgres']:.1f} | {sim:,.0f} |")
-        if variant == "live_limits" and ours:
+        floor = next((r for r in data if r["variant"] == variant and r["side"] == "postgres_floor"), None)
+        if floor and ours:
+            peers = [r for r in runs if r["side"] != "ours" and r["success"] and r["missing"] == 0]
+            best = min(peers, key=lambda r: r["seconds"]) if peers else None
+            print()
+            print(f"Postgres' floor: the {floor['records']:,} rows ours stored, copied out and loaded again by psql's `COPY` into "
+                  f"tables of the same definition (the same generated columns, key and lz4 compression), the five streams at once, "
+                  f"with no client work at all: {floor['seconds']:.1f} s ({floor['cpu_seconds']['postgres']:.1f} CPU-s of Postgres). "
+                  f"Ours takes {ours['seconds'] / floor['seconds']:.2f}× the floor.", end="")
+            if best:
+                print(f" The best peer's {best['seconds']:.1f} s is {best['seconds'] / floor['seconds']:.1f}× the floor: on this "
+                      f"machine, into these tables, no client can be more than {best['seconds'] / floor['seconds']:.1f}× faster than it.")
+            else:
+                print()
+        if variant.startswith("live_limits") and ours:
             per_second = ours["ok_per_second"]
             whole = per_second[:-1]
             busy = sum(1 for n in whole if n >= 90)
             print()
             print(f"Ours, each second from the start of `sync-engine sync`: responses answered 200 in that second, against the "
                   f"account's limit of 100. Its first request, discover's account lookup, arrived {ours['first_request_ms']} ms after the "
-                  f"engine started; the backfill's lists begin only after that answer, the destination's setup and the read's own "
-                  f"account lookup (two round trips and the tables' DDL), so the first second holds few answers. {busy} of its "
+                  f"engine started, its first list request (the backfill's start: after that answer, the destination's setup and the "
+                  f"read's own account lookup) {ours.get('first_list_ms', '?')} ms after. {busy} of its "
                   f"{len(whole)} whole seconds at 0.90 of the limit or more; {ours['requests'] / ours['seconds']:.1f} requests/s "
                   f"over the whole run ({ours['requests'] / ours['seconds'] / 100:.2f} of the limit).")
             print()

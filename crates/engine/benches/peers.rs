@@ -8,10 +8,15 @@
 //!    pretty JSON when generated (`prerender`), so pages cost it a copy.
 //! 2. Live limits: 150–250 ms per request, 100 requests/s per account and 25 per endpoint (429
 //!    above), a live key; each second's 200s and the time to the first request are kept.
+//! 3. Ours alone under live limits on more objects (the peers would take an hour).
+//!
+//! After ours in the unlimited run, Postgres' floor: the rows ours stored, `COPY`ed by psql into
+//! tables of the same definition, five at once.
 //!
 //! The peers are installed by `scripts/bench peers` (scripts/lib/peers.sh) under `.tools/peers`;
 //! their launchers are `benches/peers/`. Prints one JSON object per side and variant.
-//! `cargo bench -p sync-engine --bench peers -- [OBJECTS_PER_STREAM] [LIMITED_PER_STREAM]`
+//! `cargo bench -p sync-engine --bench peers -- [OBJECTS_PER_STREAM] [LIMITED_PER_STREAM]
+//! [ALONE_PER_STREAM]`
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -28,6 +33,7 @@ const PEERS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/peers");
 
 const STREAMS: [&str; 5] = test_support::fixtures::FIVE_STREAMS;
 
+#[derive(Clone)]
 struct Variant {
     name: &'static str,
     key: &'static str,
@@ -187,8 +193,90 @@ fn run_side(side: &str, fake: &FakeStripe, variant: &Variant, db: &TestDb) {
         json!({"bench": "peers", "variant": variant.name, "side": side, "success": cost.success,
                "seconds": cost.elapsed, "records": listed, "missing": missing, "ids": ids,
                "requests": ok, "rate_limited": stats.rate_limited_global + stats.rate_limited_endpoint,
-               "first_request_ms": stats.first_request_ms, "ok_per_second": stats.ok_per_second,
+               "first_request_ms": stats.first_request_ms, "first_list_ms": stats.first_list_ms,
+               "ok_per_second": stats.ok_per_second,
                "cpu_seconds": {"client": client, "postgres": postgres, "simulator": simulator}})
+    );
+}
+
+/// Postgres alone storing the rows `from` holds: each stream's stored (not generated) columns
+/// copied out, then `COPY`ed by psql into tables of the same definition (generated columns, key,
+/// compression) in a fresh schema, the five streams at once. No client can load these rows
+/// into these tables faster than this, on this machine.
+fn postgres_floor(db: &TestDb, from: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut client = db.client();
+    client
+        .batch_execute("DROP SCHEMA IF EXISTS floor CASCADE; CREATE SCHEMA floor")
+        .unwrap();
+    let mut script = String::from("set -e\n");
+    for stream in STREAMS {
+        client
+            .batch_execute(&format!(
+                "CREATE TABLE floor.\"{stream}\" (LIKE \"{from}\".\"{stream}\" INCLUDING ALL)"
+            ))
+            .unwrap();
+        let columns: Vec<String> = client
+            .query(
+                "SELECT quote_ident(column_name) FROM information_schema.columns \
+                 WHERE table_schema = $1 AND table_name = $2 AND is_generated = 'NEVER' \
+                 ORDER BY ordinal_position",
+                &[&from, &stream],
+            )
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let columns = columns.join(", ");
+        let file = dir.path().join(format!("{stream}.copy"));
+        let mut out = std::fs::File::create(&file).unwrap();
+        let mut rows = client
+            .copy_out(&format!(
+                "COPY (SELECT {columns} FROM \"{from}\".\"{stream}\") TO STDOUT"
+            ))
+            .unwrap();
+        std::io::copy(&mut rows, &mut out).unwrap();
+        script.push_str(&format!(
+            "psql -X -q -v ON_ERROR_STOP=1 \"$FLOOR_URL\" -c 'COPY floor.\"{stream}\" ({columns}) FROM STDIN' < '{}' &\n",
+            file.display()
+        ));
+    }
+    script.push_str("for job in $(jobs -p); do wait $job; done\n");
+    client.batch_execute("CHECKPOINT").unwrap();
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", &script]).env("FLOOR_URL", db.url());
+    let started = Instant::now();
+    let cost = wait_charging_cpu(cmd.spawn().unwrap(), started);
+    assert!(cost.success, "the floor's COPYs failed");
+    let rows = |client: &mut postgres::Client, schema: &str| -> i64 {
+        STREAMS
+            .iter()
+            .map(|s| {
+                client
+                    .query_one(&format!("SELECT count(*) FROM \"{schema}\".\"{s}\""), &[])
+                    .unwrap()
+                    .get::<_, i64>(0)
+            })
+            .sum()
+    };
+    let records = rows(&mut client, "floor");
+    assert_eq!(
+        records,
+        rows(&mut client, from),
+        "the floor stored every row"
+    );
+    let postgres = cost.seconds.get("postgres").copied().unwrap_or(0.0);
+    let client_cpu: f64 = cost
+        .seconds
+        .iter()
+        .filter(|(group, _)| *group != "postgres")
+        .map(|(_, s)| s)
+        .sum();
+    println!(
+        "{}",
+        json!({"bench": "peers", "variant": "unlimited", "side": "postgres_floor", "success": true,
+               "seconds": cost.elapsed, "records": records,
+               "cpu_seconds": {"client": client_cpu, "postgres": postgres}})
     );
 }
 
@@ -218,6 +306,7 @@ fn main() {
     let mut args = std::env::args().skip(1).filter(|a| !a.starts_with("--"));
     let per_stream: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(20_000);
     let limited_per_stream: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(10_000);
+    let alone_per_stream: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(40_000);
     let sides = ["ours", "npm", "singer"];
     let unlimited = Variant {
         name: "unlimited",
@@ -231,9 +320,16 @@ fn main() {
         scope: Scope::live(None),
         npm_rate_limit: 25,
     };
-    for (variant, per_stream, limited) in [
-        (&unlimited, per_stream, false),
-        (&live, limited_per_stream, true),
+    // Ours alone under live limits on a backfill long enough that its ramp and tail are a small
+    // part of it, as a real account's would be (the peers would take an hour here).
+    let live_alone = Variant {
+        name: "live_limits_alone",
+        ..live.clone()
+    };
+    for (variant, per_stream, limited, sides) in [
+        (&unlimited, per_stream, false, &sides[..]),
+        (&live, limited_per_stream, true, &sides[..]),
+        (&live_alone, alone_per_stream, true, &sides[..1]),
     ] {
         let fake = fake(per_stream, limited);
         // Generated (and laid out) before any side's clock starts.
@@ -241,6 +337,9 @@ fn main() {
         let db = TestDb::new();
         for side in sides {
             run_side(side, &fake, variant, &db);
+            if *side == "ours" && !limited {
+                postgres_floor(&db, side);
+            }
         }
     }
 }

@@ -21,6 +21,7 @@ use crate::auth::{self, Mode};
 use crate::config::Faults;
 use crate::faults::Outcome;
 use crate::ids::base62;
+use crate::routes::{Route, Target};
 use crate::simulator::Simulator;
 use crate::stats::Recorded;
 
@@ -252,7 +253,21 @@ async fn stripe(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    sim.stats.arrived();
+    let path = uri.path();
+    let matched = sim.routes.find(path);
+    sim.stats.arrived(
+        method == Method::GET
+            && matches!(
+                matched,
+                Some((
+                    Route {
+                        target: Target::List(_),
+                        ..
+                    },
+                    _
+                ))
+            ),
+    );
     let request_id = format!("req_{}", base62(&mut rand::rng(), 14));
     let version = headers
         .get("stripe-version")
@@ -260,8 +275,6 @@ async fn stripe(
         .unwrap_or(sim.api_version)
         .to_string();
     let method = method_name(&method);
-    let path = uri.path();
-    let matched = sim.routes.find(path);
     let endpoint = matched.map_or_else(
         || sim.routes.unrecognized.clone(),
         |(route, _)| route.template.clone(),

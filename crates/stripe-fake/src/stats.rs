@@ -41,6 +41,10 @@ pub struct Stats {
     /// any latency or answer: how long a client took to set up before it asked anything.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_request_ms: Option<u64>,
+    /// The same for the first `GET` of a top-level list (`/v1/customers`): how long a client
+    /// took before its backfill began.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_list_ms: Option<u64>,
 }
 
 /// What became of one request, for the counters.
@@ -127,11 +131,14 @@ impl StatsRecorder {
         }
     }
 
-    /// A `/v1` or `/v2` request came in (its outcome is recorded when it is answered).
-    pub(crate) fn arrived(&self) {
+    /// A `/v1` or `/v2` request came in (its outcome is recorded when it is answered); `listing`
+    /// when it is the `GET` of a top-level list.
+    pub(crate) fn arrived(&self, listing: bool) {
         let mut c = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        if c.stats.first_request_ms.is_none() {
-            c.stats.first_request_ms = Some(c.since.elapsed().as_millis() as u64);
+        let since = c.since.elapsed().as_millis() as u64;
+        c.stats.first_request_ms.get_or_insert(since);
+        if listing {
+            c.stats.first_list_ms.get_or_insert(since);
         }
     }
 

@@ -184,3 +184,29 @@ fn list_pages_are_the_same_bytes_read_again_prerendered_or_after_a_change() {
         "Renamed Ada"
     );
 }
+
+#[test]
+fn stats_stamp_the_first_request_and_the_first_list_on_arrival() {
+    let fake = start(small(&[("customers", 3)]));
+    let client = Client::new(&fake);
+    fake.reset_stats();
+    assert_eq!(fake.stats().first_request_ms, None);
+    std::thread::sleep(std::time::Duration::from_millis(60));
+    assert_eq!(client.get("/v1/account").status, 200);
+    let id = client.get("/v1/customers?limit=1").json()["data"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let stats = fake.stats();
+    let first = stats.first_request_ms.unwrap();
+    let first_list = stats.first_list_ms.unwrap();
+    assert!(first >= 60, "{stats:?}");
+    assert!(first_list >= first, "{stats:?}");
+    // An object's retrieve is not a list: after a reset, only the list stamps first_list_ms.
+    fake.reset_stats();
+    assert_eq!(client.get(&format!("/v1/customers/{id}")).status, 200);
+    assert_eq!(fake.stats().first_list_ms, None);
+    assert!(fake.stats().first_request_ms.is_some());
+    assert_eq!(client.get("/v1/customers").status, 200);
+    assert!(fake.stats().first_list_ms.is_some());
+}
