@@ -1,7 +1,8 @@
 //! `sync-engine serve` against hostile web input, over real HTTP (and raw TCP where a header
 //! must be exactly as an attacker writes it): the login redirect stays on this site, pages of
 //! other sites cannot drive or read a tokenless server, durations are bounded, the 429 names
-//! the cap, and the explorer's links survive stream names with reserved characters.
+//! the cap, the explorer's links survive stream names with reserved characters, and its SQL
+//! page runs one read-only query only, and only behind a login or on loopback.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -674,4 +675,168 @@ fn html_escaped(text: &str) -> String {
         .replace('>', "&#62;")
         .replace('"', "&#34;")
         .replace('\'', "&#39;")
+}
+
+/// A server with `--explorer-config` naming a Postgres destination whose schema `sqlpage`
+/// holds a table of three customers.
+fn sql_server(db: &TestDb, fake: &FakeStripe, dir: &std::path::Path, extra: &[&str]) -> Serve {
+    db.client()
+        .batch_execute(
+            "CREATE SCHEMA IF NOT EXISTS sqlpage;
+             CREATE TABLE IF NOT EXISTS sqlpage.customers (id text PRIMARY KEY, email text, balance bigint);
+             INSERT INTO sqlpage.customers VALUES ('cus_1', 'a@x.test', 5), ('cus_2', 'b,\"q\"@x.test', NULL),
+                 ('cus_3', 'c@x.test', -2) ON CONFLICT DO NOTHING;
+             CREATE SEQUENCE IF NOT EXISTS sqlpage.evil_seq;",
+        )
+        .unwrap();
+    let settings = dir.join("pipeline.json");
+    std::fs::write(
+        &settings,
+        json!({
+            "source": {"name": "stripe", "config": {"api_key": "sk_test_fake", "base_url": fake.base_url()}},
+            "destination": {"name": "postgres", "config": {"url": db.url(), "schema": "sqlpage"}}
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let mut args = vec!["--explorer-config", settings.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    Serve::start(&args)
+}
+
+fn query_path(page: &str, sql: &str) -> String {
+    let encoded: String = sql
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    format!("{page}?sql={encoded}")
+}
+
+#[test]
+fn the_sql_page_runs_one_read_only_query_and_nothing_else() {
+    let db = TestDb::new();
+    let dir = tempfile::tempdir().unwrap();
+    let fake = simulator();
+    let serve = sql_server(&db, &fake, dir.path(), &[]);
+    let get = |path: &str| -> Answer { raw(&serve, "GET", path, &[], "") };
+    let page = get(&query_path(
+        "/explorer/sql",
+        "select id, email, balance from customers order by id",
+    ));
+    assert_eq!(page.status, 200, "{page:?}");
+    assert!(
+        page.body.contains("<span id=\"sql-count\">3</span> rows"),
+        "{}",
+        page.body
+    );
+    for cell in [
+        "<td>cus_1</td><td>a@x.test</td><td>5</td>",
+        "<td class=\"null\">NULL</td>",
+        "int8",
+    ] {
+        assert!(page.body.contains(cell), "{cell} in {}", page.body);
+    }
+    let csv = get(&query_path(
+        "/explorer/sql.csv",
+        "select id, email, balance from customers order by id",
+    ));
+    assert_eq!(csv.status, 200, "{csv:?}");
+    assert!(csv.header("content-type").unwrap().starts_with("text/csv"));
+    assert_eq!(
+        csv.body,
+        "id,email,balance\ncus_1,a@x.test,5\ncus_2,\"b,\"\"q\"\"@x.test\",\ncus_3,c@x.test,-2\n"
+    );
+    for (sql, named) in [
+        ("delete from customers", "DELETE is not one"),
+        ("update customers set balance = 0", "UPDATE is not one"),
+        ("create table evil (a int)", "CREATE is not one"),
+        (
+            "with gone as (delete from customers returning id) select * from gone",
+            "data-modifying",
+        ),
+        (
+            "select 1; delete from customers",
+            "cannot insert multiple commands into a prepared statement",
+        ),
+        ("select nextval('evil_seq')", "read-only transaction"),
+        (
+            "select set_config('transaction_read_only', 'off', false)",
+            "read-write mode",
+        ),
+    ] {
+        let page = get(&query_path("/explorer/sql", sql));
+        assert_eq!(page.status, 400, "{sql}: {page:?}");
+        assert!(
+            page.body.contains("id=\"sql-problem\"") && page.body.contains(named),
+            "{sql}: {named} in {}",
+            page.body
+        );
+        let csv = get(&query_path("/explorer/sql.csv", sql));
+        assert_eq!(csv.status, 400, "{sql}: {csv:?}");
+    }
+    let rows: i64 = db
+        .client()
+        .query_one("SELECT count(*) FROM sqlpage.customers", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(rows, 3, "nothing was deleted");
+    assert!(!table_exists(&db, "sqlpage.evil"));
+    // Postgres' own error, as it gives it.
+    let page = get(&query_path("/explorer/sql", "select nope from customers"));
+    assert_eq!(page.status, 400);
+    assert!(
+        page.body
+            .contains("column &#34;nope&#34; does not exist (SQLSTATE 42703)")
+            || page
+                .body
+                .contains("column &quot;nope&quot; does not exist (SQLSTATE 42703)"),
+        "{}",
+        page.body
+    );
+}
+
+#[test]
+fn the_sql_page_needs_a_login_or_a_loopback_bind() {
+    let db = TestDb::new();
+    let dir = tempfile::tempdir().unwrap();
+    let fake = simulator();
+    let open = sql_server(&db, &fake, dir.path(), &["--host", "0.0.0.0"]);
+    let host = format!("localhost:{}", port_of(&open));
+    for path in ["/explorer/sql", "/explorer/sql.csv?sql=select+1"] {
+        let answer = raw(&open, "GET", path, &[("Host", &host)], "");
+        assert_eq!(answer.status, 403, "{path}: {answer:?}");
+        assert!(answer.body.contains("--api-token"), "{}", answer.body);
+    }
+    let explorer = raw(&open, "GET", "/explorer", &[("Host", &host)], "");
+    assert_eq!(explorer.status, 200, "{explorer:?}");
+    assert!(
+        !explorer.body.contains("href=\"/explorer/sql\""),
+        "no link to a page that refuses"
+    );
+    drop(open);
+    let guarded = sql_server(
+        &db,
+        &fake,
+        dir.path(),
+        &["--host", "0.0.0.0", "--api-token", "sql-token"],
+    );
+    let host = format!("localhost:{}", port_of(&guarded));
+    let path = query_path("/explorer/sql", "select count(*) from customers");
+    let answer = raw(&guarded, "GET", &path, &[("Host", &host)], "");
+    assert_eq!(answer.status, 303, "no session: the login form: {answer:?}");
+    let answer = raw(
+        &guarded,
+        "GET",
+        &path,
+        &[("Host", &host), ("Authorization", "Bearer sql-token")],
+        "",
+    );
+    assert_eq!(answer.status, 200, "{answer:?}");
+    assert!(answer.body.contains("<td>3</td>"), "{}", answer.body);
 }

@@ -8,6 +8,7 @@ use axum::response::Response;
 use pg_tables::ident::quote as quote_ident;
 use serde::Deserialize;
 
+use crate::destinations::{Choice, chosen};
 use crate::frame::{Console, render, unavailable};
 use crate::schema_map::{ColumnKind, Edge, SchemaMap, TableCard};
 use crate::table_stats::{self, Destination, SchemaStats};
@@ -37,11 +38,6 @@ struct CardView {
     last_synced: String,
 }
 
-struct Choice {
-    label: String,
-    selected: bool,
-}
-
 #[derive(askama::Template)]
 #[template(path = "explorer.html")]
 struct ExplorerPage<'a> {
@@ -54,32 +50,6 @@ struct ExplorerPage<'a> {
     relations: usize,
     choices: Vec<Choice>,
     problem: Option<String>,
-}
-
-/// The destination chosen, the choices, and the suffix that keeps the choice on links.
-async fn chosen(
-    console: &Console,
-    wanted: Option<&str>,
-) -> Result<(Option<Destination>, Vec<Choice>, String), String> {
-    let all = console.explorer.destinations().await?;
-    // One destination (sync-engine's settings) is chosen without asking.
-    let pick = match wanted {
-        Some(w) => all.iter().find(|d| d.label == w).cloned(),
-        None if all.len() == 1 => all.first().cloned(),
-        None => None,
-    };
-    let suffix = match (&pick, all.len()) {
-        (Some(d), n) if n > 1 => format!("?destination={}", link::component(&d.label)),
-        _ => String::new(),
-    };
-    let choices = all
-        .iter()
-        .map(|d| Choice {
-            label: d.label.clone(),
-            selected: pick.as_ref().is_some_and(|p| p.label == d.label),
-        })
-        .collect();
-    Ok((pick, choices, suffix))
 }
 
 async fn stats_for(destination: Option<&Destination>, map: &SchemaMap) -> SchemaStats {
@@ -221,6 +191,8 @@ struct RelationView {
     other_table: String,
     declared: bool,
     sql: String,
+    /// The SQL page running `sql`.
+    query_href: String,
 }
 
 /// One box of the graph.
@@ -268,6 +240,8 @@ struct TablePage<'a> {
     last_synced: String,
     destination: String,
     suffix: String,
+    /// The SQL page running a select of this table.
+    query_href: String,
     problem: Option<String>,
 }
 
@@ -295,17 +269,26 @@ pub(crate) async fn table(
     };
     let (rows, last_synced) = numbers(&stats, &card.table, destination.is_some());
     let schema = destination.as_ref().map(|d| d.schema.as_str());
+    let label = destination.as_ref().map(|d| d.label.as_str());
     let (outgoing, incoming) = map.edges_of(&stream);
     let relations: Vec<RelationView> = outgoing
         .iter()
-        .map(|e| relation(&map, e, true, schema, &suffix))
+        .map(|e| relation(&map, e, true, schema, label, &suffix))
         .chain(
             incoming
                 .iter()
-                .map(|e| relation(&map, e, false, schema, &suffix)),
+                .map(|e| relation(&map, e, false, schema, label, &suffix)),
         )
         .collect();
+    let select = format!(
+        "SELECT *\nFROM {}\nLIMIT 100;",
+        match schema {
+            Some(s) => format!("{}.{}", quote_ident(s), quote_ident(&card.table)),
+            None => quote_ident(&card.table),
+        }
+    );
     let (nodes, lines, graph_height) = graph(card, &relations);
+    let query_href = link::sql_page(&select, label);
     render(&TablePage {
         chrome: &console.chrome,
         current: "explorer",
@@ -330,6 +313,7 @@ pub(crate) async fn table(
         last_synced,
         destination: destination.map(|d| d.label).unwrap_or_default(),
         suffix,
+        query_href,
         problem: stats.problem,
     })
 }
@@ -354,17 +338,20 @@ fn relation(
     edge: &Edge,
     outgoing: bool,
     schema: Option<&str>,
+    destination: Option<&str>,
     suffix: &str,
 ) -> RelationView {
     let other = if outgoing { &edge.to } else { &edge.from };
+    let sql = join_sql(map, edge, schema);
     RelationView {
+        query_href: link::sql_page(&sql, destination),
         outgoing,
         column: edge.column.clone(),
         other_stream: other.clone(),
         href: link::table_page(other, suffix),
         other_table: map.table_name(other).to_owned(),
         declared: edge.declared,
-        sql: join_sql(map, edge, schema),
+        sql,
     }
 }
 

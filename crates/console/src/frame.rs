@@ -17,6 +17,9 @@ pub struct Chrome {
     pub pipelines: bool,
     /// The host's name, shown in the header.
     pub host: &'static str,
+    /// The SQL page runs statements: set when the host has a token (pages need a login) or
+    /// listens on loopback only, never on a tokenless server others can reach.
+    pub sql: bool,
 }
 
 /// The explorer's side of the console.
@@ -27,8 +30,13 @@ pub(crate) struct Console {
 
 /// A template's page, or a plain error page when it cannot be rendered.
 pub(crate) fn render<T: askama::Template>(page: &T) -> Response {
+    render_with(StatusCode::OK, page)
+}
+
+/// [`render`] answering `status`.
+pub(crate) fn render_with<T: askama::Template>(status: StatusCode, page: &T) -> Response {
     match page.render() {
-        Ok(html) => Html(html).into_response(),
+        Ok(html) => (status, Html(html)).into_response(),
         Err(e) => {
             tracing::error!("a console page failed to render: {e}");
             (

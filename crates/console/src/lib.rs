@@ -1,7 +1,7 @@
 #![warn(missing_docs)]
 #![warn(unreachable_pub)]
 //! The web console: the pipelines at a glance (sync-service) and the schema explorer
-//! (sync-service and sync-engine), as server-rendered HTML with a little plain JavaScript.
+//! (sync-service and sync-engine) with its SQL page, as server-rendered HTML with a little plain JavaScript.
 //! Templates, the stylesheet and the script are compiled into the binary; nothing is fetched
 //! from elsewhere at build or run time.
 //!
@@ -11,6 +11,7 @@
 
 mod assets;
 mod auth;
+mod destinations;
 mod explorer;
 pub mod format;
 mod frame;
@@ -18,6 +19,8 @@ mod link;
 mod pages;
 mod pipelines;
 pub mod schema_map;
+mod sql;
+mod sql_page;
 pub mod table_stats;
 mod views;
 

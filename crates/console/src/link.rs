@@ -20,6 +20,24 @@ pub(crate) fn table_page(stream: &str, suffix: &str) -> String {
     format!("/explorer/tables/{}{suffix}", component(stream))
 }
 
+/// The SQL page running `sql` on the destination labelled `destination`.
+pub(crate) fn sql_page(sql: &str, destination: Option<&str>) -> String {
+    with_sql("/explorer/sql", sql, destination)
+}
+
+/// The CSV of `sql`'s rows on the destination labelled `destination`.
+pub(crate) fn sql_csv(sql: &str, destination: Option<&str>) -> String {
+    with_sql("/explorer/sql.csv", sql, destination)
+}
+
+fn with_sql(path: &str, sql: &str, destination: Option<&str>) -> String {
+    let mut href = format!("{path}?sql={}", component(sql));
+    if let Some(label) = destination {
+        href.push_str(&format!("&destination={}", component(label)));
+    }
+    href
+}
+
 /// `text` with each `%XX` decoded once (bytes that are not UTF-8 become U+FFFD); a `%` not
 /// followed by two hex digits stays as it is.
 pub(crate) fn decoded(text: &str) -> String {

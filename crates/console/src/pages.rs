@@ -8,9 +8,10 @@ use axum::{Form, Router};
 use crate::frame::{Chrome, Console};
 use crate::pipelines::{self, Pipelines};
 use crate::views::{ExplorerData, PipelineData};
-use crate::{assets, auth, explorer};
+use crate::{assets, auth, explorer, sql_page};
 
-/// The console's routes: `/login`, `/logout`, `/assets/…`, `/explorer…`, and with
+/// The console's routes: `/login`, `/logout`, `/assets/…`, `/explorer…` (`/explorer/sql` when
+/// [`Chrome::sql`]), and with
 /// `pipelines`, `/` and `/console/…`. The host puts its own gate (`sync_web_guard::gate`) in front.
 pub fn router(
     chrome: Chrome,
@@ -35,6 +36,8 @@ pub fn router(
             Router::new()
                 .route("/explorer", get(explorer::index))
                 .route("/explorer/tables/{stream}", get(explorer::table))
+                .route("/explorer/sql", get(sql_page::page))
+                .route("/explorer/sql.csv", get(sql_page::csv))
                 .with_state(Arc::new(Console {
                     chrome: chrome.clone(),
                     explorer,

@@ -55,6 +55,8 @@ pub struct Mount {
     pub token: Option<String>,
     /// The pipeline of `--explorer-config`, when given: the one whose catalog pages show.
     pub explorer: Option<PipelineRequest>,
+    /// The server listens on a loopback address only (others cannot reach it).
+    pub loopback: bool,
 }
 
 /// Builds the routes a binary serves beside the API (say, the web console), once the server
@@ -169,11 +171,6 @@ pub async fn serve(args: ServeArgs, pages: Pages) -> Result<u8> {
         }
         None => None,
     };
-    let pages = pages(Mount {
-        engine: engine.clone(),
-        token: token.clone(),
-        explorer,
-    });
     let state = Arc::new(AppState {
         engine,
         token,
@@ -186,6 +183,12 @@ pub async fn serve(args: ServeArgs, pages: Pages) -> Result<u8> {
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
     let bound = listener.local_addr()?;
+    let pages = pages(Mount {
+        engine: state.engine.clone(),
+        token: state.token.clone(),
+        explorer,
+        loopback: bound.ip().is_loopback(),
+    });
     let same_site = same_site(bound, &args.allowed_host, state.token.is_some());
     if !bound.ip().is_loopback() && state.token.is_none() {
         tracing::warn!(

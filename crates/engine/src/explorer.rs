@@ -17,6 +17,7 @@ use sync_engine_api::{Engine, PipelineRequest};
 /// The pages `serve` mounts: the explorer, and `/` leading to it.
 pub(crate) fn pages(mount: Mount) -> Router {
     let chrome = sync_console::Chrome {
+        sql: mount.token.is_some() || mount.loopback,
         token: mount.token,
         pipelines: false,
         host: "sync-engine",

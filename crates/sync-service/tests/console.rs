@@ -224,6 +224,7 @@ fn the_console_in_a_real_browser() {
         assert_no_console_errors(&driver, &client, "on the pipeline page").await;
         explorer(&client, &service).await;
         assert_no_console_errors(&driver, &client, "in the explorer").await;
+        sql_page(&driver, &client, &service).await;
         phone_width(&client, &service).await;
         delete_with_confirmation(&client, &service).await;
         assert_no_console_errors(&driver, &client, "while deleting").await;
@@ -238,7 +239,18 @@ async fn pipelines_go_live(client: &Client, service: &Service) {
         .execute("window.notReloaded = true", vec![])
         .await
         .unwrap();
+    // Invoices of a few customers, so that the explorer's invoices → customers join has rows.
+    for customer in service.object_ids("customers").iter().take(5) {
+        service
+            .fake
+            .create(None, "invoices", json!({"customer": customer}))
+            .unwrap();
+    }
+    // Their creation events then lie before the backfill, so the first run's events (read
+    // from the backfill's start, a few seconds' slack included) do not apply them again.
+    service.fake.advance_clock(3_600);
     let mut body = service.pipeline_body("pl_console", "console");
+    body["streams"] = json!(["customers", "products", "invoices"]);
     // Slow enough that the list shows the backfill before it shows `ready`.
     body["source"]["config"]["rate_limit"] = json!(4);
     let (status, answer) = api(service, "POST", "/pipelines", Some(body)).await;
@@ -251,7 +263,9 @@ async fn pipelines_go_live(client: &Client, service: &Service) {
         .await
         .unwrap();
     assert_eq!(still, json!(true), "the page was reloaded");
-    let expected = service.object_ids("customers").len() + service.object_ids("products").len();
+    let expected = service.object_ids("customers").len()
+        + service.object_ids("products").len()
+        + service.object_ids("invoices").len();
     wait_text(
         client,
         "tr[data-id=pl_console] [data-field=records]",
@@ -400,6 +414,158 @@ async fn explorer(client: &Client, service: &Service) {
     .await;
 }
 
+/// Waits until the element's text contains `want`.
+async fn wait_contains(client: &Client, css: &str, want: &str, timeout: Duration) {
+    let started = Instant::now();
+    loop {
+        let got = text_of(client, css).await;
+        if got.contains(want) {
+            return;
+        }
+        assert!(
+            started.elapsed() < timeout,
+            "{css}: waited {timeout:?} for {want:?}, it shows {got:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Runs `sql` from the SQL page's form.
+async fn run_sql(client: &Client, sql: &str) {
+    let field = client.find(Locator::Id("sql")).await.unwrap();
+    field.clear().await.unwrap();
+    field.send_keys(sql).await.unwrap();
+    click(client, "form.sql-form button[type=submit]").await;
+}
+
+/// `psql`'s rows for `sql`, each as its fields joined by tabs (NULL empty), sorted.
+fn psql_rows(service: &Service, sql: &str) -> Vec<String> {
+    let out = Command::new("psql")
+        .args(["-X", "-A", "-t", "-0", "-F", "\t", "-v", "ON_ERROR_STOP=1"])
+        .arg(service.db.url())
+        .args(["-c", sql])
+        .output()
+        .expect("psql runs");
+    assert!(
+        out.status.success(),
+        "psql: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut rows: Vec<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .split('\0')
+        .map(|row| row.trim_end_matches('\n'))
+        .filter(|row| !row.is_empty())
+        .map(str::to_owned)
+        .collect();
+    rows.sort();
+    rows
+}
+
+fn customer_rows(service: &Service) -> Vec<String> {
+    psql_rows(service, "SELECT id FROM console.customers")
+}
+
+/// From a table's Query button and the explorer's join example to the rows psql gives;
+/// writes and a second statement refused with nothing changed; a long query cancelled; CSV.
+async fn sql_page(driver: &Driver, client: &Client, service: &Service) {
+    // The explorer's last stop was the customers table.
+    click(client, "#query-table").await;
+    wait_text(client, "h1", "SQL", Duration::from_secs(10)).await;
+    let customers = service.object_ids("customers").len();
+    wait_text(
+        client,
+        "#sql-count",
+        &format_count(customers.min(100)),
+        Duration::from_secs(10),
+    )
+    .await;
+    client
+        .goto(&service.url("/explorer/tables/invoices"))
+        .await
+        .unwrap();
+    wait_text(client, "h1", "Table invoices", Duration::from_secs(10)).await;
+    click(client, "tr:has(a[data-relation=customers]) a.button").await;
+    wait_text(client, "h1", "SQL", Duration::from_secs(10)).await;
+    let statement = client
+        .find(Locator::Id("sql"))
+        .await
+        .unwrap()
+        .prop("value")
+        .await
+        .unwrap()
+        .unwrap_or_default();
+    assert!(statement.contains("JOIN"), "{statement}");
+    let expected = psql_rows(service, &statement);
+    assert_eq!(
+        expected.len(),
+        5,
+        "five invoices, each of a synced customer"
+    );
+    let shown = client
+        .execute(
+            "return Array.from(document.querySelectorAll('table.sql-result tbody tr')).map(r =>
+               Array.from(r.cells).map(c => c.classList.contains('null') ? '' : c.textContent).join('\\t'))",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let mut shown: Vec<String> = serde_json::from_value(shown).unwrap();
+    shown.sort();
+    assert_eq!(shown, expected, "the page shows psql's rows");
+    screenshot(client, "sql").await;
+    let csv = client
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             fetch(document.querySelector('a[download]').href).then(r => r.text()).then(done)",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let csv = csv.as_str().unwrap_or_default();
+    let mut reader = csv::ReaderBuilder::new().from_reader(csv.as_bytes());
+    assert!(reader.headers().unwrap().iter().any(|h| h == "id"), "{csv}");
+    assert_eq!(reader.records().count(), 5, "five rows: {csv}");
+    assert_no_console_errors(driver, client, "running the join").await;
+
+    let before = customer_rows(service);
+    for (sql, said) in [
+        ("delete from customers", "DELETE is not one"),
+        ("update customers set email = null", "UPDATE is not one"),
+        ("create table evil (a int)", "CREATE is not one"),
+        (
+            "select 1; delete from customers",
+            "cannot insert multiple commands into a prepared statement",
+        ),
+    ] {
+        run_sql(client, sql).await;
+        wait_contains(client, "#sql-problem", said, Duration::from_secs(10)).await;
+        assert_eq!(
+            text_of(client, "#sql").await,
+            sql,
+            "the refused statement stays in the field"
+        );
+    }
+    assert_eq!(customer_rows(service), before, "nothing was deleted");
+    run_sql(client, "select pg_sleep(60)").await;
+    wait_contains(
+        client,
+        "#sql-problem",
+        "was cancelled",
+        Duration::from_secs(30),
+    )
+    .await;
+    // Each refusal above was answered 4xx or 504, which the browser reports; nothing else may be.
+    let errors = console_errors(driver, client).await;
+    assert!(
+        errors.iter().all(|e| e["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("/explorer/sql?")),
+        "{errors:#?}"
+    );
+}
+
 /// At a phone's width nothing overflows the page sideways.
 async fn phone_width(client: &Client, service: &Service) {
     client.set_window_size(390, 844).await.unwrap();
@@ -407,6 +573,7 @@ async fn phone_width(client: &Client, service: &Service) {
         "/",
         "/explorer",
         "/explorer/tables/invoices",
+        "/explorer/sql?sql=select+*+from+invoices+limit+5",
         "/console/pipelines/pl_console",
     ] {
         client.goto(&service.url(path)).await.unwrap();

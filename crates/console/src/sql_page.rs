@@ -1,0 +1,210 @@
+//! `/explorer/sql`: one read-only query on a destination, its rows as a table (with each
+//! column's type, the row count and the time), and `/explorer/sql.csv`, the same as CSV.
+
+use std::sync::Arc;
+
+use axum::extract::{Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use serde::Deserialize;
+
+use crate::destinations::{Choice, chosen};
+use crate::frame::{Console, message_page, render_with, unavailable};
+use crate::link;
+use crate::sql::{self, Answer, Refusal};
+use crate::table_stats::Destination;
+
+/// The page's query: the statement and the destination it runs on.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct SqlQuery {
+    #[serde(default)]
+    sql: String,
+    /// A destination's label (a pipeline id in sync-service).
+    #[serde(default)]
+    destination: Option<String>,
+}
+
+struct ResultView {
+    columns: Vec<(String, String)>,
+    rows: Vec<Vec<Option<String>>>,
+    count: String,
+    millis: String,
+    truncated: bool,
+}
+
+#[derive(askama::Template)]
+#[template(path = "sql.html")]
+struct SqlPage<'a> {
+    chrome: &'a crate::frame::Chrome,
+    current: &'static str,
+    title: String,
+    sql: String,
+    choices: Vec<Choice>,
+    result: Option<ResultView>,
+    problem: Option<String>,
+    csv_href: String,
+    page_rows: String,
+    timeout_secs: u64,
+}
+
+/// The answer when the host runs no SQL (no token and a bind beyond loopback).
+fn refused(console: &Console) -> Response {
+    (
+        StatusCode::FORBIDDEN,
+        Html(message_page(
+            &console.chrome,
+            "SQL unavailable",
+            "This server runs no SQL for the console: it has no API token and listens beyond \
+             loopback. Start it with --api-token (and log in), or bind it to 127.0.0.1.",
+        )),
+    )
+        .into_response()
+}
+
+/// The destination a statement runs on, or why there is none.
+async fn destination_for(
+    console: &Console,
+    wanted: Option<&str>,
+) -> Result<(Option<Destination>, Vec<Choice>), Response> {
+    let (destination, choices, _) = chosen(console, wanted)
+        .await
+        .map_err(|e| unavailable(&console.chrome, &e))?;
+    Ok((destination, choices))
+}
+
+fn no_destination(choices: &[Choice]) -> String {
+    if choices.is_empty() {
+        "there is no Postgres destination to query (sync-engine serve: --explorer-config naming \
+         a pipeline whose destination is Postgres)"
+            .to_owned()
+    } else {
+        "choose the destination to query".to_owned()
+    }
+}
+
+/// `GET /explorer/sql`.
+pub(crate) async fn page(
+    State(console): State<Arc<Console>>,
+    Query(query): Query<SqlQuery>,
+) -> Response {
+    if !console.chrome.sql {
+        return refused(&console);
+    }
+    let (destination, choices) = match destination_for(&console, query.destination.as_deref()).await
+    {
+        Ok(found) => found,
+        Err(page) => return page,
+    };
+    let statement = query.sql.trim();
+    let mut status = StatusCode::OK;
+    let (result, problem) = match (&destination, statement.is_empty()) {
+        (_, true) => (None, None),
+        (None, false) => {
+            status = StatusCode::BAD_REQUEST;
+            (None, Some(no_destination(&choices)))
+        }
+        (Some(d), false) => {
+            match sql::run(d, statement, sql::PAGE_ROWS, sql::STATEMENT_TIMEOUT).await {
+                Ok(answer) => (Some(view(answer)), None),
+                Err(refusal) => {
+                    status = refusal_status(&refusal);
+                    (None, Some(refusal.to_string()))
+                }
+            }
+        }
+    };
+    let csv_href = link::sql_csv(statement, destination.as_ref().map(|d| d.label.as_str()));
+    let page = SqlPage {
+        chrome: &console.chrome,
+        current: "sql",
+        title: "SQL".to_owned(),
+        sql: statement.to_owned(),
+        choices,
+        result,
+        problem,
+        csv_href,
+        page_rows: crate::format::count(sql::PAGE_ROWS as i64),
+        timeout_secs: sql::STATEMENT_TIMEOUT.as_secs(),
+    };
+    render_with(status, &page)
+}
+
+fn refusal_status(refusal: &Refusal) -> StatusCode {
+    match refusal {
+        Refusal::NotAQuery(_) | Refusal::Postgres(_) => StatusCode::BAD_REQUEST,
+        Refusal::TimedOut(_) => StatusCode::GATEWAY_TIMEOUT,
+        Refusal::Unreachable(_) => StatusCode::SERVICE_UNAVAILABLE,
+    }
+}
+
+fn view(answer: Answer) -> ResultView {
+    ResultView {
+        count: crate::format::count(answer.rows.len() as i64),
+        millis: format!("{:.0}", answer.elapsed.as_secs_f64() * 1000.0),
+        columns: answer.columns,
+        rows: answer.rows,
+        truncated: answer.truncated,
+    }
+}
+
+/// `GET /explorer/sql.csv`: the rows as CSV (a header of column names; NULL as an empty
+/// field), at most [`sql::CSV_ROWS`]; an error is plain text with the status the page gives.
+pub(crate) async fn csv(
+    State(console): State<Arc<Console>>,
+    Query(query): Query<SqlQuery>,
+) -> Response {
+    if !console.chrome.sql {
+        return refused(&console);
+    }
+    let plain = |status: StatusCode, text: String| {
+        (
+            status,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            text,
+        )
+            .into_response()
+    };
+    let (destination, choices) = match destination_for(&console, query.destination.as_deref()).await
+    {
+        Ok(found) => found,
+        Err(page) => return page,
+    };
+    let Some(destination) = destination else {
+        return plain(StatusCode::BAD_REQUEST, no_destination(&choices));
+    };
+    let answer = match sql::run(
+        &destination,
+        query.sql.trim(),
+        sql::CSV_ROWS,
+        sql::STATEMENT_TIMEOUT,
+    )
+    .await
+    {
+        Ok(answer) => answer,
+        Err(refusal) => return plain(refusal_status(&refusal), refusal.to_string()),
+    };
+    match csv_text(&answer) {
+        Ok(body) => (
+            [
+                (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+                (
+                    header::CONTENT_DISPOSITION,
+                    "attachment; filename=\"query.csv\"",
+                ),
+            ],
+            body,
+        )
+            .into_response(),
+        Err(e) => plain(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+fn csv_text(answer: &Answer) -> Result<Vec<u8>, csv::Error> {
+    let mut out = csv::Writer::from_writer(Vec::new());
+    out.write_record(answer.columns.iter().map(|(name, _)| name))?;
+    for row in &answer.rows {
+        out.write_record(row.iter().map(|v| v.as_deref().unwrap_or("")))?;
+    }
+    out.into_inner()
+        .map_err(|e| csv::Error::from(std::io::Error::other(e.to_string())))
+}
