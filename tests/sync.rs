@@ -582,3 +582,70 @@ fn setup_never_takes_over_a_table_it_did_not_create() {
         run.stderr
     );
 }
+
+#[test]
+fn events_slower_to_apply_than_a_time_limited_run_still_advance_run_by_run() {
+    let fake = FakeStripe::start(Config {
+        seed: 6,
+        scale: 0.0,
+        objects: vec![("customers".into(), 20)],
+        ..Default::default()
+    })
+    .unwrap();
+    let db = TestDb::new();
+    let scope = Scope::test(None);
+    // Created just before the first run: their events tie with its listing, so each is applied
+    // by a retrieve of its customer, at 4 requests/s here: more than a one-second run holds.
+    for i in 0..6 {
+        fake.create(
+            scope.clone(),
+            "customers",
+            json!({"name": format!("new {i}")}),
+        )
+        .unwrap();
+    }
+    let mut rounds = 0;
+    loop {
+        rounds += 1;
+        assert!(
+            rounds <= 30,
+            "no end after 30 runs of one second: {:?}",
+            fake.stats().by_endpoint
+        );
+        let run: Finished = sync_streams_command(
+            &fake,
+            &db,
+            r#"{"rate_limit":4}"#,
+            &["customers"],
+            &["--time-limit", "1"],
+        )
+        .output()
+        .unwrap()
+        .into();
+        // 3: stopped at the time limit, with more to do.
+        assert!(matches!(run.code, Some(0 | 3)), "{}", run.stderr);
+        let eof: Value = run
+            .stdout
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|m| m["type"] == "eof")
+            .unwrap_or_else(|| panic!("no eof: {}", run.stdout));
+        if eof["eof"]["reason"] == "complete" {
+            break;
+        }
+    }
+    for object in fake.objects(scope, "customers").unwrap() {
+        let id = object["id"].as_str().unwrap();
+        assert_eq!(customer_row(&db, id), object, "{id}");
+    }
+    let retrieves = fake
+        .stats()
+        .by_endpoint
+        .get("GET /v1/customers/{id}")
+        .copied()
+        .unwrap_or(0);
+    assert!(
+        retrieves >= 6,
+        "the premise: the events were applied by retrieves ({retrieves})"
+    );
+}

@@ -16,6 +16,7 @@
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -39,6 +40,9 @@ pub(crate) const RETENTION_SECS: i64 = 30 * 24 * 3600;
 const LATENESS_SECS: i64 = 5;
 const FIRST_WINDOW_SECS: i64 = 3600;
 const MAX_WINDOW_EVENTS: usize = 10_000;
+/// Within a window, the cursor is saved after the events applied so far at most this often: a
+/// run stopped mid-window (a step's time limit) resumes after them.
+const MID_WINDOW_EVERY: Duration = Duration::from_millis(200);
 /// How far a read's second may be off the second the server made it in (the clock offset is
 /// learnt from whole-second `Date` headers).
 pub(crate) const CLOCK_SLACK_SECS: i64 = 2;
@@ -243,12 +247,23 @@ pub(crate) async fn follow(
             _ => vec![(cursor.created, window_end)],
         };
         let mut read = WindowRead::new(&cursor);
+        // Only a window read in one part is applied in time order, so only then does the cursor
+        // move with the events applied.
+        let in_order = parts.len() == 1;
+        read.mid = in_order.then(|| MidWindow {
+            from: cursor.clone(),
+            read_at,
+            saved_at: Instant::now(),
+        });
         let mut complete = true;
         for (gte, lt) in parts {
             if !read.part(ctx, gte, lt, applied, &mut counts).await? {
                 complete = false;
                 break;
             }
+        }
+        if let Some(saved) = read.mid.take().map(|mid| mid.from) {
+            cursor = saved;
         }
         if !complete {
             window = (window / 2).max(1);
@@ -267,14 +282,7 @@ pub(crate) async fn follow(
         };
         if advanced != cursor {
             cursor = advanced;
-            let global = GlobalCheckpoint {
-                account: Some(ctx.account.clone()),
-                events_cursor: cursor.clone(),
-                streams: ctx.streams.clone(),
-            };
-            ctx.output
-                .state(SourceState::global(global.to_value()))
-                .await?;
+            save_cursor(ctx, &cursor).await?;
         }
         if listed < MAX_WINDOW_EVENTS / 10 {
             window = (window * 2).min(RETENTION_SECS);
@@ -286,6 +294,27 @@ pub(crate) async fn follow(
     Ok((counts, cursor))
 }
 
+async fn save_cursor(ctx: &EventsCtx, cursor: &EventsCursor) -> Result<(), ReadError> {
+    let global = GlobalCheckpoint {
+        account: Some(ctx.account.clone()),
+        events_cursor: cursor.clone(),
+        streams: ctx.streams.clone(),
+    };
+    ctx.output
+        .state(SourceState::global(global.to_value()))
+        .await?;
+    Ok(())
+}
+
+/// The cursor of a window applied in time order, moved with the events applied.
+struct MidWindow {
+    /// The last cursor saved (the window's own at first).
+    from: EventsCursor,
+    /// The server's second the window was read at.
+    read_at: i64,
+    saved_at: Instant,
+}
+
 /// One window of events being read and applied, part by part.
 struct WindowRead {
     /// The events processed at or after the cursor's second before this read.
@@ -294,6 +323,7 @@ struct WindowRead {
     listed_ids: Vec<(i64, String)>,
     listed: usize,
     newest: Option<i64>,
+    mid: Option<MidWindow>,
 }
 
 impl WindowRead {
@@ -303,7 +333,43 @@ impl WindowRead {
             listed_ids: Vec::new(),
             listed: 0,
             newest: None,
+            mid: None,
         }
+    }
+
+    /// After the event of second `created` (and every event listed before it) was processed:
+    /// saves the cursor past them when the last save is old enough. Events of the same second
+    /// not yet processed are not among its seen ids, so a resumed run reads them.
+    async fn save_mid_window(&mut self, ctx: &EventsCtx, created: i64) -> Result<(), ReadError> {
+        let Some(mid) = &mut self.mid else {
+            return Ok(());
+        };
+        if mid.saved_at.elapsed() < MID_WINDOW_EVERY {
+            return Ok(());
+        }
+        let at = mid
+            .from
+            .created
+            .max(created.min(mid.read_at - LATENESS_SECS));
+        let mut seen: Vec<String> = self
+            .listed_ids
+            .iter()
+            .filter(|(c, _)| *c >= at)
+            .map(|(_, id)| id.clone())
+            .collect();
+        if at == mid.from.created {
+            // Ids seen before at that second and not listed again yet stay seen.
+            seen.extend(mid.from.seen.iter().cloned());
+        }
+        seen.sort();
+        seen.dedup();
+        let cursor = EventsCursor { created: at, seen };
+        if cursor != mid.from {
+            save_cursor(ctx, &cursor).await?;
+            mid.from = cursor;
+        }
+        mid.saved_at = Instant::now();
+        Ok(())
     }
 
     /// Reads the events created in `[gte, lt)` and applies them oldest first; false (nothing
@@ -346,6 +412,7 @@ impl WindowRead {
                 pushed: false,
             };
             apply(ctx, catalog, how, counts, &mut applied.refetched).await?;
+            self.save_mid_window(ctx, event.created).await?;
         }
         Ok(true)
     }
