@@ -820,6 +820,31 @@ fn the_sql_page_needs_a_login_or_a_loopback_bind() {
         "no link to a page that refuses"
     );
     drop(open);
+    // On loopback, but answering a name others use (a proxy in front): refused too.
+    let proxied = sql_server(
+        &db,
+        &fake,
+        dir.path(),
+        &["--allowed-host", "engine.internal"],
+    );
+    let host = format!("engine.internal:{}", port_of(&proxied));
+    let answer = raw(&proxied, "GET", "/explorer/sql", &[("Host", &host)], "");
+    assert_eq!(answer.status, 403, "{answer:?}");
+    drop(proxied);
+    // On loopback alone: runs, but not for another site's page (an <img> on any site the user
+    // visits could otherwise run statements here).
+    let local = sql_server(&db, &fake, dir.path(), &[]);
+    let path = query_path("/explorer/sql.csv", "select count(*) from customers");
+    for (site, status) in [
+        ("cross-site", 403),
+        ("same-site", 403),
+        ("same-origin", 200),
+        ("none", 200),
+    ] {
+        let answer = raw(&local, "GET", &path, &[("Sec-Fetch-Site", site)], "");
+        assert_eq!(answer.status, status, "{site}: {answer:?}");
+    }
+    drop(local);
     let guarded = sql_server(
         &db,
         &fake,

@@ -448,7 +448,7 @@ def peers():
     live = "150-250 ms per request, 100 requests/s per account and 25 per endpoint (429 above), a live key"
     for variant, title in (("unlimited", "No latency, no limits"),
                            ("live_limits", f"Live limits: {live}"),
-                           ("live_limits_alone", f"Ours alone under the same live limits, on a backfill four times as large")):
+                           ("live_limits_alone", "Ours alone under the same live limits, on a larger backfill")):
         runs = [r for r in data if r["variant"] == variant and r["side"] in names]
         if not runs:
             continue

@@ -18,7 +18,8 @@ pub struct Chrome {
     /// The host's name, shown in the header.
     pub host: &'static str,
     /// The SQL page runs statements: set when the host has a token (pages need a login) or
-    /// listens on loopback only, never on a tokenless server others can reach.
+    /// listens on loopback only and answers no other name (`--allowed-host`), never on a
+    /// tokenless server others can reach.
     pub sql: bool,
 }
 

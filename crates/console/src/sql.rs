@@ -17,6 +17,12 @@ pub(crate) const STATEMENT_TIMEOUT: Duration = Duration::from_secs(10);
 pub(crate) const PAGE_ROWS: usize = 1_000;
 /// Rows written to a CSV download.
 pub(crate) const CSV_ROWS: usize = 100_000;
+/// Bytes of values held for the page, and for a CSV download: past them no more rows are
+/// fetched (a result of few but huge rows would otherwise be held whole).
+pub(crate) const PAGE_BYTES: usize = 8 << 20;
+pub(crate) const CSV_BYTES: usize = 64 << 20;
+/// Rows fetched from the cursor at a time.
+const FETCH_ROWS: usize = 100;
 
 /// The first words a query may start with: what a cursor runs.
 const QUERY_WORDS: [&str; 4] = ["select", "with", "values", "table"];
@@ -28,7 +34,7 @@ pub(crate) struct Answer {
     pub(crate) columns: Vec<(String, String)>,
     /// The rows fetched, each value as Postgres' text (`None` for NULL).
     pub(crate) rows: Vec<Vec<Option<String>>>,
-    /// More rows were there than the cap.
+    /// More rows were there than the caps (rows or bytes) let through.
     pub(crate) truncated: bool,
     /// From sending the statement to the last row fetched.
     pub(crate) elapsed: Duration,
@@ -41,9 +47,9 @@ pub(crate) enum Refusal {
     NotAQuery(String),
     /// Postgres' error, as it gave it.
     Postgres(String),
-    /// Cancelled at the statement timeout.
+    /// Cancelled: at the statement timeout, or by someone else.
     TimedOut(Duration),
-    /// The destination could not be reached.
+    /// The destination could not be reached, or the connection was lost.
     Unreachable(String),
 }
 
@@ -67,8 +73,9 @@ fn without_leading_comments(sql: &str) -> &str {
     let mut rest = sql.trim_start();
     loop {
         if let Some(after) = rest.strip_prefix("--") {
+            // Postgres ends such a comment at a newline or a carriage return.
             rest = after
-                .split_once('\n')
+                .split_once(['\n', '\r'])
                 .map_or("", |(_, next)| next)
                 .trim_start();
         } else if rest.starts_with("/*") {
@@ -131,18 +138,22 @@ pub(crate) fn first_word_check(sql: &str) -> Result<(), Refusal> {
 }
 
 fn postgres(e: &tokio_postgres::Error, limit: Duration) -> Refusal {
-    if e.code() == Some(&SqlState::QUERY_CANCELED) {
-        return Refusal::TimedOut(limit);
+    match e.code() {
+        Some(code) if *code == SqlState::QUERY_CANCELED => Refusal::TimedOut(limit),
+        Some(_) => Refusal::Postgres(pg_connect::error_text(e)),
+        // Not Postgres' answer: the connection broke.
+        None => Refusal::Unreachable(pg_connect::error_text(e)),
     }
-    Refusal::Postgres(pg_connect::error_text(e))
 }
 
 /// Runs `sql` on `destination` (its schema first on the search path) and fetches at most
-/// `cap` rows, cancelled after `limit`.
+/// `cap` rows and about `byte_cap` bytes of values; each statement sent is cancelled after
+/// `limit`.
 pub(crate) async fn run(
     destination: &Destination,
     sql: &str,
     cap: usize,
+    byte_cap: usize,
     limit: Duration,
 ) -> Result<Answer, Refusal> {
     first_word_check(sql)?;
@@ -171,24 +182,40 @@ pub(crate) async fn run(
         .batch_execute(&format!("DECLARE console_query NO SCROLL CURSOR FOR {sql}"))
         .await
         .map_err(|e| postgres(&e, limit))?;
-    let fetched = client
-        .simple_query(&format!("FETCH FORWARD {} FROM console_query", cap + 1))
-        .await
-        .map_err(|e| postgres(&e, limit))?;
-    let elapsed = started.elapsed();
-    let mut rows: Vec<Vec<Option<String>>> = fetched
-        .iter()
-        .filter_map(|m| match m {
-            SimpleQueryMessage::Row(row) => Some(
-                (0..row.len())
+    let mut rows: Vec<Vec<Option<String>>> = Vec::new();
+    let mut bytes = 0usize;
+    let mut truncated = false;
+    loop {
+        // One row beyond the cap tells whether there were more.
+        let want = (cap + 1 - rows.len()).min(FETCH_ROWS);
+        let fetched = client
+            .simple_query(&format!("FETCH FORWARD {want} FROM console_query"))
+            .await
+            .map_err(|e| postgres(&e, limit))?;
+        let before = rows.len();
+        for message in &fetched {
+            if let SimpleQueryMessage::Row(row) = message {
+                let values: Vec<Option<String>> = (0..row.len())
                     .map(|i| row.get(i).map(str::to_owned))
-                    .collect(),
-            ),
-            _ => None,
-        })
-        .collect();
-    let truncated = rows.len() > cap;
-    rows.truncate(cap);
+                    .collect();
+                bytes += values.iter().flatten().map(String::len).sum::<usize>();
+                rows.push(values);
+            }
+        }
+        if rows.len() > cap {
+            rows.truncate(cap);
+            truncated = true;
+            break;
+        }
+        if rows.len() - before < want {
+            break;
+        }
+        if bytes >= byte_cap {
+            truncated = true;
+            break;
+        }
+    }
+    let elapsed = started.elapsed();
     // Nothing was written; ending the transaction frees the cursor before the connection goes.
     let _ = client.batch_execute("ROLLBACK").await;
     Ok(Answer {
@@ -220,6 +247,7 @@ mod tests {
             ("-- x\nupdate customers set id = id", "UPDATE"),
             ("create table x (a int)", "CREATE"),
             ("explain select 1", "EXPLAIN"),
+            ("-- x\rdelete from customers /*\nselect */", "DELETE"),
             ("; select 1", ";"),
         ] {
             let Err(Refusal::NotAQuery(why)) = first_word_check(refused) else {

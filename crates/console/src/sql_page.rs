@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use axum::extract::{Query, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
 
@@ -54,8 +54,32 @@ fn refused(console: &Console) -> Response {
         Html(message_page(
             &console.chrome,
             "SQL unavailable",
-            "This server runs no SQL for the console: it has no API token and listens beyond \
-             loopback. Start it with --api-token (and log in), or bind it to 127.0.0.1.",
+            "This server runs no SQL for the console: it has no API token, and others can reach \
+             it (it listens beyond loopback, or answers names given with --allowed-host). Start \
+             it with --api-token (and log in), or have it listen on 127.0.0.1 only.",
+        )),
+    )
+        .into_response()
+}
+
+/// A request another site's page made the browser send (`Sec-Fetch-Site`): an `<img>` or a
+/// link elsewhere must not run statements with this server's credentials. Requests without the
+/// header (not from a browser, or an old one) pass.
+fn from_another_site(headers: &HeaderMap) -> bool {
+    headers
+        .get("sec-fetch-site")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|site| !matches!(site, "same-origin" | "none"))
+}
+
+fn cross_site(console: &Console) -> Response {
+    (
+        StatusCode::FORBIDDEN,
+        Html(message_page(
+            &console.chrome,
+            "SQL refused",
+            "Statements run only from this server's own pages (this request came from another \
+             site's page). Open the SQL page here and run it from there.",
         )),
     )
         .into_response()
@@ -85,10 +109,14 @@ fn no_destination(choices: &[Choice]) -> String {
 /// `GET /explorer/sql`.
 pub(crate) async fn page(
     State(console): State<Arc<Console>>,
+    headers: HeaderMap,
     Query(query): Query<SqlQuery>,
 ) -> Response {
     if !console.chrome.sql {
         return refused(&console);
+    }
+    if from_another_site(&headers) {
+        return cross_site(&console);
     }
     let (destination, choices) = match destination_for(&console, query.destination.as_deref()).await
     {
@@ -104,7 +132,15 @@ pub(crate) async fn page(
             (None, Some(no_destination(&choices)))
         }
         (Some(d), false) => {
-            match sql::run(d, statement, sql::PAGE_ROWS, sql::STATEMENT_TIMEOUT).await {
+            match sql::run(
+                d,
+                statement,
+                sql::PAGE_ROWS,
+                sql::PAGE_BYTES,
+                sql::STATEMENT_TIMEOUT,
+            )
+            .await
+            {
                 Ok(answer) => (Some(view(answer)), None),
                 Err(refusal) => {
                     status = refusal_status(&refusal);
@@ -129,6 +165,9 @@ pub(crate) async fn page(
     render_with(status, &page)
 }
 
+/// The CSV download's header saying whether rows were left out.
+const TRUNCATED_HEADER: &str = "x-stripe-sync-truncated";
+
 fn refusal_status(refusal: &Refusal) -> StatusCode {
     match refusal {
         Refusal::NotAQuery(_) | Refusal::Postgres(_) => StatusCode::BAD_REQUEST,
@@ -148,13 +187,19 @@ fn view(answer: Answer) -> ResultView {
 }
 
 /// `GET /explorer/sql.csv`: the rows as CSV (a header of column names; NULL as an empty
-/// field), at most [`sql::CSV_ROWS`]; an error is plain text with the status the page gives.
+/// field), at most [`sql::CSV_ROWS`] rows and about [`sql::CSV_BYTES`]; a download cut short
+/// says so in the header `x-stripe-sync-truncated: true`. An error is plain text with the
+/// status the page gives.
 pub(crate) async fn csv(
     State(console): State<Arc<Console>>,
+    headers: HeaderMap,
     Query(query): Query<SqlQuery>,
 ) -> Response {
     if !console.chrome.sql {
         return refused(&console);
+    }
+    if from_another_site(&headers) {
+        return cross_site(&console);
     }
     let plain = |status: StatusCode, text: String| {
         (
@@ -176,6 +221,7 @@ pub(crate) async fn csv(
         &destination,
         query.sql.trim(),
         sql::CSV_ROWS,
+        sql::CSV_BYTES,
         sql::STATEMENT_TIMEOUT,
     )
     .await
@@ -190,6 +236,10 @@ pub(crate) async fn csv(
                 (
                     header::CONTENT_DISPOSITION,
                     "attachment; filename=\"query.csv\"",
+                ),
+                (
+                    header::HeaderName::from_static(TRUNCATED_HEADER),
+                    if answer.truncated { "true" } else { "false" },
                 ),
             ],
             body,

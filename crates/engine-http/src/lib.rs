@@ -55,8 +55,9 @@ pub struct Mount {
     pub token: Option<String>,
     /// The pipeline of `--explorer-config`, when given: the one whose catalog pages show.
     pub explorer: Option<PipelineRequest>,
-    /// The server listens on a loopback address only (others cannot reach it).
-    pub loopback: bool,
+    /// The server listens on a loopback address only and answers no other name
+    /// (`--allowed-host`): others cannot reach it.
+    pub local_only: bool,
 }
 
 /// Builds the routes a binary serves beside the API (say, the web console), once the server
@@ -187,7 +188,7 @@ pub async fn serve(args: ServeArgs, pages: Pages) -> Result<u8> {
         engine: state.engine.clone(),
         token: state.token.clone(),
         explorer,
-        loopback: bound.ip().is_loopback(),
+        local_only: bound.ip().is_loopback() && args.allowed_host.is_empty(),
     });
     let same_site = same_site(bound, &args.allowed_host, state.token.is_some());
     if !bound.ip().is_loopback() && state.token.is_none() {

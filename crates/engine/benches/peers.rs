@@ -26,7 +26,7 @@ use std::time::Instant;
 use serde_json::{Value, json};
 use stripe_fake::{Config, FakeStripe, Faults, Scope};
 use test_support::TestDb;
-use test_support::cpu::{cpu_seconds_besides_this_thread, wait_charging_cpu};
+use test_support::cpu::{CpuByGroup, cpu_seconds_besides_this_thread, wait_charging_cpu};
 
 const ENGINE: &str = env!("CARGO_BIN_EXE_sync-engine");
 const PEERS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/peers");
@@ -140,6 +140,18 @@ fn id_check(fake: &FakeStripe, scope: &Scope, db: &TestDb, schema: &str) -> Valu
     Value::Object(check)
 }
 
+/// CPU seconds of the side's own processes, and of Postgres'.
+fn client_and_postgres(cost: &CpuByGroup) -> (f64, f64) {
+    let postgres = cost.seconds.get("postgres").copied().unwrap_or(0.0);
+    let client = cost
+        .seconds
+        .iter()
+        .filter(|(group, _)| *group != "postgres")
+        .map(|(_, s)| s)
+        .sum();
+    (client, postgres)
+}
+
 fn run_side(side: &str, fake: &FakeStripe, variant: &Variant, db: &TestDb) {
     let dir = tempfile::tempdir().unwrap();
     let mut cmd = command(side, fake, variant, db, dir.path());
@@ -180,13 +192,7 @@ fn run_side(side: &str, fake: &FakeStripe, variant: &Variant, db: &TestDb) {
         assert!(cost.success, "sync-engine sync failed");
         assert_eq!(missing, 0, "ours: every listed id is a row: {ids}");
     }
-    let postgres = cost.seconds.get("postgres").copied().unwrap_or(0.0);
-    let client: f64 = cost
-        .seconds
-        .iter()
-        .filter(|(group, _)| *group != "postgres")
-        .map(|(_, s)| s)
-        .sum();
+    let (client, postgres) = client_and_postgres(&cost);
     let ok = stats.by_status.get(&200).copied().unwrap_or(0);
     println!(
         "{}",
@@ -265,13 +271,7 @@ fn postgres_floor(db: &TestDb, from: &str) {
         rows(&mut client, from),
         "the floor stored every row"
     );
-    let postgres = cost.seconds.get("postgres").copied().unwrap_or(0.0);
-    let client_cpu: f64 = cost
-        .seconds
-        .iter()
-        .filter(|(group, _)| *group != "postgres")
-        .map(|(_, s)| s)
-        .sum();
+    let (client_cpu, postgres) = client_and_postgres(&cost);
     println!(
         "{}",
         json!({"bench": "peers", "variant": "unlimited", "side": "postgres_floor", "success": true,

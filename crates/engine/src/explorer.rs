@@ -17,7 +17,7 @@ use sync_engine_api::{Engine, PipelineRequest};
 /// The pages `serve` mounts: the explorer, and `/` leading to it.
 pub(crate) fn pages(mount: Mount) -> Router {
     let chrome = sync_console::Chrome {
-        sql: mount.token.is_some() || mount.loopback,
+        sql: mount.token.is_some() || mount.local_only,
         token: mount.token,
         pipelines: false,
         host: "sync-engine",

@@ -47,7 +47,7 @@ pub fn router(api: Arc<Api>, bound: SocketAddr, allowed_hosts: &[AllowedHost]) -
         token: api.token.clone(),
         pipelines: true,
         host: "sync-service",
-        sql: api.token.is_some() || bound.ip().is_loopback(),
+        sql: api.token.is_some() || (bound.ip().is_loopback() && allowed_hosts.is_empty()),
     };
     let console = sync_console::router(chrome, data.clone(), Some(data));
     Router::new()

@@ -123,10 +123,25 @@ async fn text_of(client: &Client, css: &str) -> String {
 
 /// Waits until the element's text is `want`.
 async fn wait_text(client: &Client, css: &str, want: &str, timeout: Duration) {
+    wait_shown(client, css, want, timeout, |got| got == want).await;
+}
+
+/// Waits until the element's text contains `want`.
+async fn wait_contains(client: &Client, css: &str, want: &str, timeout: Duration) {
+    wait_shown(client, css, want, timeout, |got| got.contains(want)).await;
+}
+
+async fn wait_shown(
+    client: &Client,
+    css: &str,
+    want: &str,
+    timeout: Duration,
+    done: impl Fn(&str) -> bool,
+) {
     let started = Instant::now();
     loop {
         let got = text_of(client, css).await;
-        if got == want {
+        if done(&got) {
             return;
         }
         assert!(
@@ -414,22 +429,6 @@ async fn explorer(client: &Client, service: &Service) {
     .await;
 }
 
-/// Waits until the element's text contains `want`.
-async fn wait_contains(client: &Client, css: &str, want: &str, timeout: Duration) {
-    let started = Instant::now();
-    loop {
-        let got = text_of(client, css).await;
-        if got.contains(want) {
-            return;
-        }
-        assert!(
-            started.elapsed() < timeout,
-            "{css}: waited {timeout:?} for {want:?}, it shows {got:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 /// Runs `sql` from the SQL page's form.
 async fn run_sql(client: &Client, sql: &str) {
     let field = client.find(Locator::Id("sql")).await.unwrap();
@@ -463,7 +462,7 @@ fn psql_rows(service: &Service, sql: &str) -> Vec<String> {
 }
 
 fn customer_rows(service: &Service) -> Vec<String> {
-    psql_rows(service, "SELECT id FROM console.customers")
+    psql_rows(service, "SELECT c::text FROM console.customers c")
 }
 
 /// From a table's Query button and the explorer's join example to the rows psql gives;
