@@ -85,11 +85,19 @@ fn cross_site(console: &Console) -> Response {
         .into_response()
 }
 
-/// The destination a statement runs on, or why there is none.
-async fn destination_for(
+/// The destination a statement runs on and the choices, once the request may run SQL at all;
+/// else the page that says why not.
+async fn admitted(
     console: &Console,
+    headers: &HeaderMap,
     wanted: Option<&str>,
 ) -> Result<(Option<Destination>, Vec<Choice>), Response> {
+    if !console.chrome.sql {
+        return Err(refused(console));
+    }
+    if from_another_site(headers) {
+        return Err(cross_site(console));
+    }
     let (destination, choices, _) = chosen(console, wanted)
         .await
         .map_err(|e| unavailable(&console.chrome, &e))?;
@@ -112,17 +120,11 @@ pub(crate) async fn page(
     headers: HeaderMap,
     Query(query): Query<SqlQuery>,
 ) -> Response {
-    if !console.chrome.sql {
-        return refused(&console);
-    }
-    if from_another_site(&headers) {
-        return cross_site(&console);
-    }
-    let (destination, choices) = match destination_for(&console, query.destination.as_deref()).await
-    {
-        Ok(found) => found,
-        Err(page) => return page,
-    };
+    let (destination, choices) =
+        match admitted(&console, &headers, query.destination.as_deref()).await {
+            Ok(found) => found,
+            Err(page) => return page,
+        };
     let statement = query.sql.trim();
     let mut status = StatusCode::OK;
     let (result, problem) = match (&destination, statement.is_empty()) {
@@ -195,12 +197,6 @@ pub(crate) async fn csv(
     headers: HeaderMap,
     Query(query): Query<SqlQuery>,
 ) -> Response {
-    if !console.chrome.sql {
-        return refused(&console);
-    }
-    if from_another_site(&headers) {
-        return cross_site(&console);
-    }
     let plain = |status: StatusCode, text: String| {
         (
             status,
@@ -209,11 +205,11 @@ pub(crate) async fn csv(
         )
             .into_response()
     };
-    let (destination, choices) = match destination_for(&console, query.destination.as_deref()).await
-    {
-        Ok(found) => found,
-        Err(page) => return page,
-    };
+    let (destination, choices) =
+        match admitted(&console, &headers, query.destination.as_deref()).await {
+            Ok(found) => found,
+            Err(page) => return page,
+        };
     let Some(destination) = destination else {
         return plain(StatusCode::BAD_REQUEST, no_destination(&choices));
     };
