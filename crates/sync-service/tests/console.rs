@@ -461,11 +461,13 @@ fn psql_rows(service: &Service, sql: &str) -> Vec<String> {
     rows
 }
 
-/// Each customer's id and data (not the times the live pipeline's own runs may stamp again).
+/// Each customer's id, email, name and deletion mark (what the refused statements would
+/// change; not the stamps the live pipeline's own runs may write again).
 fn customer_rows(service: &Service) -> Vec<String> {
     psql_rows(
         service,
-        "SELECT id || ' ' || _raw_data::text || ' ' || _deleted::text FROM console.customers",
+        "SELECT concat_ws(' ', id, _raw_data->>'email', _raw_data->>'name', _deleted) \
+         FROM console.customers",
     )
 }
 
