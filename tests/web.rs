@@ -865,3 +865,120 @@ fn the_sql_page_needs_a_login_or_a_loopback_bind() {
     assert_eq!(answer.status, 200, "{answer:?}");
     assert!(answer.body.contains("<td>3</td>"), "{}", answer.body);
 }
+
+/// `url` logging in as `user` (no password: the test server trusts local connections).
+fn as_user(url: &str, user: &str) -> String {
+    let (scheme, rest) = url.split_once("://").expect("a URL");
+    let rest = rest.split_once('@').map_or(rest, |(_, host)| host);
+    format!("{scheme}://{user}@{rest}")
+}
+
+#[test]
+fn the_sql_page_runs_as_the_reader_role_when_given_one() {
+    let db = TestDb::new();
+    let dir = tempfile::tempdir().unwrap();
+    let fake = simulator();
+    let role = format!("reader_{}", db.name());
+    let mut admin = db.client();
+    admin
+        .batch_execute(&format!(
+            "DROP ROLE IF EXISTS {role}; CREATE ROLE {role} LOGIN;"
+        ))
+        .unwrap();
+    let reader_url = as_user(db.url(), &role);
+    let serve = sql_server(&db, &fake, dir.path(), &["--sql-reader-url", &reader_url]);
+    admin
+        .batch_execute(&format!(
+            "CREATE TABLE sqlpage.private (secret text); INSERT INTO sqlpage.private VALUES ('x');
+             GRANT USAGE ON SCHEMA sqlpage TO {role}; GRANT SELECT ON sqlpage.customers TO {role};"
+        ))
+        .unwrap();
+    let owner: String = admin
+        .query_one(
+            "SELECT tableowner::text FROM pg_tables WHERE schemaname = 'sqlpage' AND tablename = 'customers'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    let owner_pid: i32 = admin
+        .query_one("SELECT pg_backend_pid()", &[])
+        .unwrap()
+        .get(0);
+    let get = |sql: &str| {
+        raw(
+            &serve,
+            "GET",
+            &query_path("/explorer/sql.csv", sql),
+            &[],
+            "",
+        )
+    };
+    let answer = get("select current_user");
+    assert_eq!(answer.status, 200, "{answer:?}");
+    assert_eq!(answer.body, format!("current_user\n{role}\n"));
+    let answer = get("select id from customers order by id");
+    assert_eq!(answer.body, "id\ncus_1\ncus_2\ncus_3\n", "{answer:?}");
+    // What the role was not granted, and what no query can take back from Postgres' checks.
+    for (sql, named) in [
+        (
+            "select * from private",
+            "permission denied for table private",
+        ),
+        (
+            &format!("select set_config('role', '{owner}', false)") as &str,
+            "permission denied to set role",
+        ),
+        (
+            &format!("select pg_terminate_backend({owner_pid})") as &str,
+            "",
+        ),
+    ] {
+        let answer = get(sql);
+        assert_eq!(answer.status, 400, "{sql}: {answer:?}");
+        assert!(answer.body.contains(named), "{sql}: {named} in {answer:?}");
+    }
+    admin
+        .simple_query("select 1")
+        .expect("the owner's session was not ended");
+    drop(serve);
+    // A reader of another database serves no destination here: refused, naming the flag.
+    let elsewhere = sql_server(
+        &db,
+        &fake,
+        dir.path(),
+        &[
+            "--sql-reader-url",
+            &reader_url.replace(&format!("/{}", db.name()), "/postgres"),
+        ],
+    );
+    let answer = raw(
+        &elsewhere,
+        "GET",
+        &query_path("/explorer/sql", "select 1"),
+        &[],
+        "",
+    );
+    assert_eq!(answer.status, 409, "{answer:?}");
+    assert!(answer.body.contains("--sql-reader-url"), "{}", answer.body);
+    drop(elsewhere);
+    // A URL that does not parse stops the server before it listens, without its password.
+    let refused = Command::new(bin_path("sync-engine"))
+        .args(["serve", "--port", "0", "--sql-reader-url"])
+        .arg("postgres://reader:hunter2@db.example/shop?sslmode=bogus")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--sql-reader-url"), "{stderr}");
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+    admin
+        .batch_execute(&format!("DROP OWNED BY {role}"))
+        .unwrap();
+    drop(admin);
+    drop(db);
+    let mut server =
+        postgres::Client::connect(&test_support::server_url(), postgres::NoTls).unwrap();
+    server
+        .batch_execute(&format!("DROP ROLE IF EXISTS {role}"))
+        .unwrap();
+}

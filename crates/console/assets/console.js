@@ -1,5 +1,5 @@
 // stripe-sync console: live updates (server-sent events), the pipeline actions, the
-// explorer's filter and the copy buttons. Plain JavaScript, no dependencies; every value is
+// pipeline form, the explorer's filter and the copy buttons. Plain JavaScript, no dependencies; every value is
 // set with textContent, never parsed as HTML.
 "use strict";
 
@@ -221,6 +221,234 @@ function setupCopy(button) {
   });
 }
 
+// The pipeline form: new (POST /pipelines) or an edit (PATCH /pipelines/{id}).
+async function postJson(path, body) {
+  const response = await fetch(path, {
+    method: "POST", credentials: "same-origin",
+    headers: { [CONSOLE_HEADER]: "1", "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  let answer = null;
+  try { answer = await response.json(); } catch (_) { /* not JSON: the status says enough */ }
+  if (!response.ok) {
+    const message = answer && typeof answer.error === "string" ? answer.error : response.status + " " + response.statusText;
+    const error = new Error(message);
+    error.status = response.status;
+    throw error;
+  }
+  return answer;
+}
+
+// A side's config from its fields. An edit sends what changed only: a field left as it was
+// (a stored secret left empty) is kept, a cleared one is removed (null).
+function readSide(fieldset, editing, problems) {
+  const config = {};
+  fieldset.querySelectorAll("[data-key]").forEach((input) => {
+    const key = input.dataset.key;
+    const kind = input.dataset.kind;
+    const text = kind === "secret" ? input.value : input.value.trim();
+    const initial = input.dataset.initial || "";
+    if (editing && text === initial) return;
+    if (text === "") {
+      if (editing && initial !== "") config[key] = null;
+      return;
+    }
+    if (kind === "integer") {
+      if (/^-?\d+$/.test(text)) config[key] = Number(text);
+      else problems.push([input, key + ": must be a whole number"]);
+    } else if (kind === "number") {
+      if (text !== "" && !Number.isNaN(Number(text))) config[key] = Number(text);
+      else problems.push([input, key + ": must be a number"]);
+    } else if (kind === "boolean") {
+      config[key] = text === "true";
+    } else if (kind === "json") {
+      try { config[key] = JSON.parse(text); } catch (e) { problems.push([input, key + ": not JSON (" + e.message + ")"]); }
+    } else {
+      config[key] = text;
+    }
+  });
+  return config;
+}
+
+function clearErrors(form) {
+  form.querySelectorAll(".field-error, .check-result").forEach((node) => {
+    node.textContent = "";
+    delete node.dataset.ok;
+  });
+  form.querySelectorAll("[aria-invalid]").forEach((node) => node.removeAttribute("aria-invalid"));
+}
+
+function showAt(node, message, input) {
+  node.textContent = message;
+  const folded = node.closest("details");
+  if (folded) folded.open = true;
+  if (input) input.setAttribute("aria-invalid", "true");
+}
+
+// An error where its field is: `source.config.api_key: …`, `destination.url: …`, `streams: …`,
+// `id: …`, or (a side's check) `api_key: …`; otherwise under the side's check or the form.
+function placeError(form, message, side) {
+  const head = message.split(": ")[0];
+  const parts = head.split(".");
+  const named = ["source", "destination"].includes(parts[0]) ? parts[0] : null;
+  const where = side || named;
+  const key = parts[parts.length - 1];
+  const scope = where ? form.querySelector('fieldset[data-side="' + where + '"]') : form;
+  const slot = scope && /^[a-z_][a-z0-9_]*$/.test(key) ? scope.querySelector('[data-error-for="' + key + '"]') : null;
+  if (slot) {
+    const input = slot.parentElement.querySelector("[data-key], input");
+    showAt(slot, message, input);
+    return;
+  }
+  showAt(where ? document.getElementById("check-" + where) : document.getElementById("form-error"), message);
+}
+
+function streamItem(offer, chosen) {
+  const li = document.createElement("li");
+  li.dataset.search = offer.name;
+  const label = document.createElement("label");
+  const box = document.createElement("input");
+  box.type = "checkbox";
+  box.value = offer.name;
+  box.checked = chosen === null ? offer.common : chosen.includes(offer.name);
+  label.appendChild(box);
+  label.appendChild(document.createTextNode(" " + offer.name));
+  li.appendChild(label);
+  return li;
+}
+
+function setupPipelineForm(form) {
+  const editing = form.dataset.editing || null;
+  const status = document.getElementById("form-status");
+  const list = document.getElementById("stream-list");
+  const tools = document.getElementById("picker-tools");
+  const count = document.getElementById("stream-count");
+  const search = document.getElementById("stream-search");
+  const sides = () => Array.from(form.querySelectorAll("fieldset[data-side]"));
+  const boxes = () => Array.from(list.querySelectorAll("input[type=checkbox]"));
+  const countChosen = () => {
+    const all = boxes();
+    setText(count, all.filter((b) => b.checked).length + " of " + all.length + " chosen");
+  };
+  let loaded = false;
+
+  const draft = () => {
+    const problems = [];
+    const body = editing ? { pipeline: editing } : {};
+    for (const fieldset of sides()) {
+      const config = readSide(fieldset, editing, problems);
+      body[fieldset.dataset.side] = { name: fieldset.dataset.name, config };
+    }
+    return { body, problems };
+  };
+
+  const loadStreams = async (body) => {
+    const answer = await postJson("/console/streams", body);
+    const stored = form.dataset.chosen ? form.dataset.chosen.split(",") : [];
+    // An edit keeps the stored choice (none stored: every stream); a new pipeline starts with the common ones.
+    const chosen = editing ? (stored.length ? stored : answer.streams.map((s) => s.name)) : (loaded ? boxes().filter((b) => b.checked).map((b) => b.value) : null);
+    list.replaceChildren(...answer.streams.map((s) => streamItem(s, chosen)));
+    tools.hidden = false;
+    document.getElementById("streams-hint").hidden = true;
+    loaded = true;
+    countChosen();
+  };
+
+  // Each side's check, shown under it (an error naming a field, at the field); true when both pass.
+  const check = async () => {
+    clearErrors(form);
+    const { body, problems } = draft();
+    if (problems.length) {
+      problems.forEach(([input, message]) => showAt(document.getElementById(input.id + "-error"), message, input));
+      return false;
+    }
+    setText(status, "Checking…");
+    let answer;
+    try {
+      answer = await postJson("/console/check", body);
+    } catch (e) {
+      placeError(form, e.message);
+      setText(status, "The check could not run.");
+      return false;
+    }
+    let passed = true;
+    for (const side of answer.sides) {
+      const line = document.getElementById("check-" + side.side);
+      if (side.ok) {
+        line.dataset.ok = "true";
+        setText(line, "Check passed" + (side.message ? ": " + side.message : "."));
+      } else {
+        passed = false;
+        placeError(form, side.message, side.side);
+        if (!line.textContent) setText(line, "Check failed (see above).");
+      }
+    }
+    const source = answer.sides.find((s) => s.side === "source");
+    if (source && source.ok && !loaded) {
+      try { await loadStreams(body); } catch (e) { placeError(form, e.message); }
+    }
+    setText(status, passed ? "Both sides answer." : "The check failed: see the messages above.");
+    return passed;
+  };
+
+  const save = async () => {
+    if (!(await check())) return;
+    if (!loaded) {
+      setText(status, "Choose the streams, then save.");
+      return;
+    }
+    const all = boxes();
+    const chosen = all.filter((b) => b.checked).map((b) => b.value);
+    if (!chosen.length) {
+      showAt(document.getElementById("streams-error"), "streams: choose at least one");
+      return;
+    }
+    const streams = chosen.length === all.length ? null : chosen;
+    const { body } = draft();
+    delete body.pipeline;
+    setText(status, editing ? "Saving…" : "Creating…");
+    try {
+      if (editing) {
+        for (const side of ["source", "destination"]) {
+          if (!Object.keys(body[side].config).length) delete body[side];
+          else delete body[side].name;
+        }
+        body.streams = streams;
+        await callApi("PATCH", "/pipelines/" + encodeURIComponent(editing), body);
+        window.location.assign("/console/pipelines/" + encodeURIComponent(editing));
+      } else {
+        const id = document.getElementById("pipeline-id").value.trim();
+        if (id) body.id = id;
+        if (streams) body.streams = streams;
+        const response = await callApi("POST", "/pipelines", body);
+        const made = await response.json();
+        window.location.assign("/console/pipelines/" + encodeURIComponent(made.id));
+      }
+    } catch (e) {
+      placeError(form, e.message);
+      setText(status, editing ? "Not saved." : "Not created.");
+    }
+  };
+
+  form.querySelector('[data-action="check"]').addEventListener("click", () => check());
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    save();
+  });
+  list.addEventListener("change", countChosen);
+  tools.querySelectorAll("button[data-pick]").forEach((button) => button.addEventListener("click", () => {
+    for (const box of boxes()) if (!box.closest("li").hidden) box.checked = button.dataset.pick === "all";
+    countChosen();
+  }));
+  search.addEventListener("input", () => {
+    const terms = search.value.toLowerCase().split(/\s+/).filter(Boolean);
+    for (const li of list.children) li.hidden = !terms.every((t) => li.dataset.search.includes(t));
+  });
+  if (editing) {
+    loadStreams({ pipeline: editing }).catch((e) => placeError(form, e.message));
+  }
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   const list = document.getElementById("pipelines");
   if (list) follow(list.dataset.live, (data) => updatePipelines(list, data));
@@ -236,4 +464,6 @@ document.addEventListener("DOMContentLoaded", () => {
   document.querySelectorAll("select[data-autosubmit]").forEach((select) =>
     select.addEventListener("change", () => select.form.submit()));
   document.querySelectorAll("button[data-copy]").forEach(setupCopy);
+  const pipelineForm = document.getElementById("pipeline-form");
+  if (pipelineForm) setupPipelineForm(pipelineForm);
 });

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 
+use crate::sql_reader::SqlReader;
 use crate::views::ExplorerData;
 
 /// The frame of every page: which host serves it and what it offers.
@@ -21,6 +22,9 @@ pub struct Chrome {
     /// listens on loopback only and answers no other name (`--allowed-host`), never on a
     /// tokenless server others can reach.
     pub sql: bool,
+    /// The login the SQL page runs statements as (`--sql-reader-url`); `None`: each
+    /// destination's own, read-only by the transaction.
+    pub sql_reader: Option<SqlReader>,
 }
 
 /// The explorer's side of the console.

@@ -15,6 +15,16 @@ pub(crate) fn component(text: &str) -> String {
     out
 }
 
+/// A pipeline's page.
+pub(crate) fn pipeline_page(id: &str) -> String {
+    format!("/console/pipelines/{}", component(id))
+}
+
+/// A pipeline's edit form.
+pub(crate) fn pipeline_edit(id: &str) -> String {
+    format!("{}/edit", pipeline_page(id))
+}
+
 /// The explorer's page of a stream, keeping `suffix` (an encoded `?destination=…` or nothing).
 pub(crate) fn table_page(stream: &str, suffix: &str) -> String {
     format!("/explorer/tables/{}{suffix}", component(stream))

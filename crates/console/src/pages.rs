@@ -8,11 +8,11 @@ use axum::{Form, Router};
 use crate::frame::{Chrome, Console};
 use crate::pipelines::{self, Pipelines};
 use crate::views::{ExplorerData, PipelineData};
-use crate::{assets, auth, explorer, sql_page};
+use crate::{assets, auth, explorer, pipeline_form, sql_page};
 
 /// The console's routes: `/login`, `/logout`, `/assets/…`, `/explorer…` (`/explorer/sql` when
 /// [`Chrome::sql`]), and with
-/// `pipelines`, `/` and `/console/…`. The host puts its own gate (`sync_web_guard::gate`) in front.
+/// `pipelines`, `/` and `/console/…` (the pipelines, and the form that makes and edits them). The host puts its own gate (`sync_web_guard::gate`) in front.
 pub fn router(
     chrome: Chrome,
     explorer: Arc<dyn ExplorerData>,
@@ -48,7 +48,11 @@ pub fn router(
             Router::new()
                 .route("/", get(pipelines::list))
                 .route("/console/events", get(pipelines::list_events))
+                .route("/console/pipelines/new", get(pipeline_form::new))
                 .route("/console/pipelines/{id}", get(pipelines::detail))
+                .route("/console/pipelines/{id}/edit", get(pipeline_form::edit))
+                .route("/console/check", post(pipeline_form::check))
+                .route("/console/streams", post(pipeline_form::streams))
                 .route(
                     "/console/pipelines/{id}/events",
                     get(pipelines::detail_events),

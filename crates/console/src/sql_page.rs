@@ -85,8 +85,8 @@ fn cross_site(console: &Console) -> Response {
         .into_response()
 }
 
-/// The destination a statement runs on and the choices, once the request may run SQL at all;
-/// else the page that says why not.
+/// The destination a statement runs on (through the server's SQL reader, when it has one) and
+/// the choices, once the request may run SQL at all; else the page that says why not.
 async fn admitted(
     console: &Console,
     headers: &HeaderMap,
@@ -101,6 +101,16 @@ async fn admitted(
     let (destination, choices, _) = chosen(console, wanted)
         .await
         .map_err(|e| unavailable(&console.chrome, &e))?;
+    let destination = match (destination, &console.chrome.sql_reader) {
+        (Some(d), Some(reader)) => Some(reader.serving(&d).map_err(|why| {
+            (
+                StatusCode::CONFLICT,
+                Html(message_page(&console.chrome, "SQL unavailable", &why)),
+            )
+                .into_response()
+        })?),
+        (d, _) => d,
+    };
     Ok((destination, choices))
 }
 

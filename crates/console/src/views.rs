@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
 use serde::Serialize;
+use serde_json::Value;
 use sync_protocol::{Catalog, TimeRange};
 
 use crate::format;
@@ -84,12 +85,78 @@ pub struct PipelineDetail {
     pub runs: Vec<RunLine>,
 }
 
+/// A connector a pipeline is made with: its name and its config's JSON Schema, secret
+/// properties marked `"writeOnly": true`.
+#[derive(Debug, Clone)]
+pub struct ConnectorForm {
+    /// The connector's name (`stripe`, `postgres`).
+    pub name: String,
+    /// Its config's JSON Schema.
+    pub schema: Value,
+}
+
+/// A pipeline as stored, every value as the API shows it (secrets masked).
+#[derive(Debug, Clone)]
+pub struct StoredPipeline {
+    /// `{"name", "config"}`.
+    pub source: Value,
+    /// `{"name", "config"}`.
+    pub destination: Value,
+    /// The chosen streams; empty: every stream.
+    pub streams: Vec<String>,
+}
+
+/// A pipeline being made or edited, as the form sends it: `source` and `destination` as in
+/// `POST /pipelines`, or (with `pipeline`, an edit) only what changes, as in `PATCH`.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Draft {
+    /// The pipeline edited; `None`: a new one.
+    #[serde(default)]
+    pub pipeline: Option<String>,
+    /// The source side.
+    #[serde(default)]
+    pub source: Value,
+    /// The destination side.
+    #[serde(default)]
+    pub destination: Value,
+}
+
+/// One side's answer to a check.
+#[derive(Debug, Clone, Serialize)]
+pub struct SideCheck {
+    /// `source` or `destination`.
+    pub side: String,
+    /// The connector said its config works.
+    pub ok: bool,
+    /// What it said.
+    pub message: String,
+}
+
+/// A stream the source offers.
+#[derive(Debug, Clone, Serialize)]
+pub struct StreamOffer {
+    /// Its name.
+    pub name: String,
+    /// One most users want: chosen before the user chooses.
+    pub common: bool,
+}
+
 /// Where the pipelines pages get their data.
 pub trait PipelineData: Send + Sync + 'static {
     /// Every pipeline, in the order to show.
     fn rows(&self) -> BoxFuture<'_, Result<Vec<PipelineRow>, String>>;
     /// One pipeline; `None` when there is none by that id.
     fn detail<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<PipelineDetail>, String>>;
+    /// The source and destination a new pipeline is made with.
+    fn connectors(&self) -> BoxFuture<'_, Result<[ConnectorForm; 2], String>>;
+    /// One pipeline as stored; `None` when there is none by that id.
+    fn stored<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<StoredPipeline>, String>>;
+    /// Both sides' check of a draft; `Err`: the draft itself is wrong (the message names the
+    /// field, as the API's 400s do).
+    fn check(&self, draft: Draft) -> BoxFuture<'_, Result<Vec<SideCheck>, String>>;
+    /// The streams a draft's source offers; `Err` as for [`PipelineData::check`].
+    fn streams(&self, draft: Draft) -> BoxFuture<'_, Result<Vec<StreamOffer>, String>>;
 }
 
 /// Where the explorer gets its catalog and the destinations it can count rows in.
@@ -114,7 +181,12 @@ pub(crate) struct RowView {
 impl RowView {
     /// The pipeline's page.
     pub(crate) fn page(&self) -> String {
-        format!("/console/pipelines/{}", crate::link::component(&self.id))
+        crate::link::pipeline_page(&self.id)
+    }
+
+    /// The pipeline's edit form.
+    pub(crate) fn edit(&self) -> String {
+        crate::link::pipeline_edit(&self.id)
     }
 
     /// The explorer with row counts from the pipeline's destination.

@@ -34,6 +34,11 @@ pub struct ServeArgs {
     /// /explorer shows, with row counts from its destination when that is Postgres.
     #[arg(long, value_name = "FILE")]
     pub explorer_config: Option<PathBuf>,
+    /// The explorer's SQL page connects with this URL instead of the destination's own: a
+    /// role with only SELECT on its schema. A destination in another database is then
+    /// refused on that page.
+    #[arg(long, value_name = "URL")]
+    pub sql_reader_url: Option<String>,
     #[command(flatten)]
     pub resolver: ResolverArgs,
 }

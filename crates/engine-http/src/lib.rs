@@ -58,6 +58,8 @@ pub struct Mount {
     /// The server listens on a loopback address only and answers no other name
     /// (`--allowed-host`): others cannot reach it.
     pub local_only: bool,
+    /// `--sql-reader-url`: the login the SQL page runs statements as.
+    pub sql_reader_url: Option<String>,
 }
 
 /// Builds the routes a binary serves beside the API (say, the web console), once the server
@@ -155,9 +157,15 @@ pub async fn serve(args: ServeArgs, pages: Pages) -> Result<u8> {
             "--api-token (or SYNC_ENGINE_API_TOKEN) is empty: give a token, or neither to serve without one"
         )));
     }
-    let token = args.api_token;
+    let token = args.api_token.clone();
     if let Some(token) = &token {
         sync_connector::redact::register_secret(token);
+    }
+    if let Some(url) = &args.sql_reader_url {
+        sync_connector::redact::register_config_secrets(
+            &serde_json::Value::Null,
+            &serde_json::Value::from(url.as_str()),
+        );
     }
     let explorer = match &args.explorer_config {
         Some(path) => {
@@ -189,6 +197,7 @@ pub async fn serve(args: ServeArgs, pages: Pages) -> Result<u8> {
         token: state.token.clone(),
         explorer,
         local_only: bound.ip().is_loopback() && args.allowed_host.is_empty(),
+        sql_reader_url: args.sql_reader_url.clone(),
     });
     let same_site = same_site(bound, &args.allowed_host, state.token.is_some());
     if !bound.ip().is_loopback() && state.token.is_none() {

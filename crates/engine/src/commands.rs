@@ -34,6 +34,10 @@ pub async fn dispatch(command: Command) -> Result<u8> {
         Command::Teardown(args) => teardown(&AnyEngine::choose(&args.pipeline, false)?, args).await,
         Command::Connectors(args) => connectors(args),
         Command::Serve(args) => {
+            if let Some(url) = &args.sql_reader_url {
+                sync_console::SqlReader::parse(url)
+                    .map_err(|e| usage(anyhow!("--sql-reader-url: {e}")))?;
+            }
             sync_engine_http::serve(args, Box::new(crate::explorer::pages)).await
         }
     }

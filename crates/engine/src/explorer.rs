@@ -18,6 +18,11 @@ use sync_engine_api::{Engine, PipelineRequest};
 pub(crate) fn pages(mount: Mount) -> Router {
     let chrome = sync_console::Chrome {
         sql: mount.token.is_some() || mount.local_only,
+        // Checked before serving (`commands.rs`).
+        sql_reader: mount
+            .sql_reader_url
+            .as_deref()
+            .and_then(|url| sync_console::SqlReader::parse(url).ok()),
         token: mount.token,
         pipelines: false,
         host: "sync-engine",

@@ -214,10 +214,13 @@ impl From<EmitError> for ReadError {
     }
 }
 
-/// The connector error for a failure that stops everything.
+/// The connector error for a failure that stops everything. A refused key names the config
+/// field, as every config error does, so a form can show it there.
 pub(crate) fn fatal(e: &StripeError, doing: &str) -> ConnectorError {
     let refused_account = e.kind == ErrorKind::Forbidden && e.endpoint == "/v1/account";
-    if e.is_unauthorized() || refused_account {
+    if e.is_unauthorized() {
+        ConnectorError::config(format!("api_key: {doing}: {e}"))
+    } else if refused_account {
         ConnectorError::config(format!("{doing}: {e}"))
     } else if e.is_transient() {
         ConnectorError::transient(format!("{doing}: {e}"))
@@ -238,6 +241,19 @@ mod tests {
             "GET /v1/issuing/cards".into(),
             "/v1/issuing/cards",
         )
+    }
+
+    #[test]
+    fn a_refused_key_names_its_field() {
+        let refused = fatal(&err(401, "Invalid API Key provided"), "reading the account");
+        assert!(
+            refused
+                .to_string()
+                .starts_with("api_key: reading the account: "),
+            "{refused}"
+        );
+        let forbidden = fatal(&err(403, "no access"), "listing");
+        assert!(!forbidden.to_string().starts_with("api_key"), "{forbidden}");
     }
 
     #[test]

@@ -23,6 +23,7 @@ use crate::api_state::{Answer, Failure, StrictQuery, unavailable};
 use crate::operations;
 use crate::owner::{self, Owner};
 use crate::pipeline::{self, Desired, Pipeline, Status};
+use crate::side_update;
 use crate::sync_routes;
 
 /// Webhook ingress only (`sync-service webhook`): `/webhooks/{id}` and `/health`.
@@ -42,12 +43,13 @@ pub fn router(api: Arc<Api>, bound: SocketAddr, allowed_hosts: &[AllowedHost]) -
     })
     // Stripe signs webhooks and posts them by the public name; probes ask by any name.
     .exempt(&["/health", "/webhooks/"]);
-    let data = Arc::new(crate::console::ConsoleData::new(api.control.clone()));
+    let data = Arc::new(crate::console::ConsoleData::new(api.clone()));
     let chrome = sync_console::Chrome {
         token: api.token.clone(),
         pipelines: true,
         host: "sync-service",
         sql: api.token.is_some() || (bound.ip().is_loopback() && allowed_hosts.is_empty()),
+        sql_reader: api.sql_reader.clone(),
     };
     let console = sync_console::router(chrome, data.clone(), Some(data));
     Router::new()
@@ -165,28 +167,22 @@ fn new_pipeline(fields: &serde_json::Map<String, Value>) -> Result<Pipeline, Fai
     };
     pipeline::check_id(&id)?;
     let missing = |f: &str| Failure(StatusCode::BAD_REQUEST, format!("{f}: required"));
-    let p = Pipeline {
+    let p = Pipeline::new(
         id,
-        source: pipeline::connector_side(
+        pipeline::connector_side(
             "source",
             fields.get("source").ok_or_else(|| missing("source"))?,
             "stripe",
         )?,
-        destination: pipeline::connector_side(
+        pipeline::connector_side(
             "destination",
             fields
                 .get("destination")
                 .ok_or_else(|| missing("destination"))?,
             "postgres",
         )?,
-        streams: pipeline::check_streams(fields.get("streams"))?,
-        desired: Desired::Active,
-        status: Status::Backfilling,
-        failure_type: None,
-        error: None,
-        live_failure_type: None,
-        live_error: None,
-    };
+        pipeline::check_streams(fields.get("streams"))?,
+    );
     Ok(p)
 }
 
@@ -256,8 +252,10 @@ async fn update(
     }
     for (key, value) in fields {
         match key.as_str() {
-            "source" => p.source = merged_side("source", &p.source, value)?,
-            "destination" => p.destination = merged_side("destination", &p.destination, value)?,
+            "source" => p.source = side_update::merged_side("source", &p.source, value)?,
+            "destination" => {
+                p.destination = side_update::merged_side("destination", &p.destination, value)?
+            }
             "streams" => p.streams = pipeline::check_streams(Some(value))?,
             "status" | "desired_status" => {}
             other => {
@@ -332,35 +330,6 @@ async fn streams_offered(api: &Api, request: &PipelineRequest) -> Result<(), Fai
             ),
         )),
     }
-}
-
-/// A side's update: `config` keys replace the stored ones (null removes one); `name` replaces.
-/// A value exactly as a GET shows the stored one (a secret as `***`) leaves it as it is; any
-/// other value holding `***` where a secret goes is refused, so a secret is never overwritten
-/// with its mask.
-fn merged_side(field: &str, stored: &Value, update: &Value) -> Result<Value, Failure> {
-    let update = pipeline::connector_side(field, update, stored["name"].as_str().unwrap_or(""))?;
-    let mut config = stored["config"].as_object().cloned().unwrap_or_default();
-    for (k, v) in update["config"].as_object().into_iter().flatten() {
-        let as_shown = config
-            .get(k)
-            .is_some_and(|kept| pipeline::shown_entry(k, kept) == *v);
-        if v.is_null() {
-            config.remove(k);
-        } else if as_shown {
-            continue;
-        } else if pipeline::holds_a_hidden_secret(k, v) {
-            return Err(Failure(
-                StatusCode::BAD_REQUEST,
-                format!(
-                    "{field}.config.{k}: holds \"***\", which is how the API shows a secret; give the real value, or leave the key out to keep the stored one"
-                ),
-            ));
-        } else {
-            config.insert(k.clone(), v.clone());
-        }
-    }
-    Ok(json!({"name": update["name"], "config": config}))
 }
 
 /// `desired_status` (the reference's name) or `status`: what the user wants, and the field

@@ -24,6 +24,8 @@ pub struct Api {
     /// What a pipeline's workflow starts with (timers, the live task queue); the id and the
     /// desired status are filled in per pipeline.
     pub workflow: PipelineInput,
+    /// The login the console's SQL page runs statements as (`--sql-reader-url`).
+    pub sql_reader: Option<sync_console::SqlReader>,
 }
 
 /// An error answer.

@@ -1,5 +1,5 @@
 //! What the web console (crate `sync-console`) shows of this service: the pipelines from the
-//! control database, and for the explorer the Stripe catalog and the pipelines' Postgres
+//! control database, the pipeline form's checks and streams (`drafts`), and for the explorer the Stripe catalog and the pipelines' Postgres
 //! destinations.
 
 use std::collections::BTreeSet;
@@ -8,10 +8,12 @@ use std::sync::{Arc, OnceLock};
 use futures_util::future::BoxFuture;
 use serde_json::Value;
 use sync_console::{
-    Destination, ExplorerData, PipelineData, PipelineDetail, PipelineRow, RunLine, StreamLine,
+    ConnectorForm, Destination, Draft, ExplorerData, PipelineData, PipelineDetail, PipelineRow,
+    RunLine, SideCheck, StoredPipeline, StreamLine, StreamOffer,
 };
 use sync_protocol::{Catalog, Progress};
 
+use crate::api_state::Api;
 use crate::control::{Control, ControlError};
 
 /// How many runs a pipeline's page lists.
@@ -20,12 +22,17 @@ const RUNS_SHOWN: i64 = 20;
 /// The console's data source.
 pub struct ConsoleData {
     control: Control,
+    /// The API's state: the form's checks and discovers run on its engine.
+    api: Arc<Api>,
 }
 
 impl ConsoleData {
-    /// Over the control database.
-    pub fn new(control: Control) -> ConsoleData {
-        ConsoleData { control }
+    /// Over the API's control database and engine.
+    pub fn new(api: Arc<Api>) -> ConsoleData {
+        ConsoleData {
+            control: api.control.clone(),
+            api,
+        }
     }
 }
 
@@ -114,6 +121,21 @@ impl PipelineData for ConsoleData {
                     .collect(),
             }))
         })
+    }
+    fn connectors(&self) -> BoxFuture<'_, Result<[ConnectorForm; 2], String>> {
+        Box::pin(crate::drafts::connectors(&self.api))
+    }
+
+    fn stored<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<StoredPipeline>, String>> {
+        Box::pin(crate::drafts::stored(&self.api, id))
+    }
+
+    fn check(&self, draft: Draft) -> BoxFuture<'_, Result<Vec<SideCheck>, String>> {
+        Box::pin(async move { crate::drafts::check(&self.api, &draft).await })
+    }
+
+    fn streams(&self, draft: Draft) -> BoxFuture<'_, Result<Vec<StreamOffer>, String>> {
+        Box::pin(async move { crate::drafts::streams(&self.api, &draft).await })
     }
 }
 

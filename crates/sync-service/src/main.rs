@@ -228,8 +228,46 @@ struct ServeArgs {
     /// that rewrites Host. Repeat or separate with commas.
     #[arg(long, value_name = "NAME", value_delimiter = ',', value_parser = sync_web_guard::same_site::allowed_host)]
     allowed_host: Vec<sync_web_guard::same_site::AllowedHost>,
+    /// The console's SQL page connects with this URL instead of each destination's own: a
+    /// role with only SELECT on the pipelines' schemas. Destinations in another database
+    /// are then refused on that page.
+    #[arg(long, value_name = "URL", value_parser = SqlReaderParser)]
+    sql_reader_url: Option<sync_console::SqlReader>,
     #[command(flatten)]
     workflow: WorkflowFlags,
+}
+
+/// Reads `--sql-reader-url`; its errors never repeat the value (clap's own would, password
+/// and all).
+#[derive(Clone)]
+struct SqlReaderParser;
+
+impl clap::builder::TypedValueParser for SqlReaderParser {
+    type Value = sync_console::SqlReader;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        _arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<sync_console::SqlReader, clap::Error> {
+        let refused = |why: String| {
+            clap::Error::raw(
+                clap::error::ErrorKind::ValueValidation,
+                format!("--sql-reader-url: {why}\n"),
+            )
+            .with_cmd(cmd)
+        };
+        let url = value
+            .to_str()
+            .ok_or_else(|| refused("not UTF-8".to_owned()))?;
+        let reader = sync_console::SqlReader::parse(url).map_err(refused)?;
+        sync_connector::redact::register_config_secrets(
+            &serde_json::Value::Null,
+            &serde_json::Value::from(url),
+        );
+        Ok(reader)
+    }
 }
 
 #[derive(Args)]
@@ -362,6 +400,7 @@ async fn run(command: Command) -> Result<()> {
                 engine: common.engine.engine()?,
                 token: args.api_token,
                 workflow: args.workflow.input(&common.temporal),
+                sql_reader: args.sql_reader_url,
             });
             listen(listen_address(args.listen, args.port), |bound| {
                 api::router(api, bound, &args.allowed_host)
@@ -376,6 +415,7 @@ async fn run(command: Command) -> Result<()> {
                 engine: EngineFlags::default().engine()?,
                 token: None,
                 workflow: args.workflow.input(&args.temporal),
+                sql_reader: None,
             });
             listen(listen_address(args.listen, args.port), |_| {
                 api::webhook_router(api)

@@ -238,6 +238,22 @@ pub fn stream_names(streams: &Option<Value>) -> Vec<String> {
 }
 
 impl Pipeline {
+    /// A pipeline just made: wanted active, backfilling, no failure.
+    pub fn new(id: String, source: Value, destination: Value, streams: Option<Value>) -> Pipeline {
+        Pipeline {
+            id,
+            source,
+            destination,
+            streams,
+            desired: Desired::Active,
+            status: Status::Backfilling,
+            failure_type: None,
+            error: None,
+            live_failure_type: None,
+            live_error: None,
+        }
+    }
+
     /// What the engine takes.
     pub fn request(&self) -> Result<PipelineRequest, Invalid> {
         let side = |field: &str, v: &Value| -> Result<ConnectorConfig, Invalid> {

@@ -233,10 +233,13 @@ fn the_console_in_a_real_browser() {
     runtime().block_on(async {
         let client = open_browser(&driver).await;
         log_in(&driver, &client, &service).await;
+        create_through_the_form(&driver, &client, &service).await;
         pipelines_go_live(&client, &service).await;
         assert_no_console_errors(&driver, &client, "on the pipelines list").await;
         pipeline_page(&client, &service).await;
         assert_no_console_errors(&driver, &client, "on the pipeline page").await;
+        edit_streams(&client, &service).await;
+        assert_no_console_errors(&driver, &client, "while editing").await;
         explorer(&client, &service).await;
         assert_no_console_errors(&driver, &client, "in the explorer").await;
         sql_page(&driver, &client, &service).await;
@@ -247,13 +250,59 @@ fn the_console_in_a_real_browser() {
     });
 }
 
-/// The list is open before the pipeline exists; it appears and reaches `ready` without a
-/// reload, and the live numbers move nothing.
-async fn pipelines_go_live(client: &Client, service: &Service) {
-    client
-        .execute("window.notReloaded = true", vec![])
+async fn type_into(client: &Client, id: &str, text: &str) {
+    let field = client
+        .find(Locator::Id(id))
+        .await
+        .unwrap_or_else(|e| panic!("#{id}: {e}"));
+    field.clear().await.unwrap();
+    field
+        .send_keys(text)
+        .await
+        .unwrap_or_else(|e| panic!("typing into #{id}: {e}"));
+}
+
+/// The names of the checked streams in the form's picker.
+async fn chosen_streams(client: &Client) -> Vec<String> {
+    let chosen = client
+        .execute(
+            "return Array.from(document.querySelectorAll('#stream-list input:checked')).map((b) => b.value)",
+            vec![],
+        )
         .await
         .unwrap();
+    serde_json::from_value(chosen).unwrap()
+}
+
+/// Ticks or unticks one stream in the picker (found through its search box).
+async fn pick_stream(client: &Client, name: &str) {
+    type_into(client, "stream-search", name).await;
+    click(client, &format!("#stream-list input[value={name}]")).await;
+    type_into(client, "stream-search", "").await;
+}
+
+/// From the empty list to a pipeline, through the form only: a wrong key is refused by the
+/// check and shown at the key's field, a wrong id by the API's 400 at the id's field; then
+/// the streams picked from discover, and Create opens the new pipeline's page.
+async fn create_through_the_form(driver: &Driver, client: &Client, service: &Service) {
+    assert!(
+        text_of(client, "#empty").await.contains("create one"),
+        "the empty list points to the form"
+    );
+    click(client, ".heading a.button").await;
+    wait_text(client, "h1", "New pipeline", Duration::from_secs(5)).await;
+    assert_eq!(
+        client
+            .find(Locator::Id("source-api_key"))
+            .await
+            .unwrap()
+            .attr("type")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("password"),
+        "a secret is typed into a password field"
+    );
     // Invoices of a few customers, so that the explorer's invoices → customers join has rows.
     for customer in service.object_ids("customers").iter().take(5) {
         service
@@ -264,12 +313,138 @@ async fn pipelines_go_live(client: &Client, service: &Service) {
     // Their creation events then lie before the backfill, so the first run's events (read
     // from the backfill's start, a few seconds' slack included) do not apply them again.
     service.fake.advance_clock(3_600);
-    let mut body = service.pipeline_body("pl_console", "console");
-    body["streams"] = json!(["customers", "products", "invoices"]);
+    let body = service.pipeline_body("pl_console", "console");
+    type_into(
+        client,
+        "source-api_key",
+        "sk_test_not_a_key_of_this_account",
+    )
+    .await;
+    click(client, "fieldset[data-side=source] details summary").await;
+    type_into(
+        client,
+        "source-base_url",
+        body["source"]["config"]["base_url"].as_str().unwrap(),
+    )
+    .await;
+    type_into(
+        client,
+        "source-webhook_secret",
+        body["source"]["config"]["webhook_secret"].as_str().unwrap(),
+    )
+    .await;
     // Slow enough that the list shows the backfill before it shows `ready`.
-    body["source"]["config"]["rate_limit"] = json!(4);
-    let (status, answer) = api(service, "POST", "/pipelines", Some(body)).await;
-    assert_eq!(status, 201, "{answer}");
+    type_into(client, "source-rate_limit", "4").await;
+    type_into(
+        client,
+        "destination-url",
+        body["destination"]["config"]["url"].as_str().unwrap(),
+    )
+    .await;
+    click(client, "fieldset[data-side=destination] details summary").await;
+    type_into(client, "destination-schema", "console").await;
+    type_into(client, "pipeline-id", "pl console").await;
+
+    click(client, "[data-action=check]").await;
+    wait_contains(
+        client,
+        "#source-api_key-error",
+        "Invalid API Key provided",
+        Duration::from_secs(30),
+    )
+    .await;
+    assert!(
+        text_of(client, "#source-api_key-error")
+            .await
+            .starts_with("api_key: ")
+    );
+    wait_contains(
+        client,
+        "#check-destination",
+        "Check passed",
+        Duration::from_secs(10),
+    )
+    .await;
+    // Create checks again: still refused, nothing stored.
+    click(client, "[data-action=save]").await;
+    wait_text(
+        client,
+        "#form-status",
+        "The check failed: see the messages above.",
+        Duration::from_secs(30),
+    )
+    .await;
+    let (_, listed) = api(service, "GET", "/pipelines", None).await;
+    assert_eq!(listed["data"], json!([]), "a refused form creates nothing");
+    client
+        .execute(
+            "document.querySelector('fieldset[data-side=source]').scrollIntoView({block: 'start'})",
+            vec![],
+        )
+        .await
+        .unwrap();
+    screenshot(client, "new-pipeline").await;
+
+    type_into(client, "source-api_key", "sk_test_service").await;
+    click(client, "[data-action=check]").await;
+    wait_contains(
+        client,
+        "#check-source",
+        "Check passed",
+        Duration::from_secs(30),
+    )
+    .await;
+    wait_contains(client, "#stream-count", " chosen", Duration::from_secs(30)).await;
+    let common = chosen_streams(client).await;
+    assert!(
+        common.contains(&"customers".to_owned()) && common.contains(&"invoices".to_owned()),
+        "the common streams come chosen: {common:?}"
+    );
+    click(client, "button[data-pick=none]").await;
+    for name in ["customers", "products", "invoices"] {
+        pick_stream(client, name).await;
+    }
+    let mut chosen = chosen_streams(client).await;
+    chosen.sort();
+    assert_eq!(chosen, ["customers", "invoices", "products"]);
+
+    // The API's 400 names the id: shown at its field.
+    click(client, "[data-action=save]").await;
+    wait_contains(
+        client,
+        "#pipeline-id-error",
+        "is not a pipeline id",
+        Duration::from_secs(30),
+    )
+    .await;
+    let errors = console_errors(driver, client).await;
+    assert!(
+        errors.len() == 1
+            && errors[0]["message"].as_str().unwrap_or("").contains(
+                "/pipelines - Failed to load resource: the server responded with a status of 400"
+            ),
+        "only the refused create is an error: {errors:#?}"
+    );
+    type_into(client, "pipeline-id", "pl_console").await;
+    click(client, "[data-action=save]").await;
+    wait_text(client, "h1", "Pipeline pl_console", Duration::from_secs(30)).await;
+    let (_, shown) = api(service, "GET", "/pipelines/pl_console", None).await;
+    let mut streams: Vec<String> = serde_json::from_value(shown["streams"].clone()).unwrap();
+    streams.sort();
+    assert_eq!(streams, ["customers", "invoices", "products"]);
+    assert_eq!(shown["source"]["config"]["rate_limit"], json!(4));
+    assert_eq!(shown["destination"]["config"]["schema"], json!("console"));
+}
+
+/// The list, opened while the new pipeline backfills, shows it reach `ready` without a reload,
+/// and the live numbers move nothing.
+async fn pipelines_go_live(client: &Client, service: &Service) {
+    click(client, ".crumbs a").await;
+    wait_text(client, "h1", "Pipelines", Duration::from_secs(5)).await;
+    client
+        .execute("window.notReloaded = true", vec![])
+        .await
+        .unwrap();
     let status_cell = "tr[data-id=pl_console] [data-field=status]";
     wait_text(client, status_cell, "backfilling", Duration::from_secs(30)).await;
     wait_text(client, status_cell, "ready", Duration::from_secs(180)).await;
@@ -366,6 +541,72 @@ async fn pipeline_page(client: &Client, service: &Service) {
         Duration::from_secs(10),
     )
     .await;
+}
+
+/// The pipeline page's Edit: the stored streams come chosen and the key is never sent back,
+/// not even masked; a stream added and saved is synced with the key kept.
+async fn edit_streams(client: &Client, service: &Service) {
+    for product in service.object_ids("products").iter().take(3) {
+        service
+            .fake
+            .create(
+                None,
+                "prices",
+                json!({"product": product, "currency": "usd", "unit_amount": 500}),
+            )
+            .unwrap();
+    }
+    client
+        .goto(&service.url("/console/pipelines/pl_console"))
+        .await
+        .unwrap();
+    click(client, ".actions a[href$='/edit']").await;
+    wait_text(client, "h1", "Edit pl_console", Duration::from_secs(5)).await;
+    let key = client.find(Locator::Id("source-api_key")).await.unwrap();
+    assert_eq!(key.prop("value").await.unwrap().as_deref(), Some(""));
+    assert!(
+        key.attr("placeholder")
+            .await
+            .unwrap()
+            .unwrap_or_default()
+            .contains("kept"),
+        "the form says the stored key is kept"
+    );
+    assert!(
+        !client.source().await.unwrap().contains("sk_test_service"),
+        "the stored key is not in the page"
+    );
+    wait_contains(client, "#stream-count", "3 of ", Duration::from_secs(30)).await;
+    pick_stream(client, "prices").await;
+    screenshot(client, "edit-pipeline").await;
+    click(client, "[data-action=save]").await;
+    wait_text(client, "h1", "Pipeline pl_console", Duration::from_secs(30)).await;
+    let (_, shown) = api(service, "GET", "/pipelines/pl_console", None).await;
+    let mut streams: Vec<String> = serde_json::from_value(shown["streams"].clone()).unwrap();
+    streams.sort();
+    assert_eq!(streams, ["customers", "invoices", "prices", "products"]);
+    assert_eq!(shown["source"]["config"]["api_key"], "***");
+    // Synced with the key the form left alone.
+    let want = service.object_ids("prices");
+    assert_eq!(want.len(), 3);
+    let started = Instant::now();
+    loop {
+        let exists = psql_rows(
+            service,
+            "select 1 from information_schema.tables where table_schema = 'console' and table_name = 'prices'",
+        );
+        if !exists.is_empty()
+            && psql_rows(service, "select id from console.prices where not _deleted") == want
+        {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(180),
+            "the added stream was not synced: {:?}",
+            api(service, "GET", "/pipelines/pl_console", None).await.1
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
 
 /// Find `invoices`, follow its edge to `customers`, copy a join, count rows.
@@ -580,6 +821,8 @@ async fn phone_width(client: &Client, service: &Service) {
         "/explorer/tables/invoices",
         "/explorer/sql?sql=select+*+from+invoices+limit+5",
         "/console/pipelines/pl_console",
+        "/console/pipelines/new",
+        "/console/pipelines/pl_console/edit",
     ] {
         client.goto(&service.url(path)).await.unwrap();
         let overflow = client

@@ -93,6 +93,19 @@ fn a_page_of_another_site_cannot_drive_or_read_the_rest_api() {
             "side=destination",
         ),
         ("POST", "/pipelines/xsite/reconcile", vec![evil], ""),
+        // The console form's check and discover run the connectors with the stored secrets.
+        (
+            "POST",
+            "/console/check",
+            vec![("Content-Type", "text/plain")],
+            r#"{"pipeline": "xsite"}"#,
+        ),
+        (
+            "POST",
+            "/console/streams",
+            vec![("Content-Type", "application/json"), evil],
+            r#"{"pipeline": "xsite"}"#,
+        ),
         (
             "PATCH",
             "/pipelines/xsite",
@@ -243,4 +256,16 @@ fn an_allowed_host_that_is_not_a_name_exits_2_naming_the_flag() {
         stderr.contains("--allowed-host") && !stderr.contains("unexpected argument"),
         "{stderr}"
     );
+}
+
+#[test]
+fn a_sql_reader_url_that_does_not_parse_exits_2_without_its_password() {
+    let (code, stderr) = serve_exits(&[
+        "--sql-reader-url",
+        "postgres://reader:hunter2@db.example/shop?sslmode=bogus",
+    ]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("--sql-reader-url"), "{stderr}");
+    assert!(stderr.contains("sslmode"), "{stderr}");
+    assert!(!stderr.contains("hunter2"), "{stderr}");
 }
