@@ -285,20 +285,24 @@ function showAt(node, message, input) {
   if (input) input.setAttribute("aria-invalid", "true");
 }
 
-// An error where its field is: `source.config.api_key: …`, `destination.url: …`, `streams: …`,
-// `id: …`, or (a side's check) `api_key: …`; otherwise under the side's check or the form.
+// An error where its field is: the first `key: ` of the message that names a field of the form
+// (`source.config.api_key: …`, `source-stripe config: invalid config: rate_limit: …`, `id: …`,
+// `streams: …`), within the side the message starts with or the check it answers; otherwise
+// under that side's check, or under the form.
 function placeError(form, message, side) {
-  const head = message.split(": ")[0];
-  const parts = head.split(".");
-  const named = ["source", "destination"].includes(parts[0]) ? parts[0] : null;
+  const segments = message.split(": ");
+  const first = segments[0];
+  const named = /^source\b/.test(first) ? "source" : /^(destination|dest-)/.test(first) ? "destination" : null;
   const where = side || named;
-  const key = parts[parts.length - 1];
-  const scope = where ? form.querySelector('fieldset[data-side="' + where + '"]') : form;
-  const slot = scope && /^[a-z_][a-z0-9_]*$/.test(key) ? scope.querySelector('[data-error-for="' + key + '"]') : null;
-  if (slot) {
-    const input = slot.parentElement.querySelector("[data-key], input");
-    showAt(slot, message, input);
-    return;
+  const scope = (where && form.querySelector('fieldset[data-side="' + where + '"]')) || form;
+  for (const segment of segments.slice(0, -1)) {
+    const key = segment.split(".").pop();
+    if (!/^[a-z_][a-z0-9_]*$/.test(key)) continue;
+    const slot = scope.querySelector('[data-error-for="' + key + '"]');
+    if (slot) {
+      showAt(slot, message, slot.parentElement.querySelector("[data-key], input"));
+      return;
+    }
   }
   showAt(where ? document.getElementById("check-" + where) : document.getElementById("form-error"), message);
 }

@@ -333,8 +333,8 @@ async fn create_through_the_form(driver: &Driver, client: &Client, service: &Ser
         body["source"]["config"]["webhook_secret"].as_str().unwrap(),
     )
     .await;
-    // Slow enough that the list shows the backfill before it shows `ready`.
-    type_into(client, "source-rate_limit", "4").await;
+    // Refused by the source's spec first: the engine's error names the field.
+    type_into(client, "source-rate_limit", "0").await;
     type_into(
         client,
         "destination-url",
@@ -345,6 +345,16 @@ async fn create_through_the_form(driver: &Driver, client: &Client, service: &Ser
     type_into(client, "destination-schema", "console").await;
     type_into(client, "pipeline-id", "pl console").await;
 
+    click(client, "[data-action=check]").await;
+    wait_contains(
+        client,
+        "#source-rate_limit-error",
+        "rate_limit: value is less than the minimum of 1",
+        Duration::from_secs(30),
+    )
+    .await;
+    // Slow enough that the list shows the backfill before it shows `ready`.
+    type_into(client, "source-rate_limit", "4").await;
     click(client, "[data-action=check]").await;
     wait_contains(
         client,
@@ -418,12 +428,20 @@ async fn create_through_the_form(driver: &Driver, client: &Client, service: &Ser
     )
     .await;
     let errors = console_errors(driver, client).await;
+    let refused = |path: &str| {
+        format!("{path} - Failed to load resource: the server responded with a status of 400")
+    };
     assert!(
-        errors.len() == 1
-            && errors[0]["message"].as_str().unwrap_or("").contains(
-                "/pipelines - Failed to load resource: the server responded with a status of 400"
-            ),
-        "only the refused create is an error: {errors:#?}"
+        errors.len() == 2
+            && errors[0]["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains(&refused("/console/check"))
+            && errors[1]["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains(&refused("/pipelines")),
+        "only the refused check and create are errors: {errors:#?}"
     );
     type_into(client, "pipeline-id", "pl_console").await;
     click(client, "[data-action=save]").await;
