@@ -246,7 +246,12 @@ function readSide(fieldset, editing, problems) {
   fieldset.querySelectorAll("[data-key]").forEach((input) => {
     const key = input.dataset.key;
     const kind = input.dataset.kind;
-    const text = kind === "secret" ? input.value : input.value.trim();
+    // A number input holding what is not a number reports an empty value: never a clearing.
+    if (input.validity && input.validity.badInput) {
+      problems.push([input, key + ": must be a number"]);
+      return;
+    }
+    const text = input.value.trim();
     const initial = input.dataset.initial || "";
     if (editing && text === initial) return;
     if (text === "") {
@@ -254,10 +259,10 @@ function readSide(fieldset, editing, problems) {
       return;
     }
     if (kind === "integer") {
-      if (/^-?\d+$/.test(text)) config[key] = Number(text);
+      if (/^-?\d+$/.test(text) && Number.isSafeInteger(Number(text))) config[key] = Number(text);
       else problems.push([input, key + ": must be a whole number"]);
     } else if (kind === "number") {
-      if (text !== "" && !Number.isNaN(Number(text))) config[key] = Number(text);
+      if (Number.isFinite(Number(text))) config[key] = Number(text);
       else problems.push([input, key + ": must be a number"]);
     } else if (kind === "boolean") {
       config[key] = text === "true";
@@ -321,41 +326,66 @@ function streamItem(offer, chosen) {
   return li;
 }
 
+function sameNames(a, b) {
+  return a.length === b.length && [...a].sort().join("\n") === [...b].sort().join("\n");
+}
+
 function setupPipelineForm(form) {
   const editing = form.dataset.editing || null;
+  // An edit's stored streams as stored (names, or objects with a name and their settings); null: every stream.
+  const stored = editing ? JSON.parse(form.dataset.storedStreams || "null") : null;
+  const storedName = (s) => (typeof s === "string" ? s : s.name);
   const status = document.getElementById("form-status");
   const list = document.getElementById("stream-list");
   const tools = document.getElementById("picker-tools");
   const count = document.getElementById("stream-count");
   const search = document.getElementById("stream-search");
+  const buttons = Array.from(form.querySelectorAll("button[data-action]"));
   const sides = () => Array.from(form.querySelectorAll("fieldset[data-side]"));
   const boxes = () => Array.from(list.querySelectorAll("input[type=checkbox]"));
-  const countChosen = () => {
-    const all = boxes();
-    setText(count, all.filter((b) => b.checked).length + " of " + all.length + " chosen");
-  };
+  const ticked = () => boxes().filter((b) => b.checked).map((b) => b.value);
+  const countChosen = () => setText(count, ticked().length + " of " + boxes().length + " chosen");
   let loaded = false;
+  let initial = null;
+  let busy = false;
 
   const draft = () => {
     const problems = [];
     const body = editing ? { pipeline: editing } : {};
     for (const fieldset of sides()) {
       const config = readSide(fieldset, editing, problems);
-      body[fieldset.dataset.side] = { name: fieldset.dataset.name, config };
+      // An edit changes the stored connectors' configs, never which connectors they are.
+      body[fieldset.dataset.side] = editing ? { config } : { name: fieldset.dataset.name, config };
     }
     return { body, problems };
   };
 
+  // Fills the list from the source's discover. The first time, an edit ticks the stored choice
+  // (stored names the source no longer lists are shown too, so they can be unticked) and a new
+  // pipeline the common streams; later, what is ticked stays ticked.
   const loadStreams = async (body) => {
     const answer = await postJson("/console/streams", body);
-    const stored = form.dataset.chosen ? form.dataset.chosen.split(",") : [];
-    // An edit keeps the stored choice (none stored: every stream); a new pipeline starts with the common ones.
-    const chosen = editing ? (stored.length ? stored : answer.streams.map((s) => s.name)) : (loaded ? boxes().filter((b) => b.checked).map((b) => b.value) : null);
-    list.replaceChildren(...answer.streams.map((s) => streamItem(s, chosen)));
+    const offers = answer.streams.slice();
+    if (stored) {
+      for (const name of stored.map(storedName)) {
+        if (!offers.some((o) => o.name === name)) offers.push({ name, common: false });
+      }
+    }
+    let chosen;
+    if (loaded) chosen = ticked();
+    else if (editing) chosen = stored ? stored.map(storedName) : offers.map((o) => o.name);
+    else chosen = null;
+    list.replaceChildren(...offers.map((o) => streamItem(o, chosen)));
     tools.hidden = false;
     document.getElementById("streams-hint").hidden = true;
+    if (!loaded) initial = ticked();
     loaded = true;
     countChosen();
+  };
+
+  const focusFirstProblem = () => {
+    const bad = form.querySelector('[aria-invalid="true"]');
+    if (bad) bad.focus();
   };
 
   // Each side's check, shown under it (an error naming a field, at the field); true when both pass.
@@ -364,6 +394,7 @@ function setupPipelineForm(form) {
     const { body, problems } = draft();
     if (problems.length) {
       problems.forEach(([input, message]) => showAt(document.getElementById(input.id + "-error"), message, input));
+      focusFirstProblem();
       return false;
     }
     setText(status, "Checking…");
@@ -373,41 +404,45 @@ function setupPipelineForm(form) {
     } catch (e) {
       placeError(form, e.message);
       setText(status, "The check could not run.");
+      focusFirstProblem();
       return false;
     }
     let passed = true;
-    for (const side of answer.sides) {
-      const line = document.getElementById("check-" + side.side);
-      if (side.ok) {
+    for (const name of ["source", "destination"]) {
+      const line = document.getElementById("check-" + name);
+      const side = answer.sides.find((s) => s.side === name);
+      if (!side) {
+        passed = false;
+        showAt(line, "No answer from the " + name + "'s check.");
+      } else if (side.ok) {
         line.dataset.ok = "true";
         setText(line, "Check passed" + (side.message ? ": " + side.message : "."));
       } else {
         passed = false;
-        placeError(form, side.message, side.side);
+        placeError(form, side.message, name);
         if (!line.textContent) setText(line, "Check failed (see above).");
       }
     }
     const source = answer.sides.find((s) => s.side === "source");
-    if (source && source.ok && !loaded) {
-      try { await loadStreams(body); } catch (e) { placeError(form, e.message); }
+    if (source && source.ok) {
+      try { await loadStreams(body); } catch (e) { passed = false; placeError(form, e.message); }
     }
     setText(status, passed ? "Both sides answer." : "The check failed: see the messages above.");
+    focusFirstProblem();
     return passed;
   };
 
   const save = async () => {
     if (!(await check())) return;
-    if (!loaded) {
+    if (!initial) {
       setText(status, "Choose the streams, then save.");
       return;
     }
-    const all = boxes();
-    const chosen = all.filter((b) => b.checked).map((b) => b.value);
+    const chosen = ticked();
     if (!chosen.length) {
       showAt(document.getElementById("streams-error"), "streams: choose at least one");
       return;
     }
-    const streams = chosen.length === all.length ? null : chosen;
     const { body } = draft();
     delete body.pipeline;
     setText(status, editing ? "Saving…" : "Creating…");
@@ -415,15 +450,18 @@ function setupPipelineForm(form) {
       if (editing) {
         for (const side of ["source", "destination"]) {
           if (!Object.keys(body[side].config).length) delete body[side];
-          else delete body[side].name;
         }
-        body.streams = streams;
+        // Sent only when the choice changed; a stream kept keeps its stored settings.
+        if (!sameNames(chosen, initial)) {
+          body.streams = chosen.map((name) => (stored || []).find((s) => storedName(s) === name) || name);
+        }
         await callApi("PATCH", "/pipelines/" + encodeURIComponent(editing), body);
         window.location.assign("/console/pipelines/" + encodeURIComponent(editing));
       } else {
         const id = document.getElementById("pipeline-id").value.trim();
         if (id) body.id = id;
-        if (streams) body.streams = streams;
+        // Every stream: none named, so streams the source adds later are synced too.
+        if (chosen.length < boxes().length) body.streams = chosen;
         const response = await callApi("POST", "/pipelines", body);
         const made = await response.json();
         window.location.assign("/console/pipelines/" + encodeURIComponent(made.id));
@@ -431,13 +469,26 @@ function setupPipelineForm(form) {
     } catch (e) {
       placeError(form, e.message);
       setText(status, editing ? "Not saved." : "Not created.");
+      focusFirstProblem();
     }
   };
 
-  form.querySelector('[data-action="check"]').addEventListener("click", () => check());
+  // One at a time: a second click while a check or save runs would make a second pipeline.
+  const once = (action) => async () => {
+    if (busy) return;
+    busy = true;
+    buttons.forEach((b) => { b.disabled = true; });
+    try { await action(); } finally {
+      busy = false;
+      buttons.forEach((b) => { b.disabled = false; });
+    }
+  };
+  const runCheck = once(check);
+  const runSave = once(save);
+  form.querySelector('[data-action="check"]').addEventListener("click", runCheck);
   form.addEventListener("submit", (e) => {
     e.preventDefault();
-    save();
+    runSave();
   });
   list.addEventListener("change", countChosen);
   tools.querySelectorAll("button[data-pick]").forEach((button) => button.addEventListener("click", () => {

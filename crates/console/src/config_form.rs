@@ -92,10 +92,13 @@ pub(crate) fn fields(schema: &Value, stored: Option<&Value>) -> Vec<Field> {
                     .as_str()
                     .unwrap_or_default()
                     .to_owned(),
-                default: property.get("default").map(shown).unwrap_or_default(),
+                default: property
+                    .get("default")
+                    .map(|v| shown(&kind, v))
+                    .unwrap_or_default(),
                 value: match (&kind, stored_value) {
                     (FieldKind::Secret, _) | (_, None) => String::new(),
-                    (_, Some(v)) => shown(v),
+                    (_, Some(v)) => shown(&kind, v),
                 },
                 kept: kind == FieldKind::Secret && stored_value.is_some(),
                 kind,
@@ -106,11 +109,13 @@ pub(crate) fn fields(schema: &Value, stored: Option<&Value>) -> Vec<Field> {
     fields
 }
 
-/// A value as a field holds it: strings bare, anything else as JSON.
-fn shown(value: &Value) -> String {
-    match value {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
+/// A value as a field holds it: JSON in a JSON field (which is parsed back), else strings bare
+/// and anything else as JSON.
+fn shown(kind: &FieldKind, value: &Value) -> String {
+    match (kind, value) {
+        (FieldKind::Json, v) => v.to_string(),
+        (_, Value::String(s)) => s.clone(),
+        (_, other) => other.to_string(),
     }
 }
 
@@ -232,5 +237,10 @@ mod tests {
         assert_eq!(by("live").kind, FieldKind::Boolean);
         assert_eq!(by("rate").kind, FieldKind::Number);
         assert_eq!(by("streams").kind, FieldKind::Json);
+        // A JSON field shows JSON, so that it parses back as it was.
+        let stored = json!({"streams": "customers"});
+        let again = super::fields(&schema, Some(&stored));
+        let streams = again.iter().find(|f| f.key == "streams").unwrap();
+        assert_eq!(streams.value, "\"customers\"");
     }
 }

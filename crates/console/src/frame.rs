@@ -75,11 +75,12 @@ pub(crate) fn message_page(chrome: &Chrome, title: &str, message: &str) -> Strin
 
 /// The page for an unknown item.
 pub(crate) fn not_found(chrome: &Chrome, what: &str) -> Response {
-    (
-        StatusCode::NOT_FOUND,
-        Html(message_page(chrome, "Not found", what)),
-    )
-        .into_response()
+    message(chrome, StatusCode::NOT_FOUND, "Not found", what)
+}
+
+/// A page that only says something, answering `status`.
+pub(crate) fn message(chrome: &Chrome, status: StatusCode, title: &str, what: &str) -> Response {
+    (status, Html(message_page(chrome, title, what))).into_response()
 }
 
 /// The page for a host that cannot answer now (its database is down, say).

@@ -69,8 +69,8 @@ struct FormPage<'a> {
     /// The pipeline edited; `None`: a new one.
     editing: Option<String>,
     sides: [SideForm; 2],
-    /// The stored streams (an edit), chosen when the list arrives; empty: all.
-    chosen: String,
+    /// The stored streams (an edit) as JSON, chosen when the list arrives; `null`: all.
+    stored_streams: String,
 }
 
 impl FormPage<'_> {
@@ -115,6 +115,23 @@ async fn form(console: &Pipelines, editing: Option<String>) -> Response {
         },
     };
     let [source, destination] = &connectors;
+    if let Some(s) = &stored {
+        let names = (s.source["name"].as_str(), s.destination["name"].as_str());
+        if names != (Some(source.name.as_str()), Some(destination.name.as_str())) {
+            return crate::frame::message(
+                &console.chrome,
+                StatusCode::CONFLICT,
+                "Edit through the API",
+                &format!(
+                    "This form edits pipelines from {} into {}; this one runs {} into {}. Change it with PATCH /pipelines/{{id}}.",
+                    source.name,
+                    destination.name,
+                    names.0.unwrap_or("?"),
+                    names.1.unwrap_or("?"),
+                ),
+            );
+        }
+    }
     render(&FormPage {
         chrome: &console.chrome,
         current: "pipelines",
@@ -126,7 +143,9 @@ async fn form(console: &Pipelines, editing: Option<String>) -> Response {
             SideForm::of("source", source, stored.as_ref()),
             SideForm::of("destination", destination, stored.as_ref()),
         ],
-        chosen: stored.map(|s| s.streams.join(",")).unwrap_or_default(),
+        stored_streams: stored
+            .map(|s| s.streams.to_string())
+            .unwrap_or_else(|| "null".to_owned()),
         editing,
     })
 }

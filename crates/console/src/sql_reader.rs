@@ -39,6 +39,16 @@ impl SqlReader {
         &self.target
     }
 
+    /// The login's password, wherever the URL gives it (`user:password@`, `?password=`, or
+    /// `password=` in key=value form), for the host to register with its log redaction.
+    pub fn password(&self) -> Option<String> {
+        let target = pg_connect::parse_url(&self.url).ok()?;
+        target
+            .pg
+            .get_password()
+            .map(|p| String::from_utf8_lossy(p).into_owned())
+    }
+
     /// The destination as the SQL page connects to it: through the reader, when it serves the
     /// destination's database; else why not.
     pub(crate) fn serving(&self, destination: &Destination) -> Result<Destination, String> {
@@ -84,5 +94,8 @@ mod tests {
             "{refused}"
         );
         assert!(SqlReader::parse(" ").is_err());
+        assert_eq!(reader.password().as_deref(), Some("pw"));
+        let keyed = SqlReader::parse("host=db.example dbname=shop user=r password=s3cret").unwrap();
+        assert_eq!(keyed.password().as_deref(), Some("s3cret"));
     }
 }

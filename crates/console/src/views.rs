@@ -102,8 +102,9 @@ pub struct StoredPipeline {
     pub source: Value,
     /// `{"name", "config"}`.
     pub destination: Value,
-    /// The chosen streams; empty: every stream.
-    pub streams: Vec<String>,
+    /// The chosen streams as stored (names, or objects with a name and their settings);
+    /// `null`: every stream.
+    pub streams: Value,
 }
 
 /// A pipeline being made or edited, as the form sends it: `source` and `destination` as in

@@ -36,8 +36,13 @@ pub struct ServeArgs {
     pub explorer_config: Option<PathBuf>,
     /// The explorer's SQL page connects with this URL instead of the destination's own: a
     /// role with only SELECT on its schema. A destination in another database is then
-    /// refused on that page.
-    #[arg(long, value_name = "URL")]
+    /// refused on that page (default: SYNC_ENGINE_SQL_READER_URL).
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "SYNC_ENGINE_SQL_READER_URL",
+        hide_env_values = true
+    )]
     pub sql_reader_url: Option<String>,
     #[command(flatten)]
     pub resolver: ResolverArgs,

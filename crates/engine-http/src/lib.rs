@@ -161,12 +161,7 @@ pub async fn serve(args: ServeArgs, pages: Pages) -> Result<u8> {
     if let Some(token) = &token {
         sync_connector::redact::register_secret(token);
     }
-    if let Some(url) = &args.sql_reader_url {
-        sync_connector::redact::register_config_secrets(
-            &serde_json::Value::Null,
-            &serde_json::Value::from(url.as_str()),
-        );
-    }
+
     let explorer = match &args.explorer_config {
         Some(path) => {
             let settings =

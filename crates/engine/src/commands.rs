@@ -35,8 +35,11 @@ pub async fn dispatch(command: Command) -> Result<u8> {
         Command::Connectors(args) => connectors(args),
         Command::Serve(args) => {
             if let Some(url) = &args.sql_reader_url {
-                sync_console::SqlReader::parse(url)
+                let reader = sync_console::SqlReader::parse(url)
                     .map_err(|e| usage(anyhow!("--sql-reader-url: {e}")))?;
+                if let Some(password) = reader.password() {
+                    sync_connector::redact::register_secret(&password);
+                }
             }
             sync_engine_http::serve(args, Box::new(crate::explorer::pages)).await
         }

@@ -98,7 +98,7 @@ pub(crate) async fn stored(api: &Api, id: &str) -> Result<Option<StoredPipeline>
             Ok(Some(StoredPipeline {
                 source: shown["source"].clone(),
                 destination: shown["destination"].clone(),
-                streams: pipeline::stream_names(&p.streams),
+                streams: shown["streams"].clone(),
             }))
         }
         Err(failure) if failure.0 == axum::http::StatusCode::NOT_FOUND => Ok(None),

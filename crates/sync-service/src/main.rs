@@ -230,8 +230,8 @@ struct ServeArgs {
     allowed_host: Vec<sync_web_guard::same_site::AllowedHost>,
     /// The console's SQL page connects with this URL instead of each destination's own: a
     /// role with only SELECT on the pipelines' schemas. Destinations in another database
-    /// are then refused on that page.
-    #[arg(long, value_name = "URL", value_parser = SqlReaderParser)]
+    /// are then refused on that page (default: SYNC_SERVICE_SQL_READER_URL).
+    #[arg(long, value_name = "URL", env = "SYNC_SERVICE_SQL_READER_URL", hide_env_values = true, value_parser = SqlReaderParser)]
     sql_reader_url: Option<sync_console::SqlReader>,
     #[command(flatten)]
     workflow: WorkflowFlags,
@@ -262,10 +262,9 @@ impl clap::builder::TypedValueParser for SqlReaderParser {
             .to_str()
             .ok_or_else(|| refused("not UTF-8".to_owned()))?;
         let reader = sync_console::SqlReader::parse(url).map_err(refused)?;
-        sync_connector::redact::register_config_secrets(
-            &serde_json::Value::Null,
-            &serde_json::Value::from(url),
-        );
+        if let Some(password) = reader.password() {
+            sync_connector::redact::register_secret(&password);
+        }
         Ok(reader)
     }
 }

@@ -574,6 +574,15 @@ async fn edit_streams(client: &Client, service: &Service) {
             )
             .unwrap();
     }
+    // A stream stored with settings of its own (set through the API) keeps them through the form.
+    let (status, answer) = api(
+        service,
+        "PATCH",
+        "/pipelines/pl_console",
+        Some(json!({"streams": ["customers", "products", {"name": "invoices", "backfill_limit": 1000}]})),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
     client
         .goto(&service.url("/console/pipelines/pl_console"))
         .await
@@ -600,9 +609,17 @@ async fn edit_streams(client: &Client, service: &Service) {
     click(client, "[data-action=save]").await;
     wait_text(client, "h1", "Pipeline pl_console", Duration::from_secs(30)).await;
     let (_, shown) = api(service, "GET", "/pipelines/pl_console", None).await;
-    let mut streams: Vec<String> = serde_json::from_value(shown["streams"].clone()).unwrap();
-    streams.sort();
-    assert_eq!(streams, ["customers", "invoices", "prices", "products"]);
+    let streams = shown["streams"].as_array().unwrap();
+    let mut names: Vec<&str> = streams
+        .iter()
+        .map(|s| s.as_str().or_else(|| s["name"].as_str()).unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["customers", "invoices", "prices", "products"]);
+    assert!(
+        streams.contains(&json!({"name": "invoices", "backfill_limit": 1000})),
+        "a stream kept keeps its settings: {streams:?}"
+    );
     assert_eq!(shown["source"]["config"]["api_key"], "***");
     // Synced with the key the form left alone.
     let want = service.object_ids("prices");
