@@ -66,7 +66,8 @@ fn raw(
 
 #[test]
 fn a_page_of_another_site_cannot_drive_or_read_the_rest_api() {
-    let service = Service::start("1", 20);
+    // Tokenless, and answering a name others use (a proxy in front): no SQL page.
+    let service = Service::start_full("1", 20, &[], &[], &["--allowed-host", "sync.internal"], 2);
     let (code, created) = call(
         "POST",
         &service.url("/pipelines?skip_check=true"),
@@ -138,6 +139,26 @@ fn a_page_of_another_site_cannot_drive_or_read_the_rest_api() {
         assert!(answer.body.contains("--allowed-host"), "{}", answer.body);
         assert!(!answer.body.contains("sk_test"), "{}", answer.body);
     }
+
+    // Reachable by others without a token: the SQL routes refuse, and say how to open them.
+    let sync_internal = format!("sync.internal:{port}");
+    for path in ["/explorer/sql", "/explorer/sql.csv?sql=select+1"] {
+        let answer = raw(&service, "GET", path, &[("Host", &sync_internal)], "");
+        assert_eq!(answer.status, 403, "{path}: {answer:?}");
+        assert!(answer.body.contains("--api-token"), "{}", answer.body);
+    }
+    let explorer = raw(
+        &service,
+        "GET",
+        "/explorer",
+        &[("Host", &sync_internal)],
+        "",
+    );
+    assert_eq!(explorer.status, 200, "{explorer:?}");
+    assert!(
+        !explorer.body.contains("href=\"/explorer/sql\""),
+        "no link to a page that refuses"
+    );
 
     // This server's own pages and its command-line clients still work.
     let answer = raw(
