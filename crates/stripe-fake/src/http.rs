@@ -31,6 +31,10 @@ pub(crate) fn router(sim: Arc<Simulator>) -> Router {
         .route("/_fake/reset-stats", post(reset_stats))
         .route("/_fake/faults", get(faults).post(set_faults))
         .route("/_fake/accounts", get(accounts))
+        .route(
+            "/_fake/accounts/{id}",
+            post(connect_account).delete(disconnect_account),
+        )
         .route("/_fake/clock", get(clock).post(set_clock))
         .route("/_fake/delete-silently", post(delete_silently))
         .route("/_fake/load", get(load).post(start_load).delete(stop_load))
@@ -159,8 +163,36 @@ async fn accounts(State(sim): State<Arc<Simulator>>) -> Response {
     axum::Json(json!({
         "platform": sim.platform_account(),
         "connected": sim.connected_accounts(),
+        "disconnected": sim.disconnected_accounts(),
     }))
     .into_response()
+}
+
+/// `POST /_fake/accounts/{id}`: the account authorizes the platform's application again.
+async fn connect_account(
+    State(sim): State<Arc<Simulator>>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Response {
+    set_connected(&sim, &id, true)
+}
+
+/// `DELETE /_fake/accounts/{id}`: the account revokes the platform's access.
+async fn disconnect_account(
+    State(sim): State<Arc<Simulator>>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Response {
+    set_connected(&sim, &id, false)
+}
+
+fn set_connected(sim: &Simulator, id: &str, connected: bool) -> Response {
+    match sim.set_connected(id, connected) {
+        Ok(account) => axum::Json(account).into_response(),
+        Err(e) => (
+            StatusCode::NOT_FOUND,
+            axum::Json(json!({"error": e.to_string()})),
+        )
+            .into_response(),
+    }
 }
 
 fn method_name(method: &Method) -> &'static str {
@@ -412,7 +444,10 @@ fn select_account(sim: &Simulator, headers: &HeaderMap) -> Result<usize, ApiErro
         return Ok(0);
     };
     let account = value.to_str().unwrap_or_default().trim();
-    sim.slot(Some(account)).ok_or_else(|| {
+    let reachable = sim
+        .slot(Some(account))
+        .filter(|_| !sim.is_disconnected(account));
+    reachable.ok_or_else(|| {
         ApiError::invalid(format!(
             "The provided key does not have access to account '{account}' (or that account does not exist). Application access may have been revoked."
         ))

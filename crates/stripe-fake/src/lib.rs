@@ -35,6 +35,7 @@ mod auth;
 mod body;
 mod clock;
 mod config;
+mod connect;
 mod error;
 mod events;
 mod faults;

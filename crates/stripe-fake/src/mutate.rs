@@ -72,6 +72,27 @@ fn record_event(
     object_json: &[u8],
     previous: Option<&Value>,
 ) -> Bytes {
+    let account = ds.event_account().map(str::to_owned);
+    record_event_about(
+        ds,
+        ctx,
+        event_type,
+        object_json,
+        previous,
+        account.as_deref(),
+    )
+}
+
+/// Records an event whose `account` is given: a platform's event about one of its connected
+/// accounts names that account.
+pub(crate) fn record_event_about(
+    ds: &mut DataSet,
+    ctx: &MutationContext<'_>,
+    event_type: &str,
+    object_json: &[u8],
+    previous: Option<&Value>,
+    account: Option<&str>,
+) -> Bytes {
     let shape = IdShape::for_object("event", None, ds.livemode);
     let id = loop {
         let id = shape.make(&mut ds.rng, 0);
@@ -84,7 +105,7 @@ fn record_event(
         event_type,
         created: ctx.now,
         livemode: ds.livemode,
-        account: ds.event_account(),
+        account,
         api_version: ctx.api_version,
         object_json,
         previous_attributes: previous,

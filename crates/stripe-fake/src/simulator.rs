@@ -1,7 +1,7 @@
 //! The simulated Stripe account tree in memory (platform, connected accounts, each with a test
 //! and a live data set), the faults and counters in force, and the Rust API tests use directly.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use bytes::Bytes;
@@ -125,6 +125,8 @@ pub struct Simulator {
     compact_json: bool,
     /// Lay out every object when its data set is generated ([`crate::Config::prerender`]).
     prerender: bool,
+    /// Connected accounts whose access the platform lost ([`Simulator::set_connected`]).
+    disconnected: RwLock<HashSet<String>>,
 }
 
 /// An event waiting for webhook delivery, with the data set it belongs to.
@@ -205,6 +207,7 @@ impl Simulator {
             webhook: config.webhook.clone(),
             endpoint_secrets: Mutex::new(HashMap::new()),
             load: Mutex::new(None),
+            disconnected: RwLock::new(HashSet::new()),
             compact_json: config.compact_json,
             prerender: config.prerender,
         };
@@ -348,9 +351,56 @@ impl Simulator {
         &self.accounts[0].id
     }
 
-    /// The ids of the connected accounts (`Config::accounts` of them).
+    /// The ids of the connected accounts (`Config::accounts` of them), disconnected ones
+    /// included.
     pub fn connected_accounts(&self) -> Vec<String> {
         self.accounts[1..].iter().map(|a| a.id.clone()).collect()
+    }
+
+    /// Connects (`true`) or disconnects one of the connected accounts, as a user authorizing
+    /// the platform's application, or revoking it, would. Disconnected, the account answers
+    /// `Stripe-Account` requests 403 and leaves the platform's `/v1/accounts`; its data is
+    /// kept. The platform's test-mode data records `account.application.authorized` or
+    /// `…deauthorized` with `account` set (nothing when it already was so).
+    pub fn set_connected(&self, account: &str, connected: bool) -> Result<Value, FakeError> {
+        if !matches!(self.slot(Some(account)), Some(slot) if slot > 0) {
+            return Err(FakeError::UnknownAccount(account.to_owned()));
+        }
+        {
+            let mut disconnected = self
+                .disconnected
+                .write()
+                .unwrap_or_else(PoisonError::into_inner);
+            if connected {
+                disconnected.remove(account);
+            } else {
+                disconnected.insert(account.to_owned());
+            }
+        }
+        self.mutate(&Scope::test(None), None, |data, ctx| {
+            crate::connect::set_connected(data, account, connected, ctx)
+        })
+    }
+
+    /// Whether a connected account was disconnected ([`Simulator::set_connected`]).
+    pub(crate) fn is_disconnected(&self, account: &str) -> bool {
+        self.disconnected
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(account)
+    }
+
+    /// The disconnected accounts, sorted.
+    pub fn disconnected_accounts(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .disconnected
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .cloned()
+            .collect();
+        ids.sort();
+        ids
     }
 
     /// The current objects of a stream, newest first, deleted ones excluded. Nested streams

@@ -190,3 +190,87 @@ fn the_same_seed_gives_the_same_data() {
         b.objects(&account, "charges").unwrap()
     );
 }
+
+#[test]
+fn a_connected_account_can_be_disconnected_and_connected_again() {
+    let fake = start(Config {
+        accounts: 2,
+        ..small(&[("customers", 5)])
+    });
+    let connected = fake.connected_accounts();
+    let gone = connected[0].as_str();
+    let listed = |fake: &stripe_fake::FakeStripe| {
+        let accounts = Client::new(fake).get("/v1/accounts").expect(200);
+        let mut ids: Vec<String> = ids(accounts["data"].as_array().unwrap())
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        ids.sort();
+        ids
+    };
+    let platform_events = |fake: &stripe_fake::FakeStripe, kind: &str| -> Vec<serde_json::Value> {
+        let events = Client::new(fake)
+            .get(&format!("/v1/events?type={kind}"))
+            .expect(200);
+        events["data"].as_array().unwrap().clone()
+    };
+    let customers = fake.objects(Some(gone), "customers").unwrap();
+
+    // Over HTTP, as a test of another process would.
+    let answer = Client::new(&fake)
+        .delete(&format!("/_fake/accounts/{gone}"))
+        .expect(200);
+    assert_eq!(answer["connected"], false);
+    let e = Client::new(&fake)
+        .account(Some(gone))
+        .get("/v1/customers")
+        .expect(403)["error"]
+        .clone();
+    assert_eq!(e["code"], "account_invalid");
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("Application access may have been revoked")
+    );
+    assert_eq!(listed(&fake), vec![connected[1].clone()]);
+    let revoked = platform_events(&fake, "account.application.deauthorized");
+    assert_eq!(revoked.len(), 1, "{revoked:?}");
+    assert_eq!(revoked[0]["account"], gone);
+    assert_eq!(revoked[0]["data"]["object"]["object"], "application");
+    let state = Client::new(&fake).get("/_fake/accounts").expect(200);
+    assert_eq!(state["disconnected"], serde_json::json!([gone]));
+    // Disconnecting again changes nothing and says nothing.
+    fake.set_connected(gone, false).unwrap();
+    assert_eq!(
+        platform_events(&fake, "account.application.deauthorized").len(),
+        1
+    );
+
+    let answer = Client::new(&fake)
+        .post(&format!("/_fake/accounts/{gone}"), "")
+        .expect(200);
+    assert_eq!(answer["connected"], true);
+    let back = Client::new(&fake)
+        .account(Some(gone))
+        .get("/v1/customers?limit=100")
+        .expect(200);
+    assert_eq!(
+        back["data"].as_array().unwrap(),
+        &customers,
+        "its data was kept"
+    );
+    let mut all = connected.clone();
+    all.sort();
+    assert_eq!(listed(&fake), all);
+    let authorized = platform_events(&fake, "account.application.authorized");
+    assert_eq!(authorized.len(), 1, "{authorized:?}");
+    assert_eq!(authorized[0]["account"], gone);
+
+    // The platform is not a connected account; an unknown one is not found.
+    let platform = fake.platform_account().to_owned();
+    assert!(fake.set_connected(&platform, false).is_err());
+    Client::new(&fake)
+        .delete("/_fake/accounts/acct_unknown")
+        .expect(404);
+}
