@@ -2,7 +2,8 @@
 //! `account.application.authorized` or `account.application.deauthorized`, naming the account
 //! in the event's `account`, and its `/v1/accounts` lists the connected ones only. (The
 //! simulator refuses `Stripe-Account` for a disconnected account, as Stripe does once access
-//! is revoked.)
+//! is revoked; a platform's endpoint made with `connect=true` gets its connected accounts'
+//! events, `webhook.rs`.)
 
 use serde_json::{Value, json};
 
@@ -10,10 +11,16 @@ use crate::error::FakeError;
 use crate::mutate::{Mutation, MutationContext, record_event_about};
 use crate::store::DataSet;
 
+/// The id of a platform's Connect application (an endpoint made with `connect=true` names it
+/// in `application`).
+pub(crate) fn application_id(platform: &str) -> String {
+    format!("ca_{}", platform.trim_start_matches("acct_"))
+}
+
 /// The platform's Connect application, the object of its authorize / deauthorize events.
 fn application(platform: &str) -> Value {
     json!({
-        "id": format!("ca_{}", platform.trim_start_matches("acct_")),
+        "id": application_id(platform),
         "object": "application",
         "name": "Fake Platform Inc.",
     })

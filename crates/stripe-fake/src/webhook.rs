@@ -107,8 +107,11 @@ struct Target {
     secret: String,
 }
 
-/// The configured endpoint, then every enabled endpoint created through the API in the event's
-/// data set whose `enabled_events` hold the event's type (or `*`).
+/// The configured endpoint, then every enabled endpoint created through the API whose
+/// `enabled_events` hold the event's type (or `*`), as Stripe routes them: a connected
+/// account's event goes to that account's own endpoints and to the platform's Connect
+/// endpoints (`application` set); a platform's event goes to its other endpoints, except its
+/// Connect events about an account (`account` set), which go to its Connect endpoints.
 fn targets(sim: &Simulator, event: &QueuedEvent) -> Vec<Target> {
     let mut found = Vec::new();
     if let Some(config) = &sim.webhook {
@@ -117,20 +120,38 @@ fn targets(sim: &Simulator, event: &QueuedEvent) -> Vec<Target> {
             secret: config.secret.clone(),
         });
     }
-    let kind = serde_json::from_slice::<Value>(&event.json)
-        .ok()
-        .and_then(|e| e.get("type").and_then(Value::as_str).map(str::to_owned))
-        .unwrap_or_default();
-    let scope = Scope {
-        account: Some(sim.accounts[event.slot].id.clone()),
-        mode: event.mode,
-    };
+    let parsed = serde_json::from_slice::<Value>(&event.json).unwrap_or(Value::Null);
+    let kind = parsed["type"].as_str().unwrap_or_default().to_owned();
+    let about_connected = parsed["account"].is_string();
     let secrets = sim
         .endpoint_secrets
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .clone();
-    for endpoint in sim.objects(scope, "webhook_endpoints").unwrap_or_default() {
+    let mut endpoints = Vec::new();
+    let own = Scope {
+        account: Some(sim.accounts[event.slot].id.clone()),
+        mode: event.mode,
+    };
+    for endpoint in sim.objects(own, "webhook_endpoints").unwrap_or_default() {
+        let connect = endpoint["application"].is_string();
+        if (event.slot == 0 && connect == about_connected) || (event.slot != 0 && !connect) {
+            endpoints.push(endpoint);
+        }
+    }
+    if event.slot != 0 && about_connected {
+        let platform = Scope {
+            account: None,
+            mode: event.mode,
+        };
+        endpoints.extend(
+            sim.objects(platform, "webhook_endpoints")
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|e| e["application"].is_string()),
+        );
+    }
+    for endpoint in endpoints {
         let enabled = endpoint["status"] == "enabled";
         let wanted = endpoint["enabled_events"]
             .as_array()

@@ -96,7 +96,9 @@ pub(crate) fn create(
 }
 
 /// A webhook endpoint needs `url` and `enabled_events`, starts enabled, and gets a signing
-/// secret shown only in this answer (as Stripe does); events are then delivered to it.
+/// secret shown only in this answer (as Stripe does); events are then delivered to it. With
+/// `connect=true` (the platform's only) it names the platform's application and gets the
+/// connected accounts' events instead of the platform's own.
 fn create_webhook_endpoint(
     sim: &Simulator,
     r: &'static Resource,
@@ -112,6 +114,21 @@ fn create_webhook_endpoint(
     }
     fields.remove("secret");
     fields.insert("status".into(), Value::String("enabled".into()));
+    let connect = form_urlencoded::parse(req.body).any(|(k, v)| k == "connect" && v == "true");
+    if connect {
+        // A Connect endpoint: the platform's, for its connected accounts' events.
+        if req.slot != 0 {
+            return Err(ApiError::invalid(
+                "connect: only a platform's endpoint receives its connected accounts' events; make it without Stripe-Account.",
+            )
+            .param("connect"));
+        }
+        let platform = &sim.accounts[0].id;
+        fields.insert(
+            "application".into(),
+            Value::String(crate::connect::application_id(platform)),
+        );
+    }
     let secret = format!("whsec_{}", crate::ids::base62(&mut rand::rng(), 32));
     let mut object = sim
         .mutate(&scope(sim, req), Some(req.request_id), |data, ctx| {

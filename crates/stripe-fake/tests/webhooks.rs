@@ -416,3 +416,77 @@ fn the_load_generator_changes_objects_at_the_given_rate() {
         "the updates spread over the objects: {changed}"
     );
 }
+
+#[test]
+fn a_connect_endpoint_gets_the_connected_accounts_events_and_no_other() {
+    let (connect_url, to_connect) = listener(0);
+    let (own_url, to_own) = listener(0);
+    let fake = start(stripe_fake::Config {
+        accounts: 2,
+        ..small(&[("customers", 3)])
+    });
+    let platform = fake.platform_account().to_owned();
+    let account = fake.connected_accounts()[0].clone();
+    let client = common::Client::new(&fake);
+    let connect = client
+        .post(
+            "/v1/webhook_endpoints",
+            &format!("url={connect_url}&enabled_events[]=*&connect=true"),
+        )
+        .expect(200);
+    assert_eq!(
+        connect["application"],
+        format!("ca_{}", platform.trim_start_matches("acct_"))
+    );
+    let connect_secret = connect["secret"].as_str().unwrap().to_owned();
+    let own = client
+        .post(
+            "/v1/webhook_endpoints",
+            &format!("url={own_url}&enabled_events[]=*"),
+        )
+        .expect(200);
+    assert!(own["application"].is_null(), "{own}");
+    // A connected account's own endpoint cannot be a Connect one.
+    let refused = common::Client::new(&fake)
+        .account(Some(&account))
+        .post(
+            "/v1/webhook_endpoints",
+            &format!("url={own_url}&enabled_events[]=*&connect=true"),
+        )
+        .expect(400);
+    assert_eq!(refused["error"]["param"], "connect");
+
+    // The platform's own change: its ordinary endpoint only.
+    fake.create(None, "coupons", json!({"percent_off": 5}))
+        .unwrap();
+    let (event, _) = next_delivery(&to_own, Duration::from_secs(10)).expect("a delivery");
+    assert_eq!(event["type"], "coupon.created");
+    assert!(event.get("account").is_none(), "{event}");
+    // A connected account's change: the Connect endpoint only, naming the account.
+    fake.create(Some(account.as_str()), "coupons", json!({"percent_off": 7}))
+        .unwrap();
+    let d = to_connect
+        .recv_timeout(Duration::from_secs(10))
+        .expect("a delivery");
+    assert!(
+        d.verifies_with(&connect_secret),
+        "{}",
+        d.signature_and_body()
+    );
+    let event: Value = serde_json::from_slice(&d.body).unwrap();
+    assert_eq!(event["type"], "coupon.created");
+    assert_eq!(event["account"], account.as_str());
+    // An account revoking the platform: the Connect endpoint hears of it.
+    fake.set_connected(&account, false).unwrap();
+    let (event, _) = next_delivery(&to_connect, Duration::from_secs(10)).expect("a delivery");
+    assert_eq!(event["type"], "account.application.deauthorized");
+    assert_eq!(event["account"], account.as_str());
+    assert!(
+        next_delivery(&to_own, Duration::from_millis(500)).is_none(),
+        "the platform's ordinary endpoint got a connected account's event"
+    );
+    assert!(
+        next_delivery(&to_connect, Duration::from_millis(200)).is_none(),
+        "the Connect endpoint got the platform's own event"
+    );
+}
