@@ -13,6 +13,10 @@ pub const DEFAULT_KEYS: [&str; 4] = [
     "rk_live_fake",
 ];
 
+/// The most connected accounts a simulator holds. Each keeps its `account` object from the
+/// start; its data is generated when first asked for, so thousands cost little until used.
+pub const MAX_ACCOUNTS: usize = 20_000;
+
 /// How the simulator is built. `Default` is scale 1 with two connected accounts.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -207,9 +211,9 @@ impl Config {
                 "at least one API key is needed".into(),
             ));
         }
-        if self.accounts > 1000 {
+        if self.accounts > MAX_ACCOUNTS {
             return Err(FakeError::InvalidConfig(format!(
-                "{} connected accounts is more than the simulator supports (1000)",
+                "{} connected accounts is more than the simulator supports ({MAX_ACCOUNTS})",
                 self.accounts
             )));
         }

@@ -65,7 +65,8 @@ mod writes;
 pub use auth::Mode;
 pub use clock::real_unix_now;
 pub use config::{
-    Config, DEFAULT_KEYS, Faults, Latency, WebhookConfig, parse_latency, parse_list, parse_objects,
+    Config, DEFAULT_KEYS, Faults, Latency, MAX_ACCOUNTS, WebhookConfig, parse_latency, parse_list,
+    parse_objects,
 };
 pub use error::FakeError;
 pub use load::{LoadSpec, LoadStatus};

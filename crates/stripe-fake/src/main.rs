@@ -153,7 +153,7 @@ async fn main() -> Result<()> {
     tracing::info!(
         elapsed_ms = started.elapsed().as_millis() as u64,
         platform = simulator.platform_account(),
-        connected = ?simulator.connected_accounts(),
+        connected = simulator.connected_accounts().len(),
         "data generated"
     );
     println!("stripe-fake listening on http://{addr} (keys: {keys})");

@@ -274,3 +274,47 @@ fn a_connected_account_can_be_disconnected_and_connected_again() {
         .delete("/_fake/accounts/acct_unknown")
         .expect(404);
 }
+
+#[test]
+fn thousands_of_connected_accounts_are_listed_and_served() {
+    let fake = start(Config {
+        accounts: 5_000,
+        ..small(&[("customers", 2)])
+    });
+    let connected = fake.connected_accounts();
+    assert_eq!(connected.len(), 5_000);
+    // The platform lists them all, a page at a time.
+    let mut listed = 0;
+    let mut after: Option<String> = None;
+    loop {
+        let path = match &after {
+            Some(id) => format!("/v1/accounts?limit=100&starting_after={id}"),
+            None => "/v1/accounts?limit=100".to_owned(),
+        };
+        let page = Client::new(&fake).get(&path).expect(200);
+        let data = page["data"].as_array().unwrap();
+        listed += data.len();
+        if page["has_more"] != true {
+            break;
+        }
+        after = data
+            .last()
+            .and_then(|a| a["id"].as_str())
+            .map(str::to_owned);
+    }
+    assert_eq!(listed, 5_000);
+    // Any one of them answers with its own data when first asked.
+    let last = connected.last().unwrap();
+    let customers = Client::new(&fake)
+        .account(Some(last))
+        .get("/v1/customers?limit=100")
+        .expect(200);
+    assert_eq!(customers["data"].as_array().unwrap().len(), 2);
+    assert!(
+        stripe_fake::FakeStripe::start(Config {
+            accounts: stripe_fake::MAX_ACCOUNTS + 1,
+            ..small(&[("customers", 1)])
+        })
+        .is_err()
+    );
+}
