@@ -960,6 +960,11 @@ fn the_sql_page_runs_as_the_reader_role_when_given_one() {
     );
     assert_eq!(answer.status, 409, "{answer:?}");
     assert!(answer.body.contains("--sql-reader-url"), "{}", answer.body);
+    assert!(
+        answer.body.contains("id=\"sql-problem\""),
+        "said on the SQL page itself: {}",
+        answer.body
+    );
     drop(elsewhere);
     // A URL that does not parse stops the server before it listens, without its password.
     let refused = Command::new(bin_path("sync-engine"))

@@ -253,6 +253,11 @@ function readSide(fieldset, editing, problems) {
     }
     const text = input.value.trim();
     const initial = input.dataset.initial || "";
+    // A required field left empty (an edit's kept secret is not: it stays as stored).
+    if (text === "" && input.required) {
+      problems.push([input, key + ": required"]);
+      return;
+    }
     if (editing && text === initial) return;
     if (text === "") {
       if (editing && initial !== "") config[key] = null;

@@ -85,8 +85,8 @@ fn cross_site(console: &Console) -> Response {
         .into_response()
 }
 
-/// The destination a statement runs on (through the server's SQL reader, when it has one) and
-/// the choices, once the request may run SQL at all; else the page that says why not.
+/// The destination a statement runs on and the choices, once the request may run SQL at all;
+/// else the page that says why not.
 async fn admitted(
     console: &Console,
     headers: &HeaderMap,
@@ -101,17 +101,16 @@ async fn admitted(
     let (destination, choices, _) = chosen(console, wanted)
         .await
         .map_err(|e| unavailable(&console.chrome, &e))?;
-    let destination = match (destination, &console.chrome.sql_reader) {
-        (Some(d), Some(reader)) => Some(reader.serving(&d).map_err(|why| {
-            (
-                StatusCode::CONFLICT,
-                Html(message_page(&console.chrome, "SQL unavailable", &why)),
-            )
-                .into_response()
-        })?),
-        (d, _) => d,
-    };
     Ok((destination, choices))
+}
+
+/// The connection a statement on `destination` runs on: the server's SQL reader when it has
+/// one (refused, `409`, for a destination in another database), else the destination's own.
+fn connection(console: &Console, destination: &Destination) -> Result<Destination, String> {
+    match &console.chrome.sql_reader {
+        Some(reader) => reader.serving(destination),
+        None => Ok(destination.clone()),
+    }
 }
 
 fn no_destination(choices: &[Choice]) -> String {
@@ -143,9 +142,13 @@ pub(crate) async fn page(
             status = StatusCode::BAD_REQUEST;
             (None, Some(no_destination(&choices)))
         }
-        (Some(d), false) => {
-            match sql::run(
-                d,
+        (Some(d), false) => match connection(&console, d) {
+            Err(why) => {
+                status = StatusCode::CONFLICT;
+                (None, Some(why))
+            }
+            Ok(d) => match sql::run(
+                &d,
                 statement,
                 sql::PAGE_ROWS,
                 sql::PAGE_BYTES,
@@ -158,8 +161,8 @@ pub(crate) async fn page(
                     status = refusal_status(&refusal);
                     (None, Some(refusal.to_string()))
                 }
-            }
-        }
+            },
+        },
     };
     let csv_href = link::sql_csv(statement, destination.as_ref().map(|d| d.label.as_str()));
     let page = SqlPage {
@@ -222,6 +225,10 @@ pub(crate) async fn csv(
         };
     let Some(destination) = destination else {
         return plain(StatusCode::BAD_REQUEST, no_destination(&choices));
+    };
+    let destination = match connection(&console, &destination) {
+        Ok(d) => d,
+        Err(why) => return plain(StatusCode::CONFLICT, why),
     };
     let answer = match sql::run(
         &destination,

@@ -303,6 +303,19 @@ async fn create_through_the_form(driver: &Driver, client: &Client, service: &Ser
         Some("password"),
         "a secret is typed into a password field"
     );
+    // Nothing typed: the required fields say so, before anything is sent.
+    click(client, "[data-action=check]").await;
+    wait_text(
+        client,
+        "#source-api_key-error",
+        "api_key: required",
+        Duration::from_secs(5),
+    )
+    .await;
+    assert_eq!(
+        text_of(client, "#destination-url-error").await,
+        "url: required"
+    );
     // Invoices of a few customers, so that the explorer's invoices → customers join has rows.
     for customer in service.object_ids("customers").iter().take(5) {
         service
