@@ -167,14 +167,20 @@ pub(crate) async fn check(api: &Api, draft: &Draft) -> Result<Vec<SideCheck>, St
 pub(crate) async fn streams(api: &Api, draft: &Draft) -> Result<Vec<StreamOffer>, String> {
     let request = request(api, draft).await?;
     let messages = api.engine.discover(&request).await.map_err(refused)?;
-    let catalog = all_of(messages)
-        .await
-        .into_iter()
-        .find_map(|m| match m {
-            Message::Catalog(catalog) => Some(catalog),
-            _ => None,
-        })
-        .ok_or_else(|| "source: its discover gave no catalog".to_owned())?;
+    let mut catalog = None;
+    let mut failure = None;
+    for message in all_of(messages).await {
+        match message {
+            Message::Catalog(c) => catalog = Some(c),
+            Message::ConnectionStatus(s) if s.status == CheckStatus::Failed => failure = s.message,
+            _ => {}
+        }
+    }
+    // Why there is none, when the source said (a refused key names `api_key`).
+    let catalog = catalog.ok_or_else(|| match failure {
+        Some(why) => format!("source: its discover failed: {why}"),
+        None => "source: its discover gave no catalog".to_owned(),
+    })?;
     let mut offers: Vec<StreamOffer> = catalog
         .streams
         .iter()

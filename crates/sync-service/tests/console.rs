@@ -388,6 +388,17 @@ async fn create_through_the_form(driver: &Driver, client: &Client, service: &Ser
         Duration::from_secs(10),
     )
     .await;
+    // The stream list of a source that refuses the key says why, naming the key.
+    let mut draft = service.pipeline_body("unused", "console");
+    draft.as_object_mut().unwrap().remove("id");
+    draft.as_object_mut().unwrap().remove("streams");
+    draft["source"]["config"]["api_key"] = json!("sk_test_not_a_key_of_this_account");
+    let (status, answer) = api(service, "POST", "/console/streams", Some(draft)).await;
+    assert_eq!(status, 400, "{answer}");
+    assert!(
+        answer["error"].as_str().unwrap_or("").contains("api_key: "),
+        "{answer}"
+    );
     // Create checks again: still refused, nothing stored.
     click(client, "[data-action=save]").await;
     wait_text(
