@@ -11,16 +11,10 @@ use crate::error::FakeError;
 use crate::mutate::{Mutation, MutationContext, record_event_about};
 use crate::store::DataSet;
 
-/// The id of a platform's Connect application (an endpoint made with `connect=true` names it
-/// in `application`).
-pub(crate) fn application_id(platform: &str) -> String {
-    format!("ca_{}", platform.trim_start_matches("acct_"))
-}
-
 /// The platform's Connect application, the object of its authorize / deauthorize events.
 fn application(platform: &str) -> Value {
     json!({
-        "id": application_id(platform),
+        "id": format!("ca_{}", platform.trim_start_matches("acct_")),
         "object": "application",
         "name": "Fake Platform Inc.",
     })

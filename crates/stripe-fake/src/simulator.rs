@@ -119,6 +119,9 @@ pub struct Simulator {
     /// Signing secrets of the webhook endpoints created through the API, by endpoint id
     /// (Stripe shows a secret once, when the endpoint is created).
     pub(crate) endpoint_secrets: Mutex<HashMap<String, String>>,
+    /// The platform's Connect endpoints (made with `connect=true`), by id: Stripe's object does
+    /// not say so, the simulator remembers.
+    pub(crate) connect_endpoints: Mutex<HashSet<String>>,
     /// The running load, if any ([`crate::load`]).
     pub(crate) load: Mutex<Option<crate::running_load::Load>>,
     /// Answer compact JSON instead of api.stripe.com's pretty-printed layout.
@@ -206,6 +209,7 @@ impl Simulator {
             webhook_worker: Mutex::new(Some(webhook_worker)),
             webhook: config.webhook.clone(),
             endpoint_secrets: Mutex::new(HashMap::new()),
+            connect_endpoints: Mutex::new(HashSet::new()),
             load: Mutex::new(None),
             disconnected: RwLock::new(HashSet::new()),
             compact_json: config.compact_json,

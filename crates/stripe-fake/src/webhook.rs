@@ -110,7 +110,7 @@ struct Target {
 /// The configured endpoint, then every enabled endpoint created through the API whose
 /// `enabled_events` hold the event's type (or `*`), as Stripe routes them: a connected
 /// account's event goes to that account's own endpoints and to the platform's Connect
-/// endpoints (`application` set); a platform's event goes to its other endpoints, except its
+/// endpoints (made with `connect=true`); a platform's event goes to its other endpoints, except its
 /// Connect events about an account (`account` set), which go to its Connect endpoints.
 fn targets(sim: &Simulator, event: &QueuedEvent) -> Vec<Target> {
     let mut found = Vec::new();
@@ -128,13 +128,23 @@ fn targets(sim: &Simulator, event: &QueuedEvent) -> Vec<Target> {
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .clone();
+    let connect_ids = sim
+        .connect_endpoints
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    let is_connect = |endpoint: &Value| {
+        endpoint["id"]
+            .as_str()
+            .is_some_and(|id| connect_ids.contains(id))
+    };
     let mut endpoints = Vec::new();
     let own = Scope {
         account: Some(sim.accounts[event.slot].id.clone()),
         mode: event.mode,
     };
     for endpoint in sim.objects(own, "webhook_endpoints").unwrap_or_default() {
-        let connect = endpoint["application"].is_string();
+        let connect = is_connect(&endpoint);
         if (event.slot == 0 && connect == about_connected) || (event.slot != 0 && !connect) {
             endpoints.push(endpoint);
         }
@@ -148,7 +158,7 @@ fn targets(sim: &Simulator, event: &QueuedEvent) -> Vec<Target> {
             sim.objects(platform, "webhook_endpoints")
                 .unwrap_or_default()
                 .into_iter()
-                .filter(|e| e["application"].is_string()),
+                .filter(|e| is_connect(e)),
         );
     }
     for endpoint in endpoints {

@@ -97,8 +97,8 @@ pub(crate) fn create(
 
 /// A webhook endpoint needs `url` and `enabled_events`, starts enabled, and gets a signing
 /// secret shown only in this answer (as Stripe does); events are then delivered to it. With
-/// `connect=true` (the platform's only) it names the platform's application and gets the
-/// connected accounts' events instead of the platform's own.
+/// `connect=true` (the platform's only) it gets the connected accounts' events instead of the
+/// platform's own; the object looks the same (Stripe's does not say either).
 fn create_webhook_endpoint(
     sim: &Simulator,
     r: &'static Resource,
@@ -115,19 +115,12 @@ fn create_webhook_endpoint(
     fields.remove("secret");
     fields.insert("status".into(), Value::String("enabled".into()));
     let connect = form_urlencoded::parse(req.body).any(|(k, v)| k == "connect" && v == "true");
-    if connect {
-        // A Connect endpoint: the platform's, for its connected accounts' events.
-        if req.slot != 0 {
-            return Err(ApiError::invalid(
-                "connect: only a platform's endpoint receives its connected accounts' events; make it without Stripe-Account.",
-            )
-            .param("connect"));
-        }
-        let platform = &sim.accounts[0].id;
-        fields.insert(
-            "application".into(),
-            Value::String(crate::connect::application_id(platform)),
-        );
+    // A Connect endpoint is the platform's, for its connected accounts' events.
+    if connect && req.slot != 0 {
+        return Err(ApiError::invalid(
+            "connect: only a platform's endpoint receives its connected accounts' events; make it without Stripe-Account.",
+        )
+        .param("connect"));
     }
     let secret = format!("whsec_{}", crate::ids::base62(&mut rand::rng(), 32));
     let mut object = sim
@@ -140,6 +133,12 @@ fn create_webhook_endpoint(
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .insert(id.to_owned(), secret.clone());
+        if connect {
+            sim.connect_endpoints
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(id.to_owned());
+        }
     }
     object["secret"] = Value::String(secret);
     Ok(Bytes::from(object.to_string()))
