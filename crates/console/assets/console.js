@@ -223,20 +223,7 @@ function setupCopy(button) {
 
 // The pipeline form: new (POST /pipelines) or an edit (PATCH /pipelines/{id}).
 async function postJson(path, body) {
-  const response = await fetch(path, {
-    method: "POST", credentials: "same-origin",
-    headers: { [CONSOLE_HEADER]: "1", "content-type": "application/json" },
-    body: JSON.stringify(body),
-  });
-  let answer = null;
-  try { answer = await response.json(); } catch (_) { /* not JSON: the status says enough */ }
-  if (!response.ok) {
-    const message = answer && typeof answer.error === "string" ? answer.error : response.status + " " + response.statusText;
-    const error = new Error(message);
-    error.status = response.status;
-    throw error;
-  }
-  return answer;
+  return (await callApi("POST", path, body)).json();
 }
 
 // A side's config from its fields. An edit sends what changed only: a field left as it was
@@ -335,29 +322,87 @@ function sameNames(a, b) {
   return a.length === b.length && [...a].sort().join("\n") === [...b].sort().join("\n");
 }
 
-function setupPipelineForm(form) {
-  const editing = form.dataset.editing || null;
-  // An edit's stored streams as stored (names, or objects with a name and their settings); null: every stream.
-  const stored = editing ? JSON.parse(form.dataset.storedStreams || "null") : null;
-  const storedName = (s) => (typeof s === "string" ? s : s.name);
-  const status = document.getElementById("form-status");
+const storedName = (s) => (typeof s === "string" ? s : s.name);
+
+// The form's stream list: filled from the source's discover. The first time, an edit ticks the
+// stored choice (stored names the source no longer lists are shown too, so they can be
+// unticked) and a new pipeline the common streams; later, what is ticked stays ticked.
+function streamPicker(editing, stored) {
   const list = document.getElementById("stream-list");
   const tools = document.getElementById("picker-tools");
   const count = document.getElementById("stream-count");
   const search = document.getElementById("stream-search");
-  const buttons = Array.from(form.querySelectorAll("button[data-action]"));
-  const sides = () => Array.from(form.querySelectorAll("fieldset[data-side]"));
   const boxes = () => Array.from(list.querySelectorAll("input[type=checkbox]"));
   const ticked = () => boxes().filter((b) => b.checked).map((b) => b.value);
   const countChosen = () => setText(count, ticked().length + " of " + boxes().length + " chosen");
-  let loaded = false;
-  let initial = null;
+  const picker = { initial: null, ticked, total: () => boxes().length };
+  picker.load = async (body) => {
+    const answer = await postJson("/console/streams", body);
+    const offers = answer.streams.slice();
+    for (const name of (stored || []).map(storedName)) {
+      if (!offers.some((o) => o.name === name)) offers.push({ name, common: false });
+    }
+    let chosen = null;
+    if (picker.initial) chosen = ticked();
+    else if (editing) chosen = stored ? stored.map(storedName) : offers.map((o) => o.name);
+    list.replaceChildren(...offers.map((o) => streamItem(o, chosen)));
+    tools.hidden = false;
+    document.getElementById("streams-hint").hidden = true;
+    if (!picker.initial) picker.initial = ticked();
+    countChosen();
+  };
+  list.addEventListener("change", countChosen);
+  tools.querySelectorAll("button[data-pick]").forEach((button) => button.addEventListener("click", () => {
+    for (const box of boxes()) if (!box.closest("li").hidden) box.checked = button.dataset.pick === "all";
+    countChosen();
+  }));
+  search.addEventListener("input", () => {
+    const terms = search.value.toLowerCase().split(/\s+/).filter(Boolean);
+    for (const li of list.children) li.hidden = !terms.every((t) => li.dataset.search.includes(t));
+  });
+  return picker;
+}
+
+// Each side's check answer under its side (an error naming a field, at the field); true when
+// both passed.
+function showChecks(form, answer) {
+  let passed = true;
+  for (const name of ["source", "destination"]) {
+    const line = document.getElementById("check-" + name);
+    const side = answer.sides.find((s) => s.side === name);
+    if (!side) {
+      passed = false;
+      showAt(line, "No answer from the " + name + "'s check.");
+    } else if (side.ok) {
+      line.dataset.ok = "true";
+      setText(line, "Check passed" + (side.message ? ": " + side.message : "."));
+    } else {
+      passed = false;
+      placeError(form, side.message, name);
+      if (!line.textContent) setText(line, "Check failed (see above).");
+    }
+  }
+  return passed;
+}
+
+function focusFirstProblem(form) {
+  const bad = form.querySelector('[aria-invalid="true"]');
+  if (bad) bad.focus();
+}
+
+function setupPipelineForm(form) {
+  const editing = form.dataset.editing || null;
+  // An edit's stored streams as stored (names, or objects with a name and their settings); null: every stream.
+  const stored = editing ? JSON.parse(form.dataset.storedStreams || "null") : null;
+  const status = document.getElementById("form-status");
+  const buttons = Array.from(form.querySelectorAll("button[data-action]"));
+  const picker = streamPicker(editing, stored);
   let busy = false;
 
   const draft = () => {
     const problems = [];
     const body = editing ? { pipeline: editing } : {};
-    for (const fieldset of sides()) {
+    for (const fieldset of form.querySelectorAll("fieldset[data-side]")) {
       const config = readSide(fieldset, editing, problems);
       // An edit changes the stored connectors' configs, never which connectors they are.
       body[fieldset.dataset.side] = editing ? { config } : { name: fieldset.dataset.name, config };
@@ -365,85 +410,37 @@ function setupPipelineForm(form) {
     return { body, problems };
   };
 
-  // Fills the list from the source's discover. The first time, an edit ticks the stored choice
-  // (stored names the source no longer lists are shown too, so they can be unticked) and a new
-  // pipeline the common streams; later, what is ticked stays ticked.
-  const loadStreams = async (body) => {
-    const answer = await postJson("/console/streams", body);
-    const offers = answer.streams.slice();
-    if (stored) {
-      for (const name of stored.map(storedName)) {
-        if (!offers.some((o) => o.name === name)) offers.push({ name, common: false });
-      }
-    }
-    let chosen;
-    if (loaded) chosen = ticked();
-    else if (editing) chosen = stored ? stored.map(storedName) : offers.map((o) => o.name);
-    else chosen = null;
-    list.replaceChildren(...offers.map((o) => streamItem(o, chosen)));
-    tools.hidden = false;
-    document.getElementById("streams-hint").hidden = true;
-    if (!loaded) initial = ticked();
-    loaded = true;
-    countChosen();
-  };
-
-  const focusFirstProblem = () => {
-    const bad = form.querySelector('[aria-invalid="true"]');
-    if (bad) bad.focus();
-  };
-
-  // Each side's check, shown under it (an error naming a field, at the field); true when both pass.
+  // Both sides' check; when the source passes, its streams are listed (again).
   const check = async () => {
     clearErrors(form);
     const { body, problems } = draft();
     if (problems.length) {
       problems.forEach(([input, message]) => showAt(document.getElementById(input.id + "-error"), message, input));
-      focusFirstProblem();
+      focusFirstProblem(form);
       return false;
     }
     setText(status, "Checking…");
-    let answer;
+    let passed = false;
     try {
-      answer = await postJson("/console/check", body);
+      const answer = await postJson("/console/check", body);
+      passed = showChecks(form, answer);
+      if (answer.sides.some((s) => s.side === "source" && s.ok)) await picker.load(body);
     } catch (e) {
+      passed = false;
       placeError(form, e.message);
-      setText(status, "The check could not run.");
-      focusFirstProblem();
-      return false;
-    }
-    let passed = true;
-    for (const name of ["source", "destination"]) {
-      const line = document.getElementById("check-" + name);
-      const side = answer.sides.find((s) => s.side === name);
-      if (!side) {
-        passed = false;
-        showAt(line, "No answer from the " + name + "'s check.");
-      } else if (side.ok) {
-        line.dataset.ok = "true";
-        setText(line, "Check passed" + (side.message ? ": " + side.message : "."));
-      } else {
-        passed = false;
-        placeError(form, side.message, name);
-        if (!line.textContent) setText(line, "Check failed (see above).");
-      }
-    }
-    const source = answer.sides.find((s) => s.side === "source");
-    if (source && source.ok) {
-      try { await loadStreams(body); } catch (e) { passed = false; placeError(form, e.message); }
     }
     setText(status, passed ? "Both sides answer." : "The check failed: see the messages above.");
-    focusFirstProblem();
+    focusFirstProblem(form);
     return passed;
   };
 
   const save = async () => {
     if (!(await check())) return;
-    if (!initial) {
+    if (!picker.initial) {
       setText(status, "Choose the streams, then save.");
       return;
     }
-    const chosen = ticked();
+    const chosen = picker.ticked();
     if (!chosen.length) {
       showAt(document.getElementById("streams-error"), "streams: choose at least one");
       return;
@@ -457,7 +454,7 @@ function setupPipelineForm(form) {
           if (!Object.keys(body[side].config).length) delete body[side];
         }
         // Sent only when the choice changed; a stream kept keeps its stored settings.
-        if (!sameNames(chosen, initial)) {
+        if (!sameNames(chosen, picker.initial)) {
           body.streams = chosen.map((name) => (stored || []).find((s) => storedName(s) === name) || name);
         }
         await callApi("PATCH", "/pipelines/" + encodeURIComponent(editing), body);
@@ -466,7 +463,7 @@ function setupPipelineForm(form) {
         const id = document.getElementById("pipeline-id").value.trim();
         if (id) body.id = id;
         // Every stream: none named, so streams the source adds later are synced too.
-        if (chosen.length < boxes().length) body.streams = chosen;
+        if (chosen.length < picker.total()) body.streams = chosen;
         const response = await callApi("POST", "/pipelines", body);
         const made = await response.json();
         window.location.assign("/console/pipelines/" + encodeURIComponent(made.id));
@@ -474,7 +471,7 @@ function setupPipelineForm(form) {
     } catch (e) {
       placeError(form, e.message);
       setText(status, editing ? "Not saved." : "Not created.");
-      focusFirstProblem();
+      focusFirstProblem(form);
     }
   };
 
@@ -488,25 +485,13 @@ function setupPipelineForm(form) {
       buttons.forEach((b) => { b.disabled = false; });
     }
   };
-  const runCheck = once(check);
-  const runSave = once(save);
-  form.querySelector('[data-action="check"]').addEventListener("click", runCheck);
+  form.querySelector('[data-action="check"]').addEventListener("click", once(check));
+  const saveOnce = once(save);
   form.addEventListener("submit", (e) => {
     e.preventDefault();
-    runSave();
+    saveOnce();
   });
-  list.addEventListener("change", countChosen);
-  tools.querySelectorAll("button[data-pick]").forEach((button) => button.addEventListener("click", () => {
-    for (const box of boxes()) if (!box.closest("li").hidden) box.checked = button.dataset.pick === "all";
-    countChosen();
-  }));
-  search.addEventListener("input", () => {
-    const terms = search.value.toLowerCase().split(/\s+/).filter(Boolean);
-    for (const li of list.children) li.hidden = !terms.every((t) => li.dataset.search.includes(t));
-  });
-  if (editing) {
-    loadStreams({ pipeline: editing }).catch((e) => placeError(form, e.message));
-  }
+  if (editing) picker.load({ pipeline: editing }).catch((e) => placeError(form, e.message));
 }
 
 document.addEventListener("DOMContentLoaded", () => {

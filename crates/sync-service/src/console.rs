@@ -1,6 +1,6 @@
 //! What the web console (crate `sync-console`) shows of this service: the pipelines from the
-//! control database, the pipeline form's checks and streams (`drafts`), and for the explorer the Stripe catalog and the pipelines' Postgres
-//! destinations.
+//! control database, the pipeline form's checks and streams (`drafts`), and for the explorer
+//! the Stripe catalog and the pipelines' Postgres destinations.
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, OnceLock};
@@ -21,18 +21,19 @@ const RUNS_SHOWN: i64 = 20;
 
 /// The console's data source.
 pub struct ConsoleData {
-    control: Control,
-    /// The API's state: the form's checks and discovers run on its engine.
+    /// The API's state: its control database, and the engine the form's checks and discovers
+    /// run on.
     api: Arc<Api>,
 }
 
 impl ConsoleData {
     /// Over the API's control database and engine.
     pub fn new(api: Arc<Api>) -> ConsoleData {
-        ConsoleData {
-            control: api.control.clone(),
-            api,
-        }
+        ConsoleData { api }
+    }
+
+    fn control(&self) -> &Control {
+        &self.api.control
     }
 }
 
@@ -43,7 +44,7 @@ fn text(e: ControlError) -> String {
 impl PipelineData for ConsoleData {
     fn rows(&self) -> BoxFuture<'_, Result<Vec<PipelineRow>, String>> {
         Box::pin(async move {
-            let rows = self.control.console_rows().await.map_err(text)?;
+            let rows = self.control().console_rows().await.map_err(text)?;
             Ok(rows
                 .iter()
                 .map(|r| PipelineRow {
@@ -61,16 +62,16 @@ impl PipelineData for ConsoleData {
 
     fn detail<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<PipelineDetail>, String>> {
         Box::pin(async move {
-            let pipeline = match self.control.get(id).await {
+            let pipeline = match self.control().get(id).await {
                 Ok(p) => p,
                 Err(ControlError::NotFound(_)) => return Ok(None),
                 Err(e) => return Err(text(e)),
             };
-            let Some(sums) = self.control.console_sums(id).await.map_err(text)? else {
+            let Some(sums) = self.control().console_sums(id).await.map_err(text)? else {
                 return Ok(None);
             };
             let runs = self
-                .control
+                .control()
                 .console_runs(id, RUNS_SHOWN)
                 .await
                 .map_err(text)?;
@@ -122,6 +123,7 @@ impl PipelineData for ConsoleData {
             }))
         })
     }
+
     fn connectors(&self) -> BoxFuture<'_, Result<[ConnectorForm; 2], String>> {
         Box::pin(crate::drafts::connectors(&self.api))
     }
@@ -204,7 +206,7 @@ impl ExplorerData for ConsoleData {
 
     fn destinations(&self) -> BoxFuture<'_, Result<Vec<Destination>, String>> {
         Box::pin(async move {
-            let pipelines = self.control.list().await.map_err(text)?;
+            let pipelines = self.control().list().await.map_err(text)?;
             Ok(pipelines
                 .iter()
                 .filter(|p| p.destination["name"] == "postgres")
