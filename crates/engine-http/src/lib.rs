@@ -157,11 +157,10 @@ pub async fn serve(args: ServeArgs, pages: Pages) -> Result<u8> {
             "--api-token (or SYNC_ENGINE_API_TOKEN) is empty: give a token, or neither to serve without one"
         )));
     }
-    let token = args.api_token.clone();
+    let token = args.api_token;
     if let Some(token) = &token {
         sync_connector::redact::register_secret(token);
     }
-
     let explorer = match &args.explorer_config {
         Some(path) => {
             let settings =
