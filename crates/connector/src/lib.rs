@@ -31,4 +31,4 @@ pub use config_schema::config_schema;
 pub use connector::{About, Capability, Connector, run, run_capability};
 pub use error::ConnectorError;
 pub use input::{InputLine, InputLines};
-pub use output::{EmitError, Output, OutputClosed, OutputThread};
+pub use output::{EmitError, Outgoing, Output, OutputClosed, OutputThread};

@@ -39,9 +39,12 @@ pub enum EmitError {
 
 const QUEUE: usize = 1024;
 
-/// What the stdout thread writes: a message, or a record line serialised by the caller.
-enum Outgoing {
+/// What an [`Output`] carries: a message, or a record line serialised by the caller.
+#[derive(Debug)]
+pub enum Outgoing {
+    /// A message (already redacted).
     Message(Message),
+    /// One record, as its whole line.
     RecordLine(String),
 }
 
@@ -130,6 +133,23 @@ impl Output {
         message: impl Into<String>,
     ) -> Result<(), OutputClosed> {
         self.emit(Message::Log(Log::new(level, message))).await
+    }
+
+    /// An output whose messages come out of the returned receiver, in order, instead of going
+    /// to stdout: for a connector that rewrites some of them (a source reading several
+    /// accounts merges their states) and hands the rest on with [`Output::pass`].
+    pub fn relay(&self, capacity: usize) -> (Output, mpsc::Receiver<Outgoing>) {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        let relay = Output {
+            tx,
+            closed: self.closed.clone(),
+        };
+        (relay, rx)
+    }
+
+    /// Hands on what a relay ([`Output::relay`]) received.
+    pub async fn pass(&self, outgoing: Outgoing) -> Result<(), OutputClosed> {
+        self.tx.send(outgoing).await.map_err(|_| OutputClosed)
     }
 
     /// Whether whoever read stdout went away.

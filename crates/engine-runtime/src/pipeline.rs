@@ -200,7 +200,7 @@ pub(crate) fn select(
             known.join(", ")
         );
     }
-    let streams = resolved
+    let mut streams: Vec<ConfiguredStream> = resolved
         .into_iter()
         .filter_map(|(name, choice)| {
             by_name
@@ -208,10 +208,29 @@ pub(crate) fn select(
                 .map(|stream| configure(stream, Some(choice)))
         })
         .collect();
+    // A stream that describes the read itself (a Stripe platform's `_accounts`) comes with any
+    // choice of the others.
+    streams.extend(
+        by_name
+            .into_values()
+            .filter(always_selected)
+            .map(|stream| configure(stream, None)),
+    );
     Ok(ConfiguredCatalog {
         streams,
         extra: Default::default(),
     })
+}
+
+/// Whether the source says a stream is read whatever streams are chosen
+/// (`metadata.always_selected`).
+fn always_selected(stream: &sync_protocol::Stream) -> bool {
+    stream
+        .metadata
+        .as_ref()
+        .and_then(|m| m.get("always_selected"))
+        .and_then(serde_json::Value::as_bool)
+        .unwrap_or(false)
 }
 
 /// The selected streams to read from scratch (`sync_mode: full_refresh`), by their names in
@@ -357,6 +376,23 @@ mod tests {
 
     fn selected(c: &ConfiguredCatalog) -> Vec<&str> {
         c.streams.iter().map(|s| s.stream.name.as_str()).collect()
+    }
+
+    #[test]
+    fn a_stream_the_source_always_reads_comes_with_any_choice() {
+        let mut roster = stream("_accounts", None);
+        roster.metadata = Some(serde_json::json!({"always_selected": true}));
+        let c = || {
+            catalog(vec![
+                roster.clone(),
+                stream("customers", None),
+                stream("plain", None),
+            ])
+        };
+        let picked = select(c(), &choose(&["customers"]), Dialect::Native).unwrap();
+        assert_eq!(selected(&picked), ["customers", "_accounts"]);
+        let picked = select(c(), &None, Dialect::Native).unwrap();
+        assert_eq!(selected(&picked), ["_accounts", "customers", "plain"]);
     }
 
     #[test]

@@ -13,7 +13,7 @@ use sync_connector::ConnectorError;
 
 use crate::client::StripeClient;
 use crate::config::Config;
-use crate::error::fatal;
+use crate::error::{StripeError, fatal};
 
 /// An account as `GET /v1/account` answers it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,17 +29,31 @@ pub(crate) async fn fetch(
     client: &StripeClient,
     config: &Config,
 ) -> Result<Account, ConnectorError> {
-    let (value, _) = client
+    let value = client
         .get("/v1/account", &[], "/v1/account")
         .await
-        .map_err(|e| fatal(&e, "reading the account"))?;
+        .map_err(|e| fatal(&e, "reading the account"))?
+        .0;
+    from_answer(&value, config.account_id.as_deref())
+        .ok_or_else(|| ConnectorError::system("GET /v1/account returned no id"))
+}
+
+/// `GET /v1/account` through `client` (acting on `id`), with Stripe's own error.
+pub(crate) async fn lookup(client: &StripeClient, id: &str) -> Result<Account, StripeError> {
+    let value = client.get("/v1/account", &[], "/v1/account").await?.0;
+    from_answer(&value, Some(id))
+        .ok_or_else(|| StripeError::local("the answer has no id", "GET /v1/account".to_owned()))
+}
+
+/// The account an answer of `GET /v1/account` describes; `asked` when it gives no id.
+fn from_answer(value: &Value, asked: Option<&str>) -> Option<Account> {
     let id = value
         .get("id")
         .and_then(Value::as_str)
-        .map(str::to_owned)
-        .or_else(|| config.account_id.clone());
-    Ok(Account {
-        id: id.ok_or_else(|| ConnectorError::system("GET /v1/account returned no id"))?,
+        .or(asked)?
+        .to_owned();
+    Some(Account {
+        id,
         created: value.get("created").and_then(Value::as_i64),
     })
 }

@@ -3,6 +3,7 @@
 //! backoff for 429s, 5xx, timeouts, dropped connections and unreadable bodies.
 
 use std::num::NonZeroU32;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -52,7 +53,16 @@ struct ErrorDetail {
     code: Option<String>,
 }
 
+/// A client for one account: its `Stripe-Account` (none for the key's own) over the key's
+/// transport, whose rate limits and concurrency every account read with the key shares (Stripe
+/// counts a platform's requests for its connected accounts against the platform).
 pub(crate) struct StripeClient {
+    t: Arc<Transport>,
+    stripe_account: Option<HeaderValue>,
+}
+
+/// The key's connection pool, limits, retries and view of the server's clock.
+struct Transport {
     http: reqwest::Client,
     base_url: String,
     account_limiter: DefaultDirectRateLimiter,
@@ -160,13 +170,6 @@ impl StripeClient {
             HeaderValue::from_str(config.api_version())
                 .map_err(|_| "api_version is not a valid header value".to_owned())?,
         );
-        if let Some(account) = &config.account_id {
-            headers.insert(
-                "Stripe-Account",
-                HeaderValue::from_str(account)
-                    .map_err(|_| "account_id is not a valid header value".to_owned())?,
-            );
-        }
         let http = reqwest::Client::builder()
             .default_headers(headers)
             .user_agent(concat!("stripe-sync-rust/", env!("CARGO_PKG_VERSION")))
@@ -176,7 +179,7 @@ impl StripeClient {
             .gzip(true)
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
-        Ok(StripeClient {
+        let t = Arc::new(Transport {
             http,
             base_url: config.base_url().to_owned(),
             account_limiter: RateLimiter::direct(quota(config.account_rate())),
@@ -194,13 +197,31 @@ impl StripeClient {
                 .map(|shared| SharedBudget::new(shared, f64::from(config.account_rate())))
                 .transpose()
                 .map_err(|e| e.to_string())?,
+        });
+        let stripe_account = config
+            .account_id
+            .as_deref()
+            .map(|account| {
+                stripe_account_header(account)
+                    .map_err(|_| "account_id is not a valid header value".to_owned())
+            })
+            .transpose()?;
+        Ok(StripeClient { t, stripe_account })
+    }
+
+    /// A client for `account` (a connected account, sent as `Stripe-Account`) that shares this
+    /// one's transport: its rate limits, concurrency and connections.
+    pub(crate) fn for_account(&self, account: &str) -> Result<StripeClient, String> {
+        Ok(StripeClient {
+            t: self.t.clone(),
+            stripe_account: Some(stripe_account_header(account)?),
         })
     }
 
     /// The server's second when this process first heard from it (its estimate of now before
     /// that): no earlier run can have seen an event created after it.
     pub(crate) fn first_answer_at(&self) -> i64 {
-        match self.first_answer_at.load(Ordering::Relaxed) {
+        match self.t.first_answer_at.load(Ordering::Relaxed) {
             i64::MIN => self.server_now(),
             at => at,
         }
@@ -208,19 +229,19 @@ impl StripeClient {
 
     /// Stripe's clock now, Unix seconds.
     pub(crate) fn server_now(&self) -> i64 {
-        chrono::Utc::now().timestamp() + self.clock_offset.load(Ordering::Relaxed)
+        chrono::Utc::now().timestamp() + self.t.clock_offset.load(Ordering::Relaxed)
     }
 
     /// Requests the account needs in flight to reach its rate limit at the observed latency.
     pub(crate) fn account_concurrency(&self) -> usize {
-        let latency = self.latency_micros.load(Ordering::Relaxed) as f64 / 1e6;
-        (self.account_rate as f64 * latency * 1.5).ceil() as usize + 1
+        let latency = self.t.latency_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        (self.t.account_rate as f64 * latency * 1.5).ceil() as usize + 1
     }
 
     /// Requests one endpoint needs in flight to reach its rate limit at the observed latency.
     pub(crate) fn useful_concurrency(&self) -> usize {
-        let latency = self.latency_micros.load(Ordering::Relaxed) as f64 / 1e6;
-        ((self.endpoint_rate as f64 * latency * 1.5).ceil() as usize + 1).clamp(2, 64)
+        let latency = self.t.latency_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        ((self.t.endpoint_rate as f64 * latency * 1.5).ceil() as usize + 1).clamp(2, 64)
     }
 
     /// GETs a JSON document. `endpoint` names the rate-limit bucket (the path template).
@@ -332,7 +353,7 @@ impl StripeClient {
                 Attempt::Fail(error) => return Err(error),
                 Attempt::Retry { error, after } => (error, after),
             };
-            if attempt >= self.max_retries {
+            if attempt >= self.t.max_retries {
                 return Err(error);
             }
             attempt += 1;
@@ -351,17 +372,18 @@ impl StripeClient {
     async fn attempt(&self, r: &Request<'_>) -> Attempt {
         let (path, query, endpoint) = (r.path, r.query, r.endpoint);
         let request = format!("{} {path}", r.method);
-        let Ok(_permit) = self.in_flight.acquire().await else {
+        let Ok(_permit) = self.t.in_flight.acquire().await else {
             return Attempt::Fail(StripeError::local("the client is shutting down", request));
         };
-        self.account_limiter.until_ready().await;
-        if let Some(shared) = &self.shared
+        self.t.account_limiter.until_ready().await;
+        if let Some(shared) = &self.t.shared
             && let Err(e) = shared.acquire().await
         {
             // The budget's database is unreachable: back off and try again (then fail, naming it).
             return Attempt::retry(StripeError::local(e.to_string(), request), None);
         }
-        self.endpoint_limiter
+        self.t
+            .endpoint_limiter
             .until_key_ready(&endpoint.to_owned())
             .await;
         let started = Instant::now();
@@ -370,11 +392,15 @@ impl StripeClient {
         // change made while the request was in flight is never older than the stamp.
         let sent_at = self.server_now() - 1;
         let mut builder = self
+            .t
             .http
-            .request(r.method.clone(), format!("{}{path}", self.base_url))
+            .request(r.method.clone(), format!("{}{path}", self.t.base_url))
             .query(query);
         if !r.form.is_empty() {
             builder = builder.form(r.form);
+        }
+        if let Some(account) = &self.stripe_account {
+            builder = builder.header("Stripe-Account", account.clone());
         }
         if let Some(key) = &r.idempotency_key {
             builder = builder.header("Idempotency-Key", key);
@@ -399,19 +425,20 @@ impl StripeClient {
 
     fn observe(&self, latency: Duration, headers: &HeaderMap) {
         let sample = latency.as_micros() as u64;
-        let old = self.latency_micros.load(Ordering::Relaxed);
-        self.latency_micros
+        let old = self.t.latency_micros.load(Ordering::Relaxed);
+        self.t
+            .latency_micros
             .store((old * 7 + sample) / 8, Ordering::Relaxed);
         if let Some(date) = headers
             .get(reqwest::header::DATE)
             .and_then(|v| v.to_str().ok())
             .and_then(|d| chrono::DateTime::parse_from_rfc2822(d).ok())
         {
-            self.clock_offset.store(
+            self.t.clock_offset.store(
                 date.timestamp() - chrono::Utc::now().timestamp(),
                 Ordering::Relaxed,
             );
-            let _ = self.first_answer_at.compare_exchange(
+            let _ = self.t.first_answer_at.compare_exchange(
                 i64::MIN,
                 date.timestamp(),
                 Ordering::Relaxed,
@@ -419,6 +446,11 @@ impl StripeClient {
             );
         }
     }
+}
+
+fn stripe_account_header(account: &str) -> Result<HeaderValue, String> {
+    HeaderValue::from_str(account)
+        .map_err(|_| format!("account id {account:?} is not a valid header value"))
 }
 
 /// One request to the API.

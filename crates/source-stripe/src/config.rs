@@ -67,6 +67,8 @@ pub struct Config {
     /// Streams whose objects are read again from the API for every event, never taken from
     /// the event's payload.
     pub revalidate_objects: Vec<String>,
+    /// Connect: the connected accounts read besides the key's own.
+    pub connected_accounts: crate::connected_accounts::ConnectedAccounts,
     /// The config as given, for the complete config `setup` hands back.
     pub given: Map<String, Value>,
 }
@@ -174,9 +176,19 @@ pub(crate) struct Given {
     /// time. Each request takes a token from it as well as from rate_limit.
     #[serde(default)]
     pub shared_rate_limit: Option<crate::shared_rate::SharedRateLimit>,
+    /// Connect: also read the key's connected accounts, each under Stripe-Account: "none" (the
+    /// key's own account only), "all" (the key's own and every account GET /v1/accounts lists,
+    /// listed again at every run), or a list of account ids (the key's own and those). Every
+    /// row carries its account in _account_id; the _accounts stream tells each account's
+    /// status. Not with live or webhook_url.
+    #[serde(default)]
+    #[schemars(extend("default" = "none"))]
+    pub connected_accounts: Option<crate::connected_accounts::GivenConnectedAccounts>,
     // The reference implementation's keys, with their meaning here.
     /// Unix seconds: objects created before are not backfilled (as start_date; both given must
     /// agree). setup returns the key's own account's creation time here; default: everything.
+    /// With connected_accounts it bounds the key's own account only (a connected account's
+    /// objects may be older than the platform).
     #[serde(default)]
     #[schemars(range(min = 0), extend("x-resolved" = true))]
     pub account_created: Option<i64>,

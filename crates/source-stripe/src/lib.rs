@@ -4,7 +4,8 @@
 //!
 //! Layers, each using only the ones before it: `client` (HTTP, rate limits, one retry loop),
 //! `pager` (paging a list), `records`/`children`/`backfill`/`events` (the streams), `plan` and
-//! `read` (one read, end to end).
+//! `read` (one account's read, end to end), `platform` (a Connect platform's read: several
+//! accounts' reads, their states merged).
 
 #![warn(missing_docs)]
 #![warn(unreachable_pub)]
@@ -14,6 +15,7 @@ mod backfill;
 mod children;
 mod client;
 mod config;
+mod connected_accounts;
 mod discover;
 mod error;
 mod events;
@@ -21,6 +23,7 @@ mod live;
 mod origin;
 mod pager;
 mod plan;
+mod platform;
 mod provision;
 mod push;
 mod ranges;
@@ -46,8 +49,11 @@ use sync_protocol::{
     Catalog, ConfiguredCatalog, ConnectionStatus, FailureType, SourceStateSet, Spec,
 };
 
+use std::sync::Arc;
+
 use crate::client::StripeClient;
 pub use crate::config::Config;
+pub use crate::connected_accounts::ConnectedAccounts;
 
 /// The id of the account a config's requests act on: its `account_id` (a connected account)
 /// when set, else the key's own, asked with `GET /v1/account` through the source's own client
@@ -128,7 +134,11 @@ impl Connector for StripeSource {
         let config = account::settle(config).await?;
         let client = StripeClient::new(&config).map_err(ConnectorError::config)?;
         let account = account::fetch(&client, &config).await?;
-        let mut catalog = discover::catalog(&account.id);
+        let mut catalog = if config.connected_accounts.any() {
+            platform::catalog(&account.id)
+        } else {
+            discover::catalog(&account.id)
+        };
         // Only the key's own: a connected account's `created` is when it was connected.
         if let (None, Some(created)) = (&config.account_id, account.created) {
             discover::stamp_account_created(&mut catalog, created);
@@ -145,7 +155,19 @@ impl Connector for StripeSource {
     ) -> Result<(), ConnectorError> {
         let config = account::settle(config).await?;
         let catalog = stream_names::canonical(catalog)?;
-        read::read(config, catalog, state, output).await
+        if config.live && !config.events {
+            return Err(ConnectorError::config(
+                "live needs the events path: events must not be false",
+            ));
+        }
+        let client = Arc::new(StripeClient::new(&config).map_err(ConnectorError::config)?);
+        if config.connected_accounts.any() {
+            return platform::read(config, client, catalog, state, output).await;
+        }
+        let catalog = platform::without_roster(catalog, &output).await?;
+        let state = platform::own_part(state, config.account_id.as_deref());
+        let account = account::fetch(&client, &config).await?;
+        read::read_account(&config, client, account, &catalog, &state, output).await
     }
 
     async fn setup(
@@ -169,6 +191,11 @@ impl Connector for StripeSource {
         input: InputLines,
         output: Output,
     ) -> Result<(), ConnectorError> {
+        if config.connected_accounts.any() {
+            return Err(ConnectorError::config(
+                "connected_accounts: input (events and webhooks handed to the source) is applied to one account; leave connected_accounts out to apply it, and let the platform's runs read every account's /v1/events",
+            ));
+        }
         let config = account::settle(config).await?;
         let catalog = stream_names::canonical(catalog)?;
         push::read_input(config, catalog, state, input, output).await

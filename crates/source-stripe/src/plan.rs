@@ -29,7 +29,7 @@ const STRIPE_LAUNCH: i64 = 1_293_840_000;
 /// The events cursor starts a little before the backfills, so nothing created meanwhile is missed.
 const CURSOR_MARGIN_SECS: i64 = 5;
 
-use crate::account::{Account, fetch as account};
+use crate::account::Account;
 
 /// A warning for whoever runs the source: in-band (the engine shows it), and in the debug log.
 pub(crate) async fn warn(output: &Output, message: String) -> Result<(), ConnectorError> {
@@ -154,11 +154,11 @@ impl<'a> Plan<'a> {
     pub(crate) async fn make(
         client: &StripeClient,
         config: &Config,
+        account: Account,
         catalog: &'a ConfiguredCatalog,
         state: &SourceStateSet,
         output: &Output,
     ) -> Result<Plan<'a>, ConnectorError> {
-        let account = account(client, config).await?;
         let now = client.server_now();
         let start = match (&config.start_date, config.account_created) {
             // No object is older than Stripe; earlier bounds would only read empty ranges.

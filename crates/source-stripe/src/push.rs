@@ -22,7 +22,10 @@ pub(crate) async fn read_input(
     output: Output,
 ) -> Result<(), ConnectorError> {
     let client = Arc::new(StripeClient::new(&config).map_err(ConnectorError::config)?);
-    let plan = Plan::make(&client, &config, &catalog, &state, &output).await?;
+    let catalog = crate::platform::without_roster(catalog, &output).await?;
+    let state = crate::platform::own_part(state, config.account_id.as_deref());
+    let account = crate::account::fetch(&client, &config).await?;
+    let plan = Plan::make(&client, &config, account, &catalog, &state, &output).await?;
     let ctx = EventsCtx {
         client: client.clone(),
         output: output.clone(),

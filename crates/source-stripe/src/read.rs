@@ -1,4 +1,4 @@
-//! One `read`: the plan ([`crate::plan`]), the backfill of every stream not yet complete (all
+//! One account's `read`: the plan ([`crate::plan`]), the backfill of every stream not yet complete (all
 //! streams at once, sharing the rate limits), then the events since the global cursor.
 
 use std::collections::HashMap;
@@ -9,6 +9,7 @@ use sync_protocol::time::unix_to_rfc3339;
 use sync_protocol::{ConfiguredCatalog, SourceState, SourceStateSet, StreamStatusKind, TimeRange};
 use tokio::task::JoinSet;
 
+use crate::account::Account;
 use crate::backfill::{self, Backfilled, StreamCtx};
 use crate::client::StripeClient;
 use crate::config::Config;
@@ -19,24 +20,21 @@ use crate::live;
 use crate::plan::Plan;
 use crate::state::StreamCheckpoint;
 
-pub(crate) async fn read(
-    config: Config,
-    catalog: ConfiguredCatalog,
-    state: SourceStateSet,
+/// Reads one account (the one `client` acts on): the backfills, then its events.
+pub(crate) async fn read_account(
+    config: &Config,
+    client: Arc<StripeClient>,
+    account: Account,
+    catalog: &ConfiguredCatalog,
+    state: &SourceStateSet,
     output: Output,
 ) -> Result<(), ConnectorError> {
-    if config.live && !config.events {
-        return Err(ConnectorError::config(
-            "live needs the events path: events must not be false",
-        ));
-    }
-    let client = Arc::new(StripeClient::new(&config).map_err(ConnectorError::config)?);
-    let mut plan = Plan::make(&client, &config, &catalog, &state, &output).await?;
+    let mut plan = Plan::make(&client, config, account, catalog, state, &output).await?;
     let global = plan.global(&plan.cursor).to_value();
     if state.global != global {
         output.state(SourceState::global(global)).await?;
     }
-    let listed_until = backfill_all(&client, &config, &mut plan, &output).await?;
+    let listed_until = backfill_all(&client, config, &mut plan, &output).await?;
     let mut live_from = None;
     if config.events {
         let ctx = EventsCtx {
@@ -44,7 +42,7 @@ pub(crate) async fn read(
             output: output.clone(),
             account_id: plan.account.id.clone(),
             account: plan.mark.clone(),
-            owner: plan.owner(&config),
+            owner: plan.owner(config),
             streams: plan.generations.clone(),
             listed_until,
             pushed_trusted_after: client.first_answer_at(),
@@ -72,7 +70,7 @@ pub(crate) async fn read(
     if config.live
         && let Some((ctx, cursor, applied)) = live_from
     {
-        live::run(&ctx, &config, cursor, applied).await?;
+        live::run(&ctx, config, cursor, applied).await?;
     }
     Ok(())
 }

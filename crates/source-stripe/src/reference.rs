@@ -38,6 +38,11 @@ pub(crate) fn settle(raw: Given, given: Map<String, Value>) -> Result<Config, St
     let account_created = lower_bound(&raw)?;
     let (live, webhook_listen, webhook_any_path) = listener(&raw)?;
     let (events, poll_interval_secs) = polling(&raw, live)?;
+    let connected_accounts = crate::connected_accounts::settle(
+        raw.connected_accounts.clone(),
+        live,
+        raw.webhook_url.as_deref(),
+    )?;
     Ok(Config {
         api_key: raw.api_key,
         api_version: raw.api_version,
@@ -62,6 +67,7 @@ pub(crate) fn settle(raw: Given, given: Map<String, Value>) -> Result<Config, St
         webhook_url: raw.webhook_url,
         shared_rate_limit: raw.shared_rate_limit,
         revalidate_objects,
+        connected_accounts,
         given,
     })
 }

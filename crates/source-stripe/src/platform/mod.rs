@@ -1,0 +1,339 @@
+//! A Connect platform's read (`connected_accounts`): the key's own account and its connected
+//! accounts, each read as a read of that account alone would read it (`Stripe-Account`), several
+//! at once over the key's one transport (one rate budget and one pool of requests in flight,
+//! which every account's requests queue for alike); their states side by side in one state
+//! ([`combined`]). An account Stripe refuses is reported by name and skipped; one whose read
+//! fails does not stop the others, and fails the run at its end. The `_accounts` stream shows
+//! every account's status ([`roster`]).
+
+mod combined;
+mod merge;
+mod roster;
+
+use std::sync::Arc;
+
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+use sync_connector::{ConnectorError, Output};
+use sync_protocol::{Catalog, ConfiguredCatalog, SourceStateSet, StreamStatusKind};
+use tokio::sync::Mutex;
+
+pub(crate) use combined::own_part;
+use merge::Merger;
+use roster::{Entry, Status};
+
+use crate::account::{self, Account};
+use crate::client::StripeClient;
+use crate::config::Config;
+use crate::error::{ErrorKind, fatal};
+use crate::plan::warn;
+
+/// Accounts read at once: enough to keep the shared budget busy while one account waits on a
+/// slow page, few enough that each gets its turn soon.
+const ACCOUNTS_AT_ONCE: usize = 8;
+
+/// Messages one account's read may have queued before it waits for the merge.
+const RELAY_QUEUE: usize = 256;
+
+/// The catalog `discover` prints for a platform read: every stream's `_account_id` is any
+/// account's, and the `_accounts` stream.
+pub(crate) fn catalog(platform: &str) -> Catalog {
+    let mut catalog = crate::discover::catalog(platform);
+    for stream in &mut catalog.streams {
+        if let Some(schema) = stream
+            .json_schema
+            .as_mut()
+            .and_then(|s| s.pointer_mut(&format!("/properties/{}", crate::records::ACCOUNT_ID)))
+        {
+            *schema = serde_json::json!({
+                "type": "string",
+                "description": "The account the object belongs to: the platform's or a connected account's"
+            });
+        }
+    }
+    catalog.streams.insert(0, roster::stream(platform));
+    catalog
+}
+
+/// A one-account read's catalog: the `_accounts` stream (of an earlier platform read's
+/// catalog) is skipped, saying why.
+pub(crate) async fn without_roster(
+    catalog: ConfiguredCatalog,
+    output: &Output,
+) -> Result<ConfiguredCatalog, ConnectorError> {
+    let (catalog, selected) = roster::split_catalog(catalog);
+    if selected {
+        let reason =
+            "connected_accounts is none: one account is read, and there is no roster of accounts"
+                .to_owned();
+        output
+            .stream_status(roster::STREAM, StreamStatusKind::Skip { reason })
+            .await?;
+    }
+    Ok(catalog)
+}
+
+/// How one account's read went.
+enum Outcome {
+    /// Read (some streams may have failed: see the merger).
+    Read(Account),
+    /// Stripe refused the platform's requests for it.
+    Unavailable(String),
+    /// Its read failed.
+    Failed(String),
+}
+
+pub(crate) async fn read(
+    config: Config,
+    client: Arc<StripeClient>,
+    catalog: ConfiguredCatalog,
+    state: SourceStateSet,
+    output: Output,
+) -> Result<(), ConnectorError> {
+    if let Some(id) = &config.account_id {
+        return Err(ConnectorError::config(format!(
+            "account_id ({id}) names one connected account to read, and connected_accounts reads \
+             the key's own account and its connected accounts: give one"
+        )));
+    }
+    let platform = account::fetch(&client, &config).await?;
+    let started = client.server_now();
+    let (catalog, roster_selected) = roster::split_catalog(catalog);
+    let (saved, dropped) = combined::Saved::read(&state, &platform.id);
+    if let Some(reason) = dropped {
+        warn(&output, reason).await?;
+    }
+    let connected: Vec<String> = roster::connected(&client, &config.connected_accounts)
+        .await
+        .map_err(|e| fatal(&e, "listing the connected accounts (GET /v1/accounts)"))?
+        .into_iter()
+        .filter(|id| *id != platform.id)
+        .collect();
+    tracing::info!(
+        platform = %platform.id,
+        connected = connected.len(),
+        "reading the platform and its connected accounts"
+    );
+    let mut merger = Merger::new(platform.id.clone(), output.clone(), saved);
+    let mut roster_now = merger.roster().clone();
+    let departed = match config.connected_accounts {
+        crate::connected_accounts::ConnectedAccounts::All => {
+            roster::mark_departed(&mut roster_now, &platform.id, &connected, started)
+        }
+        _ => Vec::new(),
+    };
+    for id in &departed {
+        warn(
+            &output,
+            format!("account {id} is no longer connected (GET /v1/accounts leaves it out): it is not read; its rows are kept"),
+        )
+        .await?;
+        merger.set_entry(id, roster_now[id].clone());
+    }
+    let merger = Arc::new(Mutex::new(merger));
+    let roster_out = RosterOut {
+        output: output.clone(),
+        platform: platform.id.clone(),
+        selected: roster_selected,
+    };
+    if roster_selected {
+        output
+            .stream_status(roster::STREAM, StreamStatusKind::Start { time_range: None })
+            .await?;
+    }
+    for id in &departed {
+        roster_out.send(id, &roster_now[id], started).await?;
+    }
+    let mut accounts = vec![platform.id.clone()];
+    accounts.extend(connected);
+    let ctx = AccountRead {
+        config: &config,
+        client: &client,
+        platform: &platform,
+        catalog: &catalog,
+        output: &output,
+    };
+    let mut waiting = accounts.iter();
+    let mut reading = FuturesUnordered::new();
+    let mut failed = Vec::new();
+    loop {
+        while reading.len() < ACCOUNTS_AT_ONCE
+            && let Some(id) = waiting.next()
+        {
+            reading.push(ctx.run(id.clone(), merger.clone()));
+        }
+        let Some((id, outcome)) = reading.next().await else {
+            break;
+        };
+        let id = id.as_str();
+        let outcome = outcome?;
+        let mut merger = merger.lock().await;
+        let earlier = merger.roster().get(id).cloned();
+        let entry = match outcome {
+            Outcome::Read(account) => {
+                let unfinished = merger.unfinished(id);
+                Entry {
+                    status: Status::Active,
+                    connected_at: account.created,
+                    deauthorized_at: None,
+                    last_synced_at: if unfinished.is_empty() {
+                        Some(started)
+                    } else {
+                        earlier.and_then(|e| e.last_synced_at)
+                    },
+                    // A stream's own status says why it failed.
+                    error: (!unfinished.is_empty())
+                        .then(|| format!("not read to the end: {}", unfinished.join(", "))),
+                }
+            }
+            Outcome::Unavailable(why) => {
+                warn(&output, format!("account {id} is skipped: {why}")).await?;
+                Entry {
+                    status: Status::Unavailable,
+                    error: Some(why),
+                    ..earlier.unwrap_or_else(Entry::unknown)
+                }
+            }
+            Outcome::Failed(why) => {
+                failed.push(format!("{id} ({why})"));
+                Entry {
+                    status: Status::Failed,
+                    error: Some(why),
+                    ..earlier.unwrap_or_else(Entry::unknown)
+                }
+            }
+        };
+        roster_out.send(id, &entry, client.server_now()).await?;
+        merger.set_entry(id, entry);
+        merger.send_due(false).await?;
+    }
+    let mut merger = merger.lock().await;
+    merger.finish().await?;
+    if roster_selected {
+        output
+            .stream_status(roster::STREAM, StreamStatusKind::Complete {})
+            .await?;
+    }
+    if failed.is_empty() {
+        return Ok(());
+    }
+    Err(ConnectorError::transient(format!(
+        "{} of {} accounts were not read to the end: {}; the others were, and every account's progress is saved",
+        failed.len(),
+        accounts.len(),
+        failed.join(", ")
+    )))
+}
+
+/// Where the `_accounts` rows go, when the stream is selected.
+struct RosterOut {
+    output: Output,
+    platform: String,
+    selected: bool,
+}
+
+impl RosterOut {
+    async fn send(&self, account: &str, entry: &Entry, now: i64) -> Result<(), ConnectorError> {
+        if self.selected {
+            let row = roster::record(&self.platform, account, entry, now);
+            self.output.record(roster::STREAM, row).await?;
+        }
+        Ok(())
+    }
+}
+
+/// What every account's read shares.
+#[derive(Clone, Copy)]
+struct AccountRead<'a> {
+    config: &'a Config,
+    client: &'a Arc<StripeClient>,
+    platform: &'a Account,
+    catalog: &'a ConfiguredCatalog,
+    output: &'a Output,
+}
+
+impl AccountRead<'_> {
+    /// Reads `id` through a relay whose messages the merger takes. Only what ends every
+    /// account's read (stdout closed, the key refused) is an error.
+    async fn run(
+        self,
+        id: String,
+        merger: Arc<Mutex<Merger>>,
+    ) -> (String, Result<Outcome, ConnectorError>) {
+        let outcome = self.read(&id, merger).await;
+        (id, outcome)
+    }
+
+    async fn read(self, id: &str, merger: Arc<Mutex<Merger>>) -> Result<Outcome, ConnectorError> {
+        let (client, account, config) = if id == self.platform.id {
+            (
+                self.client.clone(),
+                self.platform.clone(),
+                self.config.clone(),
+            )
+        } else {
+            let client = Arc::new(
+                self.client
+                    .for_account(id)
+                    .map_err(ConnectorError::config)?,
+            );
+            let account = match account::lookup(&client, id).await {
+                Ok(account) => account,
+                // The key itself was just taken (the platform's own account was read with it).
+                Err(e) if refused(e.kind) => return Ok(Outcome::Unavailable(e.to_string())),
+                Err(e) => return Ok(Outcome::Failed(e.to_string())),
+            };
+            let mut config = self.config.clone();
+            config.account_id = Some(id.to_owned());
+            // account_created is the key's own account's birth; a connected account's objects
+            // may be older.
+            config.account_created = None;
+            (client, account, config)
+        };
+        let state = merger.lock().await.part(id);
+        let (relay, mut relayed) = self.output.relay(RELAY_QUEUE);
+        // A task of its own: the merger's lock is held across sends to stdout, and whoever
+        // waits for it (the loop over accounts) must never be what keeps the holder from
+        // running.
+        let forward = tokio::spawn({
+            let id = id.to_owned();
+            async move {
+                while let Some(outgoing) = relayed.recv().await {
+                    merger.lock().await.take(&id, outgoing).await?;
+                }
+                Ok::<(), sync_connector::OutputClosed>(())
+            }
+        });
+        let result = crate::read::read_account(
+            &config,
+            client,
+            account.clone(),
+            self.catalog,
+            &state,
+            relay,
+        )
+        .await;
+        forward.await.map_err(|e| {
+            ConnectorError::system(format!("merging account {id}'s messages: {e}"))
+        })??;
+        match result {
+            Ok(()) => Ok(Outcome::Read(account)),
+            Err(ConnectorError::OutputClosed) => Err(ConnectorError::OutputClosed),
+            Err(e @ ConnectorError::Usage(_)) => Err(e),
+            Err(e) => Ok(Outcome::Failed(e.to_string())),
+        }
+    }
+}
+
+/// Answers that say the platform may not act on the account (access revoked, the account
+/// restricted or gone): the account is skipped, not failed.
+fn refused(kind: ErrorKind) -> bool {
+    matches!(
+        kind,
+        ErrorKind::Unauthorized
+            | ErrorKind::Forbidden
+            | ErrorKind::Unavailable
+            | ErrorKind::NotFound
+            | ErrorKind::Invalid
+    )
+}
