@@ -193,6 +193,24 @@ def source_stripe():
           "(it is bounded by the pages in flight, at most `max_concurrency`); pretty-printed answers at least 0.80 of compact ones.")
 
 
+def connect():
+    data = rows()
+    print("A Connect platform's `source-stripe read` with `connected_accounts: \"all\"` against the simulator: the platform and "
+          "N connected accounts of M customers each, Stripe-like latency (150-250 ms per request, random), 100 requests/s for the "
+          "key (429 above; the simulator's per-endpoint limit, which counts every account together, is set to the same 100/s, as "
+          "Stripe's per-endpoint limits are each account's own). The floor is the requests the work needs at least (the account "
+          "list's pages, then per account `GET /v1/account`, its customers' pages and one `/v1/events` page) at 100/s; the ratio "
+          "is the floor over the wall time, process start to exit. Target: 0.8 or more.")
+    print("Reproduce: `scripts/bench connect` (or `cargo bench -p source-stripe --bench connect -- ACCOUNTS CUSTOMERS`).")
+    print()
+    print("| accounts | customers each | records (expected) | seconds | requests (needed) | floor s | ratio to floor | 429s | peak RSS |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for r in data:
+        print(f"| {r['accounts']:,} | {r['customers_per_account']} | {r['records']:,} ({r['expected_records']:,}) | {r['seconds']:.1f} | "
+              f"{r['requests']:,} ({r['requests_needed']:,}) | {r['floor_seconds']:.1f} | **{r['ratio_to_floor']:.2f}** | "
+              f"{r['rate_limited']} | {r['peak_rss_bytes'] / 1e6:.0f} MB |")
+
+
 def engine():
     data = {r["bench"]: r for r in rows()}
     pipe, eng = data["shell pipe"], data["sync-engine"]

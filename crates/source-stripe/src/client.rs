@@ -59,6 +59,8 @@ struct ErrorDetail {
 pub(crate) struct StripeClient {
     t: Arc<Transport>,
     stripe_account: Option<HeaderValue>,
+    /// How many accounts' reads share the transport at once (1 alone).
+    sharers: usize,
 }
 
 /// The key's connection pool, limits, retries and view of the server's clock.
@@ -206,15 +208,25 @@ impl StripeClient {
                     .map_err(|_| "account_id is not a valid header value".to_owned())
             })
             .transpose()?;
-        Ok(StripeClient { t, stripe_account })
+        Ok(StripeClient {
+            t,
+            stripe_account,
+            sharers: 1,
+        })
     }
 
-    /// A client for `account` (a connected account, sent as `Stripe-Account`) that shares this
-    /// one's transport: its rate limits, concurrency and connections.
-    pub(crate) fn for_account(&self, account: &str) -> Result<StripeClient, String> {
+    /// A client for `account` (a connected account, sent as `Stripe-Account`; `None`: the
+    /// key's own) that shares this one's transport (its rate limits, concurrency and
+    /// connections) with `sharers` accounts' reads at once.
+    pub(crate) fn for_account(
+        &self,
+        account: Option<&str>,
+        sharers: usize,
+    ) -> Result<StripeClient, String> {
         Ok(StripeClient {
             t: self.t.clone(),
-            stripe_account: Some(stripe_account_header(account)?),
+            stripe_account: account.map(stripe_account_header).transpose()?,
+            sharers: sharers.max(1),
         })
     }
 
@@ -232,10 +244,15 @@ impl StripeClient {
         chrono::Utc::now().timestamp() + self.t.clock_offset.load(Ordering::Relaxed)
     }
 
-    /// Requests the account needs in flight to reach its rate limit at the observed latency.
-    pub(crate) fn account_concurrency(&self) -> usize {
+    /// Requests the key needs in flight to reach its rate limit at the observed latency.
+    pub(crate) fn key_concurrency(&self) -> usize {
         let latency = self.t.latency_micros.load(Ordering::Relaxed) as f64 / 1e6;
         (self.t.account_rate as f64 * latency * 1.5).ceil() as usize + 1
+    }
+
+    /// This account's share of [`StripeClient::key_concurrency`]: all of it when read alone.
+    pub(crate) fn account_concurrency(&self) -> usize {
+        (self.key_concurrency() / self.sharers).max(1)
     }
 
     /// Requests one endpoint needs in flight to reach its rate limit at the observed latency.

@@ -10,13 +10,13 @@ mod combined;
 mod merge;
 mod roster;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use futures_util::StreamExt;
-use futures_util::stream::FuturesUnordered;
 use sync_connector::{ConnectorError, Output};
 use sync_protocol::{Catalog, ConfiguredCatalog, SourceStateSet, StreamStatusKind};
 use tokio::sync::Mutex;
+use tokio::task::JoinSet;
 
 pub(crate) use combined::own_part;
 use merge::Merger;
@@ -28,9 +28,11 @@ use crate::config::Config;
 use crate::error::{ErrorKind, fatal};
 use crate::plan::warn;
 
-/// Accounts read at once: enough to keep the shared budget busy while one account waits on a
-/// slow page, few enough that each gets its turn soon.
-const ACCOUNTS_AT_ONCE: usize = 8;
+/// Accounts read at once, at least: a few, so that one waiting on a slow page does not leave
+/// the budget idle. At most as many as the key needs requests in flight to keep its rate limit
+/// busy (each account's read waits on one request at a time when its streams are small), and
+/// never more than `max_concurrency`.
+const MIN_ACCOUNTS_AT_ONCE: usize = 4;
 
 /// Messages one account's read may have queued before it waits for the merge.
 const RELAY_QUEUE: usize = 256;
@@ -146,24 +148,39 @@ pub(crate) async fn read(
     }
     let mut accounts = vec![platform.id.clone()];
     accounts.extend(connected);
-    let ctx = AccountRead {
-        config: &config,
-        client: &client,
-        platform: &platform,
-        catalog: &catalog,
-        output: &output,
-    };
+    let ctx = Arc::new(AccountRead {
+        config: config.clone(),
+        client: client.clone(),
+        platform: platform.clone(),
+        catalog,
+        output: output.clone(),
+    });
     let mut waiting = accounts.iter();
-    let mut reading = FuturesUnordered::new();
+    // Each account's read is a task of its own: the merger's lock is handed to waiters in
+    // turn, and a waiter that shared this loop's task could not take it while the loop waits.
+    let mut reading: JoinSet<(String, Result<Outcome, ConnectorError>)> = JoinSet::new();
+    let mut reading_ids: HashMap<tokio::task::Id, String> = HashMap::new();
     let mut failed = Vec::new();
     loop {
-        while reading.len() < ACCOUNTS_AT_ONCE
+        let at_once = client
+            .key_concurrency()
+            .max(MIN_ACCOUNTS_AT_ONCE)
+            .min(config.max_concurrency.max(1));
+        while reading.len() < at_once
             && let Some(id) = waiting.next()
         {
-            reading.push(ctx.run(id.clone(), merger.clone()));
+            let task = reading.spawn(ctx.clone().run(id.clone(), at_once, merger.clone()));
+            reading_ids.insert(task.id(), id.clone());
         }
-        let Some((id, outcome)) = reading.next().await else {
+        let Some(joined) = reading.join_next_with_id().await else {
             break;
+        };
+        let (id, outcome) = match joined {
+            Ok((_, done)) => done,
+            Err(e) => {
+                let id = reading_ids.get(&e.id()).cloned().unwrap_or_default();
+                (id, Ok(Outcome::Failed(format!("its read failed: {e}"))))
+            }
         };
         let id = id.as_str();
         let outcome = outcome?;
@@ -243,40 +260,43 @@ impl RosterOut {
 }
 
 /// What every account's read shares.
-#[derive(Clone, Copy)]
-struct AccountRead<'a> {
-    config: &'a Config,
-    client: &'a Arc<StripeClient>,
-    platform: &'a Account,
-    catalog: &'a ConfiguredCatalog,
-    output: &'a Output,
+struct AccountRead {
+    config: Config,
+    client: Arc<StripeClient>,
+    platform: Account,
+    catalog: ConfiguredCatalog,
+    output: Output,
 }
 
-impl AccountRead<'_> {
+impl AccountRead {
     /// Reads `id` through a relay whose messages the merger takes. Only what ends every
     /// account's read (stdout closed, the key refused) is an error.
+    /// `sharers`: the accounts read at once, whose reads share the key's transport.
     async fn run(
-        self,
+        self: Arc<Self>,
         id: String,
+        sharers: usize,
         merger: Arc<Mutex<Merger>>,
     ) -> (String, Result<Outcome, ConnectorError>) {
-        let outcome = self.read(&id, merger).await;
+        let outcome = self.read(&id, sharers, merger).await;
         (id, outcome)
     }
 
-    async fn read(self, id: &str, merger: Arc<Mutex<Merger>>) -> Result<Outcome, ConnectorError> {
-        let (client, account, config) = if id == self.platform.id {
-            (
-                self.client.clone(),
-                self.platform.clone(),
-                self.config.clone(),
-            )
+    async fn read(
+        &self,
+        id: &str,
+        sharers: usize,
+        merger: Arc<Mutex<Merger>>,
+    ) -> Result<Outcome, ConnectorError> {
+        let connected = (id != self.platform.id).then_some(id);
+        let client = Arc::new(
+            self.client
+                .for_account(connected, sharers)
+                .map_err(ConnectorError::config)?,
+        );
+        let (account, config) = if connected.is_none() {
+            (self.platform.clone(), self.config.clone())
         } else {
-            let client = Arc::new(
-                self.client
-                    .for_account(id)
-                    .map_err(ConnectorError::config)?,
-            );
             let account = match account::lookup(&client, id).await {
                 Ok(account) => account,
                 // The key itself was just taken (the platform's own account was read with it).
@@ -288,7 +308,7 @@ impl AccountRead<'_> {
             // account_created is the key's own account's birth; a connected account's objects
             // may be older.
             config.account_created = None;
-            (client, account, config)
+            (account, config)
         };
         let state = merger.lock().await.part(id);
         let (relay, mut relayed) = self.output.relay(RELAY_QUEUE);
@@ -308,7 +328,7 @@ impl AccountRead<'_> {
             &config,
             client,
             account.clone(),
-            self.catalog,
+            &self.catalog,
             &state,
             relay,
         )
