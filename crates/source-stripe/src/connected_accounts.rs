@@ -11,7 +11,7 @@ pub(crate) enum GivenConnectedAccounts {
     /// `"none"` or `"all"`.
     Mode(AccountsMode),
     /// These accounts (`acct_…`).
-    Listed(#[schemars(inner(pattern("^acct_")))] Vec<String>),
+    Listed(#[schemars(inner(pattern("^acct_[A-Za-z0-9]+$")))] Vec<String>),
 }
 
 /// `"none"`: the key's own account only; `"all"`: every account `GET /v1/accounts` lists.
@@ -54,7 +54,8 @@ pub(crate) fn settle(
         Some(GivenConnectedAccounts::Listed(ids)) => {
             let mut listed: Vec<String> = Vec::new();
             for id in ids {
-                if !id.starts_with("acct_") || id.len() <= "acct_".len() {
+                let digits = id.strip_prefix("acct_").unwrap_or_default();
+                if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_alphanumeric()) {
                     return Err(format!(
                         "connected_accounts: {id:?} is not an account id (acct_…)"
                     ));
@@ -120,11 +121,10 @@ mod tests {
                 "acct_1".into()
             ]))
         );
-        let wrong = settle(given(serde_json::json!(["cus_1"])), false, None).unwrap_err();
-        assert!(
-            wrong.starts_with("connected_accounts: \"cus_1\""),
-            "{wrong}"
-        );
+        for wrong in ["cus_1", "acct_", "acct_é", "acct_1 2"] {
+            let refused = settle(given(serde_json::json!([wrong])), false, None).unwrap_err();
+            assert!(refused.starts_with("connected_accounts: \""), "{refused}");
+        }
         assert!(
             serde_json::from_value::<GivenConnectedAccounts>(serde_json::json!("some")).is_err()
         );

@@ -166,12 +166,21 @@ pub enum Refusal {
     /// sent the webhook).
     #[error("the key's account could not be looked up to compare with the event's (retry later)")]
     AccountUnknown(String),
+    /// The source reads a platform and its connected accounts (`connected_accounts`), whose
+    /// events it does not take as input yet: each run reads every account's `/v1/events`.
+    #[error(
+        "this source reads a platform and its connected accounts (connected_accounts), which takes no pushed events yet: each run reads every account's /v1/events"
+    )]
+    PlatformRead,
 }
 
 /// [`Owner::admits`] for a receiver that knows only the config: the key's own account is
 /// looked up (`GET /v1/account`, once per key and process) only when the event names an
 /// account and the config has no `account_id`, or names none and the config has one.
 pub async fn admit(config: &Config, event: &Value) -> Result<(), Refusal> {
+    if config.connected_accounts.any() {
+        return Err(Refusal::PlatformRead);
+    }
     let origin = Origin::of(event).ok_or(Refusal::Unreadable)?;
     let mut owner = Owner::of(config, None);
     match owner.admits(&origin) {

@@ -79,7 +79,18 @@ pub(crate) type Generation = u64;
 
 /// A fresh generation: the current time in microseconds, unique enough between runs.
 pub(crate) fn new_generation() -> Generation {
-    chrono::Utc::now().timestamp_micros().max(1) as Generation
+    // Strictly increasing within the process: accounts read at once start their streams in the
+    // same microsecond, and a listing's id (a generation) must name one account's listing.
+    static LAST: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let now = chrono::Utc::now().timestamp_micros().max(1) as u64;
+    let previous = LAST
+        .fetch_update(
+            std::sync::atomic::Ordering::Relaxed,
+            std::sync::atomic::Ordering::Relaxed,
+            |last| Some(now.max(last + 1)),
+        )
+        .unwrap_or(0);
+    now.max(previous + 1) as Generation
 }
 
 #[derive(Serialize, Deserialize)]

@@ -154,7 +154,7 @@ async fn admit(p: &Pipeline, event: &Value) -> Result<(), (StatusCode, String)> 
                 );
                 (StatusCode::SERVICE_UNAVAILABLE, refusal.to_string())
             }
-            Refusal::NotOurs(_) | Refusal::Unreadable => {
+            Refusal::NotOurs(_) | Refusal::Unreadable | Refusal::PlatformRead => {
                 (StatusCode::BAD_REQUEST, refusal.to_string())
             }
         })

@@ -68,7 +68,11 @@ impl Merger {
                     .or_default()
                     .insert(account.to_owned(), state.data.clone());
                 if let Some(listing) = state.listing {
-                    // A fence is sent with the state it came with, never folded into a later one.
+                    // A fence is sent with the state it came with, never folded into a later one;
+                    // a global state it follows goes first (its generations cover this state).
+                    if self.dirty.contains(&None) {
+                        self.send(None).await?;
+                    }
                     let merged = self.stream_value(&stream);
                     self.dirty.remove(&Some(stream.clone()));
                     self.sent_at.insert(Some(stream.clone()), Instant::now());
@@ -157,7 +161,7 @@ impl Merger {
     /// Sends the merged states that changed: those last sent a while ago, or all.
     pub(crate) async fn send_due(&mut self, all: bool) -> Result<(), OutputClosed> {
         let now = Instant::now();
-        let due: Vec<Option<String>> = self
+        let mut due: Vec<Option<String>> = self
             .dirty
             .iter()
             .filter(|key| {
@@ -168,20 +172,45 @@ impl Merger {
             })
             .cloned()
             .collect();
+        // A stream's state may rest on generations only the pending global state holds: that
+        // goes first (`None` sorts first).
+        if !due.is_empty() && self.dirty.contains(&None) && due.first() != Some(&None) {
+            due.insert(0, None);
+        }
         for key in due {
-            self.dirty.remove(&key);
-            self.sent_at.insert(key.clone(), now);
-            let state = match &key {
-                Some(stream) => SourceState::stream(stream.clone(), self.stream_value(stream)),
-                None => SourceState::global(combined::global_value(
-                    &self.platform,
-                    &self.states.globals,
-                    &self.states.roster,
-                )),
-            };
-            self.output.state(state).await?;
+            self.send(key).await?;
         }
         Ok(())
+    }
+
+    /// Sends one merged state: a stream's, or the global one (`None`).
+    async fn send(&mut self, key: Option<String>) -> Result<(), OutputClosed> {
+        self.dirty.remove(&key);
+        self.sent_at.insert(key.clone(), Instant::now());
+        let state = match &key {
+            Some(stream) => SourceState::stream(stream.clone(), self.stream_value(stream)),
+            None => SourceState::global(combined::global_value(
+                &self.platform,
+                &self.states.globals,
+                &self.states.roster,
+            )),
+        };
+        self.output.state(state).await
+    }
+
+    /// Counts every one of `streams` as failed in `account`, whose read ended before it could
+    /// say (its account could not be read, its plan failed).
+    pub(crate) fn account_failed(&mut self, account: &str, streams: &[String], why: &str) {
+        for stream in streams {
+            let ends = self.ends.entry(stream.clone()).or_default();
+            let said = ends.complete.contains(account)
+                || ends.skipped.iter().any(|(who, _)| who == account)
+                || ends.failed.iter().any(|(who, _)| who == account);
+            if !said {
+                ends.started.insert(account.to_owned());
+                ends.failed.push((account.to_owned(), why.to_owned()));
+            }
+        }
     }
 
     /// After every account's read: the last states, then each stream's end over all accounts:
@@ -222,5 +251,120 @@ impl Merger {
             self.output.stream_status(&stream, kind).await?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex as StdMutex};
+
+    use serde_json::json;
+    use sync_protocol::StreamStatus;
+
+    use super::*;
+
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<StdMutex<Vec<u8>>>);
+
+    impl Write for Buffer {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn status(stream: &str, kind: StreamStatusKind) -> Outgoing {
+        Outgoing::Message(Message::StreamStatus(StreamStatus::new(stream, kind)))
+    }
+
+    fn state(message: SourceState) -> Outgoing {
+        Outgoing::Message(Message::SourceState(message))
+    }
+
+    #[tokio::test]
+    async fn the_global_state_goes_first_and_a_failed_account_fails_its_streams() {
+        let buffer = Buffer::default();
+        let (output, thread) = Output::spawn(buffer.clone());
+        let mut merger = Merger::new("acct_p".into(), output.clone(), Saved::default());
+        let start = || StreamStatusKind::Start { time_range: None };
+        merger
+            .take("acct_p", status("customers", start()))
+            .await
+            .unwrap();
+        merger
+            .take("acct_c", status("customers", start()))
+            .await
+            .unwrap();
+        // The first global state goes at once; the second waits out the second since, but not
+        // behind the stream's state that follows it.
+        for generation in [1, 2] {
+            merger
+                .take(
+                    "acct_p",
+                    state(SourceState::global(json!({"streams": generation}))),
+                )
+                .await
+                .unwrap();
+        }
+        merger
+            .take(
+                "acct_p",
+                state(SourceState::stream(
+                    "customers",
+                    json!({"phase": "complete"}),
+                )),
+            )
+            .await
+            .unwrap();
+        merger
+            .take("acct_p", status("customers", StreamStatusKind::Complete {}))
+            .await
+            .unwrap();
+        merger.account_failed("acct_c", &["customers".to_owned()], "503 after retries");
+        assert!(merger.unfinished("acct_p").is_empty());
+        merger.finish().await.unwrap();
+        drop(merger);
+        assert!(!thread.finish(output));
+        let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let kinds: Vec<String> = lines
+            .iter()
+            .map(|l| {
+                let kind = l["type"].as_str().unwrap().to_owned();
+                match kind.as_str() {
+                    "source_state" => format!("state {}", l["source_state"]["state_type"]),
+                    "stream_status" => format!("status {}", l["stream_status"]["status"]),
+                    _ => kind,
+                }
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "status \"start\"",
+                "state \"global\"",
+                "state \"global\"",
+                "state \"stream\"",
+                "status \"error\""
+            ],
+            "{text}"
+        );
+        assert_eq!(
+            lines[2]["source_state"]["data"]["accounts"]["acct_p"],
+            json!({"streams": 2})
+        );
+        assert_eq!(
+            lines[3]["source_state"]["data"],
+            json!({"v": 1, "accounts": {"acct_p": {"phase": "complete"}}})
+        );
+        let error = lines[4]["stream_status"]["error"].as_str().unwrap();
+        assert!(error.starts_with("account acct_c: 503"), "{error}");
     }
 }

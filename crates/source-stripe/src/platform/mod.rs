@@ -148,6 +148,11 @@ pub(crate) async fn read(
     }
     let mut accounts = vec![platform.id.clone()];
     accounts.extend(connected);
+    let stream_names: Vec<String> = catalog
+        .streams
+        .iter()
+        .map(|s| s.stream.name.clone())
+        .collect();
     let ctx = Arc::new(AccountRead {
         config: config.clone(),
         client: client.clone(),
@@ -183,7 +188,11 @@ pub(crate) async fn read(
             }
         };
         let id = id.as_str();
-        let outcome = outcome?;
+        let outcome = match outcome {
+            Ok(outcome) => outcome,
+            Err(ConnectorError::OutputClosed) => return Err(ConnectorError::OutputClosed),
+            Err(e) => Outcome::Failed(e.to_string()),
+        };
         let mut merger = merger.lock().await;
         let earlier = merger.roster().get(id).cloned();
         let entry = match outcome {
@@ -213,6 +222,7 @@ pub(crate) async fn read(
             }
             Outcome::Failed(why) => {
                 failed.push(format!("{id} ({why})"));
+                merger.account_failed(id, &stream_names, &why);
                 Entry {
                     status: Status::Failed,
                     error: Some(why),
@@ -269,8 +279,7 @@ struct AccountRead {
 }
 
 impl AccountRead {
-    /// Reads `id` through a relay whose messages the merger takes. Only what ends every
-    /// account's read (stdout closed, the key refused) is an error.
+    /// Reads `id` through a relay whose messages the merger takes.
     /// `sharers`: the accounts read at once, whose reads share the key's transport.
     async fn run(
         self: Arc<Self>,
@@ -299,7 +308,6 @@ impl AccountRead {
         } else {
             let account = match account::lookup(&client, id).await {
                 Ok(account) => account,
-                // The key itself was just taken (the platform's own account was read with it).
                 Err(e) if refused(e.kind) => return Ok(Outcome::Unavailable(e.to_string())),
                 Err(e) => return Ok(Outcome::Failed(e.to_string())),
             };
@@ -339,21 +347,17 @@ impl AccountRead {
         match result {
             Ok(()) => Ok(Outcome::Read(account)),
             Err(ConnectorError::OutputClosed) => Err(ConnectorError::OutputClosed),
-            Err(e @ ConnectorError::Usage(_)) => Err(e),
             Err(e) => Ok(Outcome::Failed(e.to_string())),
         }
     }
 }
 
 /// Answers that say the platform may not act on the account (access revoked, the account
-/// restricted or gone): the account is skipped, not failed.
+/// restricted or gone): the account is skipped, not failed. A 401 is the key's own refusal (it
+/// was rolled or revoked during the run): that fails the account.
 fn refused(kind: ErrorKind) -> bool {
     matches!(
         kind,
-        ErrorKind::Unauthorized
-            | ErrorKind::Forbidden
-            | ErrorKind::Unavailable
-            | ErrorKind::NotFound
-            | ErrorKind::Invalid
+        ErrorKind::Forbidden | ErrorKind::Unavailable | ErrorKind::NotFound | ErrorKind::Invalid
     )
 }

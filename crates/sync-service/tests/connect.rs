@@ -1,0 +1,104 @@
+//! A Connect platform's pipeline (`connected_accounts: "all"`) through the real service
+//! (serve, worker, Temporal dev server, Postgres, the simulator): every account's rows equal its
+//! data, `_accounts` lists them, an account connected later is read by the next step, and a
+//! webhook is refused, saying why.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Service, WEBHOOK_SECRET, call, post_webhook};
+use serde_json::json;
+
+const SCHEMA: &str = "platform";
+
+fn rows_of(service: &Service, stream: &str, account: &str) -> Vec<String> {
+    service
+        .db
+        .client()
+        .query(
+            &format!(
+                "SELECT id FROM {SCHEMA}.{stream} WHERE _account_id = $1 AND NOT _deleted ORDER BY id"
+            ),
+            &[&account],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+fn active_accounts(service: &Service) -> Vec<String> {
+    service
+        .db
+        .client()
+        .query(
+            &format!(
+                "SELECT account_id FROM {SCHEMA}._accounts WHERE status = 'active' ORDER BY 1"
+            ),
+            &[],
+        )
+        .map(|rows| rows.iter().map(|r| r.get(0)).collect())
+        .unwrap_or_default()
+}
+
+fn assert_every_account_exact(service: &Service, accounts: &[String]) {
+    let platform = service.fake.platform_account().to_owned();
+    for account in accounts {
+        let scope = (*account != platform).then_some(account.as_str());
+        for stream in ["customers", "products"] {
+            assert_eq!(
+                rows_of(service, stream, account),
+                service.object_ids_in(stream, scope),
+                "{account}'s {stream}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_platform_pipeline_reads_every_connected_account_and_a_newcomer_at_its_next_step() {
+    let service = Service::start_full("5", 15, &[], &[], &[], 6);
+    let platform = service.fake.platform_account().to_owned();
+    let connected = service.fake.connected_accounts();
+    let newcomer = connected[5].clone();
+    service.fake.set_connected(&newcomer, false).unwrap();
+    let mut body = service.pipeline_body("platform", SCHEMA);
+    body["source"]["config"]["connected_accounts"] = json!("all");
+    let (code, created) = call("POST", &service.url("/pipelines"), Some(&body));
+    assert_eq!(code, 201, "{created}");
+    service.wait_status("platform", "ready", Duration::from_secs(180));
+    let mut expected: Vec<String> = std::iter::once(platform.clone())
+        .chain(connected[..5].iter().cloned())
+        .collect();
+    expected.sort();
+    assert_eq!(active_accounts(&service), expected);
+    assert_every_account_exact(&service, &expected);
+
+    // Webhooks are not taken by a platform's pipeline yet: refused, saying why.
+    let event = service.fake.events(stripe_fake::Scope::test(None)).unwrap()[0].clone();
+    let (code, answer) = post_webhook(&service.base, "platform", &event, WEBHOOK_SECRET);
+    assert_eq!(code, 400, "{answer}");
+    assert!(
+        answer.to_string().contains("connected_accounts"),
+        "{answer}"
+    );
+
+    service.fake.set_connected(&newcomer, true).unwrap();
+    let (code, _) = call(
+        "PATCH",
+        &service.url("/pipelines/platform"),
+        Some(&json!({"status": "active"})),
+    );
+    assert_eq!(code, 200);
+    service.wait(
+        "the newly connected account to be read",
+        Duration::from_secs(120),
+        || {
+            active_accounts(&service).contains(&newcomer)
+                && rows_of(&service, "customers", &newcomer)
+                    == service.object_ids_in("customers", Some(&newcomer))
+        },
+    );
+    assert_every_account_exact(&service, &connected);
+}
