@@ -196,9 +196,9 @@ def source_stripe():
 def connect():
     data = rows()
     print("A Connect platform's `source-stripe read` with `connected_accounts: \"all\"` against the simulator: the platform and "
-          "N connected accounts of M customers each, Stripe-like latency (150-250 ms per request, random), 100 requests/s for the "
-          "key (429 above; the simulator's per-endpoint limit, which counts every account together, is set to the same 100/s, as "
-          "Stripe's per-endpoint limits are each account's own). The floor is the requests the work needs at least (the account "
+          "N connected accounts of M customers each, Stripe-like latency (150-250 ms per request, random), live-mode limits "
+          "enforced by the simulator (100 requests/s for the key, 25/s per endpoint of each account, 429 above) and the source's "
+          "defaults for a live key (the same limits on its side). The floor is the requests the work needs at least (the account "
           "list's pages, then per account `GET /v1/account`, its customers' pages and one `/v1/events` page) at 100/s; the ratio "
           "is the floor over the wall time, process start to exit. Target: 0.8 or more.")
     print("Reproduce: `scripts/bench connect` (or `cargo bench -p source-stripe --bench connect -- ACCOUNTS CUSTOMERS`).")

@@ -1,13 +1,12 @@
 //! A Connect platform's read (`connected_accounts: "all"`) against its rate floor.
 //!
 //! The simulator holds a platform and N connected accounts of M customers each, answers with
-//! Stripe-like latency (150–250 ms) and allows 100 requests/s for the key (429 above). Each
-//! account's endpoints are limited per account at Stripe, so none binds here: the simulator's
-//! per-endpoint limit, which counts every account together, is set to the same 100/s. The
-//! source reads every account (`GET /v1/account`, its customers, its `/v1/events`) with
-//! `rate_limit` 100. The floor is the requests the work needs at least (the account list's
-//! pages, then three per account: the account, one page of customers, one page of events)
-//! at 100/s; the ratio is that floor over the wall time, process start to exit.
+//! Stripe-like latency (150–250 ms) and enforces live-mode limits: 100 requests/s for the key,
+//! 25/s per endpoint of each account (429 above). The source reads every account
+//! (`GET /v1/account`, its customers, its `/v1/events`) with a live key's default limits. The
+//! floor is the requests the work needs at least (the account list's pages, then three per
+//! account: the account, one page of customers, one page of events) at 100/s; the ratio is that
+//! floor over the wall time, process start to exit.
 //!
 //! Prints one JSON object. `cargo bench -p source-stripe --bench connect -- [ACCOUNTS] [CUSTOMERS]`
 
@@ -34,13 +33,11 @@ fn main() {
         accounts,
         objects: vec![("customers".into(), customers)],
         faults: Faults {
-            rate_limit: Some(RATE),
-            endpoint_rate_limit: Some(RATE),
             latency: Some(Latency {
                 min_ms: 150,
                 max_ms: 250,
             }),
-            ..Default::default()
+            ..Faults::live_like()
         },
         ..Default::default()
     })
@@ -49,8 +46,6 @@ fn main() {
         "api_key": "sk_live_fake",
         "base_url": fake.base_url(),
         "connected_accounts": "all",
-        "rate_limit": RATE as u32,
-        "endpoint_rate_limit": RATE as u32,
     });
     let catalog = catalog(&config);
     fake.reset_stats();

@@ -54,11 +54,14 @@ struct ErrorDetail {
 }
 
 /// A client for one account: its `Stripe-Account` (none for the key's own) over the key's
-/// transport, whose rate limits and concurrency every account read with the key shares (Stripe
-/// counts a platform's requests for its connected accounts against the platform).
+/// transport, whose account-wide rate limit and concurrency every account read with the key
+/// shares (a platform's requests for its connected accounts count against the platform); each
+/// account's endpoints have buckets of their own.
 pub(crate) struct StripeClient {
     t: Arc<Transport>,
     stripe_account: Option<HeaderValue>,
+    /// The account's id for its endpoint buckets (`""`: the key's own).
+    account_key: String,
     /// How many accounts' reads share the transport at once (1 alone).
     sharers: usize,
 }
@@ -68,7 +71,8 @@ struct Transport {
     http: reqwest::Client,
     base_url: String,
     account_limiter: DefaultDirectRateLimiter,
-    endpoint_limiter: DefaultKeyedRateLimiter<String>,
+    /// By (connected account, endpoint); the key's own account is `""`.
+    endpoint_limiter: DefaultKeyedRateLimiter<(String, String)>,
     in_flight: Semaphore,
     max_retries: u32,
     /// Smoothed request latency, microseconds.
@@ -211,6 +215,7 @@ impl StripeClient {
         Ok(StripeClient {
             t,
             stripe_account,
+            account_key: config.account_id.clone().unwrap_or_default(),
             sharers: 1,
         })
     }
@@ -226,6 +231,7 @@ impl StripeClient {
         Ok(StripeClient {
             t: self.t.clone(),
             stripe_account: account.map(stripe_account_header).transpose()?,
+            account_key: account.unwrap_or_default().to_owned(),
             sharers: sharers.max(1),
         })
     }
@@ -399,9 +405,10 @@ impl StripeClient {
             // The budget's database is unreachable: back off and try again (then fail, naming it).
             return Attempt::retry(StripeError::local(e.to_string(), request), None);
         }
+        // Each account's endpoints have their own limits (Stripe measures limits per account).
         self.t
             .endpoint_limiter
-            .until_key_ready(&endpoint.to_owned())
+            .until_key_ready(&(self.account_key.clone(), endpoint.to_owned()))
             .await;
         let started = Instant::now();
         // What the response shows is at least as new as this, and possibly no newer: objects are

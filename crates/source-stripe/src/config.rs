@@ -103,7 +103,8 @@ pub(crate) struct Given {
     #[serde(default)]
     #[schemars(range(min = 1, max = 10000))]
     pub rate_limit: Option<u32>,
-    /// Requests per second to one endpoint; default 25.
+    /// Requests per second to one endpoint of one account (with connected_accounts, each
+    /// account's endpoints have their own); default 25.
     #[serde(default)]
     #[schemars(range(min = 1, max = 10000))]
     pub endpoint_rate_limit: Option<u32>,

@@ -74,7 +74,8 @@ pub struct Faults {
     pub latency: Option<Latency>,
     /// Requests per second across every endpoint (token bucket; excess gets 429 `global-rate`).
     pub rate_limit: Option<f64>,
-    /// Requests per second per endpoint (method + path template; excess gets 429 `endpoint-rate`).
+    /// Requests per second per endpoint (method + path template) of each account (excess gets
+    /// 429 `endpoint-rate`).
     pub endpoint_rate_limit: Option<f64>,
     /// Fraction of requests answered 500 `api_error`.
     pub error_rate: f64,

@@ -41,7 +41,9 @@ pub(crate) enum Outcome {
 pub(crate) struct ActiveFaults {
     pub faults: Faults,
     global: Option<DefaultDirectRateLimiter>,
-    endpoint: Option<DefaultKeyedRateLimiter<(&'static str, Arc<str>)>>,
+    /// Per endpoint (method + path template) and account: each connected account's endpoints
+    /// have their own limits, while the global bucket counts every request the key makes.
+    endpoint: Option<DefaultKeyedRateLimiter<(&'static str, Arc<str>, usize)>>,
     disabled: HashSet<String>,
 }
 
@@ -69,11 +71,13 @@ impl ActiveFaults {
         }
     }
 
-    /// Takes a token from the global bucket, then from the endpoint's (method + path template).
+    /// Takes a token from the global bucket, then from the endpoint's (method + path template)
+    /// for the account (`slot`: 0 the platform, else a connected account).
     pub(crate) fn admit(
         &self,
         method: &'static str,
         endpoint: &Arc<str>,
+        slot: usize,
     ) -> Result<(), RateLimited> {
         if let Some(global) = &self.global
             && global.check().is_err()
@@ -81,7 +85,9 @@ impl ActiveFaults {
             return Err(RateLimited::Global);
         }
         if let Some(per_endpoint) = &self.endpoint
-            && per_endpoint.check_key(&(method, endpoint.clone())).is_err()
+            && per_endpoint
+                .check_key(&(method, endpoint.clone(), slot))
+                .is_err()
         {
             return Err(RateLimited::Endpoint);
         }
@@ -159,6 +165,30 @@ pub(crate) fn not_enabled_message(stream: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_account_has_its_own_endpoint_buckets_and_the_key_one_global_bucket() {
+        let active = ActiveFaults::new(Faults {
+            endpoint_rate_limit: Some(0.5),
+            ..Faults::default()
+        });
+        let customers: Arc<str> = Arc::from("/v1/customers");
+        // A bucket holds two requests: the third to the platform's endpoint waits.
+        assert_eq!(active.admit("GET", &customers, 0), Ok(()));
+        assert_eq!(active.admit("GET", &customers, 0), Ok(()));
+        assert_eq!(
+            active.admit("GET", &customers, 0),
+            Err(RateLimited::Endpoint)
+        );
+        assert_eq!(active.admit("GET", &customers, 1), Ok(()));
+        let global = ActiveFaults::new(Faults {
+            rate_limit: Some(0.5),
+            ..Faults::default()
+        });
+        assert_eq!(global.admit("GET", &customers, 0), Ok(()));
+        assert_eq!(global.admit("GET", &customers, 1), Ok(()));
+        assert_eq!(global.admit("GET", &customers, 2), Err(RateLimited::Global));
+    }
 
     #[test]
     fn rolls_follow_the_rates() {

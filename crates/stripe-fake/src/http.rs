@@ -341,7 +341,7 @@ async fn stripe(
             return finish(what, response);
         }
     };
-    let admitted = faults.admit(method, &endpoint);
+    let admitted = faults.admit(method, &endpoint, slot);
     if let Some(delay) = faults.latency() {
         tokio::time::sleep(delay).await;
     }

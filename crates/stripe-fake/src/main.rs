@@ -38,7 +38,7 @@ struct Args {
     /// Requests per second across all endpoints (excess: 429 global-rate).
     #[arg(long)]
     rate_limit: Option<f64>,
-    /// Requests per second per endpoint (excess: 429 endpoint-rate).
+    /// Requests per second per endpoint of each account (excess: 429 endpoint-rate).
     #[arg(long)]
     endpoint_rate_limit: Option<f64>,
     /// Fraction of requests answered 500.
