@@ -14,26 +14,10 @@ use std::time::Instant;
 
 use serde_json::{Value, json};
 use stripe_fake::{Config, FakeStripe, Faults};
+use test_support::fixtures::discovered_catalog_file;
 use test_support::measure::wait_measuring;
 
 const SOURCE: &str = env!("CARGO_BIN_EXE_source-stripe");
-
-fn catalog(config: &Value, streams: &[&str]) -> String {
-    let out = Command::new(SOURCE)
-        .args(["discover", "--config", &config.to_string()])
-        .output()
-        .unwrap();
-    let mut c: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let all = c["catalog"]["streams"].as_array().unwrap().clone();
-    c["catalog"]["streams"] = Value::Array(
-        all.into_iter()
-            .filter(|s| streams.contains(&s["name"].as_str().unwrap()))
-            .collect(),
-    );
-    let path = std::env::temp_dir().join(format!("bench-catalog-{}.json", std::process::id()));
-    std::fs::write(&path, c.to_string()).unwrap();
-    path.display().to_string()
-}
 
 /// Runs `read` to the end, discarding its output; returns (seconds, peak RSS bytes).
 fn read(config: &Value, catalog: &str) -> (f64, u64) {
@@ -75,7 +59,7 @@ fn rate_run(name: &str, streams: &[&str], per_stream: usize, limit: f64) {
             .collect(),
     );
     let config = json!({"api_key": "sk_live_fake", "base_url": fake.base_url(), "events": false});
-    let catalog = catalog(&config, streams);
+    let catalog = discovered_catalog_file(SOURCE, &config, streams);
     fake.reset_stats();
     let (seconds, _) = read(&config, &catalog);
     let stats = fake.stats();
@@ -101,7 +85,7 @@ fn free_fake(objects: usize, compact_json: bool) -> (FakeStripe, Value, String) 
     })
     .unwrap();
     let config = json!({"api_key": "sk_live_fake", "base_url": fake.base_url(), "events": false, "rate_limit": 10000, "endpoint_rate_limit": 10000});
-    let catalog = catalog(&config, &["customers"]);
+    let catalog = discovered_catalog_file(SOURCE, &config, &["customers"]);
     (fake, config, catalog)
 }
 

@@ -13,8 +13,9 @@
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use serde_json::{Value, json};
+use serde_json::json;
 use stripe_fake::{Config, FakeStripe, Faults, Latency, Scope};
+use test_support::fixtures::discovered_catalog_file;
 use test_support::measure::wait_measuring;
 
 const SOURCE: &str = env!("CARGO_BIN_EXE_source-stripe");
@@ -47,7 +48,7 @@ fn main() {
         "base_url": fake.base_url(),
         "connected_accounts": "all",
     });
-    let catalog = catalog(&config);
+    let catalog = discovered_catalog_file(SOURCE, &config, &["customers", "_accounts"]);
     fake.reset_stats();
     let started = Instant::now();
     let child = Command::new(SOURCE)
@@ -95,23 +96,6 @@ fn main() {
             "limit": RATE,
         })
     );
-}
-
-fn catalog(config: &Value) -> String {
-    let out = Command::new(SOURCE)
-        .args(["discover", "--config", &config.to_string()])
-        .output()
-        .unwrap();
-    let mut c: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let all = c["catalog"]["streams"].as_array().unwrap().clone();
-    c["catalog"]["streams"] = Value::Array(
-        all.into_iter()
-            .filter(|s| matches!(s["name"].as_str(), Some("customers" | "_accounts")))
-            .collect(),
-    );
-    let path = std::env::temp_dir().join(format!("bench-connect-{}.json", std::process::id()));
-    std::fs::write(&path, c.to_string()).unwrap();
-    path.display().to_string()
 }
 
 /// Reads the source's stdout to its end: (customer records, seconds, peak RSS bytes).

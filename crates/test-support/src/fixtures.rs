@@ -48,3 +48,34 @@ pub fn customer_version(i: usize, v: i64) -> Value {
         "_updated_at": 1_700_000_000 + i as i64 + v * 1000,
     })
 }
+
+/// Writes the catalog a source's `discover` prints for `config`, cut to `streams`, to a file of
+/// its own; returns the file's path (for `read --catalog`).
+pub fn discovered_catalog_file(source: &str, config: &Value, streams: &[&str]) -> String {
+    let out = std::process::Command::new(source)
+        .args(["discover", "--config", &config.to_string()])
+        .output()
+        .unwrap_or_else(|e| panic!("{source} discover: {e}"));
+    let mut catalog: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{source} discover printed no catalog ({e}): {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    let all = catalog["catalog"]["streams"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    catalog["catalog"]["streams"] = Value::Array(
+        all.into_iter()
+            .filter(|s| s["name"].as_str().is_some_and(|n| streams.contains(&n)))
+            .collect(),
+    );
+    let path = std::env::temp_dir().join(format!(
+        "catalog-{}-{}.json",
+        std::process::id(),
+        streams.join("-")
+    ));
+    std::fs::write(&path, catalog.to_string()).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+    path.display().to_string()
+}

@@ -25,6 +25,7 @@ use roster::{Entry, Status};
 use crate::account::{self, Account};
 use crate::client::StripeClient;
 use crate::config::Config;
+use crate::connected_accounts::ConnectedAccounts;
 use crate::error::{ErrorKind, fatal};
 use crate::plan::warn;
 
@@ -85,6 +86,8 @@ enum Outcome {
     Failed(String),
 }
 
+/// Reads the platform (`client`'s key's own account) and its connected accounts: lists them,
+/// marks the departed, reads each, and ends with the merged states and each stream's status.
 pub(crate) async fn read(
     config: Config,
     client: Arc<StripeClient>,
@@ -119,7 +122,7 @@ pub(crate) async fn read(
     let mut merger = Merger::new(platform.id.clone(), output.clone(), saved);
     let mut roster_now = merger.roster().clone();
     let departed = match config.connected_accounts {
-        crate::connected_accounts::ConnectedAccounts::All => {
+        ConnectedAccounts::All => {
             roster::mark_departed(&mut roster_now, &platform.id, &connected, started)
         }
         _ => Vec::new(),
