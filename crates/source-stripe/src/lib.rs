@@ -164,9 +164,8 @@ impl Connector for StripeSource {
         if config.connected_accounts.any() {
             return platform::read(config, client, catalog, state, output).await;
         }
-        let catalog = platform::without_roster(catalog, &output).await?;
-        let state = platform::own_part(state, config.account_id.as_deref());
-        let account = account::fetch(&client, &config).await?;
+        let (catalog, state, account) =
+            platform::one_account(&config, &client, catalog, state, &output).await?;
         read::read_account(&config, client, account, &catalog, &state, output).await
     }
 

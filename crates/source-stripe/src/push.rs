@@ -22,9 +22,8 @@ pub(crate) async fn read_input(
     output: Output,
 ) -> Result<(), ConnectorError> {
     let client = Arc::new(StripeClient::new(&config).map_err(ConnectorError::config)?);
-    let catalog = crate::platform::without_roster(catalog, &output).await?;
-    let state = crate::platform::own_part(state, config.account_id.as_deref());
-    let account = crate::account::fetch(&client, &config).await?;
+    let (catalog, state, account) =
+        crate::platform::one_account(&config, &client, catalog, state, &output).await?;
     let plan = Plan::make(&client, &config, account, &catalog, &state, &output).await?;
     let ctx = EventsCtx {
         client: client.clone(),

@@ -1,5 +1,6 @@
-//! One account's `read`: the plan ([`crate::plan`]), the backfill of every stream not yet complete (all
-//! streams at once, sharing the rate limits), then the events since the global cursor.
+//! One account's `read`: the plan ([`crate::plan`]), the backfill of every stream not yet
+//! complete (all streams at once, sharing the rate limits), then the events since the global
+//! cursor.
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -18,7 +18,6 @@ use sync_protocol::{Catalog, ConfiguredCatalog, SourceStateSet, StreamStatusKind
 use tokio::sync::Mutex;
 use tokio::task::JoinSet;
 
-pub(crate) use combined::own_part;
 use merge::Merger;
 use roster::{Entry, Status};
 
@@ -58,12 +57,16 @@ pub(crate) fn catalog(platform: &str) -> Catalog {
     catalog
 }
 
-/// A one-account read's catalog: the `_accounts` stream (of an earlier platform read's
-/// catalog) is skipped, saying why.
-pub(crate) async fn without_roster(
+/// What a read of one account (not a platform's) starts from: the catalog without the
+/// `_accounts` stream of an earlier platform read's catalog (skipped, saying why), the
+/// account's part of a platform's state, and the account (`GET /v1/account`).
+pub(crate) async fn one_account(
+    config: &Config,
+    client: &StripeClient,
     catalog: ConfiguredCatalog,
+    state: SourceStateSet,
     output: &Output,
-) -> Result<ConfiguredCatalog, ConnectorError> {
+) -> Result<(ConfiguredCatalog, SourceStateSet, Account), ConnectorError> {
     let (catalog, selected) = roster::split_catalog(catalog);
     if selected {
         let reason =
@@ -73,7 +76,9 @@ pub(crate) async fn without_roster(
             .stream_status(roster::STREAM, StreamStatusKind::Skip { reason })
             .await?;
     }
-    Ok(catalog)
+    let state = combined::own_part(state, config.account_id.as_deref());
+    let account = account::fetch(client, config).await?;
+    Ok((catalog, state, account))
 }
 
 /// How one account's read went.
@@ -120,22 +125,6 @@ pub(crate) async fn read(
         "reading the platform and its connected accounts"
     );
     let mut merger = Merger::new(platform.id.clone(), output.clone(), saved);
-    let mut roster_now = merger.roster().clone();
-    let departed = match config.connected_accounts {
-        ConnectedAccounts::All => {
-            roster::mark_departed(&mut roster_now, &platform.id, &connected, started)
-        }
-        _ => Vec::new(),
-    };
-    for id in &departed {
-        warn(
-            &output,
-            format!("account {id} is no longer connected (GET /v1/accounts leaves it out): it is not read; its rows are kept"),
-        )
-        .await?;
-        merger.set_entry(id, roster_now[id].clone());
-    }
-    let merger = Arc::new(Mutex::new(merger));
     let roster_out = RosterOut {
         output: output.clone(),
         platform: platform.id.clone(),
@@ -146,99 +135,30 @@ pub(crate) async fn read(
             .stream_status(roster::STREAM, StreamStatusKind::Start { time_range: None })
             .await?;
     }
-    for id in &departed {
-        roster_out.send(id, &roster_now[id], started).await?;
+    if config.connected_accounts == ConnectedAccounts::All {
+        let mut roster_now = merger.roster().clone();
+        for id in roster::mark_departed(&mut roster_now, &platform.id, &connected, started) {
+            warn(
+                &output,
+                format!("account {id} is no longer connected (GET /v1/accounts leaves it out): it is not read; its rows are kept"),
+            )
+            .await?;
+            roster_out.send(&id, &roster_now[&id], started).await?;
+            merger.set_entry(&id, roster_now[&id].clone());
+        }
     }
     let mut accounts = vec![platform.id.clone()];
     accounts.extend(connected);
-    let stream_names: Vec<String> = catalog
-        .streams
-        .iter()
-        .map(|s| s.stream.name.clone())
-        .collect();
+    let merger = Arc::new(Mutex::new(merger));
     let ctx = Arc::new(AccountRead {
-        config: config.clone(),
-        client: client.clone(),
-        platform: platform.clone(),
+        config,
+        client,
+        platform,
         catalog,
         output: output.clone(),
     });
-    let mut waiting = accounts.iter();
-    // Each account's read is a task of its own: the merger's lock is handed to waiters in
-    // turn, and a waiter that shared this loop's task could not take it while the loop waits.
-    let mut reading: JoinSet<(String, Result<Outcome, ConnectorError>)> = JoinSet::new();
-    let mut reading_ids: HashMap<tokio::task::Id, String> = HashMap::new();
-    let mut failed = Vec::new();
-    loop {
-        let at_once = client
-            .key_concurrency()
-            .max(MIN_ACCOUNTS_AT_ONCE)
-            .min(config.max_concurrency.max(1));
-        while reading.len() < at_once
-            && let Some(id) = waiting.next()
-        {
-            let task = reading.spawn(ctx.clone().run(id.clone(), at_once, merger.clone()));
-            reading_ids.insert(task.id(), id.clone());
-        }
-        let Some(joined) = reading.join_next_with_id().await else {
-            break;
-        };
-        let (id, outcome) = match joined {
-            Ok((_, done)) => done,
-            Err(e) => {
-                let id = reading_ids.get(&e.id()).cloned().unwrap_or_default();
-                (id, Ok(Outcome::Failed(format!("its read failed: {e}"))))
-            }
-        };
-        let id = id.as_str();
-        let outcome = match outcome {
-            Ok(outcome) => outcome,
-            Err(ConnectorError::OutputClosed) => return Err(ConnectorError::OutputClosed),
-            Err(e) => Outcome::Failed(e.to_string()),
-        };
-        let mut merger = merger.lock().await;
-        let earlier = merger.roster().get(id).cloned();
-        let entry = match outcome {
-            Outcome::Read(account) => {
-                let unfinished = merger.unfinished(id);
-                Entry {
-                    status: Status::Active,
-                    connected_at: account.created,
-                    deauthorized_at: None,
-                    last_synced_at: if unfinished.is_empty() {
-                        Some(started)
-                    } else {
-                        earlier.and_then(|e| e.last_synced_at)
-                    },
-                    // A stream's own status says why it failed.
-                    error: (!unfinished.is_empty())
-                        .then(|| format!("not read to the end: {}", unfinished.join(", "))),
-                }
-            }
-            Outcome::Unavailable(why) => {
-                warn(&output, format!("account {id} is skipped: {why}")).await?;
-                Entry {
-                    status: Status::Unavailable,
-                    error: Some(why),
-                    ..earlier.unwrap_or_else(Entry::unknown)
-                }
-            }
-            Outcome::Failed(why) => {
-                failed.push(format!("{id} ({why})"));
-                merger.account_failed(id, &stream_names, &why);
-                Entry {
-                    status: Status::Failed,
-                    error: Some(why),
-                    ..earlier.unwrap_or_else(Entry::unknown)
-                }
-            }
-        };
-        roster_out.send(id, &entry, client.server_now()).await?;
-        merger.set_entry(id, entry);
-        merger.send_due(false).await?;
-    }
-    let mut merger = merger.lock().await;
-    merger.finish().await?;
+    let failed = read_accounts(&ctx, &accounts, &merger, &roster_out, started).await?;
+    merger.lock().await.finish().await?;
     if roster_selected {
         output
             .stream_status(roster::STREAM, StreamStatusKind::Complete {})
@@ -253,6 +173,100 @@ pub(crate) async fn read(
         accounts.len(),
         failed.join(", ")
     )))
+}
+
+/// Reads `accounts`, as many at once as the key's rate needs, and records how each went in the
+/// roster as it ends; returns those that failed, with why.
+async fn read_accounts(
+    ctx: &Arc<AccountRead>,
+    accounts: &[String],
+    merger: &Arc<Mutex<Merger>>,
+    roster_out: &RosterOut,
+    started: i64,
+) -> Result<Vec<String>, ConnectorError> {
+    let mut waiting = accounts.iter();
+    // Each account's read is a task of its own: the merger's lock is handed to waiters in
+    // turn, and a waiter that shared this loop's task could not take it while the loop waits.
+    let mut reading: JoinSet<(String, Result<Outcome, ConnectorError>)> = JoinSet::new();
+    let mut reading_ids: HashMap<tokio::task::Id, String> = HashMap::new();
+    let mut failed = Vec::new();
+    loop {
+        let at_once = ctx
+            .client
+            .key_concurrency()
+            .max(MIN_ACCOUNTS_AT_ONCE)
+            .min(ctx.config.max_concurrency.max(1));
+        while reading.len() < at_once
+            && let Some(id) = waiting.next()
+        {
+            let task = reading.spawn(ctx.clone().run(id.clone(), at_once, merger.clone()));
+            reading_ids.insert(task.id(), id.clone());
+        }
+        let Some(joined) = reading.join_next_with_id().await else {
+            return Ok(failed);
+        };
+        let (id, outcome) = match joined {
+            Ok((_, (_, Err(ConnectorError::OutputClosed)))) => {
+                return Err(ConnectorError::OutputClosed);
+            }
+            Ok((_, (id, Err(e)))) => (id, Outcome::Failed(e.to_string())),
+            Ok((_, (id, Ok(outcome)))) => (id, outcome),
+            Err(e) => {
+                let id = reading_ids.get(&e.id()).cloned().unwrap_or_default();
+                (id, Outcome::Failed(format!("its read failed: {e}")))
+            }
+        };
+        let mut merger = merger.lock().await;
+        let entry = match outcome {
+            Outcome::Read(account) => read_entry(&merger, &id, &account, started),
+            Outcome::Unavailable(why) => {
+                warn(&ctx.output, format!("account {id} is skipped: {why}")).await?;
+                ended_entry(&merger, &id, Status::Unavailable, why)
+            }
+            Outcome::Failed(why) => {
+                failed.push(format!("{id} ({why})"));
+                merger.account_failed(&id, &ctx.stream_names(), &why);
+                ended_entry(&merger, &id, Status::Failed, why)
+            }
+        };
+        roster_out
+            .send(&id, &entry, ctx.client.server_now())
+            .await?;
+        merger.set_entry(&id, entry);
+        merger.send_due(false).await?;
+    }
+}
+
+/// The roster entry of an account read in the run that began at `started`: synced then when
+/// every stream it started ended complete or skipped.
+fn read_entry(merger: &Merger, id: &str, account: &Account, started: i64) -> Entry {
+    let unfinished = merger.unfinished(id);
+    Entry {
+        status: Status::Active,
+        connected_at: account.created,
+        deauthorized_at: None,
+        last_synced_at: if unfinished.is_empty() {
+            Some(started)
+        } else {
+            merger.roster().get(id).and_then(|e| e.last_synced_at)
+        },
+        // A stream's own status says why it failed.
+        error: (!unfinished.is_empty())
+            .then(|| format!("not read to the end: {}", unfinished.join(", "))),
+    }
+}
+
+/// The roster entry of an account not read (`status`, `why`), keeping what was known of it.
+fn ended_entry(merger: &Merger, id: &str, status: Status, why: String) -> Entry {
+    Entry {
+        status,
+        error: Some(why),
+        ..merger
+            .roster()
+            .get(id)
+            .cloned()
+            .unwrap_or_else(Entry::unknown)
+    }
 }
 
 /// Where the `_accounts` rows go, when the stream is selected.
@@ -282,6 +296,15 @@ struct AccountRead {
 }
 
 impl AccountRead {
+    /// The streams every account reads.
+    fn stream_names(&self) -> Vec<String> {
+        self.catalog
+            .streams
+            .iter()
+            .map(|s| s.stream.name.clone())
+            .collect()
+    }
+
     /// Reads `id` through a relay whose messages the merger takes.
     /// `sharers`: the accounts read at once, whose reads share the key's transport.
     async fn run(
