@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use stripe_fake::{Config, FakeStripe, Scope};
-use test_support::process::{Lcg, children_of, kill9};
+use test_support::process::{Lcg, children_of, free_port, kill9};
 use test_support::{Finished, TestDb, bin_path};
 
 const STREAMS: &[&str] = &["customers", "products", "prices", "invoices"];
@@ -73,9 +73,10 @@ fn strip(mut v: Value) -> Value {
     v
 }
 
-/// `account`'s rows of every stream equal its data in the simulator.
-fn assert_account_exact(fake: &FakeStripe, db: &TestDb, account: &str) {
+/// How `account`'s rows of every stream differ from its data in the simulator.
+fn account_differences(fake: &FakeStripe, db: &TestDb, account: &str) -> Vec<String> {
     let mut client = db.client();
+    let mut differences = Vec::new();
     for stream in STREAMS {
         let scope = if account == fake.platform_account() {
             Scope::test(None)
@@ -91,7 +92,7 @@ fn assert_account_exact(fake: &FakeStripe, db: &TestDb, account: &str) {
                 ),
                 &[&account],
             )
-            .unwrap()
+            .unwrap_or_default()
             .iter()
             .map(|r| {
                 (
@@ -100,13 +101,26 @@ fn assert_account_exact(fake: &FakeStripe, db: &TestDb, account: &str) {
                 )
             })
             .collect();
-        assert_eq!(
-            have.keys().collect::<Vec<_>>(),
-            want.keys().collect::<Vec<_>>(),
-            "{account} {stream}: the rows' ids"
-        );
-        assert_eq!(have, want, "{account} {stream}");
+        for (id, object) in &want {
+            match have.get(id) {
+                None => differences.push(format!("{account} {stream} {id}: missing")),
+                Some(row) if row != object => {
+                    differences.push(format!("{account} {stream} {id}: {row} != {object}"));
+                }
+                Some(_) => {}
+            }
+        }
+        for id in have.keys().filter(|id| !want.contains_key(*id)) {
+            differences.push(format!("{account} {stream} {id}: not in the simulator"));
+        }
     }
+    differences
+}
+
+/// `account`'s rows of every stream equal its data in the simulator.
+fn assert_account_exact(fake: &FakeStripe, db: &TestDb, account: &str) {
+    let differences = account_differences(fake, db, account);
+    assert!(differences.is_empty(), "{differences:#?}");
 }
 
 /// The `_accounts` rows: account → (status, connected_at, deauthorized_at, last_synced_at).
@@ -325,4 +339,235 @@ fn kill_9_mid_fan_out_then_a_rerun_is_exact() {
     for account in fake.connected_accounts() {
         assert_account_exact(&fake, &db, &account);
     }
+}
+
+/// A child process killed if the test ends before it does.
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Waits until every one of `accounts` is exact.
+fn wait_exact(fake: &FakeStripe, db: &TestDb, accounts: &[String], stderr: &std::path::Path) {
+    let started = Instant::now();
+    loop {
+        let differences: Vec<String> = accounts
+            .iter()
+            .flat_map(|a| account_differences(fake, db, a))
+            .collect();
+        if differences.is_empty() {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{} differences, e.g. {:#?}\n{}",
+            differences.len(),
+            &differences[..differences.len().min(5)],
+            std::fs::read_to_string(stderr).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn live_a_platforms_connect_endpoint_brings_each_accounts_changes_and_newcomers_and_departures() {
+    let fake = fake(4);
+    let db = TestDb::new();
+    let dir = tempfile::tempdir().unwrap();
+    let platform = fake.platform_account().to_owned();
+    let connected = fake.connected_accounts();
+    let (newcomer, leaver) = (connected[3].clone(), connected[2].clone());
+    fake.set_connected(&newcomer, false).unwrap();
+    let port = free_port();
+    // Webhooks only: no polling, so every change must come through the endpoints setup makes.
+    let source = json!({
+        "connected_accounts": "all", "rate_limit": 1000, "endpoint_rate_limit": 500,
+        "poll_interval_secs": 0, "checkpoint_interval_secs": 0.5,
+        "webhook_listen": format!("127.0.0.1:{port}"),
+        "webhook_url": format!("http://127.0.0.1:{port}/webhooks"),
+    });
+    let (out, err) = (dir.path().join("out"), dir.path().join("err"));
+    let mut child = Running(
+        sync_command(&fake, &db, &source)
+            .args([
+                "--state-file",
+                dir.path().join("state.json").to_str().unwrap(),
+            ])
+            .arg("--live")
+            .stdout(std::fs::File::create(&out).unwrap())
+            .stderr(std::fs::File::create(&err).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60) && child.0.try_wait().unwrap().is_none(),
+            "never live: {}",
+            std::fs::read_to_string(&err).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let endpoints = fake
+        .objects(Scope::test(None), "webhook_endpoints")
+        .unwrap();
+    assert_eq!(endpoints.len(), 2, "{endpoints:#?}");
+    assert!(
+        endpoints
+            .iter()
+            .all(|e| e["metadata"]["managed_by"] == "stripe-sync")
+    );
+    assert_eq!(
+        endpoints
+            .iter()
+            .filter(|e| e["metadata"]["receives"] == "connect")
+            .count(),
+        1,
+        "one Connect endpoint: {endpoints:#?}"
+    );
+    let followed: Vec<String> = std::iter::once(platform.clone())
+        .chain(connected[..3].iter().cloned())
+        .collect();
+    wait_exact(&fake, &db, &followed, &err);
+
+    // Changes in two connected accounts and the platform arrive by webhook, each to its account.
+    let (a, b) = (connected[0].clone(), connected[1].clone());
+    let made = fake
+        .create(
+            Scope::test(Some(&a)),
+            "customers",
+            json!({"email": "live@connected.test"}),
+        )
+        .unwrap();
+    let b_customer = fake.objects(Scope::test(Some(&b)), "customers").unwrap()[2]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    fake.update(
+        Scope::test(Some(&b)),
+        "customers",
+        &b_customer,
+        json!({"name": "Renamed Live"}),
+    )
+    .unwrap();
+    let p_product = fake.objects(Scope::test(None), "products").unwrap()[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    fake.delete(Scope::test(None), "products", &p_product)
+        .unwrap();
+    wait_exact(&fake, &db, &followed, &err);
+    let owner: String = db
+        .client()
+        .query_one(
+            "SELECT _account_id FROM stripe.customers WHERE id = $1",
+            &[&made["id"].as_str().unwrap()],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(owner, a, "the new customer is stamped with its own account");
+
+    // A newcomer connects: its authorization reaches the Connect endpoint, and it is read.
+    fake.set_connected(&newcomer, true).unwrap();
+    wait_exact(&fake, &db, std::slice::from_ref(&newcomer), &err);
+    // One leaves: no longer followed, its row marked at the event's time, its rows kept.
+    let kept = synced_at(&db, &leaver).len();
+    fake.set_connected(&leaver, false).unwrap();
+    let deauthorized = fake
+        .events(Scope::test(None))
+        .unwrap()
+        .into_iter()
+        .find(|e| e["type"] == "account.application.deauthorized" && e["account"] == *leaver)
+        .expect("the simulator recorded the deauthorization");
+    let started = Instant::now();
+    loop {
+        let roster = roster(&db, &platform);
+        if roster.get(&leaver).is_some_and(|r| r.0 == "deauthorized")
+            && roster.get(&newcomer).is_some_and(|r| r.0 == "active")
+        {
+            assert_eq!(roster[&leaver].2, deauthorized["created"].as_i64());
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{roster:?}\n{}\n{}",
+            std::fs::read_to_string(&err).unwrap_or_default(),
+            std::fs::read_to_string(&out)
+                .unwrap_or_default()
+                .lines()
+                .filter(|l| l.contains("_accounts"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(synced_at(&db, &leaver).len(), kept);
+
+    assert!(test_support::process::terminate(child.0.id()));
+    let status = child.0.wait().unwrap();
+    let stderr = std::fs::read_to_string(&err).unwrap_or_default();
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "{stderr}\n{}",
+        std::fs::read_to_string(&out)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains("_accounts")
+                || l.contains("stream_status")
+                || l.contains("\"log\""))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    assert!(
+        stderr.contains(&format!("account {leaver} deauthorized the platform")),
+        "{stderr}"
+    );
+    let stdout = std::fs::read_to_string(&out).unwrap();
+    let eof = test_support::lines_of(&stdout)
+        .into_iter()
+        .rfind(|m| m["type"] == "eof")
+        .unwrap_or_else(|| panic!("no eof: {stderr}"));
+    assert_eq!(eof["eof"]["status"], "succeeded", "{eof}");
+
+    // A rerun (not live) resumes every account where its live run left it, and teardown
+    // removes both endpoints.
+    let rerun_config = json!({
+        "connected_accounts": "all", "rate_limit": 1000, "endpoint_rate_limit": 500,
+        "webhook_url": format!("http://127.0.0.1:{port}/webhooks"),
+    });
+    let rerun = sync_command(&fake, &db, &rerun_config)
+        .args([
+            "--state-file",
+            dir.path().join("state.json").to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(rerun.status.success(), "{rerun:?}");
+    assert_eq!(
+        fake.objects(Scope::test(None), "webhook_endpoints")
+            .unwrap()
+            .len(),
+        2,
+        "a rerun keeps both endpoints"
+    );
+    let teardown = Command::new(bin_path("sync-engine"))
+        .args(["teardown", "--stripe-api-key", "sk_test_fake"])
+        .args(["--stripe-base-url", &fake.base_url()])
+        .args(["--source-config", &rerun_config.to_string()])
+        .args(["--postgres-url", db.url(), "--schema", "stripe"])
+        .env_remove("STRIPE_API_KEY")
+        .env_remove("DATABASE_URL")
+        .output()
+        .unwrap();
+    assert!(teardown.status.success(), "{teardown:?}");
+    assert!(
+        fake.objects(Scope::test(None), "webhook_endpoints")
+            .unwrap()
+            .is_empty()
+    );
 }

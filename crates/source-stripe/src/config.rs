@@ -47,6 +47,8 @@ pub struct Config {
     /// The webhook endpoint's signing secret (`whsec_…`): raw webhooks given as input are
     /// verified with it.
     pub webhook_secret: Option<String>,
+    /// The signing secret of the platform's Connect endpoint (its connected accounts' events).
+    pub connect_webhook_secret: Option<String>,
     /// How old a webhook's signature timestamp may be, in seconds.
     pub webhook_tolerance_secs: u64,
     /// After the backfill and the catch-up, keep running and apply changes as they happen.
@@ -140,6 +142,13 @@ pub(crate) struct Given {
     #[serde(default)]
     #[schemars(pattern("^whsec_"), extend("secret" = true))]
     pub webhook_secret: Option<String>,
+    /// With connected_accounts: the signing secret (whsec_…) of the platform's Connect webhook
+    /// endpoint, which receives the connected accounts' events (each names its account in
+    /// `account`). A webhook verifies when its signature matches webhook_secret or this; setup
+    /// returns it for the Connect endpoint it creates for webhook_url.
+    #[serde(default)]
+    #[schemars(pattern("^whsec_"), extend("secret" = true))]
+    pub connect_webhook_secret: Option<String>,
     /// How old a webhook's signature timestamp may be, in seconds.
     #[serde(default = "default_webhook_tolerance_secs")]
     #[schemars(range(min = 1, max = 86400))]
@@ -168,7 +177,9 @@ pub(crate) struct Given {
     pub checkpoint_interval_secs: f64,
     /// The public URL Stripe sends events to. setup creates (or reuses) a webhook endpoint for
     /// it, marked metadata.managed_by=stripe-sync, and returns its secret as webhook_secret (a
-    /// config update the engine saves); teardown deletes only that endpoint.
+    /// config update the engine saves); with connected_accounts also a Connect endpoint
+    /// (connect=true) for the connected accounts' events, whose secret it returns as
+    /// connect_webhook_secret. teardown deletes only the endpoints it made.
     #[serde(default)]
     #[schemars(pattern("^https?://"))]
     pub webhook_url: Option<String>,
@@ -181,7 +192,8 @@ pub(crate) struct Given {
     /// key's own account only), "all" (the key's own and every account GET /v1/accounts lists,
     /// listed again at every run), or a list of account ids (the key's own and those). Every
     /// row carries its account in _account_id; the _accounts stream tells each account's
-    /// status. Not with live or webhook_url.
+    /// status. Live, their events arrive through the platform's Connect endpoint (see
+    /// webhook_url, connect_webhook_secret) and each account's /v1/events.
     #[serde(default)]
     #[schemars(extend("default" = "none"))]
     pub connected_accounts: Option<crate::connected_accounts::GivenConnectedAccounts>,
@@ -274,6 +286,15 @@ impl Config {
         self.api_version
             .as_deref()
             .unwrap_or(&stripe_catalog::catalog().api_version)
+    }
+
+    /// The secrets a webhook's signature may be made with: the platform endpoint's, then the
+    /// Connect endpoint's.
+    pub fn webhook_secrets(&self) -> Vec<&str> {
+        [&self.webhook_secret, &self.connect_webhook_secret]
+            .into_iter()
+            .filter_map(|s| s.as_deref())
+            .collect()
     }
 
     /// The base URL without a trailing slash.

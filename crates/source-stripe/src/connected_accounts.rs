@@ -1,5 +1,5 @@
 //! `connected_accounts`: which of a Connect platform's connected accounts a read covers besides
-//! the key's own, and the settings it cannot be combined with yet.
+//! the key's own.
 
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -41,14 +41,9 @@ impl ConnectedAccounts {
     }
 }
 
-/// The setting as given, checked against the rest of the config: what cannot be done with
-/// several accounts yet is refused, naming both keys.
-pub(crate) fn settle(
-    given: Option<GivenConnectedAccounts>,
-    live: bool,
-    webhook_url: Option<&str>,
-) -> Result<ConnectedAccounts, String> {
-    let accounts = match given {
+/// The setting as given; an id that is not an account's is refused, naming it.
+pub(crate) fn settle(given: Option<GivenConnectedAccounts>) -> Result<ConnectedAccounts, String> {
+    Ok(match given {
         None | Some(GivenConnectedAccounts::Mode(AccountsMode::None)) => ConnectedAccounts::None,
         Some(GivenConnectedAccounts::Mode(AccountsMode::All)) => ConnectedAccounts::All,
         Some(GivenConnectedAccounts::Listed(ids)) => {
@@ -70,26 +65,18 @@ pub(crate) fn settle(
                 ConnectedAccounts::Listed(listed)
             }
         }
-    };
-    if accounts.any() {
-        if live {
-            return Err(
-                "connected_accounts: live runs (live, webhook_port) read one account; \
-                 connected accounts are read by runs that end (leave live out, and run again for \
-                 the changes since)"
-                    .to_owned(),
-            );
-        }
-        if webhook_url.is_some() {
-            return Err(
-                "connected_accounts: webhook_url makes a webhook endpoint for the key's \
-                 own account only, which would leave the connected accounts' events out; leave \
-                 webhook_url out (each run reads every account's /v1/events)"
-                    .to_owned(),
-            );
+    })
+}
+
+impl ConnectedAccounts {
+    /// Whether `account` (not the platform's own) is one the setting reads.
+    pub(crate) fn covers(&self, account: &str) -> bool {
+        match self {
+            ConnectedAccounts::None => false,
+            ConnectedAccounts::All => true,
+            ConnectedAccounts::Listed(ids) => ids.iter().any(|id| id == account),
         }
     }
-    Ok(accounts)
 }
 
 #[cfg(test)]
@@ -103,37 +90,31 @@ mod tests {
     #[test]
     fn modes_and_lists() {
         assert_eq!(
-            settle(given(serde_json::json!("all")), false, None),
+            settle(given(serde_json::json!("all"))),
             Ok(ConnectedAccounts::All)
         );
         assert_eq!(
-            settle(given(serde_json::json!("none")), false, None),
+            settle(given(serde_json::json!("none"))),
             Ok(ConnectedAccounts::None)
         );
         assert_eq!(
-            settle(
-                given(serde_json::json!(["acct_2", "acct_1", "acct_2"])),
-                false,
-                None
-            ),
+            settle(given(serde_json::json!(["acct_2", "acct_1", "acct_2"]))),
             Ok(ConnectedAccounts::Listed(vec![
                 "acct_2".into(),
                 "acct_1".into()
             ]))
         );
         for wrong in ["cus_1", "acct_", "acct_é", "acct_1 2"] {
-            let refused = settle(given(serde_json::json!([wrong])), false, None).unwrap_err();
+            let refused = settle(given(serde_json::json!([wrong]))).unwrap_err();
             assert!(refused.starts_with("connected_accounts: \""), "{refused}");
         }
         assert!(
             serde_json::from_value::<GivenConnectedAccounts>(serde_json::json!("some")).is_err()
         );
-        let live = settle(given(serde_json::json!("all")), true, None).unwrap_err();
-        assert!(live.starts_with("connected_accounts: live"), "{live}");
-        assert!(settle(given(serde_json::json!("all")), false, Some("https://x")).is_err());
-        assert_eq!(
-            settle(given(serde_json::json!("none")), true, Some("https://x")),
-            Ok(ConnectedAccounts::None)
-        );
+        let all = ConnectedAccounts::All;
+        assert!(all.covers("acct_1"));
+        let listed = ConnectedAccounts::Listed(vec!["acct_1".into()]);
+        assert!(listed.covers("acct_1") && !listed.covers("acct_2"));
+        assert!(!ConnectedAccounts::None.covers("acct_1"));
     }
 }

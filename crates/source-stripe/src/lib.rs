@@ -66,6 +66,13 @@ pub async fn account_of(config: &Config) -> Result<String, ConnectorError> {
     Ok(account::fetch(&client, config).await?.id)
 }
 
+/// What a Connect platform's saved state (`connected_accounts`) says of each account:
+/// `{"platform", "accounts": [{account_id, is_platform, status, connected_at, deauthorized_at,
+/// last_synced_at, error}]}` (as its `_accounts` rows); `None` for a state of one account.
+pub fn platform_accounts(state: &SourceStateSet) -> Option<serde_json::Value> {
+    platform::accounts(state)
+}
+
 /// The Stripe source.
 pub struct StripeSource;
 
@@ -98,7 +105,7 @@ impl Connector for StripeSource {
             {"description": "A checkpoint of the reference system (stripe/sync-engine), continued", "type": "object", "required": ["remaining"], "properties": {"accounted_range": {"type": "object"}, "remaining": {"type": "array"}}}
         ]}));
         spec.source_input = Some(serde_json::json!({
-            "description": "A Stripe event, or a raw webhook {body, headers} verified with webhook_secret",
+            "description": "A Stripe event, or a raw webhook {body, headers} verified with webhook_secret (or connect_webhook_secret)",
             "oneOf": [
                 {"type": "object", "required": ["object", "id", "type"], "properties": {"object": {"const": "event"}}},
                 {"type": "object", "required": ["body", "headers"], "properties": {"body": {"type": "string"}, "headers": {"type": "object"}}}
@@ -166,7 +173,13 @@ impl Connector for StripeSource {
         }
         let (catalog, state, account) =
             platform::one_account(&config, &client, catalog, state, &output).await?;
-        read::read_account(&config, client, account, &catalog, &state, output).await
+        let following =
+            read::read_account(&config, client, account, &catalog, &state, output).await?;
+        // Live: the backfills are complete; changes keep flowing until the source is stopped.
+        match following {
+            Some(f) if config.live => live::run(&f.ctx, &config, f.cursor, f.applied).await,
+            _ => Ok(()),
+        }
     }
 
     async fn setup(
@@ -190,13 +203,11 @@ impl Connector for StripeSource {
         input: InputLines,
         output: Output,
     ) -> Result<(), ConnectorError> {
-        if config.connected_accounts.any() {
-            return Err(ConnectorError::config(
-                "connected_accounts: input (events and webhooks handed to the source) is applied to one account; leave connected_accounts out to apply it, and let the platform's runs read every account's /v1/events",
-            ));
-        }
         let config = account::settle(config).await?;
         let catalog = stream_names::canonical(catalog)?;
+        if config.connected_accounts.any() {
+            return platform::read_input(config, catalog, state, input, output).await;
+        }
         push::read_input(config, catalog, state, input, output).await
     }
 }

@@ -23,13 +23,15 @@ use crate::events::{self, Applied, EventsCtx, Pushed, Taken};
 use crate::state::{EventsCursor, GlobalCheckpoint};
 
 /// A verified webhook event, and where to say what became of it.
-struct Delivery {
-    event: String,
-    handed_on: oneshot::Sender<Handed>,
+pub(crate) struct Delivery {
+    /// The event's JSON text, as signed.
+    pub event: String,
+    /// Where its fate goes: the answer to the delivery waits for it.
+    pub handed_on: oneshot::Sender<Handed>,
 }
 
 /// What became of a delivered webhook event, as its answer says.
-enum Handed {
+pub(crate) enum Handed {
     /// Its records went on (or it had already been applied): 200.
     On,
     /// Signed, but not an event this source can read or takes (another account's or mode's):
@@ -40,9 +42,9 @@ enum Handed {
 }
 
 /// What the webhook endpoint needs, and what it refused.
-struct Endpoint {
+pub(crate) struct Endpoint {
     deliveries: mpsc::Sender<Delivery>,
-    secret: Option<String>,
+    secrets: Vec<String>,
     tolerance_secs: u64,
     refused: AtomicU64,
 }
@@ -94,12 +96,8 @@ async fn receive(
             return endpoint.refuse(status, why);
         }
     };
-    let event = match crate::webhook::ingress(
-        &body,
-        &headers,
-        endpoint.secret.as_deref(),
-        endpoint.tolerance_secs,
-    ) {
+    let secrets: Vec<&str> = endpoint.secrets.iter().map(String::as_str).collect();
+    let event = match crate::webhook::ingress(&body, &headers, &secrets, endpoint.tolerance_secs) {
         Ok(verified) => verified.text,
         Err(e) => return endpoint.refuse(e.status(), e.to_string()),
     };
@@ -138,7 +136,7 @@ async fn receive_any_path(
 }
 
 /// Starts the webhook endpoint, when the config asks for one.
-async fn listen(
+pub(crate) async fn listen(
     config: &Config,
     deliveries: mpsc::Sender<Delivery>,
 ) -> Result<Option<Arc<Endpoint>>, ConnectorError> {
@@ -151,7 +149,12 @@ async fn listen(
     } else {
         "webhook_listen"
     };
-    if config.webhook_secret.is_none() {
+    let secrets: Vec<String> = config
+        .webhook_secrets()
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    if secrets.is_empty() {
         return Err(ConnectorError::config(format!(
             "{key} needs webhook_secret, to verify what arrives"
         )));
@@ -164,7 +167,7 @@ async fn listen(
         .map_err(|e| ConnectorError::system(format!("webhook_listen: {e}")))?;
     let endpoint = Arc::new(Endpoint {
         deliveries,
-        secret: config.webhook_secret.clone(),
+        secrets,
         tolerance_secs: config.webhook_tolerance_secs,
         refused: AtomicU64::new(0),
     });
@@ -186,7 +189,7 @@ async fn listen(
     Ok(Some(endpoint))
 }
 
-fn interval(secs: f64) -> Option<tokio::time::Interval> {
+pub(crate) fn interval(secs: f64) -> Option<tokio::time::Interval> {
     (secs > 0.0).then(|| {
         // The schema bounds it above; a tick under a millisecond is taken as one.
         let mut tick = tokio::time::interval(Duration::from_secs_f64(secs.max(0.001)));
@@ -195,12 +198,76 @@ fn interval(secs: f64) -> Option<tokio::time::Interval> {
     })
 }
 
-async fn tick(interval: &mut Option<tokio::time::Interval>) {
+pub(crate) async fn tick(interval: &mut Option<tokio::time::Interval>) {
     match interval {
         Some(i) => {
             i.tick().await;
         }
         None => std::future::pending().await,
+    }
+}
+
+/// SIGTERM and SIGINT, either of which ends a live run.
+pub(crate) struct Stop {
+    terminate: tokio::signal::unix::Signal,
+    interrupt: tokio::signal::unix::Signal,
+}
+
+impl Stop {
+    pub(crate) fn watch() -> Result<Stop, ConnectorError> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Stop {
+            terminate: signal(SignalKind::terminate())
+                .map_err(|e| ConnectorError::system(format!("cannot watch SIGTERM: {e}")))?,
+            interrupt: signal(SignalKind::interrupt())
+                .map_err(|e| ConnectorError::system(format!("cannot watch SIGINT: {e}")))?,
+        })
+    }
+
+    /// Returns when either signal arrives.
+    pub(crate) async fn stopped(&mut self) {
+        tokio::select! {
+            _ = self.terminate.recv() => {}
+            _ = self.interrupt.recv() => {}
+        }
+    }
+}
+
+/// What the answer to a delivery says, from how applying it went; an output that closed ends
+/// the run.
+pub(crate) fn handed(result: Result<Taken, ReadError>) -> Result<Handed, ConnectorError> {
+    Ok(match result {
+        Ok(Taken::Applied | Taken::AlreadyApplied) => Handed::On,
+        Ok(Taken::Unreadable(why)) => Handed::Refused(why),
+        Ok(Taken::NotOurs(why)) => Handed::Refused(why.to_string()),
+        Err(ReadError::Output(closed)) => return Err(closed.into()),
+        Err(e) => {
+            tracing::warn!("a webhook event could not be applied: {e}");
+            Handed::NotNow
+        }
+    })
+}
+
+/// Logs the end of a live run: the events webhooks brought, and those refused.
+pub(crate) fn log_stopping(received: u64, endpoint: Option<&Endpoint>) {
+    let refused = endpoint.map_or(0, |e| e.refused.load(Ordering::Relaxed));
+    if refused > 0 {
+        tracing::warn!(
+            webhook_events_applied = received,
+            webhooks_refused = refused,
+            "live: stopping; webhooks were refused (bad signature, wrong secret, stale, not an event, another account's or mode's event, a body over 2 MiB)"
+        );
+    } else {
+        tracing::info!(webhook_events_applied = received, "live: stopping");
+    }
+}
+
+/// Warns of a live run that nothing can bring changes to.
+pub(crate) fn warn_if_deaf(config: &Config) {
+    if config.poll_interval_secs <= 0.0 && config.webhook_listen.is_none() {
+        tracing::warn!(
+            "live with neither polling (poll_interval_secs is 0) nor webhook_listen: only pushed input would arrive, and none can"
+        );
     }
 }
 
@@ -211,18 +278,10 @@ pub(crate) async fn run(
     mut cursor: EventsCursor,
     mut applied: Applied,
 ) -> Result<(), ConnectorError> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut terminate = signal(SignalKind::terminate())
-        .map_err(|e| ConnectorError::system(format!("cannot watch SIGTERM: {e}")))?;
-    let mut interrupt = signal(SignalKind::interrupt())
-        .map_err(|e| ConnectorError::system(format!("cannot watch SIGINT: {e}")))?;
+    let mut stop = Stop::watch()?;
     let (deliveries, mut arriving) = mpsc::channel::<Delivery>(1024);
     let endpoint = listen(config, deliveries).await?;
-    if config.poll_interval_secs <= 0.0 && config.webhook_listen.is_none() {
-        tracing::warn!(
-            "live with neither polling (poll_interval_secs is 0) nor webhook_listen: only pushed input would arrive, and none can"
-        );
-    }
+    warn_if_deaf(config);
     let mut poll = interval(config.poll_interval_secs);
     let mut checkpoint = interval(config.checkpoint_interval_secs);
     let mut pushed = Pushed::default();
@@ -230,25 +289,13 @@ pub(crate) async fn run(
     tracing::info!("live: following changes until stopped");
     loop {
         tokio::select! {
-            _ = terminate.recv() => break,
-            _ = interrupt.recv() => break,
+            () = stop.stopped() => break,
             Some(delivery) = arriving.recv() => {
                 let result = pushed.apply(ctx, &delivery.event, &mut applied).await;
-                let handed = match result {
-                    Ok(Taken::Applied) => {
-                        received += 1;
-                        Handed::On
-                    }
-                    Ok(Taken::AlreadyApplied) => Handed::On,
-                    Ok(Taken::Unreadable(why)) => Handed::Refused(why),
-                    Ok(Taken::NotOurs(why)) => Handed::Refused(why.to_string()),
-                    Err(ReadError::Output(closed)) => return Err(closed.into()),
-                    Err(e) => {
-                        tracing::warn!("a webhook event could not be applied: {e}");
-                        Handed::NotNow
-                    }
-                };
-                let _ = delivery.handed_on.send(handed);
+                if matches!(result, Ok(Taken::Applied)) {
+                    received += 1;
+                }
+                let _ = delivery.handed_on.send(handed(result)?);
             }
             _ = tick(&mut poll) => {
                 let (_, advanced) = events::follow(ctx, cursor.clone(), &mut applied)
@@ -263,20 +310,15 @@ pub(crate) async fn run(
             }
         }
     }
-    let refused = endpoint.map_or(0, |e| e.refused.load(Ordering::Relaxed));
-    if refused > 0 {
-        tracing::warn!(
-            webhook_events_applied = received,
-            webhooks_refused = refused,
-            "live: stopping; webhooks were refused (bad signature, wrong secret, stale, not an event, another account's or mode's event, a body over 2 MiB)"
-        );
-    } else {
-        tracing::info!(webhook_events_applied = received, "live: stopping");
-    }
+    log_stopping(received, endpoint.as_deref());
     emit_state(ctx, &cursor).await
 }
 
-async fn emit_state(ctx: &EventsCtx, cursor: &EventsCursor) -> Result<(), ConnectorError> {
+/// The global state of one account's live run: its events cursor.
+pub(crate) async fn emit_state(
+    ctx: &EventsCtx,
+    cursor: &EventsCursor,
+) -> Result<(), ConnectorError> {
     let global = GlobalCheckpoint {
         account: Some(ctx.account.clone()),
         events_cursor: cursor.clone(),

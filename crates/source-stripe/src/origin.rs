@@ -67,6 +67,25 @@ pub enum NotOurs {
         /// The key's mode.
         ours: &'static str,
     },
+    /// A connected account's event, at a platform's source whose `connected_accounts` leaves
+    /// that account out.
+    #[error("event {event} is of account {theirs}, which connected_accounts does not name")]
+    NotCovered {
+        /// The event.
+        event: String,
+        /// The account it names.
+        theirs: String,
+    },
+    /// A connected account's event, at a platform's source that cannot read the account.
+    #[error("event {event} is of account {theirs}, which the platform's key cannot read: {why}")]
+    Inaccessible {
+        /// The event.
+        event: String,
+        /// The account it names.
+        theirs: String,
+        /// Stripe's answer.
+        why: String,
+    },
     /// The event names an account and the key's own was not looked up: no verdict yet.
     #[error("event {event} names account {theirs}; the key's own account is not known yet")]
     OwnAccountUnknown {
@@ -113,17 +132,21 @@ impl Owner {
         }
     }
 
-    /// `Ok` when the event is this source's own to apply; otherwise why not, naming it.
-    pub(crate) fn admits(&self, origin: &Origin<'_>) -> Result<(), NotOurs> {
-        if let Some(livemode) = origin.livemode
-            && livemode != self.livemode
-        {
-            return Err(NotOurs::OtherMode {
+    /// `Ok` when the event is of the key's mode (or says none).
+    pub(crate) fn admits_mode(&self, origin: &Origin<'_>) -> Result<(), NotOurs> {
+        match origin.livemode {
+            Some(livemode) if livemode != self.livemode => Err(NotOurs::OtherMode {
                 event: origin.event.to_owned(),
                 theirs: mode(livemode),
                 ours: mode(self.livemode),
-            });
+            }),
+            _ => Ok(()),
         }
+    }
+
+    /// `Ok` when the event is this source's own to apply; otherwise why not, naming it.
+    pub(crate) fn admits(&self, origin: &Origin<'_>) -> Result<(), NotOurs> {
+        self.admits_mode(origin)?;
         let ours = match (&self.connected, &self.own, origin.account) {
             (None, _, None) => return Ok(()),
             (Some(connected), _, None) => {
@@ -166,23 +189,17 @@ pub enum Refusal {
     /// sent the webhook).
     #[error("the key's account could not be looked up to compare with the event's (retry later)")]
     AccountUnknown(String),
-    /// The source reads a platform and its connected accounts (`connected_accounts`), whose
-    /// events it does not take as input yet: each run reads every account's `/v1/events`.
-    #[error(
-        "this source reads a platform and its connected accounts (connected_accounts), which takes no pushed events yet: each run reads every account's /v1/events"
-    )]
-    PlatformRead,
 }
 
 /// [`Owner::admits`] for a receiver that knows only the config: the key's own account is
 /// looked up (`GET /v1/account`, once per key and process) only when the event names an
 /// account and the config has no `account_id`, or names none and the config has one.
 pub async fn admit(config: &Config, event: &Value) -> Result<(), Refusal> {
-    if config.connected_accounts.any() {
-        return Err(Refusal::PlatformRead);
-    }
     let origin = Origin::of(event).ok_or(Refusal::Unreadable)?;
     let mut owner = Owner::of(config, None);
+    if config.connected_accounts.any() {
+        return admit_to_platform(config, &owner, &origin).await;
+    }
     match owner.admits(&origin) {
         Err(NotOurs::OwnAccountUnknown { .. }) => {
             let own = crate::account_of(config)
@@ -203,6 +220,31 @@ pub async fn admit(config: &Config, event: &Value) -> Result<(), Refusal> {
             }
         }
         verdict => verdict.map_err(Refusal::NotOurs),
+    }
+}
+
+/// A platform's source (`connected_accounts`) takes its own events and those of every
+/// connected account it reads (the platform's key's own id counts as its own).
+async fn admit_to_platform(
+    config: &Config,
+    owner: &Owner,
+    origin: &Origin<'_>,
+) -> Result<(), Refusal> {
+    owner.admits_mode(origin).map_err(Refusal::NotOurs)?;
+    match origin.account {
+        Some(theirs) if !config.connected_accounts.covers(theirs) => {
+            let own = crate::account::own(config)
+                .await
+                .map_err(|e| Refusal::AccountUnknown(e.to_string()))?;
+            if own.id == theirs {
+                return Ok(());
+            }
+            Err(Refusal::NotOurs(NotOurs::NotCovered {
+                event: origin.event.to_owned(),
+                theirs: theirs.to_owned(),
+            }))
+        }
+        _ => Ok(()),
     }
 }
 

@@ -1,6 +1,8 @@
 //! `setup` and `teardown`: the webhook endpoint Stripe sends events to, when the config names
-//! a `webhook_url`. The endpoint this source manages is marked `metadata.managed_by`; teardown
-//! deletes only that one.
+//! a `webhook_url`, and for a platform's read (`connected_accounts`) also a Connect endpoint
+//! (`connect=true`: its connected accounts' events) for the same URL. The endpoints this source
+//! manages are marked `metadata.managed_by` (the Connect one also `metadata.receives=connect`,
+//! as Stripe's endpoint object does not say); teardown deletes only those.
 
 use reqwest::Method;
 use serde_json::Value;
@@ -17,6 +19,49 @@ use crate::error::fatal;
 /// The mark on the endpoints this source manages.
 pub(crate) const MANAGED_BY: &str = "stripe-sync";
 const ENDPOINT: &str = "/v1/webhook_endpoints";
+/// The mark of a managed Connect endpoint, in `metadata.receives`.
+const CONNECT: &str = "connect";
+
+/// Which of the two endpoints a URL may have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// The key's own account's events.
+    Own,
+    /// The connected accounts' events (`connect=true`).
+    Connect,
+}
+
+impl Kind {
+    fn of(endpoint: &Value) -> Kind {
+        if endpoint["metadata"]["receives"] == CONNECT {
+            Kind::Connect
+        } else {
+            Kind::Own
+        }
+    }
+
+    /// The config key its secret is returned in.
+    fn secret_key(self) -> &'static str {
+        match self {
+            Kind::Own => "webhook_secret",
+            Kind::Connect => "connect_webhook_secret",
+        }
+    }
+
+    fn noun(self) -> &'static str {
+        match self {
+            Kind::Own => "webhook endpoint",
+            Kind::Connect => "Connect webhook endpoint",
+        }
+    }
+
+    fn secret(self, config: &Config) -> Option<&str> {
+        match self {
+            Kind::Own => config.webhook_secret.as_deref(),
+            Kind::Connect => config.connect_webhook_secret.as_deref(),
+        }
+    }
+}
 
 fn failed(e: &StripeError, what: &str) -> ConnectorError {
     fatal(e, what)
@@ -80,7 +125,7 @@ pub(crate) async fn setup(
     let api_version = config.api_version().to_owned();
     let mut complete = given.clone();
     let stamped = discover::stamped_account(catalog);
-    let mut secret = None;
+    let mut secrets = Vec::new();
     let looked_up = if stamped.is_none() || config.webhook_url.is_some() {
         let config = match account::settle(config).await {
             Ok(config) => config,
@@ -100,9 +145,9 @@ pub(crate) async fn setup(
                     None => own_or_connected(&client, &config).await,
                 })
             },
-            provision_endpoint(&client, &config),
+            provision_endpoints(&client, &config),
         )?;
-        secret = made;
+        secrets = made;
         account
     } else {
         None
@@ -120,8 +165,8 @@ pub(crate) async fn setup(
     if !complete.contains_key("api_version") {
         complete.insert("api_version".into(), api_version.into());
     }
-    if let Some(secret) = secret {
-        complete.insert("webhook_secret".into(), secret.into());
+    for (kind, secret) in secrets {
+        complete.insert(kind.secret_key().into(), secret.into());
     }
     if complete != given {
         output
@@ -148,56 +193,102 @@ async fn own_or_connected(client: &StripeClient, config: &Config) -> Option<(Str
     }
 }
 
-/// Creates (or keeps) the managed endpoint for `webhook_url`; the secret of one it creates.
-async fn provision_endpoint(
+/// Creates (or keeps) the managed endpoints for `webhook_url`: the key's own, and with
+/// `connected_accounts` the Connect one (a Connect endpoint left from an earlier platform read
+/// is deleted when the config reads one account); the secrets of those it creates.
+async fn provision_endpoints(
     client: &StripeClient,
     config: &Config,
-) -> Result<Option<String>, ConnectorError> {
+) -> Result<Vec<(Kind, String)>, ConnectorError> {
     let Some(url) = &config.webhook_url else {
-        return Ok(None);
+        return Ok(Vec::new());
     };
     let existing = managed(client, url).await?;
+    let mut made = Vec::new();
+    for kind in [Kind::Own, Kind::Connect] {
+        let of_kind: Vec<&Value> = existing.iter().filter(|e| Kind::of(e) == kind).collect();
+        if kind == Kind::Connect && !config.connected_accounts.any() {
+            for endpoint in of_kind {
+                if let Some(id) = endpoint["id"].as_str() {
+                    delete(client, id).await?;
+                    tracing::info!(
+                        endpoint = id,
+                        "deleted the Connect webhook endpoint for {url}: connected_accounts is none"
+                    );
+                }
+            }
+            continue;
+        }
+        if let Some(secret) = provision_endpoint(client, url, kind, &of_kind, config).await? {
+            made.push((kind, secret));
+        }
+    }
+    Ok(made)
+}
+
+/// Keeps the enabled endpoint of `kind` whose secret the config holds, else replaces
+/// `existing` with a new one; the new one's secret.
+async fn provision_endpoint(
+    client: &StripeClient,
+    url: &str,
+    kind: Kind,
+    existing: &[&Value],
+    config: &Config,
+) -> Result<Option<String>, ConnectorError> {
     let usable = existing.iter().find(|e| e["status"] == "enabled");
-    if let (Some(endpoint), Some(_)) = (usable, &config.webhook_secret) {
+    if let (Some(endpoint), Some(_)) = (usable, kind.secret(config)) {
         tracing::info!(
             endpoint = endpoint["id"].as_str().unwrap_or_default(),
-            "the webhook endpoint for {url} exists; keeping it"
+            "the {} for {url} exists; keeping it",
+            kind.noun()
         );
         return Ok(None);
     }
     // Without its secret (shown only at creation) an endpoint is of no use: replace it.
-    for endpoint in &existing {
+    for endpoint in existing {
         if let Some(id) = endpoint["id"].as_str() {
             delete(client, id).await?;
         }
     }
-    let form = vec![
-        ("url".to_owned(), url.clone()),
+    let mut form = vec![
+        ("url".to_owned(), url.to_owned()),
         ("enabled_events[]".to_owned(), "*".to_owned()),
         ("metadata[managed_by]".to_owned(), MANAGED_BY.to_owned()),
-        (
+    ];
+    match kind {
+        Kind::Own => form.push((
             "description".to_owned(),
             "stripe-sync: changes to your Postgres".to_owned(),
-        ),
-    ];
+        )),
+        Kind::Connect => form.extend([
+            ("connect".to_owned(), "true".to_owned()),
+            ("metadata[receives]".to_owned(), CONNECT.to_owned()),
+            (
+                "description".to_owned(),
+                "stripe-sync: your connected accounts' changes to your Postgres".to_owned(),
+            ),
+        ]),
+    }
     let created = client
         .send(Method::POST, ENDPOINT, &form, ENDPOINT)
         .await
-        .map_err(|e| failed(&e, "creating the webhook endpoint"))?;
+        .map_err(|e| failed(&e, &format!("creating the {}", kind.noun())))?;
     let Some(secret) = created["secret"].as_str() else {
-        return Err(ConnectorError::system(
-            "Stripe created the webhook endpoint but returned no secret",
-        ));
+        return Err(ConnectorError::system(format!(
+            "Stripe created the {} but returned no secret",
+            kind.noun()
+        )));
     };
     tracing::info!(
         endpoint = created["id"].as_str().unwrap_or_default(),
-        "created a webhook endpoint for {url}"
+        "created a {} for {url}",
+        kind.noun()
     );
     sync_connector::redact::register_secret(secret);
     Ok(Some(secret.to_owned()))
 }
 
-/// Deletes the managed endpoint for `webhook_url` (no other).
+/// Deletes the managed endpoints for `webhook_url` (no other).
 pub(crate) async fn teardown(config: &Config) -> Result<(), ConnectorError> {
     let Some(url) = &config.webhook_url else {
         return Ok(());

@@ -17,11 +17,18 @@ use crate::config::Config;
 use crate::error::ReadError;
 use crate::error::fatal;
 use crate::events::{self, Applied, EventsCtx};
-use crate::live;
 use crate::plan::Plan;
-use crate::state::StreamCheckpoint;
+use crate::state::{EventsCursor, StreamCheckpoint};
 
-/// Reads one account (the one `client` acts on): the backfills, then its events.
+/// Where an account's events stand once its read has caught up: what a live run goes on from.
+pub(crate) struct Following {
+    pub ctx: EventsCtx,
+    pub cursor: EventsCursor,
+    pub applied: Applied,
+}
+
+/// Reads one account (the one `client` acts on): the backfills, then its events; returns where
+/// its events stand (none when `events` is off).
 pub(crate) async fn read_account(
     config: &Config,
     client: Arc<StripeClient>,
@@ -29,14 +36,14 @@ pub(crate) async fn read_account(
     catalog: &ConfiguredCatalog,
     state: &SourceStateSet,
     output: Output,
-) -> Result<(), ConnectorError> {
+) -> Result<Option<Following>, ConnectorError> {
     let mut plan = Plan::make(&client, config, account, catalog, state, &output).await?;
     let global = plan.global(&plan.cursor).to_value();
     if state.global != global {
         output.state(SourceState::global(global)).await?;
     }
     let listed_until = backfill_all(&client, config, &mut plan, &output).await?;
-    let mut live_from = None;
+    let mut following = None;
     if config.events {
         let ctx = EventsCtx {
             client: client.clone(),
@@ -55,7 +62,11 @@ pub(crate) async fn read_account(
                 for (stream, n) in counts {
                     tracing::info!(stream = %stream, records = n, "applied events");
                 }
-                live_from = Some((ctx, cursor, applied));
+                following = Some(Following {
+                    ctx,
+                    cursor,
+                    applied,
+                });
             }
             Err(e) => return Err(e.ending("reading /v1/events")),
         }
@@ -67,13 +78,7 @@ pub(crate) async fn read_account(
                 .await?;
         }
     }
-    // Live: the backfills are complete; changes keep flowing until the source is stopped.
-    if config.live
-        && let Some((ctx, cursor, applied)) = live_from
-    {
-        live::run(&ctx, config, cursor, applied).await?;
-    }
-    Ok(())
+    Ok(following)
 }
 
 /// Backfills every stream not yet complete, all at once; returns each stream's `listed_until`

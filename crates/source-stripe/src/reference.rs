@@ -38,11 +38,7 @@ pub(crate) fn settle(raw: Given, given: Map<String, Value>) -> Result<Config, St
     let account_created = lower_bound(&raw)?;
     let (live, webhook_listen, webhook_any_path) = listener(&raw)?;
     let (events, poll_interval_secs) = polling(&raw, live)?;
-    let connected_accounts = crate::connected_accounts::settle(
-        raw.connected_accounts.clone(),
-        live,
-        raw.webhook_url.as_deref(),
-    )?;
+    let connected_accounts = crate::connected_accounts::settle(raw.connected_accounts.clone())?;
     Ok(Config {
         api_key: raw.api_key,
         api_version: raw.api_version,
@@ -58,6 +54,7 @@ pub(crate) fn settle(raw: Given, given: Map<String, Value>) -> Result<Config, St
         max_retries: raw.max_retries,
         events,
         webhook_secret: raw.webhook_secret,
+        connect_webhook_secret: raw.connect_webhook_secret,
         webhook_tolerance_secs: raw.webhook_tolerance_secs,
         live,
         poll_interval_secs,

@@ -65,27 +65,30 @@ pub struct Verified {
     pub event: Value,
 }
 
-/// A webhook an HTTP server received (its body and headers), verified with `secret` against
+/// A webhook an HTTP server received (its body and headers), verified with one of `secrets`
+/// (the endpoints' that share the URL: a platform's own and its Connect endpoint's) against
 /// this machine's clock within `tolerance_secs`; else why not, with [`InputError::status`] for
 /// the answer.
 pub fn ingress(
     body: &[u8],
     headers: &HeaderMap,
-    secret: Option<&str>,
+    secrets: &[&str],
     tolerance_secs: u64,
 ) -> Result<Verified, InputError> {
     let text = std::str::from_utf8(body).map_err(|_| InputError::NotUtf8)?;
-    let secret = secret.ok_or(InputError::NoSecret)?;
+    if secrets.is_empty() {
+        return Err(InputError::NoSecret);
+    }
     let header = headers
         .get("stripe-signature")
         .and_then(|v| v.to_str().ok())
         .ok_or(InputError::MalformedHeader)?;
     let verifier = Verifier {
-        secret: Some(secret),
+        secrets,
         tolerance_secs,
         now: unix_now(),
     };
-    verifier.verify(text, header, secret)?;
+    verifier.verify(text, header)?;
     Ok(Verified {
         event: parse_event(text)?,
         text: text.to_owned(),
@@ -108,8 +111,8 @@ fn parse_event(text: &str) -> Result<Value, InputError> {
 
 /// How to check webhooks.
 pub(crate) struct Verifier<'a> {
-    /// The endpoint's signing secret.
-    pub secret: Option<&'a str>,
+    /// The endpoints' signing secrets: a signature made with any of them verifies.
+    pub secrets: &'a [&'a str],
     /// Largest accepted age of a signature, in seconds.
     pub tolerance_secs: u64,
     /// Unix seconds now.
@@ -128,18 +131,20 @@ impl Verifier<'_> {
         ) else {
             return Err(InputError::Unrecognised);
         };
-        let secret = self.secret.ok_or(InputError::NoSecret)?;
+        if self.secrets.is_empty() {
+            return Err(InputError::NoSecret);
+        }
         let header = headers
             .iter()
             .find(|(name, _)| name.eq_ignore_ascii_case("stripe-signature"))
             .and_then(|(_, v)| v.as_str())
             .ok_or(InputError::MalformedHeader)?;
-        self.verify(body, header, secret)?;
+        self.verify(body, header)?;
         parse_event(body)?;
         Ok(body.to_owned())
     }
 
-    fn verify(&self, body: &str, header: &str, secret: &str) -> Result<(), InputError> {
+    fn verify(&self, body: &str, header: &str) -> Result<(), InputError> {
         let mut timestamp = None;
         let mut signatures = Vec::new();
         for part in header.split(',') {
@@ -150,7 +155,7 @@ impl Verifier<'_> {
             }
         }
         let timestamp = timestamp.ok_or(InputError::MalformedHeader)?;
-        let signed = |signature: &[u8]| {
+        let signed = |secret: &str, signature: &[u8]| {
             let Ok(mut mac) = <Hmac<Sha256> as KeyInit>::new_from_slice(secret.as_bytes()) else {
                 return false;
             };
@@ -159,7 +164,11 @@ impl Verifier<'_> {
             mac.update(body.as_bytes());
             mac.verify_slice(signature).is_ok()
         };
-        if !signatures.iter().any(|s| signed(s)) {
+        let any_signed = self
+            .secrets
+            .iter()
+            .any(|secret| signatures.iter().any(|s| signed(secret, s)));
+        if !any_signed {
             return Err(InputError::Mismatch);
         }
         let age_secs = self.now - timestamp;
@@ -193,7 +202,7 @@ mod tests {
 
     fn verifier(now: i64) -> Verifier<'static> {
         Verifier {
-            secret: Some(SECRET),
+            secrets: &[SECRET],
             tolerance_secs: 300,
             now,
         }
@@ -203,6 +212,21 @@ mod tests {
     fn a_signed_webhook_gives_its_body() {
         let header = format!("t=1000,v1=00ff,v1={}", signature(1000, BODY, SECRET));
         assert_eq!(verifier(1010).event_text(&webhook(header)).unwrap(), BODY);
+    }
+
+    #[test]
+    fn a_webhook_signed_with_any_of_the_endpoints_secrets_verifies() {
+        let connect = format!("t=1000,v1={}", signature(1000, BODY, "whsec_connect"));
+        let both = Verifier {
+            secrets: &[SECRET, "whsec_connect"],
+            tolerance_secs: 300,
+            now: 1000,
+        };
+        assert_eq!(both.event_text(&webhook(connect.clone())).unwrap(), BODY);
+        assert_eq!(
+            verifier(1000).event_text(&webhook(connect)),
+            Err(InputError::Mismatch)
+        );
     }
 
     #[test]
@@ -228,7 +252,7 @@ mod tests {
             Err(InputError::Mismatch)
         );
         let no_secret = Verifier {
-            secret: None,
+            secrets: &[],
             tolerance_secs: 300,
             now: 1000,
         };
@@ -244,35 +268,35 @@ mod tests {
         let mut headers = HeaderMap::new();
         let fresh = format!("t={now},v1={}", signature(now, BODY, SECRET));
         headers.insert("Stripe-Signature", fresh.parse().unwrap());
-        let verified = ingress(BODY.as_bytes(), &headers, Some(SECRET), 300).unwrap();
+        let verified = ingress(BODY.as_bytes(), &headers, &[SECRET], 300).unwrap();
         assert_eq!(verified.text, BODY);
         assert_eq!(verified.event["id"], "evt_1");
         let old = now - 400;
         let stale = format!("t={old},v1={}", signature(old, BODY, SECRET));
         headers.insert("Stripe-Signature", stale.parse().unwrap());
-        let e = ingress(BODY.as_bytes(), &headers, Some(SECRET), 300).unwrap_err();
+        let e = ingress(BODY.as_bytes(), &headers, &[SECRET], 300).unwrap_err();
         assert!(matches!(e, InputError::Stale { .. }), "{e}");
         assert_eq!(e.status(), StatusCode::UNAUTHORIZED);
         // The pipeline's tolerance is the one applied.
-        assert!(ingress(BODY.as_bytes(), &headers, Some(SECRET), 600).is_ok());
+        assert!(ingress(BODY.as_bytes(), &headers, &[SECRET], 600).is_ok());
         assert_eq!(
-            ingress(&[0xff, 0xfe], &headers, Some(SECRET), 300)
+            ingress(&[0xff, 0xfe], &headers, &[SECRET], 300)
                 .unwrap_err()
                 .status(),
             StatusCode::BAD_REQUEST
         );
         assert_eq!(
-            ingress(BODY.as_bytes(), &HeaderMap::new(), Some(SECRET), 300).unwrap_err(),
+            ingress(BODY.as_bytes(), &HeaderMap::new(), &[SECRET], 300).unwrap_err(),
             InputError::MalformedHeader
         );
         assert_eq!(
-            ingress(BODY.as_bytes(), &headers, None, 600).unwrap_err(),
+            ingress(BODY.as_bytes(), &headers, &[], 600).unwrap_err(),
             InputError::NoSecret
         );
         let not_event = r#"{"id":"cus_1"}"#;
         let signed = format!("t={now},v1={}", signature(now, not_event, SECRET));
         headers.insert("Stripe-Signature", signed.parse().unwrap());
-        let e = ingress(not_event.as_bytes(), &headers, Some(SECRET), 300).unwrap_err();
+        let e = ingress(not_event.as_bytes(), &headers, &[SECRET], 300).unwrap_err();
         assert_eq!(
             (e.clone(), e.status()),
             (InputError::NotAnEvent, StatusCode::BAD_REQUEST)

@@ -114,6 +114,15 @@ async fn list(State(api): State<Arc<Api>>) -> Answer {
 async fn show(State(api): State<Arc<Api>>, Path(id): Path<String>) -> Answer {
     let mut shown = api.visible(&id).await?.shown();
     shown["checkpoint"] = api.control.checkpoint(&id).await?;
+    // A Connect platform's pipeline: each account's status, from the source's own state.
+    let source_state = serde_json::from_value::<sync_protocol::SourceStateSet>(
+        shown["checkpoint"]["state"]["source"].clone(),
+    );
+    if let Ok(state) = source_state
+        && let Some(accounts) = source_stripe::platform_accounts(&state)
+    {
+        shown["accounts"] = accounts["accounts"].clone();
+    }
     Ok(Json(shown).into_response())
 }
 

@@ -201,7 +201,7 @@ pub const ROUTES: &[Route] = &[
     route(
         "post",
         "/webhooks/{id}",
-        "A Stripe webhook, verified with the pipeline's webhook_secret",
+        "A Stripe webhook, verified with the pipeline's webhook_secret (or, for a Connect platform's pipeline, connect_webhook_secret)",
         Some("StripeEvent"),
         ("200", "WebhookReceived"),
     ),
@@ -233,6 +233,11 @@ fn schemas() -> Map<String, Value> {
             "state": {"type": "object"}, "saved_at": {"type": "string"}, "saves": {"type": "integer"},
             "written_for": {"type": ["object", "null"], "properties": {"source": {"type": "string"}, "destination": {"type": "string"}}},
             "reset": {"type": ["object", "null"], "properties": {"at": {"type": "string"}, "reason": {"type": "string"}}}}},
+        "accounts": {"type": "array", "description": "GET /pipelines/{id} of a Connect platform's pipeline (connected_accounts) only: each account's status as its checkpoint holds it (the _accounts table's rows)", "items": {"type": "object", "properties": {
+            "account_id": {"type": "string"}, "is_platform": {"type": "boolean"},
+            "status": {"type": "string", "enum": ["active", "unavailable", "deauthorized", "failed"]},
+            "connected_at": {"type": ["integer", "null"]}, "deauthorized_at": {"type": ["integer", "null"]},
+            "last_synced_at": {"type": ["integer", "null"]}, "error": {"type": ["string", "null"]}}}},
         "checkpoint_reset": {"type": ["string", "null"], "description": "PATCH only: why the update reset the checkpoint (it moved what the source reads or where the destination writes), else null"}}}));
     s.insert("PipelineList".into(), json!({"type": "object", "required": ["data", "has_more"], "properties": {"data": {"type": "array", "items": reference("Pipeline")}, "has_more": {"const": false}}}));
     s.insert("PipelineCreate".into(), json!({"type": "object", "required": ["source", "destination"], "additionalProperties": false, "properties": {

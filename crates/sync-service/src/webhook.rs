@@ -1,4 +1,5 @@
-//! `POST /webhooks/{id}`: a Stripe webhook, verified with the pipeline's `webhook_secret`,
+//! `POST /webhooks/{id}`: a Stripe webhook, verified with the pipeline's `webhook_secret` (or
+//! `connect_webhook_secret`, a platform's Connect endpoint's),
 //! judged by the source's rule of whose events it applies, kept in the inbox (durable before
 //! the answer), then the workflow is rung. It needs no bearer token: Stripe signs instead, so
 //! its answers before a signature verifies reveal nothing (not whether the pipeline exists, nor
@@ -101,12 +102,16 @@ fn verified_event(
     headers: &HeaderMap,
     body: &str,
 ) -> Result<Value, Failure> {
-    let secret = p.source["config"]["webhook_secret"].as_str();
+    // A platform's Connect endpoint (connected accounts' events) signs with its own secret.
+    let secrets: Vec<&str> = ["webhook_secret", "connect_webhook_secret"]
+        .iter()
+        .filter_map(|key| p.source["config"][key].as_str())
+        .collect();
     // Validated against the source's spec when the pipeline was stored.
     let tolerance_secs = p.source["config"]["webhook_tolerance_secs"]
         .as_u64()
         .unwrap_or(source_stripe::DEFAULT_WEBHOOK_TOLERANCE_SECS);
-    match source_stripe::ingress(body.as_bytes(), headers, secret, tolerance_secs) {
+    match source_stripe::ingress(body.as_bytes(), headers, &secrets, tolerance_secs) {
         Ok(verified) => Ok(verified.event),
         Err(e) => {
             let answer = match e.status() {
@@ -154,7 +159,7 @@ async fn admit(p: &Pipeline, event: &Value) -> Result<(), (StatusCode, String)> 
                 );
                 (StatusCode::SERVICE_UNAVAILABLE, refusal.to_string())
             }
-            Refusal::NotOurs(_) | Refusal::Unreadable | Refusal::PlatformRead => {
+            Refusal::NotOurs(_) | Refusal::Unreadable => {
                 (StatusCode::BAD_REQUEST, refusal.to_string())
             }
         })

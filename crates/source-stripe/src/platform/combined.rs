@@ -139,6 +139,33 @@ pub(crate) fn stream_value(by_account: &Map<String, Value>) -> Value {
     json!({"v": VERSION, ACCOUNTS: by_account})
 }
 
+/// What a platform's state says of each account (the `_accounts` rows, without the
+/// bookkeeping): `None` when `state` is not a platform's.
+pub(crate) fn accounts(state: &SourceStateSet) -> Option<Value> {
+    let platform = platform_of(state)?;
+    let roster: BTreeMap<String, Entry> = state
+        .global
+        .get(ROSTER)
+        .cloned()
+        .and_then(|r| serde_json::from_value(r).ok())
+        .unwrap_or_default();
+    let listed: Vec<Value> = roster
+        .iter()
+        .map(|(account, entry)| {
+            json!({
+                "account_id": account,
+                "is_platform": account == platform,
+                "status": entry.status,
+                "connected_at": entry.connected_at,
+                "deauthorized_at": entry.deauthorized_at,
+                "last_synced_at": entry.last_synced_at,
+                "error": entry.error,
+            })
+        })
+        .collect();
+    Some(json!({"platform": platform, "accounts": listed}))
+}
+
 /// The global state: every account's, the platform and the roster.
 pub(crate) fn global_value(
     platform: &str,

@@ -26,6 +26,54 @@ struct Ends {
     failed: Vec<(String, String)>,
 }
 
+impl Ends {
+    fn has_ended(&self, account: &str) -> bool {
+        self.complete.contains(account)
+            || self.skipped.iter().any(|(who, _)| who == account)
+            || self.failed.iter().any(|(who, _)| who == account)
+    }
+
+    /// Every account that started the stream has ended it.
+    fn settled(&self) -> bool {
+        !self.started.is_empty() && self.started.iter().all(|a| self.has_ended(a))
+    }
+
+    /// The stream's end over all accounts: failed if it failed in any account (or an account's
+    /// read stopped before it ended), complete if any account completed it, else skipped;
+    /// nothing when no account said anything.
+    fn verdict(self) -> Option<StreamStatusKind> {
+        let mut failed = self.failed;
+        for account in &self.started {
+            let ended = self.complete.contains(account)
+                || self.skipped.iter().any(|(who, _)| who == account)
+                || failed.iter().any(|(who, _)| who == account);
+            if !ended {
+                failed.push((
+                    account.clone(),
+                    "the account's read stopped before this stream ended".to_owned(),
+                ));
+            }
+        }
+        Some(if let Some((account, error)) = failed.first() {
+            let others = match failed.len() - 1 {
+                0 => String::new(),
+                n => format!(" (and {n} more accounts)"),
+            };
+            StreamStatusKind::Error {
+                error: format!("account {account}: {error}{others}"),
+            }
+        } else if !self.complete.is_empty() {
+            StreamStatusKind::Complete {}
+        } else if let Some((account, reason)) = self.skipped.first() {
+            StreamStatusKind::Skip {
+                reason: format!("account {account}: {reason}"),
+            }
+        } else {
+            return None;
+        })
+    }
+}
+
 pub(crate) struct Merger {
     platform: String,
     output: Output,
@@ -35,6 +83,11 @@ pub(crate) struct Merger {
     dirty: BTreeSet<Option<String>>,
     sent_at: HashMap<Option<String>, Instant>,
     ends: BTreeMap<String, Ends>,
+    /// Live: a stream's end is reported as soon as every account that started it has ended
+    /// it (accounts keep coming), not only at the end.
+    eager_ends: bool,
+    /// Accounts whose reads were stopped before they ended: their late statuses are dropped.
+    abandoned: BTreeSet<String>,
 }
 
 impl Merger {
@@ -46,6 +99,8 @@ impl Merger {
             dirty: BTreeSet::new(),
             sent_at: HashMap::new(),
             ends: BTreeMap::new(),
+            eager_ends: false,
+            abandoned: BTreeSet::new(),
         }
     }
 
@@ -87,6 +142,7 @@ impl Merger {
                 self.states.globals.insert(account.to_owned(), state.data);
                 self.dirty.insert(None);
             }
+            Message::StreamStatus(_) if self.abandoned.contains(account) => {}
             Message::StreamStatus(status) => {
                 let ends = self.ends.entry(status.stream.clone()).or_default();
                 let who = account.to_owned();
@@ -123,7 +179,48 @@ impl Merger {
             }
             other => return self.output.emit(other).await,
         }
+        if self.eager_ends {
+            self.report_settled().await?;
+        }
         self.send_due(false).await
+    }
+
+    /// From now on (live), each stream's end is reported once every account that started it
+    /// has ended it; those already settled at once.
+    pub(crate) async fn report_ends_as_they_settle(&mut self) -> Result<(), OutputClosed> {
+        self.eager_ends = true;
+        self.report_settled().await
+    }
+
+    /// Reports the end of every stream every account has ended, after the states so far.
+    async fn report_settled(&mut self) -> Result<(), OutputClosed> {
+        let settled: Vec<String> = self
+            .ends
+            .iter()
+            .filter(|(_, ends)| ends.settled())
+            .map(|(stream, _)| stream.clone())
+            .collect();
+        if settled.is_empty() {
+            return Ok(());
+        }
+        self.send_due(true).await?;
+        for stream in settled {
+            if let Some(kind) = self.ends.remove(&stream).and_then(Ends::verdict) {
+                self.output.stream_status(&stream, kind).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Forgets that `account` started any stream: its read was stopped before it ended (live,
+    /// at the end of the run), and it resumes at the next run from its last state.
+    pub(crate) fn abandon(&mut self, account: &str) {
+        self.abandoned.insert(account.to_owned());
+        for ends in self.ends.values_mut() {
+            if !ends.has_ended(account) {
+                ends.started.remove(account);
+            }
+        }
     }
 
     /// Records what is known of `account`; sent with the next global state.
@@ -203,10 +300,7 @@ impl Merger {
     pub(crate) fn account_failed(&mut self, account: &str, streams: &[String], why: &str) {
         for stream in streams {
             let ends = self.ends.entry(stream.clone()).or_default();
-            let said = ends.complete.contains(account)
-                || ends.skipped.iter().any(|(who, _)| who == account)
-                || ends.failed.iter().any(|(who, _)| who == account);
-            if !said {
+            if !ends.has_ended(account) {
                 ends.started.insert(account.to_owned());
                 ends.failed.push((account.to_owned(), why.to_owned()));
             }
@@ -219,36 +313,9 @@ impl Merger {
     pub(crate) async fn finish(&mut self) -> Result<(), OutputClosed> {
         self.send_due(true).await?;
         for (stream, ends) in std::mem::take(&mut self.ends) {
-            let mut failed = ends.failed;
-            for account in &ends.started {
-                let ended = ends.complete.contains(account)
-                    || ends.skipped.iter().any(|(who, _)| who == account)
-                    || failed.iter().any(|(who, _)| who == account);
-                if !ended {
-                    failed.push((
-                        account.clone(),
-                        "the account's read stopped before this stream ended".to_owned(),
-                    ));
-                }
+            if let Some(kind) = ends.verdict() {
+                self.output.stream_status(&stream, kind).await?;
             }
-            let kind = if let Some((account, error)) = failed.first() {
-                let others = match failed.len() - 1 {
-                    0 => String::new(),
-                    n => format!(" (and {n} more accounts)"),
-                };
-                StreamStatusKind::Error {
-                    error: format!("account {account}: {error}{others}"),
-                }
-            } else if !ends.complete.is_empty() {
-                StreamStatusKind::Complete {}
-            } else if let Some((account, reason)) = ends.skipped.first() {
-                StreamStatusKind::Skip {
-                    reason: format!("account {account}: {reason}"),
-                }
-            } else {
-                continue;
-            };
-            self.output.stream_status(&stream, kind).await?;
         }
         Ok(())
     }

@@ -7,16 +7,21 @@
 //! every account's status ([`roster`]).
 
 mod combined;
+mod inbound;
+mod live;
 mod merge;
 mod roster;
+
+pub(crate) use combined::accounts;
+pub(crate) use inbound::read_input;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use sync_connector::{ConnectorError, Output};
+use sync_connector::{ConnectorError, Output, OutputClosed};
 use sync_protocol::{Catalog, ConfiguredCatalog, SourceStateSet, StreamStatusKind};
 use tokio::sync::Mutex;
-use tokio::task::JoinSet;
+use tokio::task::{JoinHandle, JoinSet};
 
 use merge::Merger;
 use roster::{Entry, Status};
@@ -27,6 +32,7 @@ use crate::config::Config;
 use crate::connected_accounts::ConnectedAccounts;
 use crate::error::{ErrorKind, fatal};
 use crate::plan::warn;
+use crate::read::Following;
 
 /// Accounts read at once, at least: a few, so that one waiting on a slow page does not leave
 /// the budget idle. At most as many as the key needs requests in flight to keep its rate limit
@@ -83,8 +89,8 @@ pub(crate) async fn one_account(
 
 /// How one account's read went.
 enum Outcome {
-    /// Read (some streams may have failed: see the merger).
-    Read(Account),
+    /// Read (some streams may have failed: see the merger); live, followed from here on.
+    Read(Account, Option<Box<Follower>>),
     /// Stripe refused the platform's requests for it.
     Unavailable(String),
     /// Its read failed.
@@ -100,12 +106,7 @@ pub(crate) async fn read(
     state: SourceStateSet,
     output: Output,
 ) -> Result<(), ConnectorError> {
-    if let Some(id) = &config.account_id {
-        return Err(ConnectorError::config(format!(
-            "account_id ({id}) names one connected account to read, and connected_accounts reads \
-             the key's own account and its connected accounts: give one"
-        )));
-    }
+    refuse_account_id(&config)?;
     let platform = account::fetch(&client, &config).await?;
     let started = client.server_now();
     let (catalog, roster_selected) = roster::split_catalog(catalog);
@@ -157,7 +158,14 @@ pub(crate) async fn read(
         catalog,
         output: output.clone(),
     });
-    let failed = read_accounts(&ctx, &accounts, &merger, &roster_out, started).await?;
+    let (mut failed, followers) =
+        read_accounts(&ctx, &accounts, &merger, &roster_out, started).await?;
+    if ctx.config.live {
+        // The accounts' last messages may still be on their way to the merger.
+        merger.lock().await.report_ends_as_they_settle().await?;
+        let following = live::Following::new(&ctx, &merger, &roster_out, followers);
+        failed.extend(following.run(started).await?);
+    }
     merger.lock().await.finish().await?;
     if roster_selected {
         output
@@ -175,65 +183,117 @@ pub(crate) async fn read(
     )))
 }
 
+/// `account_id` names one account, and a platform's read reads several.
+fn refuse_account_id(config: &Config) -> Result<(), ConnectorError> {
+    match &config.account_id {
+        Some(id) => Err(ConnectorError::config(format!(
+            "account_id ({id}) names one connected account to read, and connected_accounts reads \
+             the key's own account and its connected accounts: give one"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Accounts read at once: as many as the key needs requests in flight, within the bounds.
+fn accounts_at_once(ctx: &AccountRead) -> usize {
+    ctx.client
+        .key_concurrency()
+        .max(MIN_ACCOUNTS_AT_ONCE)
+        .min(ctx.config.max_concurrency.max(1))
+}
+
+/// Accounts being read, each a task of its own: the merger's lock is handed to waiters in
+/// turn, and a waiter that shared the task of whoever waits for the reads could not take it.
+#[derive(Default)]
+struct Reading {
+    tasks: JoinSet<(String, Result<Outcome, ConnectorError>)>,
+    ids: HashMap<tokio::task::Id, String>,
+}
+
+impl Reading {
+    fn start(
+        &mut self,
+        ctx: &Arc<AccountRead>,
+        id: &str,
+        sharers: usize,
+        merger: &Arc<Mutex<Merger>>,
+    ) {
+        let task = self
+            .tasks
+            .spawn(ctx.clone().run(id.to_owned(), sharers, merger.clone()));
+        self.ids.insert(task.id(), id.to_owned());
+    }
+
+    fn len(&self) -> usize {
+        self.tasks.len()
+    }
+
+    /// Stops every read going on; returns their accounts.
+    async fn stop(&mut self) -> Vec<String> {
+        self.tasks.abort_all();
+        while self.tasks.join_next().await.is_some() {}
+        std::mem::take(&mut self.ids).into_values().collect()
+    }
+
+    fn is_reading(&self, id: &str) -> bool {
+        self.ids.values().any(|reading| reading == id)
+    }
+
+    /// The next read to end, and how it went; `None` when none is going on. A closed output
+    /// ends everything.
+    async fn next(&mut self) -> Option<Result<(String, Outcome), ConnectorError>> {
+        let joined = self.tasks.join_next_with_id().await?;
+        Some(match joined {
+            Ok((task, (_, Err(ConnectorError::OutputClosed)))) => {
+                self.ids.remove(&task);
+                Err(ConnectorError::OutputClosed)
+            }
+            Ok((task, (id, Err(e)))) => {
+                self.ids.remove(&task);
+                Ok((id, Outcome::Failed(e.to_string())))
+            }
+            Ok((task, (id, Ok(outcome)))) => {
+                self.ids.remove(&task);
+                Ok((id, outcome))
+            }
+            Err(e) => {
+                let id = self.ids.remove(&e.id()).unwrap_or_default();
+                Ok((id, Outcome::Failed(format!("its read failed: {e}"))))
+            }
+        })
+    }
+}
+
 /// Reads `accounts`, as many at once as the key's rate needs, and records how each went in the
-/// roster as it ends; returns those that failed, with why.
+/// roster as it ends; returns those that failed, with why, and (live) the accounts to follow.
 async fn read_accounts(
     ctx: &Arc<AccountRead>,
     accounts: &[String],
     merger: &Arc<Mutex<Merger>>,
     roster_out: &RosterOut,
     started: i64,
-) -> Result<Vec<String>, ConnectorError> {
+) -> Result<(Vec<String>, Vec<(String, Box<Follower>)>), ConnectorError> {
     let mut waiting = accounts.iter();
-    // Each account's read is a task of its own: the merger's lock is handed to waiters in
-    // turn, and a waiter that shared this loop's task could not take it while the loop waits.
-    let mut reading: JoinSet<(String, Result<Outcome, ConnectorError>)> = JoinSet::new();
-    let mut reading_ids: HashMap<tokio::task::Id, String> = HashMap::new();
+    let mut reading = Reading::default();
     let mut failed = Vec::new();
+    let mut followers = Vec::new();
     loop {
-        let at_once = ctx
-            .client
-            .key_concurrency()
-            .max(MIN_ACCOUNTS_AT_ONCE)
-            .min(ctx.config.max_concurrency.max(1));
+        let at_once = accounts_at_once(ctx);
         while reading.len() < at_once
             && let Some(id) = waiting.next()
         {
-            let task = reading.spawn(ctx.clone().run(id.clone(), at_once, merger.clone()));
-            reading_ids.insert(task.id(), id.clone());
+            reading.start(ctx, id, at_once, merger);
         }
-        let Some(joined) = reading.join_next_with_id().await else {
-            return Ok(failed);
+        let Some(ended) = reading.next().await else {
+            return Ok((failed, followers));
         };
-        let (id, outcome) = match joined {
-            Ok((_, (_, Err(ConnectorError::OutputClosed)))) => {
-                return Err(ConnectorError::OutputClosed);
-            }
-            Ok((_, (id, Err(e)))) => (id, Outcome::Failed(e.to_string())),
-            Ok((_, (id, Ok(outcome)))) => (id, outcome),
-            Err(e) => {
-                let id = reading_ids.get(&e.id()).cloned().unwrap_or_default();
-                (id, Outcome::Failed(format!("its read failed: {e}")))
-            }
-        };
-        let mut merger = merger.lock().await;
-        let entry = match outcome {
-            Outcome::Read(account) => read_entry(&merger, &id, &account, started),
-            Outcome::Unavailable(why) => {
-                warn(&ctx.output, format!("account {id} is skipped: {why}")).await?;
-                ended_entry(&merger, &id, Status::Unavailable, why)
-            }
-            Outcome::Failed(why) => {
-                failed.push(format!("{id} ({why})"));
-                merger.account_failed(&id, &ctx.stream_names(), &why);
-                ended_entry(&merger, &id, Status::Failed, why)
-            }
-        };
-        roster_out
-            .send(&id, &entry, ctx.client.server_now())
-            .await?;
-        merger.set_entry(&id, entry);
-        merger.send_due(false).await?;
+        let (id, outcome) = ended?;
+        if let Some(follower) = ctx
+            .settle(merger, roster_out, &id, outcome, started, &mut failed)
+            .await?
+        {
+            followers.push((id, follower));
+        }
     }
 }
 
@@ -296,6 +356,42 @@ struct AccountRead {
 }
 
 impl AccountRead {
+    /// Records how `id`'s read went (`failed` gets it when it failed) in the roster; the
+    /// account to follow, when the read is live.
+    async fn settle(
+        &self,
+        merger: &Mutex<Merger>,
+        roster_out: &RosterOut,
+        id: &str,
+        outcome: Outcome,
+        started: i64,
+        failed: &mut Vec<String>,
+    ) -> Result<Option<Box<Follower>>, ConnectorError> {
+        let mut merger = merger.lock().await;
+        let mut follower = None;
+        let entry = match outcome {
+            Outcome::Read(account, following) => {
+                follower = following;
+                read_entry(&merger, id, &account, started)
+            }
+            Outcome::Unavailable(why) => {
+                warn(&self.output, format!("account {id} is skipped: {why}")).await?;
+                ended_entry(&merger, id, Status::Unavailable, why)
+            }
+            Outcome::Failed(why) => {
+                failed.push(format!("{id} ({why})"));
+                merger.account_failed(id, &self.stream_names(), &why);
+                ended_entry(&merger, id, Status::Failed, why)
+            }
+        };
+        roster_out
+            .send(id, &entry, self.client.server_now())
+            .await?;
+        merger.set_entry(id, entry);
+        merger.send_due(false).await?;
+        Ok(follower)
+    }
+
     /// The streams every account reads.
     fn stream_names(&self) -> Vec<String> {
         self.catalog
@@ -367,15 +463,53 @@ impl AccountRead {
             relay,
         )
         .await;
-        forward.await.map_err(|e| {
-            ConnectorError::system(format!("merging account {id}'s messages: {e}"))
-        })??;
-        match result {
-            Ok(()) => Ok(Outcome::Read(account)),
-            Err(ConnectorError::OutputClosed) => Err(ConnectorError::OutputClosed),
-            Err(e) => Ok(Outcome::Failed(e.to_string())),
-        }
+        // Live, the account's read goes on as a follower, its relay open; else the relay is
+        // dropped here, and the forwarding ends once it has handed on every message.
+        let following = match result {
+            Ok(Some(following)) if self.config.live => following,
+            other => {
+                let ended = other.map(|_| ());
+                forwarded(id, forward).await?;
+                return match ended {
+                    Ok(()) => Ok(Outcome::Read(account, None)),
+                    Err(ConnectorError::OutputClosed) => Err(ConnectorError::OutputClosed),
+                    Err(e) => Ok(Outcome::Failed(e.to_string())),
+                };
+            }
+        };
+        Ok(Outcome::Read(
+            account,
+            Some(Box::new(Follower { following, forward })),
+        ))
     }
+}
+
+/// An account followed live after its read: where its events stand, and the task that hands
+/// its messages to the merger.
+struct Follower {
+    following: Following,
+    forward: JoinHandle<Result<(), OutputClosed>>,
+}
+
+impl Follower {
+    /// Ends following `id`: its last state, then every message it queued handed on.
+    async fn end(self, id: &str) -> Result<(), ConnectorError> {
+        let Follower { following, forward } = self;
+        crate::live::emit_state(&following.ctx, &following.cursor).await?;
+        drop(following);
+        forwarded(id, forward).await
+    }
+}
+
+/// Waits for `id`'s messages to be handed to the merger (its relay dropped).
+async fn forwarded(
+    id: &str,
+    forward: JoinHandle<Result<(), OutputClosed>>,
+) -> Result<(), ConnectorError> {
+    forward
+        .await
+        .map_err(|e| ConnectorError::system(format!("merging account {id}'s messages: {e}")))??;
+    Ok(())
 }
 
 /// Answers that say the platform may not act on the account (access revoked, the account

@@ -1,0 +1,275 @@
+//! A platform's live run (`live` with `connected_accounts`): once every account's read has
+//! caught up, the accounts are followed until the source is stopped. One webhook endpoint takes
+//! the deliveries of the platform's endpoint and of its Connect endpoint (either secret
+//! verifies), and each event is applied to the account it names. Each account's `/v1/events`
+//! is polled in turn, as many accounts per tick as a quarter of the key's rate allows, so
+//! polling never crowds out the rest. An account that connects (its first event names it) is
+//! read and then followed; one that deauthorizes the platform
+//! (`account.application.deauthorized`) is no longer followed, its `_accounts` row marked with
+//! the event's time.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+
+use sync_connector::ConnectorError;
+use tokio::sync::{Mutex, mpsc};
+
+use super::inbound::addressee;
+use super::merge::Merger;
+use super::roster::{Entry, Status};
+use super::{AccountRead, Follower, Reading, RosterOut, accounts_at_once, refused};
+use crate::error::{ReadError, fatal};
+use crate::events::{self, Pushed, Taken};
+use crate::live::{Delivery, Handed, Stop, handed, interval, tick};
+use crate::plan::warn;
+
+/// The event a connected account's deauthorizing the platform brings.
+const DEAUTHORIZED: &str = "account.application.deauthorized";
+
+/// The share of the key's rate that polling takes at most, as a divisor.
+const POLL_SHARE: f64 = 4.0;
+
+/// Accounts whose `/v1/events` are read at each poll tick: every account on a small platform;
+/// on a large one, as many as a quarter of the key's rate reads in one tick.
+fn accounts_per_poll(rate: u32, poll_interval_secs: f64) -> usize {
+    ((f64::from(rate) * poll_interval_secs / POLL_SHARE).floor() as usize).max(1)
+}
+
+/// The accounts followed, and those being read to be followed.
+pub(super) struct Following<'a> {
+    read: &'a Arc<AccountRead>,
+    merger: &'a Arc<Mutex<Merger>>,
+    roster_out: &'a RosterOut,
+    followers: BTreeMap<String, Box<Follower>>,
+    /// The order accounts are polled in.
+    turn: VecDeque<String>,
+    reading: Reading,
+    pushed: Pushed,
+    received: u64,
+    failed: Vec<String>,
+}
+
+impl<'a> Following<'a> {
+    pub(super) fn new(
+        read: &'a Arc<AccountRead>,
+        merger: &'a Arc<Mutex<Merger>>,
+        roster_out: &'a RosterOut,
+        followers: Vec<(String, Box<Follower>)>,
+    ) -> Following<'a> {
+        Following {
+            read,
+            merger,
+            roster_out,
+            turn: followers.iter().map(|(id, _)| id.clone()).collect(),
+            followers: followers.into_iter().collect(),
+            reading: Reading::default(),
+            pushed: Pushed::default(),
+            received: 0,
+            failed: Vec::new(),
+        }
+    }
+
+    /// Follows every account until stopped (SIGTERM, SIGINT); returns the accounts whose reads
+    /// (as they connected) failed.
+    pub(super) async fn run(mut self, started: i64) -> Result<Vec<String>, ConnectorError> {
+        let read = self.read;
+        let config = &read.config;
+        let mut stop = Stop::watch()?;
+        let (deliveries, mut arriving) = mpsc::channel::<Delivery>(1024);
+        let endpoint = crate::live::listen(config, deliveries).await?;
+        crate::live::warn_if_deaf(config);
+        let mut poll = interval(config.poll_interval_secs);
+        let mut checkpoint = interval(config.checkpoint_interval_secs);
+        let per_poll = accounts_per_poll(config.account_rate(), config.poll_interval_secs);
+        tracing::info!(
+            accounts = self.followers.len(),
+            accounts_per_poll = per_poll,
+            "live: following the platform and its connected accounts until stopped"
+        );
+        loop {
+            tokio::select! {
+                () = stop.stopped() => break,
+                Some(delivery) = arriving.recv() => {
+                    let answer = self.deliver(&delivery.event).await?;
+                    let _ = delivery.handed_on.send(answer);
+                }
+                _ = tick(&mut poll) => self.poll(per_poll).await?,
+                _ = tick(&mut checkpoint) => self.checkpoint().await?,
+                Some(ended) = self.reading.next() => {
+                    let (id, outcome) = ended?;
+                    let follower = self
+                        .read
+                        .settle(self.merger, self.roster_out, &id, outcome, started, &mut self.failed)
+                        .await?;
+                    if let Some(follower) = follower {
+                        tracing::info!(account = %id, "live: the account is read; following it");
+                        self.turn.push_back(id.clone());
+                        self.followers.insert(id, follower);
+                    }
+                }
+            }
+        }
+        crate::live::log_stopping(self.received, endpoint.as_deref());
+        for id in self.reading.stop().await {
+            tracing::info!(account = %id, "live: its read was stopped before it ended; the next run goes on from its last state");
+            self.merger.lock().await.abandon(&id);
+        }
+        for (id, follower) in std::mem::take(&mut self.followers) {
+            follower.end(&id).await?;
+        }
+        Ok(self.failed)
+    }
+
+    /// Applies a delivered event to the account it names.
+    async fn deliver(&mut self, text: &str) -> Result<Handed, ConnectorError> {
+        let platform = self.read.platform.id.clone();
+        let addressed = match addressee(&self.read.config, &platform, text) {
+            Ok(addressed) => addressed,
+            Err(taken) => return handed(Ok(taken)),
+        };
+        let id = addressed.account;
+        let deauthorized = addressed.event_type == DEAUTHORIZED && id != platform;
+        if let Some(follower) = self.followers.get_mut(&id) {
+            let f = &mut follower.following;
+            let result = self.pushed.apply(&f.ctx, text, &mut f.applied).await;
+            if matches!(result, Ok(Taken::Applied)) {
+                self.received += 1;
+            }
+            let answer = handed(result)?;
+            if deauthorized {
+                self.depart(&id, addressed.created).await?;
+            }
+            return Ok(answer);
+        }
+        if deauthorized {
+            self.depart(&id, addressed.created).await?;
+            return Ok(Handed::On);
+        }
+        if id != platform && !self.reading.is_reading(&id) {
+            // A newcomer (or an account whose read failed): read it, then follow it. Stripe
+            // delivers this event again, and the account's catch-up reads it anyway.
+            tracing::info!(account = %id, "live: an event of an account not followed yet; reading it");
+            let at_once = accounts_at_once(self.read);
+            self.reading.start(self.read, &id, at_once, self.merger);
+        }
+        Ok(Handed::NotNow)
+    }
+
+    /// `id` deauthorized the platform (at `at`, the event's time): no longer followed, marked
+    /// in the roster.
+    async fn depart(&mut self, id: &str, at: Option<i64>) -> Result<(), ConnectorError> {
+        self.forget(id).await?;
+        warn(
+            &self.read.output,
+            format!("account {id} deauthorized the platform ({DEAUTHORIZED}): it is no longer read; its rows are kept"),
+        )
+        .await?;
+        self.mark(id, Status::Deauthorized, at, None).await
+    }
+
+    /// Stops following `id`, its last state sent.
+    async fn forget(&mut self, id: &str) -> Result<(), ConnectorError> {
+        self.turn.retain(|t| t != id);
+        match self.followers.remove(id) {
+            Some(follower) => follower.end(id).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Records `id`'s new `status` in the roster and its `_accounts` row.
+    async fn mark(
+        &self,
+        id: &str,
+        status: Status,
+        deauthorized_at: Option<i64>,
+        error: Option<String>,
+    ) -> Result<(), ConnectorError> {
+        let now = self.read.client.server_now();
+        let mut merger = self.merger.lock().await;
+        let known = merger.roster().get(id).cloned();
+        let entry = Entry {
+            status,
+            deauthorized_at: match status {
+                Status::Deauthorized => deauthorized_at.or(Some(now)),
+                _ => None,
+            },
+            error,
+            ..known.unwrap_or_else(Entry::unknown)
+        };
+        self.roster_out.send(id, &entry, now).await?;
+        merger.set_entry(id, entry);
+        merger.send_due(false).await?;
+        Ok(())
+    }
+
+    /// Reads the `/v1/events` of the next `per_poll` accounts in turn, at once.
+    async fn poll(&mut self, per_poll: usize) -> Result<(), ConnectorError> {
+        let mut polled = Vec::new();
+        for _ in 0..per_poll.min(self.turn.len()) {
+            let Some(id) = self.turn.pop_front() else {
+                break;
+            };
+            self.turn.push_back(id.clone());
+            if let Some(follower) = self.followers.remove(&id) {
+                polled.push((id, follower));
+            }
+        }
+        let results =
+            futures_util::future::join_all(polled.into_iter().map(|(id, mut follower)| async {
+                let f = &mut follower.following;
+                let result = events::follow(&f.ctx, f.cursor.clone(), &mut f.applied).await;
+                (id, follower, result)
+            }))
+            .await;
+        for (id, mut follower, result) in results {
+            match result {
+                Ok((_, cursor)) => {
+                    follower.following.cursor = cursor;
+                    self.followers.insert(id, follower);
+                }
+                Err(ReadError::Output(closed)) => return Err(closed.into()),
+                // The key itself was rolled or revoked: nothing can be followed.
+                Err(ReadError::Stripe(e)) if e.is_unauthorized() => {
+                    return Err(fatal(&e, &format!("following account {id}'s events")));
+                }
+                Err(ReadError::Stripe(e)) if refused(e.kind) && id != self.read.platform.id => {
+                    self.followers.insert(id.clone(), follower);
+                    self.forget(&id).await?;
+                    warn(
+                        &self.read.output,
+                        format!("account {id} is no longer followed: {e}"),
+                    )
+                    .await?;
+                    self.mark(&id, Status::Unavailable, None, Some(e.to_string()))
+                        .await?;
+                }
+                Err(e) => {
+                    tracing::warn!(account = %id, "following its events failed: {e}; tried again at its next turn");
+                    self.followers.insert(id, follower);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Every followed account's state, so the destination commits and checkpoints move.
+    async fn checkpoint(&self) -> Result<(), ConnectorError> {
+        for follower in self.followers.values() {
+            let f = &follower.following;
+            crate::live::emit_state(&f.ctx, &f.cursor).await?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::accounts_per_poll;
+
+    #[test]
+    fn polling_takes_a_quarter_of_the_keys_rate_at_most() {
+        assert_eq!(accounts_per_poll(100, 2.0), 50);
+        assert_eq!(accounts_per_poll(25, 2.0), 12);
+        assert_eq!(accounts_per_poll(25, 0.1), 1);
+    }
+}
