@@ -108,6 +108,10 @@ function updatePipeline(root, data) {
   fillRows(document.getElementById("stream-rows"), data.streams, [
     ["name", "th"], ["status", "td"], ["records", "td", "num"], ["rate", "td", "num"], ["ranges", "td"],
   ]);
+  document.getElementById("accounts").hidden = data.accounts.length === 0;
+  fillRows(document.getElementById("account-rows"), data.accounts, [
+    ["id", "th"], ["status", "td"], ["last_synced_at", "td", "num"], ["error", "td", "message"],
+  ]);
   fillRows(document.getElementById("run-rows"), data.runs, [
     ["id", "td", "num"], ["started_at", "td", "num"], ["duration", "td", "num"], ["status", "td"],
     ["records", "td", "num"], ["states", "td", "num"], ["error", "td", "message"],

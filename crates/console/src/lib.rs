@@ -33,6 +33,6 @@ pub use pages::router;
 pub use sql_reader::SqlReader;
 pub use table_stats::Destination;
 pub use views::{
-    ConnectorForm, Draft, ExplorerData, PipelineData, PipelineDetail, PipelineRow, RunLine,
-    SideCheck, StoredPipeline, StreamLine, StreamOffer,
+    AccountLine, ConnectorForm, Draft, ExplorerData, PipelineData, PipelineDetail, PipelineRow,
+    RunLine, SideCheck, StoredPipeline, StreamLine, StreamOffer,
 };

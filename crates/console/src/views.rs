@@ -47,6 +47,23 @@ pub struct StreamLine {
     pub completed_ranges: Vec<TimeRange>,
 }
 
+/// One account of a Connect platform's pipeline (`connected_accounts`).
+#[derive(Debug, Clone, Default)]
+pub struct AccountLine {
+    /// The account (`acct_…`).
+    pub id: String,
+    /// Whether it is the platform's own.
+    pub is_platform: bool,
+    /// `active`, `unavailable`, `deauthorized` or `failed`.
+    pub status: String,
+    /// When its last read that completed every stream began, RFC 3339.
+    pub last_synced_at: Option<String>,
+    /// When it deauthorized the platform, RFC 3339.
+    pub deauthorized_at: Option<String>,
+    /// Why it is unavailable or failed.
+    pub error: Option<String>,
+}
+
 /// One run of a pipeline.
 #[derive(Debug, Clone, Default)]
 pub struct RunLine {
@@ -81,6 +98,8 @@ pub struct PipelineDetail {
     pub saved_at: Option<String>,
     /// Per stream.
     pub streams: Vec<StreamLine>,
+    /// A Connect platform's pipeline: each account (the platform first); empty otherwise.
+    pub accounts: Vec<AccountLine>,
     /// Newest first.
     pub runs: Vec<RunLine>,
 }
@@ -316,6 +335,34 @@ impl RunView {
     }
 }
 
+/// One account as shown.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct AccountView {
+    pub(crate) id: String,
+    pub(crate) status: String,
+    pub(crate) last_synced_at: String,
+    pub(crate) error: String,
+}
+
+impl AccountView {
+    fn of(line: &AccountLine) -> AccountView {
+        let when = |t: &Option<String>| t.as_deref().map(|t| t.replace('T', " "));
+        AccountView {
+            id: if line.is_platform {
+                format!("{} (platform)", line.id)
+            } else {
+                line.id.clone()
+            },
+            status: match (line.status.as_str(), when(&line.deauthorized_at)) {
+                ("deauthorized", Some(at)) => format!("deauthorized {at}"),
+                (status, _) => status.to_owned(),
+            },
+            last_synced_at: when(&line.last_synced_at).unwrap_or_else(|| "never".to_owned()),
+            error: line.error.clone().unwrap_or_default(),
+        }
+    }
+}
+
 /// A pipeline's page as shown, and its live update.
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct DetailView {
@@ -326,6 +373,7 @@ pub(crate) struct DetailView {
     pub(crate) saves: String,
     pub(crate) saved_at: String,
     pub(crate) streams: Vec<StreamView>,
+    pub(crate) accounts: Vec<AccountView>,
     pub(crate) runs: Vec<RunView>,
 }
 
@@ -343,6 +391,7 @@ impl DetailView {
                 .clone()
                 .map_or_else(|| "never".to_owned(), |t| t.replace('T', " ")),
             streams: detail.streams.iter().map(StreamView::of).collect(),
+            accounts: detail.accounts.iter().map(AccountView::of).collect(),
             runs: detail.runs.iter().map(RunView::of).collect(),
         }
     }
@@ -357,6 +406,27 @@ mod tests {
             gte: Some(gte.to_owned()),
             lt: Some(lt.to_owned()),
         }
+    }
+
+    #[test]
+    fn accounts_are_shown_with_their_times() {
+        let platform = AccountView::of(&AccountLine {
+            id: "acct_p".into(),
+            is_platform: true,
+            status: "active".into(),
+            last_synced_at: Some("2026-12-08T01:02:03Z".into()),
+            ..Default::default()
+        });
+        assert_eq!(platform.id, "acct_p (platform)");
+        assert_eq!(platform.last_synced_at, "2026-12-08 01:02:03Z");
+        let gone = AccountView::of(&AccountLine {
+            id: "acct_c".into(),
+            status: "deauthorized".into(),
+            deauthorized_at: Some("2026-12-08T04:05:06Z".into()),
+            ..Default::default()
+        });
+        assert_eq!(gone.status, "deauthorized 2026-12-08 04:05:06Z");
+        assert_eq!(gone.last_synced_at, "never");
     }
 
     #[test]

@@ -8,8 +8,8 @@ use std::sync::{Arc, OnceLock};
 use futures_util::future::BoxFuture;
 use serde_json::Value;
 use sync_console::{
-    ConnectorForm, Destination, Draft, ExplorerData, PipelineData, PipelineDetail, PipelineRow,
-    RunLine, SideCheck, StoredPipeline, StreamLine, StreamOffer,
+    AccountLine, ConnectorForm, Destination, Draft, ExplorerData, PipelineData, PipelineDetail,
+    PipelineRow, RunLine, SideCheck, StoredPipeline, StreamLine, StreamOffer,
 };
 use sync_protocol::{Catalog, Progress};
 
@@ -84,6 +84,7 @@ impl PipelineData for ConsoleData {
                     running,
                 )
             });
+            let checkpoint = self.control().checkpoint(id).await.map_err(text)?;
             let destination = &pipeline.destination;
             let (status, failure_type, error) = pipeline.condition();
             Ok(Some(PipelineDetail {
@@ -108,6 +109,7 @@ impl PipelineData for ConsoleData {
                 saves: sums.get(2),
                 saved_at: sums.get(3),
                 streams: stream_lines(&stream_records, configured(&pipeline.streams), newest),
+                accounts: account_lines(&checkpoint["state"]["source"]),
                 runs: runs
                     .iter()
                     .map(|r| RunLine {
@@ -221,4 +223,32 @@ impl ExplorerData for ConsoleData {
                 .collect())
         })
     }
+}
+
+/// A Connect platform's accounts as its checkpoint holds them (the platform first); none for a
+/// pipeline of one account.
+fn account_lines(source_state: &Value) -> Vec<AccountLine> {
+    let Ok(state) = serde_json::from_value::<sync_protocol::SourceStateSet>(source_state.clone())
+    else {
+        return Vec::new();
+    };
+    let Some(accounts) = source_stripe::platform_accounts(&state) else {
+        return Vec::new();
+    };
+    let time = |v: &Value| v.as_i64().and_then(sync_protocol::time::unix_to_rfc3339);
+    let mut lines: Vec<AccountLine> = accounts["accounts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|a| AccountLine {
+            id: a["account_id"].as_str().unwrap_or_default().to_owned(),
+            is_platform: a["is_platform"].as_bool().unwrap_or(false),
+            status: a["status"].as_str().unwrap_or_default().to_owned(),
+            last_synced_at: time(&a["last_synced_at"]),
+            deauthorized_at: time(&a["deauthorized_at"]),
+            error: a["error"].as_str().map(str::to_owned),
+        })
+        .collect();
+    lines.sort_by(|a, b| b.is_platform.cmp(&a.is_platform).then(a.id.cmp(&b.id)));
+    lines
 }

@@ -97,6 +97,20 @@ fn a_platform_pipeline_reads_every_connected_account_and_a_newcomer_at_its_next_
         .map(|a| (a.clone(), "active".to_owned(), true))
         .collect();
     assert_eq!(listed, want, "{shown}");
+    // And so does its console page.
+    let (code, page) = call("GET", &service.url("/console/pipelines/platform"), None);
+    assert_eq!(code, 200, "{page}");
+    let html = page.as_str().unwrap_or_default();
+    let rows = html
+        .split("id=\"account-rows\"")
+        .nth(1)
+        .and_then(|rest| rest.split("</tbody>").next())
+        .unwrap_or_else(|| panic!("no accounts table: {html}"));
+    assert!(rows.contains(&format!("{platform} (platform)")), "{rows}");
+    for account in &expected {
+        assert!(rows.contains(account.as_str()), "{account}: {rows}");
+    }
+    assert_eq!(rows.matches("<td>active</td>").count(), expected.len(), "{rows}");
 
     // A connected account's change, delivered by the Connect endpoint (its own secret): kept,
     // and applied to that account; a wrong secret is refused.
