@@ -56,7 +56,7 @@ pub(crate) struct BatchData {
     pub row_count: u64,
     pub rejected: Vec<RejectedRecord>,
     /// The open listings whose seen keys the batch's keys join (it then merges).
-    pub seen_by: Vec<String>,
+    pub seen_by: Vec<crate::listing::OpenListing>,
 }
 
 /// Loads one batch, retrying lost connections.
@@ -201,7 +201,7 @@ async fn flush_once(
     .await
     .map_err(|e| FlushError::from_pg("merge", &e))?;
     for listing in &batch.seen_by {
-        tx.execute(sql.record_seen.as_str(), &[listing])
+        tx.execute(sql.record_seen(&listing.scope).as_str(), &[&listing.id])
             .await
             .map_err(|e| FlushError::from_pg("recording the keys a listing saw", &e))?;
     }

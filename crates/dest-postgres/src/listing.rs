@@ -56,10 +56,13 @@ pub(crate) fn key_of(table: &TableModel, alias: &str) -> String {
     format!("jsonb_build_array({})", columns.join(", "))
 }
 
-/// A listing a loader records seen keys under.
+/// A listing a loader records seen keys under: those of its scope only (the staged rows,
+/// alias `t`, that `scope` holds true of), so listings of one stream in several accounts at
+/// once each keep only their own.
 #[derive(Debug, Clone)]
 pub(crate) struct OpenListing {
     pub id: String,
+    pub scope: String,
 }
 
 /// How a listing ended.
@@ -73,10 +76,10 @@ pub(crate) enum Ended {
     Nothing(&'static str),
 }
 
-/// The SQL condition of the rows `listing` covers and may mark (alias `t`), or why there is
-/// none (a scope this table cannot tell).
-fn covered(table: &TableModel, listing: &Listing) -> Result<String, String> {
-    let mut terms = vec![format!("NOT t.{}", quote(DELETED))];
+/// The SQL conditions of `listing`'s scope on a row (alias `t`) of the table or its staging
+/// table, or why there are none (a scope this table cannot tell).
+fn scope_terms(table: &TableModel, listing: &Listing) -> Result<Vec<String>, String> {
+    let mut terms = Vec::new();
     for (field, value) in &listing.scope {
         let text = match value {
             Value::String(s) => s.clone(),
@@ -93,6 +96,14 @@ fn covered(table: &TableModel, listing: &Listing) -> Result<String, String> {
         };
         terms.push(format!("{column} = {}", literal(&text)));
     }
+    Ok(terms)
+}
+
+/// The SQL condition of the rows `listing` covers and may mark (alias `t`), or why there is
+/// none (a scope this table cannot tell).
+fn covered(table: &TableModel, listing: &Listing) -> Result<String, String> {
+    let mut terms = vec![format!("NOT t.{}", quote(DELETED))];
+    terms.extend(scope_terms(table, listing)?);
     for (field, values) in &listing.unlisted {
         let value = format!("t.{} -> {}", quote(RAW_DATA), literal(field));
         match values {
@@ -173,8 +184,14 @@ pub(crate) async fn start(
         .map_err(pg("starting a listing"))?;
     tx.commit().await.map_err(pg("commit"))?;
     let open: bool = row.get(0);
+    let scope = match scope_terms(table, listing) {
+        Ok(terms) if terms.is_empty() => "true".to_owned(),
+        Ok(terms) => terms.join(" AND "),
+        Err(_) => "true".to_owned(),
+    };
     Ok(open.then(|| OpenListing {
         id: listing.id.clone(),
+        scope,
     }))
 }
 

@@ -452,7 +452,7 @@ impl StreamLoader {
             row_count: batch.rows.len() as u64,
             rows: batch.rows.framed(),
             rejected: batch.rejected,
-            seen_by: self.listings.iter().map(|l| l.id.clone()).collect(),
+            seen_by: self.listings.clone(),
         };
         let (shared, sql, stream) = (
             self.shared.clone(),

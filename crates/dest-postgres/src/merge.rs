@@ -22,8 +22,9 @@ pub(crate) struct MergeSql {
     pub merge_dedupe: Merge,
     /// Keeps the records set aside (see [`crate::rejected`]).
     pub insert_rejected: String,
-    /// Records the staged rows' keys as seen by listing `$1` (see [`crate::listing`]).
-    pub record_seen: String,
+    /// Records the staged rows' keys as seen by listing `$1` (see [`crate::listing`]): the
+    /// start of the statement, which [`MergeSql::record_seen`] ends with the listing's scope.
+    record_seen: String,
 }
 
 /// The statements that merge a staged batch into the target, run in this order in the
@@ -285,6 +286,12 @@ impl Names {
 }
 
 impl MergeSql {
+    /// The statement recording the keys of the staged rows that `scope` (a condition on alias
+    /// `t`) holds true of as seen by listing `$1`.
+    pub(crate) fn record_seen(&self, scope: &str) -> String {
+        format!("{}{scope} ON CONFLICT DO NOTHING", self.record_seen)
+    }
+
     pub(crate) fn new(schema: &str, table: &TableModel, delete_mode: DeleteMode) -> MergeSql {
         let names = Names::of(schema, table);
         let mut staging_cols: Vec<String> = table
@@ -324,7 +331,7 @@ impl MergeSql {
             merge_dedupe: names.merge(delete_mode, true),
             insert_rejected: crate::rejected::insert_sql(schema),
             record_seen: format!(
-                "INSERT INTO {} (stream, listing, key) SELECT {}, $1, {} FROM {} t ON CONFLICT DO NOTHING",
+                "INSERT INTO {} (stream, listing, key) SELECT {}, $1, {} FROM {} t WHERE ",
                 crate::ident::qualified(schema, crate::listing::SEEN),
                 names.stream,
                 crate::listing::key_of(table, "t"),

@@ -1393,6 +1393,84 @@ fn only_the_last_twenty_ended_listings_of_a_stream_are_kept() {
 }
 
 #[test]
+fn listings_of_one_stream_in_two_accounts_at_once_each_keep_and_mark_only_their_own_rows() {
+    let db = TestDb::new();
+    let cat = catalog(vec![customers_stream()]);
+    let fence = |account: &str, phase: &str| {
+        json!({"type": "source_state", "source_state": {"state_type": "stream", "stream": "customers",
+            "data": {"phase": phase}, "listing": {"id": format!("l_{account}"), "phase": phase,
+            "scope": {"_account_id": account}, "unlisted": {}}}})
+        .to_string()
+    };
+    let row = |id: &str, account: &str, version: i64| {
+        record(
+            "customers",
+            json!({"id": id, "_account_id": account, "email": id, "_updated_at": version}),
+        )
+    };
+    // Rows of both accounts already there, so both listings compare.
+    write_ok(
+        &db,
+        json!({}),
+        &cat,
+        &[
+            row("a1", "acct_a", 1),
+            row("a2", "acct_a", 1),
+            row("b1", "acct_b", 1),
+            row("b2", "acct_b", 1),
+        ],
+    );
+    // Both accounts list again at once; a2 and b2 are gone.
+    write_ok(
+        &db,
+        json!({}),
+        &cat,
+        &[
+            fence("acct_a", "started"),
+            fence("acct_b", "started"),
+            row("a1", "acct_a", 2),
+            row("b1", "acct_b", 2),
+        ],
+    );
+    let seen: Vec<(String, String)> = query(
+        &db,
+        "SELECT listing, key->>0 FROM stripe._listing_seen ORDER BY 1, 2",
+    )
+    .iter()
+    .map(|r| (r.get(0), r.get(1)))
+    .collect();
+    assert_eq!(
+        seen,
+        [
+            ("l_acct_a".to_owned(), "a1".to_owned()),
+            ("l_acct_b".to_owned(), "b1".to_owned())
+        ],
+        "each listing keeps the keys of its own account only"
+    );
+    // Half of each account's rows are gone: more than the default share a listing may mark.
+    write_ok(
+        &db,
+        json!({"sweep_max_share": 1.0}),
+        &cat,
+        &[fence("acct_a", "complete"), fence("acct_b", "complete")],
+    );
+    let deleted: Vec<(String, bool)> =
+        query(&db, "SELECT id, _deleted FROM stripe.customers ORDER BY id")
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+    assert_eq!(
+        deleted,
+        [
+            ("a1".to_owned(), false),
+            ("a2".to_owned(), true),
+            ("b1".to_owned(), false),
+            ("b2".to_owned(), true)
+        ]
+    );
+}
+
+#[test]
 fn large_raw_data_is_stored_whole_and_compressed_with_lz4_where_the_server_has_it() {
     let db = TestDb::new();
     let cat = catalog(vec![customers_stream()]);

@@ -110,7 +110,11 @@ fn a_platform_pipeline_reads_every_connected_account_and_a_newcomer_at_its_next_
     for account in &expected {
         assert!(rows.contains(account.as_str()), "{account}: {rows}");
     }
-    assert_eq!(rows.matches("<td>active</td>").count(), expected.len(), "{rows}");
+    assert_eq!(
+        rows.matches("<td>active</td>").count(),
+        expected.len(),
+        "{rows}"
+    );
 
     // A connected account's change, delivered by the Connect endpoint (its own secret): kept,
     // and applied to that account; a wrong secret is refused.
