@@ -487,7 +487,9 @@ fn live_a_platforms_connect_endpoint_brings_each_accounts_changes_and_newcomers_
     loop {
         let roster = roster(&db, &platform);
         if roster.get(&leaver).is_some_and(|r| r.0 == "deauthorized")
-            && roster.get(&newcomer).is_some_and(|r| r.0 == "active")
+            && roster
+                .get(&newcomer)
+                .is_some_and(|r| r.0 == "active" && r.3.is_some())
         {
             assert_eq!(roster[&leaver].2, deauthorized["created"].as_i64());
             break;
@@ -569,5 +571,78 @@ fn live_a_platforms_connect_endpoint_brings_each_accounts_changes_and_newcomers_
         fake.objects(Scope::test(None), "webhook_endpoints")
             .unwrap()
             .is_empty()
+    );
+}
+
+#[test]
+fn live_without_webhooks_a_newly_listed_account_is_read_and_a_departed_one_stops() {
+    let fake = fake(3);
+    let db = TestDb::new();
+    let dir = tempfile::tempdir().unwrap();
+    let platform = fake.platform_account().to_owned();
+    let connected = fake.connected_accounts();
+    let (newcomer, leaver) = (connected[2].clone(), connected[1].clone());
+    fake.set_connected(&newcomer, false).unwrap();
+    // Polling only: the accounts' listing is what finds who comes and goes.
+    let source = json!({
+        "connected_accounts": "all", "rate_limit": 1000, "endpoint_rate_limit": 500,
+        "poll_interval_secs": 0.2, "checkpoint_interval_secs": 0.5, "accounts_relist_secs": 0.5,
+    });
+    let (out, err) = (dir.path().join("out"), dir.path().join("err"));
+    let mut child = Running(
+        sync_command(&fake, &db, &source)
+            .arg("--live")
+            .stdout(std::fs::File::create(&out).unwrap())
+            .stderr(std::fs::File::create(&err).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let followed = [platform.clone(), connected[0].clone(), leaver.clone()];
+    wait_exact(&fake, &db, &followed, &err);
+    // A change in a connected account arrives by polling its events.
+    let customer = fake
+        .objects(Scope::test(Some(&connected[0])), "customers")
+        .unwrap()[1]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    fake.update(
+        Scope::test(Some(&connected[0])),
+        "customers",
+        &customer,
+        json!({"name": "Polled"}),
+    )
+    .unwrap();
+    wait_exact(&fake, &db, &followed, &err);
+
+    fake.set_connected(&newcomer, true).unwrap();
+    wait_exact(&fake, &db, std::slice::from_ref(&newcomer), &err);
+    fake.set_connected(&leaver, false).unwrap();
+    let started = Instant::now();
+    loop {
+        let roster = roster(&db, &platform);
+        if roster
+            .get(&leaver)
+            .is_some_and(|r| r.0 == "deauthorized" && r.2.is_some())
+            && roster
+                .get(&newcomer)
+                .is_some_and(|r| r.0 == "active" && r.3.is_some())
+        {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{roster:?}\n{}",
+            std::fs::read_to_string(&err).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(test_support::process::terminate(child.0.id()));
+    let status = child.0.wait().unwrap();
+    let stderr = std::fs::read_to_string(&err).unwrap_or_default();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains(&format!("account {leaver} is no longer connected")),
+        "{stderr}"
     );
 }

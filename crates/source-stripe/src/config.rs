@@ -61,6 +61,8 @@ pub struct Config {
     pub webhook_any_path: bool,
     /// Live: a state at least this often, in seconds.
     pub checkpoint_interval_secs: f64,
+    /// Live, `connected_accounts: "all"`: seconds between listings of the connected accounts.
+    pub accounts_relist_secs: f64,
     /// The public URL Stripe should send events to: `setup` creates (or reuses) a managed
     /// webhook endpoint for it.
     pub webhook_url: Option<String>,
@@ -175,6 +177,12 @@ pub(crate) struct Given {
     #[serde(default = "default_checkpoint_interval_secs")]
     #[schemars(range(max = 86400), extend("exclusiveMinimum" = 0))]
     pub checkpoint_interval_secs: f64,
+    /// Live with connected_accounts "all": seconds between listings of the connected accounts
+    /// (GET /v1/accounts), which start reading an account newly connected and stop following
+    /// one no longer listed, whatever webhooks bring or miss (0: never).
+    #[serde(default = "default_accounts_relist_secs")]
+    #[schemars(range(min = 0, max = 86400))]
+    pub accounts_relist_secs: f64,
     /// The public URL Stripe sends events to. setup creates (or reuses) a webhook endpoint for
     /// it, marked metadata.managed_by=stripe-sync, and returns its secret as webhook_secret (a
     /// config update the engine saves); with connected_accounts also a Connect endpoint
@@ -233,6 +241,10 @@ pub(crate) struct Given {
 
 pub(crate) fn default_poll_interval_secs() -> f64 {
     2.0
+}
+
+pub(crate) fn default_accounts_relist_secs() -> f64 {
+    300.0
 }
 
 pub(crate) fn default_checkpoint_interval_secs() -> f64 {

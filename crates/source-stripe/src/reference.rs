@@ -61,6 +61,7 @@ pub(crate) fn settle(raw: Given, given: Map<String, Value>) -> Result<Config, St
         webhook_listen,
         webhook_any_path,
         checkpoint_interval_secs: raw.checkpoint_interval_secs,
+        accounts_relist_secs: raw.accounts_relist_secs,
         webhook_url: raw.webhook_url,
         shared_rate_limit: raw.shared_rate_limit,
         revalidate_objects,

@@ -16,8 +16,9 @@ use tokio::sync::{Mutex, mpsc};
 
 use super::inbound::addressee;
 use super::merge::Merger;
-use super::roster::{Entry, Status};
+use super::roster::{self, Entry, Status};
 use super::{AccountRead, Follower, Reading, RosterOut, accounts_at_once, refused};
+use crate::connected_accounts::ConnectedAccounts;
 use crate::error::{ReadError, fatal};
 use crate::events::{self, Pushed, Taken};
 use crate::live::{Delivery, Handed, Stop, handed, interval, tick};
@@ -33,6 +34,17 @@ const POLL_SHARE: f64 = 4.0;
 /// on a large one, as many as a quarter of the key's rate reads in one tick.
 fn accounts_per_poll(rate: u32, poll_interval_secs: f64) -> usize {
     ((f64::from(rate) * poll_interval_secs / POLL_SHARE).floor() as usize).max(1)
+}
+
+/// Ticks of the accounts' listing: the first a period from now (the run has just listed
+/// them); none for 0.
+fn relist_interval(secs: f64) -> Option<tokio::time::Interval> {
+    (secs > 0.0).then(|| {
+        let period = std::time::Duration::from_secs_f64(secs.max(0.001));
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick
+    })
 }
 
 /// The accounts followed, and those being read to be followed.
@@ -80,6 +92,9 @@ impl<'a> Following<'a> {
         crate::live::warn_if_deaf(config);
         let mut poll = interval(config.poll_interval_secs);
         let mut checkpoint = interval(config.checkpoint_interval_secs);
+        let mut relist = (config.connected_accounts == ConnectedAccounts::All)
+            .then(|| relist_interval(config.accounts_relist_secs))
+            .flatten();
         let per_poll = accounts_per_poll(config.account_rate(), config.poll_interval_secs);
         tracing::info!(
             accounts = self.followers.len(),
@@ -95,6 +110,7 @@ impl<'a> Following<'a> {
                 }
                 _ = tick(&mut poll) => self.poll(per_poll).await?,
                 _ = tick(&mut checkpoint) => self.checkpoint().await?,
+                _ = tick(&mut relist) => self.relist().await?,
                 Some(ended) = self.reading.next() => {
                     let (id, outcome) = ended?;
                     let follower = self
@@ -248,6 +264,61 @@ impl<'a> Following<'a> {
                     self.followers.insert(id, follower);
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// Lists the connected accounts again (`"all"`): an account not followed nor being read is
+    /// read, one followed and no longer listed departs. A listing that fails is tried again at
+    /// the next tick.
+    async fn relist(&mut self) -> Result<(), ConnectorError> {
+        let listed = match roster::connected(&self.read.client, &ConnectedAccounts::All).await {
+            Ok(listed) => listed,
+            Err(e) if e.is_unauthorized() => {
+                return Err(fatal(
+                    &e,
+                    "listing the connected accounts (GET /v1/accounts)",
+                ));
+            }
+            Err(e) => {
+                tracing::warn!(
+                    "live: listing the connected accounts failed: {e}; tried again later"
+                );
+                return Ok(());
+            }
+        };
+        let platform = self.read.platform.id.clone();
+        let roster = self.merger.lock().await.roster().clone();
+        // Followed or not (an account Stripe refused is no longer followed), each account the
+        // roster holds that the listing leaves out has departed.
+        let gone: Vec<String> = roster
+            .iter()
+            .filter(|(id, entry)| {
+                **id != platform && !listed.contains(id) && entry.status != Status::Deauthorized
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in gone {
+            self.forget(&id).await?;
+            warn(
+                &self.read.output,
+                format!("account {id} is no longer connected (GET /v1/accounts leaves it out): it is no longer read; its rows are kept"),
+            )
+            .await?;
+            self.mark(&id, Status::Deauthorized, None, None).await?;
+        }
+        let at_once = accounts_at_once(self.read);
+        for id in listed {
+            if id == platform || self.followers.contains_key(&id) || self.reading.is_reading(&id) {
+                continue;
+            }
+            // Read and active already (its events off): only a newcomer, one that connected
+            // again, or one whose read failed is read.
+            if roster.get(&id).is_some_and(|e| e.status == Status::Active) {
+                continue;
+            }
+            tracing::info!(account = %id, "live: newly listed; reading it");
+            self.reading.start(self.read, &id, at_once, self.merger);
         }
         Ok(())
     }

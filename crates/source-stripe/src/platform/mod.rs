@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use sync_connector::{ConnectorError, Output, OutputClosed};
 use sync_protocol::{Catalog, ConfiguredCatalog, SourceStateSet, StreamStatusKind};
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio::task::{JoinHandle, JoinSet};
 
 use merge::Merger;
@@ -445,11 +445,22 @@ impl AccountRead {
         // A task of its own: the merger's lock is held across sends to stdout, and whoever
         // waits for it (the loop over accounts) must never be what keeps the holder from
         // running.
+        // A flush asks the task to say when it has handed on every message sent before.
+        let (flush, mut flushes) = mpsc::channel::<oneshot::Sender<()>>(1);
         let forward = tokio::spawn({
             let id = id.to_owned();
             async move {
-                while let Some(outgoing) = relayed.recv().await {
-                    merger.lock().await.take(&id, outgoing).await?;
+                loop {
+                    tokio::select! {
+                        biased;
+                        outgoing = relayed.recv() => match outgoing {
+                            Some(outgoing) => merger.lock().await.take(&id, outgoing).await?,
+                            None => break,
+                        },
+                        Some(done) = flushes.recv() => {
+                            let _ = done.send(());
+                        }
+                    }
                 }
                 Ok::<(), sync_connector::OutputClosed>(())
             }
@@ -477,6 +488,11 @@ impl AccountRead {
                 };
             }
         };
+        // Its streams' ends reach the merger before its roster entry is made from them.
+        let (done, flushed) = oneshot::channel();
+        if flush.send(done).await.is_ok() {
+            let _ = flushed.await;
+        }
         Ok(Outcome::Read(
             account,
             Some(Box::new(Follower { following, forward })),
