@@ -1,5 +1,6 @@
-//! A platform's live run (`live` with `connected_accounts`): once every account's read has
-//! caught up, the accounts are followed until the source is stopped. One webhook endpoint takes
+//! A platform's live run (`live` with `connected_accounts`): the accounts are read as a run
+//! that ends reads them, and each is followed once its read has caught up, until the source is
+//! stopped. One webhook endpoint, open from the start, takes
 //! the deliveries of the platform's endpoint and of its Connect endpoint (either secret
 //! verifies), and each event is applied to the account it names. Each account's `/v1/events`
 //! is polled in turn, as many accounts per tick as a quarter of the key's rate allows, so
@@ -56,6 +57,9 @@ pub(super) struct Following<'a> {
     /// The order accounts are polled in.
     turn: VecDeque<String>,
     reading: Reading,
+    /// The run's first accounts not yet being read (as many are read at once as the key's
+    /// rate needs).
+    queued: VecDeque<String>,
     pushed: Pushed,
     received: u64,
     failed: Vec<String>,
@@ -66,24 +70,31 @@ impl<'a> Following<'a> {
         read: &'a Arc<AccountRead>,
         merger: &'a Arc<Mutex<Merger>>,
         roster_out: &'a RosterOut,
-        followers: Vec<(String, Box<Follower>)>,
     ) -> Following<'a> {
         Following {
             read,
             merger,
             roster_out,
-            turn: followers.iter().map(|(id, _)| id.clone()).collect(),
-            followers: followers.into_iter().collect(),
+            turn: VecDeque::new(),
+            followers: BTreeMap::new(),
             reading: Reading::default(),
+            queued: VecDeque::new(),
             pushed: Pushed::default(),
             received: 0,
             failed: Vec::new(),
         }
     }
 
-    /// Follows every account until stopped (SIGTERM, SIGINT); returns the accounts whose reads
-    /// (as they connected) failed.
-    pub(super) async fn run(mut self, started: i64) -> Result<Vec<String>, ConnectorError> {
+    /// Reads `accounts` and follows each once read, until stopped (SIGTERM, SIGINT); returns
+    /// the accounts whose reads failed. Webhooks are taken from the start: an account's events
+    /// are applied once it is followed (until then they are answered 503, and its catch-up
+    /// reads them).
+    pub(super) async fn run(
+        mut self,
+        accounts: Vec<String>,
+        started: i64,
+    ) -> Result<Vec<String>, ConnectorError> {
+        self.queued = accounts.into();
         let read = self.read;
         let config = &read.config;
         let mut stop = Stop::watch()?;
@@ -97,11 +108,32 @@ impl<'a> Following<'a> {
             .flatten();
         let per_poll = accounts_per_poll(config.account_rate(), config.poll_interval_secs);
         tracing::info!(
-            accounts = self.followers.len(),
+            accounts = self.queued.len(),
             accounts_per_poll = per_poll,
-            "live: following the platform and its connected accounts until stopped"
+            "live: reading the platform and its connected accounts, each followed once read, until stopped"
         );
+        let mut first_reads = true;
         loop {
+            let at_once = accounts_at_once(read);
+            while self.reading.len() < at_once
+                && let Some(id) = self.queued.pop_front()
+            {
+                self.reading.start(read, &id, at_once, self.merger);
+            }
+            if first_reads && self.queued.is_empty() && self.reading.len() == 0 {
+                // Every first read has ended: from now on each stream's end is reported as
+                // soon as every account that started it has ended it.
+                first_reads = false;
+                self.merger
+                    .lock()
+                    .await
+                    .report_ends_as_they_settle()
+                    .await?;
+                tracing::info!(
+                    accounts = self.followers.len(),
+                    "live: every account is read; following them"
+                );
+            }
             tokio::select! {
                 () = stop.stopped() => break,
                 Some(delivery) = arriving.recv() => {
@@ -118,7 +150,7 @@ impl<'a> Following<'a> {
                         .settle(self.merger, self.roster_out, &id, outcome, started, &mut self.failed)
                         .await?;
                     if let Some(follower) = follower {
-                        tracing::info!(account = %id, "live: the account is read; following it");
+                        tracing::debug!(account = %id, "live: the account is read; following it");
                         self.turn.push_back(id.clone());
                         self.followers.insert(id, follower);
                     }
@@ -161,7 +193,8 @@ impl<'a> Following<'a> {
             self.depart(&id, addressed.created).await?;
             return Ok(Handed::On);
         }
-        if id != platform && !self.reading.is_reading(&id) {
+        let waits = self.reading.is_reading(&id) || self.queued.contains(&id);
+        if id != platform && !waits {
             // A newcomer (or an account whose read failed): read it, then follow it. Stripe
             // delivers this event again, and the account's catch-up reads it anyway.
             tracing::info!(account = %id, "live: an event of an account not followed yet; reading it");
@@ -309,7 +342,11 @@ impl<'a> Following<'a> {
         }
         let at_once = accounts_at_once(self.read);
         for id in listed {
-            if id == platform || self.followers.contains_key(&id) || self.reading.is_reading(&id) {
+            if id == platform
+                || self.followers.contains_key(&id)
+                || self.reading.is_reading(&id)
+                || self.queued.contains(&id)
+            {
                 continue;
             }
             // Read and active already (its events off): only a newcomer, one that connected

@@ -158,14 +158,13 @@ pub(crate) async fn read(
         catalog,
         output: output.clone(),
     });
-    let (mut failed, followers) =
-        read_accounts(&ctx, &accounts, &merger, &roster_out, started).await?;
-    if ctx.config.live {
-        // The accounts' last messages may still be on their way to the merger.
-        merger.lock().await.report_ends_as_they_settle().await?;
-        let following = live::Following::new(&ctx, &merger, &roster_out, followers);
-        failed.extend(following.run(started).await?);
-    }
+    let failed = if ctx.config.live {
+        live::Following::new(&ctx, &merger, &roster_out)
+            .run(accounts.clone(), started)
+            .await?
+    } else {
+        read_accounts(&ctx, &accounts, &merger, &roster_out, started).await?
+    };
     merger.lock().await.finish().await?;
     if roster_selected {
         output
@@ -264,19 +263,18 @@ impl Reading {
     }
 }
 
-/// Reads `accounts`, as many at once as the key's rate needs, and records how each went in the
-/// roster as it ends; returns those that failed, with why, and (live) the accounts to follow.
+/// Reads `accounts` (a run that ends), as many at once as the key's rate needs, and records
+/// how each went in the roster as it ends; returns those that failed, with why.
 async fn read_accounts(
     ctx: &Arc<AccountRead>,
     accounts: &[String],
     merger: &Arc<Mutex<Merger>>,
     roster_out: &RosterOut,
     started: i64,
-) -> Result<(Vec<String>, Vec<(String, Box<Follower>)>), ConnectorError> {
+) -> Result<Vec<String>, ConnectorError> {
     let mut waiting = accounts.iter();
     let mut reading = Reading::default();
     let mut failed = Vec::new();
-    let mut followers = Vec::new();
     loop {
         let at_once = accounts_at_once(ctx);
         while reading.len() < at_once
@@ -285,15 +283,12 @@ async fn read_accounts(
             reading.start(ctx, id, at_once, merger);
         }
         let Some(ended) = reading.next().await else {
-            return Ok((failed, followers));
+            return Ok(failed);
         };
         let (id, outcome) = ended?;
-        if let Some(follower) = ctx
-            .settle(merger, roster_out, &id, outcome, started, &mut failed)
-            .await?
-        {
-            followers.push((id, follower));
-        }
+        // Not live: no read hands on a follower.
+        ctx.settle(merger, roster_out, &id, outcome, started, &mut failed)
+            .await?;
     }
 }
 
