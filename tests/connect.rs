@@ -646,3 +646,57 @@ fn live_without_webhooks_a_newly_listed_account_is_read_and_a_departed_one_stops
         "{stderr}"
     );
 }
+
+#[test]
+fn kill_9_of_a_live_platform_run_then_a_rerun_is_exact() {
+    let fake = fake(3);
+    let db = TestDb::new();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.json");
+    let connected = fake.connected_accounts();
+    let source = json!({
+        "connected_accounts": "all", "rate_limit": 1000, "endpoint_rate_limit": 500,
+        "poll_interval_secs": 0.2, "checkpoint_interval_secs": 0.3,
+    });
+    let err = dir.path().join("err");
+    let mut child = Running(
+        sync_command(&fake, &db, &source)
+            .args(["--state-file", state.to_str().unwrap()])
+            .arg("--live")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&err).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let mut accounts = vec![fake.platform_account().to_owned()];
+    accounts.extend(connected.iter().cloned());
+    wait_exact(&fake, &db, &accounts, &err);
+    // Changes in every account, then the source dies mid-follow, its last changes perhaps
+    // uncommitted.
+    for (n, account) in connected.iter().enumerate() {
+        fake.create(
+            Scope::test(Some(account)),
+            "customers",
+            json!({"email": format!("late-{n}@connected.test")}),
+        )
+        .unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(150));
+    let source_pid = children_of(child.0.id())
+        .into_iter()
+        .find(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| c.contains("source-stripe"))
+        })
+        .expect("the source runs");
+    assert!(kill9(source_pid));
+    let _ = child.0.wait();
+    let rerun = sync_command(&fake, &db, &all())
+        .args(["--state-file", state.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(rerun.status.success(), "{rerun:?}");
+    for account in &accounts {
+        assert_account_exact(&fake, &db, account);
+    }
+}
