@@ -9,7 +9,7 @@
 //! (`account.application.deauthorized`) is no longer followed, its `_accounts` row marked with
 //! the event's time.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 
 use sync_connector::ConnectorError;
@@ -18,7 +18,9 @@ use tokio::sync::{Mutex, mpsc};
 use super::inbound::addressee;
 use super::merge::Merger;
 use super::roster::{self, Entry, Status};
-use super::{AccountRead, Follower, Reading, RosterOut, accounts_at_once, refused};
+use super::{
+    AccountRead, Failed, Follower, Outcome, Reading, RosterOut, accounts_at_once, revoked,
+};
 use crate::connected_accounts::ConnectedAccounts;
 use crate::error::{ReadError, fatal};
 use crate::events::{self, Pushed, Taken};
@@ -27,6 +29,8 @@ use crate::plan::warn;
 
 /// The event a connected account's deauthorizing the platform brings.
 const DEAUTHORIZED: &str = "account.application.deauthorized";
+/// The event a connected account's authorizing the platform brings.
+const AUTHORIZED: &str = "account.application.authorized";
 
 /// The share of the key's rate that polling takes at most, as a divisor.
 const POLL_SHARE: f64 = 4.0;
@@ -57,12 +61,14 @@ pub(super) struct Following<'a> {
     /// The order accounts are polled in.
     turn: VecDeque<String>,
     reading: Reading,
-    /// The run's first accounts not yet being read (as many are read at once as the key's
-    /// rate needs).
+    /// Accounts waiting to be read (as many are read at once as the key's rate needs): the
+    /// run's first, then newcomers and accounts read again.
     queued: VecDeque<String>,
+    /// Accounts whose read going on no longer counts: they departed meanwhile.
+    dropped: BTreeSet<String>,
     pushed: Pushed,
     received: u64,
-    failed: Vec<String>,
+    failed: Failed,
 }
 
 impl<'a> Following<'a> {
@@ -79,21 +85,22 @@ impl<'a> Following<'a> {
             followers: BTreeMap::new(),
             reading: Reading::default(),
             queued: VecDeque::new(),
+            dropped: BTreeSet::new(),
             pushed: Pushed::default(),
             received: 0,
-            failed: Vec::new(),
+            failed: Failed::new(),
         }
     }
 
     /// Reads `accounts` and follows each once read, until stopped (SIGTERM, SIGINT); returns
-    /// the accounts whose reads failed. Webhooks are taken from the start: an account's events
-    /// are applied once it is followed (until then they are answered 503, and its catch-up
-    /// reads them).
+    /// the accounts whose reads failed, and whether every first read ended before the stop.
+    /// Webhooks are taken from the start: an account's events are applied once it is followed
+    /// (until then they are answered 503, and its catch-up reads them).
     pub(super) async fn run(
         mut self,
         accounts: Vec<String>,
         started: i64,
-    ) -> Result<Vec<String>, ConnectorError> {
+    ) -> Result<(Failed, bool), ConnectorError> {
         self.queued = accounts.into();
         let read = self.read;
         let config = &read.config;
@@ -145,27 +152,65 @@ impl<'a> Following<'a> {
                 _ = tick(&mut relist) => self.relist().await?,
                 Some(ended) = self.reading.next() => {
                     let (id, outcome) = ended?;
-                    let follower = self
-                        .read
-                        .settle(self.merger, self.roster_out, &id, outcome, started, &mut self.failed)
-                        .await?;
-                    if let Some(follower) = follower {
-                        tracing::debug!(account = %id, "live: the account is read; following it");
-                        self.turn.push_back(id.clone());
-                        self.followers.insert(id, follower);
-                    }
+                    self.read_ended(id, outcome, started).await?;
                 }
             }
         }
         crate::live::log_stopping(self.received, endpoint.as_deref());
-        for id in self.reading.stop().await {
+        let (cut_short, ended) = self.reading.stop().await;
+        for (id, outcome) in ended {
+            self.read_ended(id, outcome, started).await?;
+        }
+        for id in cut_short {
             tracing::info!(account = %id, "live: its read was stopped before it ended; the next run goes on from its last state");
             self.merger.lock().await.abandon(&id);
         }
         for (id, follower) in std::mem::take(&mut self.followers) {
             follower.end(&id).await?;
         }
-        Ok(self.failed)
+        Ok((self.failed, !first_reads))
+    }
+
+    /// Records how `id`'s read went and follows it, unless it departed meanwhile.
+    async fn read_ended(
+        &mut self,
+        id: String,
+        outcome: Outcome,
+        started: i64,
+    ) -> Result<(), ConnectorError> {
+        if self.dropped.remove(&id) {
+            // The roster already says why it is not read.
+            if let Outcome::Read(_, Some(follower)) = outcome {
+                follower.end(&id).await?;
+            }
+            return Ok(());
+        }
+        let follower = self
+            .read
+            .settle(
+                self.merger,
+                self.roster_out,
+                &id,
+                outcome,
+                started,
+                &mut self.failed,
+            )
+            .await?;
+        if let Some(follower) = follower {
+            tracing::debug!(account = %id, "live: the account is read; following it");
+            self.turn.push_back(id.clone());
+            self.followers.insert(id, follower);
+        }
+        Ok(())
+    }
+
+    /// Puts `id` in line to be read (once), unless it is followed or read already.
+    fn queue(&mut self, id: &str) {
+        self.dropped.remove(id);
+        let waits = self.reading.is_reading(id) || self.queued.iter().any(|q| q == id);
+        if !waits && !self.followers.contains_key(id) {
+            self.queued.push_back(id.to_owned());
+        }
     }
 
     /// Applies a delivered event to the account it names.
@@ -193,14 +238,30 @@ impl<'a> Following<'a> {
             self.depart(&id, addressed.created).await?;
             return Ok(Handed::On);
         }
-        let waits = self.reading.is_reading(&id) || self.queued.contains(&id);
-        if id != platform && !waits {
-            // A newcomer (or an account whose read failed): read it, then follow it. Stripe
-            // delivers this event again, and the account's catch-up reads it anyway.
-            tracing::info!(account = %id, "live: an event of an account not followed yet; reading it");
-            let at_once = accounts_at_once(self.read);
-            self.reading.start(self.read, &id, at_once, self.merger);
+        let waits = self.reading.is_reading(&id) || self.queued.iter().any(|q| *q == id);
+        if id == platform || waits {
+            return Ok(Handed::NotNow);
         }
+        // An account that departed, or that Stripe refused, comes back only by authorizing
+        // the platform again; its other events (late redeliveries) cannot be applied.
+        let status = self.merger.lock().await.roster().get(&id).map(|e| e.status);
+        if let Some(status @ (Status::Deauthorized | Status::Unavailable)) = status
+            && addressed.event_type != AUTHORIZED
+        {
+            let status = if status == Status::Deauthorized {
+                "deauthorized"
+            } else {
+                "unavailable"
+            };
+            return Ok(Handed::Refused(format!(
+                "event {} is of account {id}, which is {status} and not read",
+                addressed.event
+            )));
+        }
+        // A newcomer (or an account whose read failed): read it, then follow it. Stripe
+        // delivers this event again, and the account's catch-up reads it anyway.
+        tracing::info!(account = %id, "live: an event of an account not followed yet; reading it");
+        self.queue(&id);
         Ok(Handed::NotNow)
     }
 
@@ -208,6 +269,10 @@ impl<'a> Following<'a> {
     /// in the roster.
     async fn depart(&mut self, id: &str, at: Option<i64>) -> Result<(), ConnectorError> {
         self.forget(id).await?;
+        self.queued.retain(|q| q != id);
+        if self.reading.is_reading(id) {
+            self.dropped.insert(id.to_owned());
+        }
         warn(
             &self.read.output,
             format!("account {id} deauthorized the platform ({DEAUTHORIZED}): it is no longer read; its rows are kept"),
@@ -281,7 +346,7 @@ impl<'a> Following<'a> {
                 Err(ReadError::Stripe(e)) if e.is_unauthorized() => {
                     return Err(fatal(&e, &format!("following account {id}'s events")));
                 }
-                Err(ReadError::Stripe(e)) if refused(e.kind) && id != self.read.platform.id => {
+                Err(ReadError::Stripe(e)) if revoked(e.kind) && id != self.read.platform.id => {
                     self.followers.insert(id.clone(), follower);
                     self.forget(&id).await?;
                     warn(
@@ -333,6 +398,10 @@ impl<'a> Following<'a> {
             .collect();
         for id in gone {
             self.forget(&id).await?;
+            self.queued.retain(|q| *q != id);
+            if self.reading.is_reading(&id) {
+                self.dropped.insert(id.clone());
+            }
             warn(
                 &self.read.output,
                 format!("account {id} is no longer connected (GET /v1/accounts leaves it out): it is no longer read; its rows are kept"),
@@ -340,22 +409,17 @@ impl<'a> Following<'a> {
             .await?;
             self.mark(&id, Status::Deauthorized, None, None).await?;
         }
-        let at_once = accounts_at_once(self.read);
         for id in listed {
-            if id == platform
-                || self.followers.contains_key(&id)
-                || self.reading.is_reading(&id)
-                || self.queued.contains(&id)
-            {
-                continue;
+            // A newcomer, one listed again after it departed, or one whose read failed is
+            // read; one Stripe refused waits for the next run (or its authorization event).
+            let again = match roster.get(&id).map(|e| e.status) {
+                None | Some(Status::Deauthorized | Status::Failed) => true,
+                Some(Status::Active | Status::Unavailable) => false,
+            };
+            if id != platform && again && !self.followers.contains_key(&id) {
+                tracing::info!(account = %id, "live: listed and not followed; reading it");
+                self.queue(&id);
             }
-            // Read and active already (its events off): only a newcomer, one that connected
-            // again, or one whose read failed is read.
-            if roster.get(&id).is_some_and(|e| e.status == Status::Active) {
-                continue;
-            }
-            tracing::info!(account = %id, "live: newly listed; reading it");
-            self.reading.start(self.read, &id, at_once, self.merger);
         }
         Ok(())
     }

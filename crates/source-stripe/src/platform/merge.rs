@@ -86,8 +86,12 @@ pub(crate) struct Merger {
     /// Live: a stream's end is reported as soon as every account that started it has ended
     /// it (accounts keep coming), not only at the end.
     eager_ends: bool,
-    /// Accounts whose reads were stopped before they ended: their late statuses are dropped.
+    /// Accounts whose reads were stopped before they ended: whatever they send later is
+    /// dropped (a state covers only records sent before it, so none is left uncovered).
     abandoned: BTreeSet<String>,
+    /// Per account, the streams it started and has not completed or skipped (a failed one
+    /// stays): kept apart from `ends`, which reporting a settled stream clears.
+    unfinished: BTreeMap<String, BTreeSet<String>>,
 }
 
 impl Merger {
@@ -101,6 +105,7 @@ impl Merger {
             ends: BTreeMap::new(),
             eager_ends: false,
             abandoned: BTreeSet::new(),
+            unfinished: BTreeMap::new(),
         }
     }
 
@@ -110,6 +115,9 @@ impl Merger {
         account: &str,
         outgoing: Outgoing,
     ) -> Result<(), OutputClosed> {
+        if self.abandoned.contains(account) {
+            return Ok(());
+        }
         let message = match outgoing {
             Outgoing::Message(message) => message,
             line @ Outgoing::RecordLine(_) => return self.output.pass(line).await,
@@ -142,8 +150,17 @@ impl Merger {
                 self.states.globals.insert(account.to_owned(), state.data);
                 self.dirty.insert(None);
             }
-            Message::StreamStatus(_) if self.abandoned.contains(account) => {}
             Message::StreamStatus(status) => {
+                let unfinished = self.unfinished.entry(account.to_owned()).or_default();
+                match &status.kind {
+                    StreamStatusKind::Start { .. } => {
+                        unfinished.insert(status.stream.clone());
+                    }
+                    StreamStatusKind::Complete {} | StreamStatusKind::Skip { .. } => {
+                        unfinished.remove(&status.stream);
+                    }
+                    StreamStatusKind::Error { .. } | StreamStatusKind::RangeComplete { .. } => {}
+                }
                 let ends = self.ends.entry(status.stream.clone()).or_default();
                 let who = account.to_owned();
                 match status.kind {
@@ -192,6 +209,14 @@ impl Merger {
         self.report_settled().await
     }
 
+    /// The last states, and no stream's end: the run was stopped before every account was
+    /// read, so no stream is complete over all of them.
+    pub(crate) async fn finish_unended(&mut self) -> Result<(), OutputClosed> {
+        self.send_due(true).await?;
+        self.ends.clear();
+        Ok(())
+    }
+
     /// Reports the end of every stream every account has ended, after the states so far.
     async fn report_settled(&mut self) -> Result<(), OutputClosed> {
         let settled: Vec<String> = self
@@ -216,6 +241,7 @@ impl Merger {
     /// at the end of the run), and it resumes at the next run from its last state.
     pub(crate) fn abandon(&mut self, account: &str) {
         self.abandoned.insert(account.to_owned());
+        self.unfinished.remove(account);
         for ends in self.ends.values_mut() {
             if !ends.has_ended(account) {
                 ends.started.remove(account);
@@ -240,15 +266,10 @@ impl Merger {
 
     /// The streams `account` started that did not end complete or skipped.
     pub(crate) fn unfinished(&self, account: &str) -> Vec<&str> {
-        self.ends
-            .iter()
-            .filter(|(_, ends)| {
-                ends.started.contains(account)
-                    && !ends.complete.contains(account)
-                    && !ends.skipped.iter().any(|(who, _)| who == account)
-            })
-            .map(|(stream, _)| stream.as_str())
-            .collect()
+        self.unfinished
+            .get(account)
+            .map(|streams| streams.iter().map(String::as_str).collect())
+            .unwrap_or_default()
     }
 
     fn stream_value(&self, stream: &str) -> Value {
@@ -350,6 +371,52 @@ mod tests {
 
     fn state(message: SourceState) -> Outgoing {
         Outgoing::Message(Message::SourceState(message))
+    }
+
+    #[tokio::test]
+    async fn live_a_settled_stream_is_reported_at_once_and_an_accounts_failure_is_remembered() {
+        let buffer = Buffer::default();
+        let (output, thread) = Output::spawn(buffer.clone());
+        let mut merger = Merger::new("acct_p".into(), output.clone(), Saved::default());
+        merger.report_ends_as_they_settle().await.unwrap();
+        let start = || StreamStatusKind::Start { time_range: None };
+        for account in ["acct_p", "acct_n"] {
+            merger
+                .take(account, status("customers", start()))
+                .await
+                .unwrap();
+        }
+        merger
+            .take("acct_p", status("customers", StreamStatusKind::Complete {}))
+            .await
+            .unwrap();
+        let error = StreamStatusKind::Error {
+            error: "500 after retries".into(),
+        };
+        merger
+            .take("acct_n", status("customers", error))
+            .await
+            .unwrap();
+        // Settled, so reported; the newcomer's failure still tells its roster entry.
+        assert_eq!(merger.unfinished("acct_n"), ["customers"]);
+        assert!(merger.unfinished("acct_p").is_empty());
+        // A read stopped before it ended: nothing it sends later counts.
+        merger.abandon("acct_late");
+        merger
+            .take("acct_late", status("customers", start()))
+            .await
+            .unwrap();
+        merger.finish().await.unwrap();
+        drop(merger);
+        assert!(!thread.finish(output));
+        let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        let statuses: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|m| m["type"] == "stream_status")
+            .map(|m| m["stream_status"]["status"].clone())
+            .collect();
+        assert_eq!(statuses, [json!("start"), json!("error")], "{text}");
     }
 
     #[tokio::test]

@@ -34,6 +34,9 @@ use crate::error::{ErrorKind, fatal};
 use crate::plan::warn;
 use crate::read::Following;
 
+/// The accounts whose reads failed (and were not read since), with why.
+type Failed = std::collections::BTreeMap<String, String>;
+
 /// Accounts read at once, at least: a few, so that one waiting on a slow page does not leave
 /// the budget idle. At most as many as the key needs requests in flight to keep its rate limit
 /// busy (each account's read waits on one request at a time when its streams are small), and
@@ -158,14 +161,21 @@ pub(crate) async fn read(
         catalog,
         output: output.clone(),
     });
-    let failed = if ctx.config.live {
+    let (failed, every_account_read) = if ctx.config.live {
         live::Following::new(&ctx, &merger, &roster_out)
             .run(accounts.clone(), started)
             .await?
     } else {
-        read_accounts(&ctx, &accounts, &merger, &roster_out, started).await?
+        (
+            read_accounts(&ctx, &accounts, &merger, &roster_out, started).await?,
+            true,
+        )
     };
-    merger.lock().await.finish().await?;
+    if every_account_read {
+        merger.lock().await.finish().await?;
+    } else {
+        merger.lock().await.finish_unended().await?;
+    }
     if roster_selected {
         output
             .stream_status(roster::STREAM, StreamStatusKind::Complete {})
@@ -174,11 +184,14 @@ pub(crate) async fn read(
     if failed.is_empty() {
         return Ok(());
     }
+    let named: Vec<String> = failed
+        .iter()
+        .map(|(id, why)| format!("{id} ({why})"))
+        .collect();
     Err(ConnectorError::transient(format!(
-        "{} of {} accounts were not read to the end: {}; the others were, and every account's progress is saved",
+        "{} accounts were not read to the end: {}; the others were, and every account's progress is saved",
         failed.len(),
-        accounts.len(),
-        failed.join(", ")
+        named.join(", ")
     )))
 }
 
@@ -228,10 +241,18 @@ impl Reading {
     }
 
     /// Stops every read going on; returns their accounts.
-    async fn stop(&mut self) -> Vec<String> {
+    /// Stops every read going on: returns the accounts whose reads were cut short, and how
+    /// the reads that had already ended went.
+    async fn stop(&mut self) -> (Vec<String>, Vec<(String, Outcome)>) {
         self.tasks.abort_all();
-        while self.tasks.join_next().await.is_some() {}
-        std::mem::take(&mut self.ids).into_values().collect()
+        let mut ended = Vec::new();
+        while let Some(joined) = self.tasks.join_next_with_id().await {
+            if let Ok((task, (id, Ok(outcome)))) = joined {
+                self.ids.remove(&task);
+                ended.push((id, outcome));
+            }
+        }
+        (std::mem::take(&mut self.ids).into_values().collect(), ended)
     }
 
     fn is_reading(&self, id: &str) -> bool {
@@ -271,10 +292,10 @@ async fn read_accounts(
     merger: &Arc<Mutex<Merger>>,
     roster_out: &RosterOut,
     started: i64,
-) -> Result<Vec<String>, ConnectorError> {
+) -> Result<Failed, ConnectorError> {
     let mut waiting = accounts.iter();
     let mut reading = Reading::default();
-    let mut failed = Vec::new();
+    let mut failed = Failed::new();
     loop {
         let at_once = accounts_at_once(ctx);
         while reading.len() < at_once
@@ -360,13 +381,14 @@ impl AccountRead {
         id: &str,
         outcome: Outcome,
         started: i64,
-        failed: &mut Vec<String>,
+        failed: &mut Failed,
     ) -> Result<Option<Box<Follower>>, ConnectorError> {
         let mut merger = merger.lock().await;
         let mut follower = None;
         let entry = match outcome {
             Outcome::Read(account, following) => {
                 follower = following;
+                failed.remove(id);
                 read_entry(&merger, id, &account, started)
             }
             Outcome::Unavailable(why) => {
@@ -374,7 +396,7 @@ impl AccountRead {
                 ended_entry(&merger, id, Status::Unavailable, why)
             }
             Outcome::Failed(why) => {
-                failed.push(format!("{id} ({why})"));
+                failed.insert(id.to_owned(), why.clone());
                 merger.account_failed(id, &self.stream_names(), &why);
                 ended_entry(&merger, id, Status::Failed, why)
             }
@@ -521,6 +543,12 @@ async fn forwarded(
         .await
         .map_err(|e| ConnectorError::system(format!("merging account {id}'s messages: {e}")))??;
     Ok(())
+}
+
+/// Answers to a followed account's polling that say the platform may no longer read it (its
+/// access revoked, the account gone); any other failure is tried again at its next turn.
+fn revoked(kind: ErrorKind) -> bool {
+    matches!(kind, ErrorKind::Forbidden | ErrorKind::NotFound)
 }
 
 /// Answers that say the platform may not act on the account (access revoked, the account
