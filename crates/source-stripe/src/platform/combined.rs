@@ -151,17 +151,7 @@ pub(crate) fn accounts(state: &SourceStateSet) -> Option<Value> {
         .unwrap_or_default();
     let listed: Vec<Value> = roster
         .iter()
-        .map(|(account, entry)| {
-            json!({
-                "account_id": account,
-                "is_platform": account == platform,
-                "status": entry.status,
-                "connected_at": entry.connected_at,
-                "deauthorized_at": entry.deauthorized_at,
-                "last_synced_at": entry.last_synced_at,
-                "error": entry.error,
-            })
-        })
+        .map(|(account, entry)| super::roster::view(platform, account, entry))
         .collect();
     Some(json!({"platform": platform, "accounts": listed}))
 }

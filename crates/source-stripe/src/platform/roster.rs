@@ -89,19 +89,25 @@ pub(crate) fn stream(platform: &str) -> Stream {
     stream
 }
 
-/// The record of one account.
-pub(crate) fn record(platform: &str, account: &str, entry: &Entry, now: i64) -> Value {
+/// What is known of one account, as its record and the service's view show it.
+pub(crate) fn view(platform: &str, account: &str, entry: &Entry) -> Value {
     json!({
         "account_id": account,
-        ACCOUNT_ID: platform,
         "is_platform": account == platform,
         "status": entry.status,
         "connected_at": entry.connected_at,
         "deauthorized_at": entry.deauthorized_at,
         "last_synced_at": entry.last_synced_at,
         "error": entry.error,
-        UPDATED_AT: now,
     })
+}
+
+/// The record of one account.
+pub(crate) fn record(platform: &str, account: &str, entry: &Entry, now: i64) -> Value {
+    let mut record = view(platform, account, entry);
+    record[ACCOUNT_ID] = json!(platform);
+    record[UPDATED_AT] = json!(now);
+    record
 }
 
 /// The catalog without the roster's stream, and whether it was selected.
