@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
 use sync_connector::{Outgoing, Output, OutputClosed};
-use sync_protocol::{Message, SourceState, SourceStateSet, StreamStatusKind};
+use sync_protocol::{Message, SourceState, SourceStateSet, StreamStatus, StreamStatusKind};
 
 use super::combined::{self, Saved};
 use super::roster::Entry;
@@ -151,43 +151,8 @@ impl Merger {
                 self.dirty.insert(None);
             }
             Message::StreamStatus(status) => {
-                let unfinished = self.unfinished.entry(account.to_owned()).or_default();
-                match &status.kind {
-                    StreamStatusKind::Start { .. } => {
-                        unfinished.insert(status.stream.clone());
-                    }
-                    StreamStatusKind::Complete {} | StreamStatusKind::Skip { .. } => {
-                        unfinished.remove(&status.stream);
-                    }
-                    StreamStatusKind::Error { .. } | StreamStatusKind::RangeComplete { .. } => {}
-                }
-                let ends = self.ends.entry(status.stream.clone()).or_default();
-                let who = account.to_owned();
-                match status.kind {
-                    StreamStatusKind::Start { .. } => {
-                        let first = ends.started.is_empty();
-                        ends.started.insert(who);
-                        if first {
-                            return self.output.emit(Message::StreamStatus(status)).await;
-                        }
-                    }
-                    StreamStatusKind::RangeComplete { .. } => {
-                        // Progress within one account's range says nothing of the others'.
-                        if account == self.platform {
-                            return self.output.emit(Message::StreamStatus(status)).await;
-                        }
-                    }
-                    StreamStatusKind::Complete {} => {
-                        ends.complete.insert(who);
-                    }
-                    StreamStatusKind::Skip { reason } => {
-                        tracing::info!(account, stream = %status.stream, "skipped: {reason}");
-                        ends.skipped.push((who, reason));
-                    }
-                    StreamStatusKind::Error { error } => {
-                        tracing::warn!(account, stream = %status.stream, "failed: {error}");
-                        ends.failed.push((who, error));
-                    }
+                if let Some(now) = self.record_status(account, status) {
+                    return self.output.emit(Message::StreamStatus(now)).await;
                 }
             }
             Message::Log(mut log) if account != self.platform => {
@@ -200,6 +165,46 @@ impl Merger {
             self.report_settled().await?;
         }
         self.send_due(false).await
+    }
+
+    /// Records one account's stream status; the status to send at once, if any (a stream's
+    /// first start, the platform's progress within its ranges).
+    fn record_status(&mut self, account: &str, status: StreamStatus) -> Option<StreamStatus> {
+        let unfinished = self.unfinished.entry(account.to_owned()).or_default();
+        match &status.kind {
+            StreamStatusKind::Start { .. } => {
+                unfinished.insert(status.stream.clone());
+            }
+            StreamStatusKind::Complete {} | StreamStatusKind::Skip { .. } => {
+                unfinished.remove(&status.stream);
+            }
+            StreamStatusKind::Error { .. } | StreamStatusKind::RangeComplete { .. } => {}
+        }
+        let ends = self.ends.entry(status.stream.clone()).or_default();
+        let who = account.to_owned();
+        match status.kind {
+            StreamStatusKind::Start { .. } => {
+                let first = ends.started.is_empty();
+                ends.started.insert(who);
+                return first.then_some(status);
+            }
+            // Progress within one account's range says nothing of the others'.
+            StreamStatusKind::RangeComplete { .. } => {
+                return (account == self.platform).then_some(status);
+            }
+            StreamStatusKind::Complete {} => {
+                ends.complete.insert(who);
+            }
+            StreamStatusKind::Skip { reason } => {
+                tracing::info!(account, stream = %status.stream, "skipped: {reason}");
+                ends.skipped.push((who, reason));
+            }
+            StreamStatusKind::Error { error } => {
+                tracing::warn!(account, stream = %status.stream, "failed: {error}");
+                ends.failed.push((who, error));
+            }
+        }
+        None
     }
 
     /// From now on (live), each stream's end is reported once every account that started it
@@ -348,7 +353,6 @@ mod tests {
     use std::sync::{Arc, Mutex as StdMutex};
 
     use serde_json::json;
-    use sync_protocol::StreamStatus;
 
     use super::*;
 

@@ -458,30 +458,7 @@ impl AccountRead {
             (account, config)
         };
         let state = merger.lock().await.part(id);
-        let (relay, mut relayed) = self.output.relay(RELAY_QUEUE);
-        // A task of its own: the merger's lock is held across sends to stdout, and whoever
-        // waits for it (the loop over accounts) must never be what keeps the holder from
-        // running.
-        // A flush asks the task to say when it has handed on every message sent before.
-        let (flush, mut flushes) = mpsc::channel::<oneshot::Sender<()>>(1);
-        let forward = tokio::spawn({
-            let id = id.to_owned();
-            async move {
-                loop {
-                    tokio::select! {
-                        biased;
-                        outgoing = relayed.recv() => match outgoing {
-                            Some(outgoing) => merger.lock().await.take(&id, outgoing).await?,
-                            None => break,
-                        },
-                        Some(done) = flushes.recv() => {
-                            let _ = done.send(());
-                        }
-                    }
-                }
-                Ok::<(), sync_connector::OutputClosed>(())
-            }
-        });
+        let (relay, forward, flush) = merged_relay(&self.output, id, merger);
         let result = crate::read::read_account(
             &config,
             client,
@@ -515,6 +492,40 @@ impl AccountRead {
             Some(Box::new(Follower { following, forward })),
         ))
     }
+}
+
+/// A relay of `output` for `id`'s read, whose messages a task of its own hands to the merger:
+/// the merger's lock is held across sends to stdout, and whoever waits for it (the loop over
+/// accounts) must never be what keeps the holder from running. A flush asks the task to say
+/// when it has handed on every message sent before.
+fn merged_relay(
+    output: &Output,
+    id: &str,
+    merger: Arc<Mutex<Merger>>,
+) -> (
+    Output,
+    JoinHandle<Result<(), OutputClosed>>,
+    mpsc::Sender<oneshot::Sender<()>>,
+) {
+    let (relay, mut relayed) = output.relay(RELAY_QUEUE);
+    let (flush, mut flushes) = mpsc::channel::<oneshot::Sender<()>>(1);
+    let id = id.to_owned();
+    let forward = tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                biased;
+                outgoing = relayed.recv() => match outgoing {
+                    Some(outgoing) => merger.lock().await.take(&id, outgoing).await?,
+                    None => break,
+                },
+                Some(done) = flushes.recv() => {
+                    let _ = done.send(());
+                }
+            }
+        }
+        Ok(())
+    });
+    (relay, forward, flush)
 }
 
 /// An account followed live after its read: where its events stand, and the task that hands
